@@ -1,0 +1,225 @@
+//! `btcpeer decode` (R-C4): v1 frames as hex in, each message's fields out.
+
+use std::io::{BufRead, Write};
+
+use btcpeer::bitcoin::hex::{DisplayHex, FromHex};
+use btcpeer::network::{Magic, Network};
+use btcpeer::wire::frame::{self, FrameHeader, HEADER_LEN};
+use btcpeer::wire::{DecodeError, FrameError, Message};
+use bytes::{Bytes, BytesMut};
+use serde_json::{Value, json};
+
+use crate::fields::message_fields;
+use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+
+#[derive(clap::Args)]
+pub struct DecodeArgs {
+    /// Frames as hex; `-` (or nothing) reads one hex string per line from stdin. A string may hold
+    /// several frames back to back.
+    hex: Vec<String>,
+    /// Network whose magic the frames carry: mainnet, testnet3, testnet4, signet, regtest, simnet.
+    #[arg(long, default_value = "mainnet")]
+    network: String,
+    /// Custom network magic as 8 hex digits (overrides --network), e.g. e3e1f3e8.
+    #[arg(long)]
+    magic: Option<String>,
+    /// Largest payload accepted, in bytes (default 4,000,000).
+    #[arg(long)]
+    max_payload: Option<u32>,
+    /// Also print `reencoded_hex`: the frame encoded again from the decoded message.
+    #[arg(long)]
+    reencode: bool,
+    /// One JSON object per line instead of readable text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn network_of(args: &DecodeArgs) -> Result<Network, String> {
+    let mut net = match &args.magic {
+        Some(hex) => {
+            let bytes = <[u8; 4]>::from_hex(hex).map_err(|e| format!("--magic {hex:?}: {e}"))?;
+            Network::custom("custom", Magic::from_bytes(bytes), 0)
+        }
+        None => args.network.parse::<Network>().map_err(|e| e.to_string())?,
+    };
+    if let Some(max) = args.max_payload {
+        net = net.with_max_payload(max);
+    }
+    Ok(net)
+}
+
+/// The error's variant name, for scripts.
+fn error_kind(e: &DecodeError) -> String {
+    match e {
+        DecodeError::Frame(f) => match f {
+            FrameError::PayloadTooLarge { .. } => "payload_too_large",
+            FrameError::WrongMagic { .. } => "wrong_magic",
+            FrameError::InvalidCommand { .. } => "invalid_command",
+            FrameError::CommandPayloadTooLarge { .. } => "command_payload_too_large",
+            FrameError::BadChecksum { .. } => "bad_checksum",
+            FrameError::Truncated { .. } => "truncated",
+            _ => "frame",
+        }
+        .to_string(),
+        DecodeError::Payload(p) => format!("payload.{}", p.field),
+    }
+}
+
+struct Printer<W: Write> {
+    out: W,
+    json: bool,
+}
+
+impl<W: Write> Printer<W> {
+    fn emit(&mut self, event: Value) {
+        let _ = if self.json { writeln!(self.out, "{event}") } else { writeln!(self.out, "{}", human(&event)) };
+    }
+}
+
+fn human(event: &Value) -> String {
+    let mut s = String::new();
+    let idx = &event["index"];
+    if event["event"] == "error" {
+        s.push_str(&format!(
+            "#{idx} error ({}): {}",
+            event["kind"].as_str().unwrap_or(""),
+            event["reason"].as_str().unwrap_or("")
+        ));
+        return s;
+    }
+    s.push_str(&format!(
+        "#{idx} {} ({} payload bytes, checksum {})",
+        event["command"].as_str().unwrap_or(""),
+        event["payload_size"],
+        if event["checksum_ok"] == true { "ok" } else { "BAD" }
+    ));
+    if let Some(obj) = event["fields"].as_object() {
+        for (k, v) in obj {
+            let text = match v {
+                Value::String(t) => t.clone(),
+                other => other.to_string(),
+            };
+            s.push_str(&format!("\n  {k}: {text}"));
+        }
+    }
+    if let Some(hex) = event["reencoded_hex"].as_str() {
+        s.push_str(&format!("\n  reencoded_hex: {hex}"));
+    }
+    s
+}
+
+/// Decodes every frame in one hex string; returns whether all decoded.
+fn decode_input<W: Write>(text: &str, index: &mut usize, net: &Network, args: &DecodeArgs, p: &mut Printer<W>) -> bool {
+    let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = match Vec::<u8>::from_hex(&cleaned) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => {
+            p.emit(json!({"event": "error", "index": *index, "kind": "invalid_hex", "reason": e.to_string()}));
+            *index += 1;
+            return false;
+        }
+    };
+    let mut rest = bytes;
+    let mut all_ok = true;
+    loop {
+        let i = *index;
+        *index += 1;
+        match decode_one(&rest, net, args) {
+            Ok((event, used)) => {
+                let mut event = event;
+                event["index"] = json!(i);
+                p.emit(event);
+                rest = rest.slice(used..);
+            }
+            Err(e) => {
+                let mut event = json!({"event": "error", "index": i, "kind": error_kind(&e), "reason": e.to_string()});
+                if let DecodeError::Frame(FrameError::BadChecksum { command, .. }) = &e {
+                    event["command"] = json!(command.as_str());
+                    event["checksum_ok"] = json!(false);
+                }
+                if let DecodeError::Payload(pe) = &e {
+                    event["command"] = json!(pe.command.as_str());
+                    event["field"] = json!(pe.field);
+                }
+                p.emit(event);
+                // A frame whose header was readable can be skipped; anything else ends this input.
+                match skip_len(&rest, net) {
+                    Some(used)
+                        if matches!(
+                            e,
+                            DecodeError::Payload(_) | DecodeError::Frame(FrameError::BadChecksum { .. })
+                        ) =>
+                    {
+                        rest = rest.slice(used..);
+                        all_ok = false;
+                    }
+                    _ => return false,
+                }
+            }
+        }
+        if rest.is_empty() {
+            return all_ok;
+        }
+    }
+}
+
+fn skip_len(input: &Bytes, net: &Network) -> Option<usize> {
+    let raw = <&[u8; HEADER_LEN]>::try_from(input.get(..HEADER_LEN)?).ok()?;
+    let header = FrameHeader::parse(raw, net).ok()?;
+    let end = HEADER_LEN + header.length as usize;
+    (input.len() >= end).then_some(end)
+}
+
+fn decode_one(input: &Bytes, net: &Network, args: &DecodeArgs) -> Result<(Value, usize), DecodeError> {
+    let (raw, used) = frame::decode_frame(input, net)?;
+    let msg = raw.decode()?;
+    let mut event = json!({
+        "event": "message",
+        "command": raw.command.as_str(),
+        "payload_size": raw.payload.len(),
+        "checksum_ok": true,
+        "fields": message_fields(&msg),
+    });
+    if args.reencode {
+        event["reencoded_hex"] = json!(reencode(&msg, net));
+    }
+    Ok((event, used))
+}
+
+fn reencode(msg: &Message, net: &Network) -> Value {
+    let mut buf = BytesMut::new();
+    match frame::encode_frame(msg, net, &mut buf) {
+        Ok(_) => json!(buf.to_lower_hex_string()),
+        Err(e) => json!(format!("error: {e}")),
+    }
+}
+
+pub fn run(args: DecodeArgs) -> u8 {
+    let net = match network_of(&args) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("btcpeer decode: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut printer = Printer { out: std::io::stdout().lock(), json: args.json };
+    let mut index = 0;
+    let mut ok = true;
+    let from_stdin = args.hex.is_empty() || args.hex.iter().any(|h| h == "-");
+    for h in args.hex.iter().filter(|h| *h != "-") {
+        ok &= decode_input(h, &mut index, &net, &args, &mut printer);
+    }
+    if from_stdin {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else {
+                eprintln!("btcpeer decode: could not read stdin");
+                return EXIT_FAILURE;
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            ok &= decode_input(&line, &mut index, &net, &args, &mut printer);
+        }
+    }
+    if ok { EXIT_OK } else { EXIT_FAILURE }
+}

@@ -1,0 +1,219 @@
+//! Every message's fields as JSON, for `btcpeer decode` and the `recv` events of other subcommands.
+
+use btcpeer::bitcoin::hashes::Hash;
+use btcpeer::bitcoin::hex::DisplayHex;
+use btcpeer::bitcoin::p2p::address::AddrV2;
+use btcpeer::bitcoin::p2p::{Address, ServiceFlags};
+use btcpeer::bitcoin::{Transaction, block::Header};
+use btcpeer::wire::{Inventory, Message};
+use serde_json::{Value, json};
+
+/// The names of the service bits that are set.
+pub fn service_names(services: ServiceFlags) -> Vec<&'static str> {
+    let table = [
+        (ServiceFlags::NETWORK, "NETWORK"),
+        (ServiceFlags::GETUTXO, "GETUTXO"),
+        (ServiceFlags::BLOOM, "BLOOM"),
+        (ServiceFlags::WITNESS, "WITNESS"),
+        (ServiceFlags::COMPACT_FILTERS, "COMPACT_FILTERS"),
+        (ServiceFlags::NETWORK_LIMITED, "NETWORK_LIMITED"),
+        (ServiceFlags::P2P_V2, "P2P_V2"),
+    ];
+    table.iter().filter(|(f, _)| services.has(*f)).map(|&(_, n)| n).collect()
+}
+
+fn rev_hex(bytes: [u8; 32]) -> String {
+    let mut b = bytes;
+    b.reverse();
+    b.to_lower_hex_string()
+}
+
+fn address(a: &Address) -> Value {
+    let ip = std::net::Ipv6Addr::from(a.address);
+    let ip = ip.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_else(|| ip.to_string());
+    json!({"services": a.services.to_u64(), "ip": ip, "port": a.port})
+}
+
+fn addrv2(a: &AddrV2) -> (&'static str, String) {
+    match a {
+        AddrV2::Ipv4(ip) => ("ipv4", ip.to_string()),
+        AddrV2::Ipv6(ip) => ("ipv6", ip.to_string()),
+        AddrV2::TorV2(b) => ("torv2", b.to_lower_hex_string()),
+        AddrV2::TorV3(b) => ("torv3", b.to_lower_hex_string()),
+        AddrV2::I2p(b) => ("i2p", b.to_lower_hex_string()),
+        AddrV2::Cjdns(ip) => ("cjdns", ip.to_string()),
+        AddrV2::Unknown(id, b) => ("unknown", format!("{id}:{}", b.to_lower_hex_string())),
+    }
+}
+
+fn inventory(items: &[Inventory]) -> Value {
+    let list: Vec<Value> = items
+        .iter()
+        .map(|i| json!({"type": i.inv_type(), "type_name": i.type_name(), "hash": rev_hex(i.hash_bytes())}))
+        .collect();
+    json!({"count": items.len(), "inventory": list})
+}
+
+fn header(h: &Header) -> Value {
+    json!({
+        "hash": h.block_hash().to_string(),
+        "version": h.version.to_consensus(),
+        "prev": h.prev_blockhash.to_string(),
+        "merkle_root": h.merkle_root.to_string(),
+        "time": h.time,
+        "bits": format!("{:#010x}", h.bits.to_consensus()),
+        "nonce": h.nonce,
+    })
+}
+
+fn tx(t: &Transaction) -> Value {
+    json!({
+        "txid": t.compute_txid().to_string(),
+        "wtxid": t.compute_wtxid().to_string(),
+        "version": t.version.0,
+        "inputs": t.input.len(),
+        "outputs": t.output.len(),
+        "size": t.total_size(),
+        "weight": t.weight().to_wu(),
+        "locktime": t.lock_time.to_consensus_u32(),
+    })
+}
+
+fn hashes<'a>(it: impl Iterator<Item = [u8; 32]> + 'a) -> Vec<String> {
+    it.map(rev_hex).collect()
+}
+
+/// The message's fields as a JSON object.
+pub fn message_fields(msg: &Message) -> Value {
+    match msg {
+        Message::Version(v) => json!({
+            "version": v.version,
+            "services": v.services.to_u64(),
+            "service_names": service_names(v.services),
+            "timestamp": v.timestamp,
+            "addr_recv": address(&v.receiver),
+            "addr_from": address(&v.sender),
+            "nonce": v.nonce,
+            "user_agent": v.user_agent,
+            "start_height": v.start_height,
+            "relay": v.relay,
+            "fields_present": format!("{:?}", v.tail),
+        }),
+        Message::Addr(list) => {
+            let addrs: Vec<Value> = list
+                .iter()
+                .map(|(time, a)| {
+                    let mut v = address(a);
+                    v["time"] = json!(time);
+                    v
+                })
+                .collect();
+            json!({"count": list.len(), "addrs": addrs})
+        }
+        Message::AddrV2(list) => {
+            let addrs: Vec<Value> = list
+                .iter()
+                .map(|a| {
+                    let (net, addr) = addrv2(&a.addr);
+                    json!({"time": a.time, "services": a.services.to_u64(), "net": net, "addr": addr, "port": a.port})
+                })
+                .collect();
+            json!({"count": list.len(), "addrs": addrs})
+        }
+        Message::Inv(items) | Message::GetData(items) | Message::NotFound(items) => inventory(items),
+        Message::GetBlocks(m) => json!({
+            "version": m.version,
+            "locator": m.locator_hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+            "stop_hash": m.stop_hash.to_string(),
+        }),
+        Message::GetHeaders(m) => json!({
+            "version": m.version,
+            "locator": m.locator_hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+            "stop_hash": m.stop_hash.to_string(),
+        }),
+        Message::Headers(list) => json!({
+            "count": list.len(),
+            "headers": list.iter().map(header).collect::<Vec<_>>(),
+        }),
+        Message::Block(b) => {
+            let mut v = header(&b.header);
+            v["tx_count"] = json!(b.txdata.len());
+            v["size"] = json!(b.total_size());
+            v["weight"] = json!(b.weight().to_wu());
+            v["transactions"] = json!(b.txdata.iter().map(tx).collect::<Vec<_>>());
+            v
+        }
+        Message::Tx(t) => tx(t),
+        Message::Ping(n) | Message::Pong(n) => json!({"nonce": n}),
+        Message::Reject(r) => json!({
+            "message": r.message,
+            "code": r.code.0,
+            "code_name": r.code.name(),
+            "reason": r.reason,
+            "hash": r.hash.map(rev_hex),
+        }),
+        Message::FeeFilter(rate) => json!({"feerate_sat_per_kvb": rate}),
+        Message::FilterLoad(f) => json!({
+            "filter": f.filter.to_lower_hex_string(),
+            "size": f.filter.len(),
+            "hash_funcs": f.hash_funcs,
+            "tweak": f.tweak,
+            "flags": f.flags,
+        }),
+        Message::FilterAdd(f) => json!({"data": f.data.to_lower_hex_string()}),
+        Message::MerkleBlock(m) => {
+            let mut v = header(&m.header);
+            v["total_transactions"] = json!(m.txn.num_transactions());
+            v["hashes"] = json!(hashes(m.txn.hashes().iter().map(|h| h.to_byte_array())));
+            v["flag_bits"] = json!(m.txn.bits().iter().map(|&b| u8::from(b)).collect::<Vec<_>>());
+            v
+        }
+        Message::SendCmpct(s) => json!({"announce": s.send_compact, "version": s.version}),
+        Message::CmpctBlock(c) => json!({
+            "block_hash": c.header.block_hash().to_string(),
+            "header": header(&c.header),
+            "nonce": c.nonce,
+            "short_id_count": c.short_ids.len(),
+            "prefilled": c.prefilled_txs.iter().map(|p| json!({"index": p.idx, "txid": p.tx.compute_txid().to_string()})).collect::<Vec<_>>(),
+        }),
+        Message::GetBlockTxn(r) => {
+            json!({"block_hash": r.block_hash.to_string(), "indexes": r.indexes})
+        }
+        Message::BlockTxn(b) => json!({
+            "block_hash": b.block_hash.to_string(),
+            "transactions": b.transactions.iter().map(tx).collect::<Vec<_>>(),
+        }),
+        Message::GetCFilters(m) => {
+            json!({"filter_type": m.filter_type, "start_height": m.start_height, "stop_hash": m.stop_hash.to_string()})
+        }
+        Message::GetCFHeaders(m) => {
+            json!({"filter_type": m.filter_type, "start_height": m.start_height, "stop_hash": m.stop_hash.to_string()})
+        }
+        Message::GetCFCheckpt(m) => {
+            json!({"filter_type": m.filter_type, "stop_hash": m.stop_hash.to_string()})
+        }
+        Message::CFilter(m) => json!({
+            "filter_type": m.filter_type,
+            "block_hash": m.block_hash.to_string(),
+            "filter": m.filter.to_lower_hex_string(),
+        }),
+        Message::CFHeaders(m) => json!({
+            "filter_type": m.filter_type,
+            "stop_hash": m.stop_hash.to_string(),
+            "previous_filter_header": rev_hex(m.previous_filter_header.to_byte_array()),
+            "filter_hashes": hashes(m.filter_hashes.iter().map(|h| h.to_byte_array())),
+        }),
+        Message::CFCheckpt(m) => json!({
+            "filter_type": m.filter_type,
+            "stop_hash": m.stop_hash.to_string(),
+            "filter_headers": hashes(m.filter_headers.iter().map(|h| h.to_byte_array())),
+        }),
+        Message::SendTxRcncl(m) => json!({"version": m.version, "salt": m.salt}),
+        Message::Unknown { command, payload } => {
+            json!({"unknown_command": command.as_str(), "payload": payload.to_lower_hex_string()})
+        }
+        // Messages without fields (verack, sendaddrv2, mempool, getaddr, sendheaders, filterclear,
+        // wtxidrelay) and any added later.
+        _ => json!({}),
+    }
+}

@@ -1,0 +1,125 @@
+//! The v1 (plaintext) frame codec for `tokio_util::codec::Framed`, `FramedRead` and `FramedWrite`.
+//!
+//! Decoding checks each header (R-W3) as soon as its 24 bytes are in, before reserving room for the
+//! payload; payload room is then reserved in steps of at most 256 KiB as bytes arrive (as Bitcoin
+//! Core does), so a frame that announces 4 MB and sends nothing costs nothing. The checksum is
+//! computed once, and the payload is split off the read buffer as `Bytes` (no copy). Encoding writes
+//! the header placeholder and payload straight into the codec's write buffer and patches the header.
+//!
+//! ```
+//! use btcpeer::network::Network;
+//! use btcpeer::transport::v1::V1Codec;
+//! use btcpeer::wire::Message;
+//! use tokio_util::codec::{Decoder, Encoder};
+//!
+//! let mut codec = V1Codec::new(Network::REGTEST);
+//! let mut buf = bytes::BytesMut::new();
+//! codec.encode(&Message::Verack, &mut buf).unwrap();
+//! codec.encode(&Message::Ping(9), &mut buf).unwrap();
+//! let first = codec.decode(&mut buf).unwrap().unwrap();
+//! let second = codec.decode(&mut buf).unwrap().unwrap();
+//! assert_eq!(first.decode().unwrap(), Message::Verack);
+//! assert_eq!(second.decode().unwrap(), Message::Ping(9));
+//! assert!(codec.decode(&mut buf).unwrap().is_none());
+//! ```
+
+use std::io;
+
+use bytes::{Buf, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::network::Network;
+use crate::wire::frame::{self, FrameHeader, HEADER_LEN, RawFrame};
+use crate::wire::{EncodeError, FrameError, Message};
+
+/// Payload room is reserved in steps of at most this many bytes.
+const RESERVE_STEP: usize = 256 * 1024;
+
+/// An error from the v1 codec.
+#[derive(Debug, thiserror::Error)]
+pub enum V1Error {
+    /// A frame was refused.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A message could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The stream failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Encodes and decodes v1 frames for one network.
+#[derive(Debug, Clone)]
+pub struct V1Codec {
+    network: Network,
+    header: Option<FrameHeader>,
+}
+
+impl V1Codec {
+    /// A codec for frames of `network`.
+    pub fn new(network: Network) -> Self {
+        V1Codec { network, header: None }
+    }
+
+    /// The network whose frames this codec reads and writes.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+}
+
+impl Decoder for V1Codec {
+    type Item = RawFrame;
+    type Error = V1Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, V1Error> {
+        let header = match self.header {
+            Some(h) => h,
+            None => {
+                let Some(raw) = src.get(..HEADER_LEN).and_then(|s| <&[u8; HEADER_LEN]>::try_from(s).ok()) else {
+                    return Ok(None);
+                };
+                let h = FrameHeader::parse(raw, &self.network)?;
+                src.advance(HEADER_LEN);
+                self.header = Some(h);
+                h
+            }
+        };
+        let len = header.length as usize;
+        if src.len() < len {
+            let missing = len - src.len();
+            src.reserve(missing.min(RESERVE_STEP));
+            return Ok(None);
+        }
+        self.header = None;
+        header.verify(&src[..len])?;
+        let payload = src.split_to(len).freeze();
+        Ok(Some(RawFrame { command: header.command, payload }))
+    }
+}
+
+impl Encoder<&Message> for V1Codec {
+    type Error = V1Error;
+
+    fn encode(&mut self, item: &Message, dst: &mut BytesMut) -> Result<(), V1Error> {
+        frame::encode_frame(item, &self.network, dst)?;
+        Ok(())
+    }
+}
+
+impl Encoder<Message> for V1Codec {
+    type Error = V1Error;
+
+    fn encode(&mut self, item: Message, dst: &mut BytesMut) -> Result<(), V1Error> {
+        self.encode(&item, dst)
+    }
+}
+
+impl Encoder<&RawFrame> for V1Codec {
+    type Error = V1Error;
+
+    fn encode(&mut self, item: &RawFrame, dst: &mut BytesMut) -> Result<(), V1Error> {
+        frame::encode_raw_frame(item.command, &item.payload, &self.network, dst)?;
+        Ok(())
+    }
+}
