@@ -86,13 +86,13 @@ impl Decoder for V1Codec {
             }
         };
         let len = header.length as usize;
-        if src.len() < len {
-            let missing = len - src.len();
+        let Some(payload) = src.get(..len) else {
+            let missing = len.saturating_sub(src.len());
             src.reserve(missing.min(RESERVE_STEP));
             return Ok(None);
-        }
+        };
         self.header = None;
-        header.verify(&src[..len])?;
+        header.verify(payload)?;
         let payload = src.split_to(len).freeze();
         Ok(Some(RawFrame { command: header.command, payload }))
     }

@@ -49,6 +49,7 @@ const fn is_printable(b: u8) -> bool {
 
 impl Command {
     /// Builds a command at compile time; panics (at compile time, in a `const`) on an invalid name.
+    #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
     const fn from_static(name: &str) -> Command {
         let src = name.as_bytes();
         assert!(src.len() <= COMMAND_LEN, "command too long");
@@ -72,7 +73,9 @@ impl Command {
             return Err(CommandError::NotPrintable { name: name.to_string() });
         }
         let mut bytes = [0u8; COMMAND_LEN];
-        bytes[..src.len()].copy_from_slice(src);
+        for (dst, &b) in bytes.iter_mut().zip(src) {
+            *dst = b;
+        }
         Ok(Command { bytes, len: src.len() as u8 })
     }
 
@@ -95,7 +98,8 @@ impl Command {
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
         // Only printable ASCII is ever stored, so this cannot fail; no panic path either way.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+        let name = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
+        std::str::from_utf8(name).unwrap_or_default()
     }
 
     /// `version`

@@ -119,11 +119,11 @@ pub fn decode_frame(input: &Bytes, network: &Network) -> Result<(RawFrame, usize
     let mut raw = [0u8; HEADER_LEN];
     raw.copy_from_slice(header);
     let header = FrameHeader::parse(&raw, network)?;
-    let end = HEADER_LEN + header.length as usize;
-    if input.len() < end {
+    let end = HEADER_LEN.saturating_add(header.length as usize);
+    let Some(payload) = input.get(HEADER_LEN..end) else {
         return Err(FrameError::Truncated { needed: end, available: input.len() });
-    }
-    header.verify(&input[HEADER_LEN..end])?;
+    };
+    header.verify(payload)?;
     Ok((RawFrame { command: header.command, payload: input.slice(HEADER_LEN..end) }, end))
 }
 
@@ -154,25 +154,32 @@ pub fn encode_raw_frame(
     buf: &mut BytesMut,
 ) -> Result<usize, EncodeError> {
     let start = buf.len();
-    buf.reserve(HEADER_LEN + payload.len());
+    buf.reserve(HEADER_LEN.saturating_add(payload.len()));
     buf.extend_from_slice(&[0u8; HEADER_LEN]);
     buf.extend_from_slice(payload);
     finish_frame(buf, start, command, network)
 }
 
 fn finish_frame(buf: &mut BytesMut, start: usize, command: Command, network: &Network) -> Result<usize, EncodeError> {
-    let length = buf.len() - start - HEADER_LEN;
+    // `start` is where this function's caller put the header placeholder, so both halves exist.
+    let split = start.saturating_add(HEADER_LEN).min(buf.len());
+    let (head, payload) = buf.split_at_mut(split);
+    let length = payload.len();
     let max = max_payload_len(command, network.max_payload());
-    let Some(length32) = u32::try_from(length).ok().filter(|&l| l <= max) else {
-        buf.truncate(start);
-        return Err(EncodeError::PayloadTooLarge { command, length, max });
-    };
-    let header = FrameHeader {
+    let header = u32::try_from(length).ok().filter(|&l| l <= max).map(|length32| FrameHeader {
         magic: network.magic(),
         command,
         length: length32,
-        checksum: checksum(&buf[start + HEADER_LEN..]),
-    };
-    buf[start..start + HEADER_LEN].copy_from_slice(&header.to_bytes());
-    Ok(HEADER_LEN + length)
+        checksum: checksum(payload),
+    });
+    match (header, head.get_mut(start..)) {
+        (Some(header), Some(slot)) => {
+            slot.copy_from_slice(&header.to_bytes());
+            Ok(HEADER_LEN.saturating_add(length))
+        }
+        _ => {
+            buf.truncate(start);
+            Err(EncodeError::PayloadTooLarge { command, length, max })
+        }
+    }
 }

@@ -208,7 +208,7 @@ fn merkleblock_len(bytes: &[u8]) -> Result<u64> {
     s.u32("total_transactions")?;
     let hashes = s.compact_size("hashes")?;
     s.backed("hashes", hashes, 32)?;
-    s.take("hashes", hashes * 32)?;
+    s.take("hashes", hashes.saturating_mul(32))?;
     let flags = s.compact_size("flags")?;
     s.take("flags", flags)?;
     Ok(s.position() as u64)

@@ -55,10 +55,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn take(&mut self, field: &'static str, n: u64) -> Result<&'a [u8]> {
         let available = self.remaining();
         match usize::try_from(n) {
-            Ok(n) if n <= available => {
+            Ok(len) if len <= available => {
                 let start = self.pos;
-                self.pos += n;
-                Ok(&self.buf[start..self.pos])
+                self.pos = start.saturating_add(len);
+                Ok(self.buf.get(start..self.pos).unwrap_or_default())
             }
             _ => Err(self.error(field, PayloadErrorKind::Truncated { needed: n, available })),
         }
@@ -210,7 +210,7 @@ impl<'a> Reader<'a> {
             }
         }
         s.take(field, 4)?; // lock time
-        Ok((s.pos - self.pos) as u64)
+        Ok(s.pos.saturating_sub(self.pos) as u64)
     }
 
     /// Reads one transaction after checking its shape.
