@@ -62,6 +62,7 @@
 pub use bitcoin;
 
 pub mod network;
+pub mod peer;
 pub mod transport;
 pub mod wire;
 

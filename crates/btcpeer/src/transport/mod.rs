@@ -4,4 +4,5 @@
 //! reserved, one checksum pass per frame, payloads handed on as `Bytes` without a copy, and messages
 //! encoded once straight into the write buffer. This module knows nothing of handshakes.
 
+pub mod stream;
 pub mod v1;

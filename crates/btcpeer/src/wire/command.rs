@@ -102,6 +102,11 @@ impl Command {
         std::str::from_utf8(name).unwrap_or_default()
     }
 
+    /// Whether btcpeer decodes this command to a typed message (every command of R-W1).
+    pub fn is_known(&self) -> bool {
+        KNOWN.contains(self)
+    }
+
     /// `version`
     pub const VERSION: Command = Command::from_static("version");
     /// `verack`
@@ -175,6 +180,46 @@ impl Command {
     /// `sendtxrcncl` (BIP330)
     pub const SENDTXRCNCL: Command = Command::from_static("sendtxrcncl");
 }
+
+/// Every command [`crate::wire::Message`] decodes to a typed value.
+const KNOWN: [Command; 36] = [
+    Command::VERSION,
+    Command::VERACK,
+    Command::ADDR,
+    Command::ADDRV2,
+    Command::SENDADDRV2,
+    Command::INV,
+    Command::GETDATA,
+    Command::NOTFOUND,
+    Command::GETBLOCKS,
+    Command::GETHEADERS,
+    Command::HEADERS,
+    Command::BLOCK,
+    Command::TX,
+    Command::MEMPOOL,
+    Command::GETADDR,
+    Command::PING,
+    Command::PONG,
+    Command::REJECT,
+    Command::SENDHEADERS,
+    Command::FEEFILTER,
+    Command::FILTERLOAD,
+    Command::FILTERADD,
+    Command::FILTERCLEAR,
+    Command::MERKLEBLOCK,
+    Command::SENDCMPCT,
+    Command::CMPCTBLOCK,
+    Command::GETBLOCKTXN,
+    Command::BLOCKTXN,
+    Command::GETCFILTERS,
+    Command::CFILTER,
+    Command::GETCFHEADERS,
+    Command::CFHEADERS,
+    Command::GETCFCHECKPT,
+    Command::CFCHECKPT,
+    Command::WTXIDRELAY,
+    Command::SENDTXRCNCL,
+];
 
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

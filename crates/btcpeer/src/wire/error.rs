@@ -17,7 +17,7 @@ use crate::network::Magic;
 /// assert_eq!(err.field, "count");
 /// assert!(matches!(err.kind, PayloadErrorKind::TooMany { count: 50_001, max: 50_000 }));
 /// ```
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{command} payload, field {field}: {kind}")]
 pub struct PayloadError {
     /// The message's command.
@@ -29,7 +29,7 @@ pub struct PayloadError {
 }
 
 /// What was wrong with a payload field.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PayloadErrorKind {
     /// The payload ended inside the field.
@@ -87,8 +87,26 @@ pub enum PayloadErrorKind {
     /// rust-bitcoin refused a consensus structure (block, transaction, header …) after its shape
     /// was checked.
     #[error("consensus decoding failed: {0}")]
-    Consensus(Arc<bitcoin::consensus::encode::Error>),
+    Consensus(ConsensusError),
 }
+
+/// rust-bitcoin's consensus decoding error, shared (cheap to clone) and comparable by its text.
+#[derive(Debug, Clone)]
+pub struct ConsensusError(pub Arc<bitcoin::consensus::encode::Error>);
+
+impl std::fmt::Display for ConsensusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq for ConsensusError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for ConsensusError {}
 
 /// A v1 frame header (or whole frame) that was refused. The variants are listed in the order the
 /// checks run (R-W3): every check but the checksum happens before any payload space is reserved.
@@ -148,7 +166,7 @@ pub enum FrameError {
 }
 
 /// A frame or payload that could not be decoded.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The frame (header, length, checksum) was refused.
     #[error(transparent)]

@@ -33,7 +33,7 @@ pub mod version;
 mod write;
 
 pub use command::{COMMAND_LEN, Command, CommandError};
-pub use error::{DecodeError, EncodeError, FrameError, PayloadError, PayloadErrorKind};
+pub use error::{ConsensusError, DecodeError, EncodeError, FrameError, PayloadError, PayloadErrorKind};
 pub use message::Message;
 pub use payload::{
     FilterAdd, FilterLoad, Inventory, Reject, RejectCode, SendTxRcncl, VersionMessage, VersionTail,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bitcoin::consensus::Decodable;
 
 use super::command::Command;
-use super::error::{PayloadError, PayloadErrorKind};
+use super::error::{ConsensusError, PayloadError, PayloadErrorKind};
 use super::limits::MAX_COMPACT_SIZE;
 
 /// Smallest encoded transaction input: outpoint, empty script, sequence.
@@ -166,7 +166,8 @@ impl<'a> Reader<'a> {
     /// shape scan or a fixed size) that `len` bytes bound every allocation the decoder makes.
     pub(crate) fn consensus<T: Decodable>(&mut self, field: &'static str, len: u64) -> Result<T> {
         let bytes = self.take(field, len)?;
-        bitcoin::consensus::deserialize(bytes).map_err(|e| self.error(field, PayloadErrorKind::Consensus(Arc::new(e))))
+        bitcoin::consensus::deserialize(bytes)
+            .map_err(|e| self.error(field, PayloadErrorKind::Consensus(ConsensusError(Arc::new(e)))))
     }
 
     /// Walks the transaction starting here, checking each count against the bytes present, and

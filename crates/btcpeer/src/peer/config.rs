@@ -1,0 +1,440 @@
+//! Peer configuration: a builder that checks everything (the BIP14 user agent included) when
+//! [`PeerConfigBuilder::build`] is called, so a running peer never meets a bad setting.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::p2p::ServiceFlags;
+
+use super::nonce::NonceRegistry;
+use crate::network::Network;
+use crate::wire::limits::MAX_USER_AGENT_LEN;
+use crate::wire::version::{MIN_PEER_PROTO_VERSION, PROTOCOL_VERSION};
+
+/// A configuration that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A user-agent name, version or comment contains one of `/ : ( )` (BIP14's separators) or a
+    /// character outside printable ASCII.
+    #[error("user agent {part} {value:?} contains {bad:?}, which BIP14 reserves or forbids")]
+    UserAgentCharacter {
+        /// Which part: `name`, `version` or `comment`.
+        part: &'static str,
+        /// The offending text.
+        value: String,
+        /// The offending character.
+        bad: char,
+    },
+    /// The whole user agent is longer than 256 bytes.
+    #[error("user agent {user_agent:?} is {len} bytes long; at most 256 are allowed")]
+    UserAgentTooLong {
+        /// The user agent that would be sent.
+        user_agent: String,
+        /// Its length.
+        len: usize,
+    },
+    /// A setting out of range.
+    #[error("{setting}: {reason}")]
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// Everything a peer needs to know before it connects. Build one with [`PeerConfig::builder`]; share
+/// it between peers (it is cheap to clone).
+///
+/// ```
+/// use btcpeer::network::Network;
+/// use btcpeer::peer::PeerConfig;
+/// use std::time::Duration;
+///
+/// let config = PeerConfig::builder(Network::SIGNET)
+///     .user_agent("crawler", "2.1.0")
+///     .user_agent_comment("research")
+///     .handshake_timeout(Duration::from_secs(10))
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.user_agent(), "/btcpeer:0.1.0/crawler:2.1.0(research)/");
+///
+/// // BIP14 separators are refused when the configuration is built, not silently dropped.
+/// assert!(PeerConfig::builder(Network::SIGNET).user_agent_comment("a/b").build().is_err());
+/// ```
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    pub(crate) inner: Arc<ConfigInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ConfigInner {
+    pub(crate) network: Network,
+    pub(crate) protocol_version: u32,
+    pub(crate) min_protocol_version: u32,
+    pub(crate) services: ServiceFlags,
+    pub(crate) required_services: ServiceFlags,
+    pub(crate) user_agent: String,
+    pub(crate) relay: bool,
+    pub(crate) wtxid_relay: bool,
+    pub(crate) addrv2: bool,
+    pub(crate) txrcncl: Option<(u32, u64)>,
+    pub(crate) advertised_address: Option<SocketAddr>,
+    pub(crate) proxy: Option<SocketAddr>,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_queue_bytes: usize,
+    pub(crate) write_timeout: Duration,
+    pub(crate) write_timeout_per_256k: Duration,
+    pub(crate) enforce_bloom: bool,
+    pub(crate) allow_self_connection: bool,
+    pub(crate) nonces: NonceRegistry,
+}
+
+impl PeerConfig {
+    /// Starts a configuration for `network` with the defaults listed on [`PeerConfigBuilder`].
+    pub fn builder(network: Network) -> PeerConfigBuilder {
+        PeerConfigBuilder {
+            network,
+            protocol_version: PROTOCOL_VERSION,
+            min_protocol_version: MIN_PEER_PROTO_VERSION,
+            services: ServiceFlags::NONE,
+            required_services: ServiceFlags::NONE,
+            ua_name: None,
+            ua_comments: Vec::new(),
+            relay: true,
+            wtxid_relay: true,
+            addrv2: true,
+            txrcncl: None,
+            advertised_address: None,
+            proxy: None,
+            handshake_timeout: Duration::from_secs(30),
+            max_queue_bytes: 8 * 1024 * 1024,
+            write_timeout: Duration::from_secs(20),
+            write_timeout_per_256k: Duration::from_secs(1),
+            enforce_bloom: true,
+            allow_self_connection: false,
+            nonces: None,
+        }
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network {
+        &self.inner.network
+    }
+
+    /// The protocol version we advertise.
+    pub fn protocol_version(&self) -> u32 {
+        self.inner.protocol_version
+    }
+
+    /// The services we advertise.
+    pub fn services(&self) -> ServiceFlags {
+        self.inner.services
+    }
+
+    /// The full user agent we send.
+    pub fn user_agent(&self) -> &str {
+        &self.inner.user_agent
+    }
+
+    /// The handshake deadline.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.inner.handshake_timeout
+    }
+
+    /// The outbound queue's limit in bytes.
+    pub fn max_queue_bytes(&self) -> usize {
+        self.inner.max_queue_bytes
+    }
+
+    /// The nonce registry used for self-connection detection.
+    pub fn nonce_registry(&self) -> &NonceRegistry {
+        &self.inner.nonces
+    }
+}
+
+/// Builds a [`PeerConfig`]. Defaults, and why:
+///
+/// | setting | default | reason |
+/// |---|---|---|
+/// | protocol version | 70016 | wtxidrelay (BIP339) and addrv2 (BIP155) |
+/// | minimum remote version | 31800 | Bitcoin Core's `MIN_PEER_PROTO_VERSION` (btcd accepts 209) |
+/// | services | none | a client offers nothing until told to |
+/// | relay flag | true | ask for transaction announcements |
+/// | wtxidrelay, sendaddrv2 | sent when the version allows | what Core does |
+/// | handshake deadline | 30 s | btcd's and Core's negotiation timeout |
+/// | outbound queue | 8 MiB | twice the largest message, so one block always fits |
+/// | write deadline | 20 s + 1 s per 256 KiB queued | dcrd's rule: slow links get time, dead ones do not |
+/// | bloom rules (BIP111) | enforced | disconnect filter clients at 70011+ when we lack `NODE_BLOOM` |
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct PeerConfigBuilder {
+    network: Network,
+    protocol_version: u32,
+    min_protocol_version: u32,
+    services: ServiceFlags,
+    required_services: ServiceFlags,
+    ua_name: Option<(String, String)>,
+    ua_comments: Vec<String>,
+    relay: bool,
+    wtxid_relay: bool,
+    addrv2: bool,
+    txrcncl: Option<(u32, u64)>,
+    advertised_address: Option<SocketAddr>,
+    proxy: Option<SocketAddr>,
+    handshake_timeout: Duration,
+    max_queue_bytes: usize,
+    write_timeout: Duration,
+    write_timeout_per_256k: Duration,
+    enforce_bloom: bool,
+    allow_self_connection: bool,
+    nonces: Option<NonceRegistry>,
+}
+
+impl PeerConfigBuilder {
+    /// The protocol version to advertise (default 70016).
+    pub fn protocol_version(mut self, version: u32) -> Self {
+        self.protocol_version = version;
+        self
+    }
+
+    /// The lowest remote version accepted (default 31800).
+    pub fn min_protocol_version(mut self, version: u32) -> Self {
+        self.min_protocol_version = version;
+        self
+    }
+
+    /// The services to advertise (default none).
+    pub fn services(mut self, services: ServiceFlags) -> Self {
+        self.services = services;
+        self
+    }
+
+    /// Services the remote must advertise, or the handshake fails (default none).
+    pub fn required_services(mut self, services: ServiceFlags) -> Self {
+        self.required_services = services;
+        self
+    }
+
+    /// The application's name and version, appended to `/btcpeer:X.Y.Z/` (BIP14).
+    pub fn user_agent(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.ua_name = Some((name.into(), version.into()));
+        self
+    }
+
+    /// Adds a comment to the user agent (`name:version(comment; comment)`).
+    pub fn user_agent_comment(mut self, comment: impl Into<String>) -> Self {
+        self.ua_comments.push(comment.into());
+        self
+    }
+
+    /// The version message's relay flag (default true).
+    pub fn relay(mut self, relay: bool) -> Self {
+        self.relay = relay;
+        self
+    }
+
+    /// Whether to send `wtxidrelay` before verack when the version allows (default true).
+    pub fn wtxid_relay(mut self, enabled: bool) -> Self {
+        self.wtxid_relay = enabled;
+        self
+    }
+
+    /// Whether to send `sendaddrv2` before verack when the version allows (default true).
+    pub fn addrv2(mut self, enabled: bool) -> Self {
+        self.addrv2 = enabled;
+        self
+    }
+
+    /// Sends `sendtxrcncl` (BIP330) with this version and salt before verack (default off).
+    pub fn send_txrcncl(mut self, version: u32, salt: u64) -> Self {
+        self.txrcncl = Some((version, salt));
+        self
+    }
+
+    /// An address to advertise as ours in the version message (default: none, all zero).
+    pub fn advertised_address(mut self, addr: SocketAddr) -> Self {
+        self.advertised_address = Some(addr);
+        self
+    }
+
+    /// The SOCKS5 proxy streams come through: when a peer's address is the proxy's, it is not put in
+    /// our version message (R-T5).
+    pub fn proxy(mut self, proxy: SocketAddr) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// The deadline for the whole handshake (default 30 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The outbound queue's limit in bytes (default 8 MiB). A message is always accepted into an
+    /// empty queue, so one message larger than the limit can still be sent.
+    pub fn max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.max_queue_bytes = bytes;
+        self
+    }
+
+    /// The write deadline: `base` plus `per_256k` for every 256 KiB being written (default 20 s and
+    /// 1 s).
+    pub fn write_timeout(mut self, base: Duration, per_256k: Duration) -> Self {
+        self.write_timeout = base;
+        self.write_timeout_per_256k = per_256k;
+        self
+    }
+
+    /// Whether to apply BIP111's bloom rules when we do not advertise `NODE_BLOOM` (default true).
+    pub fn enforce_bloom(mut self, enforce: bool) -> Self {
+        self.enforce_bloom = enforce;
+        self
+    }
+
+    /// Skips self-connection detection (for tests that connect a process to itself on purpose).
+    pub fn allow_self_connection(mut self, allow: bool) -> Self {
+        self.allow_self_connection = allow;
+        self
+    }
+
+    /// The nonce registry shared by the peers of one node (default: the process-wide registry).
+    pub fn nonce_registry(mut self, registry: NonceRegistry) -> Self {
+        self.nonces = Some(registry);
+        self
+    }
+
+    /// Checks every setting and builds the configuration.
+    pub fn build(self) -> Result<PeerConfig, ConfigError> {
+        let user_agent = user_agent(self.ua_name.as_ref(), &self.ua_comments)?;
+        if self.min_protocol_version > self.protocol_version {
+            return Err(ConfigError::Invalid {
+                setting: "min_protocol_version",
+                reason: "above the protocol version we advertise",
+            });
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(ConfigError::Invalid { setting: "handshake_timeout", reason: "must not be zero" });
+        }
+        if self.max_queue_bytes == 0 {
+            return Err(ConfigError::Invalid { setting: "max_queue_bytes", reason: "must not be zero" });
+        }
+        Ok(PeerConfig {
+            inner: Arc::new(ConfigInner {
+                network: self.network,
+                protocol_version: self.protocol_version,
+                min_protocol_version: self.min_protocol_version,
+                services: self.services,
+                required_services: self.required_services,
+                user_agent,
+                relay: self.relay,
+                wtxid_relay: self.wtxid_relay,
+                addrv2: self.addrv2,
+                txrcncl: self.txrcncl,
+                advertised_address: self.advertised_address,
+                proxy: self.proxy,
+                handshake_timeout: self.handshake_timeout,
+                max_queue_bytes: self.max_queue_bytes,
+                write_timeout: self.write_timeout,
+                write_timeout_per_256k: self.write_timeout_per_256k,
+                enforce_bloom: self.enforce_bloom,
+                allow_self_connection: self.allow_self_connection,
+                nonces: self.nonces.unwrap_or_else(NonceRegistry::global),
+            }),
+        })
+    }
+}
+
+fn check_part(part: &'static str, value: &str) -> Result<(), ConfigError> {
+    match value.chars().find(|&c| matches!(c, '/' | ':' | '(' | ')') || !(' '..='~').contains(&c)) {
+        Some(bad) => Err(ConfigError::UserAgentCharacter { part, value: value.to_string(), bad }),
+        None => Ok(()),
+    }
+}
+
+/// `/btcpeer:X.Y.Z/name:version(comment; comment)/`, checked against BIP14 and the 256-byte limit.
+fn user_agent(name: Option<&(String, String)>, comments: &[String]) -> Result<String, ConfigError> {
+    let mut ua = format!("/btcpeer:{}/", env!("CARGO_PKG_VERSION"));
+    for c in comments {
+        check_part("comment", c)?;
+    }
+    match name {
+        Some((name, version)) => {
+            check_part("name", name)?;
+            check_part("version", version)?;
+            ua.push_str(name);
+            ua.push(':');
+            ua.push_str(version);
+            if !comments.is_empty() {
+                ua.push('(');
+                ua.push_str(&comments.join("; "));
+                ua.push(')');
+            }
+            ua.push('/');
+        }
+        None if !comments.is_empty() => {
+            // Comments belong to the last name: attach them to btcpeer's own.
+            ua.pop();
+            ua.push('(');
+            ua.push_str(&comments.join("; "));
+            ua.push_str(")/");
+        }
+        None => {}
+    }
+    if ua.len() as u64 > MAX_USER_AGENT_LEN {
+        let len = ua.len();
+        return Err(ConfigError::UserAgentTooLong { user_agent: ua, len });
+    }
+    Ok(ua)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r_l5_user_agent_follows_bip14() {
+        let ua = |b: PeerConfigBuilder| b.build().map(|c| c.user_agent().to_string());
+        let base = || PeerConfig::builder(Network::REGTEST);
+        let v = env!("CARGO_PKG_VERSION");
+        assert_eq!(ua(base()).unwrap(), format!("/btcpeer:{v}/"));
+        assert_eq!(ua(base().user_agent("app", "1.0")).unwrap(), format!("/btcpeer:{v}/app:1.0/"));
+        assert_eq!(
+            ua(base().user_agent("app", "1.0").user_agent_comment("a").user_agent_comment("b c")).unwrap(),
+            format!("/btcpeer:{v}/app:1.0(a; b c)/")
+        );
+        assert_eq!(ua(base().user_agent_comment("x")).unwrap(), format!("/btcpeer:{v}(x)/"));
+    }
+
+    #[test]
+    fn r_l5_reserved_characters_are_refused_at_configuration_time() {
+        for (b, part, bad) in [
+            (PeerConfig::builder(Network::REGTEST).user_agent("a/b", "1"), "name", '/'),
+            (PeerConfig::builder(Network::REGTEST).user_agent("a", "1:2"), "version", ':'),
+            (PeerConfig::builder(Network::REGTEST).user_agent_comment("x(y"), "comment", '('),
+            (PeerConfig::builder(Network::REGTEST).user_agent_comment("x)"), "comment", ')'),
+            (PeerConfig::builder(Network::REGTEST).user_agent_comment("tab\t"), "comment", '\t'),
+        ] {
+            match b.build() {
+                Err(ConfigError::UserAgentCharacter { part: p, bad: c, .. }) => assert_eq!((p, c), (part, bad)),
+                other => panic!("expected a user agent error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn r_l5_user_agent_over_256_bytes_is_refused_at_configuration_time() {
+        let long = "x".repeat(240);
+        let err = PeerConfig::builder(Network::REGTEST).user_agent(long, "1.0").build().unwrap_err();
+        assert!(matches!(err, ConfigError::UserAgentTooLong { len, .. } if len > 256), "{err}");
+    }
+
+    #[test]
+    fn r_l3_config_rejects_nonsense() {
+        assert!(PeerConfig::builder(Network::REGTEST).min_protocol_version(70017).build().is_err());
+        assert!(PeerConfig::builder(Network::REGTEST).handshake_timeout(Duration::ZERO).build().is_err());
+        assert!(PeerConfig::builder(Network::REGTEST).max_queue_bytes(0).build().is_err());
+    }
+}

@@ -1,0 +1,356 @@
+//! The tasks that drive a peer: the reading task (handshake, then read and dispatch) and the writing
+//! task (drain the queue). Protocol decisions live in plain functions; the tasks are thin.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::error::{DisconnectReason, Violation};
+use super::handler::ReadEvent;
+use super::queue::Outgoing;
+use super::{HandshakeState, Peer, handshake};
+use crate::transport::stream::{DIRECT_WRITE, FrameReader, FrameWriter, ReadError};
+use crate::wire::frame::{HEADER_LEN, RawFrame};
+use crate::wire::version::{NO_BLOOM_VERSION, REJECT_VERSION, is_defined, ping_has_nonce};
+use crate::wire::{Command, Message, Reject, RejectCode};
+
+/// Bytes the writer takes from the queue for one write.
+const WRITE_BATCH: usize = 256 * 1024;
+/// How long a reject sent before disconnecting may take.
+const REJECT_GRACE: Duration = Duration::from_secs(2);
+
+pub(crate) fn spawn<S>(peer: Peer, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let span = peer.shared.span.clone();
+    tokio::spawn(run(peer, stream).instrument(span));
+}
+
+/// Maps a read failure to a disconnect reason.
+fn read_failure(e: ReadError, during_handshake: bool) -> DisconnectReason {
+    match e {
+        ReadError::Closed => DisconnectReason::RemoteClosed { during_handshake },
+        ReadError::Frame(f) => DisconnectReason::Frame(f),
+        ReadError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            DisconnectReason::RemoteClosed { during_handshake }
+        }
+        ReadError::Io(e) => DisconnectReason::io(&e),
+    }
+}
+
+/// Reads one frame, keeping the statistics and telling the handler.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    peer: &Peer,
+    reader: &mut FrameReader<R>,
+    during_handshake: bool,
+) -> Result<(RawFrame, usize), DisconnectReason> {
+    match reader.read_frame().await {
+        Ok((frame, bytes)) => {
+            peer.counters(|c| {
+                c.received(frame.command, bytes);
+                c.last_recv = Some(SystemTime::now());
+            });
+            tracing::debug!(command = %frame.command, bytes, "recv");
+            tracing::trace!(payload = %HexDump(&frame.payload), "recv frame");
+            if let Some(h) = peer.handler() {
+                h.on_read(peer, &ReadEvent { command: Some(frame.command), bytes, error: None });
+            }
+            Ok((frame, bytes))
+        }
+        Err(e) => {
+            let reason = read_failure(e, during_handshake);
+            if let Some(h) = peer.handler() {
+                h.on_read(peer, &ReadEvent { command: None, bytes: 0, error: Some(&reason) });
+            }
+            Err(reason)
+        }
+    }
+}
+
+/// Writes one message straight to the stream (handshake traffic bypasses the queue).
+pub(crate) async fn send_direct<W: AsyncWrite + Unpin>(
+    peer: &Peer,
+    writer: &mut FrameWriter<W>,
+    message: &Message,
+) -> Result<(), DisconnectReason> {
+    let mut payload = BytesMut::new();
+    message.encode_payload(&mut payload).map_err(|e| DisconnectReason::Refused(e.to_string()))?;
+    let payload = payload.freeze();
+    let bytes = writer.push(message.command(), &payload);
+    writer.flush().await.map_err(|e| DisconnectReason::io(&e))?;
+    sent(peer, message.command(), &payload, bytes);
+    Ok(())
+}
+
+fn sent(peer: &Peer, command: Command, payload: &Bytes, bytes: usize) {
+    peer.counters(|c| {
+        c.sent(command, bytes);
+        c.last_send = Some(SystemTime::now());
+    });
+    tracing::debug!(%command, bytes, "sent");
+    tracing::trace!(payload = %HexDump(payload), "sent frame");
+    if let Some(h) = peer.handler() {
+        h.on_write(peer, command, bytes);
+    }
+}
+
+/// Formats bytes as hex only when a trace event is actually recorded.
+struct HexDump<'a>(&'a [u8]);
+
+impl std::fmt::Display for HexDump<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+async fn run<S>(peer: Peer, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let shared = peer.shared.clone();
+    let cfg = shared.config.inner.clone();
+    let (rd, wr) = tokio::io::split(stream);
+    let mut reader = FrameReader::new(rd, cfg.network.clone());
+    let mut writer = FrameWriter::new(wr, cfg.network.clone());
+
+    let nonce = match cfg.nonces.register() {
+        Ok(entry) => entry,
+        Err(e) => {
+            let e = std::io::Error::other(e.to_string());
+            peer.stop(DisconnectReason::io(&e));
+            peer.finalize();
+            return;
+        }
+    };
+    let outcome = tokio::select! {
+        biased;
+        () = shared.cancel.cancelled() => None,
+        r = tokio::time::timeout(cfg.handshake_timeout, handshake::run(&peer, &mut reader, &mut writer, nonce.nonce())) => {
+            Some(match r {
+                Ok(result) => result,
+                Err(_) => Err(DisconnectReason::HandshakeTimeout),
+            })
+        }
+    };
+    let info = match outcome {
+        Some(Ok(info)) => info,
+        Some(Err(reason)) => {
+            // A remote that hangs up on our version because it is us: report it as such.
+            let reason = match reason {
+                DisconnectReason::RemoteClosed { .. } if nonce.was_self_connection() => {
+                    DisconnectReason::SelfConnection
+                }
+                other => other,
+            };
+            drop(nonce);
+            peer.stop(reason);
+            drop((reader, writer));
+            peer.finalize();
+            return;
+        }
+        None => {
+            drop((nonce, reader, writer));
+            peer.finalize();
+            return;
+        }
+    };
+    drop(nonce);
+    tracing::debug!(
+        version = info.version.version,
+        negotiated = info.negotiated_version,
+        user_agent = %info.version.user_agent,
+        "handshake complete"
+    );
+    shared.handshake.send_replace(HandshakeState::Done(info.clone()));
+    shared.sink.handshake(&peer, &info).await;
+
+    let writer_task = tokio::spawn(write_loop(peer.clone(), writer).instrument(shared.span.clone()));
+    read_loop(&peer, &mut reader).await;
+    shared.cancel.cancel();
+    let _ = writer_task.await;
+    drop(reader);
+    peer.finalize();
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, reader: &mut FrameReader<ReadHalf<R>>)
+where
+    ReadHalf<R>: AsyncRead + Unpin,
+{
+    let cancel = peer.shared.cancel.clone();
+    loop {
+        let frame = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            r = read_frame(peer, reader, false) => r,
+        };
+        let result = match frame {
+            Ok((frame, _)) => dispatch(peer, frame).await,
+            Err(reason) => {
+                if let DisconnectReason::Frame(crate::wire::FrameError::BadChecksum { command, .. }) = &reason {
+                    reject_and_wait(peer, *command, RejectCode::MALFORMED, "bad checksum").await;
+                }
+                Err(reason)
+            }
+        };
+        if let Err(reason) = result {
+            peer.stop(reason);
+            return;
+        }
+    }
+}
+
+/// Sends a reject (when the remote's version has them) and waits briefly for it to be written.
+async fn reject_and_wait(peer: &Peer, command: Command, code: RejectCode, reason: &str) {
+    if peer.negotiated_version() < REJECT_VERSION {
+        return;
+    }
+    let reject = Reject { message: command.as_str().to_string(), code, reason: reason.to_string(), hash: None };
+    if let Ok(done) = peer.queue_message(&Message::Reject(reject)) {
+        let _ = tokio::time::timeout(REJECT_GRACE, done.wait()).await;
+    }
+}
+
+fn ignored(peer: &Peer) {
+    peer.counters(|c| c.ignored_received = c.ignored_received.saturating_add(1));
+}
+
+/// Applies the peer's own rules to a message, then hands it to the application (R-R3 … R-R6).
+async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> {
+    let command = frame.command;
+    let message = match frame.decode() {
+        Ok(m) => m,
+        Err(e) => {
+            reject_and_wait(peer, command, RejectCode::MALFORMED, "malformed message").await;
+            return Err(DisconnectReason::Payload(e));
+        }
+    };
+    let negotiated = peer.negotiated_version();
+    if !is_defined(command, negotiated) {
+        ignored(peer);
+        return Ok(());
+    }
+    let cfg = &peer.shared.config.inner;
+    match &message {
+        Message::Version(_) => {
+            reject_and_wait(peer, command, RejectCode::DUPLICATE, "duplicate version message").await;
+            return Err(DisconnectReason::Protocol(Violation::DuplicateVersion));
+        }
+        Message::Verack => {
+            reject_and_wait(peer, command, RejectCode::DUPLICATE, "duplicate verack message").await;
+            return Err(DisconnectReason::Protocol(Violation::DuplicateVerack));
+        }
+        Message::WtxidRelay | Message::SendAddrV2 | Message::SendTxRcncl(_) => {
+            return Err(DisconnectReason::Protocol(Violation::FeatureAfterVerack(command)));
+        }
+        Message::Ping(nonce) if ping_has_nonce(negotiated) => {
+            // The pong's fate does not concern the handler; a full queue ends the peer soon anyway.
+            let _ = peer.queue_message(&Message::Pong(*nonce));
+        }
+        Message::Pong(nonce) => {
+            let now = Instant::now();
+            if let Some(rtt) = peer.counters(|c| c.pong(*nonce, now)) {
+                tracing::debug!(rtt_us = rtt.as_micros() as u64, "pong");
+            }
+        }
+        Message::SendHeaders => peer.counters(|c| c.wants_headers = true),
+        Message::SendCmpct(s) => peer.counters(|c| c.compact_blocks = Some(*s)),
+        Message::FeeFilter(rate) => peer.counters(|c| c.fee_filter = Some(*rate)),
+        Message::FilterLoad(_) | Message::FilterAdd(_) | Message::FilterClear | Message::MemPool
+            if cfg.enforce_bloom && !cfg.services.has(bitcoin::p2p::ServiceFlags::BLOOM) =>
+        {
+            if negotiated >= NO_BLOOM_VERSION {
+                return Err(DisconnectReason::Protocol(Violation::BloomNotOffered(command)));
+            }
+            ignored(peer);
+            return Ok(());
+        }
+        Message::Unknown { .. } => {
+            peer.counters(|c| c.unknown_received = c.unknown_received.saturating_add(1));
+        }
+        _ => {}
+    }
+    peer.shared.sink.message(peer, message, frame.payload).await;
+    Ok(())
+}
+
+/// The write deadline for `bytes` (R-S2): a base, plus an allowance per 256 KiB.
+fn write_deadline(peer: &Peer, bytes: usize) -> Duration {
+    let cfg = &peer.shared.config.inner;
+    let steps = u32::try_from(bytes / (256 * 1024)).unwrap_or(u32::MAX);
+    cfg.write_timeout.saturating_add(cfg.write_timeout_per_256k.saturating_mul(steps))
+}
+
+async fn write_batch<W: AsyncWrite + Unpin>(
+    peer: &Peer,
+    writer: &mut FrameWriter<W>,
+    batch: &[Outgoing],
+) -> std::io::Result<()> {
+    let negotiated = peer.negotiated_version();
+    for item in batch {
+        if item.command == Command::PING && ping_has_nonce(negotiated) {
+            if let Some(nonce) = item.payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                let now = Instant::now();
+                peer.counters(|c| c.ping_outstanding = Some((u64::from_le_bytes(nonce), now)));
+            }
+        }
+        if item.payload.len() >= DIRECT_WRITE {
+            writer.write_large(item.command, &item.payload).await?;
+        } else {
+            writer.push(item.command, &item.payload);
+        }
+    }
+    writer.flush().await
+}
+
+async fn write_loop<W>(peer: Peer, mut writer: FrameWriter<WriteHalf<W>>)
+where
+    WriteHalf<W>: AsyncWrite + Unpin,
+{
+    let shared = peer.shared.clone();
+    let mut batch: Vec<Outgoing> = Vec::new();
+    loop {
+        if shared.cancel.is_cancelled() {
+            break;
+        }
+        if shared.queue.is_empty() {
+            tokio::select! {
+                biased;
+                () = shared.cancel.cancelled() => break,
+                () = shared.queue.writer.notified() => continue,
+            }
+        }
+        shared.queue.take_batch(WRITE_BATCH, &mut batch);
+        let Some(last) = batch.last().map(|o| o.seq) else { continue };
+        let bytes: usize = batch.iter().map(|o| o.payload.len().saturating_add(HEADER_LEN)).sum();
+        let deadline = write_deadline(&peer, bytes);
+        let result = tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => break,
+            r = tokio::time::timeout(deadline, write_batch(&peer, &mut writer, &batch)) => r,
+        };
+        match result {
+            Err(_) => {
+                peer.stop(DisconnectReason::WriteTimeout);
+                break;
+            }
+            Ok(Err(e)) => {
+                peer.stop(DisconnectReason::io(&e));
+                break;
+            }
+            Ok(Ok(())) => {
+                for item in &batch {
+                    sent(&peer, item.command, &item.payload, item.payload.len().saturating_add(HEADER_LEN));
+                }
+                shared.queue.written(last, bytes);
+            }
+        }
+        batch.clear();
+    }
+}

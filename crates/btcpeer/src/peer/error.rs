@@ -1,0 +1,210 @@
+//! Why a peer disconnected, what happened to a queued message, and the errors of the peer's API.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::wire::{Command, FrameError, PayloadError};
+
+/// Why a peer disconnected (R-L6). Every disconnect has one; it is in the stats snapshot, given to
+/// the handler's `on_disconnect`, and carried by every message dropped with the peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The application called [`Peer::disconnect`](super::Peer::disconnect) (or dropped a peer that
+    /// was never associated).
+    LocalRequest,
+    /// The remote closed the connection.
+    RemoteClosed {
+        /// Whether the handshake was still in progress.
+        during_handshake: bool,
+    },
+    /// The handshake did not complete within the negotiation deadline.
+    HandshakeTimeout,
+    /// Nothing was received for the idle timeout.
+    IdleTimeout,
+    /// A ping went unanswered for the pong timeout.
+    PongTimeout,
+    /// A request got no answer within its stall deadline.
+    StallTimeout {
+        /// The request that went unanswered.
+        request: Command,
+    },
+    /// Queued bytes made no progress on the socket within the write deadline.
+    WriteTimeout,
+    /// The remote's version carried a nonce of one of our own handshakes in flight: we connected to
+    /// ourselves.
+    SelfConnection,
+    /// The remote's protocol version is below the configured minimum.
+    ObsoleteVersion {
+        /// The version the remote advertised.
+        version: u32,
+        /// The configured minimum.
+        minimum: u32,
+    },
+    /// The remote lacks services the configuration requires.
+    MissingServices {
+        /// Services the remote advertised.
+        advertised: u64,
+        /// Services required.
+        required: u64,
+    },
+    /// The application's version hook refused the remote.
+    Refused(String),
+    /// The remote broke the protocol.
+    Protocol(Violation),
+    /// A frame was refused (wrong magic, bad checksum, oversized …).
+    Frame(FrameError),
+    /// A payload was malformed.
+    Payload(PayloadError),
+    /// The connection failed.
+    Io {
+        /// The error's kind.
+        kind: std::io::ErrorKind,
+        /// The error's text.
+        message: Arc<str>,
+    },
+}
+
+/// A rule of the protocol the remote broke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Violation {
+    /// The first message was not a version.
+    FirstMessageNotVersion(Command),
+    /// A second version message.
+    DuplicateVersion,
+    /// A second verack.
+    DuplicateVerack,
+    /// A feature-negotiation message (`wtxidrelay`, `sendaddrv2`, `sendtxrcncl`) after verack.
+    FeatureAfterVerack(Command),
+    /// A bloom-filter message while we do not offer `NODE_BLOOM`, at a version that forbids it (BIP111).
+    BloomNotOffered(Command),
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::FirstMessageNotVersion(c) => write!(f, "first message was {c}, not version"),
+            Violation::DuplicateVersion => f.write_str("duplicate version message"),
+            Violation::DuplicateVerack => f.write_str("duplicate verack message"),
+            Violation::FeatureAfterVerack(c) => write!(f, "{c} after verack"),
+            Violation::BloomNotOffered(c) => write!(f, "{c} sent to a peer without NODE_BLOOM"),
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::LocalRequest => f.write_str("disconnect requested locally"),
+            DisconnectReason::RemoteClosed { during_handshake: true } => {
+                f.write_str("remote closed the connection during the handshake")
+            }
+            DisconnectReason::RemoteClosed { during_handshake: false } => f.write_str("remote closed the connection"),
+            DisconnectReason::HandshakeTimeout => f.write_str("handshake timed out"),
+            DisconnectReason::IdleTimeout => f.write_str("idle timeout: nothing received"),
+            DisconnectReason::PongTimeout => f.write_str("pong timeout: ping unanswered"),
+            DisconnectReason::StallTimeout { request } => write!(f, "stalled: no answer to {request}"),
+            DisconnectReason::WriteTimeout => f.write_str("write timeout: remote is not reading"),
+            DisconnectReason::SelfConnection => f.write_str("connected to ourselves"),
+            DisconnectReason::ObsoleteVersion { version, minimum } => {
+                write!(f, "remote version {version} is below the minimum {minimum}")
+            }
+            DisconnectReason::MissingServices { advertised, required } => {
+                write!(f, "remote services {advertised:#x} lack required {required:#x}")
+            }
+            DisconnectReason::Refused(why) => write!(f, "refused by the application: {why}"),
+            DisconnectReason::Protocol(v) => write!(f, "protocol violation: {v}"),
+            DisconnectReason::Frame(e) => write!(f, "bad frame: {e}"),
+            DisconnectReason::Payload(e) => write!(f, "malformed message: {e}"),
+            DisconnectReason::Io { message, .. } => write!(f, "i/o error: {message}"),
+        }
+    }
+}
+
+impl DisconnectReason {
+    /// A short stable name for the reason, for logs and JSON (`remote_closed`, `pong_timeout` …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DisconnectReason::LocalRequest => "local_request",
+            DisconnectReason::RemoteClosed { .. } => "remote_closed",
+            DisconnectReason::HandshakeTimeout => "handshake_timeout",
+            DisconnectReason::IdleTimeout => "idle_timeout",
+            DisconnectReason::PongTimeout => "pong_timeout",
+            DisconnectReason::StallTimeout { .. } => "stall_timeout",
+            DisconnectReason::WriteTimeout => "write_timeout",
+            DisconnectReason::SelfConnection => "self_connection",
+            DisconnectReason::ObsoleteVersion { .. } => "obsolete_version",
+            DisconnectReason::MissingServices { .. } => "missing_services",
+            DisconnectReason::Refused(_) => "refused",
+            DisconnectReason::Protocol(_) => "protocol_violation",
+            DisconnectReason::Frame(_) => "bad_frame",
+            DisconnectReason::Payload(_) => "malformed_message",
+            DisconnectReason::Io { .. } => "io_error",
+        }
+    }
+
+    /// Whether the reason is a timeout of any kind (the CLI exits with code 3 for these).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::HandshakeTimeout
+                | DisconnectReason::IdleTimeout
+                | DisconnectReason::PongTimeout
+                | DisconnectReason::StallTimeout { .. }
+                | DisconnectReason::WriteTimeout
+        )
+    }
+
+    pub(crate) fn io(e: &std::io::Error) -> DisconnectReason {
+        DisconnectReason::Io { kind: e.kind(), message: Arc::from(e.to_string()) }
+    }
+}
+
+/// What became of a queued message (R-S1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Its bytes were written to the stream.
+    Sent,
+    /// The peer disconnected before it was written.
+    Dropped(DisconnectReason),
+}
+
+/// Why a message could not be queued.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The outbound queue holds its maximum of bytes; try again later or use
+    /// [`Peer::send`](super::Peer::send), which waits for room.
+    #[error("outbound queue full: {queued} bytes queued, limit {limit}")]
+    Full {
+        /// Bytes queued now.
+        queued: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The message could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] crate::wire::EncodeError),
+}
+
+/// Why a stream could not be associated with a peer. The stream is handed back when the peer
+/// already has one; after a disconnect it is closed (dropped), as btcd does.
+#[derive(thiserror::Error)]
+pub enum AssociateError<S> {
+    /// The peer already has a stream; this one is returned untouched.
+    #[error("peer already has a connection")]
+    AlreadyAssociated(S),
+    /// The peer was disconnected first; the stream was closed.
+    #[error("peer is disconnected: {0}")]
+    Disconnected(DisconnectReason),
+}
+
+impl<S> fmt::Debug for AssociateError<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AssociateError::AlreadyAssociated(_) => f.write_str("AlreadyAssociated(..)"),
+            AssociateError::Disconnected(r) => write!(f, "Disconnected({r:?})"),
+        }
+    }
+}

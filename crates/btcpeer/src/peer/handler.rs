@@ -1,0 +1,247 @@
+//! What the application hears from a peer (R-R1, R-R2): a [`Handler`] with a method per message kind,
+//! or a bounded channel of [`PeerEvent`]s.
+//!
+//! Handler methods run on the peer's reading task, in wire order. While one runs, the peer reads
+//! nothing more from that connection: a slow handler slows the remote down (backpressure), which is
+//! the point, but a handler that blocks for long also holds the idle and stall timers' view of the
+//! peer. Hand long work to another task, or use the channel adapter, whose bounded channel gives
+//! the same backpressure to async code.
+
+use std::sync::{Arc, Mutex};
+
+use bitcoin::bip152::{BlockTransactions, BlockTransactionsRequest, HeaderAndShortIds};
+use bitcoin::block::Header;
+use bitcoin::p2p::Address;
+use bitcoin::p2p::address::AddrV2Message;
+use bitcoin::p2p::message_blockdata::{GetBlocksMessage, GetHeadersMessage};
+use bitcoin::p2p::message_compact_blocks::SendCmpct;
+use bitcoin::p2p::message_filter::{CFCheckpt, CFHeaders, CFilter, GetCFCheckpt, GetCFHeaders, GetCFilters};
+use bitcoin::{Block, MerkleBlock, Transaction};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::error::DisconnectReason;
+use super::{Peer, RemoteInfo};
+use crate::wire::{Command, FilterAdd, FilterLoad, Inventory, Message, Reject, VersionMessage};
+
+/// One frame read from the remote, as [`Handler::on_read`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadEvent<'a> {
+    /// The frame's command, when its header could be read.
+    pub command: Option<Command>,
+    /// Bytes the frame took on the wire (0 for a failed read).
+    pub bytes: usize,
+    /// Why the read failed, if it did.
+    pub error: Option<&'a DisconnectReason>,
+}
+
+/// The application's side of a peer. Every method has an empty default, so implement only what you
+/// need. Methods are called on the peer's reading task in wire order (see the module docs).
+///
+/// [`Handler::on_message`] receives every message after the handshake and dispatches it to the
+/// method for its kind; override it to see them all in one place. Messages the peer handles itself
+/// (ping, pong, sendheaders, feefilter …) still reach their method after the peer has acted.
+#[allow(unused_variables)]
+pub trait Handler: Send + Sync + 'static {
+    /// The remote's version arrived; return an error to refuse the peer (R-L3). Runs during the
+    /// handshake, after the self-connection check.
+    fn on_version(&self, peer: &Peer, version: &VersionMessage) -> Result<(), String> {
+        Ok(())
+    }
+    /// The handshake completed.
+    fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {}
+    /// The peer ended; called exactly once per peer, after its tasks have stopped writing.
+    fn on_disconnect(&self, peer: &Peer, reason: &DisconnectReason) {}
+    /// Every frame read, handshake included, and every failed read.
+    fn on_read(&self, peer: &Peer, event: &ReadEvent<'_>) {}
+    /// Every frame written, handshake included.
+    fn on_write(&self, peer: &Peer, command: Command, bytes: usize) {}
+    /// The height to put in our version message.
+    fn start_height(&self) -> i32 {
+        0
+    }
+
+    /// Every message after the handshake, with its raw payload. The default calls the method for the
+    /// message's kind.
+    fn on_message(&self, peer: &Peer, message: Message, raw: Bytes) {
+        match message {
+            Message::Addr(m) => self.on_addr(peer, m),
+            Message::AddrV2(m) => self.on_addrv2(peer, m),
+            Message::Inv(m) => self.on_inv(peer, m),
+            Message::GetData(m) => self.on_getdata(peer, m),
+            Message::NotFound(m) => self.on_notfound(peer, m),
+            Message::GetBlocks(m) => self.on_getblocks(peer, m),
+            Message::GetHeaders(m) => self.on_getheaders(peer, m),
+            Message::Headers(m) => self.on_headers(peer, m),
+            Message::Block(m) => self.on_block(peer, m, raw),
+            Message::Tx(m) => self.on_tx(peer, m),
+            Message::MemPool => self.on_mempool(peer),
+            Message::GetAddr => self.on_getaddr(peer),
+            Message::Ping(n) => self.on_ping(peer, n),
+            Message::Pong(n) => self.on_pong(peer, n),
+            Message::Reject(m) => self.on_reject(peer, m),
+            Message::SendHeaders => self.on_sendheaders(peer),
+            Message::FeeFilter(m) => self.on_feefilter(peer, m),
+            Message::FilterLoad(m) => self.on_filterload(peer, m),
+            Message::FilterAdd(m) => self.on_filteradd(peer, m),
+            Message::FilterClear => self.on_filterclear(peer),
+            Message::MerkleBlock(m) => self.on_merkleblock(peer, m),
+            Message::SendCmpct(m) => self.on_sendcmpct(peer, m),
+            Message::CmpctBlock(m) => self.on_cmpctblock(peer, m),
+            Message::GetBlockTxn(m) => self.on_getblocktxn(peer, m),
+            Message::BlockTxn(m) => self.on_blocktxn(peer, m),
+            Message::GetCFilters(m) => self.on_getcfilters(peer, m),
+            Message::CFilter(m) => self.on_cfilter(peer, m),
+            Message::GetCFHeaders(m) => self.on_getcfheaders(peer, m),
+            Message::CFHeaders(m) => self.on_cfheaders(peer, m),
+            Message::GetCFCheckpt(m) => self.on_getcfcheckpt(peer, m),
+            Message::CFCheckpt(m) => self.on_cfcheckpt(peer, m),
+            Message::Unknown { command, payload } => self.on_unknown(peer, command, payload),
+            // Handshake and feature messages never arrive here after the handshake.
+            Message::Version(_)
+            | Message::Verack
+            | Message::SendAddrV2
+            | Message::WtxidRelay
+            | Message::SendTxRcncl(_) => {}
+        }
+    }
+
+    /// `addr`
+    fn on_addr(&self, peer: &Peer, addrs: Vec<(u32, Address)>) {}
+    /// `addrv2`
+    fn on_addrv2(&self, peer: &Peer, addrs: Vec<AddrV2Message>) {}
+    /// `inv`
+    fn on_inv(&self, peer: &Peer, inv: Vec<Inventory>) {}
+    /// `getdata`
+    fn on_getdata(&self, peer: &Peer, inv: Vec<Inventory>) {}
+    /// `notfound`
+    fn on_notfound(&self, peer: &Peer, inv: Vec<Inventory>) {}
+    /// `getblocks`
+    fn on_getblocks(&self, peer: &Peer, msg: GetBlocksMessage) {}
+    /// `getheaders`
+    fn on_getheaders(&self, peer: &Peer, msg: GetHeadersMessage) {}
+    /// `headers`
+    fn on_headers(&self, peer: &Peer, headers: Vec<Header>) {}
+    /// `block`: the decoded block and its raw payload (shared with the read buffer, no copy).
+    fn on_block(&self, peer: &Peer, block: Block, raw: Bytes) {}
+    /// `tx`
+    fn on_tx(&self, peer: &Peer, tx: Transaction) {}
+    /// `mempool`
+    fn on_mempool(&self, peer: &Peer) {}
+    /// `getaddr`
+    fn on_getaddr(&self, peer: &Peer) {}
+    /// `ping` (the pong was already queued)
+    fn on_ping(&self, peer: &Peer, nonce: u64) {}
+    /// `pong` (the round-trip time was already recorded)
+    fn on_pong(&self, peer: &Peer, nonce: u64) {}
+    /// `reject`
+    fn on_reject(&self, peer: &Peer, reject: Reject) {}
+    /// `sendheaders` (the preference was already recorded)
+    fn on_sendheaders(&self, peer: &Peer) {}
+    /// `feefilter` (the fee rate was already recorded)
+    fn on_feefilter(&self, peer: &Peer, feerate: i64) {}
+    /// `filterload`
+    fn on_filterload(&self, peer: &Peer, filter: FilterLoad) {}
+    /// `filteradd`
+    fn on_filteradd(&self, peer: &Peer, filter: FilterAdd) {}
+    /// `filterclear`
+    fn on_filterclear(&self, peer: &Peer) {}
+    /// `merkleblock`
+    fn on_merkleblock(&self, peer: &Peer, block: MerkleBlock) {}
+    /// `sendcmpct` (the preference was already recorded)
+    fn on_sendcmpct(&self, peer: &Peer, msg: SendCmpct) {}
+    /// `cmpctblock`
+    fn on_cmpctblock(&self, peer: &Peer, block: HeaderAndShortIds) {}
+    /// `getblocktxn`
+    fn on_getblocktxn(&self, peer: &Peer, request: BlockTransactionsRequest) {}
+    /// `blocktxn`
+    fn on_blocktxn(&self, peer: &Peer, txs: BlockTransactions) {}
+    /// `getcfilters`
+    fn on_getcfilters(&self, peer: &Peer, msg: GetCFilters) {}
+    /// `cfilter`
+    fn on_cfilter(&self, peer: &Peer, msg: CFilter) {}
+    /// `getcfheaders`
+    fn on_getcfheaders(&self, peer: &Peer, msg: GetCFHeaders) {}
+    /// `cfheaders`
+    fn on_cfheaders(&self, peer: &Peer, msg: CFHeaders) {}
+    /// `getcfcheckpt`
+    fn on_getcfcheckpt(&self, peer: &Peer, msg: GetCFCheckpt) {}
+    /// `cfcheckpt`
+    fn on_cfcheckpt(&self, peer: &Peer, msg: CFCheckpt) {}
+    /// A command btcpeer does not know; the peer counts it and carries on.
+    fn on_unknown(&self, peer: &Peer, command: Command, payload: Bytes) {}
+}
+
+/// A handler that does nothing: the peer still answers pings and keeps its statistics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopHandler;
+
+impl Handler for NoopHandler {}
+
+/// What a peer created with a channel delivers (R-R2).
+#[derive(Debug, Clone)]
+pub enum PeerEvent {
+    /// The handshake completed.
+    Handshake(RemoteInfo),
+    /// A message after the handshake, with its raw payload.
+    Message {
+        /// The decoded message.
+        message: Message,
+        /// Its payload as received.
+        raw: Bytes,
+    },
+    /// The peer ended. This event is always delivered: a slot is reserved for it from the start.
+    Disconnected(DisconnectReason),
+}
+
+/// Where a peer delivers what it receives.
+pub(crate) enum Sink {
+    Handler(Arc<dyn Handler>),
+    Channel { tx: mpsc::Sender<PeerEvent>, last: Mutex<Option<mpsc::OwnedPermit<PeerEvent>>> },
+}
+
+impl Sink {
+    pub(crate) fn channel(capacity: usize) -> (Sink, mpsc::Receiver<PeerEvent>) {
+        let (tx, rx) = mpsc::channel(capacity.max(2));
+        let last = tx.clone().try_reserve_owned().ok();
+        (Sink::Channel { tx, last: Mutex::new(last) }, rx)
+    }
+
+    pub(crate) fn handler(&self) -> Option<&dyn Handler> {
+        match self {
+            Sink::Handler(h) => Some(h.as_ref()),
+            Sink::Channel { .. } => None,
+        }
+    }
+
+    pub(crate) async fn message(&self, peer: &Peer, message: Message, raw: Bytes) {
+        match self {
+            Sink::Handler(h) => h.on_message(peer, message, raw),
+            // A receiver that went away just stops getting messages.
+            Sink::Channel { tx, .. } => {
+                let _ = tx.send(PeerEvent::Message { message, raw }).await;
+            }
+        }
+    }
+
+    pub(crate) async fn handshake(&self, peer: &Peer, remote: &RemoteInfo) {
+        match self {
+            Sink::Handler(h) => h.on_handshake(peer, remote),
+            Sink::Channel { tx, .. } => {
+                let _ = tx.send(PeerEvent::Handshake(remote.clone())).await;
+            }
+        }
+    }
+
+    pub(crate) fn disconnected(&self, peer: &Peer, reason: &DisconnectReason) {
+        match self {
+            Sink::Handler(h) => h.on_disconnect(peer, reason),
+            Sink::Channel { last, .. } => {
+                let permit = last.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(permit) = permit {
+                    permit.send(PeerEvent::Disconnected(reason.clone()));
+                }
+            }
+        }
+    }
+}

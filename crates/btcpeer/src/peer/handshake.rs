@@ -1,0 +1,194 @@
+//! The version handshake (R-L2 … R-L4).
+//!
+//! The outbound side sends its version first; the inbound side waits for the remote's and answers.
+//! The remote's version is validated in this order: it must be the first message; its nonce must not
+//! be one of ours in flight (self-connection); then it is recorded; then the application may refuse
+//! it; then the minimum version and the required services are checked. Before verack each side sends
+//! the feature messages the negotiated version allows (`wtxidrelay`, `sendaddrv2`, optionally
+//! `sendtxrcncl`); while waiting for the remote's verack, feature and unknown messages are accepted
+//! in any order and anything else is ignored and counted, as Bitcoin Core does.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bitcoin::p2p::{Address, ServiceFlags};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::driver::{read_frame, send_direct};
+use super::error::{DisconnectReason, Violation};
+use super::{Direction, Peer, PeerAddr, RemoteInfo};
+use crate::transport::stream::{FrameReader, FrameWriter};
+use crate::wire::version::{ADDRV2_VERSION, REJECT_VERSION, WTXID_RELAY_VERSION, version_has_relay};
+use crate::wire::{Command, Message, Reject, RejectCode, VersionMessage, VersionTail, blank_address};
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The remote's address as we put it in our version: blanked when it is the proxy's (R-T5), or a
+/// name (an onion or DNS name reached through a proxy), keeping only the port.
+fn receiver_address(peer: &Peer) -> Address {
+    let proxy = peer.shared.config.inner.proxy;
+    let blank_ip =
+        |port: u16| Address::new(&SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port), ServiceFlags::NONE);
+    match &peer.shared.addr {
+        PeerAddr::Socket(a) if proxy.is_some_and(|p| p.ip() == a.ip()) => blank_address(),
+        PeerAddr::Socket(a) => Address::new(a, ServiceFlags::NONE),
+        PeerAddr::Host(h) => {
+            let port = h.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(0);
+            blank_ip(port)
+        }
+    }
+}
+
+/// Our version message (R-L4).
+pub(crate) fn our_version(peer: &Peer, nonce: u64) -> VersionMessage {
+    let cfg = &peer.shared.config.inner;
+    let mut sender = blank_address();
+    sender.services = cfg.services;
+    if let Some(addr) = cfg.advertised_address {
+        sender = Address::new(&addr, cfg.services);
+    }
+    VersionMessage {
+        version: cfg.protocol_version,
+        services: cfg.services,
+        timestamp: unix_now(),
+        receiver: receiver_address(peer),
+        sender,
+        nonce,
+        user_agent: cfg.user_agent.clone(),
+        start_height: peer.handler().map_or(0, |h| h.start_height()),
+        relay: cfg.relay,
+        tail: if version_has_relay(cfg.protocol_version) { VersionTail::Complete } else { VersionTail::NoRelay },
+    }
+}
+
+async fn refuse<W: AsyncWrite + Unpin>(
+    peer: &Peer,
+    writer: &mut FrameWriter<W>,
+    negotiated: u32,
+    code: RejectCode,
+    reason: String,
+) {
+    if negotiated >= REJECT_VERSION {
+        let reject = Reject { message: "version".into(), code, reason, hash: None };
+        // The peer ends either way; a failed reject changes nothing.
+        let _ = send_direct(peer, writer, &Message::Reject(reject)).await;
+    }
+}
+
+/// Runs the handshake on the stream's two halves. `nonce` is ours, registered for self-connection
+/// detection for as long as the handshake runs.
+pub(crate) async fn run<R, W>(
+    peer: &Peer,
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+    nonce: u64,
+) -> Result<RemoteInfo, DisconnectReason>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let cfg = peer.shared.config.inner.clone();
+    if peer.direction() == Direction::Outbound {
+        send_direct(peer, writer, &Message::Version(our_version(peer, nonce))).await?;
+    }
+
+    // The first message must be a version. The remote's version is unknown, so no reject is sent.
+    let (frame, _) = read_frame(peer, reader, true).await?;
+    if frame.command != Command::VERSION {
+        return Err(DisconnectReason::Protocol(Violation::FirstMessageNotVersion(frame.command)));
+    }
+    let Message::Version(version) = frame.decode().map_err(DisconnectReason::Payload)? else {
+        return Err(DisconnectReason::Protocol(Violation::FirstMessageNotVersion(frame.command)));
+    };
+
+    if !cfg.allow_self_connection && cfg.nonces.check_and_mark(version.nonce) {
+        return Err(DisconnectReason::SelfConnection);
+    }
+
+    let negotiated = cfg.protocol_version.min(version.version);
+    let mut info = RemoteInfo {
+        time_offset: version.timestamp.saturating_sub(unix_now()),
+        version,
+        negotiated_version: negotiated,
+        wants_addrv2: false,
+        wtxid_relay: false,
+        txrcncl: None,
+    };
+    peer.counters(|c| {
+        c.last_block_height = info.version.start_height;
+        c.remote = Some(info.clone());
+    });
+
+    if let Some(Err(why)) = peer.handler().map(|h| h.on_version(peer, &info.version)) {
+        refuse(peer, writer, negotiated, RejectCode::NONSTANDARD, why.clone()).await;
+        return Err(DisconnectReason::Refused(why));
+    }
+    if info.version.version < cfg.min_protocol_version {
+        let reason = format!("protocol version must be {} or greater", cfg.min_protocol_version);
+        refuse(peer, writer, negotiated, RejectCode::OBSOLETE, reason).await;
+        return Err(DisconnectReason::ObsoleteVersion {
+            version: info.version.version,
+            minimum: cfg.min_protocol_version,
+        });
+    }
+    let services = info.version.services;
+    if !services.has(cfg.required_services) {
+        refuse(peer, writer, negotiated, RejectCode::NONSTANDARD, "missing required services".into()).await;
+        return Err(DisconnectReason::MissingServices {
+            advertised: services.to_u64(),
+            required: cfg.required_services.to_u64(),
+        });
+    }
+
+    if peer.direction() == Direction::Inbound {
+        send_direct(peer, writer, &Message::Version(our_version(peer, nonce))).await?;
+    }
+    let we_send_wtxid = cfg.wtxid_relay && negotiated >= WTXID_RELAY_VERSION;
+    if we_send_wtxid {
+        send_direct(peer, writer, &Message::WtxidRelay).await?;
+    }
+    if cfg.addrv2 && negotiated >= ADDRV2_VERSION {
+        send_direct(peer, writer, &Message::SendAddrV2).await?;
+    }
+    if let Some((version, salt)) = cfg.txrcncl.filter(|_| we_send_wtxid) {
+        send_direct(peer, writer, &Message::SendTxRcncl(crate::wire::SendTxRcncl { version, salt })).await?;
+    }
+    send_direct(peer, writer, &Message::Verack).await?;
+
+    loop {
+        let (frame, _) = read_frame(peer, reader, true).await?;
+        match frame.command.as_str() {
+            "verack" => break,
+            "wtxidrelay" => info.wtxid_relay = negotiated >= WTXID_RELAY_VERSION && we_send_wtxid,
+            "sendaddrv2" => info.wants_addrv2 = negotiated >= ADDRV2_VERSION,
+            "sendtxrcncl" => {
+                if let Ok(Message::SendTxRcncl(m)) = frame.decode() {
+                    info.txrcncl = Some(m);
+                }
+            }
+            "version" => {
+                refuse(peer, writer, negotiated, RejectCode::DUPLICATE, "duplicate version message".into()).await;
+                return Err(DisconnectReason::Protocol(Violation::DuplicateVersion));
+            }
+            _ => {
+                // Unknown commands (future feature negotiation) are tolerated; known messages
+                // before verack are ignored, as Bitcoin Core does. Both are counted.
+                let unknown = !frame.command.is_known();
+                peer.counters(|c| {
+                    if unknown {
+                        c.unknown_received = c.unknown_received.saturating_add(1);
+                    } else {
+                        c.ignored_received = c.ignored_received.saturating_add(1);
+                    }
+                });
+            }
+        }
+    }
+    peer.counters(|c| {
+        c.handshake_at = Some(SystemTime::now());
+        c.remote = Some(info.clone());
+    });
+    Ok(info)
+}

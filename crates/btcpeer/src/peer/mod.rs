@@ -1,0 +1,511 @@
+//! The peer: lifecycle, handshake, receiving, the send queue and statistics.
+//!
+//! A [`Peer`] is a cheap, cloneable, `Send + Sync` handle. The application owns dialing and
+//! listening; it creates a peer with [`Peer::outbound`] or [`Peer::inbound`] and hands it a connected
+//! stream (any `AsyncRead + AsyncWrite`), either at once or later with [`Peer::associate`]. The peer
+//! then runs on two tokio tasks: the reading task performs the handshake, reads and dispatches
+//! messages to the application's [`Handler`]; the writing task drains the outbound queue. When the
+//! peer ends, for whatever [`DisconnectReason`], both tasks stop, the stream is closed, every queued
+//! message's [`Completion`] resolves, the handler's `on_disconnect` runs once, and only then does
+//! [`Peer::wait_for_disconnect`] return.
+//!
+//! ```no_run
+//! use btcpeer::network::Network;
+//! use btcpeer::peer::{Handler, Peer, PeerConfig};
+//! use btcpeer::wire::{Inventory, Message};
+//!
+//! struct Printer;
+//! impl Handler for Printer {
+//!     fn on_inv(&self, peer: &Peer, inv: Vec<Inventory>) {
+//!         println!("peer {} announced {} items", peer.id(), inv.len());
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = PeerConfig::builder(Network::MAINNET).user_agent("example", "0.1").build()?;
+//! let stream = tokio::net::TcpStream::connect("127.0.0.1:8333").await?;
+//! let peer = Peer::outbound(config, "127.0.0.1:8333", Printer);
+//! peer.associate(stream).expect("a fresh peer");
+//! let remote = peer.handshake().await?;
+//! println!("connected to {}", remote.version.user_agent);
+//! peer.queue_message(&Message::GetAddr)?.await;
+//! let reason = peer.wait_for_disconnect().await;
+//! println!("disconnected: {reason}");
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod driver;
+mod error;
+mod handler;
+mod handshake;
+mod nonce;
+mod queue;
+mod stats;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use bitcoin::p2p::message_compact_blocks::SendCmpct;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ConfigError, PeerConfig, PeerConfigBuilder};
+pub use error::{AssociateError, DisconnectReason, QueueError, SendOutcome, Violation};
+pub use handler::{Handler, NoopHandler, PeerEvent, ReadEvent};
+pub use nonce::{NonceEntry, NonceRegistry};
+pub use queue::Completion;
+pub use stats::{CommandStats, PeerStats, Transport};
+
+use handler::Sink;
+use queue::Queue;
+use stats::{Counters, SnapshotBase};
+
+use crate::wire::{Command, Message, SendTxRcncl, VersionMessage};
+
+/// Whether we dialed the remote or it dialed us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The remote connected to us.
+    Inbound,
+    /// We connected to the remote.
+    Outbound,
+}
+
+impl Direction {
+    /// `"inbound"` or `"outbound"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// The remote's address: a socket address, or a host name (a DNS or `.onion` name reached through
+/// a proxy).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PeerAddr {
+    /// An IP address and port.
+    Socket(SocketAddr),
+    /// A host name and port, as given.
+    Host(String),
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Socket(a) => write!(f, "{a}"),
+            PeerAddr::Host(h) => f.write_str(h),
+        }
+    }
+}
+
+impl From<SocketAddr> for PeerAddr {
+    fn from(a: SocketAddr) -> Self {
+        PeerAddr::Socket(a)
+    }
+}
+
+impl From<&str> for PeerAddr {
+    fn from(s: &str) -> Self {
+        s.parse().map(PeerAddr::Socket).unwrap_or_else(|_| PeerAddr::Host(s.to_string()))
+    }
+}
+
+impl From<String> for PeerAddr {
+    fn from(s: String) -> Self {
+        PeerAddr::from(s.as_str())
+    }
+}
+
+/// What the handshake learned about the remote (R-L2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteInfo {
+    /// The remote's version message.
+    pub version: VersionMessage,
+    /// min(our version, the remote's).
+    pub negotiated_version: u32,
+    /// The remote's clock minus ours, in seconds.
+    pub time_offset: i64,
+    /// The remote sent `sendaddrv2` at a version that allows it.
+    pub wants_addrv2: bool,
+    /// The remote sent `wtxidrelay` at a version that allows it.
+    pub wtxid_relay: bool,
+    /// The remote's `sendtxrcncl`, if it sent one.
+    pub txrcncl: Option<SendTxRcncl>,
+}
+
+#[derive(Clone, Debug)]
+enum HandshakeState {
+    Pending,
+    Done(RemoteInfo),
+    Failed(DisconnectReason),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Assoc {
+    Waiting,
+    Running,
+    Ended,
+}
+
+struct State {
+    assoc: Assoc,
+    reason: Option<DisconnectReason>,
+    counters: Counters,
+}
+
+pub(crate) struct Shared {
+    id: u64,
+    direction: Direction,
+    addr: PeerAddr,
+    config: PeerConfig,
+    sink: Sink,
+    state: Mutex<State>,
+    queue: Queue,
+    cancel: CancellationToken,
+    handshake: watch::Sender<HandshakeState>,
+    done: watch::Sender<Option<DisconnectReason>>,
+    span: tracing::Span,
+}
+
+/// A connection to one remote peer. Cheap to clone; every method is safe from any task.
+#[derive(Clone)]
+pub struct Peer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Peer({} {} {})", self.shared.id, self.shared.addr, self.shared.direction.as_str())
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.shared.addr, self.shared.direction.as_str())
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Peer {
+    fn create(config: PeerConfig, direction: Direction, addr: PeerAddr, sink: Sink) -> Peer {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!("peer", id, addr = %addr, dir = direction.as_str());
+        let queue = Queue::new(config.inner.max_queue_bytes, config.inner.network.max_payload());
+        Peer {
+            shared: Arc::new(Shared {
+                id,
+                direction,
+                addr,
+                config,
+                sink,
+                state: Mutex::new(State { assoc: Assoc::Waiting, reason: None, counters: Counters::default() }),
+                queue,
+                cancel: CancellationToken::new(),
+                handshake: watch::Sender::new(HandshakeState::Pending),
+                done: watch::Sender::new(None),
+                span,
+            }),
+        }
+    }
+
+    /// An outbound peer to `remote` (a socket address, or a host or `.onion` name when the stream
+    /// comes through a proxy), not yet connected: give it its stream with [`Peer::associate`].
+    pub fn outbound(config: PeerConfig, remote: impl Into<PeerAddr>, handler: impl Handler) -> Peer {
+        Peer::create(config, Direction::Outbound, remote.into(), Sink::Handler(Arc::new(handler)))
+    }
+
+    /// An inbound peer from `remote`, not yet connected: give it its stream with
+    /// [`Peer::associate`].
+    pub fn inbound(config: PeerConfig, remote: impl Into<PeerAddr>, handler: impl Handler) -> Peer {
+        Peer::create(config, Direction::Inbound, remote.into(), Sink::Handler(Arc::new(handler)))
+    }
+
+    /// Like [`Peer::outbound`], with a handler shared with other peers.
+    pub fn outbound_shared(config: PeerConfig, remote: impl Into<PeerAddr>, handler: Arc<dyn Handler>) -> Peer {
+        Peer::create(config, Direction::Outbound, remote.into(), Sink::Handler(handler))
+    }
+
+    /// Like [`Peer::inbound`], with a handler shared with other peers.
+    pub fn inbound_shared(config: PeerConfig, remote: impl Into<PeerAddr>, handler: Arc<dyn Handler>) -> Peer {
+        Peer::create(config, Direction::Inbound, remote.into(), Sink::Handler(handler))
+    }
+
+    /// A peer that delivers [`PeerEvent`]s on a bounded channel instead of calling a handler
+    /// (R-R2). When the channel is full the peer stops reading until there is room.
+    pub fn with_channel(
+        config: PeerConfig,
+        direction: Direction,
+        remote: impl Into<PeerAddr>,
+        capacity: usize,
+    ) -> (Peer, mpsc::Receiver<PeerEvent>) {
+        let (sink, rx) = Sink::channel(capacity);
+        (Peer::create(config, direction, remote.into(), sink), rx)
+    }
+
+    /// Gives the peer its connected stream and starts it (on the current tokio runtime).
+    ///
+    /// Associating a second stream is a no-op that hands the stream back; associating after a
+    /// disconnect closes the new stream (R-L1).
+    pub fn associate<S>(&self, stream: S) -> Result<(), AssociateError<S>>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.associate_inner(stream, None)
+    }
+
+    /// Like [`Peer::associate`], recording our side's address for the statistics.
+    pub fn associate_with_local<S>(&self, stream: S, local: SocketAddr) -> Result<(), AssociateError<S>>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.associate_inner(stream, Some(local))
+    }
+
+    fn associate_inner<S>(&self, stream: S, local: Option<SocketAddr>) -> Result<(), AssociateError<S>>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        {
+            let mut st = self.lock();
+            match st.assoc {
+                Assoc::Running => return Err(AssociateError::AlreadyAssociated(stream)),
+                Assoc::Ended => {
+                    let reason = st.reason.clone().unwrap_or(DisconnectReason::LocalRequest);
+                    drop(st);
+                    drop(stream);
+                    return Err(AssociateError::Disconnected(reason));
+                }
+                Assoc::Waiting => {
+                    st.assoc = Assoc::Running;
+                    st.counters.connected_at = Some(SystemTime::now());
+                    st.counters.local_addr = local;
+                }
+            }
+        }
+        driver::spawn(self.clone(), stream);
+        Ok(())
+    }
+
+    /// The peer's id: unique in the process, counting from 1.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The remote's address.
+    pub fn addr(&self) -> &PeerAddr {
+        &self.shared.addr
+    }
+
+    /// Inbound or outbound.
+    pub fn direction(&self) -> Direction {
+        self.shared.direction
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PeerConfig {
+        &self.shared.config
+    }
+
+    /// Whether a stream is associated and the peer has not ended.
+    pub fn is_connected(&self) -> bool {
+        self.lock().assoc == Assoc::Running && !self.shared.cancel.is_cancelled()
+    }
+
+    /// Waits for the handshake: the remote's version details, or why the peer ended first.
+    pub async fn handshake(&self) -> Result<RemoteInfo, DisconnectReason> {
+        let mut rx = self.shared.handshake.subscribe();
+        loop {
+            match &*rx.borrow_and_update() {
+                HandshakeState::Done(info) => return Ok(info.clone()),
+                HandshakeState::Failed(reason) => return Err(reason.clone()),
+                HandshakeState::Pending => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(DisconnectReason::LocalRequest);
+            }
+        }
+    }
+
+    /// The remote's version details, once the handshake has completed.
+    pub fn remote(&self) -> Option<RemoteInfo> {
+        match &*self.shared.handshake.borrow() {
+            HandshakeState::Done(info) => Some(info.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether the handshake has completed.
+    pub fn handshake_complete(&self) -> bool {
+        matches!(&*self.shared.handshake.borrow(), HandshakeState::Done(_))
+    }
+
+    /// The negotiated protocol version (our own before the handshake).
+    pub fn negotiated_version(&self) -> u32 {
+        self.lock().counters.remote.as_ref().map_or(self.shared.config.inner.protocol_version, |r| r.negotiated_version)
+    }
+
+    /// Whether the remote asked for block announcements by `headers` (BIP130).
+    pub fn wants_headers(&self) -> bool {
+        self.lock().counters.wants_headers
+    }
+
+    /// Whether the remote asked for `addrv2` (BIP155).
+    pub fn wants_addrv2(&self) -> bool {
+        self.lock().counters.remote.as_ref().is_some_and(|r| r.wants_addrv2)
+    }
+
+    /// Whether transactions are announced by wtxid with this remote (BIP339).
+    pub fn wtxid_relay(&self) -> bool {
+        self.lock().counters.remote.as_ref().is_some_and(|r| r.wtxid_relay)
+    }
+
+    /// The remote's compact-block preference (BIP152).
+    pub fn compact_blocks(&self) -> Option<SendCmpct> {
+        self.lock().counters.compact_blocks
+    }
+
+    /// The remote's fee filter in sat/kvB (BIP133).
+    pub fn fee_filter(&self) -> Option<i64> {
+        self.lock().counters.fee_filter
+    }
+
+    /// The remote's latest known height.
+    pub fn last_block_height(&self) -> i32 {
+        self.lock().counters.last_block_height
+    }
+
+    /// Raises the remote's latest known height; a lower height is ignored.
+    pub fn update_last_block_height(&self, height: i32) {
+        let mut st = self.lock();
+        if height > st.counters.last_block_height {
+            st.counters.last_block_height = height;
+        }
+    }
+
+    /// Queues `message` without waiting (R-S1). The returned [`Completion`] resolves once the bytes
+    /// were written, or with the reason they never will be. Messages are written in the order they
+    /// were queued; before the handshake completes they wait for it.
+    pub fn queue_message(&self, message: &Message) -> Result<Completion, QueueError> {
+        self.shared.queue.push(message)
+    }
+
+    /// Queues `message`, waiting while the outbound queue is full (R-S2).
+    pub async fn send(&self, message: &Message) -> Result<Completion, QueueError> {
+        self.shared.queue.push_wait(message).await
+    }
+
+    /// Queues an already-encoded payload under `command` (for messages btcpeer does not know, or
+    /// payloads encoded once and sent to many peers).
+    pub fn queue_raw(&self, command: Command, payload: Bytes) -> Result<Completion, QueueError> {
+        self.shared.queue.push_raw(command, payload)
+    }
+
+    /// Ends the peer (R-L6). Idempotent and safe from any task, before, during or after the
+    /// handshake.
+    pub fn disconnect(&self) {
+        self.stop(DisconnectReason::LocalRequest);
+    }
+
+    /// Records why the peer ends (the first reason wins) and stops its tasks.
+    pub(crate) fn stop(&self, reason: DisconnectReason) {
+        let finalize_now = {
+            let mut st = self.lock();
+            if st.reason.is_none() {
+                st.reason = Some(reason);
+            }
+            match st.assoc {
+                Assoc::Waiting => {
+                    st.assoc = Assoc::Ended;
+                    true
+                }
+                Assoc::Running | Assoc::Ended => false,
+            }
+        };
+        self.shared.cancel.cancel();
+        if finalize_now {
+            self.finalize();
+        }
+    }
+
+    /// The last step of a peer's life: resolve the queue, tell the application, release waiters.
+    pub(crate) fn finalize(&self) {
+        let reason = {
+            let mut st = self.lock();
+            st.assoc = Assoc::Ended;
+            st.reason.get_or_insert(DisconnectReason::LocalRequest).clone()
+        };
+        self.shared.queue.close(reason.clone());
+        self.shared.handshake.send_if_modified(|h| match h {
+            HandshakeState::Pending => {
+                *h = HandshakeState::Failed(reason.clone());
+                true
+            }
+            _ => false,
+        });
+        tracing::debug!(parent: &self.shared.span, %reason, "disconnected");
+        self.shared.sink.disconnected(self, &reason);
+        self.shared.done.send_replace(Some(reason));
+    }
+
+    /// Waits until the peer has ended: its tasks have stopped, the stream is closed, and every
+    /// queued message's completion has resolved. Returns why it ended.
+    pub async fn wait_for_disconnect(&self) -> DisconnectReason {
+        self.closed().await
+    }
+
+    /// The same as [`Peer::wait_for_disconnect`], as a `'static` future that does not borrow the
+    /// peer.
+    pub fn closed(&self) -> impl std::future::Future<Output = DisconnectReason> + Send + 'static {
+        let mut rx = self.shared.done.subscribe();
+        async move {
+            loop {
+                if let Some(reason) = rx.borrow_and_update().clone() {
+                    return reason;
+                }
+                if rx.changed().await.is_err() {
+                    return DisconnectReason::LocalRequest;
+                }
+            }
+        }
+    }
+
+    /// Why the peer ended, once it has.
+    pub fn disconnect_reason(&self) -> Option<DisconnectReason> {
+        self.shared.done.borrow().clone()
+    }
+
+    /// A consistent copy of the peer's statistics (R-O1).
+    pub fn stats(&self) -> PeerStats {
+        let queue = self.shared.queue.depth();
+        let st = self.lock();
+        st.counters.snapshot(SnapshotBase {
+            id: self.shared.id,
+            addr: self.shared.addr.clone(),
+            direction: self.shared.direction,
+            our_version: self.shared.config.inner.protocol_version,
+            queue,
+            reason: self.shared.done.borrow().clone(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn counters<T>(&self, f: impl FnOnce(&mut Counters) -> T) -> T {
+        f(&mut self.lock().counters)
+    }
+
+    pub(crate) fn handler(&self) -> Option<&dyn Handler> {
+        self.shared.sink.handler()
+    }
+}

@@ -1,0 +1,234 @@
+//! The per-peer statistics (R-O1): kept in one place, copied out consistently by
+//! [`Peer::stats`](super::Peer::stats).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::message_compact_blocks::SendCmpct;
+use tokio::time::Instant;
+
+use super::error::DisconnectReason;
+use super::{Direction, PeerAddr, RemoteInfo};
+
+/// Traffic of one command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommandStats {
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Bytes sent, frame headers included.
+    pub bytes_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Bytes received, frame headers included.
+    pub bytes_received: u64,
+}
+
+/// Which transport a peer uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Plaintext v1 framing.
+    V1,
+    /// BIP324 encrypted transport.
+    V2,
+}
+
+impl Transport {
+    /// `"v1"` or `"v2"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::V1 => "v1",
+            Transport::V2 => "v2",
+        }
+    }
+}
+
+/// A consistent copy of a peer's statistics.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PeerStats {
+    /// The peer's id (unique in the process, from 1).
+    pub id: u64,
+    /// The remote's address.
+    pub addr: PeerAddr,
+    /// Our side's address, when known.
+    pub local_addr: Option<SocketAddr>,
+    /// Inbound or outbound.
+    pub direction: Direction,
+    /// The transport.
+    pub transport: Transport,
+    /// The remote's services (none before its version arrives).
+    pub services: ServiceFlags,
+    /// The protocol version the remote advertised (0 before its version arrives).
+    pub version: u32,
+    /// The negotiated protocol version: min(ours, theirs), or ours before the handshake.
+    pub negotiated_version: u32,
+    /// The remote's user agent.
+    pub user_agent: String,
+    /// The height in the remote's version message.
+    pub start_height: i32,
+    /// The remote's latest known height: the start height, then raised by
+    /// [`Peer::update_last_block_height`](super::Peer::update_last_block_height), never lowered.
+    pub last_block_height: i32,
+    /// The remote's clock minus ours, in seconds, at version time.
+    pub time_offset: i64,
+    /// When the stream was associated.
+    pub connected_at: Option<SystemTime>,
+    /// When the handshake completed.
+    pub handshake_at: Option<SystemTime>,
+    /// When a message was last written.
+    pub last_send: Option<SystemTime>,
+    /// When a message was last read.
+    pub last_recv: Option<SystemTime>,
+    /// Bytes written on the wire.
+    pub bytes_sent: u64,
+    /// Bytes read from the wire.
+    pub bytes_received: u64,
+    /// Messages written.
+    pub messages_sent: u64,
+    /// Messages read.
+    pub messages_received: u64,
+    /// Traffic per command.
+    pub per_command: HashMap<String, CommandStats>,
+    /// Messages with a command btcpeer does not know.
+    pub unknown_received: u64,
+    /// Messages ignored: before verack, not defined at the negotiated version, or forbidden by
+    /// the bloom rules at an old version.
+    pub ignored_received: u64,
+    /// The last ping round trip.
+    pub last_ping_rtt: Option<Duration>,
+    /// The smallest ping round trip.
+    pub min_ping_rtt: Option<Duration>,
+    /// The nonce of the ping awaiting its pong, and how long it has waited.
+    pub outstanding_ping: Option<(u64, Duration)>,
+    /// The remote sent `sendheaders` (BIP130).
+    pub wants_headers: bool,
+    /// The remote sent `sendaddrv2` at a version that allows it (BIP155).
+    pub wants_addrv2: bool,
+    /// The remote sent `wtxidrelay` at a version that allows it (BIP339).
+    pub wtxid_relay: bool,
+    /// The remote's `sendcmpct` preference (BIP152).
+    pub compact_blocks: Option<SendCmpct>,
+    /// The remote's fee filter in sat/kvB (BIP133).
+    pub fee_filter: Option<i64>,
+    /// Messages waiting in the outbound queue.
+    pub queued_messages: usize,
+    /// Bytes waiting in the outbound queue.
+    pub queued_bytes: usize,
+    /// Entries in the known-inventory cache.
+    pub known_inventory: usize,
+    /// Why the peer disconnected, once it has.
+    pub disconnect_reason: Option<DisconnectReason>,
+}
+
+/// The mutable state behind the snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) local_addr: Option<SocketAddr>,
+    pub(crate) connected_at: Option<SystemTime>,
+    pub(crate) handshake_at: Option<SystemTime>,
+    pub(crate) remote: Option<RemoteInfo>,
+    pub(crate) last_block_height: i32,
+    pub(crate) wants_headers: bool,
+    pub(crate) compact_blocks: Option<SendCmpct>,
+    pub(crate) fee_filter: Option<i64>,
+    pub(crate) last_send: Option<SystemTime>,
+    pub(crate) last_recv: Option<SystemTime>,
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) messages_sent: u64,
+    pub(crate) messages_received: u64,
+    pub(crate) per_command: HashMap<crate::wire::Command, CommandStats>,
+    pub(crate) unknown_received: u64,
+    pub(crate) ignored_received: u64,
+    pub(crate) ping_outstanding: Option<(u64, Instant)>,
+    pub(crate) last_rtt: Option<Duration>,
+    pub(crate) min_rtt: Option<Duration>,
+}
+
+impl Counters {
+    pub(crate) fn sent(&mut self, command: crate::wire::Command, bytes: usize) {
+        let bytes = bytes as u64;
+        self.bytes_sent = self.bytes_sent.saturating_add(bytes);
+        self.messages_sent = self.messages_sent.saturating_add(1);
+        let c = self.per_command.entry(command).or_default();
+        c.messages_sent = c.messages_sent.saturating_add(1);
+        c.bytes_sent = c.bytes_sent.saturating_add(bytes);
+    }
+
+    pub(crate) fn received(&mut self, command: crate::wire::Command, bytes: usize) {
+        let bytes = bytes as u64;
+        self.bytes_received = self.bytes_received.saturating_add(bytes);
+        self.messages_received = self.messages_received.saturating_add(1);
+        let c = self.per_command.entry(command).or_default();
+        c.messages_received = c.messages_received.saturating_add(1);
+        c.bytes_received = c.bytes_received.saturating_add(bytes);
+    }
+
+    /// A pong arrived: if it answers the outstanding ping, record the round trip.
+    pub(crate) fn pong(&mut self, nonce: u64, now: Instant) -> Option<Duration> {
+        match self.ping_outstanding {
+            Some((n, sent)) if n == nonce => {
+                let rtt = now.saturating_duration_since(sent);
+                self.ping_outstanding = None;
+                self.last_rtt = Some(rtt);
+                self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+                Some(rtt)
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn snapshot(&self, base: SnapshotBase) -> PeerStats {
+        let remote = self.remote.as_ref();
+        PeerStats {
+            id: base.id,
+            addr: base.addr,
+            local_addr: self.local_addr,
+            direction: base.direction,
+            transport: Transport::V1,
+            services: remote.map_or(ServiceFlags::NONE, |r| r.version.services),
+            version: remote.map_or(0, |r| r.version.version),
+            negotiated_version: remote.map_or(base.our_version, |r| r.negotiated_version),
+            user_agent: remote.map(|r| r.version.user_agent.clone()).unwrap_or_default(),
+            start_height: remote.map_or(0, |r| r.version.start_height),
+            last_block_height: self.last_block_height,
+            time_offset: remote.map_or(0, |r| r.time_offset),
+            connected_at: self.connected_at,
+            handshake_at: self.handshake_at,
+            last_send: self.last_send,
+            last_recv: self.last_recv,
+            bytes_sent: self.bytes_sent,
+            bytes_received: self.bytes_received,
+            messages_sent: self.messages_sent,
+            messages_received: self.messages_received,
+            per_command: self.per_command.iter().map(|(c, s)| (c.as_str().to_string(), *s)).collect(),
+            unknown_received: self.unknown_received,
+            ignored_received: self.ignored_received,
+            last_ping_rtt: self.last_rtt,
+            min_ping_rtt: self.min_rtt,
+            outstanding_ping: self
+                .ping_outstanding
+                .map(|(n, sent)| (n, Instant::now().saturating_duration_since(sent))),
+            wants_headers: self.wants_headers,
+            wants_addrv2: remote.is_some_and(|r| r.wants_addrv2),
+            wtxid_relay: remote.is_some_and(|r| r.wtxid_relay),
+            compact_blocks: self.compact_blocks,
+            fee_filter: self.fee_filter,
+            queued_messages: base.queue.0,
+            queued_bytes: base.queue.1,
+            known_inventory: 0,
+            disconnect_reason: base.reason,
+        }
+    }
+}
+
+pub(crate) struct SnapshotBase {
+    pub(crate) id: u64,
+    pub(crate) addr: PeerAddr,
+    pub(crate) direction: Direction,
+    pub(crate) our_version: u32,
+    pub(crate) queue: (usize, usize),
+    pub(crate) reason: Option<DisconnectReason>,
+}
