@@ -168,10 +168,11 @@ where
         user_agent = %info.version.user_agent,
         "handshake complete"
     );
+    // The writer starts first, so that whatever the application queues on seeing the handshake
+    // (and whatever it queued before) flows at once.
+    let writer_task = tokio::spawn(write_loop(peer.clone(), writer).instrument(shared.span.clone()));
     shared.handshake.send_replace(HandshakeState::Done(info.clone()));
     shared.sink.handshake(&peer, &info).await;
-
-    let writer_task = tokio::spawn(write_loop(peer.clone(), writer).instrument(shared.span.clone()));
     read_loop(&peer, &mut reader).await;
     shared.cancel.cancel();
     let _ = writer_task.await;

@@ -138,6 +138,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         Ok(payload.len().saturating_add(HEADER_LEN))
     }
 
+    /// The stream, for writing bytes that are not frames (tests of hostile input do this).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// Writes the pending batch (without flushing the stream).
     pub async fn flush_batch(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {

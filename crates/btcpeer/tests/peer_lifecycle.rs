@@ -1,0 +1,240 @@
+//! R-L1, R-L6, R-L7, R-S1, R-S2: creating, associating and ending peers; the outbound queue.
+
+mod common;
+
+use std::time::Duration;
+
+use btcpeer::peer::{AssociateError, DisconnectReason, NoopHandler, Peer, QueueError, SendOutcome};
+use btcpeer::wire::Message;
+use common::*;
+use tokio::io::AsyncReadExt;
+
+/// Reads from the far end of a duplex until EOF; returns whether EOF came within the wait.
+async fn sees_eof(mut far: tokio::io::DuplexStream) -> bool {
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match far.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn r_l1_disconnect_before_associate_closes_the_late_stream() {
+    let peer = Peer::outbound(config(), "127.0.0.1:18444", NoopHandler);
+    let queued = peer.queue_message(&Message::GetAddr).expect("queued before association");
+    peer.disconnect();
+    peer.disconnect(); // idempotent
+    assert_eq!(within(peer.wait_for_disconnect()).await, DisconnectReason::LocalRequest);
+    assert_eq!(queued.await, SendOutcome::Dropped(DisconnectReason::LocalRequest));
+
+    let (ours, far) = tokio::io::duplex(1024);
+    match peer.associate(ours) {
+        Err(AssociateError::Disconnected(DisconnectReason::LocalRequest)) => {}
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    assert!(sees_eof(far).await, "the late stream is closed");
+    assert!(!peer.is_connected());
+}
+
+#[tokio::test]
+async fn r_l1_associating_twice_hands_the_second_stream_back() {
+    let (peer, _remote) = outbound_to_remote(config(), NoopHandler);
+    let (second, _far) = tokio::io::duplex(1024);
+    match peer.associate(second) {
+        Err(AssociateError::AlreadyAssociated(_stream)) => {}
+        other => panic!("expected AlreadyAssociated, got {other:?}"),
+    }
+    assert!(peer.is_connected());
+    peer.disconnect();
+    within(peer.wait_for_disconnect()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_l1_associate_and_disconnect_race_100_rounds() {
+    for round in 0..100 {
+        let peer = Peer::outbound(config(), "127.0.0.1:18444", NoopHandler);
+        let (ours, far) = tokio::io::duplex(1024);
+        let p1 = peer.clone();
+        let p2 = peer.clone();
+        let assoc = tokio::spawn(async move { p1.associate(ours).is_ok() });
+        let disc = tokio::spawn(async move { p2.disconnect() });
+        let associated = assoc.await.unwrap();
+        disc.await.unwrap();
+        let reason = within(peer.wait_for_disconnect()).await;
+        assert_eq!(reason, DisconnectReason::LocalRequest, "round {round}");
+        assert!(!peer.is_connected(), "round {round}: left connected");
+        // Whichever won, the stream is closed: the far end sees EOF (after at most our version).
+        assert!(sees_eof(far).await, "round {round}: stream not closed (associated: {associated})");
+    }
+}
+
+#[tokio::test]
+async fn r_s1_messages_queued_before_a_failed_handshake_are_dropped_with_its_reason() {
+    let peer = Peer::outbound(config(), "127.0.0.1:18444", NoopHandler);
+    let completions: Vec<_> = (0..11).map(|i| peer.queue_message(&Message::Ping(i)).unwrap()).collect();
+    let (ours, far) = tokio::io::duplex(1 << 16);
+    peer.associate(ours).unwrap();
+    let mut remote = remote(far);
+    // The remote answers our version with a ping: a protocol violation.
+    assert!(matches!(remote.recv().await, Some(Message::Version(_))));
+    remote.send(&Message::Ping(1)).await;
+    let reason = within(peer.wait_for_disconnect()).await;
+    assert!(matches!(reason, DisconnectReason::Protocol(_)), "{reason:?}");
+    for c in completions {
+        assert_eq!(within(c.wait()).await, SendOutcome::Dropped(reason.clone()));
+    }
+    // None of them reached the wire.
+    assert!(remote.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn r_s1_messages_queued_before_the_handshake_are_sent_after_it_in_order() {
+    let (peer, mut remote) = {
+        let peer = Peer::outbound(config(), "127.0.0.1:18444", NoopHandler);
+        let (ours, far) = tokio::io::duplex(1 << 16);
+        (peer, (ours, far))
+    };
+    let completions: Vec<_> = (1..=5).map(|i| peer.queue_message(&Message::Ping(i)).unwrap()).collect();
+    peer.associate(remote.0).unwrap();
+    let mut remote_side = common::remote(remote.1);
+    remote_side.accept_handshake(70016).await;
+    for i in 1..=5 {
+        loop {
+            match remote_side.recv().await {
+                Some(Message::Ping(n)) => {
+                    assert_eq!(n, i, "written in queue order");
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("closed"),
+            }
+        }
+    }
+    for c in completions {
+        assert_eq!(within(c.wait()).await, SendOutcome::Sent);
+    }
+    remote = (tokio::io::duplex(1).0, tokio::io::duplex(1).1);
+    drop(remote);
+    peer.disconnect();
+    within(peer.wait_for_disconnect()).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn r_s2_a_remote_that_never_reads_hits_the_queue_limit_then_the_write_deadline() {
+    let limit = 64 * 1024;
+    let cfg = builder()
+        .max_queue_bytes(limit)
+        .write_timeout(Duration::from_secs(20), Duration::from_secs(1))
+        .build()
+        .unwrap();
+    // A tiny pipe: the remote completes the handshake, then stops reading.
+    let (ours, far) = tokio::io::duplex(4096);
+    let peer = Peer::outbound(cfg, "127.0.0.1:18444", NoopHandler);
+    peer.associate(ours).unwrap();
+    let mut remote = remote(far);
+    remote.accept_handshake(70016).await;
+    within(peer.handshake()).await.unwrap();
+
+    let big = Message::FilterAdd(btcpeer::wire::FilterAdd { data: vec![7; 500] });
+    let mut completions = Vec::new();
+    let mut refused = 0;
+    for _ in 0..1_000 {
+        match peer.queue_message(&big) {
+            Ok(c) => completions.push(c),
+            Err(QueueError::Full { queued, limit: l }) => {
+                assert!(queued <= l);
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        let stats = peer.stats();
+        assert!(stats.queued_bytes <= limit, "queue grew past its limit: {}", stats.queued_bytes);
+    }
+    assert!(refused > 800, "most messages are refused once the queue is full ({refused})");
+    // Nothing is read; after the write deadline (20 s + 1 s per 256 KiB) the peer gives up.
+    let start = tokio::time::Instant::now();
+    let reason = within_simulated(300, peer.wait_for_disconnect()).await;
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(19) && waited <= Duration::from_secs(30), "deadline after {waited:?}");
+    assert_eq!(reason, DisconnectReason::WriteTimeout);
+    let mut sent = 0;
+    for c in completions {
+        match within(c.wait()).await {
+            SendOutcome::Sent => sent += 1,
+            SendOutcome::Dropped(r) => assert_eq!(r, DisconnectReason::WriteTimeout),
+        }
+    }
+    assert!(sent < 20, "only what fit in the pipe was written ({sent})");
+    drop(remote);
+}
+
+#[tokio::test]
+async fn r_s2_send_waits_for_room_instead_of_failing() {
+    let cfg = builder().max_queue_bytes(1024).build().unwrap();
+    let (peer, mut remote) = outbound_to_remote(cfg, NoopHandler);
+    remote.accept_handshake(70016).await;
+    within(peer.handshake()).await.unwrap();
+    let msg = Message::FilterAdd(btcpeer::wire::FilterAdd { data: vec![1; 400] });
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while n < 50 {
+            match remote.recv().await {
+                Some(Message::FilterAdd(_)) => n += 1,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        n
+    });
+    for _ in 0..50 {
+        let c = within(peer.send(&msg)).await.expect("room appears");
+        drop(c);
+    }
+    assert_eq!(within(reader).await.unwrap(), 50);
+    peer.disconnect();
+    within(peer.wait_for_disconnect()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_l6_wait_for_disconnect_returns_only_after_every_task_ended() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let (h1, _rx1) = recorder();
+    let (h2, _rx2) = recorder();
+    let (o, i) = duplex_pair(config(), h1.clone(), config(), h2.clone());
+    within(o.handshake()).await.unwrap();
+    within(i.handshake()).await.unwrap();
+    assert_eq!(metrics.num_alive_tasks(), before + 4, "a reading and a writing task per peer");
+    let pending = o.queue_message(&Message::Ping(5)).unwrap();
+    o.disconnect();
+    within(o.wait_for_disconnect()).await;
+    within(i.wait_for_disconnect()).await;
+    assert!(pending.outcome().is_some(), "every completion resolved before wait_for_disconnect returned");
+    assert_eq!(*h1.disconnects.lock().unwrap(), 1, "on_disconnect exactly once");
+    assert_eq!(*h2.disconnects.lock().unwrap(), 1, "on_disconnect exactly once");
+    // The tasks' futures have returned; give the runtime a moment to release them.
+    for _ in 0..100 {
+        if metrics.num_alive_tasks() == before {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(metrics.num_alive_tasks(), before, "no task left behind (R-L7)");
+    o.disconnect();
+    assert_eq!(o.disconnect_reason(), Some(DisconnectReason::LocalRequest));
+}
+
+#[tokio::test]
+async fn r_l7_dropping_every_handle_of_an_unassociated_peer_resolves_its_queue() {
+    let peer = Peer::outbound(config(), "127.0.0.1:18444", NoopHandler);
+    let c = peer.queue_message(&Message::Verack).unwrap();
+    drop(peer);
+    assert!(matches!(within(c.wait()).await, SendOutcome::Dropped(_)));
+}
