@@ -192,7 +192,12 @@ where
             r = read_frame(peer, reader, false) => r,
         };
         let result = match frame {
-            Ok((frame, _)) => dispatch(peer, frame).await,
+            // Delivery may wait on the application (a full channel); a disconnect still ends it.
+            Ok((frame, _)) => tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                r = dispatch(peer, frame) => r,
+            },
             Err(reason) => {
                 if let DisconnectReason::Frame(crate::wire::FrameError::BadChecksum { command, .. }) = &reason {
                     reject_and_wait(peer, *command, RejectCode::MALFORMED, "bad checksum").await;

@@ -122,6 +122,8 @@ impl fmt::Display for DisconnectReason {
     }
 }
 
+impl std::error::Error for DisconnectReason {}
+
 impl DisconnectReason {
     /// A short stable name for the reason, for logs and JSON (`remote_closed`, `pong_timeout` …).
     pub fn kind(&self) -> &'static str {

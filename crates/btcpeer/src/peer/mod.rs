@@ -198,7 +198,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 impl Peer {
     fn create(config: PeerConfig, direction: Direction, addr: PeerAddr, sink: Sink) -> Peer {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::debug_span!("peer", id, addr = %addr, dir = direction.as_str());
+        let span = tracing::debug_span!("peer", id, addr = %addr, dir = %direction.as_str());
         let queue = Queue::new(config.inner.max_queue_bytes, config.inner.network.max_payload());
         Peer {
             shared: Arc::new(Shared {
