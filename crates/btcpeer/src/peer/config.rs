@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bitcoin::p2p::ServiceFlags;
 
+use super::liveness::Timeouts;
 use super::nonce::NonceRegistry;
 use crate::network::Network;
 use crate::wire::limits::MAX_USER_AGENT_LEN;
@@ -90,6 +91,11 @@ pub(crate) struct ConfigInner {
     pub(crate) enforce_bloom: bool,
     pub(crate) allow_self_connection: bool,
     pub(crate) nonces: NonceRegistry,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) trickle_inbound: Duration,
+    pub(crate) trickle_outbound: Duration,
+    pub(crate) known_inventory: usize,
+    pub(crate) max_pending_inventory: usize,
 }
 
 impl PeerConfig {
@@ -116,6 +122,18 @@ impl PeerConfig {
             enforce_bloom: true,
             allow_self_connection: false,
             nonces: None,
+            timeouts: Timeouts {
+                ping_interval: Duration::from_secs(120),
+                pong_timeout: Duration::from_secs(20 * 60),
+                idle_timeout: Duration::from_secs(5 * 60),
+                stall: Duration::from_secs(30),
+                headers_stall: Duration::from_secs(90),
+                stall_enabled: true,
+            },
+            trickle_inbound: Duration::from_secs(5),
+            trickle_outbound: Duration::from_secs(2),
+            known_inventory: 1_000,
+            max_pending_inventory: 50_000,
         }
     }
 
@@ -168,6 +186,15 @@ impl PeerConfig {
 /// | outbound queue | 8 MiB | twice the largest message, so one block always fits |
 /// | write deadline | 20 s + 1 s per 256 KiB queued | dcrd's rule: slow links get time, dead ones do not |
 /// | bloom rules (BIP111) | enforced | disconnect filter clients at 70011+ when we lack `NODE_BLOOM` |
+/// | ping interval | 2 min | btcd's and Core's |
+/// | pong timeout | 20 min | Core's inactivity timeout (btcd has none) |
+/// | idle timeout | 5 min | btcd's: nothing received at all |
+/// | stall deadline | 30 s, `getheaders` 90 s | btcd's values, per request here |
+/// | trickle mean | 5 s inbound, 2 s outbound | Core's Poisson means; zero sends at once |
+/// | known inventory | 1,000 entries | btcd's cache size |
+/// | pending announcements | 50,000 | one full `inv` worth; more are dropped and counted |
+///
+/// Every timeout is disabled by setting it to zero.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct PeerConfigBuilder {
@@ -191,9 +218,66 @@ pub struct PeerConfigBuilder {
     enforce_bloom: bool,
     allow_self_connection: bool,
     nonces: Option<NonceRegistry>,
+    timeouts: Timeouts,
+    trickle_inbound: Duration,
+    trickle_outbound: Duration,
+    known_inventory: usize,
+    max_pending_inventory: usize,
 }
 
 impl PeerConfigBuilder {
+    /// How often to ping the remote (default 2 min; zero: never).
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.timeouts.ping_interval = interval;
+        self
+    }
+
+    /// How long a ping may go unanswered before the peer is dropped (default 20 min; zero: forever).
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.pong_timeout = timeout;
+        self
+    }
+
+    /// How long the remote may send nothing at all (default 5 min; zero: forever).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.idle_timeout = timeout;
+        self
+    }
+
+    /// The stall deadlines: for `getheaders`, and for every other request that expects an answer
+    /// (defaults 90 s and 30 s; zero disables that deadline).
+    pub fn stall_timeouts(mut self, other: Duration, getheaders: Duration) -> Self {
+        self.timeouts.stall = other;
+        self.timeouts.headers_stall = getheaders;
+        self
+    }
+
+    /// Turns stall detection off or on (default on).
+    pub fn stall_detection(mut self, enabled: bool) -> Self {
+        self.timeouts.stall_enabled = enabled;
+        self
+    }
+
+    /// The mean trickle interval for inbound and outbound peers (defaults 5 s and 2 s; zero
+    /// announces at once).
+    pub fn trickle_interval(mut self, inbound: Duration, outbound: Duration) -> Self {
+        self.trickle_inbound = inbound;
+        self.trickle_outbound = outbound;
+        self
+    }
+
+    /// Entries in each peer's known-inventory cache (default 1,000).
+    pub fn known_inventory_capacity(mut self, entries: usize) -> Self {
+        self.known_inventory = entries;
+        self
+    }
+
+    /// Announcements that may wait for the trickle tick (default 50,000); more are dropped.
+    pub fn max_pending_inventory(mut self, entries: usize) -> Self {
+        self.max_pending_inventory = entries;
+        self
+    }
+
     /// The protocol version to advertise (default 70016).
     pub fn protocol_version(mut self, version: u32) -> Self {
         self.protocol_version = version;
@@ -342,6 +426,11 @@ impl PeerConfigBuilder {
                 enforce_bloom: self.enforce_bloom,
                 allow_self_connection: self.allow_self_connection,
                 nonces: self.nonces.unwrap_or_else(NonceRegistry::global),
+                timeouts: self.timeouts,
+                trickle_inbound: self.trickle_inbound,
+                trickle_outbound: self.trickle_outbound,
+                known_inventory: self.known_inventory.max(1),
+                max_pending_inventory: self.max_pending_inventory,
             }),
         })
     }

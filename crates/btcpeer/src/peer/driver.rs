@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use super::error::{DisconnectReason, Violation};
 use super::handler::ReadEvent;
+use super::liveness::Liveness;
 use super::queue::Outgoing;
 use super::{HandshakeState, Peer, handshake};
 use crate::transport::stream::{DIRECT_WRITE, FrameReader, FrameWriter, ReadError};
@@ -168,6 +169,16 @@ where
         user_agent = %info.version.user_agent,
         "handshake complete"
     );
+    let now = Instant::now();
+    peer.counters(|c| {
+        let mut liveness = Liveness::new(cfg.timeouts, now);
+        liveness.handshake_complete(now);
+        if c.trickle.len() > 0 {
+            // Announcements queued before the handshake go out at the first tick.
+            liveness.schedule_trickle(now, Duration::ZERO);
+        }
+        c.liveness = Some(liveness);
+    });
     // The writer starts first, so that whatever the application queues on seeing the handshake
     // (and whatever it queued before) flows at once.
     let writer_task = tokio::spawn(write_loop(peer.clone(), writer).instrument(shared.span.clone()));
@@ -237,11 +248,17 @@ async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> 
             return Err(DisconnectReason::Payload(e));
         }
     };
+    peer.counters(|c| {
+        if let Some(l) = c.liveness.as_mut() {
+            l.received(command, Instant::now());
+        }
+    });
     let negotiated = peer.negotiated_version();
     if !is_defined(command, negotiated) {
         ignored(peer);
         return Ok(());
     }
+    learn_inventory(peer, &message);
     let cfg = &peer.shared.config.inner;
     match &message {
         Message::Version(_) => {
@@ -261,7 +278,14 @@ async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> 
         }
         Message::Pong(nonce) => {
             let now = Instant::now();
-            if let Some(rtt) = peer.counters(|c| c.pong(*nonce, now)) {
+            let rtt = peer.counters(|c| {
+                let rtt = c.pong(*nonce, now);
+                if let (Some(_), Some(l)) = (rtt, c.liveness.as_mut()) {
+                    l.pong();
+                }
+                rtt
+            });
+            if let Some(rtt) = rtt {
                 tracing::debug!(rtt_us = rtt.as_micros() as u64, "pong");
             }
         }
@@ -282,7 +306,47 @@ async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> 
         }
         _ => {}
     }
+    // Time spent in the application is not charged to the remote (R-V4).
+    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_started(Instant::now())));
     peer.shared.sink.message(peer, message, frame.payload).await;
+    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(Instant::now())));
+    Ok(())
+}
+
+/// What the remote announced or sent, it knows (R-S4).
+fn learn_inventory(peer: &Peer, message: &Message) {
+    use crate::wire::Inventory;
+    match message {
+        Message::Inv(items) => peer.counters(|c| items.iter().for_each(|i| c.known.insert(i))),
+        Message::Tx(tx) => {
+            let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
+            peer.counters(|c| {
+                c.known.insert(&Inventory::Tx(txid));
+                c.known.insert(&Inventory::WTx(wtxid));
+            });
+        }
+        Message::Block(block) => {
+            let hash = block.block_hash();
+            peer.counters(|c| c.known.insert(&Inventory::Block(hash)));
+        }
+        _ => {}
+    }
+}
+
+/// Checks the liveness deadlines and does what is due: a ping, a trickle flush.
+fn run_timers(peer: &Peer, now: Instant) -> Result<(), DisconnectReason> {
+    let due = peer.counters(|c| {
+        let outstanding = c.ping_outstanding.is_some();
+        c.liveness.as_mut().map(|l| l.check(now, outstanding))
+    });
+    let Some(due) = due.transpose()? else { return Ok(()) };
+    if due.ping && ping_has_nonce(peer.negotiated_version()) {
+        let nonce = getrandom::u64().unwrap_or(1);
+        let _ = peer.queue_message(&Message::Ping(nonce));
+    }
+    if due.trickle {
+        peer.flush_trickle();
+    }
     Ok(())
 }
 
@@ -325,11 +389,24 @@ where
         if shared.cancel.is_cancelled() {
             break;
         }
+        let now = Instant::now();
+        if let Err(reason) = run_timers(&peer, now) {
+            peer.stop(reason);
+            break;
+        }
         if shared.queue.is_empty() {
+            let wake = peer.counters(|c| c.liveness.as_ref().and_then(|l| l.next_wakeup(now)));
+            let timer = async move {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 () = shared.cancel.cancelled() => break,
                 () = shared.queue.writer.notified() => continue,
+                () = timer => continue,
             }
         }
         shared.queue.take_batch(WRITE_BATCH, &mut batch);
@@ -351,9 +428,17 @@ where
                 break;
             }
             Ok(Ok(())) => {
+                let now = Instant::now();
                 for item in &batch {
                     sent(&peer, item.command, &item.payload, item.payload.len().saturating_add(HEADER_LEN));
                 }
+                peer.counters(|c| {
+                    if let Some(l) = c.liveness.as_mut() {
+                        for item in &batch {
+                            l.sent(item.command, &item.payload, now);
+                        }
+                    }
+                });
                 shared.queue.written(last, bytes);
             }
         }

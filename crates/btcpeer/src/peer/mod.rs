@@ -39,7 +39,10 @@ mod driver;
 mod error;
 mod handler;
 mod handshake;
+mod inventory;
+mod liveness;
 mod nonce;
+mod push;
 mod queue;
 mod stats;
 
@@ -58,7 +61,9 @@ use tokio_util::sync::CancellationToken;
 pub use config::{ConfigError, PeerConfig, PeerConfigBuilder};
 pub use error::{AssociateError, DisconnectReason, QueueError, SendOutcome, Violation};
 pub use handler::{Handler, NoopHandler, PeerEvent, ReadEvent};
+pub use inventory::KnownInventory;
 pub use nonce::{NonceEntry, NonceRegistry};
+pub use push::PushError;
 pub use queue::Completion;
 pub use stats::{CommandStats, PeerStats, Transport};
 
@@ -200,6 +205,7 @@ impl Peer {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let span = tracing::debug_span!("peer", id, addr = %addr, dir = %direction.as_str());
         let queue = Queue::new(config.inner.max_queue_bytes, config.inner.network.max_payload());
+        let counters = Counters::new(config.inner.known_inventory, config.inner.max_pending_inventory);
         Peer {
             shared: Arc::new(Shared {
                 id,
@@ -207,7 +213,7 @@ impl Peer {
                 addr,
                 config,
                 sink,
-                state: Mutex::new(State { assoc: Assoc::Waiting, reason: None, counters: Counters::default() }),
+                state: Mutex::new(State { assoc: Assoc::Waiting, reason: None, counters }),
                 queue,
                 cancel: CancellationToken::new(),
                 handshake: watch::Sender::new(HandshakeState::Pending),

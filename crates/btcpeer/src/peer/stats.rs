@@ -10,7 +10,10 @@ use bitcoin::p2p::message_compact_blocks::SendCmpct;
 use tokio::time::Instant;
 
 use super::error::DisconnectReason;
+use super::inventory::{KnownInventory, TrickleQueue};
+use super::liveness::Liveness;
 use super::{Direction, PeerAddr, RemoteInfo};
+use bitcoin::BlockHash;
 
 /// Traffic of one command.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -118,13 +121,24 @@ pub struct PeerStats {
     pub queued_bytes: usize,
     /// Entries in the known-inventory cache.
     pub known_inventory: usize,
+    /// Requests waiting for an answer under a stall deadline.
+    pub pending_requests: usize,
+    /// Announcements waiting for the trickle tick.
+    pub pending_announcements: usize,
+    /// Announcements dropped because too many were waiting.
+    pub dropped_announcements: u64,
     /// Why the peer disconnected, once it has.
     pub disconnect_reason: Option<DisconnectReason>,
 }
 
 /// The mutable state behind the snapshot.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Counters {
+    pub(crate) known: KnownInventory,
+    pub(crate) trickle: TrickleQueue,
+    pub(crate) liveness: Option<Liveness>,
+    pub(crate) last_getblocks: Option<(Option<BlockHash>, BlockHash)>,
+    pub(crate) last_getheaders: Option<(Option<BlockHash>, BlockHash)>,
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) connected_at: Option<SystemTime>,
     pub(crate) handshake_at: Option<SystemTime>,
@@ -148,6 +162,36 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    pub(crate) fn new(known_capacity: usize, max_pending: usize) -> Self {
+        Counters {
+            known: KnownInventory::new(known_capacity),
+            trickle: TrickleQueue::new(max_pending),
+            liveness: None,
+            last_getblocks: None,
+            last_getheaders: None,
+            local_addr: None,
+            connected_at: None,
+            handshake_at: None,
+            remote: None,
+            last_block_height: 0,
+            wants_headers: false,
+            compact_blocks: None,
+            fee_filter: None,
+            last_send: None,
+            last_recv: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            messages_sent: 0,
+            messages_received: 0,
+            per_command: HashMap::new(),
+            unknown_received: 0,
+            ignored_received: 0,
+            ping_outstanding: None,
+            last_rtt: None,
+            min_rtt: None,
+        }
+    }
+
     pub(crate) fn sent(&mut self, command: crate::wire::Command, bytes: usize) {
         let bytes = bytes as u64;
         self.bytes_sent = self.bytes_sent.saturating_add(bytes);
@@ -218,7 +262,10 @@ impl Counters {
             fee_filter: self.fee_filter,
             queued_messages: base.queue.0,
             queued_bytes: base.queue.1,
-            known_inventory: 0,
+            known_inventory: self.known.len(),
+            pending_requests: self.liveness.as_ref().map_or(0, Liveness::pending_requests),
+            pending_announcements: self.trickle.len(),
+            dropped_announcements: self.trickle.dropped(),
             disconnect_reason: base.reason,
         }
     }

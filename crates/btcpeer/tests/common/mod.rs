@@ -194,3 +194,33 @@ pub fn raw_version(version: u32, nonce: u64) -> btcpeer::wire::VersionMessage {
 pub async fn within_simulated<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), f).await.expect("in simulated time")
 }
+
+impl Remote {
+    /// Like [`Remote::accept_handshake`], sending `features` (wtxidrelay, sendaddrv2 …) before verack.
+    pub async fn accept_handshake_with(&mut self, version: u32, features: &[Message]) {
+        let Some(Message::Version(_)) = self.recv().await else { panic!("peer did not send version first") };
+        self.send(&Message::Version(raw_version(version, 42))).await;
+        for f in features {
+            self.send(f).await;
+        }
+        self.send(&Message::Verack).await;
+        loop {
+            match self.recv().await {
+                Some(Message::Verack) => return,
+                Some(_) => {}
+                None => panic!("peer closed during handshake"),
+            }
+        }
+    }
+}
+
+impl Remote {
+    /// The next message without a bound of its own, for paused-clock tests that bound the whole wait
+    /// with [`within_simulated`].
+    pub async fn recv_untimed(&mut self) -> Option<Message> {
+        match self.reader.read_frame().await {
+            Ok((frame, _)) => Some(frame.decode().expect("peer sends valid payloads")),
+            Err(_) => None,
+        }
+    }
+}

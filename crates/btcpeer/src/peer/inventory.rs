@@ -1,0 +1,254 @@
+//! Known inventory (R-S4) and inventory trickling (R-S3), as plain structs with no I/O.
+//!
+//! [`KnownInventory`] remembers, per peer, what the remote already has: what we announced to it and
+//! what it announced or sent to us. Entries are keyed by (type, hash) — not by object identity, as
+//! btcd's cache accidentally is — with the witness and filtered variants folded into their base
+//! type, since "the remote knows block X" does not depend on how the block was asked for.
+//!
+//! [`TrickleQueue`] holds announcements waiting for the next trickle tick; it is bounded, and each
+//! tick drains it completely in `inv` messages of at most 1,000 entries.
+
+use std::collections::{HashMap, VecDeque};
+
+use bitcoin::hashes::Hash;
+use bitcoin::{Txid, Wtxid};
+
+use crate::wire::Inventory;
+
+/// The key an inventory entry is remembered by: the base type and the hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct InvKey(u32, [u8; 32]);
+
+impl InvKey {
+    pub(crate) fn of(inv: &Inventory) -> InvKey {
+        let base = match inv {
+            Inventory::Tx(_) | Inventory::WitnessTx(_) => 1,
+            Inventory::Block(_)
+            | Inventory::FilteredBlock(_)
+            | Inventory::CompactBlock(_)
+            | Inventory::WitnessBlock(_)
+            | Inventory::FilteredWitnessBlock(_) => 2,
+            other => other.inv_type(),
+        };
+        InvKey(base, inv.hash_bytes())
+    }
+}
+
+/// A bounded set of inventory the remote knows, evicting the entry added or refreshed longest ago.
+///
+/// ```
+/// use btcpeer::peer::KnownInventory;
+/// use btcpeer::wire::Inventory;
+/// use btcpeer::bitcoin::{hashes::Hash, BlockHash};
+///
+/// let mut known = KnownInventory::new(2);
+/// let block = |n: u8| Inventory::Block(BlockHash::from_byte_array([n; 32]));
+/// known.insert(&block(1));
+/// known.insert(&block(2));
+/// known.insert(&block(3)); // evicts block 1
+/// assert!(!known.contains(&block(1)));
+/// assert!(known.contains(&block(2)) && known.contains(&block(3)));
+/// // Witness and plain block requests are the same block.
+/// assert!(known.contains(&Inventory::WitnessBlock(BlockHash::from_byte_array([3; 32]))));
+/// ```
+#[derive(Debug, Clone)]
+pub struct KnownInventory {
+    capacity: usize,
+    entries: HashMap<InvKey, u64>,
+    order: VecDeque<(InvKey, u64)>,
+    stamp: u64,
+}
+
+impl KnownInventory {
+    /// An empty set holding at most `capacity` entries (at least one). Nothing is allocated until
+    /// the first insert.
+    pub fn new(capacity: usize) -> Self {
+        KnownInventory { capacity: capacity.max(1), entries: HashMap::new(), order: VecDeque::new(), stamp: 0 }
+    }
+
+    /// Adds (or refreshes) an entry, evicting the oldest when full.
+    pub fn insert(&mut self, inv: &Inventory) {
+        self.insert_key(InvKey::of(inv));
+    }
+
+    pub(crate) fn insert_key(&mut self, key: InvKey) {
+        self.stamp = self.stamp.wrapping_add(1);
+        self.entries.insert(key, self.stamp);
+        self.order.push_back((key, self.stamp));
+        while self.entries.len() > self.capacity {
+            match self.order.pop_front() {
+                Some((k, s)) if self.entries.get(&k) == Some(&s) => {
+                    self.entries.remove(&k);
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        // Refreshed entries leave stale stamps behind; keep the order list proportional to the set.
+        if self.order.len() > self.capacity.saturating_mul(2).saturating_add(16) {
+            let entries = &self.entries;
+            self.order.retain(|(k, s)| entries.get(k) == Some(s));
+        }
+    }
+
+    pub(crate) fn contains_key(&self, key: &InvKey) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// Whether the remote is known to have this item.
+    pub fn contains(&self, inv: &Inventory) -> bool {
+        self.entries.contains_key(&InvKey::of(inv))
+    }
+
+    /// Forgets an item.
+    pub fn remove(&mut self, inv: &Inventory) {
+        self.entries.remove(&InvKey::of(inv));
+    }
+
+    /// How many items are remembered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The configured capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// An announcement waiting for the trickle tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pending {
+    /// Any inventory, announced as given.
+    Plain(Inventory),
+    /// A transaction, announced by wtxid or txid depending on what was negotiated.
+    Tx { txid: Txid, wtxid: Wtxid },
+}
+
+impl Pending {
+    /// The inventory entry to announce.
+    pub(crate) fn announce(&self, wtxid_relay: bool) -> Inventory {
+        match *self {
+            Pending::Plain(inv) => inv,
+            Pending::Tx { wtxid, .. } if wtxid_relay => Inventory::WTx(wtxid),
+            Pending::Tx { txid, .. } => Inventory::Tx(txid),
+        }
+    }
+
+    /// Every key the remote learns when this is announced.
+    pub(crate) fn keys(&self) -> [Option<InvKey>; 2] {
+        match *self {
+            Pending::Plain(inv) => [Some(InvKey::of(&inv)), None],
+            Pending::Tx { txid, wtxid } => {
+                [Some(InvKey(1, txid.to_byte_array())), Some(InvKey(5, wtxid.to_byte_array()))]
+            }
+        }
+    }
+}
+
+/// Announcements waiting for the trickle tick: bounded, drained completely at each tick.
+#[derive(Debug, Default)]
+pub(crate) struct TrickleQueue {
+    items: Vec<Pending>,
+    limit: usize,
+    dropped: u64,
+}
+
+impl TrickleQueue {
+    pub(crate) fn new(limit: usize) -> Self {
+        TrickleQueue { items: Vec::new(), limit, dropped: 0 }
+    }
+
+    /// Adds an item; when the queue is at its limit the item is dropped and counted.
+    pub(crate) fn push(&mut self, item: Pending) -> bool {
+        if self.items.len() >= self.limit {
+            self.dropped = self.dropped.saturating_add(1);
+            return false;
+        }
+        self.items.push(item);
+        true
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Takes everything, releasing the memory.
+    pub(crate) fn take(&mut self) -> Vec<Pending> {
+        std::mem::take(&mut self.items)
+    }
+}
+
+/// Splits announcements into `inv` messages of at most 1,000 entries (Core's per-message trickle
+/// batch). Duplicates never reach this point: an item is marked known when it is queued.
+pub(crate) fn inv_batches(items: &[Inventory]) -> Vec<Vec<Inventory>> {
+    items.chunks(1_000).map(<[Inventory]>::to_vec).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::BlockHash;
+
+    fn tx(n: u8) -> Inventory {
+        Inventory::Tx(Txid::from_byte_array([n; 32]))
+    }
+
+    #[test]
+    fn r_s4_known_inventory_evicts_the_oldest_first() {
+        let mut k = KnownInventory::new(3);
+        for n in 1..=3 {
+            k.insert(&tx(n));
+        }
+        k.insert(&tx(1)); // refresh 1: now 2 is the oldest
+        k.insert(&tx(4));
+        assert!(!k.contains(&tx(2)));
+        assert!(k.contains(&tx(1)) && k.contains(&tx(3)) && k.contains(&tx(4)));
+        assert_eq!(k.len(), 3);
+        k.insert(&tx(5)); // evicts 3
+        assert!(!k.contains(&tx(3)));
+        k.remove(&tx(5));
+        assert!(!k.contains(&tx(5)));
+        assert_eq!(k.len(), 2);
+    }
+
+    #[test]
+    fn r_s4_known_inventory_is_keyed_by_type_and_hash_and_stays_bounded() {
+        let mut k = KnownInventory::new(1_000);
+        let h = [9u8; 32];
+        k.insert(&Inventory::WitnessTx(Txid::from_byte_array(h)));
+        assert!(k.contains(&Inventory::Tx(Txid::from_byte_array(h))), "witness folded into base type");
+        assert!(!k.contains(&Inventory::Block(BlockHash::from_byte_array(h))), "same hash, other type");
+        for round in 0..10_000u32 {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&(round % 1_500).to_le_bytes());
+            k.insert(&tx(0));
+            k.insert(&Inventory::Tx(Txid::from_byte_array(b)));
+        }
+        assert_eq!(k.len(), 1_000);
+        assert!(k.order.len() <= 2 * 1_000 + 16, "stale stamps are compacted");
+    }
+
+    #[test]
+    fn r_s3_trickle_queue_is_bounded_and_batches_by_1000() {
+        let mut q = TrickleQueue::new(3);
+        assert!(q.push(Pending::Plain(tx(1))));
+        assert!(q.push(Pending::Plain(tx(2))));
+        assert!(q.push(Pending::Plain(tx(3))));
+        assert!(!q.push(Pending::Plain(tx(4))));
+        assert_eq!((q.len(), q.dropped()), (3, 1));
+        assert_eq!(q.take().len(), 3);
+        let items: Vec<Inventory> = (0..2_500u32).map(|_| tx(1)).collect();
+        let sizes: Vec<usize> = inv_batches(&items).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1_000, 1_000, 500]);
+    }
+}

@@ -1,0 +1,322 @@
+//! Announcing inventory (R-S3, R-S4) and the push helpers (R-S5).
+
+use bitcoin::p2p::Address;
+use bitcoin::p2p::address::{AddrV2, AddrV2Message};
+use bitcoin::p2p::message_blockdata::{GetBlocksMessage, GetHeadersMessage};
+use bitcoin::{BlockHash, Txid, Wtxid};
+use tokio::time::Instant;
+
+use super::error::QueueError;
+use super::inventory::{Pending, inv_batches};
+use super::liveness::poisson_delay;
+use super::queue::Completion;
+use super::{Direction, Peer};
+use crate::wire::limits::{MAX_ADDR_ENTRIES, MAX_LOCATOR_HASHES};
+use crate::wire::version::is_defined;
+use crate::wire::{Command, Inventory, Message, Reject, RejectCode};
+
+/// Why a push helper sent nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// A block locator of more than 101 hashes.
+    #[error("block locator of {0} hashes; at most 101 allowed")]
+    LocatorTooLong(usize),
+    /// The message could not be queued.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// The legacy form of an addrv2 entry, for remotes that did not ask for addrv2.
+fn legacy(a: &AddrV2Message) -> Option<(u32, Address)> {
+    let ip: std::net::IpAddr = match a.addr {
+        AddrV2::Ipv4(ip) => ip.into(),
+        AddrV2::Ipv6(ip) => ip.into(),
+        _ => return None,
+    };
+    Some((a.time, Address::new(&std::net::SocketAddr::new(ip, a.port), a.services)))
+}
+
+/// A uniformly random sample of at most `k` of `items`, by a partial Fisher–Yates shuffle (every
+/// k-subset equally likely, no duplicates, nothing lost).
+pub(crate) fn sample<T: Clone>(items: &[T], k: usize, mut rand: impl FnMut(u64) -> u64) -> Vec<T> {
+    let mut v: Vec<T> = items.to_vec();
+    let n = v.len();
+    let k = k.min(n);
+    for i in 0..k {
+        let remaining = (n - i) as u64;
+        let j = i + rand(remaining) as usize;
+        v.swap(i, j);
+    }
+    v.truncate(k);
+    v
+}
+
+/// A uniform random number below `bound` (> 0) from the OS CSPRNG, without modulo bias.
+pub(crate) fn uniform_below(bound: u64) -> u64 {
+    let zone = u64::MAX - (u64::MAX % bound);
+    loop {
+        let x = getrandom::u64().unwrap_or(0);
+        if x < zone {
+            return x % bound;
+        }
+    }
+}
+
+impl Peer {
+    /// Adds an item to what the remote is known to have (R-S4).
+    pub fn add_known_inventory(&self, inv: &Inventory) {
+        self.counters(|c| c.known.insert(inv));
+    }
+
+    /// Whether the remote is known to have this item.
+    pub fn has_known_inventory(&self, inv: &Inventory) -> bool {
+        self.counters(|c| c.known.contains(inv))
+    }
+
+    /// Forgets that the remote has this item.
+    pub fn remove_known_inventory(&self, inv: &Inventory) {
+        self.counters(|c| c.known.remove(inv));
+    }
+
+    /// Announces an item to the remote unless it already knows it (R-S3). Blocks are announced at
+    /// once; everything else waits for the next trickle tick. Returns whether the item will be
+    /// announced.
+    pub fn queue_inventory(&self, inv: Inventory) -> bool {
+        if inv.is_block() {
+            if self.has_known_inventory(&inv) {
+                return false;
+            }
+            self.add_known_inventory(&inv);
+            return self.queue_message(&Message::Inv(vec![inv])).is_ok();
+        }
+        self.trickle(Pending::Plain(inv))
+    }
+
+    /// Announces a transaction: by wtxid when wtxidrelay was negotiated (BIP339), otherwise by txid.
+    pub fn queue_transaction(&self, txid: Txid, wtxid: Wtxid) -> bool {
+        self.trickle(Pending::Tx { txid, wtxid })
+    }
+
+    fn trickle(&self, item: Pending) -> bool {
+        let mean = match self.direction() {
+            Direction::Inbound => self.shared.config.inner.trickle_inbound,
+            Direction::Outbound => self.shared.config.inner.trickle_outbound,
+        };
+        let queued = self.counters(|c| {
+            let keys = item.keys();
+            if keys.iter().flatten().any(|k| c.known.contains_key(k)) {
+                return false;
+            }
+            if !c.trickle.push(item) {
+                return false;
+            }
+            // Marked known now, so that a second request before the tick is not a duplicate.
+            for k in keys.into_iter().flatten() {
+                c.known.insert_key(k);
+            }
+            if let Some(l) = c.liveness.as_mut() {
+                l.schedule_trickle(Instant::now(), poisson_delay(mean));
+            }
+            true
+        });
+        if queued {
+            if mean.is_zero() && self.handshake_complete() {
+                self.flush_trickle();
+            } else {
+                self.shared.queue.writer.notify_one();
+            }
+        }
+        queued
+    }
+
+    /// Sends everything waiting for the trickle tick, in `inv` messages of at most 1,000 entries.
+    /// Items that do not fit in a full outbound queue go back for the next tick.
+    pub(crate) fn flush_trickle(&self) {
+        let wtxid = self.wtxid_relay();
+        let items = self.counters(|c| c.trickle.take());
+        if items.is_empty() {
+            return;
+        }
+        let announce: Vec<Inventory> = items.iter().map(|p| p.announce(wtxid)).collect();
+        let mut done = 0;
+        for batch in inv_batches(&announce) {
+            let n = batch.len();
+            match self.queue_message(&Message::Inv(batch)) {
+                Ok(_) => done += n,
+                Err(_) => break,
+            }
+        }
+        if let Some(rest) = items.get(done..).filter(|r| !r.is_empty()) {
+            let mean = self.shared.config.inner.trickle_outbound.max(std::time::Duration::from_millis(100));
+            self.counters(|c| {
+                for item in rest {
+                    c.trickle.push(*item);
+                }
+                if let Some(l) = c.liveness.as_mut() {
+                    l.schedule_trickle(Instant::now(), mean);
+                }
+            });
+        }
+    }
+
+    /// Sends addresses (R-S5): `addrv2` if the remote asked for it, otherwise `addr` (entries only
+    /// addrv2 can carry are left out). More than 1,000 are sampled uniformly at random. Returns the
+    /// entries sent; nothing is sent for an empty list.
+    pub fn push_addr(&self, addrs: &[AddrV2Message]) -> Result<Vec<AddrV2Message>, PushError> {
+        let usable: Vec<AddrV2Message> = if self.wants_addrv2() {
+            addrs.to_vec()
+        } else {
+            addrs.iter().filter(|a| legacy(a).is_some()).cloned().collect()
+        };
+        let chosen = sample(&usable, MAX_ADDR_ENTRIES as usize, uniform_below);
+        if chosen.is_empty() {
+            return Ok(chosen);
+        }
+        let msg = if self.wants_addrv2() {
+            Message::AddrV2(chosen.clone())
+        } else {
+            Message::Addr(chosen.iter().filter_map(legacy).collect())
+        };
+        let _ = self.queue_message(&msg)?;
+        Ok(chosen)
+    }
+
+    /// Asks for the block inventory after `locator` (R-S5). A request identical to the previous
+    /// `getblocks` (same first locator hash and stop hash) is not sent again: `Ok(None)`.
+    pub fn push_getblocks(&self, locator: Vec<BlockHash>, stop: BlockHash) -> Result<Option<Completion>, PushError> {
+        self.push_locator(Command::GETBLOCKS, locator, stop)
+    }
+
+    /// Asks for the headers after `locator` (R-S5), with the same duplicate rule as
+    /// [`Peer::push_getblocks`].
+    pub fn push_getheaders(&self, locator: Vec<BlockHash>, stop: BlockHash) -> Result<Option<Completion>, PushError> {
+        self.push_locator(Command::GETHEADERS, locator, stop)
+    }
+
+    fn push_locator(
+        &self,
+        command: Command,
+        locator: Vec<BlockHash>,
+        stop: BlockHash,
+    ) -> Result<Option<Completion>, PushError> {
+        if locator.len() as u64 > MAX_LOCATOR_HASHES {
+            return Err(PushError::LocatorTooLong(locator.len()));
+        }
+        let key = (locator.first().copied(), stop);
+        let duplicate = self.counters(|c| {
+            let last = if command == Command::GETBLOCKS { &mut c.last_getblocks } else { &mut c.last_getheaders };
+            if key.0.is_some() && *last == Some(key) {
+                return true;
+            }
+            *last = Some(key);
+            false
+        });
+        if duplicate {
+            return Ok(None);
+        }
+        let version = self.negotiated_version();
+        let msg = if command == Command::GETBLOCKS {
+            Message::GetBlocks(GetBlocksMessage { version, locator_hashes: locator, stop_hash: stop })
+        } else {
+            Message::GetHeaders(GetHeadersMessage { version, locator_hashes: locator, stop_hash: stop })
+        };
+        Ok(Some(self.queue_message(&msg)?))
+    }
+
+    /// Sends a BIP61 reject if the remote's version has them (R-S5). Returns `Ok(None)` when it
+    /// does not; otherwise the completion, which resolves once the reject was written (await it to
+    /// wait, drop it not to).
+    pub fn push_reject(
+        &self,
+        command: Command,
+        code: RejectCode,
+        reason: &str,
+        hash: Option<[u8; 32]>,
+    ) -> Result<Option<Completion>, PushError> {
+        if self.handshake_complete() && !is_defined(Command::REJECT, self.negotiated_version()) {
+            return Ok(None);
+        }
+        let reject = Reject { message: command.as_str().to_string(), code, reason: reason.to_string(), hash };
+        Ok(Some(self.queue_message(&Message::Reject(reject))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic generator (splitmix64) so the statistical test is repeatable.
+    struct SplitMix(u64);
+    impl SplitMix {
+        fn below(&mut self, bound: u64) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % bound
+        }
+    }
+
+    #[test]
+    fn r_s5_address_sampling_has_no_duplicates_and_is_uniform() {
+        let items: Vec<u32> = (0..3_000).collect();
+        let mut rng = SplitMix(42);
+        let mut counts = vec![0u32; items.len()];
+        let rounds = 600;
+        for _ in 0..rounds {
+            let s = sample(&items, 1_000, |b| rng.below(b));
+            assert_eq!(s.len(), 1_000);
+            let mut sorted = s.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), 1_000, "no duplicates, nothing lost");
+            for x in s {
+                counts[x as usize] += 1;
+            }
+        }
+        // Each item is chosen with probability 1/3 per round: a count is Binomial(600, 1/3), mean 200,
+        // variance 133.3. Normalised by that variance, the squared deviations over all 3,000 items sum
+        // to about 2,999 (the fixed sample size removes one degree of freedom); a biased shuffle (such
+        // as btcd's addrv2 one, or taking the first 1,000) lands far outside.
+        let expected = rounds as f64 / 3.0;
+        let variance = expected * (2.0 / 3.0);
+        let chi2: f64 = counts.iter().map(|&c| (f64::from(c) - expected).powi(2) / variance).sum();
+        let dof = (items.len() - 1) as f64;
+        assert!((chi2 - dof).abs() < 5.0 * (2.0 * dof).sqrt(), "chi-square {chi2} for {dof} degrees of freedom");
+        let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(*min > 140 && *max < 260, "every position sampled about a third of the time ({min}..{max})");
+    }
+
+    #[test]
+    fn r_s5_a_biased_shuffle_fails_the_uniformity_bound() {
+        // The same statistic for a naive "swap with any position" shuffle, which is known to be
+        // biased, to show the bound can fail.
+        let items: Vec<u32> = (0..3_000).collect();
+        let mut rng = SplitMix(7);
+        let mut counts = vec![0u32; items.len()];
+        for _ in 0..600 {
+            let mut v = items.clone();
+            for i in 0..1_000 {
+                let j = rng.below(3_000) as usize; // biased: j may fall before i
+                v.swap(i, j);
+            }
+            for x in &v[..1_000] {
+                counts[*x as usize] += 1;
+            }
+        }
+        let (expected, variance) = (200.0, 200.0 * (2.0 / 3.0));
+        let chi2: f64 = counts.iter().map(|&c| (f64::from(c) - expected).powi(2) / variance).sum();
+        let dof = 2_999.0f64;
+        assert!((chi2 - dof).abs() >= 5.0 * (2.0 * dof).sqrt(), "the biased shuffle passed: {chi2}");
+    }
+
+    #[test]
+    fn uniform_below_stays_in_range() {
+        for bound in [1u64, 2, 3, 1_000, u64::MAX] {
+            for _ in 0..100 {
+                assert!(uniform_below(bound) < bound);
+            }
+        }
+    }
+}
