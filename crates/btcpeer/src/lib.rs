@@ -63,6 +63,8 @@ pub use bitcoin;
 
 pub mod network;
 pub mod peer;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transport;
 pub mod wire;
 

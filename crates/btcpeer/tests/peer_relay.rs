@@ -197,9 +197,8 @@ async fn r_s5_push_addr_uses_addrv2_when_asked_and_samples_1000() {
         let distinct: HashSet<String> = sent.iter().map(|a| format!("{:?}", a.addr)).collect();
         assert_eq!(distinct.len(), 1_000, "no duplicates");
         let got = loop {
-            match remote.recv().await.expect("open") {
-                m @ (Message::Addr(_) | Message::AddrV2(_)) => break m,
-                _ => {}
+            if let m @ (Message::Addr(_) | Message::AddrV2(_)) = remote.recv().await.expect("open") {
+                break m;
             }
         };
         match (version, got) {

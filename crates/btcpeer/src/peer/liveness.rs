@@ -13,6 +13,11 @@ use tokio::time::Instant;
 use super::error::DisconnectReason;
 use crate::wire::Command;
 
+/// `now + d`, saturating at a year ahead instead of overflowing.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600))).unwrap_or(now)
+}
+
 /// Outstanding requests tracked at most; requests beyond this are sent untracked.
 const MAX_TRACKED_REQUESTS: usize = 1_024;
 
@@ -43,7 +48,7 @@ fn expected_answers(request: Command, payload: &[u8]) -> Option<&'static [Comman
         "getdata" => GETDATA,
         "getheaders" => &[Command::HEADERS],
         // A getblocks with a zero stop hash gets no inv from a synced remote (btcd #1317).
-        "getblocks" if payload.len() >= 32 && payload.get(payload.len() - 32..).is_some_and(|s| s != [0u8; 32]) => {
+        "getblocks" if payload.len().checked_sub(32).and_then(|i| payload.get(i..)).is_some_and(|s| s != [0u8; 32]) => {
             &[Command::INV]
         }
         "mempool" => &[Command::INV],
@@ -102,7 +107,7 @@ impl Liveness {
     pub(crate) fn handshake_complete(&mut self, now: Instant) {
         self.last_recv = self.remote_now(now);
         if !self.timeouts.ping_interval.is_zero() {
-            self.next_ping = Some(now + self.timeouts.ping_interval);
+            self.next_ping = Some(later(now, self.timeouts.ping_interval));
         }
     }
 
@@ -153,7 +158,7 @@ impl Liveness {
 
     /// Schedules a trickle tick after `delay`, unless one is already due sooner.
     pub(crate) fn schedule_trickle(&mut self, now: Instant, delay: Duration) {
-        let at = now + delay;
+        let at = later(now, delay);
         if self.next_trickle.is_none_or(|t| at < t) {
             self.next_trickle = Some(at);
         }
@@ -178,7 +183,7 @@ impl Liveness {
         if let Some(at) = self.next_ping.filter(|&at| now >= at) {
             // Only one ping at a time, so that its pong timeout means something.
             due.ping = !ping_outstanding;
-            self.next_ping = Some(at.max(now) + t.ping_interval);
+            self.next_ping = Some(later(at.max(now), t.ping_interval));
         }
         if self.next_trickle.is_some_and(|at| now >= at) {
             self.next_trickle = None;
@@ -190,7 +195,7 @@ impl Liveness {
     /// When the timer should next look, in real time.
     pub(crate) fn next_wakeup(&self, now: Instant) -> Option<Instant> {
         let remote_now = self.remote_now(now);
-        let real = |remote_deadline: Duration| now + remote_deadline.saturating_sub(remote_now);
+        let real = |remote_deadline: Duration| later(now, remote_deadline.saturating_sub(remote_now));
         let t = self.timeouts;
         let candidates = [
             (!t.idle_timeout.is_zero()).then(|| real(self.last_recv.saturating_add(t.idle_timeout))),

@@ -44,8 +44,9 @@ pub(crate) fn sample<T: Clone>(items: &[T], k: usize, mut rand: impl FnMut(u64) 
     let n = v.len();
     let k = k.min(n);
     for i in 0..k {
-        let remaining = (n - i) as u64;
-        let j = i + rand(remaining) as usize;
+        let remaining = n.saturating_sub(i) as u64;
+        // `rand(m)` is below `m`, so `j` stays below `n`; `min` keeps a faulty generator in range.
+        let j = i.saturating_add(rand(remaining) as usize).min(n.saturating_sub(1));
         v.swap(i, j);
     }
     v.truncate(k);
@@ -54,11 +55,13 @@ pub(crate) fn sample<T: Clone>(items: &[T], k: usize, mut rand: impl FnMut(u64) 
 
 /// A uniform random number below `bound` (> 0) from the OS CSPRNG, without modulo bias.
 pub(crate) fn uniform_below(bound: u64) -> u64 {
-    let zone = u64::MAX - (u64::MAX % bound);
+    let Some(rem) = u64::MAX.checked_rem(bound) else { return 0 };
+    // Values at or above `zone` would favour small results; draw again.
+    let zone = u64::MAX.saturating_sub(rem);
     loop {
         let x = getrandom::u64().unwrap_or(0);
         if x < zone {
-            return x % bound;
+            return x.checked_rem(bound).unwrap_or(0);
         }
     }
 }
@@ -139,11 +142,11 @@ impl Peer {
             return;
         }
         let announce: Vec<Inventory> = items.iter().map(|p| p.announce(wtxid)).collect();
-        let mut done = 0;
+        let mut done: usize = 0;
         for batch in inv_batches(&announce) {
             let n = batch.len();
             match self.queue_message(&Message::Inv(batch)) {
-                Ok(_) => done += n,
+                Ok(_) => done = done.saturating_add(n),
                 Err(_) => break,
             }
         }

@@ -1,0 +1,181 @@
+//! `btcpeer listen ADDR` (R-C3): accept inbound peers, answer their pings (the peer does that),
+//! and report what each one sends.
+//!
+//! Only the v1 transport exists so far: `--transport v2` and `--transport auto` are usage errors.
+//!
+//! # Events
+//!
+//! With `--json`, each line on stdout is one JSON object with an `"event"` key; stdout is flushed
+//! after every line. Every event about a peer has `"peer"`, the peer's id in this process.
+//!
+//! | event | keys | when |
+//! |---|---|---|
+//! | `listening` | `addr` (the bound address, with the real port when ADDR asked for port 0), `network` | first, once |
+//! | `accept` | `peer`, `addr` | a connection was accepted |
+//! | `refused` | `addr`, `reason` | a connection beyond `--max-peers` was closed at once |
+//! | `recv` | `peer`, `command`, `size` (bytes on the wire, header included) | every frame read, handshake frames included |
+//! | `handshake` | `peer` and the keys of `connect`'s `handshake` event | the handshake completed |
+//! | `stats` | `peer` and the statistics snapshot (keys as in `connect`) | a peer disconnected, or the duration ended |
+//! | `disconnect` | `peer`, `reason` (text), `kind` (stable name: `remote_closed`, `local_request` …) | right after that peer's `stats` |
+//!
+//! Without `--json`, each event is one readable line prefixed with `[peer N]`.
+//!
+//! # Exit codes
+//!
+//! 0 when `--duration` ends (or on Ctrl-C); 1 when the address cannot be bound; 2 usage error.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::time::Duration;
+
+use btcpeer::peer::{Peer, PeerConfig};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::{Id, JoinSet};
+
+use crate::connect::interrupted;
+use crate::report::{Output, PeerArgs, Reporter, disconnect_event, parse_secs, parse_target, stats_event};
+use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+
+/// How long peers get to finish when the listener stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The arguments of `btcpeer listen`.
+#[derive(clap::Args, Debug)]
+pub struct ListenArgs {
+    /// The address to listen on: IP:PORT (port 0 picks a free port; without a port, the network's
+    /// default port).
+    #[arg(value_name = "ADDR")]
+    addr: String,
+    #[command(flatten)]
+    common: PeerArgs,
+    /// Peers served at once; further connections are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    max_peers: u32,
+    /// Stop after SECS seconds (without it, run until Ctrl-C).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    duration: Option<Duration>,
+}
+
+/// Runs `btcpeer listen`; returns the exit code.
+pub fn run(args: ListenArgs) -> u8 {
+    let usage = |e: String| {
+        eprintln!("btcpeer listen: {e}");
+        EXIT_USAGE
+    };
+    let network = match args.common.network() {
+        Ok(n) => n,
+        Err(e) => return usage(e),
+    };
+    let addr = match parse_target(&args.addr, network.default_port()) {
+        Ok(a) => a,
+        Err(e) => return usage(e),
+    };
+    let config = match args.common.config(network, None) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("btcpeer listen: cannot start the async runtime: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    runtime.block_on(serve(&args, config, &addr))
+}
+
+async fn serve(args: &ListenArgs, config: PeerConfig, addr: &str) -> u8 {
+    let out = Output { json: args.common.json, peer_prefix: true };
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("btcpeer listen: cannot listen on {addr}: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let bound = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("btcpeer listen: cannot read the bound address: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    out.emit(&json!({"event": "listening", "addr": bound.to_string(), "network": config.network().name()}));
+
+    let max_peers = usize::try_from(args.max_peers).unwrap_or(usize::MAX);
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut live: HashMap<Id, Peer> = HashMap::new();
+    let duration = args.duration;
+    let mut end = pin!(async move {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    });
+    let mut stop = pin!(interrupted());
+    loop {
+        tokio::select! {
+            () = &mut end => break,
+            () = &mut stop => break,
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                live.remove(&id);
+            }
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Usually out of file descriptors: say so, and give peers time to leave.
+                        eprintln!("btcpeer listen: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                while let Some(done) = tasks.try_join_next_with_id() {
+                    live.remove(&done.map_or_else(|e| e.id(), |(id, ())| id));
+                }
+                if live.len() >= max_peers {
+                    drop(stream);
+                    out.emit(&json!({
+                        "event": "refused",
+                        "addr": remote.to_string(),
+                        "reason": format!("already serving --max-peers {max_peers} peers"),
+                    }));
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr();
+                let peer = Peer::inbound(config.clone(), remote, Reporter::new(out, true, None));
+                out.emit(&json!({"event": "accept", "peer": peer.id(), "addr": remote.to_string()}));
+                let associated = match local {
+                    Ok(local) => peer.associate_with_local(stream, local).map_err(|e| e.to_string()),
+                    Err(_) => peer.associate(stream).map_err(|e| e.to_string()),
+                };
+                if let Err(e) = associated {
+                    eprintln!("btcpeer listen: peer {}: {e}", peer.id());
+                    continue;
+                }
+                let watched = peer.clone();
+                let handle = tasks.spawn(async move {
+                    let reason = watched.closed().await;
+                    out.emit(&stats_event(&watched.stats()));
+                    out.emit(&disconnect_event(&watched, &reason));
+                });
+                live.insert(handle.id(), peer);
+            }
+        }
+    }
+    drop(listener);
+    for peer in live.values() {
+        peer.disconnect();
+    }
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        eprintln!("btcpeer listen: {} peers did not finish within {}s", tasks.len(), SHUTDOWN_GRACE.as_secs());
+    }
+    EXIT_OK
+}

@@ -1,0 +1,423 @@
+//! What `btcpeer connect` and `btcpeer listen` share: the network and transport options, the event
+//! printer, the handler that reports what a peer receives, and the JSON forms of the handshake, the
+//! disconnect and the statistics.
+//!
+//! Events are JSON objects with an `"event"` key, printed one per line with `--json`, or as readable
+//! text otherwise; stdout is flushed after every event so that a reader sees each one at once. The
+//! events themselves are listed in the `connect` and `listen` modules.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use btcpeer::bitcoin::hex::FromHex;
+use btcpeer::network::{Magic, Network};
+use btcpeer::peer::{DisconnectReason, Handler, Peer, PeerConfig, PeerStats, ReadEvent, RemoteInfo};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::fields::service_names;
+
+/// The transports `--transport` names. Only v1 is implemented so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportArg {
+    /// Plaintext v1 framing.
+    V1,
+    /// BIP324 encrypted transport (not supported yet).
+    V2,
+    /// v2, falling back to v1 (not supported yet).
+    Auto,
+}
+
+/// The options `connect` and `listen` share.
+#[derive(clap::Args, Debug)]
+pub struct PeerArgs {
+    /// Network: mainnet, testnet3, testnet4, signet, regtest, simnet.
+    #[arg(long, default_value = "mainnet", value_name = "NAME")]
+    pub network: String,
+    /// Custom network magic as 8 hex digits (overrides --network), e.g. e3e1f3e8.
+    #[arg(long, value_name = "HEX")]
+    pub magic: Option<String>,
+    /// Transport: v1 (v2 and auto are not supported yet).
+    #[arg(long, value_enum, default_value = "v1")]
+    pub transport: TransportArg,
+    /// A comment for our user agent (BIP14), e.g. research; may be given more than once.
+    #[arg(long = "user-agent-comment", value_name = "TEXT")]
+    pub user_agent_comment: Vec<String>,
+    /// One JSON object per line instead of readable text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PeerArgs {
+    /// The network named by `--magic` or `--network`.
+    pub fn network(&self) -> Result<Network, String> {
+        match &self.magic {
+            Some(hex) => {
+                let bytes = <[u8; 4]>::from_hex(hex).map_err(|e| format!("--magic {hex:?}: {e}"))?;
+                Ok(Network::custom("custom", Magic::from_bytes(bytes), 0))
+            }
+            None => self.network.parse::<Network>().map_err(|e| format!("--network: {e}")),
+        }
+    }
+
+    /// The peer configuration for `network`; `handshake_timeout` replaces the default deadline.
+    pub fn config(&self, network: Network, handshake_timeout: Option<Duration>) -> Result<PeerConfig, String> {
+        match self.transport {
+            TransportArg::V1 => {}
+            TransportArg::V2 => return Err("--transport v2 is not supported yet; use --transport v1".to_string()),
+            TransportArg::Auto => return Err("--transport auto is not supported yet; use --transport v1".to_string()),
+        }
+        let mut builder = PeerConfig::builder(network);
+        for comment in &self.user_agent_comment {
+            builder = builder.user_agent_comment(comment.as_str());
+        }
+        if let Some(timeout) = handshake_timeout {
+            builder = builder.handshake_timeout(timeout);
+        }
+        builder.build().map_err(|e| e.to_string())
+    }
+}
+
+/// Parses a number of seconds (fractions allowed) for clap.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a number of seconds"));
+    }
+    // More than ~30 years is as good as forever, and keeps every deadline computable.
+    Duration::try_from_secs_f64(secs.min(1e9)).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Parses a number of seconds that must be more than zero.
+pub fn parse_positive_secs(s: &str) -> Result<Duration, String> {
+    let d = parse_secs(s)?;
+    if d.is_zero() {
+        return Err("must be more than zero".to_string());
+    }
+    Ok(d)
+}
+
+/// Turns `HOST:PORT`, `IP:PORT`, `[IPv6]:PORT`, or a host or IP alone (then the network's default
+/// port) into an address string that tokio can resolve.
+pub fn parse_target(s: &str, default_port: u16) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty address".to_string());
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr.to_string());
+    }
+    let no_port = || {
+        if default_port == 0 {
+            Err(format!("{s:?} has no port, and a custom network has no default port; give HOST:PORT"))
+        } else {
+            Ok(default_port)
+        }
+    };
+    let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, no_port()?).to_string());
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            let port: u16 = port.parse().map_err(|_| format!("{s:?}: {port:?} is not a port number"))?;
+            if host.is_empty() || host.contains(':') || host.contains('[') {
+                return Err(format!("{s:?} is not HOST:PORT"));
+            }
+            Ok(format!("{host}:{port}"))
+        }
+        None => Ok(format!("{s}:{}", no_port()?)),
+    }
+}
+
+/// Prints events: JSON lines, or readable text. Every event is flushed at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    /// One JSON object per line.
+    pub json: bool,
+    /// Prefix readable lines with `[peer N]` (for `listen`, where peers interleave).
+    pub peer_prefix: bool,
+}
+
+impl Output {
+    /// Prints one event.
+    pub fn emit(&self, event: &Value) {
+        let line = if self.json { event.to_string() } else { human(event, self.peer_prefix) };
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (a reader that went away) is not worth dying for.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn yes_no(v: &Value) -> &'static str {
+    if v.as_bool() == Some(true) { "yes" } else { "no" }
+}
+
+fn millis(us: &Value) -> String {
+    us.as_u64().map_or_else(|| "-".to_string(), |us| format!("{:.3} ms", us as f64 / 1000.0))
+}
+
+/// One event as readable text.
+fn human(e: &Value, peer_prefix: bool) -> String {
+    let prefix = match (&e["peer"], peer_prefix) {
+        (Value::Number(n), true) => format!("[peer {n}] "),
+        _ => String::new(),
+    };
+    let body = match e["event"].as_str().unwrap_or("") {
+        "listening" => format!("listening on {} ({})", text(&e["addr"]), text(&e["network"])),
+        "accept" => format!("accept {}", text(&e["addr"])),
+        "refused" => format!("refused {}: {}", text(&e["addr"]), text(&e["reason"])),
+        "handshake" => {
+            let names: Vec<String> =
+                e["service_names"].as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default();
+            let services = if names.is_empty() { "none".to_string() } else { names.join("|") };
+            format!(
+                "handshake: {} version {} (negotiated {}) services {} height {}, transport {}, relay {}, addrv2 {}, \
+                 wtxidrelay {}",
+                text(&e["user_agent"]),
+                text(&e["version"]),
+                text(&e["negotiated_version"]),
+                services,
+                text(&e["start_height"]),
+                text(&e["transport"]),
+                yes_no(&e["relay"]),
+                yes_no(&e["wants_addrv2"]),
+                yes_no(&e["wtxid_relay"]),
+            )
+        }
+        "pong" => format!("pong: {}", millis(&e["rtt_us"])),
+        "recv" => format!("recv {} {} bytes", text(&e["command"]), text(&e["size"])),
+        "disconnect" => format!("disconnect: {} ({})", text(&e["reason"]), text(&e["kind"])),
+        "stats" => human_stats(e),
+        _ => e.to_string(),
+    };
+    format!("{prefix}{body}")
+}
+
+fn human_stats(e: &Value) -> String {
+    let mut s = format!(
+        "stats: {} {} {}\n  sent {} messages ({} bytes), received {} messages ({} bytes)",
+        text(&e["addr"]),
+        text(&e["direction"]),
+        text(&e["transport"]),
+        text(&e["messages_sent"]),
+        text(&e["bytes_sent"]),
+        text(&e["messages_received"]),
+        text(&e["bytes_received"]),
+    );
+    if !e["last_ping_rtt_us"].is_null() {
+        s.push_str(&format!(
+            "\n  ping round trip: last {}, min {}",
+            millis(&e["last_ping_rtt_us"]),
+            millis(&e["min_ping_rtt_us"])
+        ));
+    }
+    if let Some(per) = e["per_command"].as_object().filter(|p| !p.is_empty()) {
+        s.push_str("\n  per command:");
+        for (command, c) in per {
+            s.push_str(&format!(
+                "\n    {command}: sent {} ({} bytes), received {} ({} bytes)",
+                text(&c["messages_sent"]),
+                text(&c["bytes_sent"]),
+                text(&c["messages_received"]),
+                text(&c["bytes_received"]),
+            ));
+        }
+    }
+    s
+}
+
+fn unix_secs(t: Option<SystemTime>) -> Value {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(Value::Null, |d| json!(d.as_secs()))
+}
+
+fn micros(d: Option<Duration>) -> Value {
+    d.map_or(Value::Null, |d| json!(u64::try_from(d.as_micros()).unwrap_or(u64::MAX)))
+}
+
+/// The `stats` event: every field of the snapshot, durations in microseconds (`_us`), times in
+/// Unix seconds, `per_command` keyed by command.
+pub fn stats_event(s: &PeerStats) -> Value {
+    let per_command: BTreeMap<&str, Value> = s
+        .per_command
+        .iter()
+        .map(|(command, c)| {
+            (
+                command.as_str(),
+                json!({
+                    "messages_sent": c.messages_sent,
+                    "bytes_sent": c.bytes_sent,
+                    "messages_received": c.messages_received,
+                    "bytes_received": c.bytes_received,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "event": "stats",
+        "peer": s.id,
+        "id": s.id,
+        "addr": s.addr.to_string(),
+        "local_addr": s.local_addr.map(|a| a.to_string()),
+        "direction": s.direction.as_str(),
+        "transport": s.transport.as_str(),
+        "services": s.services.to_u64(),
+        "service_names": service_names(s.services),
+        "version": s.version,
+        "negotiated_version": s.negotiated_version,
+        "user_agent": s.user_agent,
+        "start_height": s.start_height,
+        "last_block_height": s.last_block_height,
+        "time_offset": s.time_offset,
+        "connected_at": unix_secs(s.connected_at),
+        "handshake_at": unix_secs(s.handshake_at),
+        "last_send": unix_secs(s.last_send),
+        "last_recv": unix_secs(s.last_recv),
+        "bytes_sent": s.bytes_sent,
+        "bytes_received": s.bytes_received,
+        "messages_sent": s.messages_sent,
+        "messages_received": s.messages_received,
+        "per_command": per_command,
+        "unknown_received": s.unknown_received,
+        "ignored_received": s.ignored_received,
+        "last_ping_rtt_us": micros(s.last_ping_rtt),
+        "min_ping_rtt_us": micros(s.min_ping_rtt),
+        "outstanding_ping": s.outstanding_ping.map(|(nonce, waited)| json!({
+            "nonce": nonce,
+            "waited_us": micros(Some(waited)),
+        })),
+        "wants_headers": s.wants_headers,
+        "wants_addrv2": s.wants_addrv2,
+        "wtxid_relay": s.wtxid_relay,
+        "compact_blocks": s.compact_blocks.map(|c| json!({"announce": c.send_compact, "version": c.version})),
+        "fee_filter": s.fee_filter,
+        "queued_messages": s.queued_messages,
+        "queued_bytes": s.queued_bytes,
+        "known_inventory": s.known_inventory,
+        "disconnect_reason": s.disconnect_reason.as_ref().map(|r| r.to_string()),
+        "disconnect_kind": s.disconnect_reason.as_ref().map(|r| r.kind()),
+    })
+}
+
+/// The `handshake` event.
+pub fn handshake_event(peer: &Peer, remote: &RemoteInfo) -> Value {
+    let v = &remote.version;
+    json!({
+        "event": "handshake",
+        "peer": peer.id(),
+        "addr": peer.addr().to_string(),
+        "version": v.version,
+        "services": v.services.to_u64(),
+        "service_names": service_names(v.services),
+        "user_agent": v.user_agent,
+        "start_height": v.start_height,
+        "relay": v.relay,
+        "transport": peer.stats().transport.as_str(),
+        "negotiated_version": remote.negotiated_version,
+        "wants_addrv2": remote.wants_addrv2,
+        "wtxid_relay": remote.wtxid_relay,
+        "time_offset": remote.time_offset,
+    })
+}
+
+/// The `disconnect` event.
+pub fn disconnect_event(peer: &Peer, reason: &DisconnectReason) -> Value {
+    json!({"event": "disconnect", "peer": peer.id(), "reason": reason.to_string(), "kind": reason.kind()})
+}
+
+/// A pong seen by the [`Reporter`].
+#[derive(Clone, Copy, Debug)]
+pub struct PongSeen {
+    /// The pong's nonce.
+    pub nonce: u64,
+    /// The round trip the peer measured, when this pong answered its outstanding ping.
+    pub rtt: Option<Duration>,
+    /// When the pong was handled.
+    pub at: Instant,
+}
+
+/// The handler of `connect` and `listen`: prints `handshake` and (optionally) `recv` events, and
+/// passes pongs on to whoever waits for them.
+pub struct Reporter {
+    out: Output,
+    recv: bool,
+    pongs: Option<mpsc::UnboundedSender<PongSeen>>,
+}
+
+impl Reporter {
+    /// A reporter printing to `out`; `recv` prints a `recv` event for every frame read; `pongs`
+    /// receives every pong.
+    pub fn new(out: Output, recv: bool, pongs: Option<mpsc::UnboundedSender<PongSeen>>) -> Reporter {
+        Reporter { out, recv, pongs }
+    }
+}
+
+impl Handler for Reporter {
+    fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
+        self.out.emit(&handshake_event(peer, remote));
+    }
+
+    fn on_read(&self, peer: &Peer, event: &ReadEvent<'_>) {
+        if let (true, Some(command)) = (self.recv, event.command) {
+            self.out.emit(&json!({
+                "event": "recv",
+                "peer": peer.id(),
+                "command": command.as_str(),
+                "size": event.bytes,
+            }));
+        }
+    }
+
+    fn on_pong(&self, peer: &Peer, nonce: u64) {
+        let at = Instant::now();
+        if let Some(tx) = &self.pongs {
+            // The peer clears its outstanding ping only when this pong answered it.
+            let stats = peer.stats();
+            let rtt = if stats.outstanding_ping.is_none() { stats.last_ping_rtt } else { None };
+            let _ = tx.send(PongSeen { nonce, rtt, at });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_get_the_default_port_when_they_have_none() {
+        assert_eq!(parse_target("127.0.0.1:18444", 8333).as_deref(), Ok("127.0.0.1:18444"));
+        assert_eq!(parse_target("127.0.0.1", 8333).as_deref(), Ok("127.0.0.1:8333"));
+        assert_eq!(parse_target("::1", 8333).as_deref(), Ok("[::1]:8333"));
+        assert_eq!(parse_target("[::1]", 8333).as_deref(), Ok("[::1]:8333"));
+        assert_eq!(parse_target("[::1]:1", 8333).as_deref(), Ok("[::1]:1"));
+        assert_eq!(parse_target("example.org:8", 8333).as_deref(), Ok("example.org:8"));
+        assert_eq!(parse_target("example.org", 8333).as_deref(), Ok("example.org:8333"));
+        assert!(parse_target("example.org", 0).is_err());
+        assert!(parse_target("example.org:x", 8333).is_err());
+        assert!(parse_target("example.org:70000", 8333).is_err());
+        assert!(parse_target(":8333", 8333).is_err());
+        assert!(parse_target("", 8333).is_err());
+    }
+
+    #[test]
+    fn seconds_parse_with_fractions_and_refuse_nonsense() {
+        assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_secs("0"), Ok(Duration::ZERO));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("NaN").is_err());
+        assert!(parse_secs("x").is_err());
+        assert!(parse_secs("1e300").is_ok());
+        assert!(parse_positive_secs("0").is_err());
+    }
+}
