@@ -63,6 +63,8 @@ pub use bitcoin;
 
 pub mod network;
 pub mod peer;
+#[cfg(feature = "socks")]
+pub mod socks;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;

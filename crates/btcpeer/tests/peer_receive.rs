@@ -7,17 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use btcpeer::bitcoin::bip152::{BlockTransactions, BlockTransactionsRequest, HeaderAndShortIds};
-use btcpeer::bitcoin::block::{Header, Version};
-use btcpeer::bitcoin::hashes::Hash;
-use btcpeer::bitcoin::p2p::address::{AddrV2, AddrV2Message};
+use btcpeer::bitcoin::block::Header;
+use btcpeer::bitcoin::p2p::address::AddrV2Message;
 use btcpeer::bitcoin::p2p::message_blockdata::{GetBlocksMessage, GetHeadersMessage};
 use btcpeer::bitcoin::p2p::message_compact_blocks::SendCmpct;
 use btcpeer::bitcoin::p2p::message_filter::{CFCheckpt, CFHeaders, CFilter, GetCFCheckpt, GetCFHeaders, GetCFilters};
 use btcpeer::bitcoin::p2p::{Address, ServiceFlags};
-use btcpeer::bitcoin::{
-    Amount, Block, BlockHash, CompactTarget, FilterHash, FilterHeader, MerkleBlock, OutPoint, ScriptBuf, Sequence,
-    Transaction, TxIn, TxMerkleNode, TxOut, Txid, Witness, absolute, transaction,
-};
+use btcpeer::bitcoin::{Block, MerkleBlock, Transaction};
 use btcpeer::peer::{
     Direction, DisconnectReason, Handler, NoopHandler, Peer, PeerEvent, ReadEvent, SendOutcome, Transport, Violation,
 };
@@ -25,86 +21,8 @@ use btcpeer::wire::{
     Command, FilterAdd, FilterLoad, FrameError, Inventory, Message, Reject, RejectCode, VersionMessage, frame,
 };
 use bytes::Bytes;
+use common::samples::one_of_each;
 use common::*;
-
-fn header() -> Header {
-    Header {
-        version: Version::TWO,
-        prev_blockhash: BlockHash::all_zeros(),
-        merkle_root: TxMerkleNode::all_zeros(),
-        time: 1_700_000_000,
-        bits: CompactTarget::from_consensus(0x207f_ffff),
-        nonce: 1,
-    }
-}
-
-fn tx() -> Transaction {
-    Transaction {
-        version: transaction::Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint { txid: Txid::all_zeros(), vout: 0 },
-            script_sig: ScriptBuf::from_bytes(vec![1, 2, 3]),
-            sequence: Sequence::MAX,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut { value: Amount::from_sat(5_000), script_pubkey: ScriptBuf::new() }],
-    }
-}
-
-/// One message of every kind a handler method exists for.
-fn one_of_each() -> Vec<Message> {
-    let hash = BlockHash::all_zeros();
-    let addr = Address { services: ServiceFlags::NETWORK, address: [0, 0, 0, 0, 0, 0xffff, 0x0a00, 1], port: 8333 };
-    vec![
-        Message::Addr(vec![(1_700_000_000, addr)]),
-        Message::AddrV2(vec![AddrV2Message {
-            time: 1,
-            services: ServiceFlags::NETWORK,
-            addr: AddrV2::Ipv4("10.0.0.1".parse().unwrap()),
-            port: 8333,
-        }]),
-        Message::Inv(vec![Inventory::Block(hash)]),
-        Message::GetData(vec![Inventory::Tx(Txid::all_zeros())]),
-        Message::NotFound(vec![Inventory::Tx(Txid::all_zeros())]),
-        Message::GetBlocks(GetBlocksMessage::new(vec![hash], hash)),
-        Message::GetHeaders(GetHeadersMessage::new(vec![hash], hash)),
-        Message::Headers(vec![header()]),
-        Message::Block(Block { header: header(), txdata: vec![tx()] }),
-        Message::Tx(tx()),
-        Message::MemPool,
-        Message::GetAddr,
-        Message::Ping(11),
-        Message::Pong(12),
-        Message::Reject(Reject { message: "tx".into(), code: RejectCode::INVALID, reason: "bad".into(), hash: None }),
-        Message::SendHeaders,
-        Message::FeeFilter(1_000),
-        Message::FilterLoad(FilterLoad { filter: vec![0; 8], hash_funcs: 3, tweak: 4, flags: 1 }),
-        Message::FilterAdd(FilterAdd { data: vec![9; 20] }),
-        Message::FilterClear,
-        Message::MerkleBlock(MerkleBlock::from_header_txids_with_predicate(&header(), &[Txid::all_zeros()], |_| true)),
-        Message::SendCmpct(SendCmpct { send_compact: true, version: 2 }),
-        Message::CmpctBlock(HeaderAndShortIds { header: header(), nonce: 5, short_ids: vec![], prefilled_txs: vec![] }),
-        Message::GetBlockTxn(BlockTransactionsRequest { block_hash: hash, indexes: vec![1, 2] }),
-        Message::BlockTxn(BlockTransactions { block_hash: hash, transactions: vec![tx()] }),
-        Message::GetCFilters(GetCFilters { filter_type: 0, start_height: 1, stop_hash: hash }),
-        Message::CFilter(CFilter { filter_type: 0, block_hash: hash, filter: vec![1, 2] }),
-        Message::GetCFHeaders(GetCFHeaders { filter_type: 0, start_height: 1, stop_hash: hash }),
-        Message::CFHeaders(CFHeaders {
-            filter_type: 0,
-            stop_hash: hash,
-            previous_filter_header: FilterHeader::all_zeros(),
-            filter_hashes: vec![FilterHash::all_zeros()],
-        }),
-        Message::GetCFCheckpt(GetCFCheckpt { filter_type: 0, stop_hash: hash }),
-        Message::CFCheckpt(CFCheckpt {
-            filter_type: 0,
-            stop_hash: hash,
-            filter_headers: vec![FilterHeader::all_zeros()],
-        }),
-        Message::Unknown { command: Command::new("xversion").unwrap(), payload: Bytes::from_static(b"hi") },
-    ]
-}
 
 type Log<T> = Arc<Mutex<Vec<T>>>;
 

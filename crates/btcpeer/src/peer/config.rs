@@ -10,8 +10,23 @@ use bitcoin::p2p::ServiceFlags;
 use super::liveness::Timeouts;
 use super::nonce::NonceRegistry;
 use crate::network::Network;
+use crate::transport::v2_handshake::V2Options;
 use crate::wire::limits::MAX_USER_AGENT_LEN;
 use crate::wire::version::{MIN_PEER_PROTO_VERSION, PROTOCOL_VERSION};
+
+/// Whether a peer uses the BIP324 v2 transport (R-T4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum V2Policy {
+    /// v1 only.
+    #[default]
+    Never,
+    /// Outbound: try v2; if the remote closes without a byte, the peer ends with
+    /// [`DisconnectReason::V1RetryAdvised`](super::DisconnectReason::V1RetryAdvised) and the
+    /// application dials again with `Never`. Inbound: accept v2 and v1 initiators alike.
+    Prefer,
+    /// v2 only: a v1 remote is refused.
+    Require,
+}
 
 /// A configuration that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +111,8 @@ pub(crate) struct ConfigInner {
     pub(crate) trickle_outbound: Duration,
     pub(crate) known_inventory: usize,
     pub(crate) max_pending_inventory: usize,
+    pub(crate) v2: V2Policy,
+    pub(crate) v2_options: V2Options,
 }
 
 impl PeerConfig {
@@ -134,7 +151,14 @@ impl PeerConfig {
             trickle_outbound: Duration::from_secs(2),
             known_inventory: 1_000,
             max_pending_inventory: 50_000,
+            v2: V2Policy::Never,
+            v2_options: V2Options::default(),
         }
+    }
+
+    /// The v2 transport policy.
+    pub fn v2_policy(&self) -> V2Policy {
+        self.inner.v2
     }
 
     /// The network.
@@ -193,6 +217,7 @@ impl PeerConfig {
 /// | trickle mean | 5 s inbound, 2 s outbound | Core's Poisson means; zero sends at once |
 /// | known inventory | 1,000 entries | btcd's cache size |
 /// | pending announcements | 50,000 | one full `inv` worth; more are dropped and counted |
+/// | v2 transport | never | dialing v2 at a v1-only node costs a reconnect; opt in with [`V2Policy`] |
 ///
 /// Every timeout is disabled by setting it to zero.
 #[derive(Clone, Debug)]
@@ -223,9 +248,30 @@ pub struct PeerConfigBuilder {
     trickle_outbound: Duration,
     known_inventory: usize,
     max_pending_inventory: usize,
+    v2: V2Policy,
+    v2_options: V2Options,
 }
 
 impl PeerConfigBuilder {
+    /// Whether to use the BIP324 v2 transport (default [`V2Policy::Never`]). With `Prefer` or
+    /// `Require`, `NODE_P2P_V2` is added to the services we advertise.
+    pub fn v2(mut self, policy: V2Policy) -> Self {
+        self.v2 = policy;
+        self
+    }
+
+    /// The garbage sent after our v2 key (default: a random length from 0 to 4,095 bytes).
+    pub fn v2_garbage_len(mut self, len: usize) -> Self {
+        self.v2_options.garbage_len = Some(len.min(crate::transport::v2_handshake::MAX_GARBAGE));
+        self
+    }
+
+    /// Decoy packets (of these content lengths) to send before our v2 version packet.
+    pub fn v2_decoys(mut self, lengths: Vec<usize>) -> Self {
+        self.v2_options.decoys = lengths;
+        self
+    }
+
     /// How often to ping the remote (default 2 min; zero: never).
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.timeouts.ping_interval = interval;
@@ -410,7 +456,7 @@ impl PeerConfigBuilder {
                 network: self.network,
                 protocol_version: self.protocol_version,
                 min_protocol_version: self.min_protocol_version,
-                services: self.services,
+                services: if self.v2 == V2Policy::Never { self.services } else { self.services | ServiceFlags::P2P_V2 },
                 required_services: self.required_services,
                 user_agent,
                 relay: self.relay,
@@ -431,6 +477,8 @@ impl PeerConfigBuilder {
                 trickle_outbound: self.trickle_outbound,
                 known_inventory: self.known_inventory.max(1),
                 max_pending_inventory: self.max_pending_inventory,
+                v2: self.v2,
+                v2_options: self.v2_options,
             }),
         })
     }

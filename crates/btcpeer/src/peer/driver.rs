@@ -12,8 +12,9 @@ use super::error::{DisconnectReason, Violation};
 use super::handler::ReadEvent;
 use super::liveness::Liveness;
 use super::queue::Outgoing;
-use super::{HandshakeState, Peer, handshake};
+use super::{Direction, HandshakeState, Peer, Transport, V2Policy, handshake};
 use crate::transport::stream::{DIRECT_WRITE, FrameReader, FrameWriter, ReadError};
+use crate::transport::v2_handshake::{self, V2HandshakeError};
 use crate::wire::frame::{HEADER_LEN, RawFrame};
 use crate::wire::version::{NO_BLOOM_VERSION, REJECT_VERSION, is_defined, ping_has_nonce};
 use crate::wire::{Command, Message, Reject, RejectCode};
@@ -36,6 +37,7 @@ fn read_failure(e: ReadError, during_handshake: bool) -> DisconnectReason {
     match e {
         ReadError::Closed => DisconnectReason::RemoteClosed { during_handshake },
         ReadError::Frame(f) => DisconnectReason::Frame(f),
+        ReadError::V2(e) => DisconnectReason::V2(e),
         ReadError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             DisconnectReason::RemoteClosed { during_handshake }
         }
@@ -111,6 +113,62 @@ impl std::fmt::Display for HexDump<'_> {
     }
 }
 
+/// Sets up the transport the configuration asks for (R-T4) and returns the framed halves.
+async fn establish<R, W>(
+    peer: &Peer,
+    mut rd: R,
+    mut wr: W,
+) -> Result<(FrameReader<R>, FrameWriter<W>), DisconnectReason>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let cfg = &peer.shared.config.inner;
+    let net = cfg.network.clone();
+    let policy = cfg.v2;
+    let session = match (peer.direction(), policy) {
+        (_, V2Policy::Never) => return Ok((FrameReader::new(rd, net.clone()), FrameWriter::new(wr, net))),
+        (Direction::Outbound, _) => v2_handshake::initiate(&mut rd, &mut wr, &net, &cfg.v2_options).await,
+        (Direction::Inbound, _) => {
+            let mut buf = BytesMut::new();
+            match v2_handshake::detect_v1(&mut rd, &net, &mut buf).await {
+                Ok(true) if policy == V2Policy::Require => {
+                    return Err(DisconnectReason::Protocol(Violation::V1NotAllowed));
+                }
+                // A v1 initiator: its first 16 bytes go to the v1 reader, nothing is lost.
+                Ok(true) => return Ok((FrameReader::with_prefix(rd, net.clone(), buf), FrameWriter::new(wr, net))),
+                Ok(false) => v2_handshake::respond(&mut rd, &mut wr, &net, &cfg.v2_options, buf).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match session {
+        Ok(session) => {
+            let (reader, writer, sent, received) = crate::transport::stream::v2_pair(rd, wr, session);
+            peer.counters(|c| {
+                c.transport = Transport::V2;
+                c.bytes_sent = c.bytes_sent.saturating_add(sent as u64);
+                c.bytes_received = c.bytes_received.saturating_add(received as u64);
+            });
+            tracing::debug!(sent, received, "v2 transport established");
+            Ok((reader, writer))
+        }
+        Err(e) => Err(match e {
+            V2HandshakeError::ClosedBeforeAnyByte | V2HandshakeError::RemoteSpeaksV1
+                if policy == V2Policy::Prefer && peer.direction() == Direction::Outbound =>
+            {
+                DisconnectReason::V1RetryAdvised
+            }
+            V2HandshakeError::RemoteSpeaksV1 => DisconnectReason::Protocol(Violation::V1NotAllowed),
+            V2HandshakeError::ClosedBeforeAnyByte | V2HandshakeError::Closed => {
+                DisconnectReason::RemoteClosed { during_handshake: true }
+            }
+            V2HandshakeError::Packet(e) => DisconnectReason::V2(e),
+            V2HandshakeError::Io(e) => DisconnectReason::io(&e),
+        }),
+    }
+}
+
 async fn run<S>(peer: Peer, stream: S)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -118,8 +176,6 @@ where
     let shared = peer.shared.clone();
     let cfg = shared.config.inner.clone();
     let (rd, wr) = tokio::io::split(stream);
-    let mut reader = FrameReader::new(rd, cfg.network.clone());
-    let mut writer = FrameWriter::new(wr, cfg.network.clone());
 
     let nonce = match cfg.nonces.register() {
         Ok(entry) => entry,
@@ -130,18 +186,24 @@ where
             return;
         }
     };
+    // One deadline for the transport handshake and the version handshake together (R-L2).
+    let handshake = async {
+        let (mut reader, mut writer) = establish(&peer, rd, wr).await?;
+        let info = handshake::run(&peer, &mut reader, &mut writer, nonce.nonce()).await?;
+        Ok::<_, DisconnectReason>((reader, writer, info))
+    };
     let outcome = tokio::select! {
         biased;
         () = shared.cancel.cancelled() => None,
-        r = tokio::time::timeout(cfg.handshake_timeout, handshake::run(&peer, &mut reader, &mut writer, nonce.nonce())) => {
+        r = tokio::time::timeout(cfg.handshake_timeout, handshake) => {
             Some(match r {
                 Ok(result) => result,
                 Err(_) => Err(DisconnectReason::HandshakeTimeout),
             })
         }
     };
-    let info = match outcome {
-        Some(Ok(info)) => info,
+    let (mut reader, writer, info) = match outcome {
+        Some(Ok(established)) => established,
         Some(Err(reason)) => {
             // A remote that hangs up on our version because it is us: report it as such.
             let reason = match reason {
@@ -152,12 +214,11 @@ where
             };
             drop(nonce);
             peer.stop(reason);
-            drop((reader, writer));
             peer.finalize();
             return;
         }
         None => {
-            drop((nonce, reader, writer));
+            drop(nonce);
             peer.finalize();
             return;
         }
@@ -430,7 +491,7 @@ where
             Ok(Ok(())) => {
                 let now = Instant::now();
                 for item in &batch {
-                    sent(&peer, item.command, &item.payload, item.payload.len().saturating_add(HEADER_LEN));
+                    sent(&peer, item.command, &item.payload, writer.wire_len(item.command, item.payload.len()));
                 }
                 peer.counters(|c| {
                     if let Some(l) = c.liveness.as_mut() {

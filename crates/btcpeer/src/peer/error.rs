@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::transport::v2::V2Error;
 use crate::wire::{Command, FrameError, PayloadError};
 
 /// Why a peer disconnected (R-L6). Every disconnect has one; it is in the stats snapshot, given to
@@ -56,6 +57,12 @@ pub enum DisconnectReason {
     Frame(FrameError),
     /// A payload was malformed.
     Payload(PayloadError),
+    /// A v2 (BIP324) packet or handshake failed: a tampered or oversized packet, no garbage
+    /// terminator …
+    V2(V2Error),
+    /// An outbound v2 attempt met a remote that closed without sending a byte (or answered in v1):
+    /// it probably speaks only v1, so dialing again in v1 is advised (R-T4).
+    V1RetryAdvised,
     /// The connection failed.
     Io {
         /// The error's kind.
@@ -79,6 +86,8 @@ pub enum Violation {
     FeatureAfterVerack(Command),
     /// A bloom-filter message while we do not offer `NODE_BLOOM`, at a version that forbids it (BIP111).
     BloomNotOffered(Command),
+    /// A v1 connection to a peer that requires v2.
+    V1NotAllowed,
 }
 
 impl fmt::Display for Violation {
@@ -89,6 +98,7 @@ impl fmt::Display for Violation {
             Violation::DuplicateVerack => f.write_str("duplicate verack message"),
             Violation::FeatureAfterVerack(c) => write!(f, "{c} after verack"),
             Violation::BloomNotOffered(c) => write!(f, "{c} sent to a peer without NODE_BLOOM"),
+            Violation::V1NotAllowed => f.write_str("v1 connection where v2 is required"),
         }
     }
 }
@@ -117,6 +127,10 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Protocol(v) => write!(f, "protocol violation: {v}"),
             DisconnectReason::Frame(e) => write!(f, "bad frame: {e}"),
             DisconnectReason::Payload(e) => write!(f, "malformed message: {e}"),
+            DisconnectReason::V2(e) => write!(f, "v2 transport: {e}"),
+            DisconnectReason::V1RetryAdvised => {
+                f.write_str("remote closed without answering the v2 handshake; retry in v1 advised")
+            }
             DisconnectReason::Io { message, .. } => write!(f, "i/o error: {message}"),
         }
     }
@@ -142,6 +156,8 @@ impl DisconnectReason {
             DisconnectReason::Protocol(_) => "protocol_violation",
             DisconnectReason::Frame(_) => "bad_frame",
             DisconnectReason::Payload(_) => "malformed_message",
+            DisconnectReason::V2(_) => "v2_transport",
+            DisconnectReason::V1RetryAdvised => "v1_retry_advised",
             DisconnectReason::Io { .. } => "io_error",
         }
     }

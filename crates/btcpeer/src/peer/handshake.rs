@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::driver::{read_frame, send_direct};
 use super::error::{DisconnectReason, Violation};
-use super::{Direction, Peer, PeerAddr, RemoteInfo};
+use super::{Direction, Peer, PeerAddr, RemoteInfo, Transport};
 use crate::transport::stream::{FrameReader, FrameWriter};
 use crate::wire::version::{ADDRV2_VERSION, REJECT_VERSION, WTXID_RELAY_VERSION, version_has_relay};
 use crate::wire::{Command, Message, Reject, RejectCode, VersionMessage, VersionTail, blank_address};
@@ -115,6 +115,7 @@ where
         wants_addrv2: false,
         wtxid_relay: false,
         txrcncl: None,
+        transport: if reader.is_v2() { Transport::V2 } else { Transport::V1 },
     };
     peer.counters(|c| {
         c.last_block_height = info.version.start_height;

@@ -58,7 +58,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use config::{ConfigError, PeerConfig, PeerConfigBuilder};
+pub use config::{ConfigError, PeerConfig, PeerConfigBuilder, V2Policy};
 pub use error::{AssociateError, DisconnectReason, QueueError, SendOutcome, Violation};
 pub use handler::{Handler, NoopHandler, PeerEvent, ReadEvent};
 pub use inventory::KnownInventory;
@@ -144,6 +144,8 @@ pub struct RemoteInfo {
     pub wtxid_relay: bool,
     /// The remote's `sendtxrcncl`, if it sent one.
     pub txrcncl: Option<SendTxRcncl>,
+    /// The transport the connection uses.
+    pub transport: Transport,
 }
 
 #[derive(Clone, Debug)]

@@ -134,6 +134,7 @@ pub struct PeerStats {
 /// The mutable state behind the snapshot.
 #[derive(Debug)]
 pub(crate) struct Counters {
+    pub(crate) transport: Transport,
     pub(crate) known: KnownInventory,
     pub(crate) trickle: TrickleQueue,
     pub(crate) liveness: Option<Liveness>,
@@ -164,6 +165,7 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn new(known_capacity: usize, max_pending: usize) -> Self {
         Counters {
+            transport: Transport::V1,
             known: KnownInventory::new(known_capacity),
             trickle: TrickleQueue::new(max_pending),
             liveness: None,
@@ -231,7 +233,7 @@ impl Counters {
             addr: base.addr,
             local_addr: self.local_addr,
             direction: base.direction,
-            transport: Transport::V1,
+            transport: self.transport,
             services: remote.map_or(ServiceFlags::NONE, |r| r.version.services),
             version: remote.map_or(0, |r| r.version.version),
             negotiated_version: remote.map_or(base.our_version, |r| r.negotiated_version),

@@ -6,3 +6,5 @@
 
 pub mod stream;
 pub mod v1;
+pub mod v2;
+pub mod v2_handshake;

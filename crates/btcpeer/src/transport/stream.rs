@@ -12,6 +12,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::Decoder;
 
 use super::v1::{V1Codec, V1Error};
+use super::v2::{V2Decoder, V2Encoder, V2Error};
+use super::v2_handshake::V2Session;
 use crate::network::Network;
 use crate::wire::frame::{FrameHeader, HEADER_LEN, RawFrame, checksum};
 use crate::wire::{Command, FrameError};
@@ -32,46 +34,80 @@ pub enum ReadError {
     /// A frame was refused.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// A v2 packet was refused.
+    #[error(transparent)]
+    V2(#[from] V2Error),
     /// The stream failed.
     #[error(transparent)]
     Io(#[from] io::Error),
 }
 
-/// Reads v1 frames from an async byte stream.
+#[derive(Debug)]
+enum ReadCodec {
+    V1(V1Codec),
+    V2(Box<V2Decoder>),
+}
+
+/// Reads frames (v1) or packets (v2) from an async byte stream.
 #[derive(Debug)]
 pub struct FrameReader<R> {
     inner: R,
     buf: BytesMut,
-    codec: V1Codec,
+    codec: ReadCodec,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Reads frames of `network` from `inner`.
     pub fn new(inner: R, network: Network) -> Self {
-        FrameReader { inner, buf: BytesMut::new(), codec: V1Codec::new(network) }
+        FrameReader { inner, buf: BytesMut::new(), codec: ReadCodec::V1(V1Codec::new(network)) }
     }
 
-    /// Starts with bytes already read from the stream (for example while detecting v1 or v2).
-    pub fn with_prefix(inner: R, network: Network, prefix: &[u8]) -> Self {
-        FrameReader { inner, buf: BytesMut::from(prefix), codec: V1Codec::new(network) }
+    /// Reads v1 frames, starting with bytes already read from the stream (while telling v1 from v2).
+    pub fn with_prefix(inner: R, network: Network, prefix: BytesMut) -> Self {
+        FrameReader { inner, buf: prefix, codec: ReadCodec::V1(V1Codec::new(network)) }
+    }
+
+    /// Reads v2 packets of an established session, starting with the bytes read past its handshake.
+    pub fn v2(inner: R, decoder: V2Decoder, leftover: BytesMut) -> Self {
+        FrameReader { inner, buf: leftover, codec: ReadCodec::V2(Box::new(decoder)) }
+    }
+
+    /// Whether this reader decrypts v2 packets.
+    pub fn is_v2(&self) -> bool {
+        matches!(self.codec, ReadCodec::V2(_))
+    }
+
+    /// The stream, for a handshake that runs before framing starts.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// Takes the bytes read but not yet consumed (to hand them to another codec).
+    pub fn take_buffered(&mut self) -> BytesMut {
+        std::mem::take(&mut self.buf)
     }
 
     /// Reads the next frame, returning it and its size on the wire. Cancel-safe: a frame partly read
     /// stays in the buffer for the next call.
     pub async fn read_frame(&mut self) -> Result<(RawFrame, usize), ReadError> {
         loop {
-            match self.codec.decode(&mut self.buf) {
-                Ok(Some(frame)) => {
-                    let wire = frame.payload.len().saturating_add(HEADER_LEN);
-                    if self.buf.is_empty() && self.buf.capacity() > KEEP_READ_BUFFER {
-                        self.buf = BytesMut::new();
-                    }
-                    return Ok((frame, wire));
+            let decoded = match &mut self.codec {
+                ReadCodec::V1(codec) => match codec.decode(&mut self.buf) {
+                    Ok(frame) => frame.map(|f| {
+                        let wire = f.payload.len().saturating_add(HEADER_LEN);
+                        (f, wire)
+                    }),
+                    Err(V1Error::Frame(e)) => return Err(ReadError::Frame(e)),
+                    Err(V1Error::Io(e)) => return Err(ReadError::Io(e)),
+                    Err(V1Error::Encode(_)) => None,
+                },
+                ReadCodec::V2(decoder) => decoder.decode(&mut self.buf)?,
+            };
+            if let Some((frame, wire)) = decoded {
+                if self.buf.is_empty() && self.buf.capacity() > KEEP_READ_BUFFER {
+                    self.buf = BytesMut::new();
                 }
-                Ok(None) => {}
-                Err(V1Error::Frame(e)) => return Err(ReadError::Frame(e)),
-                Err(V1Error::Io(e)) => return Err(ReadError::Io(e)),
-                Err(V1Error::Encode(_)) => {}
+                return Ok((frame, wire));
             }
             if self.buf.capacity() == self.buf.len() {
                 self.buf.reserve(READ_STEP);
@@ -98,28 +134,73 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
-/// Writes v1 frames to an async byte stream.
+#[derive(Debug)]
+enum WriteCodec {
+    V1(Network),
+    V2(Box<V2Encoder>),
+}
+
+/// Writes frames (v1) or packets (v2) to an async byte stream.
 #[derive(Debug)]
 pub struct FrameWriter<W> {
     inner: W,
     buf: BytesMut,
-    network: Network,
+    codec: WriteCodec,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Writes frames of `network` to `inner`.
     pub fn new(inner: W, network: Network) -> Self {
-        FrameWriter { inner, buf: BytesMut::new(), network }
+        FrameWriter { inner, buf: BytesMut::new(), codec: WriteCodec::V1(network) }
     }
 
-    /// Frames `payload` (header with length and checksum, one hash pass) into the pending batch.
-    /// Returns the frame's size on the wire.
+    /// Writes v2 packets of an established session.
+    pub fn v2(inner: W, encoder: V2Encoder) -> Self {
+        FrameWriter { inner, buf: BytesMut::new(), codec: WriteCodec::V2(Box::new(encoder)) }
+    }
+
+    /// Whether this writer encrypts v2 packets.
+    pub fn is_v2(&self) -> bool {
+        matches!(self.codec, WriteCodec::V2(_))
+    }
+
+    /// Frames `payload` into the pending batch: a v1 header (length and checksum, one hash pass), or
+    /// a v2 packet (encrypted). Returns its size on the wire.
     pub fn push(&mut self, command: Command, payload: &Bytes) -> usize {
-        let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let header = FrameHeader { magic: self.network.magic(), command, length, checksum: checksum(payload) };
-        self.buf.extend_from_slice(&header.to_bytes());
-        self.buf.extend_from_slice(payload);
-        payload.len().saturating_add(HEADER_LEN)
+        match &mut self.codec {
+            WriteCodec::V1(network) => {
+                let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+                let header = FrameHeader { magic: network.magic(), command, length, checksum: checksum(payload) };
+                self.buf.extend_from_slice(&header.to_bytes());
+                self.buf.extend_from_slice(payload);
+                payload.len().saturating_add(HEADER_LEN)
+            }
+            WriteCodec::V2(encoder) => encoder.encode(command, payload, &mut self.buf),
+        }
+    }
+
+    /// The size on the wire of a message with this command and payload length.
+    pub fn wire_len(&self, command: Command, payload_len: usize) -> usize {
+        match &self.codec {
+            WriteCodec::V1(_) => payload_len.saturating_add(HEADER_LEN),
+            WriteCodec::V2(_) => {
+                let id = if super::v2::short_id(command).is_some() { 1 } else { 1 + crate::wire::COMMAND_LEN };
+                payload_len.saturating_add(id).saturating_add(super::v2::LENGTH_BYTES + super::v2::OVERHEAD)
+            }
+        }
+    }
+
+    /// Adds a v2 decoy packet of `len` bytes, which the remote skips; `None` on a v1 stream.
+    pub fn push_decoy(&mut self, len: usize) -> Option<usize> {
+        match &mut self.codec {
+            WriteCodec::V1(_) => None,
+            WriteCodec::V2(encoder) => Some(encoder.encode_decoy(len, &mut self.buf)),
+        }
+    }
+
+    /// Takes the pending batch without writing it (tests that tamper with bytes use this).
+    pub fn take_pending(&mut self) -> BytesMut {
+        std::mem::take(&mut self.buf)
     }
 
     /// Whether frames wait in the batch.
@@ -127,15 +208,28 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         !self.buf.is_empty()
     }
 
-    /// Writes a frame whose payload is large: the header and the pending batch are written, then the
-    /// payload straight from its own buffer.
+    /// Writes a frame whose payload is large. In v1 the header and the pending batch are written,
+    /// then the payload straight from its own buffer; a v2 packet is produced by encryption anyway,
+    /// so it goes through the batch.
     pub async fn write_large(&mut self, command: Command, payload: &Bytes) -> io::Result<usize> {
+        let WriteCodec::V1(network) = &self.codec else {
+            let wire = self.push(command, payload);
+            self.flush_batch().await?;
+            return Ok(wire);
+        };
         let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let header = FrameHeader { magic: self.network.magic(), command, length, checksum: checksum(payload) };
+        let header = FrameHeader { magic: network.magic(), command, length, checksum: checksum(payload) };
         self.buf.extend_from_slice(&header.to_bytes());
         self.flush_batch().await?;
         self.inner.write_all(payload).await?;
         Ok(payload.len().saturating_add(HEADER_LEN))
+    }
+
+    /// Writes raw bytes now (handshake traffic that is not framed).
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.flush_batch().await?;
+        self.inner.write_all(bytes).await?;
+        self.inner.flush().await
     }
 
     /// The stream, for writing bytes that are not frames (tests of hostile input do this).
@@ -165,4 +259,14 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.inner.shutdown().await
     }
+}
+
+/// Builds a v2 reader and writer from an established session.
+pub fn v2_pair<R, W>(reader: R, writer: W, session: V2Session) -> (FrameReader<R>, FrameWriter<W>, usize, usize)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let V2Session { decoder, encoder, leftover, bytes_sent, bytes_received } = session;
+    (FrameReader::v2(reader, decoder, leftover), FrameWriter::v2(writer, encoder), bytes_sent, bytes_received)
 }

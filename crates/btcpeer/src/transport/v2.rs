@@ -1,0 +1,307 @@
+//! BIP324 (v2) packet framing: our own codec around the `bip324` crate's ciphers.
+//!
+//! A packet is a 3-byte encrypted length, then the encrypted header byte and contents, then a
+//! 16-byte tag. The length is decrypted and checked against the largest message the network allows
+//! *before* any room is reserved for the packet; room then grows in steps as bytes arrive, as in v1.
+//! Packets are decrypted in place in the read buffer and the payload is handed on as `Bytes`
+//! without a copy. Decoy packets are skipped. Contents start with a BIP324 short message id, or 0
+//! followed by the 12-byte command. Rekeying every 224 packets happens inside the ciphers.
+//!
+//! The handshake is in [`crate::transport::v2_handshake`].
+
+use bip324::{InboundCipher, OutboundCipher, PacketType};
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::wire::frame::RawFrame;
+use crate::wire::limits::max_payload_len;
+use crate::wire::{COMMAND_LEN, Command};
+
+/// Bytes of the encrypted length prefix.
+pub const LENGTH_BYTES: usize = 3;
+/// Bytes of the header byte plus the authentication tag.
+pub const OVERHEAD: usize = 1 + 16;
+/// Room reserved at a time for a packet's body.
+const RESERVE_STEP: usize = 256 * 1024;
+
+/// BIP324's short message ids: index = id.
+const SHORT_IDS: [&str; 29] = [
+    "",
+    "addr",
+    "block",
+    "blocktxn",
+    "cmpctblock",
+    "feefilter",
+    "filteradd",
+    "filterclear",
+    "filterload",
+    "getblocks",
+    "getblocktxn",
+    "getdata",
+    "getheaders",
+    "headers",
+    "inv",
+    "mempool",
+    "merkleblock",
+    "notfound",
+    "ping",
+    "pong",
+    "sendcmpct",
+    "tx",
+    "getcfilters",
+    "cfilter",
+    "getcfheaders",
+    "cfheaders",
+    "getcfcheckpt",
+    "cfcheckpt",
+    "addrv2",
+];
+
+/// The short id BIP324 assigns to `command`, if any.
+///
+/// ```
+/// use btcpeer::transport::v2::{command_for_short_id, short_id};
+/// use btcpeer::wire::Command;
+///
+/// assert_eq!(short_id(Command::INV), Some(14));
+/// assert_eq!(short_id(Command::VERSION), None);
+/// assert_eq!(command_for_short_id(28), Some(Command::ADDRV2));
+/// ```
+pub fn short_id(command: Command) -> Option<u8> {
+    let name = command.as_str();
+    SHORT_IDS.iter().position(|&n| !n.is_empty() && n == name).and_then(|i| u8::try_from(i).ok())
+}
+
+/// The command for a short id, if BIP324 assigns one.
+pub fn command_for_short_id(id: u8) -> Option<Command> {
+    SHORT_IDS.get(usize::from(id)).filter(|n| !n.is_empty()).and_then(|n| Command::new(n).ok())
+}
+
+/// Why a v2 packet was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum V2Error {
+    /// The packet failed authentication: tampered with, or the stream is out of sync.
+    #[error("packet authentication failed")]
+    Authentication,
+    /// The announced contents are longer than the largest message the network allows.
+    #[error("packet announces {length} bytes of contents; at most {max} allowed")]
+    PacketTooLarge {
+        /// Contents length announced.
+        length: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A genuine packet with no contents (not even a message id).
+    #[error("empty packet")]
+    EmptyPacket,
+    /// A long-form command that is not printable ASCII padded with NULs.
+    #[error("invalid command bytes in a long-form message")]
+    InvalidCommand,
+    /// A payload above its command's own maximum.
+    #[error("{command} payload of {length} bytes; at most {max} allowed")]
+    CommandPayloadTooLarge {
+        /// The command.
+        command: Command,
+        /// The payload length.
+        length: usize,
+        /// The maximum.
+        max: u32,
+    },
+    /// The handshake failed (see the message).
+    #[error("v2 handshake failed: {0}")]
+    Handshake(&'static str),
+}
+
+/// Appends a message's plaintext contents (short id or long form, then the payload) to `out`.
+pub fn encode_contents(command: Command, payload: &[u8], out: &mut Vec<u8>) {
+    match short_id(command) {
+        Some(id) => out.push(id),
+        None => {
+            out.push(0);
+            out.extend_from_slice(&command.to_wire());
+        }
+    }
+    out.extend_from_slice(payload);
+}
+
+/// Splits decrypted contents into command and payload (a slice of `contents`, no copy).
+pub fn decode_contents(contents: Bytes, network_max: u32) -> Result<RawFrame, V2Error> {
+    let (command, offset) = match contents.first() {
+        None => return Err(V2Error::EmptyPacket),
+        Some(0) => {
+            let raw = contents
+                .get(1..1 + COMMAND_LEN)
+                .and_then(|s| <&[u8; COMMAND_LEN]>::try_from(s).ok())
+                .ok_or(V2Error::InvalidCommand)?;
+            (Command::from_wire(raw).ok_or(V2Error::InvalidCommand)?, 1 + COMMAND_LEN)
+        }
+        Some(&id) => {
+            // An id BIP324 does not assign still arrives (as Core treats it: an unknown message),
+            // under a name that says where it came from.
+            let command = command_for_short_id(id)
+                .or_else(|| Command::new(&format!("shortid-{id}")).ok())
+                .ok_or(V2Error::InvalidCommand)?;
+            (command, 1)
+        }
+    };
+    let payload = contents.slice(offset.min(contents.len())..);
+    let max = max_payload_len(command, network_max);
+    if payload.len() > max as usize {
+        return Err(V2Error::CommandPayloadTooLarge { command, length: payload.len(), max });
+    }
+    Ok(RawFrame { command, payload })
+}
+
+/// The largest packet contents for a network: a long-form header plus its largest payload.
+pub fn max_contents(network_max: u32) -> usize {
+    (network_max as usize).saturating_add(1 + COMMAND_LEN)
+}
+
+/// Decrypts packets from a read buffer.
+pub struct V2Decoder {
+    cipher: InboundCipher,
+    network_max: u32,
+    /// Decrypted length of the packet being read (header byte + contents + tag), once its length
+    /// prefix has been taken from the buffer.
+    pending: Option<usize>,
+    /// Decoy packets skipped.
+    pub decoys: u64,
+}
+
+impl std::fmt::Debug for V2Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V2Decoder").field("pending", &self.pending).field("decoys", &self.decoys).finish()
+    }
+}
+
+impl V2Decoder {
+    /// A decoder for packets encrypted with `cipher`, refusing contents above what `network_max`
+    /// allows.
+    pub fn new(cipher: InboundCipher, network_max: u32) -> Self {
+        V2Decoder { cipher, network_max, pending: None, decoys: 0 }
+    }
+
+    /// Takes the next genuine packet from `src`, skipping decoys. Returns the message and the bytes
+    /// it took on the wire, or `None` until more bytes arrive.
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<(RawFrame, usize)>, V2Error> {
+        loop {
+            let len = match self.pending {
+                Some(len) => len,
+                None => {
+                    let Some(prefix) = src.get(..LENGTH_BYTES).and_then(|s| <[u8; 3]>::try_from(s).ok()) else {
+                        return Ok(None);
+                    };
+                    // The length cipher advances with every call: exactly once per packet.
+                    let len = self.cipher.decrypt_packet_len(prefix);
+                    let contents = len.saturating_sub(OVERHEAD);
+                    let max = max_contents(self.network_max);
+                    if contents > max {
+                        return Err(V2Error::PacketTooLarge { length: contents, max });
+                    }
+                    src.advance(LENGTH_BYTES);
+                    self.pending = Some(len);
+                    len
+                }
+            };
+            if src.len() < len {
+                src.reserve(len.saturating_sub(src.len()).min(RESERVE_STEP));
+                return Ok(None);
+            }
+            self.pending = None;
+            let mut packet = src.split_to(len);
+            let kind = match self.cipher.decrypt_in_place(&mut packet, None) {
+                Ok((kind, _)) => kind,
+                Err(_) => return Err(V2Error::Authentication),
+            };
+            let wire = len.saturating_add(LENGTH_BYTES);
+            if kind == PacketType::Decoy {
+                self.decoys = self.decoys.saturating_add(1);
+                continue;
+            }
+            // Plaintext: header byte, contents, then the (now meaningless) tag bytes.
+            packet.truncate(len.saturating_sub(16));
+            let contents = packet.freeze().slice(1..);
+            return decode_contents(contents, self.network_max).map(|frame| Some((frame, wire)));
+        }
+    }
+}
+
+/// Encrypts messages into a write buffer.
+pub struct V2Encoder {
+    cipher: OutboundCipher,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for V2Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V2Encoder").finish_non_exhaustive()
+    }
+}
+
+impl V2Encoder {
+    /// An encoder for `cipher`.
+    pub fn new(cipher: OutboundCipher) -> Self {
+        V2Encoder { cipher, scratch: Vec::new() }
+    }
+
+    fn packet(&mut self, kind: PacketType, out: &mut BytesMut) -> usize {
+        let wire = OutboundCipher::encryption_buffer_len(self.scratch.len());
+        let start = out.len();
+        out.resize(start.saturating_add(wire), 0);
+        if let Some(slot) = out.get_mut(start..) {
+            // The slot is exactly the size the cipher asks for, so this cannot fail.
+            let _ = self.cipher.encrypt(&self.scratch, slot, kind, None);
+        }
+        self.scratch.clear();
+        if self.scratch.capacity() > 64 * 1024 {
+            self.scratch = Vec::new();
+        }
+        wire
+    }
+
+    /// Appends one encrypted packet carrying a message; returns its size on the wire.
+    pub fn encode(&mut self, command: Command, payload: &[u8], out: &mut BytesMut) -> usize {
+        encode_contents(command, payload, &mut self.scratch);
+        self.packet(PacketType::Genuine, out)
+    }
+
+    /// Appends a decoy packet of `len` content bytes, which the remote skips.
+    pub fn encode_decoy(&mut self, len: usize, out: &mut BytesMut) -> usize {
+        self.scratch.resize(len, 0);
+        self.packet(PacketType::Decoy, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r_t3_short_id_table_round_trips() {
+        for id in 1..=28u8 {
+            let cmd = command_for_short_id(id).expect("assigned");
+            assert_eq!(short_id(cmd), Some(id));
+        }
+        assert_eq!(command_for_short_id(0), None);
+        assert_eq!(command_for_short_id(29), None);
+        for cmd in [Command::VERSION, Command::VERACK, Command::GETADDR, Command::SENDHEADERS, Command::WTXIDRELAY] {
+            assert_eq!(short_id(cmd), None, "{cmd} uses the long form");
+        }
+    }
+
+    #[test]
+    fn r_t3_contents_decode_short_long_and_malformed() {
+        let f = decode_contents(Bytes::from_static(&[18, 1, 2, 3, 4, 5, 6, 7, 8]), 4_000_000).unwrap();
+        assert_eq!((f.command, &f.payload[..]), (Command::PING, &[1, 2, 3, 4, 5, 6, 7, 8][..]));
+        let mut long = vec![0u8];
+        long.extend(Command::VERACK.to_wire());
+        let f = decode_contents(Bytes::from(long), 4_000_000).unwrap();
+        assert_eq!((f.command, f.payload.len()), (Command::VERACK, 0));
+        assert_eq!(decode_contents(Bytes::new(), 4_000_000).unwrap_err(), V2Error::EmptyPacket);
+        assert_eq!(decode_contents(Bytes::from_static(&[0, b'v']), 4_000_000).unwrap_err(), V2Error::InvalidCommand);
+        let f = decode_contents(Bytes::from_static(&[99, 1]), 4_000_000).unwrap();
+        assert_eq!(f.command.as_str(), "shortid-99");
+        let err = decode_contents(Bytes::from_static(&[18, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 4_000_000).unwrap_err();
+        assert!(matches!(err, V2Error::CommandPayloadTooLarge { length: 9, max: 8, .. }));
+    }
+}
