@@ -1,5 +1,5 @@
-//! `btcpeer connect HOST:PORT` (R-C2): dial a peer, perform the handshake, optionally ping it and
-//! listen to it, print the statistics, disconnect.
+//! `btcpeer connect HOST:PORT` (R-C2): dial a peer, perform the handshake, optionally fetch its
+//! headers, ping it and listen to it (in that order), print the statistics, disconnect.
 //!
 //! Only the v1 transport exists so far: `--transport v2` and `--transport auto` are usage errors.
 //!
@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | `recv` | `command`, `size` (bytes on the wire, header included) | with `--listen`: every frame read, handshake frames included |
 //! | `handshake` | `addr`, `version`, `services` (number), `service_names`, `user_agent`, `start_height`, `relay`, `transport` (`"v1"`), `negotiated_version`, `wants_addrv2`, `wtxid_relay`, `time_offset` | the handshake completed |
+//! | `headers` | `count` (headers received, genesis excluded), `tip` (hash of the last header, or of the genesis block when none came; display order), `batches` (headers messages received in answer, an empty last one included), `elapsed_ms`, `headers_per_sec` | with `--headers`: the remote had no more headers |
 //! | `pong` | `seq` (1 … N), `nonce`, `rtt_us` | with `--ping N`: each pong answering our ping |
 //! | `stats` | the statistics snapshot, below | at the end, before disconnecting (also after a failure, once connected) |
 //! | `disconnect` | `reason` (text), `kind` (stable name: `local_request`, `remote_closed`, `handshake_timeout` …) | last |
@@ -29,17 +30,33 @@
 //!
 //! Without `--json`, each event is one readable line (the statistics a few indented lines).
 //!
+//! # Headers
+//!
+//! `--headers` fetches the remote's headers from the network's genesis block: a `getheaders` whose
+//! locator is the last header received (at first the genesis block) and whose stop hash is zero,
+//! again and again until an answer holds fewer than 2,000 headers. Every header must connect to the
+//! one before it (the first to the genesis block); a batch that does not is a failure. While it runs,
+//! a progress line (count, rate, and the remote's `start_height` as the target) is redrawn on stderr
+//! when stderr is a terminal, and nothing is written there otherwise. The genesis block must be
+//! known, so `--headers` is a usage error with `--magic` and on simnet.
+//!
 //! # Exit codes
 //!
-//! 0 success; 1 failure (connection refused, handshake refused, disconnected early); 2 usage error;
-//! 3 timeout (connecting, the handshake, or a pong took longer than `--timeout`). The reason for a
-//! non-zero exit is one line on stderr.
+//! 0 success; 1 failure (connection refused, handshake refused, disconnected early, headers that do
+//! not connect); 2 usage error; 3 timeout (connecting, the handshake, a headers answer, or a pong took
+//! longer than `--timeout`). The reason for a non-zero exit is one line on stderr.
 
+use std::io::{IsTerminal, Write};
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
+use btcpeer::bitcoin::BlockHash;
+use btcpeer::bitcoin::block::Header;
+use btcpeer::bitcoin::blockdata::constants::genesis_block;
+use btcpeer::bitcoin::hashes::Hash;
 use btcpeer::peer::{DisconnectReason, Peer, PeerAddr, PeerConfig};
 use btcpeer::wire::Message;
+use btcpeer::wire::limits::MAX_HEADERS;
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -58,20 +75,29 @@ pub struct ConnectArgs {
     target: String,
     #[command(flatten)]
     common: PeerArgs,
-    /// Stay connected SECS seconds after the handshake (and the pings), printing every message
+    /// Stay connected SECS seconds after the handshake (and the headers and pings), printing every message
     /// received (from the start, handshake included).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     listen: Option<Duration>,
+    /// Fetch the remote's headers from the genesis block (getheaders until an answer holds fewer than
+    /// 2,000), checking that each connects to the one before; a progress line is shown on stderr when
+    /// it is a terminal; then print the count, the tip and the rate. Not with --magic or simnet.
+    #[arg(long)]
+    headers: bool,
     /// Send N pings, one after another, and print each round trip.
     #[arg(long, value_name = "N", default_value_t = 0)]
     ping: u32,
-    /// The bound on every wait, in seconds: connecting, the handshake, each pong, the disconnect.
+    /// The bound on every wait, in seconds: connecting, the handshake, each headers answer, each pong,
+    /// the disconnect.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_positive_secs)]
     timeout: Duration,
 }
 
 /// Why a session failed: the exit code and the line for stderr.
 type Failure = (u8, String);
+
+/// Headers messages that may wait for the sync loop; only one is expected at a time.
+const HEADERS_BACKLOG: usize = 8;
 
 fn exit_code(reason: &DisconnectReason) -> u8 {
     if reason.is_timeout() { EXIT_TIMEOUT } else { EXIT_FAILURE }
@@ -106,6 +132,17 @@ pub fn run(args: ConnectArgs) -> u8 {
         Ok(n) => n,
         Err(e) => return usage(e),
     };
+    let genesis = match (args.headers, network.bitcoin_network()) {
+        (false, _) => None,
+        (true, Some(n)) => Some(genesis_block(n).block_hash()),
+        (true, None) => {
+            return usage(format!(
+                "--headers needs a network whose genesis block is known (mainnet, testnet3, testnet4, signet, \
+                 regtest), not {}",
+                if args.common.magic.is_some() { "a custom --magic".to_string() } else { network.name().to_string() }
+            ));
+        }
+    };
     let target = match parse_target(&args.target, network.default_port()) {
         Ok(t) => t,
         Err(e) => return usage(e),
@@ -121,10 +158,10 @@ pub fn run(args: ConnectArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    runtime.block_on(session(&args, config, &target))
+    runtime.block_on(session(&args, config, &target, genesis))
 }
 
-async fn session(args: &ConnectArgs, config: PeerConfig, target: &str) -> u8 {
+async fn session(args: &ConnectArgs, config: PeerConfig, target: &str, genesis: Option<BlockHash>) -> u8 {
     let out = Output { json: args.common.json, peer_prefix: false };
     let limit = args.timeout;
     let stream = match tokio::time::timeout(limit, TcpStream::connect(target)).await {
@@ -143,7 +180,14 @@ async fn session(args: &ConnectArgs, config: PeerConfig, target: &str) -> u8 {
     let remote = stream.peer_addr().map_or_else(|_| PeerAddr::from(target), PeerAddr::from);
     let local = stream.local_addr();
     let (tx, mut pongs) = mpsc::unbounded_channel();
-    let peer = Peer::outbound(config, remote, Reporter::new(out, args.listen.is_some(), Some(tx)));
+    let mut reporter = Reporter::new(out, args.listen.is_some(), Some(tx));
+    let mut headers = None;
+    if let Some(genesis) = genesis {
+        let (tx, rx) = mpsc::channel(HEADERS_BACKLOG);
+        reporter = reporter.with_headers(tx);
+        headers = Some((genesis, rx));
+    }
+    let peer = Peer::outbound(config, remote, reporter);
     let associated = match local {
         Ok(local) => peer.associate_with_local(stream, local).map_err(|e| e.to_string()),
         Err(_) => peer.associate(stream).map_err(|e| e.to_string()),
@@ -153,7 +197,7 @@ async fn session(args: &ConnectArgs, config: PeerConfig, target: &str) -> u8 {
         return EXIT_FAILURE;
     }
 
-    let result = converse(args, &peer, out, &mut pongs).await;
+    let result = converse(args, &peer, out, &mut pongs, headers).await;
 
     out.emit(&stats_event(&peer.stats()));
     peer.disconnect();
@@ -171,19 +215,30 @@ async fn session(args: &ConnectArgs, config: PeerConfig, target: &str) -> u8 {
     }
 }
 
-/// The handshake, the pings and the listening period.
+/// The handshake, the headers, the pings and the listening period. `headers` is the genesis block's
+/// hash and the channel the handler passes `headers` messages on to, with `--headers`.
 async fn converse(
     args: &ConnectArgs,
     peer: &Peer,
     out: Output,
     pongs: &mut mpsc::UnboundedReceiver<PongSeen>,
+    headers: Option<(BlockHash, mpsc::Receiver<Vec<Header>>)>,
 ) -> Result<(), Failure> {
     let limit = args.timeout;
     // The peer's own handshake deadline is `limit`; this one only guards against it not firing.
-    match tokio::time::timeout(limit.saturating_add(Duration::from_secs(1)), peer.handshake()).await {
-        Ok(Ok(_)) => {}
+    let remote = match tokio::time::timeout(limit.saturating_add(Duration::from_secs(1)), peer.handshake()).await {
+        Ok(Ok(remote)) => remote,
         Ok(Err(reason)) => return Err((exit_code(&reason), format!("handshake failed: {reason}"))),
         Err(_) => return Err((EXIT_TIMEOUT, format!("handshake timed out after {}", secs(limit)))),
+    };
+
+    if let Some((genesis, mut batches)) = headers {
+        let target = u64::try_from(remote.version.start_height).ok().filter(|&h| h > 0);
+        let progress = Progress::new(std::io::stderr().is_terminal(), target);
+        let synced = sync_headers(peer, genesis, limit, &mut batches, progress).await?;
+        // Later headers messages (announcements) find the channel closed and are dropped.
+        drop(batches);
+        out.emit(&synced.event(peer.id()));
     }
 
     for seq in 1..=args.ping {
@@ -234,4 +289,222 @@ async fn converse(
         }
     }
     Ok(())
+}
+
+/// What a headers sync fetched.
+#[derive(Debug, Clone, Copy)]
+struct Synced {
+    count: u64,
+    tip: BlockHash,
+    batches: u64,
+    elapsed: Duration,
+}
+
+impl Synced {
+    /// Headers per second, rounded (0 when nothing came).
+    fn rate(&self) -> u64 {
+        rate(self.count, self.elapsed)
+    }
+
+    /// The `headers` event.
+    fn event(&self, peer: u64) -> serde_json::Value {
+        json!({
+            "event": "headers",
+            "peer": peer,
+            "count": self.count,
+            "tip": self.tip.to_string(),
+            "batches": self.batches,
+            "elapsed_ms": u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
+            "headers_per_sec": self.rate(),
+        })
+    }
+}
+
+/// `count` per `elapsed`, rounded; a zero duration counts as one microsecond.
+fn rate(count: u64, elapsed: Duration) -> u64 {
+    let secs = elapsed.as_secs_f64().max(1e-6);
+    (count as f64 / secs).round() as u64
+}
+
+/// Why a batch does not connect: the first header whose parent is not the header before it.
+fn check_connects(tip: BlockHash, headers: &[Header]) -> Result<(), (usize, BlockHash, BlockHash)> {
+    let mut prev = tip;
+    for (i, h) in headers.iter().enumerate() {
+        if h.prev_blockhash != prev {
+            return Err((i, h.prev_blockhash, prev));
+        }
+        prev = h.block_hash();
+    }
+    Ok(())
+}
+
+/// Fetches headers from `genesis` until the remote has no more (see the module docs). Each answer
+/// is awaited at most `limit`.
+async fn sync_headers(
+    peer: &Peer,
+    genesis: BlockHash,
+    limit: Duration,
+    batches: &mut mpsc::Receiver<Vec<Header>>,
+    mut progress: Progress,
+) -> Result<Synced, Failure> {
+    let started = Instant::now();
+    let mut synced = Synced { count: 0, tip: genesis, batches: 0, elapsed: Duration::ZERO };
+    let mut closed = pin!(peer.closed());
+    loop {
+        let n = synced.batches.saturating_add(1);
+        match peer.push_getheaders(vec![synced.tip], BlockHash::all_zeros()) {
+            // The completion is not needed: the answer tells us the request went out.
+            Ok(Some(completion)) => drop(completion),
+            // Only a request identical to the previous one is not sent, and every batch moves the tip.
+            Ok(None) => return Err((EXIT_FAILURE, format!("getheaders {n} was not sent: same as the previous one"))),
+            Err(e) => return Err((EXIT_FAILURE, format!("cannot send getheaders {n}: {e}"))),
+        }
+        let mut deadline = pin!(tokio::time::sleep(limit));
+        let headers = tokio::select! {
+            batch = batches.recv() => match batch {
+                Some(headers) => headers,
+                None => return Err((EXIT_FAILURE, format!("disconnected while waiting for headers batch {n}"))),
+            },
+            reason = &mut closed => {
+                return Err((exit_code(&reason), format!("disconnected while waiting for headers batch {n}: {reason}")));
+            }
+            () = &mut deadline => {
+                return Err((EXIT_TIMEOUT, format!("no headers in answer to getheaders {n} within {}", secs(limit))));
+            }
+        };
+        if let Err((i, parent, expected)) = check_connects(synced.tip, &headers) {
+            let height = synced.count.saturating_add(i as u64).saturating_add(1);
+            return Err((
+                EXIT_FAILURE,
+                format!(
+                    "headers batch {n} does not connect: header {} of {} (height {height}) follows {parent}, \
+                     expected {expected}",
+                    i.saturating_add(1),
+                    headers.len(),
+                ),
+            ));
+        }
+        synced.batches = n;
+        synced.count = synced.count.saturating_add(headers.len() as u64);
+        if let Some(last) = headers.last() {
+            synced.tip = last.block_hash();
+        }
+        let done = (headers.len() as u64) < MAX_HEADERS;
+        progress.update(synced.count, started.elapsed(), done);
+        if done {
+            synced.elapsed = started.elapsed();
+            return Ok(synced);
+        }
+    }
+}
+
+/// The progress line of `--headers` on stderr, redrawn in place; nothing when stderr is not a
+/// terminal. The line is cleared when the progress is dropped, so that what follows starts clean.
+struct Progress {
+    enabled: bool,
+    target: Option<u64>,
+    drawn: usize,
+    last_draw: Option<Instant>,
+}
+
+impl Progress {
+    /// Redraws at most this often (and always at the end).
+    const INTERVAL: Duration = Duration::from_millis(100);
+    /// Width of the bar between brackets.
+    const BAR: u64 = 30;
+
+    fn new(enabled: bool, target: Option<u64>) -> Progress {
+        Progress { enabled, target, drawn: 0, last_draw: None }
+    }
+
+    /// The progress line for `count` headers after `elapsed`.
+    fn line(&self, count: u64, elapsed: Duration) -> String {
+        let rate = rate(count, elapsed);
+        match self.target {
+            Some(target) if target >= count => {
+                let filled = count.saturating_mul(Self::BAR).checked_div(target).unwrap_or(Self::BAR) as usize;
+                let percent = count.saturating_mul(100).checked_div(target).unwrap_or(100);
+                format!(
+                    "headers [{}{}] {count}/{target} ({percent}%) {rate} headers/s",
+                    "#".repeat(filled),
+                    "-".repeat((Self::BAR as usize).saturating_sub(filled)),
+                )
+            }
+            _ => format!("headers {count} {rate} headers/s"),
+        }
+    }
+
+    fn update(&mut self, count: u64, elapsed: Duration, last: bool) {
+        if !self.enabled {
+            return;
+        }
+        let now = Instant::now();
+        if !last && self.last_draw.is_some_and(|t| now.saturating_duration_since(t) < Self::INTERVAL) {
+            return;
+        }
+        self.last_draw = Some(now);
+        let line = self.line(count, elapsed);
+        // Pad over a longer line drawn before.
+        let pad = self.drawn.saturating_sub(line.len());
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{line}{}", " ".repeat(pad));
+        let _ = err.flush();
+        self.drawn = line.len();
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.enabled && self.drawn > 0 {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r{}\r", " ".repeat(self.drawn));
+            let _ = err.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use btcpeer::bitcoin::block::Version;
+    use btcpeer::bitcoin::{CompactTarget, TxMerkleNode};
+
+    fn header(prev: BlockHash, nonce: u32) -> Header {
+        Header {
+            version: Version::TWO,
+            prev_blockhash: prev,
+            merkle_root: TxMerkleNode::all_zeros(),
+            time: 1_700_000_000,
+            bits: CompactTarget::from_consensus(0x207f_ffff),
+            nonce,
+        }
+    }
+
+    #[test]
+    fn batches_connect_only_when_every_parent_is_the_header_before() {
+        let tip = BlockHash::all_zeros();
+        let a = header(tip, 1);
+        let b = header(a.block_hash(), 2);
+        let c = header(b.block_hash(), 3);
+        assert_eq!(check_connects(tip, &[]), Ok(()));
+        assert_eq!(check_connects(tip, &[a, b, c]), Ok(()));
+        assert_eq!(check_connects(a.block_hash(), &[b, c]), Ok(()));
+        assert_eq!(check_connects(tip, &[b, c]), Err((0, a.block_hash(), tip)));
+        assert_eq!(check_connects(tip, &[a, c]), Err((1, b.block_hash(), a.block_hash())));
+    }
+
+    #[test]
+    fn the_progress_line_shows_count_rate_and_target() {
+        let p = Progress::new(false, Some(4_000));
+        assert_eq!(
+            p.line(2_000, Duration::from_secs(2)),
+            "headers [###############---------------] 2000/4000 (50%) 1000 headers/s"
+        );
+        let p = Progress::new(false, None);
+        assert_eq!(p.line(2_000, Duration::from_millis(500)), "headers 2000 4000 headers/s");
+        // A remote with more headers than it announced: no bar.
+        let p = Progress::new(false, Some(10));
+        assert_eq!(p.line(2_000, Duration::from_secs(1)), "headers 2000 2000 headers/s");
+        assert_eq!(rate(5, Duration::ZERO), 5_000_000);
+    }
 }

@@ -20,7 +20,7 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: usage error.
 pub const EXIT_USAGE: u8 = 2;
-/// Exit code: timeout (connecting, the handshake, a pong).
+/// Exit code: timeout (connecting, the handshake, a headers answer, a pong).
 pub const EXIT_TIMEOUT: u8 = 3;
 
 #[derive(Parser)]
@@ -37,11 +37,16 @@ enum Command {
                             btcpeer decode --network regtest --json --reencode - < frames.txt\n\n\
                             Exit codes: 0 every frame decoded, 1 some frame did not, 2 usage error.")]
     Decode(decode::DecodeArgs),
-    /// Connect to a peer, perform the handshake, ping it, listen to it, print its statistics.
+    /// Connect to a peer, perform the handshake, fetch its headers, ping it, listen to it, print its
+    /// statistics.
     #[command(after_help = "Examples:\n  btcpeer connect 127.0.0.1:18444 --network regtest --ping 3\n  \
+                            btcpeer connect 127.0.0.1:18444 --network regtest --headers\n  \
                             btcpeer connect seed.example.org:8333 --listen 60 --json\n\n\
-                            Exit codes: 0 success, 1 failure (refused, disconnected early), 2 usage error, \
-                            3 timeout (connect, handshake, pong; see --timeout).")]
+                            Events (--json): handshake, headers (count, tip, batches, elapsed_ms, \
+                            headers_per_sec; with --headers), pong (with --ping), recv (with --listen), \
+                            stats, disconnect.\n\n\
+                            Exit codes: 0 success, 1 failure (refused, disconnected early, headers that do not \
+                            connect), 2 usage error, 3 timeout (connect, handshake, headers, pong; see --timeout).")]
     Connect(connect::ConnectArgs),
     /// Accept inbound peers, answer their pings and report every message they send.
     #[command(after_help = "Examples:\n  btcpeer listen 127.0.0.1:18444 --network regtest\n  \

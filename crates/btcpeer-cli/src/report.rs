@@ -11,6 +11,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::hex::FromHex;
 use btcpeer::network::{Magic, Network};
 use btcpeer::peer::{DisconnectReason, Handler, Peer, PeerConfig, PeerStats, ReadEvent, RemoteInfo};
@@ -197,6 +198,13 @@ fn human(e: &Value, peer_prefix: bool) -> String {
             )
         }
         "pong" => format!("pong: {}", millis(&e["rtt_us"])),
+        "headers" => format!(
+            "headers: {} in {} batches, tip {}, {} headers/s",
+            text(&e["count"]),
+            text(&e["batches"]),
+            text(&e["tip"]),
+            text(&e["headers_per_sec"]),
+        ),
         "recv" => format!("recv {} {} bytes", text(&e["command"]), text(&e["size"])),
         "disconnect" => format!("disconnect: {} ({})", text(&e["reason"]), text(&e["kind"])),
         "stats" => human_stats(e),
@@ -348,18 +356,27 @@ pub struct PongSeen {
 }
 
 /// The handler of `connect` and `listen`: prints `handshake` and (optionally) `recv` events, and
-/// passes pongs on to whoever waits for them.
+/// passes pongs and headers on to whoever waits for them.
 pub struct Reporter {
     out: Output,
     recv: bool,
     pongs: Option<mpsc::UnboundedSender<PongSeen>>,
+    headers: Option<mpsc::Sender<Vec<Header>>>,
 }
 
 impl Reporter {
     /// A reporter printing to `out`; `recv` prints a `recv` event for every frame read; `pongs`
     /// receives every pong.
     pub fn new(out: Output, recv: bool, pongs: Option<mpsc::UnboundedSender<PongSeen>>) -> Reporter {
-        Reporter { out, recv, pongs }
+        Reporter { out, recv, pongs, headers: None }
+    }
+
+    /// Also passes every `headers` message on to `headers`. The channel is bounded: a message that
+    /// finds it full (the remote sent many batches nobody asked for) is dropped, and once the
+    /// receiver is gone every message is.
+    pub fn with_headers(mut self, headers: mpsc::Sender<Vec<Header>>) -> Reporter {
+        self.headers = Some(headers);
+        self
     }
 }
 
@@ -386,6 +403,13 @@ impl Handler for Reporter {
             let stats = peer.stats();
             let rtt = if stats.outstanding_ping.is_none() { stats.last_ping_rtt } else { None };
             let _ = tx.send(PongSeen { nonce, rtt, at });
+        }
+    }
+
+    fn on_headers(&self, _peer: &Peer, headers: Vec<Header>) {
+        if let Some(tx) = &self.headers {
+            // Never blocks the peer's reading task; see `with_headers`.
+            let _ = tx.try_send(headers);
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Reading and writing v1 frames on the halves of an async byte stream.
 //!
 //! The reader keeps one buffer that grows only as bytes arrive (the codec reserves at most 256 KiB
-//! ahead of them) and is released when it has emptied after a large frame, so an idle peer holds
-//! little. The writer frames a batch of encoded payloads into one reused buffer and writes it with
+//! ahead of them) and is released once it is empty and the socket drained; an idle reader waits on a
+//! small buffer on its stack, so idle peers hold no read buffer at all. The writer frames a batch of encoded payloads into one reused buffer and writes it with
 //! one call; payloads above [`DIRECT_WRITE`] go straight from their `Bytes` without a copy.
 
 use std::io;
@@ -23,7 +23,9 @@ pub const DIRECT_WRITE: usize = 64 * 1024;
 /// Read buffers larger than this are released once empty.
 const KEEP_READ_BUFFER: usize = 16 * 1024;
 /// Bytes reserved for a read when the buffer has no room.
-const READ_STEP: usize = 4 * 1024;
+const READ_STEP: usize = 16 * 1024;
+/// Bytes an idle reader waits with, on its stack.
+const IDLE_READ: usize = 256;
 
 /// Why reading a frame failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,22 +56,24 @@ pub struct FrameReader<R> {
     inner: R,
     buf: BytesMut,
     codec: ReadCodec,
+    /// Whether the last read returned less than it had room for (the socket was drained).
+    caught_up: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Reads frames of `network` from `inner`.
     pub fn new(inner: R, network: Network) -> Self {
-        FrameReader { inner, buf: BytesMut::new(), codec: ReadCodec::V1(V1Codec::new(network)) }
+        FrameReader { inner, buf: BytesMut::new(), codec: ReadCodec::V1(V1Codec::new(network)), caught_up: true }
     }
 
     /// Reads v1 frames, starting with bytes already read from the stream (while telling v1 from v2).
     pub fn with_prefix(inner: R, network: Network, prefix: BytesMut) -> Self {
-        FrameReader { inner, buf: prefix, codec: ReadCodec::V1(V1Codec::new(network)) }
+        FrameReader { inner, buf: prefix, codec: ReadCodec::V1(V1Codec::new(network)), caught_up: true }
     }
 
     /// Reads v2 packets of an established session, starting with the bytes read past its handshake.
     pub fn v2(inner: R, decoder: V2Decoder, leftover: BytesMut) -> Self {
-        FrameReader { inner, buf: leftover, codec: ReadCodec::V2(Box::new(decoder)) }
+        FrameReader { inner, buf: leftover, codec: ReadCodec::V2(Box::new(decoder)), caught_up: true }
     }
 
     /// Whether this reader decrypts v2 packets.
@@ -104,17 +108,37 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 ReadCodec::V2(decoder) => decoder.decode(&mut self.buf)?,
             };
             if let Some((frame, wire)) = decoded {
-                if self.buf.is_empty() && self.buf.capacity() > KEEP_READ_BUFFER {
+                if self.buf.is_empty() && self.caught_up {
+                    // Nothing pending and the last read drained the socket: release the buffer
+                    // (payloads handed on keep their share alive only as long as they are held).
                     self.buf = BytesMut::new();
                 }
                 return Ok((frame, wire));
             }
+            if self.buf.is_empty() && self.buf.capacity() == 0 {
+                // Idle: wait for bytes with a small buffer on the task's stack, so that thousands of
+                // idle peers hold no read buffer at all; the heap buffer appears when data does.
+                let mut first = [0u8; IDLE_READ];
+                let n = self.inner.read(&mut first).await?;
+                if n == 0 {
+                    return Err(ReadError::Closed);
+                }
+                self.buf.extend_from_slice(first.get(..n).unwrap_or_default());
+                self.caught_up = n < IDLE_READ;
+                if !self.caught_up {
+                    self.buf.reserve(READ_STEP);
+                }
+                continue;
+            }
             if self.buf.capacity() == self.buf.len() {
                 self.buf.reserve(READ_STEP);
             }
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
+            let spare = self.buf.capacity().saturating_sub(self.buf.len());
+            let n = self.inner.read_buf(&mut self.buf).await?;
+            if n == 0 {
                 return Err(ReadError::Closed);
             }
+            self.caught_up = n < spare;
         }
     }
 
