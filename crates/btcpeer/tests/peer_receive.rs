@@ -510,3 +510,34 @@ async fn r_o1_last_block_height_only_rises() {
 
 #[allow(dead_code)]
 fn _uses(_: VersionMessage) {}
+
+#[tokio::test]
+async fn r_r1_raw_blocks_are_handed_on_undecoded_when_asked() {
+    #[derive(Clone, Default)]
+    struct Raw(Log<Bytes>, Log<&'static str>);
+    impl Handler for Raw {
+        fn on_raw_block(&self, _: &Peer, raw: Bytes) {
+            self.0.lock().unwrap().push(raw);
+        }
+        fn on_block(&self, _: &Peer, _: Block, _: Bytes) {
+            self.1.lock().unwrap().push("decoded");
+        }
+    }
+    let got = Raw::default();
+    let (o, i) = duplex_pair(config(), NoopHandler, builder().raw_blocks(true).build().unwrap(), got.clone());
+    within(o.handshake()).await.unwrap();
+    let block = common::samples::one_of_each().into_iter().find(|m| m.command() == Command::BLOCK).unwrap();
+    let Message::Block(b) = &block else { unreachable!() };
+    let expected = Bytes::from(btcpeer::bitcoin::consensus::serialize(b));
+    within(o.queue_message(&block).unwrap().wait()).await;
+    within(async {
+        while got.0.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert_eq!(*got.0.lock().unwrap(), vec![expected]);
+    assert!(got.1.lock().unwrap().is_empty(), "not decoded");
+    assert!(i.has_known_inventory(&Inventory::Block(b.block_hash())), "the header was hashed for known inventory");
+    o.disconnect();
+}

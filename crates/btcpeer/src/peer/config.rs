@@ -113,6 +113,7 @@ pub(crate) struct ConfigInner {
     pub(crate) max_pending_inventory: usize,
     pub(crate) v2: V2Policy,
     pub(crate) v2_options: V2Options,
+    pub(crate) raw_blocks: bool,
 }
 
 impl PeerConfig {
@@ -153,6 +154,7 @@ impl PeerConfig {
             max_pending_inventory: 50_000,
             v2: V2Policy::Never,
             v2_options: V2Options::default(),
+            raw_blocks: false,
         }
     }
 
@@ -250,9 +252,18 @@ pub struct PeerConfigBuilder {
     max_pending_inventory: usize,
     v2: V2Policy,
     v2_options: V2Options,
+    raw_blocks: bool,
 }
 
 impl PeerConfigBuilder {
+    /// Hands blocks to the application as raw bytes only ([`Handler::on_raw_block`](super::Handler::on_raw_block),
+    /// [`PeerEvent::RawBlock`](super::PeerEvent::RawBlock)), without decoding them: for proxies,
+    /// archivers and applications with their own block parser (default false).
+    pub fn raw_blocks(mut self, raw: bool) -> Self {
+        self.raw_blocks = raw;
+        self
+    }
+
     /// Whether to use the BIP324 v2 transport (default [`V2Policy::Never`]). With `Prefer` or
     /// `Require`, `NODE_P2P_V2` is added to the services we advertise.
     pub fn v2(mut self, policy: V2Policy) -> Self {
@@ -479,6 +490,7 @@ impl PeerConfigBuilder {
                 max_pending_inventory: self.max_pending_inventory,
                 v2: self.v2,
                 v2_options: self.v2_options,
+                raw_blocks: self.raw_blocks,
             }),
         })
     }

@@ -302,6 +302,9 @@ fn ignored(peer: &Peer) {
 /// Applies the peer's own rules to a message, then hands it to the application (R-R3 … R-R6).
 async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> {
     let command = frame.command;
+    if command == Command::BLOCK && peer.shared.config.inner.raw_blocks {
+        return dispatch_raw_block(peer, frame.payload).await;
+    }
     let message = match frame.decode() {
         Ok(m) => m,
         Err(e) => {
@@ -370,6 +373,25 @@ async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> 
     // Time spent in the application is not charged to the remote (R-V4).
     peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_started(Instant::now())));
     peer.shared.sink.message(peer, message, frame.payload).await;
+    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(Instant::now())));
+    Ok(())
+}
+
+/// A block handed on undecoded: only its header is hashed, for the known-inventory cache.
+async fn dispatch_raw_block(peer: &Peer, payload: Bytes) -> Result<(), DisconnectReason> {
+    use bitcoin::hashes::{Hash, sha256d};
+    let now = Instant::now();
+    let hash = payload.get(..80).map(|h| bitcoin::BlockHash::from_raw_hash(sha256d::Hash::hash(h)));
+    peer.counters(|c| {
+        if let Some(l) = c.liveness.as_mut() {
+            l.received(Command::BLOCK, now);
+            l.handler_started(now);
+        }
+        if let Some(h) = hash {
+            c.known.insert(&crate::wire::Inventory::Block(h));
+        }
+    });
+    peer.shared.sink.raw_block(peer, payload).await;
     peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(Instant::now())));
     Ok(())
 }

@@ -124,6 +124,9 @@ pub trait Handler: Send + Sync + 'static {
     fn on_headers(&self, peer: &Peer, headers: Vec<Header>) {}
     /// `block`: the decoded block and its raw payload (shared with the read buffer, no copy).
     fn on_block(&self, peer: &Peer, block: Block, raw: Bytes) {}
+    /// `block`, undecoded, when the configuration asks for raw blocks
+    /// ([`PeerConfigBuilder::raw_blocks`](super::PeerConfigBuilder::raw_blocks)).
+    fn on_raw_block(&self, peer: &Peer, raw: Bytes) {}
     /// `tx`
     fn on_tx(&self, peer: &Peer, tx: Transaction) {}
     /// `mempool`
@@ -180,6 +183,7 @@ impl Handler for NoopHandler {}
 
 /// What a peer created with a channel delivers (R-R2).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum PeerEvent {
     /// The handshake completed.
     Handshake(RemoteInfo),
@@ -190,6 +194,8 @@ pub enum PeerEvent {
         /// Its payload as received.
         raw: Bytes,
     },
+    /// A block, undecoded (when the configuration asks for raw blocks).
+    RawBlock(Bytes),
     /// The peer ended. This event is always delivered: a slot is reserved for it from the start.
     Disconnected(DisconnectReason),
 }
@@ -220,6 +226,15 @@ impl Sink {
             // A receiver that went away just stops getting messages.
             Sink::Channel { tx, .. } => {
                 let _ = tx.send(PeerEvent::Message { message, raw }).await;
+            }
+        }
+    }
+
+    pub(crate) async fn raw_block(&self, peer: &Peer, raw: Bytes) {
+        match self {
+            Sink::Handler(h) => h.on_raw_block(peer, raw),
+            Sink::Channel { tx, .. } => {
+                let _ = tx.send(PeerEvent::RawBlock(raw)).await;
             }
         }
     }
