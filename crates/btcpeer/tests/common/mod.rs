@@ -337,3 +337,25 @@ pub mod samples {
         ]
     }
 }
+
+impl Remote {
+    /// Performs the remote's half of a handshake with an inbound peer: the remote speaks first.
+    pub async fn initiate_handshake(&mut self, version: u32) {
+        self.send(&Message::Version(raw_version(version, 4242))).await;
+        loop {
+            match self.recv_untimed().await {
+                Some(Message::Version(_)) => break,
+                Some(_) => {}
+                None => panic!("peer closed during handshake"),
+            }
+        }
+        self.send(&Message::Verack).await;
+        loop {
+            match self.recv_untimed().await {
+                Some(Message::Verack) => return,
+                Some(_) => {}
+                None => panic!("peer closed during handshake"),
+            }
+        }
+    }
+}
