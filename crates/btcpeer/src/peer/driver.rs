@@ -80,12 +80,28 @@ pub(crate) async fn send_direct<W: AsyncWrite + Unpin>(
     writer: &mut FrameWriter<W>,
     message: &Message,
 ) -> Result<(), DisconnectReason> {
-    let mut payload = BytesMut::new();
-    message.encode_payload(&mut payload).map_err(|e| DisconnectReason::Refused(e.to_string()))?;
-    let payload = payload.freeze();
-    let bytes = writer.push(message.command(), &payload);
+    send_direct_batch(peer, writer, std::slice::from_ref(message)).await
+}
+
+/// Writes several messages straight to the stream with one write (the handshake's messages go out
+/// together: fewer syscalls and round trips).
+pub(crate) async fn send_direct_batch<W: AsyncWrite + Unpin>(
+    peer: &Peer,
+    writer: &mut FrameWriter<W>,
+    messages: &[Message],
+) -> Result<(), DisconnectReason> {
+    let mut framed = Vec::with_capacity(messages.len());
+    for message in messages {
+        let mut payload = BytesMut::new();
+        message.encode_payload(&mut payload).map_err(|e| DisconnectReason::Refused(e.to_string()))?;
+        let payload = payload.freeze();
+        let bytes = writer.push(message.command(), &payload);
+        framed.push((message.command(), payload, bytes));
+    }
     writer.flush().await.map_err(|e| DisconnectReason::io(&e))?;
-    sent(peer, message.command(), &payload, bytes);
+    for (command, payload, bytes) in framed {
+        sent(peer, command, &payload, bytes);
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bitcoin::p2p::{Address, ServiceFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::driver::{read_frame, send_direct};
+use super::driver::{read_frame, send_direct, send_direct_batch};
 use super::error::{DisconnectReason, Violation};
 use super::{Direction, Peer, PeerAddr, RemoteInfo, Transport};
 use crate::transport::stream::{FrameReader, FrameWriter};
@@ -143,20 +143,23 @@ where
         });
     }
 
+    // Our version (inbound), the feature messages and verack go out in one write.
+    let mut batch = Vec::with_capacity(5);
     if peer.direction() == Direction::Inbound {
-        send_direct(peer, writer, &Message::Version(our_version(peer, nonce))).await?;
+        batch.push(Message::Version(our_version(peer, nonce)));
     }
     let we_send_wtxid = cfg.wtxid_relay && negotiated >= WTXID_RELAY_VERSION;
     if we_send_wtxid {
-        send_direct(peer, writer, &Message::WtxidRelay).await?;
+        batch.push(Message::WtxidRelay);
     }
     if cfg.addrv2 && negotiated >= ADDRV2_VERSION {
-        send_direct(peer, writer, &Message::SendAddrV2).await?;
+        batch.push(Message::SendAddrV2);
     }
     if let Some((version, salt)) = cfg.txrcncl.filter(|_| we_send_wtxid) {
-        send_direct(peer, writer, &Message::SendTxRcncl(crate::wire::SendTxRcncl { version, salt })).await?;
+        batch.push(Message::SendTxRcncl(crate::wire::SendTxRcncl { version, salt }));
     }
-    send_direct(peer, writer, &Message::Verack).await?;
+    batch.push(Message::Verack);
+    send_direct_batch(peer, writer, &batch).await?;
 
     loop {
         let (frame, _) = read_frame(peer, reader, true).await?;
