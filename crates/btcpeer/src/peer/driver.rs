@@ -256,14 +256,21 @@ where
         }
         c.liveness = Some(liveness);
     });
-    // The writer starts first, so that whatever the application queues on seeing the handshake
-    // (and whatever it queued before) flows at once.
-    let writer_task = tokio::spawn(write_loop(peer.clone(), writer).instrument(shared.span.clone()));
     shared.handshake.send_replace(HandshakeState::Done(info.clone()));
-    shared.sink.handshake(&peer, &info).await;
-    read_loop(&peer, &mut reader).await;
-    shared.cancel.cancel();
-    let _ = writer_task.await;
+    // Reading and writing run in this one task: a pong queued while reading wakes the writer without
+    // a trip to another thread, and an idle peer costs one task. Whichever loop ends first stops the
+    // other through the cancellation token; the handshake event is delivered as the reader's first
+    // step, so whatever the application queues on seeing it (or queued before) flows at once.
+    let reading = async {
+        shared.sink.handshake(&peer, &info).await;
+        read_loop(&peer, &mut reader).await;
+        shared.cancel.cancel();
+    };
+    let writing = async {
+        write_loop(peer.clone(), writer).await;
+        shared.cancel.cancel();
+    };
+    tokio::join!(reading, writing);
     drop(reader);
     peer.finalize();
 }
