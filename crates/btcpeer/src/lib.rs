@@ -1,49 +1,83 @@
 //! # btcpeer
 //!
-//! A complete, concurrency-safe Bitcoin peer-to-peer *peer* for Rust applications: node and wallet
-//! developers, SPV and BIP157 light clients, crawlers, proxies and monitors. The application dials or
-//! accepts a connection; btcpeer speaks the wire protocol on it.
+//! A complete, concurrency-safe Bitcoin peer-to-peer *peer*. The application dials or accepts a
+//! connection and hands btcpeer the stream; btcpeer speaks the wire protocol on it (v1, or BIP324 v2),
+//! performs the version handshake with feature negotiation, keeps the link alive, queues outbound
+//! messages with a completion for each, trickles inventory while avoiding what the remote already
+//! knows, and hands every inbound message to the application.
 //!
-//! This release provides the foundation:
+//! ## Modules
 //!
+//! - [`peer`]: the peer — [`Peer`](peer::Peer), its [`PeerConfig`](peer::PeerConfig), the
+//!   [`Handler`](peer::Handler) trait (or a channel of [`PeerEvent`](peer::PeerEvent)s), completions,
+//!   statistics and disconnect reasons.
 //! - [`wire`]: every message Bitcoin Core speaks, decoded to typed values and encoded back
-//!   byte-for-byte, with the protocol's limits enforced before allocation and typed errors;
-//! - [`network`]: built-in and custom networks (magic, port, payload limit);
-//! - [`transport::v1`]: the v1 frame codec for async streams.
+//!   byte-for-byte, with the protocol's limits enforced before allocation; v1 frames.
+//! - [`transport`]: byte streams to frames and back: the v1 codec and BIP324 v2.
+//! - [`network`]: built-in networks and custom ones (magic, port, payload limit).
+//! - `socks` (feature `socks`): dialing through a SOCKS5 proxy, `.onion` names included.
+//! - `testing` (feature `testing`): a synthetic chain and a handler that serves it.
 //!
-//! Consensus types come from rust-bitcoin 0.32, re-exported as [`bitcoin`] so that applications use
-//! the same version.
+//! Consensus types come from rust-bitcoin 0.32, re-exported as [`bitcoin`], so applications use the
+//! same version.
 //!
-//! ## Example: encode and decode a frame
+//! ## Example: two peers, a handshake, a message and its answer
+//!
+//! Any `AsyncRead + AsyncWrite` stream will do; here an in-memory pipe stands in for a TCP connection.
 //!
 //! ```
 //! use btcpeer::network::Network;
-//! use btcpeer::wire::{frame, Command, Message, VersionMessage, VersionTail, blank_address};
-//! use btcpeer::bitcoin::p2p::ServiceFlags;
+//! use btcpeer::peer::{Handler, NonceRegistry, NoopHandler, Peer, PeerConfig, SendOutcome};
+//! use btcpeer::wire::{Inventory, Message};
+//! use btcpeer::bitcoin::{hashes::Hash, BlockHash};
 //!
-//! let version = Message::Version(VersionMessage {
-//!     version: 70016,
-//!     services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
-//!     timestamp: 1_700_000_000,
-//!     receiver: blank_address(),
-//!     sender: blank_address(),
-//!     nonce: 0x0123_4567_89ab_cdef,
-//!     user_agent: "/btcpeer:0.1.0/".to_string(),
-//!     start_height: 0,
-//!     relay: true,
-//!     tail: VersionTail::Complete,
-//! });
+//! /// The application's side: count the announcements it receives (pings are answered for it).
+//! struct Announcements(tokio::sync::mpsc::UnboundedSender<usize>);
 //!
-//! // Encode once into a reusable buffer: header, payload, checksum.
-//! let mut buf = bytes::BytesMut::with_capacity(256);
-//! let len = frame::encode_frame(&version, &Network::REGTEST, &mut buf)?;
-//! assert_eq!(len, buf.len());
+//! impl Handler for Announcements {
+//!     fn on_inv(&self, _peer: &Peer, inv: Vec<Inventory>) {
+//!         let _ = self.0.send(inv.len());
+//!     }
+//! }
 //!
-//! // Decode: the header is checked, the checksum verified once, the payload decoded.
-//! let bytes = buf.freeze();
-//! let (raw, used) = frame::decode_frame(&bytes, &Network::REGTEST)?;
-//! assert_eq!((raw.command, used), (Command::VERSION, len));
-//! assert_eq!(raw.decode()?, version);
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Two nodes in one process: each gets its own nonce registry (self-connection detection).
+//! let config = || PeerConfig::builder(Network::REGTEST).nonce_registry(NonceRegistry::new()).build();
+//! let (a, b) = tokio::io::duplex(64 * 1024);
+//! let (tx, mut announced) = tokio::sync::mpsc::unbounded_channel();
+//!
+//! let outbound = Peer::outbound(config()?, "127.0.0.1:18444", NoopHandler);
+//! let inbound = Peer::inbound(config()?, "127.0.0.1:50000", Announcements(tx));
+//! outbound.associate(a).map_err(|e| e.to_string())?;
+//! inbound.associate(b).map_err(|e| e.to_string())?;
+//!
+//! // The handshake: version, wtxidrelay, sendaddrv2, verack, in both directions.
+//! let remote = outbound.handshake().await?;
+//! assert_eq!(remote.negotiated_version, 70016);
+//!
+//! // Blocks are announced at once; the completion resolves when the bytes were written.
+//! let inv = Message::Inv(vec![Inventory::Block(BlockHash::all_zeros())]);
+//! assert_eq!(outbound.queue_message(&inv)?.await, SendOutcome::Sent);
+//! assert_eq!(announced.recv().await, Some(1));
+//!
+//! // Ending one side ends the other; every task is gone when these return.
+//! outbound.disconnect();
+//! outbound.wait_for_disconnect().await;
+//! println!("inbound ended: {}", inbound.wait_for_disconnect().await);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Encoding and decoding without a peer
+//!
+//! ```
+//! use btcpeer::network::Network;
+//! use btcpeer::wire::{frame, Command, Message};
+//!
+//! let mut buf = bytes::BytesMut::new();
+//! frame::encode_frame(&Message::Ping(7), &Network::MAINNET, &mut buf)?;
+//! let (raw, _) = frame::decode_frame(&buf.freeze(), &Network::MAINNET)?;
+//! assert_eq!((raw.command, raw.decode()?), (Command::PING, Message::Ping(7)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
