@@ -110,6 +110,11 @@ fn sent(peer: &Peer, command: Command, payload: &Bytes, bytes: usize) {
         c.sent(command, bytes);
         c.last_send = Some(SystemTime::now());
     });
+    written_hooks(peer, command, payload, bytes);
+}
+
+/// Logging and the handler's `on_write` for one frame written (statistics are kept by the caller).
+fn written_hooks(peer: &Peer, command: Command, payload: &Bytes, bytes: usize) {
     tracing::debug!(%command, bytes, "sent");
     tracing::trace!(payload = %HexDump(payload), "sent frame");
     if let Some(h) = peer.handler() {
@@ -335,17 +340,42 @@ async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> 
             return Err(DisconnectReason::Payload(e));
         }
     };
-    peer.counters(|c| {
+    // One lock for the bookkeeping of a received message: the remote answered (stall deadlines),
+    // the negotiated version, what the remote now knows, and the start of our own processing time.
+    let our_version = peer.shared.config.inner.protocol_version;
+    let (defined, negotiated) = peer.counters(|c| {
+        let now = Instant::now();
+        let negotiated = c.remote.as_ref().map_or(our_version, |r| r.negotiated_version);
+        let defined = is_defined(command, negotiated);
         if let Some(l) = c.liveness.as_mut() {
-            l.received(command, Instant::now());
+            l.received(command, now);
+            if defined {
+                l.handler_started(now);
+            }
         }
+        if defined {
+            learn_inventory(c, &message);
+        } else {
+            c.ignored_received = c.ignored_received.saturating_add(1);
+        }
+        (defined, negotiated)
     });
-    let negotiated = peer.negotiated_version();
-    if !is_defined(command, negotiated) {
-        ignored(peer);
+    if !defined {
         return Ok(());
     }
-    learn_inventory(peer, &message);
+    let result = handle(peer, command, negotiated, message, frame.payload).await;
+    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(Instant::now())));
+    result
+}
+
+/// The peer's own handling of a message, then the application's (R-R3 … R-R6).
+async fn handle(
+    peer: &Peer,
+    command: Command,
+    negotiated: u32,
+    message: Message,
+    payload: Bytes,
+) -> Result<(), DisconnectReason> {
     let cfg = &peer.shared.config.inner;
     match &message {
         Message::Version(_) => {
@@ -393,10 +423,9 @@ async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> 
         }
         _ => {}
     }
-    // Time spent in the application is not charged to the remote (R-V4).
-    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_started(Instant::now())));
-    peer.shared.sink.message(peer, message, frame.payload).await;
-    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(Instant::now())));
+    // Time spent here and in the application is not charged to the remote (R-V4); the clock
+    // started before the peer's own handling and stops when the caller regains control.
+    peer.shared.sink.message(peer, message, payload).await;
     Ok(())
 }
 
@@ -420,21 +449,15 @@ async fn dispatch_raw_block(peer: &Peer, payload: Bytes) -> Result<(), Disconnec
 }
 
 /// What the remote announced or sent, it knows (R-S4).
-fn learn_inventory(peer: &Peer, message: &Message) {
+fn learn_inventory(c: &mut super::stats::Counters, message: &Message) {
     use crate::wire::Inventory;
     match message {
-        Message::Inv(items) => peer.counters(|c| items.iter().for_each(|i| c.known.insert(i))),
+        Message::Inv(items) => items.iter().for_each(|i| c.known.insert(i)),
         Message::Tx(tx) => {
-            let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
-            peer.counters(|c| {
-                c.known.insert(&Inventory::Tx(txid));
-                c.known.insert(&Inventory::WTx(wtxid));
-            });
+            c.known.insert(&Inventory::Tx(tx.compute_txid()));
+            c.known.insert(&Inventory::WTx(tx.compute_wtxid()));
         }
-        Message::Block(block) => {
-            let hash = block.block_hash();
-            peer.counters(|c| c.known.insert(&Inventory::Block(hash)));
-        }
+        Message::Block(block) => c.known.insert(&Inventory::Block(block.block_hash())),
         _ => {}
     }
 }
@@ -535,16 +558,25 @@ where
             }
             Ok(Ok(())) => {
                 let now = Instant::now();
-                for item in &batch {
-                    sent(&peer, item.command, &item.payload, writer.wire_len(item.command, item.payload.len()));
-                }
+                let wall = SystemTime::now();
+                // One lock for the whole batch's statistics and deadlines.
                 peer.counters(|c| {
-                    if let Some(l) = c.liveness.as_mut() {
-                        for item in &batch {
+                    for item in &batch {
+                        c.sent(item.command, writer.wire_len(item.command, item.payload.len()));
+                        if let Some(l) = c.liveness.as_mut() {
                             l.sent(item.command, &item.payload, now);
                         }
                     }
+                    c.last_send = Some(wall);
                 });
+                for item in &batch {
+                    written_hooks(
+                        &peer,
+                        item.command,
+                        &item.payload,
+                        writer.wire_len(item.command, item.payload.len()),
+                    );
+                }
                 shared.queue.written(last, bytes);
             }
         }
