@@ -1,7 +1,19 @@
 //! `btcpeer connect HOST:PORT` (R-C2): dial a peer, perform the handshake, optionally fetch its
 //! headers, ping it and listen to it (in that order), print the statistics, disconnect.
 //!
-//! Only the v1 transport exists so far: `--transport v2` and `--transport auto` are usage errors.
+//! # Transport
+//!
+//! `--transport v1` speaks plaintext v1; `--transport v2` requires BIP324 (a v1-only remote fails
+//! the handshake: exit 1); `--transport auto` (the default) tries v2 and, when the remote hangs up
+//! on our v2 key without sending a byte (a v1-only node), prints a `retry` event and dials again in
+//! v1. The `handshake` event's `transport` says which one was used.
+//!
+//! # SOCKS5
+//!
+//! `--socks5 IP:PORT` dials through a SOCKS5 proxy such as Tor: HOST:PORT goes to the proxy as
+//! given, unresolved (`.onion` names included), the peer is known by that name, and our version
+//! message carries neither the proxy's address nor the remote's name. A retry in v1 goes through
+//! the proxy again.
 //!
 //! # Events
 //!
@@ -10,8 +22,9 @@
 //!
 //! | event | keys | when |
 //! |---|---|---|
-//! | `recv` | `command`, `size` (bytes on the wire, header included) | with `--listen`: every frame read, handshake frames included |
-//! | `handshake` | `addr`, `version`, `services` (number), `service_names`, `user_agent`, `start_height`, `relay`, `transport` (`"v1"`), `negotiated_version`, `wants_addrv2`, `wtxid_relay`, `time_offset` | the handshake completed |
+//! | `retry` | `transport` (`"v1"`), `reason` (text), `kind` (`v1_retry_advised`, or `io_error` for a reset) | `--transport auto` only: the remote hung up on our v2 handshake without a byte; we dial again in v1 (this attempt prints no `stats` or `disconnect`) |
+//! | `recv` | `command`, `size` (bytes on the wire, header included for v1; the packet for v2) | with `--listen`: every frame read, handshake frames included |
+//! | `handshake` | `addr`, `version`, `services` (number), `service_names`, `user_agent`, `start_height`, `relay`, `transport` (`"v1"` or `"v2"`: the one in use), `negotiated_version`, `wants_addrv2`, `wtxid_relay`, `time_offset` | the handshake completed |
 //! | `headers` | `count` (headers received, genesis excluded), `tip` (hash of the last header, or of the genesis block when none came; display order), `batches` (headers messages received in answer, an empty last one included), `elapsed_ms`, `headers_per_sec` | with `--headers`: the remote had no more headers |
 //! | `pong` | `seq` (1 … N), `nonce`, `rtt_us` | with `--ping N`: each pong answering our ping |
 //! | `stats` | the statistics snapshot, below | at the end, before disconnecting (also after a failure, once connected) |
@@ -42,11 +55,14 @@
 //!
 //! # Exit codes
 //!
-//! 0 success; 1 failure (connection refused, handshake refused, disconnected early, headers that do
-//! not connect); 2 usage error; 3 timeout (connecting, the handshake, a headers answer, or a pong took
-//! longer than `--timeout`). The reason for a non-zero exit is one line on stderr.
+//! 0 success; 1 failure (connection refused, by the remote or the SOCKS5 proxy; handshake refused,
+//! a v2 handshake with a v1-only remote under `--transport v2` included; disconnected early;
+//! headers that do not connect); 2 usage error; 3 timeout (connecting, the handshake, a headers
+//! answer, or a pong took longer than `--timeout`). The reason for a non-zero exit is one line on
+//! stderr.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
@@ -54,7 +70,9 @@ use btcpeer::bitcoin::BlockHash;
 use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::blockdata::constants::genesis_block;
 use btcpeer::bitcoin::hashes::Hash;
-use btcpeer::peer::{DisconnectReason, Peer, PeerAddr, PeerConfig};
+use btcpeer::peer::{
+    DisconnectReason, Peer, PeerAddr, PeerConfig, PeerConfigBuilder, PeerStats, RemoteInfo, Transport, V2Policy,
+};
 use btcpeer::wire::Message;
 use btcpeer::wire::limits::MAX_HEADERS;
 use serde_json::json;
@@ -62,7 +80,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::report::{
-    Output, PeerArgs, PongSeen, Reporter, disconnect_event, parse_positive_secs, parse_secs, parse_target, stats_event,
+    Output, PeerArgs, PongSeen, Reporter, TransportArg, disconnect_event, parse_positive_secs, parse_secs,
+    parse_target, stats_event,
 };
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE};
 
@@ -91,6 +110,10 @@ pub struct ConnectArgs {
     /// the disconnect.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_positive_secs)]
     timeout: Duration,
+    /// Dial through this SOCKS5 proxy (IP:PORT, e.g. Tor's 127.0.0.1:9050). HOST goes to the proxy
+    /// unresolved, so .onion names work, and our version message carries no address of ours.
+    #[arg(long, value_name = "ADDR", value_parser = parse_proxy)]
+    socks5: Option<SocketAddr>,
 }
 
 /// Why a session failed: the exit code and the line for stderr.
@@ -108,7 +131,7 @@ fn secs(d: Duration) -> String {
 }
 
 /// A random ping nonce.
-fn nonce() -> u64 {
+pub(crate) fn nonce() -> u64 {
     getrandom::u64().unwrap_or_else(|_| {
         // No OS randomness: the clock is unique enough to match a pong to its ping.
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
@@ -120,6 +143,11 @@ pub(crate) async fn interrupted() {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// Parses `--socks5 ADDR`: the proxy's IP address and port.
+fn parse_proxy(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| format!("{s:?} is not IP:PORT (e.g. 127.0.0.1:9050 for Tor)"))
 }
 
 /// Runs `btcpeer connect`; returns the exit code.
@@ -147,10 +175,14 @@ pub fn run(args: ConnectArgs) -> u8 {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
-    let config = match args.common.config(network, Some(args.timeout)) {
-        Ok(c) => c,
-        Err(e) => return usage(e),
-    };
+    let mut builder = args.common.builder(network, Some(args.timeout));
+    if let Some(proxy) = args.socks5 {
+        builder = builder.proxy(proxy);
+    }
+    // Checked once here; a retry only changes the transport policy.
+    if let Err(e) = builder.clone().build() {
+        return usage(e.to_string());
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -158,26 +190,107 @@ pub fn run(args: ConnectArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    runtime.block_on(session(&args, config, &target, genesis))
+    runtime.block_on(session(&args, builder, &target, genesis))
 }
 
-async fn session(args: &ConnectArgs, config: PeerConfig, target: &str, genesis: Option<BlockHash>) -> u8 {
+/// How one connection attempt ended.
+enum Attempt {
+    /// With this exit code.
+    Exit(u8),
+    /// The remote closed on our v2 handshake: dial again in v1 (`--transport auto` only).
+    RetryV1(DisconnectReason),
+}
+
+/// Whether a v2-preferring attempt that ended with `reason` should be dialed again in v1: the
+/// library advises it when the remote closed without a byte; a remote that *reset* the connection
+/// before the v2 transport was up (a v1 node that hung up on our key with unread bytes in its
+/// buffer) is treated alike, as Bitcoin Core does (no byte received: reconnect in v1).
+fn advises_v1_retry(reason: &DisconnectReason, stats: &PeerStats) -> bool {
+    match reason {
+        DisconnectReason::V1RetryAdvised => true,
+        DisconnectReason::Io { kind, .. } => {
+            matches!(kind, std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted)
+                && stats.transport == Transport::V1
+                && stats.bytes_received == 0
+        }
+        _ => false,
+    }
+}
+
+/// Dials, and with `--transport auto` dials again in v1 when the remote closes on our v2 handshake.
+async fn session(args: &ConnectArgs, builder: PeerConfigBuilder, target: &str, genesis: Option<BlockHash>) -> u8 {
     let out = Output { json: args.common.json, peer_prefix: false };
+    let mut transport = args.common.transport;
+    loop {
+        let config = match builder.clone().v2(transport.policy()).build() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("btcpeer connect: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        let may_retry = transport == TransportArg::Auto;
+        match attempt(args, config, target, genesis, out, may_retry).await {
+            Attempt::Exit(code) => return code,
+            Attempt::RetryV1(reason) => {
+                out.emit(&json!({
+                    "event": "retry",
+                    "transport": "v1",
+                    "reason": reason.to_string(),
+                    "kind": reason.kind(),
+                }));
+                transport = TransportArg::V1;
+            }
+        }
+    }
+}
+
+/// Connects to `target`, directly or through the `--socks5` proxy. Returns the stream and the
+/// remote's address as the peer should know it.
+async fn dial(args: &ConnectArgs, target: &str) -> Result<(TcpStream, PeerAddr), Failure> {
     let limit = args.timeout;
-    let stream = match tokio::time::timeout(limit, TcpStream::connect(target)).await {
-        Err(_) => {
-            eprintln!("btcpeer connect: timed out after {} connecting to {target}", secs(limit));
-            return EXIT_TIMEOUT;
+    match args.socks5 {
+        None => match tokio::time::timeout(limit, TcpStream::connect(target)).await {
+            Err(_) => Err((EXIT_TIMEOUT, format!("timed out after {} connecting to {target}", secs(limit)))),
+            Ok(Err(e)) => Err((EXIT_FAILURE, format!("cannot connect to {target}: {e}"))),
+            Ok(Ok(stream)) => {
+                let remote = stream.peer_addr().map_or_else(|_| PeerAddr::from(target), PeerAddr::from);
+                Ok((stream, remote))
+            }
+        },
+        Some(proxy) => match tokio::time::timeout(limit, btcpeer::socks::connect(proxy, target, None)).await {
+            Err(_) => Err((
+                EXIT_TIMEOUT,
+                format!("timed out after {} connecting to {target} through the SOCKS5 proxy {proxy}", secs(limit)),
+            )),
+            Ok(Err(e)) => {
+                Err((EXIT_FAILURE, format!("cannot connect to {target} through the SOCKS5 proxy {proxy}: {e}")))
+            }
+            // The name as given: it was never resolved here, and the version message must not carry it.
+            Ok(Ok(stream)) => Ok((stream, PeerAddr::from(target))),
+        },
+    }
+}
+
+/// One connection: dial, handshake, then the headers, pings and listening period.
+async fn attempt(
+    args: &ConnectArgs,
+    config: PeerConfig,
+    target: &str,
+    genesis: Option<BlockHash>,
+    out: Output,
+    may_retry: bool,
+) -> Attempt {
+    let limit = args.timeout;
+    let (stream, remote) = match dial(args, target).await {
+        Ok(s) => s,
+        Err((code, message)) => {
+            eprintln!("btcpeer connect: {message}");
+            return Attempt::Exit(code);
         }
-        Ok(Err(e)) => {
-            eprintln!("btcpeer connect: cannot connect to {target}: {e}");
-            return EXIT_FAILURE;
-        }
-        Ok(Ok(stream)) => stream,
     };
     // Pings are small; do not let Nagle's algorithm sit on them.
     let _ = stream.set_nodelay(true);
-    let remote = stream.peer_addr().map_or_else(|_| PeerAddr::from(target), PeerAddr::from);
     let local = stream.local_addr();
     let (tx, mut pongs) = mpsc::unbounded_channel();
     let mut reporter = Reporter::new(out, args.listen.is_some(), Some(tx));
@@ -187,6 +300,7 @@ async fn session(args: &ConnectArgs, config: PeerConfig, target: &str, genesis: 
         reporter = reporter.with_headers(tx);
         headers = Some((genesis, rx));
     }
+    let policy = config.v2_policy();
     let peer = Peer::outbound(config, remote, reporter);
     let associated = match local {
         Ok(local) => peer.associate_with_local(stream, local).map_err(|e| e.to_string()),
@@ -194,10 +308,31 @@ async fn session(args: &ConnectArgs, config: PeerConfig, target: &str, genesis: 
     };
     if let Err(e) = associated {
         eprintln!("btcpeer connect: {e}");
-        return EXIT_FAILURE;
+        return Attempt::Exit(EXIT_FAILURE);
     }
 
-    let result = converse(args, &peer, out, &mut pongs, headers).await;
+    // The peer's own handshake deadline is `limit`; this one only guards against it not firing.
+    let result = match tokio::time::timeout(limit.saturating_add(Duration::from_secs(1)), peer.handshake()).await {
+        Ok(Ok(remote)) => converse(args, &peer, out, &mut pongs, headers, &remote).await,
+        Ok(Err(reason)) if may_retry && advises_v1_retry(&reason, &peer.stats()) => {
+            peer.disconnect();
+            let _ = tokio::time::timeout(limit, peer.wait_for_disconnect()).await;
+            return Attempt::RetryV1(reason);
+        }
+        Ok(Err(reason)) => {
+            let stats = peer.stats();
+            let hung_up = matches!(reason, DisconnectReason::RemoteClosed { during_handshake: true })
+                && stats.transport == Transport::V1
+                && stats.bytes_received == 0;
+            let hint = if policy == V2Policy::Require && (hung_up || advises_v1_retry(&reason, &stats)) {
+                " (the remote seems to speak only v1: try --transport auto or v1)"
+            } else {
+                ""
+            };
+            Err((exit_code(&reason), format!("handshake failed: {reason}{hint}")))
+        }
+        Err(_) => Err((EXIT_TIMEOUT, format!("handshake timed out after {}", secs(limit)))),
+    };
 
     out.emit(&stats_event(&peer.stats()));
     peer.disconnect();
@@ -207,31 +342,25 @@ async fn session(args: &ConnectArgs, config: PeerConfig, target: &str, genesis: 
     };
     out.emit(&disconnect_event(&peer, &reason));
     match result {
-        Ok(()) => EXIT_OK,
+        Ok(()) => Attempt::Exit(EXIT_OK),
         Err((code, message)) => {
             eprintln!("btcpeer connect: {message}");
-            code
+            Attempt::Exit(code)
         }
     }
 }
 
-/// The handshake, the headers, the pings and the listening period. `headers` is the genesis block's
-/// hash and the channel the handler passes `headers` messages on to, with `--headers`.
+/// After the handshake: the headers, the pings and the listening period. `headers` is the genesis
+/// block's hash and the channel the handler passes `headers` messages on to, with `--headers`.
 async fn converse(
     args: &ConnectArgs,
     peer: &Peer,
     out: Output,
     pongs: &mut mpsc::UnboundedReceiver<PongSeen>,
     headers: Option<(BlockHash, mpsc::Receiver<Vec<Header>>)>,
+    remote: &RemoteInfo,
 ) -> Result<(), Failure> {
     let limit = args.timeout;
-    // The peer's own handshake deadline is `limit`; this one only guards against it not firing.
-    let remote = match tokio::time::timeout(limit.saturating_add(Duration::from_secs(1)), peer.handshake()).await {
-        Ok(Ok(remote)) => remote,
-        Ok(Err(reason)) => return Err((exit_code(&reason), format!("handshake failed: {reason}"))),
-        Err(_) => return Err((EXIT_TIMEOUT, format!("handshake timed out after {}", secs(limit)))),
-    };
-
     if let Some((genesis, mut batches)) = headers {
         let target = u64::try_from(remote.version.start_height).ok().filter(|&h| h > 0);
         let progress = Progress::new(std::io::stderr().is_terminal(), target);
@@ -327,7 +456,7 @@ fn rate(count: u64, elapsed: Duration) -> u64 {
 }
 
 /// Why a batch does not connect: the first header whose parent is not the header before it.
-fn check_connects(tip: BlockHash, headers: &[Header]) -> Result<(), (usize, BlockHash, BlockHash)> {
+pub(crate) fn check_connects(tip: BlockHash, headers: &[Header]) -> Result<(), (usize, BlockHash, BlockHash)> {
     let mut prev = tip;
     for (i, h) in headers.iter().enumerate() {
         if h.prev_blockhash != prev {

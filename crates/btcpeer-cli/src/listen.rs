@@ -1,7 +1,10 @@
 //! `btcpeer listen ADDR` (R-C3): accept inbound peers, answer their pings (the peer does that),
 //! and report what each one sends.
 //!
-//! Only the v1 transport exists so far: `--transport v2` and `--transport auto` are usage errors.
+//! `--transport auto` (the default) accepts v1 and BIP324 v2 initiators alike (a v1 initiator is
+//! recognised from its first 16 bytes, which are not lost); `--transport v2` refuses v1 initiators
+//! (their peer ends with a `disconnect` of kind `protocol_violation`); `--transport v1` speaks v1
+//! only. The `handshake` and `stats` events say which transport each peer uses.
 //!
 //! # Events
 //!
@@ -14,7 +17,7 @@
 //! | `accept` | `peer`, `addr` | a connection was accepted |
 //! | `refused` | `addr`, `reason` | a connection beyond `--max-peers` was closed at once |
 //! | `recv` | `peer`, `command`, `size` (bytes on the wire, header included) | every frame read, handshake frames included |
-//! | `handshake` | `peer` and the keys of `connect`'s `handshake` event | the handshake completed |
+//! | `handshake` | `peer` and the keys of `connect`'s `handshake` event (`transport` `"v1"` or `"v2"`) | the handshake completed |
 //! | `stats` | `peer` and the statistics snapshot (keys as in `connect`) | a peer disconnected, or the duration ended |
 //! | `disconnect` | `peer`, `reason` (text), `kind` (stable name: `remote_closed`, `local_request` …) | right after that peer's `stats` |
 //!

@@ -2,17 +2,18 @@
 //!
 //! Exit codes: 0 success, 1 failure (a frame that did not decode, a refused handshake …), 2 usage
 //! error, 3 timeout. Errors are one line on stderr. With `--json`, every line on stdout is one JSON
-//! object with an `"event"` key.
+//! object with an `"event"` key. Without a subcommand, `btcpeer` runs `btcpeer demo`.
 
 mod connect;
 mod decode;
+mod demo;
 mod fields;
 mod listen;
 mod report;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -24,49 +25,121 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_TIMEOUT: u8 = 3;
 
 #[derive(Parser)]
-#[command(name = "btcpeer", version, about = "A Bitcoin peer-to-peer toolkit: decode frames, talk to peers")]
+#[command(
+    name = "btcpeer",
+    version,
+    about = "A Bitcoin peer-to-peer toolkit: a demo network, talk to peers, listen for them, decode frames",
+    long_about = "A Bitcoin peer-to-peer toolkit: a demo network, talk to peers, listen for them, decode frames.\n\n\
+                  Without a subcommand, btcpeer runs `btcpeer demo` (the options below are the demo's).",
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  btcpeer                                   run the demo: peers on 127.0.0.1, v1 and v2, live view\n  \
+                  btcpeer demo --peers 8 --json\n  \
+                  btcpeer connect 127.0.0.1:18444 --network regtest --ping 3\n  \
+                  btcpeer listen 127.0.0.1:18444 --network regtest\n  \
+                  btcpeer decode --network regtest fabfb5da76657261636b000000000000000000005df6e0e2\n\n\
+                  Exit codes: 0 success, 1 failure, 2 usage error, 3 timeout."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// The demo's options, for a bare `btcpeer`.
+    #[command(flatten)]
+    demo: demo::DemoArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Decode v1 frames given as hex (arguments, or hex lines on stdin with `-` or no argument).
-    #[command(after_help = "Examples:\n  btcpeer decode f9beb4d970696e67000000000000000008000000...\n  \
-                            btcpeer decode --network regtest --json --reencode - < frames.txt\n\n\
-                            Exit codes: 0 every frame decoded, 1 some frame did not, 2 usage error.")]
-    Decode(decode::DecodeArgs),
+    /// Run a small Bitcoin network on 127.0.0.1 in this process, v1 and v2 peers, with a live view.
+    ///
+    /// A node serves a 2,500-block regtest chain; outbound peers (half v1, half v2 by default)
+    /// handshake, ping, announce transactions the node relays to the others, receive addresses, fetch
+    /// every header and a block. A table of the peers is redrawn in place on a terminal; plain lines
+    /// otherwise; JSON events with --json. No network beyond 127.0.0.1 is used.
+    #[command(after_help = "Examples:\n  btcpeer demo\n  \
+                            btcpeer demo --peers 8 --transport v2\n  \
+                            btcpeer demo --duration 30          (keep the peers and the view alive for 30 s)\n  \
+                            btcpeer demo --json | jq -c 'select(.event == \"summary\")'\n\n\
+                            Events (--json): start, handshake, pong, announce, relay, inv, addr, headers, block, \
+                            stats, summary.\n\n\
+                            Exit codes: 0 every step succeeded, 1 a step failed (one line on stderr says which), \
+                            2 usage error, 3 a step timed out (see --timeout).")]
+    Demo(demo::DemoArgs),
     /// Connect to a peer, perform the handshake, fetch its headers, ping it, listen to it, print its
     /// statistics.
     #[command(after_help = "Examples:\n  btcpeer connect 127.0.0.1:18444 --network regtest --ping 3\n  \
                             btcpeer connect 127.0.0.1:18444 --network regtest --headers\n  \
-                            btcpeer connect seed.example.org:8333 --listen 60 --json\n\n\
-                            Events (--json): handshake, headers (count, tip, batches, elapsed_ms, \
-                            headers_per_sec; with --headers), pong (with --ping), recv (with --listen), \
-                            stats, disconnect.\n\n\
+                            btcpeer connect seed.example.org:8333 --listen 60 --json\n  \
+                            btcpeer connect 127.0.0.1:18444 --network regtest --transport v2\n  \
+                            btcpeer connect <56 characters>.onion:8333 --socks5 127.0.0.1:9050   (through Tor)\n\n\
+                            Events (--json): retry (auto transport, dialing again in v1), handshake, headers \
+                            (count, tip, batches, elapsed_ms, headers_per_sec; with --headers), pong (with --ping), \
+                            recv (with --listen), stats, disconnect.\n\n\
                             Exit codes: 0 success, 1 failure (refused, disconnected early, headers that do not \
                             connect), 2 usage error, 3 timeout (connect, handshake, headers, pong; see --timeout).")]
     Connect(connect::ConnectArgs),
     /// Accept inbound peers, answer their pings and report every message they send.
     #[command(after_help = "Examples:\n  btcpeer listen 127.0.0.1:18444 --network regtest\n  \
-                            btcpeer listen 127.0.0.1:0 --json --duration 60   (the `listening` event names the port)\n\n\
+                            btcpeer listen 127.0.0.1:0 --json --duration 60   (the `listening` event names the port)\n  \
+                            btcpeer listen 127.0.0.1:18444 --network regtest --transport v2   (refuse v1 initiators)\n\n\
+                            Events (--json): listening, accept, refused, recv, handshake, stats, disconnect.\n\n\
                             Exit codes: 0 when --duration ends or on Ctrl-C, 1 the address cannot be bound, \
                             2 usage error.")]
     Listen(listen::ListenArgs),
+    /// Decode v1 frames given as hex (arguments, or hex lines on stdin with `-` or no argument).
+    #[command(after_help = "Examples:\n  btcpeer decode f9beb4d970696e67000000000000000008000000...\n  \
+                            btcpeer decode --network regtest --json --reencode - < frames.txt\n\n\
+                            Events (--json): message, error.\n\n\
+                            Exit codes: 0 every frame decoded, 1 some frame did not, 2 usage error.")]
+    Decode(decode::DecodeArgs),
+}
+
+/// Prints a clap error as one line (help and version as they are); returns the exit code.
+fn parse_error(e: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return EXIT_OK;
+    }
+    let rendered = e.render().to_string();
+    let mut paragraphs = rendered.split("\n\n");
+    let first = paragraphs.next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = first.strip_prefix("error: ").unwrap_or(&first);
+    let tips: Vec<String> = paragraphs
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| p.starts_with("tip:"))
+        .collect();
+    // Which --help to point at: the subcommand's, when one was named.
+    let sub = std::env::args()
+        .nth(1)
+        .filter(|a| Cli::command().get_subcommands().any(|s| s.get_name() == a))
+        .map(|a| format!(" {a}"))
+        .unwrap_or_default();
+    let tip = if tips.is_empty() { String::new() } else { format!(" ({})", tips.join("; ")) };
+    eprintln!("btcpeer{sub}: {message}{tip}; see 'btcpeer{sub} --help'");
+    EXIT_USAGE
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(parse_error(&e)),
+    };
     let code = match cli.command {
-        Some(Command::Decode(args)) => decode::run(args),
+        Some(Command::Demo(args)) => demo::run(args),
         Some(Command::Connect(args)) => connect::run(args),
         Some(Command::Listen(args)) => listen::run(args),
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            EXIT_USAGE
-        }
+        Some(Command::Decode(args)) => decode::run(args),
+        None => demo::run(cli.demo),
     };
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -14,21 +14,44 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::hex::FromHex;
 use btcpeer::network::{Magic, Network};
-use btcpeer::peer::{DisconnectReason, Handler, Peer, PeerConfig, PeerStats, ReadEvent, RemoteInfo};
+use btcpeer::peer::{
+    DisconnectReason, Handler, Peer, PeerConfig, PeerConfigBuilder, PeerStats, ReadEvent, RemoteInfo, V2Policy,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::fields::service_names;
 
-/// The transports `--transport` names. Only v1 is implemented so far.
+/// The transports `--transport` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum TransportArg {
-    /// Plaintext v1 framing.
+    /// Plaintext v1 framing only.
     V1,
-    /// BIP324 encrypted transport (not supported yet).
+    /// BIP324 encrypted transport only: a v1 remote is refused.
     V2,
-    /// v2, falling back to v1 (not supported yet).
+    /// v2 when the remote speaks it, v1 otherwise (outbound: dial again in v1 when the remote closes
+    /// on our v2 handshake; inbound: accept v1 and v2 initiators alike).
     Auto,
+}
+
+impl TransportArg {
+    /// The library's policy for this choice: v1 `Never`, v2 `Require`, auto `Prefer`.
+    pub fn policy(self) -> V2Policy {
+        match self {
+            TransportArg::V1 => V2Policy::Never,
+            TransportArg::V2 => V2Policy::Require,
+            TransportArg::Auto => V2Policy::Prefer,
+        }
+    }
+
+    /// `"v1"`, `"v2"` or `"auto"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportArg::V1 => "v1",
+            TransportArg::V2 => "v2",
+            TransportArg::Auto => "auto",
+        }
+    }
 }
 
 /// The options `connect` and `listen` share.
@@ -40,8 +63,9 @@ pub struct PeerArgs {
     /// Custom network magic as 8 hex digits (overrides --network), e.g. e3e1f3e8.
     #[arg(long, value_name = "HEX")]
     pub magic: Option<String>,
-    /// Transport: v1 (v2 and auto are not supported yet).
-    #[arg(long, value_enum, default_value = "v1")]
+    /// Transport: v1 (plaintext), v2 (BIP324 encrypted, v1 refused) or auto (v2 when the remote
+    /// speaks it, else v1).
+    #[arg(long, value_enum, default_value = "auto", value_name = "v1|v2|auto")]
     pub transport: TransportArg,
     /// A comment for our user agent (BIP14), e.g. research; may be given more than once.
     #[arg(long = "user-agent-comment", value_name = "TEXT")]
@@ -63,21 +87,22 @@ impl PeerArgs {
         }
     }
 
-    /// The peer configuration for `network`; `handshake_timeout` replaces the default deadline.
+    /// The peer configuration for `network` with the `--transport` policy; `handshake_timeout`
+    /// replaces the default deadline.
     pub fn config(&self, network: Network, handshake_timeout: Option<Duration>) -> Result<PeerConfig, String> {
-        match self.transport {
-            TransportArg::V1 => {}
-            TransportArg::V2 => return Err("--transport v2 is not supported yet; use --transport v1".to_string()),
-            TransportArg::Auto => return Err("--transport auto is not supported yet; use --transport v1".to_string()),
-        }
-        let mut builder = PeerConfig::builder(network);
+        self.builder(network, handshake_timeout).build().map_err(|e| e.to_string())
+    }
+
+    /// The configuration builder behind [`PeerArgs::config`], for callers that add to it.
+    pub fn builder(&self, network: Network, handshake_timeout: Option<Duration>) -> PeerConfigBuilder {
+        let mut builder = PeerConfig::builder(network).v2(self.transport.policy());
         for comment in &self.user_agent_comment {
             builder = builder.user_agent_comment(comment.as_str());
         }
         if let Some(timeout) = handshake_timeout {
             builder = builder.handshake_timeout(timeout);
         }
-        builder.build().map_err(|e| e.to_string())
+        builder
     }
 }
 
@@ -198,6 +223,7 @@ fn human(e: &Value, peer_prefix: bool) -> String {
             )
         }
         "pong" => format!("pong: {}", millis(&e["rtt_us"])),
+        "retry" => format!("retry: {}; dialing again in {}", text(&e["reason"]), text(&e["transport"])),
         "headers" => format!(
             "headers: {} in {} batches, tip {}, {} headers/s",
             text(&e["count"]),
@@ -331,7 +357,7 @@ pub fn handshake_event(peer: &Peer, remote: &RemoteInfo) -> Value {
         "user_agent": v.user_agent,
         "start_height": v.start_height,
         "relay": v.relay,
-        "transport": peer.stats().transport.as_str(),
+        "transport": remote.transport.as_str(),
         "negotiated_version": remote.negotiated_version,
         "wants_addrv2": remote.wants_addrv2,
         "wtxid_relay": remote.wtxid_relay,

@@ -21,7 +21,8 @@ fn index_of(events: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
 #[test]
 fn r_c2_connect_prints_handshake_pongs_and_stats() {
     let listener = Listener::start(&["--duration", "20"]);
-    let r = run(&["connect", &listener.addr(), "--network", "regtest", "--ping", "3", "--json"]);
+    // v1, whose sizes are known: a pong is 24 + 8 bytes.
+    let r = run(&["connect", &listener.addr(), "--network", "regtest", "--transport", "v1", "--ping", "3", "--json"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.is_empty(), "{r:?}");
     assert_eq!(r.events.len(), r.stdout.len(), "every line is JSON: {r:?}");
@@ -72,7 +73,7 @@ fn r_c2_connect_prints_handshake_pongs_and_stats() {
 #[test]
 fn r_c3_listen_accepts_and_reports() {
     let mut listener = Listener::start(&["--duration", "20"]);
-    let r = run(&["connect", &listener.addr(), "--network", "regtest", "--ping", "2", "--json"]);
+    let r = run(&["connect", &listener.addr(), "--network", "regtest", "--transport", "v1", "--ping", "2", "--json"]);
     assert_eq!(r.code, 0, "{r:?}");
     let local = r.of("stats")[0]["local_addr"].as_str().expect("local_addr").to_string();
 
@@ -101,7 +102,7 @@ fn r_c3_listen_accepts_and_reports() {
 #[test]
 fn r_c2_connect_human_output_is_one_line_per_event() {
     let listener = Listener::start(&["--duration", "20"]);
-    let r = run(&["connect", &listener.addr(), "--network", "regtest", "--ping", "2"]);
+    let r = run(&["connect", &listener.addr(), "--network", "regtest", "--transport", "v1", "--ping", "2"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.events.is_empty(), "no JSON without --json: {r:?}");
     let hs: Vec<&String> = r.stdout.iter().filter(|l| l.starts_with("handshake: /btcpeer:")).collect();
@@ -122,7 +123,19 @@ fn r_c2_connect_human_output_is_one_line_per_event() {
 #[test]
 fn r_c2_connect_listen_reports_every_message_received() {
     let listener = Listener::start(&["--duration", "20"]);
-    let r = run(&["connect", &listener.addr(), "--network", "regtest", "--listen", "1", "--ping", "1", "--json"]);
+    let r = run(&[
+        "connect",
+        &listener.addr(),
+        "--network",
+        "regtest",
+        "--transport",
+        "v1",
+        "--listen",
+        "1",
+        "--ping",
+        "1",
+        "--json",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.elapsed >= Duration::from_secs(1), "stayed connected for --listen 1: {r:?}");
     let recv = r.of("recv");
@@ -155,9 +168,9 @@ fn r_c2_connection_refused_exits_1() {
 fn r_c2_usage_errors_exit_2() {
     let cases: &[&[&str]] = &[
         &["connect"],
-        &["connect", "127.0.0.1:1", "--transport", "v2"],
-        &["connect", "127.0.0.1:1", "--transport", "auto"],
         &["connect", "127.0.0.1:1", "--transport", "v9"],
+        &["connect", "127.0.0.1:1", "--socks5", "localhost"],
+        &["connect", "127.0.0.1:1", "--socks5", "127.0.0.1"],
         &["connect", "127.0.0.1:1", "--network", "nonsense"],
         &["connect", "127.0.0.1:1", "--magic", "xyz"],
         &["connect", "127.0.0.1:1", "--timeout", "0"],
@@ -168,7 +181,7 @@ fn r_c2_usage_errors_exit_2() {
         &["connect", "example.org", "--magic", "e3e1f3e8"],
         &["listen"],
         &["listen", "127.0.0.1:0", "--max-peers", "0"],
-        &["listen", "127.0.0.1:0", "--transport", "v2"],
+        &["listen", "127.0.0.1:0", "--transport", "v3"],
         &["listen", "127.0.0.1:0", "--duration", "-3"],
     ];
     for args in cases {
@@ -177,10 +190,16 @@ fn r_c2_usage_errors_exit_2() {
         assert!(!r.stderr.is_empty() && !r.stderr.contains("panicked"), "{args:?}: {r:?}");
         assert!(r.stdout.is_empty(), "{args:?}: {r:?}");
     }
-    // Our own usage errors are one line.
-    let r = run(&["connect", "127.0.0.1:1", "--transport", "v2"]);
-    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
-    assert!(r.stderr.contains("v2"), "{r:?}");
+    // Usage errors are one line, ours and clap's alike, and point at the subcommand's help.
+    for args in cases {
+        let r = run(args);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {r:?}");
+        assert!(r.stderr.starts_with("btcpeer "), "{args:?}: {r:?}");
+    }
+    let r = run(&["connect", "127.0.0.1:1", "--user-agent-comment", "a/b"]);
+    assert!(r.stderr.starts_with("btcpeer connect: user agent comment"), "{r:?}");
+    let r = run(&["connect"]);
+    assert!(r.stderr.contains("<HOST:PORT>") && r.stderr.contains("btcpeer connect --help"), "{r:?}");
 }
 
 #[test]
@@ -247,7 +266,19 @@ fn r_c2_unanswered_ping_times_out_exits_3() {
         // Read (and ignore) everything until the client hangs up.
         while read_frame(&mut s).is_ok() {}
     });
-    let r = run(&["connect", &addr, "--network", "regtest", "--ping", "1", "--timeout", "1", "--json"]);
+    let r = run(&[
+        "connect",
+        &addr,
+        "--network",
+        "regtest",
+        "--transport",
+        "v1",
+        "--ping",
+        "1",
+        "--timeout",
+        "1",
+        "--json",
+    ]);
     assert_eq!(r.code, 3, "{r:?}");
     let hs = r.of("handshake");
     assert_eq!(hs.len(), 1, "{r:?}");

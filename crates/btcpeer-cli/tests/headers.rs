@@ -1,6 +1,7 @@
 //! R-C2 `btcpeer connect --headers`: the binary syncs the headers of a synthetic regtest chain from an
 //! in-process btcpeer peer serving it (batches of 2,000), and refuses headers that do not connect.
-//! Every wait is bounded.
+//! Every wait is bounded. The chain server speaks v1 only (the library's default policy), so
+//! `connect` runs with `--transport v1` (with `auto` it would first try v2 and use up a connection).
 
 mod common;
 
@@ -51,7 +52,8 @@ fn r_c2_connect_headers_fetches_the_whole_chain() {
     let (addr, server) = serve(ChainServer::new(chain.clone()), 3);
 
     // JSON.
-    let r = run(&["connect", &addr, "--network", "regtest", "--headers", "--json", "--timeout", "20"]);
+    let r =
+        run(&["connect", &addr, "--network", "regtest", "--transport", "v1", "--headers", "--json", "--timeout", "20"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.is_empty(), "no progress line when stderr is not a terminal: {r:?}");
     assert_eq!(r.events.len(), r.stdout.len(), "every line is JSON: {r:?}");
@@ -74,7 +76,19 @@ fn r_c2_connect_headers_fetches_the_whole_chain() {
     assert_eq!(r.position("disconnect"), r.events.len() - 1);
 
     // Human output, with pings after the headers.
-    let r = run(&["connect", &addr, "--network", "regtest", "--headers", "--ping", "2", "--timeout", "20"]);
+    let r = run(&[
+        "connect",
+        &addr,
+        "--network",
+        "regtest",
+        "--transport",
+        "v1",
+        "--headers",
+        "--ping",
+        "2",
+        "--timeout",
+        "20",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.events.is_empty(), "no JSON without --json: {r:?}");
     let line = r.stdout.iter().position(|l| l.starts_with("headers: ")).unwrap_or_else(|| panic!("{r:?}"));
@@ -88,7 +102,8 @@ fn r_c2_connect_headers_fetches_the_whole_chain() {
     assert!(handshake < line && line < first_pong, "handshake, headers, pings: {r:?}");
 
     // With --listen: the headers messages are reported as received, then the listening period.
-    let r = run(&["connect", &addr, "--network", "regtest", "--headers", "--listen", "0.2", "--json"]);
+    let r =
+        run(&["connect", &addr, "--network", "regtest", "--transport", "v1", "--headers", "--listen", "0.2", "--json"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.of("headers")[0]["count"], 4_999, "{r:?}");
     assert_eq!(r.of("recv").iter().filter(|e| e["command"] == "headers").count(), 3, "{r:?}");
@@ -119,7 +134,8 @@ fn r_c2_connect_headers_refuses_a_chain_that_does_not_connect() {
     // A chain on another network's genesis block: the first header does not connect to regtest's.
     let testnet = Arc::new(SyntheticChain::new(BitcoinNetwork::Testnet, 10));
     let (addr, server) = serve(ChainServer::new(testnet.clone()), 1);
-    let r = run(&["connect", &addr, "--network", "regtest", "--headers", "--json", "--timeout", "20"]);
+    let r =
+        run(&["connect", &addr, "--network", "regtest", "--transport", "v1", "--headers", "--json", "--timeout", "20"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(r.stderr.lines().count(), 1, "one line on stderr: {r:?}");
     assert!(r.stderr.starts_with("btcpeer connect: headers batch 1 does not connect: header 1 of 9"), "{r:?}");
@@ -132,7 +148,7 @@ fn r_c2_connect_headers_refuses_a_chain_that_does_not_connect() {
     // A gap in the middle of the second batch.
     let chain = Arc::new(SyntheticChain::new(BitcoinNetwork::Regtest, 5_000));
     let (addr, server) = serve(Gap(chain), 1);
-    let r = run(&["connect", &addr, "--network", "regtest", "--headers", "--timeout", "20"]);
+    let r = run(&["connect", &addr, "--network", "regtest", "--transport", "v1", "--headers", "--timeout", "20"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
     assert!(
@@ -147,7 +163,8 @@ fn r_c2_connect_headers_refuses_a_chain_that_does_not_connect() {
 fn r_c2_connect_headers_times_out_when_the_remote_does_not_answer_exits_3() {
     // Completes the handshake and ignores getheaders.
     let (addr, server) = serve(NoopHandler, 1);
-    let r = run(&["connect", &addr, "--network", "regtest", "--headers", "--json", "--timeout", "1"]);
+    let r =
+        run(&["connect", &addr, "--network", "regtest", "--transport", "v1", "--headers", "--json", "--timeout", "1"]);
     assert_eq!(r.code, 3, "{r:?}");
     assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
     assert!(r.stderr.contains("no headers in answer to getheaders 1 within 1s"), "{r:?}");
