@@ -4,6 +4,7 @@
 //! error, 3 timeout. Errors are one line on stderr. With `--json`, every line on stdout is one JSON
 //! object with an `"event"` key. Without a subcommand, `btcpeer` runs `btcpeer demo`.
 
+mod bench;
 mod connect;
 mod decode;
 mod demo;
@@ -91,6 +92,14 @@ enum Command {
                             Events (--json): message, error.\n\n\
                             Exit codes: 0 every frame decoded, 1 some frame did not, 2 usage error.")]
     Decode(decode::DecodeArgs),
+    /// Measure peers over 127.0.0.1, v1 and v2: handshakes, pings, inv and block throughput, memory
+    /// per idle peer; beside the machine's single-core SHA-256 rate.
+    #[command(after_help = "Examples:\n  btcpeer bench\n  btcpeer bench --json --transport v1 --peers 10000\n  \
+                            btcpeer bench --handshakes 50 --pings 500 --peers 0\n\n\
+                            Output (--json): one object with every figure, each also as a ratio to the sha256d \
+                            baseline and to btcd's reference figures.\n\n\
+                            Exit codes: 0 done, 1 failure, 2 usage error, 3 a measurement timed out.")]
+    Bench(bench::BenchArgs),
 }
 
 /// Prints a clap error as one line (help and version as they are); returns the exit code.
@@ -129,6 +138,7 @@ fn main() -> ExitCode {
         Some(Command::Connect(args)) => connect::run(args),
         Some(Command::Listen(args)) => listen::run(args),
         Some(Command::Decode(args)) => decode::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
         None => demo::run(cli.demo),
     };
     ExitCode::from(code)

@@ -1,0 +1,480 @@
+//! `btcpeer bench` (R-C5, P-2 … P-4): peer figures over 127.0.0.1 in one process, for v1 and v2,
+//! beside the machine's single-core `sha256d` rate measured in the same run.
+//!
+//! Figures: sequential handshakes per second (TCP connect included); ping round trips per second, one
+//! at a time and pipelined; one-way `inv` messages per second with 1 and with 1,000 entries; 1 MB
+//! block messages per second and MB/s, decoded and raw; and in the scale mode N/2 connected idle
+//! pairs: the time to bring them up, resident memory per peer, and the time to tear them down. Each
+//! figure is also given as a ratio to the `sha256d` baseline (MB/s), so runs on different machines
+//! compare, and beside btcd's reference figures for this kind of machine.
+//!
+//! # JSON
+//!
+//! With `--json`, one object: `{"event":"bench", "sha256d_mbps", "v1": {...}, "v2": {...}, "scale":
+//! {...}}`, where each transport object has `handshakes_per_sec`, `ping_rtt_per_sec`,
+//! `ping_pipelined_per_sec`, `inv1_msgs_per_sec`, `inv1000_msgs_per_sec`, `block_decoded_per_sec`,
+//! `block_decoded_mbps`, `block_raw_per_sec`, `block_raw_mbps`, and `ratios` (each figure divided by
+//! `sha256d_mbps`); `scale` has `peers`, `bring_up_ms`, `rss_per_peer_bytes`, `hold_secs`,
+//! `teardown_ms`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use btcpeer::bitcoin::absolute::LockTime;
+use btcpeer::bitcoin::block::{Header, Version};
+use btcpeer::bitcoin::hashes::{Hash, sha256d};
+use btcpeer::bitcoin::{
+    Amount, Block, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxMerkleNode, TxOut,
+    Txid, Witness, transaction,
+};
+use btcpeer::network::Network;
+use btcpeer::peer::{Handler, NonceRegistry, NoopHandler, Peer, PeerConfig, V2Policy};
+use btcpeer::wire::{Command, Inventory, Message};
+use bytes::{Bytes, BytesMut};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT};
+
+/// The arguments of `btcpeer bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Transports to measure: v1, v2 or both.
+    #[arg(long, default_value = "both", value_parser = ["v1", "v2", "both"])]
+    transport: String,
+    /// Sequential handshakes per transport.
+    #[arg(long, default_value_t = 300)]
+    handshakes: u32,
+    /// Ping round trips one at a time.
+    #[arg(long, default_value_t = 3_000)]
+    pings: u32,
+    /// Pings in flight at once.
+    #[arg(long, default_value_t = 30_000)]
+    pipelined: u32,
+    /// inv messages of 1 entry.
+    #[arg(long, default_value_t = 100_000)]
+    inv1: u32,
+    /// inv messages of 1,000 entries.
+    #[arg(long, default_value_t = 3_000)]
+    inv1000: u32,
+    /// Block messages (each round, decoded and raw).
+    #[arg(long, default_value_t = 150)]
+    blocks: u32,
+    /// Size of the block messages in bytes.
+    #[arg(long, default_value_t = 1_000_000)]
+    block_size: usize,
+    /// Scale mode: idle connected peers to bring up (N/2 pairs; up to 10,000; 0 skips it).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    peers: u32,
+    /// Seconds to hold the idle peers in the scale mode.
+    #[arg(long, default_value_t = 3)]
+    hold: u64,
+    /// Bound on every wait, in seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+/// btcd's peer package on this kind of machine (2 vCPU), from the specification.
+const BTCD: [(&str, f64); 6] = [
+    ("handshakes_per_sec", 3_800.0),
+    ("ping_rtt_per_sec", 20_000.0),
+    ("ping_pipelined_per_sec", 45_000.0),
+    ("inv1000_msgs_per_sec", 5_500.0),
+    ("block_decoded_per_sec", 150.0),
+    ("rss_per_peer_bytes", 32_000.0),
+];
+
+/// Counts what a receiving peer sees and wakes the bench when a target is reached.
+#[derive(Default)]
+struct Counter {
+    count: AtomicU64,
+    bytes: AtomicU64,
+    target: AtomicU64,
+    reached: Notify,
+}
+
+impl Counter {
+    fn hit(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        let n = self.count.fetch_add(1, Ordering::AcqRel) + 1;
+        if n == self.target.load(Ordering::Acquire) {
+            self.reached.notify_one();
+        }
+    }
+
+    fn expect(&self, n: u64) {
+        self.count.store(0, Ordering::Release);
+        self.bytes.store(0, Ordering::Release);
+        self.target.store(n, Ordering::Release);
+    }
+}
+
+struct Counting(Arc<Counter>);
+
+impl Handler for Counting {
+    fn on_pong(&self, _: &Peer, _: u64) {
+        self.0.hit(8);
+    }
+    fn on_inv(&self, _: &Peer, inv: Vec<Inventory>) {
+        self.0.hit(inv.len());
+    }
+    fn on_block(&self, _: &Peer, _: Block, raw: Bytes) {
+        self.0.hit(raw.len());
+    }
+    fn on_raw_block(&self, _: &Peer, raw: Bytes) {
+        self.0.hit(raw.len());
+    }
+}
+
+fn config(policy: V2Policy, registry: &NonceRegistry, raw_blocks: bool) -> PeerConfig {
+    PeerConfig::builder(Network::REGTEST)
+        .nonce_registry(registry.clone())
+        .v2(policy)
+        .raw_blocks(raw_blocks)
+        .max_queue_bytes(32 * 1024 * 1024)
+        .ping_interval(Duration::ZERO)
+        .build()
+        .unwrap_or_else(|_| unreachable_config())
+}
+
+/// The bench's fixed configuration is always valid; this keeps the type checker (and clippy) happy.
+fn unreachable_config() -> PeerConfig {
+    PeerConfig::builder(Network::REGTEST).build().unwrap_or_else(|e| panic!("default config: {e}"))
+}
+
+struct Pair {
+    out: Peer,
+    inb: Peer,
+}
+
+async fn pair(
+    listener: &TcpListener,
+    policy: V2Policy,
+    out: impl Handler,
+    inb: impl Handler,
+    raw: bool,
+) -> Result<Pair, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let client = client.map_err(|e| e.to_string())?;
+    let (server, from) = server.map_err(|e| e.to_string())?;
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    // Two nodes: their own nonce registries.
+    let o = Peer::outbound(config(policy, &NonceRegistry::new(), false), addr, out);
+    let i = Peer::inbound(config(policy, &NonceRegistry::new(), raw), from, inb);
+    o.associate(client).map_err(|e| e.to_string())?;
+    i.associate(server).map_err(|e| e.to_string())?;
+    o.handshake().await.map_err(|e| e.to_string())?;
+    i.handshake().await.map_err(|e| e.to_string())?;
+    Ok(Pair { out: o, inb: i })
+}
+
+async fn close(p: Pair) {
+    p.out.disconnect();
+    p.inb.disconnect();
+    p.out.wait_for_disconnect().await;
+    p.inb.wait_for_disconnect().await;
+}
+
+/// A block of about `size` bytes: segwit transactions with two inputs and two outputs.
+fn big_block(size: usize) -> Block {
+    let tx = |i: u32| Transaction {
+        version: transaction::Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: (0..2)
+            .map(|k| TxIn {
+                previous_output: OutPoint { txid: Txid::from_byte_array([(i % 251) as u8; 32]), vout: k },
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::from_slice(&[vec![0x30; 72], vec![0x02; 33]]),
+            })
+            .collect(),
+        output: (0..2)
+            .map(|k| TxOut { value: Amount::from_sat(1_000 + u64::from(i)), script_pubkey: ScriptBuf::from_bytes(vec![k; 22]) })
+            .collect(),
+    };
+    let per_tx = btcpeer::bitcoin::consensus::serialize(&tx(0)).len();
+    let n = (size / per_tx).max(1) as u32;
+    Block {
+        header: Header {
+            version: Version::TWO,
+            prev_blockhash: BlockHash::all_zeros(),
+            merkle_root: TxMerkleNode::all_zeros(),
+            time: 1_700_000_000,
+            bits: CompactTarget::from_consensus(0x207f_ffff),
+            nonce: 0,
+        },
+        txdata: (0..n).map(tx).collect(),
+    }
+}
+
+fn sha256d_mbps() -> f64 {
+    let data = vec![0x5au8; 1_000_000];
+    let start = Instant::now();
+    let mut rounds = 0u32;
+    while start.elapsed() < Duration::from_millis(700) {
+        black_box(sha256d::Hash::hash(black_box(&data)));
+        rounds += 1;
+    }
+    f64::from(rounds) * 1.0 / start.elapsed().as_secs_f64()
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+async fn wait_counter(c: &Counter, timeout: Duration) -> Result<(), String> {
+    let target = c.target.load(Ordering::Acquire);
+    let wait = async {
+        while c.count.load(Ordering::Acquire) < target {
+            let notified = c.reached.notified();
+            if c.count.load(Ordering::Acquire) >= target {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.map_err(|_| "timed out".to_string())
+}
+
+/// Every figure for one transport.
+async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration) -> Result<Value, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+
+    // Sequential handshakes, TCP connect included.
+    let start = Instant::now();
+    for _ in 0..args.handshakes {
+        let p = tokio::time::timeout(timeout, pair(&listener, policy, NoopHandler, NoopHandler, false))
+            .await
+            .map_err(|_| "handshake timed out".to_string())??;
+        close(p).await;
+    }
+    let handshakes = f64::from(args.handshakes) / start.elapsed().as_secs_f64();
+
+    // Pings, one at a time, then pipelined.
+    let pongs = Arc::new(Counter::default());
+    let p = pair(&listener, policy, Counting(pongs.clone()), NoopHandler, false).await?;
+    let start = Instant::now();
+    for n in 0..args.pings {
+        pongs.expect(1);
+        let _ = p.out.send(&Message::Ping(u64::from(n))).await.map_err(|e| e.to_string())?;
+        wait_counter(&pongs, timeout).await?;
+    }
+    let ping_rtt = f64::from(args.pings) / start.elapsed().as_secs_f64();
+    pongs.expect(u64::from(args.pipelined));
+    let start = Instant::now();
+    for n in 0..args.pipelined {
+        let _ = p.out.send(&Message::Ping(u64::from(n))).await.map_err(|e| e.to_string())?;
+    }
+    wait_counter(&pongs, timeout).await?;
+    let ping_pipelined = f64::from(args.pipelined) / start.elapsed().as_secs_f64();
+    close(p).await;
+
+    // One-way inv messages of 1 and of 1,000 entries.
+    let mut inv_rates = Vec::new();
+    for (count, entries) in [(args.inv1, 1usize), (args.inv1000, 1_000)] {
+        let got = Arc::new(Counter::default());
+        let p = pair(&listener, policy, NoopHandler, Counting(got.clone()), false).await?;
+        let items: Vec<Inventory> =
+            (0..entries).map(|i| Inventory::Block(BlockHash::from_byte_array([(i % 251) as u8; 32]))).collect();
+        // Encoded once, sent many times (as a relay would).
+        let mut payload = BytesMut::new();
+        Message::Inv(items).encode_payload(&mut payload).map_err(|e| e.to_string())?;
+        let payload = payload.freeze();
+        got.expect(u64::from(count));
+        let start = Instant::now();
+        for _ in 0..count {
+            loop {
+                match p.out.queue_raw(Command::INV, payload.clone()) {
+                    Ok(_) => break,
+                    Err(btcpeer::peer::QueueError::Full { .. }) => tokio::task::yield_now().await,
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        wait_counter(&got, timeout).await?;
+        inv_rates.push(f64::from(count) / start.elapsed().as_secs_f64());
+        close(p).await;
+    }
+
+    // 1 MB blocks, decoded by the receiver, then handed on raw.
+    let block = big_block(args.block_size);
+    let payload = Bytes::from(btcpeer::bitcoin::consensus::serialize(&block));
+    let mut block_rates = Vec::new();
+    for raw in [false, true] {
+        let got = Arc::new(Counter::default());
+        let p = pair(&listener, policy, NoopHandler, Counting(got.clone()), raw).await?;
+        got.expect(u64::from(args.blocks));
+        let start = Instant::now();
+        for _ in 0..args.blocks {
+            loop {
+                match p.out.queue_raw(Command::BLOCK, payload.clone()) {
+                    Ok(_) => break,
+                    Err(btcpeer::peer::QueueError::Full { .. }) => tokio::time::sleep(Duration::from_micros(200)).await,
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        wait_counter(&got, timeout).await?;
+        let secs = start.elapsed().as_secs_f64();
+        block_rates.push((f64::from(args.blocks) / secs, got.bytes.load(Ordering::Relaxed) as f64 / secs / 1e6));
+        close(p).await;
+    }
+
+    Ok(json!({
+        "handshakes_per_sec": handshakes.round(),
+        "ping_rtt_per_sec": ping_rtt.round(),
+        "ping_pipelined_per_sec": ping_pipelined.round(),
+        "inv1_msgs_per_sec": inv_rates[0].round(),
+        "inv1000_msgs_per_sec": inv_rates[1].round(),
+        "block_size_bytes": payload.len(),
+        "block_decoded_per_sec": (block_rates[0].0 * 10.0).round() / 10.0,
+        "block_decoded_mbps": block_rates[0].1.round(),
+        "block_raw_per_sec": (block_rates[1].0 * 10.0).round() / 10.0,
+        "block_raw_mbps": block_rates[1].1.round(),
+    }))
+}
+
+/// N/2 connected pairs, held idle, then torn down.
+async fn scale(peers: u32, hold: Duration, timeout: Duration) -> Result<Value, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let pairs = peers / 2;
+    // Warm the runtime and allocator up with one pair first, so the baseline is not inflated.
+    close(pair(&listener, V2Policy::Never, NoopHandler, NoopHandler, false).await?).await;
+    let rss_before = rss_bytes();
+    let start = Instant::now();
+    let mut all = Vec::with_capacity(pairs as usize);
+    for _ in 0..pairs {
+        let p = tokio::time::timeout(timeout, pair(&listener, V2Policy::Never, NoopHandler, NoopHandler, false))
+            .await
+            .map_err(|_| "bringing peers up timed out".to_string())??;
+        all.push(p);
+    }
+    let bring_up = start.elapsed();
+    tokio::time::sleep(hold).await;
+    let rss_after = rss_bytes();
+    let connected = all.iter().filter(|p| p.out.is_connected() && p.inb.is_connected()).count();
+    let start = Instant::now();
+    for p in &all {
+        p.out.disconnect();
+        p.inb.disconnect();
+    }
+    for p in all {
+        p.out.wait_for_disconnect().await;
+        p.inb.wait_for_disconnect().await;
+    }
+    let teardown = start.elapsed();
+    let per_peer = rss_after.saturating_sub(rss_before) / u64::from((pairs * 2).max(1));
+    Ok(json!({
+        "peers": pairs * 2,
+        "connected_after_hold": connected * 2,
+        "bring_up_ms": bring_up.as_millis() as u64,
+        "rss_before_bytes": rss_before,
+        "rss_after_bytes": rss_after,
+        "rss_per_peer_bytes": per_peer,
+        "hold_secs": hold.as_secs(),
+        "teardown_ms": teardown.as_millis() as u64,
+    }))
+}
+
+fn with_ratios(mut figures: Value, sha: f64) -> Value {
+    let mut ratios = serde_json::Map::new();
+    let mut vs_btcd = serde_json::Map::new();
+    if let Some(obj) = figures.as_object() {
+        for (k, v) in obj {
+            if let Some(x) = v.as_f64() {
+                ratios.insert(k.clone(), json!((x / sha * 1_000.0).round() / 1_000.0));
+                if let Some((_, btcd)) = BTCD.iter().find(|(name, _)| name == k) {
+                    vs_btcd.insert(k.clone(), json!((x / btcd * 100.0).round() / 100.0));
+                }
+            }
+        }
+    }
+    figures["ratio_to_sha256d_mbps"] = Value::Object(ratios);
+    figures["times_btcd"] = Value::Object(vs_btcd);
+    figures
+}
+
+fn human(report: &Value) {
+    let sha = report["sha256d_mbps"].as_f64().unwrap_or(0.0);
+    println!("sha256d baseline (1 MB, one core): {sha:.0} MB/s");
+    let rows = [
+        ("handshakes/s (TCP connect included)", "handshakes_per_sec"),
+        ("ping round trips/s, one at a time", "ping_rtt_per_sec"),
+        ("ping round trips/s, pipelined", "ping_pipelined_per_sec"),
+        ("inv (1 entry) messages/s", "inv1_msgs_per_sec"),
+        ("inv (1,000 entries) messages/s", "inv1000_msgs_per_sec"),
+        ("1 MB blocks/s, decoded", "block_decoded_per_sec"),
+        ("  MB/s, decoded", "block_decoded_mbps"),
+        ("1 MB blocks/s, raw", "block_raw_per_sec"),
+        ("  MB/s, raw", "block_raw_mbps"),
+    ];
+    println!("{:<40} {:>12} {:>12}", "", "v1", "v2");
+    for (label, key) in rows {
+        let cell = |t: &str| {
+            report[t][key].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".to_string())
+        };
+        println!("{label:<40} {:>12} {:>12}", cell("v1"), cell("v2"));
+    }
+    if let Some(s) = report["scale"].as_object() {
+        println!(
+            "scale: {} idle peers up in {} ms, {} bytes resident per peer, torn down in {} ms",
+            s.get("peers").unwrap_or(&Value::Null),
+            s.get("bring_up_ms").unwrap_or(&Value::Null),
+            s.get("rss_per_peer_bytes").unwrap_or(&Value::Null),
+            s.get("teardown_ms").unwrap_or(&Value::Null)
+        );
+    }
+}
+
+/// Runs the benchmark; returns the exit code.
+pub fn run(args: BenchArgs) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("btcpeer bench: cannot start the runtime: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let timeout = Duration::from_secs(args.timeout);
+    let result: Result<Value, String> = runtime.block_on(async {
+        let sha = sha256d_mbps();
+        let mut report = json!({"event": "bench", "sha256d_mbps": sha.round()});
+        for (name, policy) in [("v1", V2Policy::Never), ("v2", V2Policy::Require)] {
+            if args.transport == "both" || args.transport == name {
+                let figures = transport_figures(&args, policy, timeout).await?;
+                report[name] = with_ratios(figures, sha);
+            }
+        }
+        if args.peers > 0 {
+            report["scale"] = scale(args.peers, Duration::from_secs(args.hold), timeout).await?;
+        }
+        Ok(report)
+    });
+    match result {
+        Ok(report) => {
+            if args.json {
+                println!("{report}");
+            } else {
+                human(&report);
+            }
+            EXIT_OK
+        }
+        Err(e) if e.contains("timed out") => {
+            eprintln!("btcpeer bench: {e}");
+            EXIT_TIMEOUT
+        }
+        Err(e) => {
+            eprintln!("btcpeer bench: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
