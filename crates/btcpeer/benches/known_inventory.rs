@@ -38,6 +38,13 @@ fn known(c: &mut Criterion) {
             }
         })
     });
+    let mut deferred = KnownInventory::new(1_000);
+    g.bench_function("extend_1000_received", |b| {
+        b.iter(|| {
+            round = round.wrapping_add(1);
+            deferred.extend(&batch[round % batch.len()]);
+        })
+    });
     g.bench_function("contains_1000", |b| {
         b.iter(|| batch[round % batch.len()].iter().filter(|i| cache.contains(i)).count())
     });

@@ -452,7 +452,7 @@ async fn dispatch_raw_block(peer: &Peer, payload: Bytes) -> Result<(), Disconnec
 fn learn_inventory(c: &mut super::stats::Counters, message: &Message) {
     use crate::wire::Inventory;
     match message {
-        Message::Inv(items) => items.iter().for_each(|i| c.known.insert(i)),
+        Message::Inv(items) => c.known.extend(items),
         Message::Tx(tx) => {
             c.known.insert(&Inventory::Tx(tx.compute_txid()));
             c.known.insert(&Inventory::WTx(tx.compute_wtxid()));

@@ -129,6 +129,10 @@ pub struct KnownInventory {
     entries: HashMap<InvKey, u64, InvHashBuilder>,
     order: VecDeque<(InvKey, u64)>,
     stamp: u64,
+    /// Entries received but not yet merged, oldest first (at most `capacity`: older ones would be
+    /// evicted by these anyway). Receiving a 1,000-entry `inv` costs a copy, not 1,000 hash-map
+    /// inserts; the merge happens, in order, when the cache is next read or written.
+    pending: Vec<InvKey>,
 }
 
 impl KnownInventory {
@@ -140,14 +144,36 @@ impl KnownInventory {
             entries: HashMap::with_hasher(InvHashBuilder::default()),
             order: VecDeque::new(),
             stamp: 0,
+            pending: Vec::new(),
         }
     }
 
     /// Adds (or refreshes) an entry, evicting the oldest when full.
     pub fn insert(&mut self, inv: &Inventory) {
+        self.settle();
         self.insert_key(InvKey::of(inv));
     }
 
+    /// Adds many entries at once (what a remote announced), cheaply: they are merged, in order, when
+    /// the cache is next used. The result is the same as inserting them one by one.
+    pub fn extend<'a>(&mut self, items: impl IntoIterator<Item = &'a Inventory>) {
+        self.pending.extend(items.into_iter().map(InvKey::of));
+        if self.pending.len() > self.capacity {
+            let excess = self.pending.len().saturating_sub(self.capacity);
+            self.pending.drain(..excess);
+        }
+    }
+
+    /// Merges the entries added by [`KnownInventory::extend`].
+    fn settle(&mut self) {
+        if !self.pending.is_empty() {
+            for key in std::mem::take(&mut self.pending) {
+                self.insert_key(key);
+            }
+        }
+    }
+
+    /// Inserts one key (the caller has settled pending entries first).
     pub(crate) fn insert_key(&mut self, key: InvKey) {
         self.stamp = self.stamp.wrapping_add(1);
         self.entries.insert(key, self.stamp);
@@ -168,28 +194,32 @@ impl KnownInventory {
         }
     }
 
-    pub(crate) fn contains_key(&self, key: &InvKey) -> bool {
+    pub(crate) fn contains_key(&mut self, key: &InvKey) -> bool {
+        self.settle();
         self.entries.contains_key(key)
     }
 
     /// Whether the remote is known to have this item.
-    pub fn contains(&self, inv: &Inventory) -> bool {
+    pub fn contains(&mut self, inv: &Inventory) -> bool {
+        self.settle();
         self.entries.contains_key(&InvKey::of(inv))
     }
 
     /// Forgets an item.
     pub fn remove(&mut self, inv: &Inventory) {
+        self.settle();
         self.entries.remove(&InvKey::of(inv));
     }
 
     /// How many items are remembered.
-    pub fn len(&self) -> usize {
+    pub fn len(&mut self) -> usize {
+        self.settle();
         self.entries.len()
     }
 
     /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
     }
 
     /// The configured capacity.
@@ -296,6 +326,25 @@ mod tests {
         k.remove(&tx(5));
         assert!(!k.contains(&tx(5)));
         assert_eq!(k.len(), 2);
+    }
+
+    #[test]
+    fn r_s4_deferred_entries_keep_the_eviction_order() {
+        // Extending then using the cache gives the same result as inserting one by one.
+        let mut a = KnownInventory::new(3);
+        let mut b = KnownInventory::new(3);
+        a.insert(&tx(1));
+        b.insert(&tx(1));
+        let batch: Vec<Inventory> = (2..=6).map(tx).collect();
+        a.extend(&batch);
+        for i in &batch {
+            b.insert(i);
+        }
+        for n in 1..=6 {
+            assert_eq!(a.contains(&tx(n)), b.contains(&tx(n)), "tx {n}");
+        }
+        assert!(a.contains(&tx(6)) && a.contains(&tx(4)) && !a.contains(&tx(3)));
+        assert_eq!(a.len(), 3);
     }
 
     #[test]

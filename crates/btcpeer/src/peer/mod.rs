@@ -494,7 +494,7 @@ impl Peer {
     /// A consistent copy of the peer's statistics (R-O1).
     pub fn stats(&self) -> PeerStats {
         let queue = self.shared.queue.depth();
-        let st = self.lock();
+        let mut st = self.lock();
         st.counters.snapshot(SnapshotBase {
             id: self.shared.id,
             addr: self.shared.addr.clone(),

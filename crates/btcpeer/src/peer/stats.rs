@@ -226,7 +226,7 @@ impl Counters {
         }
     }
 
-    pub(crate) fn snapshot(&self, base: SnapshotBase) -> PeerStats {
+    pub(crate) fn snapshot(&mut self, base: SnapshotBase) -> PeerStats {
         let remote = self.remote.as_ref();
         PeerStats {
             id: base.id,
