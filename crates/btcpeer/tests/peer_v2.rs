@@ -239,9 +239,31 @@ async fn r_t4_a_v1_only_responder_makes_a_v2_preferring_initiator_advise_a_v1_re
     assert_eq!(within(o.wait_for_disconnect()).await, DisconnectReason::V1RetryAdvised);
     // The v1 responder saw a key where it expected a frame header and hung up without a word.
     assert!(matches!(within(i.wait_for_disconnect()).await, DisconnectReason::Frame(_)));
-    // With `Require`, no retry is advised.
+    // With `Require`, no retry is advised, but the likely cause is named.
     let (o, _i) = duplex_pair(v2(V2Policy::Require), NoopHandler, builder().build().unwrap(), NoopHandler);
-    assert_eq!(within(o.wait_for_disconnect()).await, DisconnectReason::RemoteClosed { during_handshake: true });
+    let reason = within(o.wait_for_disconnect()).await;
+    assert!(matches!(&reason, DisconnectReason::V2(V2Error::Handshake(why)) if why.contains("v1")), "{reason:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_t4_over_tcp_a_reset_from_a_v1_only_node_also_advises_a_v1_retry() {
+    // Over TCP a v1-only node that refuses our key while bytes are still unread answers with a
+    // reset, not a clean close: the advice must be the same.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, from) = listener.accept().await.unwrap();
+        let peer = Peer::inbound(builder().build().unwrap(), from, NoopHandler);
+        peer.associate(stream).unwrap();
+        peer.wait_for_disconnect().await
+    });
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Garbage large enough that the v1 node closes with unread bytes.
+    let cfg = builder().v2(V2Policy::Prefer).v2_garbage_len(4_095).build().unwrap();
+    let peer = Peer::outbound(cfg, addr, NoopHandler);
+    peer.associate(stream).unwrap();
+    assert_eq!(within(peer.wait_for_disconnect()).await, DisconnectReason::V1RetryAdvised);
+    assert!(matches!(within(server).await.unwrap(), DisconnectReason::Frame(_)));
 }
 
 #[tokio::test]

@@ -181,6 +181,12 @@ where
                 DisconnectReason::V1RetryAdvised
             }
             V2HandshakeError::RemoteSpeaksV1 => DisconnectReason::Protocol(Violation::V1NotAllowed),
+            // With `Require` no retry is advised, but the likely cause is named.
+            V2HandshakeError::ClosedBeforeAnyByte if peer.direction() == Direction::Outbound => {
+                DisconnectReason::V2(crate::transport::v2::V2Error::Handshake(
+                    "remote closed without answering our v2 key (it may speak only v1)",
+                ))
+            }
             V2HandshakeError::ClosedBeforeAnyByte | V2HandshakeError::Closed => {
                 DisconnectReason::RemoteClosed { during_handshake: true }
             }

@@ -99,6 +99,19 @@ pub async fn detect_v1<R: AsyncRead + Unpin>(
     }
 }
 
+/// A reset or broken pipe before the remote sent anything means the same as a clean close: over
+/// TCP, a v1-only node that still has our unread key in its buffer answers with a reset.
+fn early_close(e: std::io::Error, received: usize) -> V2HandshakeError {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    match e.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof if received == 0 => {
+            V2HandshakeError::ClosedBeforeAnyByte
+        }
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => V2HandshakeError::Closed,
+        _ => V2HandshakeError::Io(e),
+    }
+}
+
 async fn fill<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
@@ -107,7 +120,7 @@ async fn fill<R: AsyncRead + Unpin>(
 ) -> Result<(), V2HandshakeError> {
     while buf.len() < want {
         buf.reserve(want.saturating_sub(buf.len()).max(256));
-        let n = reader.read_buf(buf).await?;
+        let n = reader.read_buf(buf).await.map_err(|e| early_close(e, *received))?;
         if n == 0 {
             return Err(if *received == 0 && buf.is_empty() {
                 V2HandshakeError::ClosedBeforeAnyByte
@@ -129,6 +142,23 @@ fn garbage(opts: &V2Options) -> Vec<u8> {
     // Unpredictable garbage is better; zeros still follow the protocol if the OS source fails.
     let _ = getrandom::fill(&mut g);
     g
+}
+
+/// Secret keys come from the OS's CSPRNG.
+struct OsRandom;
+
+impl bip324::FillBytes for OsRandom {
+    fn fill_bytes(&mut self, dest: &mut [u8; 32]) {
+        // A failed OS source leaves zeros, which is not a valid key: the handshake then fails.
+        let _ = getrandom::fill(dest);
+    }
+}
+
+/// One signing context for every handshake (the crate's `Handshake::new` builds one per call).
+fn curve() -> &'static bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::SignOnly> {
+    static CURVE: std::sync::OnceLock<bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::SignOnly>> =
+        std::sync::OnceLock::new();
+    CURVE.get_or_init(bitcoin::secp256k1::Secp256k1::signing_only)
 }
 
 fn crypto(_: bip324::Error) -> V2HandshakeError {
@@ -181,11 +211,11 @@ where
 {
     let magic = network.magic().to_bytes();
     let garbage = garbage(opts);
-    let hs = Handshake::<Initialized>::new(magic, role).map_err(crypto)?;
+    let hs = Handshake::<Initialized>::new_with_rng(magic, role, &mut OsRandom, curve()).map_err(crypto)?;
     let mut out = vec![0u8; Handshake::<Initialized>::send_key_len(Some(&garbage))];
     let hs = hs.send_key(Some(&garbage), &mut out).map_err(crypto)?;
-    writer.write_all(&out).await?;
-    writer.flush().await?;
+    writer.write_all(&out).await.map_err(|e| early_close(e, received))?;
+    writer.flush().await.map_err(|e| early_close(e, received))?;
     let mut sent = out.len();
 
     fill(reader, &mut buf, KEY_BYTES, &mut received).await?;
@@ -206,8 +236,8 @@ where
     let decoy_refs: Vec<&[u8]> = decoys.iter().map(Vec::as_slice).collect();
     let mut out = vec![0u8; Handshake::<ReceivedKey<'_>>::send_version_len(Some(&decoy_refs))];
     let mut hs = hs.send_version(&mut out, Some(&decoy_refs)).map_err(crypto)?;
-    writer.write_all(&out).await?;
-    writer.flush().await?;
+    writer.write_all(&out).await.map_err(|e| early_close(e, received))?;
+    writer.flush().await.map_err(|e| early_close(e, received))?;
     sent = sent.saturating_add(out.len());
 
     // The remote's garbage and terminator: the crate searches at most 4,095 + 16 bytes, so a
