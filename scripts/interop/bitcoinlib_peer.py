@@ -190,8 +190,10 @@ def run_server(binary):
     server.settimeout(TIMEOUT)
     port = server.getsockname()[1]
     log("server", f"listening on 127.0.0.1:{port}")
-    cmd = [binary, "connect", f"127.0.0.1:{port}", "--network", "regtest", "--ping", "2", "--json",
-           "--timeout", str(int(TIMEOUT))]
+    # This server accepts one connection and speaks v1 only: the default, auto, would spend it on a v2
+    # attempt.
+    cmd = [binary, "connect", f"127.0.0.1:{port}", "--network", "regtest", "--transport", "v1", "--ping", "2",
+           "--json", "--timeout", str(int(TIMEOUT))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     pongs_sent = 0
     try:

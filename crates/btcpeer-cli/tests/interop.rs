@@ -28,19 +28,6 @@ fn bitcoinlib_available() -> bool {
     ok
 }
 
-/// A shell script that runs `btcpeer … --transport v1`; returns its path.
-fn v1_wrapper() -> String {
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("btcpeer-transport-v1");
-    let body = format!("#!/bin/sh\nexec '{}' \"$@\" --transport v1\n", env!("CARGO_BIN_EXE_btcpeer"));
-    std::fs::write(&path, body).expect("writes the wrapper");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("makes it executable");
-    }
-    path.to_string_lossy().into_owned()
-}
-
 fn script(args: &[&str]) -> Command {
     let mut cmd = Command::new(PYTHON);
     cmd.arg(SCRIPT).args(args);
@@ -76,11 +63,9 @@ fn r_c2_interop_btcpeer_connect_talks_to_bitcoinlib_server() {
     if !bitcoinlib_available() {
         return;
     }
-    // The script runs `btcpeer connect … --ping 2 --json` against itself and checks its events. Its
-    // server accepts one connection and speaks v1 only, so btcpeer is run with `--transport v1`
-    // (the default, auto, would spend that connection on a v2 attempt) through a small wrapper.
-    let wrapper = v1_wrapper();
-    let r = run_command(script(&["server", &wrapper]), "bitcoinlib_peer.py server");
+    // The script runs `btcpeer connect --transport v1 … --ping 2 --json` against itself and checks
+    // its events.
+    let r = run_command(script(&["server", env!("CARGO_BIN_EXE_btcpeer")]), "bitcoinlib_peer.py server");
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout.last().map(String::as_str), Some("interop server: ok"), "{r:?}");
     assert_eq!(r.stdout.iter().filter(|l| l.starts_with("interop server: answered ping")).count(), 2, "{r:?}");
