@@ -197,7 +197,10 @@ fn big_block(size: usize) -> Block {
             })
             .collect(),
         output: (0..2)
-            .map(|k| TxOut { value: Amount::from_sat(1_000 + u64::from(i)), script_pubkey: ScriptBuf::from_bytes(vec![k; 22]) })
+            .map(|k| TxOut {
+                value: Amount::from_sat(1_000 + u64::from(i)),
+                script_pubkey: ScriptBuf::from_bytes(vec![k; 22]),
+            })
             .collect(),
     };
     let per_tx = btcpeer::bitcoin::consensus::serialize(&tx(0)).len();
@@ -419,9 +422,7 @@ fn human(report: &Value) {
     ];
     println!("{:<40} {:>12} {:>12}", "", "v1", "v2");
     for (label, key) in rows {
-        let cell = |t: &str| {
-            report[t][key].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".to_string())
-        };
+        let cell = |t: &str| report[t][key].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".to_string());
         println!("{label:<40} {:>12} {:>12}", cell("v1"), cell("v2"));
     }
     if let Some(s) = report["scale"].as_object() {
