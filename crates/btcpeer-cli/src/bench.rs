@@ -153,6 +153,22 @@ struct Pair {
     inb: Peer,
 }
 
+/// The two nodes of a measurement: one dials, one listens. Each has its own configuration (and so
+/// its own nonce registry), shared by all its peers as in a real node.
+struct Nodes {
+    dialer: PeerConfig,
+    listener: PeerConfig,
+}
+
+impl Nodes {
+    fn new(policy: V2Policy, raw: bool) -> Nodes {
+        Nodes {
+            dialer: config(policy, &NonceRegistry::new(), false),
+            listener: config(policy, &NonceRegistry::new(), raw),
+        }
+    }
+}
+
 async fn pair(
     listener: &TcpListener,
     policy: V2Policy,
@@ -160,15 +176,18 @@ async fn pair(
     inb: impl Handler,
     raw: bool,
 ) -> Result<Pair, String> {
+    pair_of(listener, &Nodes::new(policy, raw), out, inb).await
+}
+
+async fn pair_of(listener: &TcpListener, nodes: &Nodes, out: impl Handler, inb: impl Handler) -> Result<Pair, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
     let client = client.map_err(|e| e.to_string())?;
     let (server, from) = server.map_err(|e| e.to_string())?;
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    // Two nodes: their own nonce registries.
-    let o = Peer::outbound(config(policy, &NonceRegistry::new(), false), addr, out);
-    let i = Peer::inbound(config(policy, &NonceRegistry::new(), raw), from, inb);
+    let o = Peer::outbound(nodes.dialer.clone(), addr, out);
+    let i = Peer::inbound(nodes.listener.clone(), from, inb);
     o.associate(client).map_err(|e| e.to_string())?;
     i.associate(server).map_err(|e| e.to_string())?;
     o.handshake().await.map_err(|e| e.to_string())?;
@@ -355,8 +374,9 @@ async fn scale(peers: u32, hold: Duration, timeout: Duration) -> Result<Value, S
     let rss_before = rss_bytes();
     let start = Instant::now();
     let mut all = Vec::with_capacity(pairs as usize);
+    let nodes = Nodes::new(V2Policy::Never, false);
     for _ in 0..pairs {
-        let p = tokio::time::timeout(timeout, pair(&listener, V2Policy::Never, NoopHandler, NoopHandler, false))
+        let p = tokio::time::timeout(timeout, pair_of(&listener, &nodes, NoopHandler, NoopHandler))
             .await
             .map_err(|_| "bringing peers up timed out".to_string())??;
         all.push(p);

@@ -321,9 +321,13 @@ async fn attempt(
         }
         Ok(Err(reason)) => {
             let stats = peer.stats();
-            let hung_up = matches!(reason, DisconnectReason::RemoteClosed { during_handshake: true })
-                && stats.transport == Transport::V1
-                && stats.bytes_received == 0;
+            // The library names the likely cause when a `Require` peer meets a v1-only remote.
+            let named = matches!(&reason, DisconnectReason::V2(btcpeer::transport::v2::V2Error::Handshake(why))
+                if why.contains("only v1"));
+            let hung_up = named
+                || matches!(reason, DisconnectReason::RemoteClosed { during_handshake: true })
+                    && stats.transport == Transport::V1
+                    && stats.bytes_received == 0;
             let hint = if policy == V2Policy::Require && (hung_up || advises_v1_retry(&reason, &stats)) {
                 " (the remote seems to speak only v1: try --transport auto or v1)"
             } else {

@@ -213,12 +213,13 @@ where
             return;
         }
     };
-    // One deadline for the transport handshake and the version handshake together (R-L2).
-    let handshake = async {
+    // One deadline for the transport handshake and the version handshake together (R-L2). Boxed:
+    // its state is large and only needed once, so it does not stay in every idle peer's task.
+    let handshake = Box::pin(async {
         let (mut reader, mut writer) = establish(&peer, rd, wr).await?;
         let info = handshake::run(&peer, &mut reader, &mut writer, nonce.nonce()).await?;
         Ok::<_, DisconnectReason>((reader, writer, info))
-    };
+    });
     let outcome = tokio::select! {
         biased;
         () = shared.cancel.cancelled() => None,
@@ -306,7 +307,7 @@ where
             },
             Err(reason) => {
                 if let DisconnectReason::Frame(crate::wire::FrameError::BadChecksum { command, .. }) = &reason {
-                    reject_and_wait(peer, *command, RejectCode::MALFORMED, "bad checksum").await;
+                    Box::pin(reject_and_wait(peer, *command, RejectCode::MALFORMED, "bad checksum")).await;
                 }
                 Err(reason)
             }
@@ -318,7 +319,8 @@ where
     }
 }
 
-/// Sends a reject (when the remote's version has them) and waits briefly for it to be written.
+/// Sends a reject (when the remote's version has them) and waits briefly for it to be written. Callers
+/// box this rarely taken path, so that it does not enlarge every idle peer's task.
 async fn reject_and_wait(peer: &Peer, command: Command, code: RejectCode, reason: &str) {
     if peer.negotiated_version() < REJECT_VERSION {
         return;
@@ -337,12 +339,12 @@ fn ignored(peer: &Peer) {
 async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> {
     let command = frame.command;
     if command == Command::BLOCK && peer.shared.config.inner.raw_blocks {
-        return dispatch_raw_block(peer, frame.payload).await;
+        return Box::pin(dispatch_raw_block(peer, frame.payload)).await;
     }
     let message = match frame.decode() {
         Ok(m) => m,
         Err(e) => {
-            reject_and_wait(peer, command, RejectCode::MALFORMED, "malformed message").await;
+            Box::pin(reject_and_wait(peer, command, RejectCode::MALFORMED, "malformed message")).await;
             return Err(DisconnectReason::Payload(e));
         }
     };
@@ -385,11 +387,11 @@ async fn handle(
     let cfg = &peer.shared.config.inner;
     match &message {
         Message::Version(_) => {
-            reject_and_wait(peer, command, RejectCode::DUPLICATE, "duplicate version message").await;
+            Box::pin(reject_and_wait(peer, command, RejectCode::DUPLICATE, "duplicate version message")).await;
             return Err(DisconnectReason::Protocol(Violation::DuplicateVersion));
         }
         Message::Verack => {
-            reject_and_wait(peer, command, RejectCode::DUPLICATE, "duplicate verack message").await;
+            Box::pin(reject_and_wait(peer, command, RejectCode::DUPLICATE, "duplicate verack message")).await;
             return Err(DisconnectReason::Protocol(Violation::DuplicateVerack));
         }
         Message::WtxidRelay | Message::SendAddrV2 | Message::SendTxRcncl(_) => {
@@ -587,5 +589,22 @@ where
             }
         }
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod memory_budget {
+    /// P-3: an idle peer costs its task (this future), its shared state and a few small heap
+    /// allocations; at 10,000 peers the whole must stay under 8 KiB each. Rarely taken paths
+    /// (rejects, raw blocks, channel delivery, the handshake) are boxed so they do not count here.
+    #[test]
+    fn p3_an_idle_peer_task_and_state_stay_within_budget() {
+        let cfg = super::super::PeerConfig::builder(crate::network::Network::REGTEST).build().unwrap();
+        let peer = super::Peer::outbound(cfg, "127.0.0.1:1", super::super::NoopHandler);
+        let (a, _b) = tokio::io::duplex(16);
+        let task = std::mem::size_of_val(&super::run(peer, a));
+        let shared = std::mem::size_of::<super::super::Shared>();
+        assert!(task <= 3 * 1024, "the peer's task future is {task} bytes");
+        assert!(shared <= 1536, "the peer's shared state is {shared} bytes");
     }
 }

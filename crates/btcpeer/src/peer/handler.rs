@@ -223,9 +223,10 @@ impl Sink {
     pub(crate) async fn message(&self, peer: &Peer, message: Message, raw: Bytes) {
         match self {
             Sink::Handler(h) => h.on_message(peer, message, raw),
-            // A receiver that went away just stops getting messages.
+            // A receiver that went away just stops getting messages. The send is boxed so that
+            // handler-driven peers do not carry its state in their task.
             Sink::Channel { tx, .. } => {
-                let _ = tx.send(PeerEvent::Message { message, raw }).await;
+                let _ = Box::pin(tx.send(PeerEvent::Message { message, raw })).await;
             }
         }
     }
