@@ -1,8 +1,8 @@
 //! The v1 (plaintext) frame codec for `tokio_util::codec::Framed`, `FramedRead` and `FramedWrite`.
 //!
 //! Decoding checks each header (R-W3) as soon as its 24 bytes are in, before reserving room for the
-//! payload; payload room is then reserved in steps of at most 256 KiB as bytes arrive (as Bitcoin
-//! Core does), so a frame that announces 4 MB and sends nothing costs nothing. The checksum is
+//! payload; payload room then grows with the bytes that actually arrive (first 256 KiB, then at most
+//! doubling what has been received), so a frame that announces 4 MB and sends nothing costs 256 KiB. The checksum is
 //! computed once, and the payload is split off the read buffer as `Bytes` (no copy). Encoding writes
 //! the header placeholder and payload straight into the codec's write buffer and patches the header.
 //!
@@ -87,8 +87,10 @@ impl Decoder for V1Codec {
         };
         let len = header.length as usize;
         let Some(payload) = src.get(..len) else {
+            // Room grows with what has arrived (at least a step, at most doubling), so a large frame
+            // is copied few times while a remote still cannot make us hold much more than it sent.
             let missing = len.saturating_sub(src.len());
-            src.reserve(missing.min(RESERVE_STEP));
+            src.reserve(missing.min(RESERVE_STEP.max(src.len())));
             return Ok(None);
         };
         self.header = None;

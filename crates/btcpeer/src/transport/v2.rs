@@ -204,7 +204,8 @@ impl V2Decoder {
                 }
             };
             if src.len() < len {
-                src.reserve(len.saturating_sub(src.len()).min(RESERVE_STEP));
+                // As in v1: room grows with what has arrived, at most doubling.
+                src.reserve(len.saturating_sub(src.len()).min(RESERVE_STEP.max(src.len())));
                 return Ok(None);
             }
             self.pending = None;
