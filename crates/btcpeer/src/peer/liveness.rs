@@ -156,6 +156,11 @@ impl Liveness {
         self.stalls.len()
     }
 
+    /// Whether a trickle tick is scheduled.
+    pub(crate) fn trickle_scheduled(&self) -> bool {
+        self.next_trickle.is_some()
+    }
+
     /// Schedules a trickle tick after `delay`, unless one is already due sooner.
     pub(crate) fn schedule_trickle(&mut self, now: Instant, delay: Duration) {
         let at = later(now, delay);

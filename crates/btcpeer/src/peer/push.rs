@@ -109,28 +109,37 @@ impl Peer {
         let queued = self.counters(|c| {
             let keys = item.keys();
             if keys.iter().flatten().any(|k| c.known.contains_key(k)) {
-                return false;
+                return None;
             }
             if !c.trickle.push(item) {
-                return false;
+                return None;
             }
             // Marked known now, so that a second request before the tick is not a duplicate.
             for k in keys.into_iter().flatten() {
                 c.known.insert_key(k);
             }
-            if let Some(l) = c.liveness.as_mut() {
+            // The first item waiting schedules the tick (a random draw); later ones ride along.
+            let mut scheduled = false;
+            if let Some(l) = c.liveness.as_mut().filter(|l| !l.trickle_scheduled()) {
                 l.schedule_trickle(Instant::now(), poisson_delay(mean));
+                scheduled = true;
             }
-            true
+            Some(scheduled)
         });
-        if queued {
-            if mean.is_zero() && self.handshake_complete() {
+        match queued {
+            None => false,
+            Some(_) if mean.is_zero() && self.handshake_complete() => {
                 self.flush_trickle();
-            } else {
-                self.shared.queue.writer.notify_one();
+                true
+            }
+            Some(scheduled) => {
+                if scheduled {
+                    // The writer sleeps until its next deadline: tell it about the new one.
+                    self.shared.queue.writer.notify_one();
+                }
+                true
             }
         }
-        queued
     }
 
     /// Sends everything waiting for the trickle tick, in `inv` messages of at most 1,000 entries.
