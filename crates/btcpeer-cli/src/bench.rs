@@ -22,13 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use btcpeer::bitcoin::absolute::LockTime;
-use btcpeer::bitcoin::block::{Header, Version};
+use btcpeer::bitcoin::BlockHash;
 use btcpeer::bitcoin::hashes::{Hash, sha256d};
-use btcpeer::bitcoin::{
-    Amount, Block, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxMerkleNode, TxOut,
-    Txid, Witness, transaction,
-};
 use btcpeer::network::Network;
 use btcpeer::peer::{Handler, NonceRegistry, NoopHandler, Peer, PeerConfig, V2Policy};
 use btcpeer::wire::{Command, Inventory, Message};
@@ -202,41 +197,6 @@ async fn close(p: Pair) {
     p.inb.wait_for_disconnect().await;
 }
 
-/// A block of about `size` bytes: segwit transactions with two inputs and two outputs.
-fn big_block(size: usize) -> Block {
-    let tx = |i: u32| Transaction {
-        version: transaction::Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: (0..2)
-            .map(|k| TxIn {
-                previous_output: OutPoint { txid: Txid::from_byte_array([(i % 251) as u8; 32]), vout: k },
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::MAX,
-                witness: Witness::from_slice(&[vec![0x30; 72], vec![0x02; 33]]),
-            })
-            .collect(),
-        output: (0..2)
-            .map(|k| TxOut {
-                value: Amount::from_sat(1_000 + u64::from(i)),
-                script_pubkey: ScriptBuf::from_bytes(vec![k; 22]),
-            })
-            .collect(),
-    };
-    let per_tx = btcpeer::bitcoin::consensus::serialize(&tx(0)).len();
-    let n = (size / per_tx).max(1) as u32;
-    Block {
-        header: Header {
-            version: Version::TWO,
-            prev_blockhash: BlockHash::all_zeros(),
-            merkle_root: TxMerkleNode::all_zeros(),
-            time: 1_700_000_000,
-            bits: CompactTarget::from_consensus(0x207f_ffff),
-            nonce: 0,
-        },
-        txdata: (0..n).map(tx).collect(),
-    }
-}
-
 fn sha256d_mbps() -> f64 {
     let data = vec![0x5au8; 1_000_000];
     let start = Instant::now();
@@ -328,7 +288,7 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
     }
 
     // 1 MB blocks, decoded by the receiver, then handed on raw.
-    let block = big_block(args.block_size);
+    let block = btcpeer::testing::big_block(args.block_size);
     let payload = Bytes::from(btcpeer::bitcoin::consensus::serialize(&block));
     let mut block_rates = Vec::new();
     for raw in [false, true] {

@@ -8,13 +8,7 @@
 
 use std::hint::black_box;
 
-use bitcoin::absolute::LockTime;
-use bitcoin::block::{Header, Version};
 use bitcoin::hashes::{Hash, sha256d};
-use bitcoin::{
-    Amount, Block, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxMerkleNode, TxOut,
-    Txid, Witness, transaction,
-};
 use btcpeer::network::Network;
 use btcpeer::transport::v1::V1Codec;
 use btcpeer::wire::{Command, Message, frame};
@@ -22,44 +16,9 @@ use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tokio_util::codec::Decoder;
 
-/// A synthetic block of `n` segwit transactions with two inputs and two outputs each (~370 bytes).
-fn block(n: u32) -> Block {
-    let txdata = (0..n)
-        .map(|i| {
-            let input = |k: u32| TxIn {
-                previous_output: OutPoint { txid: Txid::from_byte_array([(i % 251) as u8; 32]), vout: k },
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::MAX,
-                witness: Witness::from_slice(&[vec![0x30; 72], vec![0x02; 33]]),
-            };
-            let output = |k: u8| TxOut {
-                value: Amount::from_sat(1000 + u64::from(i)),
-                script_pubkey: ScriptBuf::from_bytes(vec![k; 22]),
-            };
-            Transaction {
-                version: transaction::Version::TWO,
-                lock_time: LockTime::ZERO,
-                input: vec![input(0), input(1)],
-                output: vec![output(0), output(1)],
-            }
-        })
-        .collect();
-    Block {
-        header: Header {
-            version: Version::TWO,
-            prev_blockhash: BlockHash::all_zeros(),
-            merkle_root: TxMerkleNode::all_zeros(),
-            time: 1_700_000_000,
-            bits: CompactTarget::from_consensus(0x207f_ffff),
-            nonce: 0,
-        },
-        txdata,
-    }
-}
-
 fn p1(c: &mut Criterion) {
     let net = Network::MAINNET;
-    let block = block(2_500);
+    let block = btcpeer::testing::big_block(930_000);
     let msg = Message::Block(block.clone());
     let mut buf = BytesMut::new();
     frame::encode_frame(&msg, &net, &mut buf).expect("encodes");

@@ -152,6 +152,43 @@ impl SyntheticChain {
     }
 }
 
+/// A block of about `size` bytes for benchmarks: segwit transactions with two inputs (each with a
+/// 72-byte signature and a 33-byte key in its witness) and two outputs, about 370 bytes each. The
+/// merkle root is not computed.
+pub fn big_block(size: usize) -> Block {
+    let tx = |i: u32| Transaction {
+        version: transaction::Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: (0..2)
+            .map(|k| TxIn {
+                previous_output: OutPoint { txid: bitcoin::Txid::from_byte_array([(i % 251) as u8; 32]), vout: k },
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::from_slice(&[vec![0x30; 72], vec![0x02; 33]]),
+            })
+            .collect(),
+        output: (0..2u8)
+            .map(|k| TxOut {
+                value: Amount::from_sat(1_000 + u64::from(i)),
+                script_pubkey: ScriptBuf::from_bytes(vec![k; 22]),
+            })
+            .collect(),
+    };
+    let per_tx = bitcoin::consensus::serialize(&tx(0)).len().max(1);
+    let count = u32::try_from((size / per_tx).max(1)).unwrap_or(u32::MAX);
+    Block {
+        header: Header {
+            version: Version::TWO,
+            prev_blockhash: BlockHash::all_zeros(),
+            merkle_root: TxMerkleNode::all_zeros(),
+            time: 1_700_000_000,
+            bits: bitcoin::CompactTarget::from_consensus(0x207f_ffff),
+            nonce: 0,
+        },
+        txdata: (0..count).map(tx).collect(),
+    }
+}
+
 /// A handler that serves a [`SyntheticChain`] the way a full node does.
 #[derive(Debug, Clone)]
 pub struct ChainServer {

@@ -104,8 +104,11 @@ impl Command {
 
     /// Whether btcpeer decodes this command to a typed message (every command of R-W1).
     pub fn is_known(&self) -> bool {
-        KNOWN.contains(self)
+        Command::KNOWN.contains(self)
     }
+
+    /// Every command [`crate::wire::Message`] decodes to a typed value (the 36 of R-W1).
+    pub const KNOWN: [Command; 36] = KNOWN;
 
     /// `version`
     pub const VERSION: Command = Command::from_static("version");
