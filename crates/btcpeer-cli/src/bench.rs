@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use btcpeer::bitcoin::BlockHash;
 use btcpeer::bitcoin::hashes::{Hash, sha256d};
+use btcpeer::bitcoin::{Block, BlockHash};
 use btcpeer::network::Network;
 use btcpeer::peer::{Handler, NonceRegistry, NoopHandler, Peer, PeerConfig, V2Policy};
 use btcpeer::wire::{Command, Inventory, Message};
