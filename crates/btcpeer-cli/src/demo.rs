@@ -158,6 +158,8 @@ struct Tally {
     handshakes_v1: AtomicU64,
     handshakes_v2: AtomicU64,
     announced: AtomicU64,
+    /// Announcements the node received (from any peer).
+    node_heard: AtomicU64,
     node_relayed: AtomicU64,
     suppressed: AtomicU64,
     inv_received: AtomicU64,
@@ -280,6 +282,7 @@ impl Node {
         }
         Tally::add(&self.shared.tally.node_relayed, relayed);
         Tally::add(&self.shared.tally.suppressed, suppressed);
+        Tally::add(&self.shared.tally.node_heard, items.len() as u64);
         self.shared.emit(json!({
             "event": "relay",
             "peer": from.id(),
@@ -756,6 +759,13 @@ async fn steps(
         let got = progress.inv_items.load(Ordering::Relaxed);
         progress.set(format!("relay {got}/{want_inv}"));
         got >= want_inv
+    })
+    .await?;
+    // Every peer's announcements have reached the node (with one peer nothing is relayed, but its
+    // own announcements must still arrive before the counts are final).
+    let want_heard = TXS.saturating_mul(ctx.peers as u64);
+    until(peer, ctx.limit, &format!("{want_heard} announcements at the node"), || {
+        Tally::get(&ctx.shared.tally.node_heard) >= want_heard
     })
     .await?;
     ctx.finished.fetch_add(1, Ordering::Relaxed);
