@@ -20,8 +20,8 @@ use crate::wire::{Command, FrameError};
 
 /// Payloads at least this large are written from their own buffer instead of being copied.
 pub const DIRECT_WRITE: usize = 64 * 1024;
-/// Read buffers larger than this are released once empty.
-const KEEP_READ_BUFFER: usize = 16 * 1024;
+/// Write buffers larger than this are released once written (an idle peer keeps little).
+const KEEP_WRITE_BUFFER: usize = 4 * 1024;
 /// Bytes reserved for a read when the buffer has no room.
 const READ_STEP: usize = 16 * 1024;
 /// Bytes an idle reader waits with, on its stack.
@@ -266,7 +266,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         if !self.buf.is_empty() {
             self.inner.write_all(&self.buf).await?;
             self.buf.clear();
-            if self.buf.capacity() > KEEP_READ_BUFFER {
+            if self.buf.capacity() > KEEP_WRITE_BUFFER {
                 self.buf = BytesMut::new();
             }
         }

@@ -254,7 +254,8 @@ impl V2Encoder {
             let _ = self.cipher.encrypt(&self.scratch, slot, kind, None);
         }
         self.scratch.clear();
-        if self.scratch.capacity() > 64 * 1024 {
+        // An idle peer keeps no large buffer; one allocation per large message costs little.
+        if self.scratch.capacity() > 4 * 1024 {
             self.scratch = Vec::new();
         }
         wire
