@@ -9,6 +9,11 @@
 //! message's [`Completion`] resolves, the handler's `on_disconnect` runs once, and only then does
 //! [`Peer::wait_for_disconnect`] return.
 //!
+//! A running peer lives until it is disconnected — by [`Peer::disconnect`], by the remote, or by one
+//! of its deadlines — whether or not the application still holds a handle to it: its task holds one.
+//! A peer that was never given a stream ends when its last handle is dropped, and the messages queued
+//! on it resolve as dropped.
+//!
 //! ```no_run
 //! use btcpeer::network::Network;
 //! use btcpeer::peer::{Handler, Peer, PeerConfig};
