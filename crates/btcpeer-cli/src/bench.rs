@@ -27,7 +27,7 @@ use btcpeer::bitcoin::{Block, BlockHash};
 use btcpeer::network::Network;
 use btcpeer::peer::{Handler, NonceRegistry, NoopHandler, Peer, PeerConfig, V2Policy};
 use btcpeer::wire::{Command, Inventory, Message};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -267,15 +267,13 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
         let p = pair(&listener, policy, NoopHandler, Counting(got.clone()), false).await?;
         let items: Vec<Inventory> =
             (0..entries).map(|i| Inventory::Block(BlockHash::from_byte_array([(i % 251) as u8; 32]))).collect();
-        // Encoded once, sent many times (as a relay would).
-        let mut payload = BytesMut::new();
-        Message::Inv(items).encode_payload(&mut payload).map_err(|e| e.to_string())?;
-        let payload = payload.freeze();
+        // Encoded once (checksum included), sent many times, as a relay would.
+        let prepared = btcpeer::wire::frame::Prepared::new(&Message::Inv(items)).map_err(|e| e.to_string())?;
         got.expect(u64::from(count));
         let start = Instant::now();
         for _ in 0..count {
             loop {
-                match p.out.queue_raw(Command::INV, payload.clone()) {
+                match p.out.queue_prepared(&prepared) {
                     Ok(_) => break,
                     Err(btcpeer::peer::QueueError::Full { .. }) => tokio::task::yield_now().await,
                     Err(e) => return Err(e.to_string()),
@@ -289,7 +287,10 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
 
     // 1 MB blocks, decoded by the receiver, then handed on raw.
     let block = btcpeer::testing::big_block(args.block_size);
-    let payload = Bytes::from(btcpeer::bitcoin::consensus::serialize(&block));
+    let prepared = btcpeer::wire::frame::Prepared::raw(
+        Command::BLOCK,
+        Bytes::from(btcpeer::bitcoin::consensus::serialize(&block)),
+    );
     let mut block_rates = Vec::new();
     for raw in [false, true] {
         let got = Arc::new(Counter::default());
@@ -298,7 +299,7 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
         let start = Instant::now();
         for _ in 0..args.blocks {
             loop {
-                match p.out.queue_raw(Command::BLOCK, payload.clone()) {
+                match p.out.queue_prepared(&prepared) {
                     Ok(_) => break,
                     Err(btcpeer::peer::QueueError::Full { .. }) => tokio::time::sleep(Duration::from_micros(200)).await,
                     Err(e) => return Err(e.to_string()),
@@ -317,7 +318,7 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
         "ping_pipelined_per_sec": ping_pipelined.round(),
         "inv1_msgs_per_sec": inv_rates[0].round(),
         "inv1000_msgs_per_sec": inv_rates[1].round(),
-        "block_size_bytes": payload.len(),
+        "block_size_bytes": prepared.payload().len(),
         "block_decoded_per_sec": (block_rates[0].0 * 10.0).round() / 10.0,
         "block_decoded_mbps": block_rates[0].1.round(),
         "block_raw_per_sec": (block_rates[1].0 * 10.0).round() / 10.0,

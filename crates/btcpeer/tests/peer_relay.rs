@@ -263,3 +263,25 @@ async fn r_s5_push_reject_is_version_gated_and_can_wait() {
     assert_eq!((reject.message.as_str(), reject.code, reject.hash), ("tx", RejectCode::INVALID, Some([1; 32])));
     peer.disconnect();
 }
+
+#[tokio::test]
+async fn r_w6_a_prepared_message_is_encoded_once_and_sent_to_many_peers() {
+    let prepared = btcpeer::wire::frame::Prepared::new(&Message::Inv(vec![Inventory::Tx(txid(7))])).unwrap();
+    let mut remotes = Vec::new();
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        let (peer, mut remote) = outbound_to_remote(config(), NoopHandler);
+        remote.accept_handshake(70016).await;
+        within(peer.handshake()).await.unwrap();
+        assert_eq!(within(peer.queue_prepared(&prepared).unwrap().wait()).await, btcpeer::peer::SendOutcome::Sent);
+        remotes.push(remote);
+        peers.push(peer);
+    }
+    for remote in &mut remotes {
+        // The remote's frame reader checks the checksum computed once for all three.
+        assert_eq!(within(read_invs(remote, 1)).await, vec![vec![Inventory::Tx(txid(7))]]);
+    }
+    for p in peers {
+        p.disconnect();
+    }
+}

@@ -508,9 +508,9 @@ async fn write_batch<W: AsyncWrite + Unpin>(
             }
         }
         if item.payload.len() >= DIRECT_WRITE {
-            writer.write_large(item.command, &item.payload).await?;
+            writer.write_large(item.command, &item.payload, item.checksum).await?;
         } else {
-            writer.push(item.command, &item.payload);
+            writer.push_checked(item.command, &item.payload, item.checksum);
         }
     }
     writer.flush().await

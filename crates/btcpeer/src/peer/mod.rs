@@ -419,7 +419,13 @@ impl Peer {
     /// Queues an already-encoded payload under `command` (for messages btcpeer does not know, or
     /// payloads encoded once and sent to many peers).
     pub fn queue_raw(&self, command: Command, payload: Bytes) -> Result<Completion, QueueError> {
-        self.shared.queue.push_raw(command, payload)
+        self.shared.queue.push_raw(command, payload, None)
+    }
+
+    /// Queues a message encoded once for many peers ([`Prepared`](crate::wire::frame::Prepared)):
+    /// no encoding, and on v1 no checksum, is done per peer.
+    pub fn queue_prepared(&self, message: &crate::wire::frame::Prepared) -> Result<Completion, QueueError> {
+        self.shared.queue.push_raw(message.command(), message.payload().clone(), Some(message.checksum()))
     }
 
     /// Ends the peer (R-L6). Idempotent and safe from any task, before, during or after the

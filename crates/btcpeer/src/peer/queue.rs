@@ -35,6 +35,8 @@ pub(crate) struct Progress {
 pub(crate) struct Outgoing {
     pub(crate) command: Command,
     pub(crate) payload: Bytes,
+    /// The v1 checksum, when the message was prepared with it.
+    pub(crate) checksum: Option<[u8; 4]>,
     pub(crate) seq: u64,
 }
 
@@ -140,16 +142,21 @@ impl Queue {
         }
         msg.encode_payload(&mut st.arena)?;
         let payload = st.arena.split().freeze();
-        self.admit(st, msg.command(), payload)
+        self.admit(st, msg.command(), payload, None)
     }
 
-    /// Queues an already-encoded payload.
-    pub(crate) fn push_raw(&self, command: Command, payload: Bytes) -> Result<Completion, QueueError> {
+    /// Queues an already-encoded payload, with its checksum if known.
+    pub(crate) fn push_raw(
+        &self,
+        command: Command,
+        payload: Bytes,
+        checksum: Option<[u8; 4]>,
+    ) -> Result<Completion, QueueError> {
         let st = self.lock();
         if st.closed {
             return Ok(self.completion(NEVER));
         }
-        self.admit(st, command, payload)
+        self.admit(st, command, payload, checksum)
     }
 
     fn admit(
@@ -157,6 +164,7 @@ impl Queue {
         mut st: std::sync::MutexGuard<'_, State>,
         command: Command,
         payload: Bytes,
+        checksum: Option<[u8; 4]>,
     ) -> Result<Completion, QueueError> {
         let max = max_payload_len(command, self.network_max);
         if payload.len() > max as usize {
@@ -170,7 +178,7 @@ impl Queue {
         let seq = st.next_seq;
         st.next_seq = seq.saturating_add(1);
         st.bytes = st.bytes.saturating_add(size);
-        st.items.push_back(Outgoing { command, payload, seq });
+        st.items.push_back(Outgoing { command, payload, checksum, seq });
         drop(st);
         self.writer.notify_one();
         Ok(self.completion(seq))

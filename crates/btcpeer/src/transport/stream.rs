@@ -191,10 +191,16 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Frames `payload` into the pending batch: a v1 header (length and checksum, one hash pass), or
     /// a v2 packet (encrypted). Returns its size on the wire.
     pub fn push(&mut self, command: Command, payload: &Bytes) -> usize {
+        self.push_checked(command, payload, None)
+    }
+
+    /// Like [`FrameWriter::push`], with the payload's v1 checksum if it is already known.
+    pub fn push_checked(&mut self, command: Command, payload: &Bytes, known: Option<[u8; 4]>) -> usize {
         match &mut self.codec {
             WriteCodec::V1(network) => {
                 let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-                let header = FrameHeader { magic: network.magic(), command, length, checksum: checksum(payload) };
+                let checksum = known.unwrap_or_else(|| checksum(payload));
+                let header = FrameHeader { magic: network.magic(), command, length, checksum };
                 self.buf.extend_from_slice(&header.to_bytes());
                 self.buf.extend_from_slice(payload);
                 payload.len().saturating_add(HEADER_LEN)
@@ -235,14 +241,20 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Writes a frame whose payload is large. In v1 the header and the pending batch are written,
     /// then the payload straight from its own buffer; a v2 packet is produced by encryption anyway,
     /// so it goes through the batch.
-    pub async fn write_large(&mut self, command: Command, payload: &Bytes) -> io::Result<usize> {
+    pub async fn write_large(
+        &mut self,
+        command: Command,
+        payload: &Bytes,
+        known: Option<[u8; 4]>,
+    ) -> io::Result<usize> {
         let WriteCodec::V1(network) = &self.codec else {
             let wire = self.push(command, payload);
             self.flush_batch().await?;
             return Ok(wire);
         };
         let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let header = FrameHeader { magic: network.magic(), command, length, checksum: checksum(payload) };
+        let checksum = known.unwrap_or_else(|| checksum(payload));
+        let header = FrameHeader { magic: network.magic(), command, length, checksum };
         self.buf.extend_from_slice(&header.to_bytes());
         self.flush_batch().await?;
         self.inner.write_all(payload).await?;

@@ -94,6 +94,53 @@ impl FrameHeader {
     }
 }
 
+/// A message encoded once, with its v1 checksum computed once, ready to be queued to many peers
+/// ([`Peer::queue_prepared`](crate::peer::Peer::queue_prepared)): a relaying node encodes a block or
+/// an announcement once instead of once per peer. Cheap to clone (the payload is shared).
+///
+/// ```
+/// use btcpeer::wire::{frame::Prepared, Message};
+///
+/// let ping = Prepared::new(&Message::Ping(5)).unwrap();
+/// assert_eq!(ping.payload().len(), 8);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    command: Command,
+    payload: Bytes,
+    checksum: [u8; 4],
+}
+
+impl Prepared {
+    /// Encodes `message` once.
+    pub fn new(message: &Message) -> Result<Prepared, EncodeError> {
+        let mut payload = BytesMut::new();
+        message.encode_payload(&mut payload)?;
+        Ok(Prepared::raw(message.command(), payload.freeze()))
+    }
+
+    /// Wraps an already-encoded payload.
+    pub fn raw(command: Command, payload: Bytes) -> Prepared {
+        let checksum = checksum(&payload);
+        Prepared { command, payload, checksum }
+    }
+
+    /// The command.
+    pub fn command(&self) -> Command {
+        self.command
+    }
+
+    /// The encoded payload.
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// The payload's v1 checksum.
+    pub fn checksum(&self) -> [u8; 4] {
+        self.checksum
+    }
+}
+
 /// A frame whose header and checksum were checked, with its payload not yet decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawFrame {
