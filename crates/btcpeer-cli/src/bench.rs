@@ -272,13 +272,7 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
         got.expect(u64::from(count));
         let start = Instant::now();
         for _ in 0..count {
-            loop {
-                match p.out.queue_prepared(&prepared) {
-                    Ok(_) => break,
-                    Err(btcpeer::peer::QueueError::Full { .. }) => tokio::task::yield_now().await,
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
+            let _ = p.out.send_prepared(&prepared).await.map_err(|e| e.to_string())?;
         }
         wait_counter(&got, timeout).await?;
         inv_rates.push(f64::from(count) / start.elapsed().as_secs_f64());
@@ -298,13 +292,7 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
         got.expect(u64::from(args.blocks));
         let start = Instant::now();
         for _ in 0..args.blocks {
-            loop {
-                match p.out.queue_prepared(&prepared) {
-                    Ok(_) => break,
-                    Err(btcpeer::peer::QueueError::Full { .. }) => tokio::time::sleep(Duration::from_micros(200)).await,
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
+            let _ = p.out.send_prepared(&prepared).await.map_err(|e| e.to_string())?;
         }
         wait_counter(&got, timeout).await?;
         let secs = start.elapsed().as_secs_f64();

@@ -428,6 +428,11 @@ impl Peer {
         self.shared.queue.push_raw(message.command(), message.payload().clone(), Some(message.checksum()))
     }
 
+    /// Like [`Peer::queue_prepared`], waiting while the outbound queue is full.
+    pub async fn send_prepared(&self, message: &crate::wire::frame::Prepared) -> Result<Completion, QueueError> {
+        self.shared.queue.push_raw_wait(message.command(), message.payload(), Some(message.checksum())).await
+    }
+
     /// Ends the peer (R-L6). Idempotent and safe from any task, before, during or after the
     /// handshake.
     pub fn disconnect(&self) {

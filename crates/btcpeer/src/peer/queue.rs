@@ -197,6 +197,24 @@ impl Queue {
         }
     }
 
+    /// Queues an already-encoded payload, waiting for room if the queue is full.
+    pub(crate) async fn push_raw_wait(
+        &self,
+        command: Command,
+        payload: &Bytes,
+        checksum: Option<[u8; 4]>,
+    ) -> Result<Completion, QueueError> {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.push_raw(command, payload.clone(), checksum) {
+                Err(QueueError::Full { .. }) => notified.await,
+                other => return other,
+            }
+        }
+    }
+
     /// Takes queued messages for one write: at least one, then more while under `max_bytes`.
     pub(crate) fn take_batch(&self, max_bytes: usize, out: &mut Vec<Outgoing>) {
         let mut st = self.lock();
