@@ -48,7 +48,7 @@ pub struct VersionMessage {
     pub sender: Address,
     /// A random nonce used to detect connections to ourselves.
     pub nonce: u64,
-    /// The sender's BIP14 user agent (at most 256 bytes).
+    /// The sender's BIP14 user agent (at most 256 bytes). Bytes that are not UTF-8 are received as `?`.
     pub user_agent: String,
     /// The height of the sender's best chain.
     pub start_height: i32,

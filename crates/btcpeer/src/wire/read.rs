@@ -148,10 +148,17 @@ impl<'a> Reader<'a> {
         self.take(field, len)
     }
 
-    /// A length-prefixed string of at most `max` bytes. Invalid UTF-8 is replaced rather than
-    /// refused, as Bitcoin Core accepts any bytes there.
+    /// A length-prefixed string of at most `max` bytes. Bitcoin Core accepts any bytes there, so
+    /// invalid UTF-8 is not refused: each invalid byte becomes `?`. One byte for one byte keeps the
+    /// string within its limit when it is encoded again (U+FFFD would take three; found by fuzzing).
     pub(crate) fn var_string(&mut self, field: &'static str, max: u64) -> Result<String> {
-        Ok(String::from_utf8_lossy(self.var_bytes(field, max)?).into_owned())
+        let bytes = self.var_bytes(field, max)?;
+        let mut text = String::with_capacity(bytes.len());
+        for chunk in bytes.utf8_chunks() {
+            text.push_str(chunk.valid());
+            text.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+        }
+        Ok(text)
     }
 
     /// Fails if anything is left.
@@ -234,6 +241,19 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn r_w5_invalid_utf8_strings_keep_their_length() {
+        let mut payload = vec![5u8];
+        payload.extend([b'a', 0xff, 0xfe, b'b', 0xc3]);
+        let mut r = Reader::new(Command::VERSION, &payload);
+        assert_eq!(r.var_string("user_agent", 256).unwrap(), "a??b?");
+        // Valid multi-byte characters are kept as they are.
+        let mut payload = vec![2u8];
+        payload.extend("é".as_bytes());
+        let mut r = Reader::new(Command::VERSION, &payload);
+        assert_eq!(r.var_string("user_agent", 256).unwrap(), "é");
+    }
 
     #[test]
     fn r_w4_non_minimal_compact_size_is_rejected() {
