@@ -75,6 +75,9 @@ pub struct BenchArgs {
     timeout: u64,
 }
 
+/// The runtime of the listening node (see [`run`]).
+static LISTENING_NODE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+
 /// btcd's peer package on this kind of machine (2 vCPU), from the specification.
 const BTCD: [(&str, f64); 6] = [
     ("handshakes_per_sec", 3_800.0),
@@ -183,8 +186,24 @@ async fn pair_of(listener: &TcpListener, nodes: &Nodes, out: impl Handler, inb: 
     let _ = server.set_nodelay(true);
     let o = Peer::outbound(nodes.dialer.clone(), addr, out);
     let i = Peer::inbound(nodes.listener.clone(), from, inb);
+    // The listening node runs on its own runtime (as a remote node runs on its own threads): its
+    // connection is registered with that runtime's reactor and its peer's task runs there.
+    let server = match LISTENING_NODE.get() {
+        Some(handle) => {
+            let std = server.into_std().map_err(|e| e.to_string())?;
+            let _entered = handle.enter();
+            TcpStream::from_std(std).map_err(|e| e.to_string())?
+        }
+        None => server,
+    };
     o.associate(client).map_err(|e| e.to_string())?;
-    i.associate(server).map_err(|e| e.to_string())?;
+    match LISTENING_NODE.get() {
+        Some(handle) => {
+            let _entered = handle.enter();
+            i.associate(server).map_err(|e| e.to_string())?;
+        }
+        None => i.associate(server).map_err(|e| e.to_string())?,
+    }
     o.handshake().await.map_err(|e| e.to_string())?;
     i.handshake().await.map_err(|e| e.to_string())?;
     Ok(Pair { out: o, inb: i })
@@ -407,7 +426,24 @@ fn human(report: &Value) {
 
 /// Runs the benchmark; returns the exit code.
 pub fn run(args: BenchArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // Two nodes, each with one worker thread of its own, on the machine's two cores: the dialing
+    // node (and the bench itself) here, the listening node on `LISTENING_NODE`. In one shared
+    // runtime, tokio would run both ends of a single connection on one thread (a woken task runs
+    // next on the waker's thread), which measures the scheduler, not the peers.
+    let listening = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("listening-node")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("btcpeer bench: cannot start the runtime: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let _ = LISTENING_NODE.set(listening.handle().clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("btcpeer bench: cannot start the runtime: {e}");

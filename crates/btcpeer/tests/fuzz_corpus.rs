@@ -268,17 +268,9 @@ pub mod harness {
             .encode_payload(&mut encoded)
             .unwrap_or_else(|e| panic!("{command}: a decoded message does not encode: {e}\n{first:?}"));
         let encoded = encoded.freeze();
-        // TEMPORARY (campaign only): tolerate the known lossy-UTF-8 bug.
-        let second = match Message::decode(command, encoded.clone()) {
-            Ok(m) => m,
-            Err(e)
-                if matches!(e.field, "user_agent" | "message" | "reason")
-                    && format!("{first:?}").contains('\u{fffd}') =>
-            {
-                return;
-            }
-            Err(e) => panic!("{command}: the re-encoding of a decoded message does not decode: {e}\n{first:?}"),
-        };
+        let second = Message::decode(command, encoded.clone()).unwrap_or_else(|e| {
+            panic!("{command}: the re-encoding of a decoded message does not decode: {e}\n{first:?}")
+        });
         if command == Command::MERKLEBLOCK {
             let mut again = BytesMut::new();
             second.encode_payload(&mut again).expect("encodes");

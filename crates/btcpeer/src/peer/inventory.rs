@@ -156,8 +156,14 @@ impl KnownInventory {
 
     /// Adds many entries at once (what a remote announced), cheaply: they are merged, in order, when
     /// the cache is next used. The result is the same as inserting them one by one.
-    pub fn extend<'a>(&mut self, items: impl IntoIterator<Item = &'a Inventory>) {
-        self.pending.extend(items.into_iter().map(InvKey::of));
+    pub fn extend(&mut self, items: &[Inventory]) {
+        // Only the newest `capacity` entries can survive: when one batch holds that many, nothing
+        // older matters.
+        let keep = items.len().saturating_sub(self.capacity);
+        if keep > 0 || items.len() == self.capacity {
+            self.pending.clear();
+        }
+        self.pending.extend(items.iter().skip(keep).map(InvKey::of));
         if self.pending.len() > self.capacity {
             let excess = self.pending.len().saturating_sub(self.capacity);
             self.pending.drain(..excess);

@@ -122,13 +122,17 @@ pub enum Message {
 
 fn read_inventory(r: &mut Reader<'_>) -> Result<Vec<Inventory>> {
     let count = r.count("count", MAX_INV_ENTRIES, 36)?;
-    let mut items = Vec::with_capacity(count);
-    for _ in 0..count {
-        let inv_type = r.u32("inventory.type")?;
-        let hash = r.array("inventory.hash")?;
-        items.push(Inventory::from_parts(inv_type, hash));
-    }
-    Ok(items)
+    // The count is backed by the bytes present: take all entries at once and walk them in 36-byte
+    // steps (type, then hash), without a bounds check per field.
+    let entries = r.take("inventory", (count as u64).saturating_mul(36))?;
+    Ok(entries
+        .chunks_exact(36)
+        .map(|entry| {
+            let (inv_type, hash) = entry.split_at(4);
+            let inv_type = u32::from_le_bytes(inv_type.try_into().unwrap_or([0; 4]));
+            Inventory::from_parts(inv_type, hash.try_into().unwrap_or([0; 32]))
+        })
+        .collect())
 }
 
 fn block_hash(r: &mut Reader<'_>, field: &'static str) -> Result<BlockHash> {
