@@ -269,7 +269,11 @@ impl Node {
         for to in &peers {
             let mut queued = 0u64;
             for item in items {
-                if to.queue_inventory(*item) {
+                // A peer never gets a transaction by the kind of id it did not negotiate (a wtxid
+                // without wtxidrelay, a txid with it): Core would drop it. Such items, like those
+                // the peer already knows, are suppressed; a full node would fetch the transaction
+                // and announce it with both ids (`on_tx` below).
+                if let Ok(true) = to.queue_inventory(*item) {
                     queued = queued.saturating_add(1);
                 } else {
                     suppressed = suppressed.saturating_add(1);

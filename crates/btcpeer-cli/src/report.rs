@@ -15,7 +15,8 @@ use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::hex::FromHex;
 use btcpeer::network::{Magic, Network};
 use btcpeer::peer::{
-    DisconnectReason, Handler, Peer, PeerConfig, PeerConfigBuilder, PeerStats, ReadEvent, RemoteInfo, V2Policy,
+    CommandStats, DisconnectReason, Handler, Peer, PeerConfig, PeerConfigBuilder, PeerStats, ReadEvent, RemoteInfo,
+    V2Policy,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -283,22 +284,17 @@ fn micros(d: Option<Duration>) -> Value {
 /// The `stats` event: every field of the snapshot, durations in microseconds (`_us`), times in
 /// Unix seconds, `per_command` keyed by command.
 pub fn stats_event(s: &PeerStats) -> Value {
-    let per_command: BTreeMap<&str, Value> = s
-        .per_command
-        .iter()
-        .map(|(command, c)| {
-            (
-                command.as_str(),
-                json!({
-                    "messages_sent": c.messages_sent,
-                    "bytes_sent": c.bytes_sent,
-                    "messages_received": c.messages_received,
-                    "bytes_received": c.bytes_received,
-                }),
-            )
+    let traffic = |c: CommandStats| {
+        json!({
+            "messages_sent": c.messages_sent,
+            "bytes_sent": c.bytes_sent,
+            "messages_received": c.messages_received,
+            "bytes_received": c.bytes_received,
         })
-        .collect();
-    json!({
+    };
+    let per_command: BTreeMap<String, Value> =
+        s.per_command.iter().map(|(command, c)| (command.to_string(), traffic(c))).collect();
+    let mut event = json!({
         "event": "stats",
         "peer": s.id,
         "id": s.id,
@@ -341,7 +337,13 @@ pub fn stats_event(s: &PeerStats) -> Value {
         "known_inventory": s.known_inventory,
         "disconnect_reason": s.disconnect_reason.as_ref().map(|r| r.to_string()),
         "disconnect_kind": s.disconnect_reason.as_ref().map(|r| r.kind()),
-    })
+    });
+    // What the remote sent that was dropped or ignored, and what it asked us not to send (C-1, C-3).
+    event["per_command_other"] = traffic(s.per_command.other());
+    event["dropped_frames"] = json!(s.dropped_frames);
+    event["relay"] = json!(s.relay);
+    event["refused_announcements"] = json!(s.refused_announcements);
+    event
 }
 
 /// The `handshake` event.

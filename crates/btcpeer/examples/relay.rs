@@ -26,7 +26,7 @@ impl Handler for Announced {
         println!("peer {} received an inv of {} entries ({} so far)", peer.id(), inv.len(), total);
         // Relaying the first item back is suppressed: the sender is known to have it.
         if let Some(first) = inv.first() {
-            assert!(!peer.queue_inventory(*first), "known inventory is not announced back");
+            assert_eq!(peer.queue_inventory(*first), Ok(false), "known inventory is not announced back");
         }
     }
 }
@@ -68,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let s = sender.stats();
     println!(
         "all 2,500 announced in {} inv messages; {} entries known to the receiver",
-        s.per_command.get("inv").map_or(0, |c| c.messages_sent),
+        s.per_command.get(btcpeer::wire::Command::INV).messages_sent,
         receiver.stats().known_inventory
     );
     sender.disconnect();

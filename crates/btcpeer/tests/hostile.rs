@@ -11,7 +11,7 @@ use std::time::Duration;
 use btcpeer::bitcoin::hashes::Hash;
 use btcpeer::bitcoin::{BlockHash, Txid};
 use btcpeer::network::Network;
-use btcpeer::peer::{DisconnectReason, Handler, NonceRegistry, NoopHandler, Peer, PeerConfig, V2Policy, Violation};
+use btcpeer::peer::{DisconnectReason, Handler, NonceRegistry, NoopHandler, Peer, PeerConfig, V2Policy};
 use btcpeer::transport::v2::V2Error;
 use btcpeer::transport::v2_handshake::{self, V2Options};
 use btcpeer::wire::{Command, FrameError, Inventory, Message, PayloadErrorKind, frame};
@@ -111,22 +111,39 @@ async fn ends_with(victim: &Peer) -> DisconnectReason {
     within_simulated(3_600, victim.wait_for_disconnect()).await
 }
 
+/// The remote still gets an answer to a ping: the connection survived what came before.
+async fn still_answers(remote: &mut Remote, nonce: u64) {
+    remote.send(&Message::Ping(nonce)).await;
+    within_simulated(60, async {
+        loop {
+            match remote.recv_untimed().await {
+                Some(Message::Pong(n)) if n == nonce => return,
+                Some(_) => {}
+                None => panic!("the peer closed the connection"),
+            }
+        }
+    })
+    .await;
+}
+
 #[tokio::test(start_paused = true)]
-async fn s2_wrong_magic_bad_checksum_and_oversized_length() {
+async fn s2_wrong_magic_and_oversized_length_disconnect() {
     let l = Listener::new().await;
     let mut wrong_magic = frame_of(&Message::Ping(1));
     wrong_magic[..4].copy_from_slice(&Network::MAINNET.magic().to_bytes());
-    let mut bad_checksum = frame_of(&Message::Ping(1));
-    bad_checksum[21] ^= 1;
     let mut oversized = frame_of(&Message::Ping(1));
     oversized[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+    // Another network's magic is reported as such even when the length is also absurd (C-1: the
+    // magic is checked first, as Core's `readHeader`).
+    let mut both = wrong_magic.clone();
+    both[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
     for (bytes, check) in [
         (
             wrong_magic,
             (|r: &DisconnectReason| matches!(r, DisconnectReason::Frame(FrameError::WrongMagic { .. })))
                 as fn(&DisconnectReason) -> bool,
         ),
-        (bad_checksum, |r| matches!(r, DisconnectReason::Frame(FrameError::BadChecksum { .. }))),
+        (both, |r| matches!(r, DisconnectReason::Frame(FrameError::WrongMagic { .. }))),
         (oversized, |r| matches!(r, DisconnectReason::Frame(FrameError::PayloadTooLarge { length: u32::MAX, .. }))),
     ] {
         let (victim, mut remote) = after_handshake(&l).await;
@@ -135,6 +152,26 @@ async fn s2_wrong_magic_bad_checksum_and_oversized_length() {
         assert!(check(&reason), "{reason:?}");
         l.bystander_unaffected().await;
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn c1_bad_checksum_and_invalid_command_are_dropped_and_counted() {
+    let l = Listener::new().await;
+    let (victim, mut remote) = after_handshake(&l).await;
+    let mut bad_checksum = frame_of(&Message::Ping(1));
+    bad_checksum[21] ^= 1;
+    let mut invalid_command = frame_of(&Message::Ping(2));
+    invalid_command[4..16].copy_from_slice(b"pi\x01ng\0\0\0\0\0\0\0");
+    remote.send_bytes(&bad_checksum).await;
+    remote.send_bytes(&invalid_command).await;
+    still_answers(&mut remote, 3).await;
+    let s = victim.stats();
+    assert_eq!(s.dropped_frames, 2, "both frames dropped");
+    assert_eq!(s.per_command.other().messages_received, 2);
+    assert_eq!(s.per_command.other().bytes_received, 2 * 32, "their bytes are in the other bucket");
+    assert_eq!(s.per_command.get(Command::PING).messages_received, 1, "only the good ping counts as one");
+    assert!(victim.is_connected());
+    l.bystander_unaffected().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -174,13 +211,17 @@ async fn s2_slow_loris_handshake_hits_the_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn s2_message_before_version_version_twice_verack_twice() {
+async fn c1_message_before_version_version_twice_verack_twice_are_ignored() {
     let l = Listener::new().await;
-    // On a v1 listener: the first message must be a version.
+    // On a v1 listener: a message before the version is ignored and counted (Core), and the
+    // handshake then completes.
     let (victim, far) = l.accept_v1();
     let mut remote = common::remote(far);
     remote.send(&Message::Inv(vec![])).await;
-    assert_eq!(ends_with(&victim).await, DisconnectReason::Protocol(Violation::FirstMessageNotVersion(Command::INV)));
+    remote.send(&Message::Ping(5)).await;
+    remote.initiate_handshake(70016).await;
+    within_simulated(60, victim.handshake()).await.unwrap();
+    assert_eq!(victim.stats().ignored_received, 2);
     // On a v2-preferring listener, anything but a v1 version is taken for the start of a v2 key, as
     // in Bitcoin Core: the handshake then fails.
     let (victim, far) = l.accept();
@@ -189,13 +230,13 @@ async fn s2_message_before_version_version_twice_verack_twice() {
     let reason = ends_with(&victim).await;
     assert!(matches!(reason, DisconnectReason::HandshakeTimeout | DisconnectReason::V2(_)), "{reason:?}");
 
+    // A second version and a second verack after the handshake are ignored and counted.
     let (victim, mut remote) = after_handshake(&l).await;
     remote.send(&Message::Version(raw_version(70016, 9))).await;
-    assert_eq!(ends_with(&victim).await, DisconnectReason::Protocol(Violation::DuplicateVersion));
-
-    let (victim, mut remote) = after_handshake(&l).await;
     remote.send(&Message::Verack).await;
-    assert_eq!(ends_with(&victim).await, DisconnectReason::Protocol(Violation::DuplicateVerack));
+    still_answers(&mut remote, 6).await;
+    assert_eq!(victim.stats().ignored_received, 2);
+    assert!(victim.is_connected());
     l.bystander_unaffected().await;
 }
 

@@ -78,12 +78,13 @@ fn r_w3_length_over_network_maximum_is_rejected() {
 
 #[test]
 fn r_w3_checks_run_in_the_specified_order() {
-    // Oversized and wrong magic and bad command: the length is checked first.
+    // Oversized and wrong magic and bad command: the magic is checked first (Core's `readHeader`),
+    // so a peer on another network is reported as such.
     let h = header([0xde, 0xad, 0xbe, 0xef], b"\x01bad", 5_000_000, [0; 4]);
-    assert!(matches!(parse(h), Err(FrameError::PayloadTooLarge { .. })));
-    // Wrong magic and bad command: the magic next.
-    let h = header([0xde, 0xad, 0xbe, 0xef], b"\x01bad", 10, [0; 4]);
     assert!(matches!(parse(h), Err(FrameError::WrongMagic { .. })));
+    // Oversized and bad command: the length next.
+    let h = header(regtest(), b"\x01bad", 5_000_000, [0; 4]);
+    assert!(matches!(parse(h), Err(FrameError::PayloadTooLarge { .. })));
     // Bad command: then the command (before its own maximum could be looked up).
     let h = header(regtest(), b"\x01bad", 10, [0; 4]);
     assert!(matches!(parse(h), Err(FrameError::InvalidCommand { .. })));
@@ -104,8 +105,19 @@ fn r_w3_invalid_command_bytes_are_rejected() {
 fn r_w3_each_per_command_maximum_is_enforced_from_the_header() {
     // Blocks, transactions and the like are bounded by the network only; every other command has a
     // maximum of its own.
-    const NETWORK_BOUNDED: [&str; 8] =
-        ["block", "tx", "merkleblock", "cmpctblock", "blocktxn", "getblocktxn", "cfilter", "cfcheckpt"];
+    // `version` (later versions append fields) and `reject` (long reasons) are too, as in Core.
+    const NETWORK_BOUNDED: [&str; 10] = [
+        "block",
+        "tx",
+        "merkleblock",
+        "cmpctblock",
+        "blocktxn",
+        "getblocktxn",
+        "cfilter",
+        "cfcheckpt",
+        "version",
+        "reject",
+    ];
     for cmd in Command::KNOWN.iter().copied().filter(|c| !NETWORK_BOUNDED.contains(&c.as_str())) {
         let name = cmd.as_str();
         let max = limits::max_payload_len(cmd, NET.max_payload());
@@ -310,16 +322,24 @@ fn r_w4_cfheaders_over_2000_hashes_is_rejected() {
 }
 
 #[test]
-fn r_w4_reject_strings_over_their_limits_are_rejected() {
+fn r_w4_a_reject_command_over_12_bytes_is_rejected() {
     let mut p = compact(13);
     p.extend([b'x'; 13]);
     assert!(matches!(payload_err(Command::REJECT, p).kind, PayloadErrorKind::TooLong { len: 13, max: 12 }));
-    let mut p = compact(2);
-    p.extend(b"tx\x10");
-    p.extend(compact(112));
-    p.extend([b'r'; 112]);
-    let err = payload_err(Command::REJECT, p);
-    assert_eq!(err.field, "reason");
+}
+
+#[test]
+fn c1_a_reject_reason_longer_than_111_bytes_is_accepted() {
+    // btcd's double-spend rejects carry reasons of 186 bytes and more: informational, accepted.
+    for len in [112usize, 186, 5_000] {
+        let mut p = compact(2);
+        p.extend(b"tx\x12");
+        p.extend(compact(len as u64));
+        p.extend(std::iter::repeat_n(b'r', len));
+        p.extend([7u8; 32]);
+        let Ok(Message::Reject(r)) = Message::decode(Command::REJECT, Bytes::from(p)) else { panic!("refused {len}") };
+        assert_eq!((r.reason.len(), r.hash), (len, Some([7; 32])));
+    }
 }
 
 #[test]
@@ -339,10 +359,18 @@ fn r_w4_leftover_bytes_are_rejected() {
         let err = payload_err(msg.command(), buf.to_vec());
         assert!(matches!(err.kind, PayloadErrorKind::TrailingBytes { count: 1 }), "{}: {err}", msg.command());
     }
-    // A complete version message followed by junk.
+}
+
+#[test]
+fn c1_a_version_with_bytes_after_the_relay_flag_is_accepted() {
+    // A complete version message (relay flag 1) followed by fields a later version might add.
     let mut p = vec![0u8; 80];
-    p.extend([0, 0, 0, 0, 0, 1, 0xaa]);
-    assert!(matches!(payload_err(Command::VERSION, p).kind, PayloadErrorKind::TrailingBytes { count: 1 }));
+    p.extend([0, 0, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc]);
+    let Ok(Message::Version(v)) = Message::decode(Command::VERSION, Bytes::from(p)) else { panic!("refused") };
+    assert!(v.relay);
+    assert_eq!(v.tail, btcpeer::wire::VersionTail::Complete);
+    // Its frame is not refused for its size either: like Core, only the network limit applies.
+    assert!(parse(header(regtest(), b"version", 4_000, [0; 4])).is_ok());
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use btcpeer::bitcoin::p2p::ServiceFlags;
-use btcpeer::peer::{DisconnectReason, NonceRegistry, NoopHandler, Peer, Violation};
+use btcpeer::peer::{DisconnectReason, NonceRegistry, NoopHandler, Peer};
 use btcpeer::wire::{Command, Message, RejectCode, VersionTail};
 use common::*;
 
@@ -117,12 +117,21 @@ async fn r_l2_other_messages_before_verack_are_ignored_and_counted() {
 }
 
 #[tokio::test]
-async fn r_l3_a_message_before_version_ends_the_handshake() {
-    let (peer, mut remote) = inbound_from_remote(config(), NoopHandler);
+async fn c1_a_message_before_version_is_ignored_and_counted() {
+    let (h, mut rx) = recorder();
+    let (peer, mut remote) = inbound_from_remote(config(), h);
     remote.send(&Message::Ping(1)).await;
-    let reason = within(peer.wait_for_disconnect()).await;
-    assert_eq!(reason, DisconnectReason::Protocol(Violation::FirstMessageNotVersion(Command::PING)));
-    assert!(remote.drain().await.is_empty(), "nothing sent: the remote's version is unknown");
+    remote.send(&Message::Unknown { command: Command::new("early").unwrap(), payload: bytes::Bytes::new() }).await;
+    remote.initiate_handshake(70016).await;
+    within(peer.handshake()).await.unwrap();
+    assert_eq!(peer.stats().ignored_received, 2, "both counted");
+    peer.disconnect();
+    within(peer.wait_for_disconnect()).await;
+    while let Ok(ev) = rx.try_recv() {
+        assert!(!matches!(ev, Event::Message(_)), "{ev:?} reached the handler");
+    }
+    let sent: Vec<_> = remote.drain().await.iter().map(|m| m.command()).collect();
+    assert!(!sent.contains(&Command::PONG), "no pong for the early ping: {sent:?}");
 }
 
 #[tokio::test]
@@ -170,14 +179,16 @@ async fn r_l3_the_application_hook_and_required_services_can_refuse() {
 }
 
 #[tokio::test]
-async fn r_l3_a_second_version_during_the_handshake_is_a_duplicate() {
+async fn c1_a_second_version_during_the_handshake_is_ignored() {
     let (peer, mut remote) = outbound_to_remote(config(), NoopHandler);
     let Some(Message::Version(_)) = remote.recv().await else { panic!() };
     remote.send(&Message::Version(raw_version(70016, 9))).await;
     remote.send(&Message::Version(raw_version(70016, 9))).await;
-    assert_eq!(within(peer.wait_for_disconnect()).await, DisconnectReason::Protocol(Violation::DuplicateVersion));
-    let rest = remote.drain().await;
-    assert!(rest.iter().any(|m| matches!(m, Message::Reject(r) if r.code == RejectCode::DUPLICATE)), "{rest:?}");
+    remote.send(&Message::Verack).await;
+    let info = within(peer.handshake()).await.unwrap();
+    assert_eq!(info.version.nonce, 9);
+    assert_eq!(peer.stats().ignored_received, 1);
+    assert!(peer.is_connected());
 }
 
 #[tokio::test]

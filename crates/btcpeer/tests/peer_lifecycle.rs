@@ -81,11 +81,11 @@ async fn r_s1_messages_queued_before_a_failed_handshake_are_dropped_with_its_rea
     let (ours, far) = tokio::io::duplex(1 << 16);
     peer.associate(ours).unwrap();
     let mut remote = remote(far);
-    // The remote answers our version with a ping: a protocol violation.
+    // The remote answers our version with one we refuse.
     assert!(matches!(remote.recv().await, Some(Message::Version(_))));
-    remote.send(&Message::Ping(1)).await;
+    remote.send(&Message::Version(raw_version(1, 9))).await;
     let reason = within(peer.wait_for_disconnect()).await;
-    assert!(matches!(reason, DisconnectReason::Protocol(_)), "{reason:?}");
+    assert!(matches!(reason, DisconnectReason::ObsoleteVersion { .. }), "{reason:?}");
     for c in completions {
         assert_eq!(within(c.wait()).await, SendOutcome::Dropped(reason.clone()));
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bitcoin::p2p::ServiceFlags;
 
 use super::liveness::Timeouts;
+use super::node::NodeContext;
 use super::nonce::NonceRegistry;
 use crate::network::Network;
 use crate::transport::v2_handshake::V2Options;
@@ -105,7 +106,8 @@ pub(crate) struct ConfigInner {
     pub(crate) write_timeout_per_256k: Duration,
     pub(crate) enforce_bloom: bool,
     pub(crate) allow_self_connection: bool,
-    pub(crate) nonces: NonceRegistry,
+    pub(crate) node: NodeContext,
+    pub(crate) ignored_limit: Option<u64>,
     pub(crate) timeouts: Timeouts,
     pub(crate) trickle_inbound: Duration,
     pub(crate) trickle_outbound: Duration,
@@ -140,6 +142,8 @@ impl PeerConfig {
             enforce_bloom: true,
             allow_self_connection: false,
             nonces: None,
+            node: None,
+            ignored_limit: None,
             timeouts: Timeouts {
                 ping_interval: Duration::from_secs(120),
                 pong_timeout: Duration::from_secs(20 * 60),
@@ -195,7 +199,12 @@ impl PeerConfig {
 
     /// The nonce registry used for self-connection detection.
     pub fn nonce_registry(&self) -> &NonceRegistry {
-        &self.inner.nonces
+        self.inner.node.nonce_registry()
+    }
+
+    /// The node context the peers of this configuration share.
+    pub fn node(&self) -> &NodeContext {
+        &self.inner.node
     }
 }
 
@@ -217,6 +226,8 @@ impl PeerConfig {
 /// | idle timeout | 5 min | btcd's: nothing received at all |
 /// | stall deadline | 30 s, `getheaders` 90 s | btcd's values, per request here |
 /// | trickle mean | 5 s inbound, 2 s outbound | Core's Poisson means; zero sends at once |
+/// | trickle schedule | one for all inbound peers of a node, one per outbound peer | Core's `NextInvToInbounds` |
+/// | ignored or dropped frames | counted, no limit | Core only logs them |
 /// | known inventory | 1,000 entries | btcd's cache size |
 /// | pending announcements | 50,000 | one full `inv` worth; more are dropped and counted |
 /// | v2 transport | never | dialing v2 at a v1-only node costs a reconnect; opt in with [`V2Policy`] |
@@ -245,6 +256,8 @@ pub struct PeerConfigBuilder {
     enforce_bloom: bool,
     allow_self_connection: bool,
     nonces: Option<NonceRegistry>,
+    node: Option<NodeContext>,
+    ignored_limit: Option<u64>,
     timeouts: Timeouts,
     trickle_inbound: Duration,
     trickle_outbound: Duration,
@@ -441,9 +454,28 @@ impl PeerConfigBuilder {
         self
     }
 
-    /// The nonce registry shared by the peers of one node (default: the process-wide registry).
+    /// The nonce registry shared by the peers of one node (default: the process-wide registry, or
+    /// the one of the context given to [`PeerConfigBuilder::node`]).
     pub fn nonce_registry(mut self, registry: NonceRegistry) -> Self {
         self.nonces = Some(registry);
+        self
+    }
+
+    /// The node these peers belong to (default: a context of this configuration's own, shared by
+    /// every peer built from it). Peers of one node share its self-connection nonces and the one
+    /// trickle schedule of its inbound peers, as in Bitcoin Core; give the same context to every
+    /// configuration of a node (inbound, outbound, block-relay-only …).
+    pub fn node(mut self, node: NodeContext) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// Disconnects a remote once more than `limit` of its frames were ignored or dropped: messages
+    /// before `version` or `verack`, duplicates of them, frames with a bad checksum or invalid
+    /// command bytes … (default: no limit, as Bitcoin Core, which only logs them). Each is counted
+    /// in [`PeerStats`](super::PeerStats) either way.
+    pub fn ignored_message_limit(mut self, limit: u64) -> Self {
+        self.ignored_limit = Some(limit);
         self
     }
 
@@ -482,7 +514,18 @@ impl PeerConfigBuilder {
                 write_timeout_per_256k: self.write_timeout_per_256k,
                 enforce_bloom: self.enforce_bloom,
                 allow_self_connection: self.allow_self_connection,
-                nonces: self.nonces.unwrap_or_else(NonceRegistry::global),
+                node: match (self.node, self.nonces) {
+                    (Some(node), None) => node,
+                    (Some(node), Some(nonces)) if node.nonce_registry().same_registry(&nonces) => node,
+                    (Some(_), Some(_)) => {
+                        return Err(ConfigError::Invalid {
+                            setting: "nonce_registry",
+                            reason: "differs from the registry of the node context given",
+                        });
+                    }
+                    (None, nonces) => NodeContext::with_nonce_registry(nonces.unwrap_or_else(NonceRegistry::global)),
+                },
+                ignored_limit: self.ignored_limit,
                 timeouts: self.timeouts,
                 trickle_inbound: self.trickle_inbound,
                 trickle_outbound: self.trickle_outbound,

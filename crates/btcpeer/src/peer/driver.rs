@@ -12,8 +12,9 @@ use super::error::{DisconnectReason, Violation};
 use super::handler::ReadEvent;
 use super::liveness::Liveness;
 use super::queue::Outgoing;
+use super::stats::Counters;
 use super::{Direction, HandshakeState, Peer, Transport, V2Policy, handshake};
-use crate::transport::stream::{DIRECT_WRITE, FrameReader, FrameWriter, ReadError};
+use crate::transport::stream::{DIRECT_WRITE, DroppedFrame, FrameReader, FrameWriter, ReadError};
 use crate::transport::v2_handshake::{self, V2HandshakeError};
 use crate::wire::frame::{HEADER_LEN, RawFrame};
 use crate::wire::version::{NO_BLOOM_VERSION, REJECT_VERSION, is_defined, ping_has_nonce};
@@ -38,6 +39,8 @@ fn read_failure(e: ReadError, during_handshake: bool) -> DisconnectReason {
         ReadError::Closed => DisconnectReason::RemoteClosed { during_handshake },
         ReadError::Frame(f) => DisconnectReason::Frame(f),
         ReadError::V2(e) => DisconnectReason::V2(e),
+        ReadError::Dropped { error: DroppedFrame::Frame(f), .. } => DisconnectReason::Frame(f),
+        ReadError::Dropped { error: DroppedFrame::Packet(e), .. } => DisconnectReason::V2(e),
         ReadError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             DisconnectReason::RemoteClosed { during_handshake }
         }
@@ -45,31 +48,60 @@ fn read_failure(e: ReadError, during_handshake: bool) -> DisconnectReason {
     }
 }
 
-/// Reads one frame, keeping the statistics and telling the handler.
+/// Counts a frame that was ignored or dropped and enforces the configured misbehaviour limit
+/// (default none, as Core, which only logs such frames).
+pub(crate) fn misbehaved(peer: &Peer, f: impl FnOnce(&mut super::stats::Counters)) -> Result<(), DisconnectReason> {
+    let count = peer.counters(|c| {
+        f(c);
+        c.misbehaviour()
+    });
+    match peer.shared.config.inner.ignored_limit {
+        Some(limit) if count > limit => Err(DisconnectReason::Protocol(Violation::TooManyIgnored { count })),
+        _ => Ok(()),
+    }
+}
+
+/// Reads one frame, keeping the statistics and telling the handler. Frames dropped unread (a bad
+/// checksum, invalid command bytes) are counted and skipped, as Core's transports do.
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     peer: &Peer,
     reader: &mut FrameReader<R>,
     during_handshake: bool,
 ) -> Result<(RawFrame, usize), DisconnectReason> {
-    match reader.read_frame().await {
-        Ok((frame, bytes)) => {
-            peer.counters(|c| {
-                c.received(frame.command, bytes);
-                c.last_recv = Some(SystemTime::now());
-            });
-            tracing::debug!(command = %frame.command, bytes, "recv");
-            tracing::trace!(payload = %HexDump(&frame.payload), "recv frame");
-            if let Some(h) = peer.handler() {
-                h.on_read(peer, &ReadEvent { command: Some(frame.command), bytes, error: None });
+    loop {
+        match reader.read_frame().await {
+            Ok((frame, bytes)) => {
+                peer.counters(|c| {
+                    c.received(frame.command, bytes);
+                    c.last_recv = Some(SystemTime::now());
+                });
+                tracing::debug!(command = %frame.command, bytes, "recv");
+                tracing::trace!(payload = %HexDump(&frame.payload), "recv frame");
+                if let Some(h) = peer.handler() {
+                    h.on_read(peer, &ReadEvent { command: Some(frame.command), bytes, error: None, dropped: None });
+                }
+                return Ok((frame, bytes));
             }
-            Ok((frame, bytes))
-        }
-        Err(e) => {
-            let reason = read_failure(e, during_handshake);
-            if let Some(h) = peer.handler() {
-                h.on_read(peer, &ReadEvent { command: None, bytes: 0, error: Some(&reason) });
+            Err(ReadError::Dropped { error, bytes }) => {
+                tracing::debug!(%error, bytes, "dropped");
+                if let Some(h) = peer.handler() {
+                    h.on_read(peer, &ReadEvent { command: None, bytes, error: None, dropped: Some(&error) });
+                }
+                misbehaved(peer, |c| {
+                    c.dropped(bytes);
+                    c.last_recv = Some(SystemTime::now());
+                })?;
+                // The remote is alive: a dropped frame still counts as traffic for the idle timer.
+                let now = Instant::now();
+                peer.counters(|c| c.liveness.as_mut().map(|l| l.alive(now)));
             }
-            Err(reason)
+            Err(e) => {
+                let reason = read_failure(e, during_handshake);
+                if let Some(h) = peer.handler() {
+                    h.on_read(peer, &ReadEvent { command: None, bytes: 0, error: Some(&reason), dropped: None });
+                }
+                return Err(reason);
+            }
         }
     }
 }
@@ -204,7 +236,7 @@ where
     let cfg = shared.config.inner.clone();
     let (rd, wr) = tokio::io::split(stream);
 
-    let nonce = match cfg.nonces.register() {
+    let nonce = match cfg.node.nonce_registry().register() {
         Ok(entry) => entry,
         Err(e) => {
             let e = std::io::Error::other(e.to_string());
@@ -217,6 +249,8 @@ where
     // its state is large and only needed once, so it does not stay in every idle peer's task.
     let handshake = Box::pin(async {
         let (mut reader, mut writer) = establish(&peer, rd, wr).await?;
+        // From here on the 24-bit packet limit applies only if the transport is v2.
+        peer.shared.queue.set_v2(writer.is_v2());
         let info = handshake::run(&peer, &mut reader, &mut writer, nonce.nonce()).await?;
         Ok::<_, DisconnectReason>((reader, writer, info))
     });
@@ -305,12 +339,7 @@ where
                 () = cancel.cancelled() => return,
                 r = dispatch(peer, frame) => r,
             },
-            Err(reason) => {
-                if let DisconnectReason::Frame(crate::wire::FrameError::BadChecksum { command, .. }) = &reason {
-                    Box::pin(reject_and_wait(peer, *command, RejectCode::MALFORMED, "bad checksum")).await;
-                }
-                Err(reason)
-            }
+            Err(reason) => Err(reason),
         };
         if let Err(reason) = result {
             peer.stop(reason);
@@ -331,22 +360,21 @@ async fn reject_and_wait(peer: &Peer, command: Command, code: RejectCode, reason
     }
 }
 
-fn ignored(peer: &Peer) {
-    peer.counters(|c| c.ignored_received = c.ignored_received.saturating_add(1));
-}
-
 /// Applies the peer's own rules to a message, then hands it to the application (R-R3 … R-R6).
 async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> {
     let command = frame.command;
     if command == Command::BLOCK && peer.shared.config.inner.raw_blocks {
         return Box::pin(dispatch_raw_block(peer, frame.payload)).await;
     }
+    // Feature negotiation after verack ends the peer at every negotiated version (Core's
+    // `ProcessMessage`: "wtxidrelay received after verack", "sendaddrv2 received after verack"),
+    // so this comes before the version gate, which would ignore them at an old version.
+    if command == Command::WTXIDRELAY || command == Command::SENDADDRV2 {
+        return Err(DisconnectReason::Protocol(Violation::FeatureAfterVerack(command)));
+    }
     let message = match frame.decode() {
         Ok(m) => m,
-        Err(e) => {
-            Box::pin(reject_and_wait(peer, command, RejectCode::MALFORMED, "malformed message")).await;
-            return Err(DisconnectReason::Payload(e));
-        }
+        Err(e) => return Box::pin(malformed(peer, e)).await,
     };
     // One lock for the bookkeeping of a received message: the remote answered (stall deadlines),
     // the negotiated version, what the remote now knows, and the start of our own processing time.
@@ -363,17 +391,41 @@ async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> 
         }
         if defined {
             learn_inventory(c, &message);
-        } else {
-            c.ignored_received = c.ignored_received.saturating_add(1);
         }
         (defined, negotiated)
     });
     if !defined {
-        return Ok(());
+        return misbehaved(peer, Counters::ignored);
     }
     let result = handle(peer, command, negotiated, message, frame.payload).await;
     peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(Instant::now())));
     result
+}
+
+/// A known message whose payload does not decode ends the peer, after a reject where the remote's
+/// version has them (R-R6).
+async fn malformed(peer: &Peer, e: crate::wire::PayloadError) -> Result<(), DisconnectReason> {
+    reject_and_wait(peer, e.command, RejectCode::MALFORMED, "malformed message").await;
+    Err(DisconnectReason::Payload(e))
+}
+
+/// The most a fee rate may be: Core's `MAX_MONEY` (21 million bitcoin in satoshis), the bound of
+/// its `MoneyRange`.
+const MAX_MONEY: i64 = 21_000_000 * 100_000_000;
+/// The only compact-block version Core supports (`CMPCTBLOCKS_VERSION`, with witnesses).
+const CMPCTBLOCKS_VERSION: u64 = 2;
+
+/// Records a preference the remote announced (`sendheaders`, `sendcmpct`, `feefilter`). Returns
+/// false for a value Core ignores: a `sendcmpct` of another version than 2, a `feefilter` outside
+/// `MoneyRange` (`ProcessMessage` for `SENDCMPCT` and `FEEFILTER` in `net_processing.cpp`).
+pub(crate) fn record_preference(peer: &Peer, message: &Message) -> bool {
+    match message {
+        Message::SendHeaders => peer.counters(|c| c.wants_headers = true),
+        Message::SendCmpct(s) if s.version == CMPCTBLOCKS_VERSION => peer.counters(|c| c.compact_blocks = Some(*s)),
+        Message::FeeFilter(rate) if (0..=MAX_MONEY).contains(rate) => peer.counters(|c| c.fee_filter = Some(*rate)),
+        _ => return false,
+    }
+    true
 }
 
 /// The peer's own handling of a message, then the application's (R-R3 … R-R6).
@@ -386,16 +438,16 @@ async fn handle(
 ) -> Result<(), DisconnectReason> {
     let cfg = &peer.shared.config.inner;
     match &message {
-        Message::Version(_) => {
-            Box::pin(reject_and_wait(peer, command, RejectCode::DUPLICATE, "duplicate version message")).await;
-            return Err(DisconnectReason::Protocol(Violation::DuplicateVersion));
-        }
-        Message::Verack => {
-            Box::pin(reject_and_wait(peer, command, RejectCode::DUPLICATE, "duplicate verack message")).await;
-            return Err(DisconnectReason::Protocol(Violation::DuplicateVerack));
-        }
-        Message::WtxidRelay | Message::SendAddrV2 | Message::SendTxRcncl(_) => {
-            return Err(DisconnectReason::Protocol(Violation::FeatureAfterVerack(command)));
+        // A second version or verack is ignored, as Core ("redundant version message", "ignoring
+        // redundant verack message"); btcd disconnects.
+        Message::Version(_) | Message::Verack => return misbehaved(peer, Counters::ignored),
+        // We do not reconcile: Core with reconciliation off ignores `sendtxrcncl` at any time.
+        Message::SendTxRcncl(_) => return misbehaved(peer, Counters::ignored),
+        Message::Ping(_) if ping_has_nonce(negotiated) && payload.is_empty() => {
+            // A ping without its nonce is malformed once BIP31 applies (Core reads the nonce and
+            // fails), so it gets no pong.
+            let kind = crate::wire::PayloadErrorKind::Truncated { needed: 8, available: 0 };
+            return Box::pin(malformed(peer, crate::wire::PayloadError { command, field: "nonce", kind })).await;
         }
         Message::Ping(nonce) if ping_has_nonce(negotiated) => {
             // The pong's fate does not concern the handler; a full queue ends the peer soon anyway.
@@ -414,18 +466,21 @@ async fn handle(
                 tracing::debug!(rtt_us = rtt.as_micros() as u64, "pong");
             }
         }
-        Message::SendHeaders => peer.counters(|c| c.wants_headers = true),
-        Message::SendCmpct(s) => peer.counters(|c| c.compact_blocks = Some(*s)),
-        Message::FeeFilter(rate) => peer.counters(|c| c.fee_filter = Some(*rate)),
+        Message::SendHeaders | Message::SendCmpct(_) | Message::FeeFilter(_) if !record_preference(peer, &message) => {
+            return misbehaved(peer, Counters::ignored);
+        }
         Message::FilterLoad(_) | Message::FilterAdd(_) | Message::FilterClear | Message::MemPool
             if cfg.enforce_bloom && !cfg.services.has(bitcoin::p2p::ServiceFlags::BLOOM) =>
         {
             if negotiated >= NO_BLOOM_VERSION {
                 return Err(DisconnectReason::Protocol(Violation::BloomNotOffered(command)));
             }
-            ignored(peer);
-            return Ok(());
+            return misbehaved(peer, Counters::ignored);
         }
+        // Loading or clearing a filter turns transaction relay on, whatever the version's relay
+        // flag said (BIP37; Core's `ProcessMessage` for `FILTERLOAD` and `FILTERCLEAR` both set
+        // `m_relay_txs`).
+        Message::FilterLoad(_) | Message::FilterClear => peer.counters(|c| c.relay = true),
         Message::Unknown { .. } => {
             peer.counters(|c| c.unknown_received = c.unknown_received.saturating_add(1));
         }

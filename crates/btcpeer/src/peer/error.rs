@@ -76,29 +76,29 @@ pub enum DisconnectReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Violation {
-    /// The first message was not a version.
-    FirstMessageNotVersion(Command),
-    /// A second version message.
-    DuplicateVersion,
-    /// A second verack.
-    DuplicateVerack,
-    /// A feature-negotiation message (`wtxidrelay`, `sendaddrv2`, `sendtxrcncl`) after verack.
+    /// A feature-negotiation message (`wtxidrelay`, `sendaddrv2`) after verack, at any negotiated
+    /// version, as Core. (A message before `version`, a second `version` or `verack`, and
+    /// `sendtxrcncl` are ignored and counted instead, as Core does.)
     FeatureAfterVerack(Command),
     /// A bloom-filter message while we do not offer `NODE_BLOOM`, at a version that forbids it (BIP111).
     BloomNotOffered(Command),
     /// A v1 connection to a peer that requires v2.
     V1NotAllowed,
+    /// More frames ignored or dropped than the configured limit allows
+    /// ([`PeerConfigBuilder::ignored_message_limit`](super::PeerConfigBuilder::ignored_message_limit)).
+    TooManyIgnored {
+        /// Frames ignored or dropped so far.
+        count: u64,
+    },
 }
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Violation::FirstMessageNotVersion(c) => write!(f, "first message was {c}, not version"),
-            Violation::DuplicateVersion => f.write_str("duplicate version message"),
-            Violation::DuplicateVerack => f.write_str("duplicate verack message"),
             Violation::FeatureAfterVerack(c) => write!(f, "{c} after verack"),
             Violation::BloomNotOffered(c) => write!(f, "{c} sent to a peer without NODE_BLOOM"),
             Violation::V1NotAllowed => f.write_str("v1 connection where v2 is required"),
+            Violation::TooManyIgnored { count } => write!(f, "{count} messages ignored or dropped, above the limit"),
         }
     }
 }
@@ -204,6 +204,18 @@ pub enum QueueError {
     /// The message could not be encoded.
     #[error(transparent)]
     Encode(#[from] crate::wire::EncodeError),
+    /// The payload does not fit a BIP324 packet, whose length field has 24 bits, and the peer
+    /// speaks v2 (or may, its handshake not being done). Only networks whose messages may exceed
+    /// 16 MiB meet this.
+    #[error("{command} payload of {length} bytes does not fit a v2 packet (at most {max} bytes of contents)")]
+    TooLargeForV2 {
+        /// The message's command.
+        command: crate::wire::Command,
+        /// The payload length.
+        length: usize,
+        /// The most contents (message id and payload) a packet carries.
+        max: usize,
+    },
 }
 
 /// Why a stream could not be associated with a peer. The stream is handed back when the peer

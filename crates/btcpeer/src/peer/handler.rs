@@ -22,17 +22,22 @@ use tokio::sync::mpsc;
 
 use super::error::DisconnectReason;
 use super::{Peer, RemoteInfo};
+use crate::transport::stream::DroppedFrame;
 use crate::wire::{Command, FilterAdd, FilterLoad, Inventory, Message, Reject, VersionMessage};
 
 /// One frame read from the remote, as [`Handler::on_read`] sees it.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct ReadEvent<'a> {
     /// The frame's command, when its header could be read.
     pub command: Option<Command>,
     /// Bytes the frame took on the wire (0 for a failed read).
     pub bytes: usize,
-    /// Why the read failed, if it did.
+    /// Why the read failed, if it did (the peer then ends).
     pub error: Option<&'a DisconnectReason>,
+    /// Why the frame was dropped unread, if it was: a bad checksum or invalid command bytes (the
+    /// peer carries on, as Bitcoin Core does).
+    pub dropped: Option<&'a DroppedFrame>,
 }
 
 /// The application's side of a peer. Every method has an empty default, so implement only what you

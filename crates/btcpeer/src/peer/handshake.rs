@@ -1,12 +1,14 @@
 //! The version handshake (R-L2 … R-L4).
 //!
 //! The outbound side sends its version first; the inbound side waits for the remote's and answers.
-//! The remote's version is validated in this order: it must be the first message; its nonce must not
-//! be one of ours in flight (self-connection); then it is recorded; then the application may refuse
-//! it; then the minimum version and the required services are checked. Before verack each side sends
-//! the feature messages the negotiated version allows (`wtxidrelay`, `sendaddrv2`, optionally
-//! `sendtxrcncl`); while waiting for the remote's verack, feature and unknown messages are accepted
-//! in any order and anything else is ignored and counted, as Bitcoin Core does.
+//! Messages before the remote's version are ignored and counted, as Bitcoin Core does. The remote's
+//! version is validated in this order: its nonce must not be one of ours in flight
+//! (self-connection); then it is recorded; then the application may refuse it; then the minimum
+//! version and the required services are checked. Before verack each side sends the feature
+//! messages the negotiated version allows (`wtxidrelay`, `sendaddrv2`, and `sendtxrcncl` when
+//! configured and both sides relay transactions); while waiting for the remote's verack, the
+//! feature messages, `sendheaders` and `sendcmpct` are honoured in any order, unknown messages are
+//! tolerated, and anything else (a second version included) is ignored and counted, as Core does.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,11 +16,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bitcoin::p2p::{Address, ServiceFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::driver::{read_frame, send_direct, send_direct_batch};
-use super::error::{DisconnectReason, Violation};
+use super::driver::{misbehaved, read_frame, send_direct, send_direct_batch};
+use super::error::DisconnectReason;
+use super::stats::Counters;
 use super::{Direction, Peer, PeerAddr, RemoteInfo, Transport};
 use crate::transport::stream::{FrameReader, FrameWriter};
-use crate::wire::version::{ADDRV2_VERSION, REJECT_VERSION, WTXID_RELAY_VERSION, version_has_relay};
+use crate::wire::version::{ADDRV2_VERSION, REJECT_VERSION, WTXID_RELAY_VERSION, is_defined, version_has_relay};
 use crate::wire::{Command, Message, Reject, RejectCode, VersionMessage, VersionTail, blank_address};
 
 fn unix_now() -> i64 {
@@ -94,16 +97,20 @@ where
         send_direct(peer, writer, &Message::Version(our_version(peer, nonce))).await?;
     }
 
-    // The first message must be a version. The remote's version is unknown, so no reject is sent.
-    let (frame, _) = read_frame(peer, reader, true).await?;
-    if frame.command != Command::VERSION {
-        return Err(DisconnectReason::Protocol(Violation::FirstMessageNotVersion(frame.command)));
-    }
-    let Message::Version(version) = frame.decode().map_err(DisconnectReason::Payload)? else {
-        return Err(DisconnectReason::Protocol(Violation::FirstMessageNotVersion(frame.command)));
+    // Anything before the remote's version is ignored and counted, as Core does ("non-version
+    // message before version handshake", `ProcessMessage` in `net_processing.cpp`); the handshake
+    // deadline bounds how long a remote may go on so.
+    let version = loop {
+        let (frame, _) = read_frame(peer, reader, true).await?;
+        if frame.command == Command::VERSION {
+            if let Message::Version(version) = frame.decode().map_err(DisconnectReason::Payload)? {
+                break version;
+            }
+        }
+        misbehaved(peer, Counters::ignored)?;
     };
 
-    if !cfg.allow_self_connection && cfg.nonces.check_and_mark(version.nonce) {
+    if !cfg.allow_self_connection && cfg.node.nonce_registry().check_and_mark(version.nonce) {
         return Err(DisconnectReason::SelfConnection);
     }
 
@@ -119,6 +126,7 @@ where
     };
     peer.counters(|c| {
         c.last_block_height = info.version.start_height;
+        c.relay = info.version.relay;
         c.remote = Some(info.clone());
     });
 
@@ -155,39 +163,41 @@ where
     if cfg.addrv2 && negotiated >= ADDRV2_VERSION {
         batch.push(Message::SendAddrV2);
     }
-    if let Some((version, salt)) = cfg.txrcncl.filter(|_| we_send_wtxid) {
+    // BIP330: only where transactions may be relayed both ways (Core's `ProcessMessage` for
+    // `VERSION` sends it only when it relays and the remote's relay flag is set).
+    let reconcile = we_send_wtxid && cfg.relay && info.version.relay;
+    if let Some((version, salt)) = cfg.txrcncl.filter(|_| reconcile) {
         batch.push(Message::SendTxRcncl(crate::wire::SendTxRcncl { version, salt }));
     }
     batch.push(Message::Verack);
     send_direct_batch(peer, writer, &batch).await?;
 
+    // Until the remote's verack: the feature messages are honoured in any order, as are
+    // `sendheaders` and `sendcmpct`, which Core handles before its "prior to verack" check; a
+    // second version and every other known message are ignored and counted; unknown messages
+    // (future feature negotiation) are tolerated.
     loop {
         let (frame, _) = read_frame(peer, reader, true).await?;
-        match frame.command.as_str() {
+        let command = frame.command;
+        match command.as_str() {
             "verack" => break,
             "wtxidrelay" => info.wtxid_relay = negotiated >= WTXID_RELAY_VERSION && we_send_wtxid,
             "sendaddrv2" => info.wants_addrv2 = negotiated >= ADDRV2_VERSION,
             "sendtxrcncl" => {
+                // We do not reconcile (Core with reconciliation off ignores it); it is recorded for
+                // the application's information only.
                 if let Ok(Message::SendTxRcncl(m)) = frame.decode() {
                     info.txrcncl = Some(m);
                 }
             }
-            "version" => {
-                refuse(peer, writer, negotiated, RejectCode::DUPLICATE, "duplicate version message".into()).await;
-                return Err(DisconnectReason::Protocol(Violation::DuplicateVersion));
+            "sendheaders" | "sendcmpct" if is_defined(command, negotiated) => {
+                let message = frame.decode().map_err(DisconnectReason::Payload)?;
+                if !super::driver::record_preference(peer, &message) {
+                    misbehaved(peer, Counters::ignored)?;
+                }
             }
-            _ => {
-                // Unknown commands (future feature negotiation) are tolerated; known messages
-                // before verack are ignored, as Bitcoin Core does. Both are counted.
-                let unknown = !frame.command.is_known();
-                peer.counters(|c| {
-                    if unknown {
-                        c.unknown_received = c.unknown_received.saturating_add(1);
-                    } else {
-                        c.ignored_received = c.ignored_received.saturating_add(1);
-                    }
-                });
-            }
+            _ if command.is_known() => misbehaved(peer, Counters::ignored)?,
+            _ => peer.counters(|c| c.unknown_received = c.unknown_received.saturating_add(1)),
         }
     }
     peer.counters(|c| {

@@ -200,6 +200,11 @@ impl KnownInventory {
         }
     }
 
+    pub(crate) fn remove_key(&mut self, key: &InvKey) {
+        self.settle();
+        self.entries.remove(key);
+    }
+
     pub(crate) fn contains_key(&mut self, key: &InvKey) -> bool {
         self.settle();
         self.entries.contains_key(key)
@@ -244,12 +249,25 @@ pub(crate) enum Pending {
 }
 
 impl Pending {
-    /// The inventory entry to announce.
-    pub(crate) fn announce(&self, wtxid_relay: bool) -> Inventory {
+    /// The inventory entry to announce, or `None` when it must not go out: a transaction to a
+    /// remote that asked for none (`relay`), or one named by the kind of id the wtxidrelay
+    /// negotiation excludes (Core ignores it: `ProcessMessage` for `INV` skips `MSG_TX` from a
+    /// wtxid-relay peer and `MSG_WTX` from any other).
+    pub(crate) fn announce(&self, wtxid_relay: bool, relay: bool) -> Option<Inventory> {
         match *self {
-            Pending::Plain(inv) => inv,
-            Pending::Tx { wtxid, .. } if wtxid_relay => Inventory::WTx(wtxid),
-            Pending::Tx { txid, .. } => Inventory::Tx(txid),
+            Pending::Plain(inv) if inv.is_transaction() && (!relay || tx_kind_mismatch(&inv, wtxid_relay)) => None,
+            Pending::Plain(inv) => Some(inv),
+            Pending::Tx { .. } if !relay => None,
+            Pending::Tx { wtxid, .. } if wtxid_relay => Some(Inventory::WTx(wtxid)),
+            Pending::Tx { txid, .. } => Some(Inventory::Tx(txid)),
+        }
+    }
+
+    /// Whether this is a transaction announcement.
+    pub(crate) fn is_transaction(&self) -> bool {
+        match self {
+            Pending::Plain(inv) => inv.is_transaction(),
+            Pending::Tx { .. } => true,
         }
     }
 
@@ -298,6 +316,16 @@ impl TrickleQueue {
     /// Takes everything, releasing the memory.
     pub(crate) fn take(&mut self) -> Vec<Pending> {
         std::mem::take(&mut self.items)
+    }
+}
+
+/// Whether `inv` names a transaction by the kind of id that wtxidrelay (`wtxid_relay`) excludes:
+/// a txid (`MSG_TX`, or `MSG_WITNESS_TX`) with it, a wtxid (`MSG_WTX`) without it.
+pub(crate) fn tx_kind_mismatch(inv: &Inventory, wtxid_relay: bool) -> bool {
+    match inv {
+        Inventory::Tx(_) | Inventory::WitnessTx(_) => wtxid_relay,
+        Inventory::WTx(_) => !wtxid_relay,
+        _ => false,
     }
 }
 

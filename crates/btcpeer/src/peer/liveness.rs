@@ -51,7 +51,8 @@ fn expected_answers(request: Command, payload: &[u8]) -> Option<&'static [Comman
         "getblocks" if payload.len().checked_sub(32).and_then(|i| payload.get(i..)).is_some_and(|s| s != [0u8; 32]) => {
             &[Command::INV]
         }
-        "mempool" => &[Command::INV],
+        // `mempool` is not tracked: a node with an empty mempool answers nothing (Core's
+        // `ProcessMessage` for `MEMPOOL` only sets `m_send_mempool`).
         "getblocktxn" => &[Command::BLOCKTXN],
         "getcfilters" => &[Command::CFILTER],
         "getcfheaders" => &[Command::CFHEADERS],
@@ -119,6 +120,11 @@ impl Liveness {
         if let Some(since) = self.handler_since.take() {
             self.handler_total = self.handler_total.saturating_add(now.saturating_duration_since(since));
         }
+    }
+
+    /// Bytes arrived that carried no message (a dropped frame): the remote is alive.
+    pub(crate) fn alive(&mut self, now: Instant) {
+        self.last_recv = self.remote_now(now);
     }
 
     /// A message arrived: the remote is alive, and it may answer a pending request.

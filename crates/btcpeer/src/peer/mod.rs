@@ -46,6 +46,7 @@ mod handler;
 mod handshake;
 mod inventory;
 mod liveness;
+mod node;
 mod nonce;
 mod push;
 mod queue;
@@ -67,10 +68,11 @@ pub use config::{ConfigError, PeerConfig, PeerConfigBuilder, V2Policy};
 pub use error::{AssociateError, DisconnectReason, QueueError, SendOutcome, Violation};
 pub use handler::{Handler, NoopHandler, PeerEvent, ReadEvent};
 pub use inventory::KnownInventory;
+pub use node::NodeContext;
 pub use nonce::{NonceEntry, NonceRegistry};
-pub use push::PushError;
+pub use push::{AnnounceError, PushError};
 pub use queue::Completion;
-pub use stats::{CommandStats, PeerStats, Transport};
+pub use stats::{CommandStats, CommandTable, PeerStats, Transport};
 
 use handler::Sink;
 use queue::Queue;
@@ -153,6 +155,15 @@ pub struct RemoteInfo {
     pub transport: Transport,
 }
 
+impl RemoteInfo {
+    /// The relay flag of the remote's version: whether it wanted transaction announcements when
+    /// the handshake completed ([`Peer::relays_transactions`] follows later `filterload` and
+    /// `filterclear` messages).
+    pub fn relay(&self) -> bool {
+        self.version.relay
+    }
+}
+
 #[derive(Clone, Debug)]
 enum HandshakeState {
     Pending,
@@ -211,7 +222,11 @@ impl Peer {
     fn create(config: PeerConfig, direction: Direction, addr: PeerAddr, sink: Sink) -> Peer {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let span = tracing::debug_span!("peer", id, addr = %addr, dir = %direction.as_str());
-        let queue = Queue::new(config.inner.max_queue_bytes, config.inner.network.max_payload());
+        let queue = Queue::new(
+            config.inner.max_queue_bytes,
+            config.inner.network.max_payload(),
+            config.inner.v2 != V2Policy::Never,
+        );
         let counters = Counters::new(config.inner.known_inventory, config.inner.max_pending_inventory);
         Peer {
             shared: Arc::new(Shared {

@@ -73,6 +73,11 @@ impl NonceRegistry {
         }
     }
 
+    /// Whether `other` is this same registry (not a copy with the same contents).
+    pub fn same_registry(&self, other: &NonceRegistry) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// How many handshakes are in flight.
     pub fn in_flight(&self) -> usize {
         self.lock().len()

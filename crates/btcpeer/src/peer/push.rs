@@ -7,13 +7,36 @@ use bitcoin::{BlockHash, Txid, Wtxid};
 use tokio::time::Instant;
 
 use super::error::QueueError;
-use super::inventory::{Pending, inv_batches};
+use super::inventory::{Pending, inv_batches, tx_kind_mismatch};
 use super::liveness::poisson_delay;
 use super::queue::Completion;
 use super::{Direction, Peer};
 use crate::wire::limits::{MAX_ADDR_ENTRIES, MAX_LOCATOR_HASHES};
 use crate::wire::version::is_defined;
 use crate::wire::{Command, Inventory, Message, Reject, RejectCode};
+
+/// The previous `getblocks` / `getheaders` request: first locator hash and stop hash.
+type LocatorKey = (Option<BlockHash>, BlockHash);
+
+/// Why an announcement was refused ([`Peer::queue_inventory`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnnounceError {
+    /// A transaction named by the kind of id the negotiation excludes: with wtxidrelay (BIP339)
+    /// transactions are announced by wtxid (`MSG_WTX`) only, without it by txid (`MSG_TX`) only.
+    /// Bitcoin Core ignores the other kind, so the announcement would be lost; use
+    /// [`Peer::queue_transaction`], which picks the right one.
+    #[error("{inventory:?} cannot be announced: wtxidrelay is {}", if *wtxid_relay { "on, so only wtxids" } else { "off, so only txids" })]
+    WrongTxIdKind {
+        /// The entry refused.
+        inventory: Inventory,
+        /// Whether wtxidrelay was negotiated.
+        wtxid_relay: bool,
+    },
+    /// The block announcement could not be queued.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
 
 /// Why a push helper sent nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -84,29 +107,83 @@ impl Peer {
 
     /// Announces an item to the remote unless it already knows it (R-S3). Blocks are announced at
     /// once; everything else waits for the next trickle tick. Returns whether the item will be
-    /// announced.
-    pub fn queue_inventory(&self, inv: Inventory) -> bool {
-        if inv.is_block() {
-            if self.has_known_inventory(&inv) {
-                return false;
+    /// announced: `Ok(false)` when the remote already knows it, when it is a transaction and the
+    /// remote asked for none (its version's `relay = false`, until it loads a bloom filter), or
+    /// when too many announcements wait.
+    ///
+    /// Transactions go out as Core expects them: by wtxid (`MSG_WTX`) when wtxidrelay was
+    /// negotiated, by txid (`MSG_TX`) otherwise. An entry of the other kind is refused with
+    /// [`AnnounceError::WrongTxIdKind`] once the handshake is done (before it, such an entry is
+    /// dropped at the tick); [`Peer::queue_transaction`] picks the right kind by itself.
+    ///
+    /// ```no_run
+    /// # use btcpeer::peer::Peer;
+    /// # use btcpeer::wire::Inventory;
+    /// # use btcpeer::bitcoin::{BlockHash, hashes::Hash};
+    /// # fn f(peer: &Peer) -> Result<(), btcpeer::peer::AnnounceError> {
+    /// let block = Inventory::Block(BlockHash::all_zeros());
+    /// assert!(peer.queue_inventory(block)?, "announced at once");
+    /// assert!(!peer.queue_inventory(block)?, "the remote knows it now");
+    /// # Ok(()) }
+    /// ```
+    pub fn queue_inventory(&self, inv: Inventory) -> Result<bool, AnnounceError> {
+        if inv.is_transaction() {
+            if let Some(wtxid_relay) = self.remote().map(|r| r.wtxid_relay) {
+                if tx_kind_mismatch(&inv, wtxid_relay) {
+                    self.counters(|c| c.refused_announcements = c.refused_announcements.saturating_add(1));
+                    return Err(AnnounceError::WrongTxIdKind { inventory: inv, wtxid_relay });
+                }
             }
-            self.add_known_inventory(&inv);
-            return self.queue_message(&Message::Inv(vec![inv])).is_ok();
         }
-        self.trickle(Pending::Plain(inv))
+        if inv.is_block() {
+            // Checked and marked under one lock, so two tasks cannot both announce it; given back
+            // if queueing fails, so that a retry is sent.
+            let fresh = self.counters(|c| {
+                let fresh = !c.known.contains(&inv);
+                if fresh {
+                    c.known.insert(&inv);
+                }
+                fresh
+            });
+            if !fresh {
+                return Ok(false);
+            }
+            return match self.queue_message(&Message::Inv(vec![inv])) {
+                Ok(_) => Ok(true),
+                Err(e) => {
+                    self.counters(|c| c.known.remove(&inv));
+                    Err(AnnounceError::Queue(e))
+                }
+            };
+        }
+        Ok(self.trickle(Pending::Plain(inv)))
     }
 
     /// Announces a transaction: by wtxid when wtxidrelay was negotiated (BIP339), otherwise by txid.
+    /// Returns whether it will be announced (see [`Peer::queue_inventory`]).
     pub fn queue_transaction(&self, txid: Txid, wtxid: Wtxid) -> bool {
         self.trickle(Pending::Tx { txid, wtxid })
     }
 
+    /// Whether transactions are announced to the remote: its version's relay flag, switched on by a
+    /// later `filterload` or `filterclear` (BIP37). True before its version arrives.
+    pub fn relays_transactions(&self) -> bool {
+        self.counters(|c| c.relay)
+    }
+
     fn trickle(&self, item: Pending) -> bool {
+        let cfg = &self.shared.config.inner;
         let mean = match self.direction() {
-            Direction::Inbound => self.shared.config.inner.trickle_inbound,
-            Direction::Outbound => self.shared.config.inner.trickle_outbound,
+            Direction::Inbound => cfg.trickle_inbound,
+            Direction::Outbound => cfg.trickle_outbound,
         };
+        let now = Instant::now();
         let queued = self.counters(|c| {
+            if item.is_transaction() && !c.relay {
+                // Core disconnects a block-relay-only peer that announces a transaction to it.
+                c.refused_announcements = c.refused_announcements.saturating_add(1);
+                return None;
+            }
             let keys = item.keys();
             if keys.iter().flatten().any(|k| c.known.contains_key(k)) {
                 return None;
@@ -118,10 +195,16 @@ impl Peer {
             for k in keys.into_iter().flatten() {
                 c.known.insert_key(k);
             }
-            // The first item waiting schedules the tick (a random draw); later ones ride along.
+            // The first item waiting schedules the tick; later ones ride along. Inbound peers of
+            // one node share one schedule (Core's `NextInvToInbounds`), outbound peers draw their
+            // own Poisson delay.
             let mut scheduled = false;
             if let Some(l) = c.liveness.as_mut().filter(|l| !l.trickle_scheduled()) {
-                l.schedule_trickle(Instant::now(), poisson_delay(mean));
+                let delay = match self.direction() {
+                    Direction::Inbound => cfg.node.next_inbound_trickle(now, mean).saturating_duration_since(now),
+                    Direction::Outbound => poisson_delay(mean),
+                };
+                l.schedule_trickle(now, delay);
                 scheduled = true;
             }
             Some(scheduled)
@@ -143,14 +226,36 @@ impl Peer {
     }
 
     /// Sends everything waiting for the trickle tick, in `inv` messages of at most 1,000 entries.
-    /// Items that do not fit in a full outbound queue go back for the next tick.
+    /// Transactions the remote must not get (it asked for none, or they are named by the wrong kind
+    /// of id) are left out and counted. Items that do not fit in a full outbound queue go back for
+    /// the next tick.
     pub(crate) fn flush_trickle(&self) {
         let wtxid = self.wtxid_relay();
-        let items = self.counters(|c| c.trickle.take());
+        let (items, relay) = self.counters(|c| (c.trickle.take(), c.relay));
         if items.is_empty() {
             return;
         }
-        let announce: Vec<Inventory> = items.iter().map(|p| p.announce(wtxid)).collect();
+        let mut kept = Vec::with_capacity(items.len());
+        let mut announce = Vec::with_capacity(items.len());
+        let mut refused = Vec::new();
+        for item in items {
+            match item.announce(wtxid, relay) {
+                Some(inv) => {
+                    kept.push(item);
+                    announce.push(inv);
+                }
+                None => refused.push(item),
+            }
+        }
+        if !refused.is_empty() {
+            self.counters(|c| {
+                c.refused_announcements = c.refused_announcements.saturating_add(refused.len() as u64);
+                // Never announced, so the remote does not know them.
+                for key in refused.iter().flat_map(Pending::keys).flatten() {
+                    c.known.remove_key(&key);
+                }
+            });
+        }
         let mut done: usize = 0;
         for batch in inv_batches(&announce) {
             let n = batch.len();
@@ -159,7 +264,7 @@ impl Peer {
                 Err(_) => break,
             }
         }
-        if let Some(rest) = items.get(done..).filter(|r| !r.is_empty()) {
+        if let Some(rest) = kept.get(done..).filter(|r| !r.is_empty()) {
             let mean = self.shared.config.inner.trickle_outbound.max(std::time::Duration::from_millis(100));
             self.counters(|c| {
                 for item in rest {
@@ -216,24 +321,37 @@ impl Peer {
             return Err(PushError::LocatorTooLong(locator.len()));
         }
         let key = (locator.first().copied(), stop);
-        let duplicate = self.counters(|c| {
-            let last = if command == Command::GETBLOCKS { &mut c.last_getblocks } else { &mut c.last_getheaders };
-            if key.0.is_some() && *last == Some(key) {
-                return true;
-            }
-            *last = Some(key);
-            false
-        });
-        if duplicate {
-            return Ok(None);
+        fn slot_of(c: &mut super::stats::Counters, command: Command) -> &mut Option<LocatorKey> {
+            if command == Command::GETBLOCKS { &mut c.last_getblocks } else { &mut c.last_getheaders }
         }
+        // Checked and recorded under one lock; the previous request is put back if queueing
+        // fails, so that a retry is not taken for a duplicate.
+        let previous = self.counters(|c| {
+            let slot = slot_of(c, command);
+            if key.0.is_some() && *slot == Some(key) {
+                return Err(());
+            }
+            Ok(slot.replace(key))
+        });
+        let Ok(previous) = previous else { return Ok(None) };
         let version = self.negotiated_version();
         let msg = if command == Command::GETBLOCKS {
             Message::GetBlocks(GetBlocksMessage { version, locator_hashes: locator, stop_hash: stop })
         } else {
             Message::GetHeaders(GetHeadersMessage { version, locator_hashes: locator, stop_hash: stop })
         };
-        Ok(Some(self.queue_message(&msg)?))
+        match self.queue_message(&msg) {
+            Ok(done) => Ok(Some(done)),
+            Err(e) => {
+                self.counters(|c| {
+                    let slot = slot_of(c, command);
+                    if *slot == Some(key) {
+                        *slot = previous;
+                    }
+                });
+                Err(e.into())
+            }
+        }
     }
 
     /// Sends a BIP61 reject if the remote's version has them (R-S5). Returns `Ok(None)` when it

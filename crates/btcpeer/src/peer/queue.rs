@@ -10,11 +10,13 @@ use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{Notify, watch};
 
 use super::error::{DisconnectReason, QueueError, SendOutcome};
+use crate::transport::v2::{MAX_PACKET_CONTENTS, contents_len};
 use crate::wire::frame::HEADER_LEN;
 use crate::wire::limits::max_payload_len;
 use crate::wire::{Command, EncodeError, Message};
@@ -55,6 +57,8 @@ pub(crate) struct Queue {
     state: Mutex<State>,
     limit: usize,
     network_max: u32,
+    /// Whether the connection speaks or may yet speak v2, whose packets carry at most 16 MiB.
+    v2_possible: AtomicBool,
     /// Wakes the writer when a message is queued.
     pub(crate) writer: Notify,
     /// Wakes senders waiting for room.
@@ -112,11 +116,12 @@ impl IntoFuture for Completion {
 const ARENA_STEP: usize = 4096;
 
 impl Queue {
-    pub(crate) fn new(limit: usize, network_max: u32) -> Queue {
+    pub(crate) fn new(limit: usize, network_max: u32, v2_possible: bool) -> Queue {
         Queue {
             state: Mutex::new(State { next_seq: 1, ..State::default() }),
             limit,
             network_max,
+            v2_possible: AtomicBool::new(v2_possible),
             writer: Notify::new(),
             space: Notify::new(),
             progress: watch::Sender::new(Progress::default()),
@@ -140,7 +145,12 @@ impl Queue {
         if st.arena.capacity().saturating_sub(st.arena.len()) < 256 {
             st.arena.reserve(ARENA_STEP);
         }
-        msg.encode_payload(&mut st.arena)?;
+        // A failed encode must leave nothing behind, or the next message would carry its bytes.
+        let start = st.arena.len();
+        if let Err(e) = msg.encode_payload(&mut st.arena) {
+            st.arena.truncate(start);
+            return Err(e.into());
+        }
         let payload = st.arena.split().freeze();
         self.admit(st, msg.command(), payload, None)
     }
@@ -169,6 +179,9 @@ impl Queue {
         let max = max_payload_len(command, self.network_max);
         if payload.len() > max as usize {
             return Err(QueueError::Encode(EncodeError::PayloadTooLarge { command, length: payload.len(), max }));
+        }
+        if self.v2_possible.load(Ordering::Relaxed) && contents_len(command, payload.len()) > MAX_PACKET_CONTENTS {
+            return Err(QueueError::TooLargeForV2 { command, length: payload.len(), max: MAX_PACKET_CONTENTS });
         }
         let size = payload.len().saturating_add(HEADER_LEN);
         // An empty queue takes any message, so one larger than the limit can still be sent.
@@ -263,6 +276,11 @@ impl Queue {
         self.writer.notify_one();
     }
 
+    /// The transport is settled: v2 or not.
+    pub(crate) fn set_v2(&self, v2: bool) {
+        self.v2_possible.store(v2, Ordering::Relaxed);
+    }
+
     /// Messages and bytes waiting or being written.
     pub(crate) fn depth(&self) -> (usize, usize) {
         let st = self.lock();
@@ -280,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn r_s1_completions_resolve_in_order_sent_then_dropped() {
-        let q = Queue::new(1 << 20, 4_000_000);
+        let q = Queue::new(1 << 20, 4_000_000, false);
         let a = q.push(&Message::Ping(1)).unwrap();
         let b = q.push(&Message::Ping(2)).unwrap();
         let c = q.push(&Message::Ping(3)).unwrap();
@@ -301,20 +319,20 @@ mod tests {
 
     #[tokio::test]
     async fn r_s2_queue_is_bounded_in_bytes() {
-        let q = Queue::new(100, 4_000_000);
+        let q = Queue::new(100, 4_000_000, false);
         let _ = q.push(&Message::Ping(1)).unwrap(); // 32 bytes
         let _ = q.push(&Message::Ping(2)).unwrap(); // 64
         let _ = q.push(&Message::Ping(3)).unwrap(); // 96
         assert_eq!(q.push(&Message::Ping(4)).unwrap_err(), QueueError::Full { queued: 96, limit: 100 });
         assert_eq!(q.depth(), (3, 96));
         // A message larger than the whole limit still goes into an empty queue.
-        let big = Queue::new(100, 4_000_000);
+        let big = Queue::new(100, 4_000_000, false);
         assert!(big.push(&Message::FilterAdd(crate::wire::FilterAdd { data: vec![0; 500] })).is_ok());
     }
 
     #[tokio::test]
     async fn r_s2_send_waits_for_room() {
-        let q = std::sync::Arc::new(Queue::new(64, 4_000_000));
+        let q = std::sync::Arc::new(Queue::new(64, 4_000_000, false));
         let _ = q.push(&Message::Ping(1)).unwrap();
         let _ = q.push(&Message::Ping(2)).unwrap();
         let q2 = q.clone();

@@ -1,7 +1,6 @@
 //! The per-peer statistics (R-O1): kept in one place, copied out consistently by
 //! [`Peer::stats`](super::Peer::stats).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
@@ -13,6 +12,7 @@ use super::error::DisconnectReason;
 use super::inventory::{KnownInventory, TrickleQueue};
 use super::liveness::Liveness;
 use super::{Direction, PeerAddr, RemoteInfo};
+use crate::wire::Command;
 use bitcoin::BlockHash;
 
 /// Traffic of one command.
@@ -26,6 +26,60 @@ pub struct CommandStats {
     pub messages_received: u64,
     /// Bytes received, frame headers included.
     pub bytes_received: u64,
+}
+
+/// Traffic per command: one entry for each command btcpeer knows (the 36 of [`Command::KNOWN`])
+/// and one `other` bucket for everything else, as Bitcoin Core counts (`NET_MESSAGE_TYPE_OTHER`
+/// in `net.cpp`). Its size is fixed: a remote sending a million distinct unknown command names
+/// changes one bucket, not the peer's memory.
+///
+/// ```
+/// use btcpeer::peer::CommandTable;
+/// use btcpeer::wire::Command;
+///
+/// let table = CommandTable::default();
+/// assert_eq!(table.get(Command::PING).messages_received, 0);
+/// assert_eq!(table.iter().count(), 0, "only commands with traffic are listed");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandTable {
+    known: [CommandStats; Command::KNOWN.len()],
+    other: CommandStats,
+}
+
+impl Default for CommandTable {
+    fn default() -> Self {
+        CommandTable { known: [CommandStats::default(); Command::KNOWN.len()], other: CommandStats::default() }
+    }
+}
+
+impl CommandTable {
+    fn entry(&mut self, command: Command) -> &mut CommandStats {
+        match command.known_index().and_then(|i| self.known.get_mut(i)) {
+            Some(entry) => entry,
+            None => &mut self.other,
+        }
+    }
+
+    /// The traffic of `command`; for a command btcpeer does not know, the `other` bucket.
+    pub fn get(&self, command: Command) -> CommandStats {
+        command.known_index().and_then(|i| self.known.get(i)).copied().unwrap_or(self.other)
+    }
+
+    /// The traffic of every command btcpeer does not know, and of frames dropped before their
+    /// command could be trusted (bad checksum, invalid command bytes).
+    pub fn other(&self) -> CommandStats {
+        self.other
+    }
+
+    /// The known commands that saw any traffic, in [`Command::KNOWN`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Command, CommandStats)> + '_ {
+        Command::KNOWN
+            .iter()
+            .zip(self.known.iter())
+            .filter(|(_, s)| **s != CommandStats::default())
+            .map(|(c, s)| (*c, *s))
+    }
 }
 
 /// Which transport a peer uses.
@@ -92,13 +146,26 @@ pub struct PeerStats {
     pub messages_sent: u64,
     /// Messages read.
     pub messages_received: u64,
-    /// Traffic per command.
-    pub per_command: HashMap<String, CommandStats>,
+    /// Traffic per command: the known commands, plus one `other` bucket.
+    pub per_command: CommandTable,
     /// Messages with a command btcpeer does not know.
     pub unknown_received: u64,
-    /// Messages ignored: before verack, not defined at the negotiated version, or forbidden by
-    /// the bloom rules at an old version.
+    /// Messages ignored, as Bitcoin Core ignores them: before `version` or before `verack`, a
+    /// second `version` or `verack`, not defined at the negotiated version, forbidden by the bloom
+    /// rules at an old version, `sendtxrcncl`, a `feefilter` outside the money range, a
+    /// `sendcmpct` of another version than 2.
     pub ignored_received: u64,
+    /// Frames dropped unread, as Core drops them: a v1 frame with a bad checksum or invalid command
+    /// bytes, a v2 packet whose contents name no valid command. Their bytes are in
+    /// `per_command.other()`.
+    pub dropped_frames: u64,
+    /// Whether the remote wants transaction announcements: its version's relay flag, switched on
+    /// by a later `filterload` or `filterclear` (BIP37). While false, transaction inventory is not
+    /// announced to it.
+    pub relay: bool,
+    /// Transaction announcements not made because the remote asked for none (`relay = false`) or
+    /// because they named a transaction by the kind of id the negotiation excludes.
+    pub refused_announcements: u64,
     /// The last ping round trip.
     pub last_ping_rtt: Option<Duration>,
     /// The smallest ping round trip.
@@ -148,15 +215,21 @@ pub(crate) struct Counters {
     pub(crate) wants_headers: bool,
     pub(crate) compact_blocks: Option<SendCmpct>,
     pub(crate) fee_filter: Option<i64>,
+    /// The remote's relay flag, then switched on by `filterload` / `filterclear` (BIP37).
+    pub(crate) relay: bool,
+    pub(crate) refused_announcements: u64,
     pub(crate) last_send: Option<SystemTime>,
     pub(crate) last_recv: Option<SystemTime>,
     pub(crate) bytes_sent: u64,
     pub(crate) bytes_received: u64,
     pub(crate) messages_sent: u64,
     pub(crate) messages_received: u64,
-    pub(crate) per_command: HashMap<crate::wire::Command, CommandStats>,
+    /// Boxed: an idle peer's shared state stays small (the table is about 1.2 KB, as a map of the
+    /// dozen commands a peer typically sees was).
+    pub(crate) per_command: Box<CommandTable>,
     pub(crate) unknown_received: u64,
     pub(crate) ignored_received: u64,
+    pub(crate) dropped_frames: u64,
     pub(crate) ping_outstanding: Option<(u64, Instant)>,
     pub(crate) last_rtt: Option<Duration>,
     pub(crate) min_rtt: Option<Duration>,
@@ -179,37 +252,61 @@ impl Counters {
             wants_headers: false,
             compact_blocks: None,
             fee_filter: None,
+            relay: true,
+            refused_announcements: 0,
             last_send: None,
             last_recv: None,
             bytes_sent: 0,
             bytes_received: 0,
             messages_sent: 0,
             messages_received: 0,
-            per_command: HashMap::new(),
+            per_command: Box::default(),
             unknown_received: 0,
             ignored_received: 0,
+            dropped_frames: 0,
             ping_outstanding: None,
             last_rtt: None,
             min_rtt: None,
         }
     }
 
-    pub(crate) fn sent(&mut self, command: crate::wire::Command, bytes: usize) {
+    pub(crate) fn sent(&mut self, command: Command, bytes: usize) {
         let bytes = bytes as u64;
         self.bytes_sent = self.bytes_sent.saturating_add(bytes);
         self.messages_sent = self.messages_sent.saturating_add(1);
-        let c = self.per_command.entry(command).or_default();
+        let c = self.per_command.entry(command);
         c.messages_sent = c.messages_sent.saturating_add(1);
         c.bytes_sent = c.bytes_sent.saturating_add(bytes);
     }
 
-    pub(crate) fn received(&mut self, command: crate::wire::Command, bytes: usize) {
+    pub(crate) fn received(&mut self, command: Command, bytes: usize) {
         let bytes = bytes as u64;
         self.bytes_received = self.bytes_received.saturating_add(bytes);
         self.messages_received = self.messages_received.saturating_add(1);
-        let c = self.per_command.entry(command).or_default();
+        let c = self.per_command.entry(command);
         c.messages_received = c.messages_received.saturating_add(1);
         c.bytes_received = c.bytes_received.saturating_add(bytes);
+    }
+
+    /// A frame was dropped unread (bad checksum, invalid command): counted in the `other` bucket,
+    /// as Core's `V1Transport` counts a rejected message.
+    pub(crate) fn dropped(&mut self, bytes: usize) {
+        let bytes = bytes as u64;
+        self.bytes_received = self.bytes_received.saturating_add(bytes);
+        self.dropped_frames = self.dropped_frames.saturating_add(1);
+        let c = &mut self.per_command.other;
+        c.messages_received = c.messages_received.saturating_add(1);
+        c.bytes_received = c.bytes_received.saturating_add(bytes);
+    }
+
+    /// A message was ignored.
+    pub(crate) fn ignored(&mut self) {
+        self.ignored_received = self.ignored_received.saturating_add(1);
+    }
+
+    /// Frames ignored or dropped so far: what the misbehaviour limit counts.
+    pub(crate) fn misbehaviour(&self) -> u64 {
+        self.ignored_received.saturating_add(self.dropped_frames)
     }
 
     /// A pong arrived: if it answers the outstanding ping, record the round trip.
@@ -249,9 +346,12 @@ impl Counters {
             bytes_received: self.bytes_received,
             messages_sent: self.messages_sent,
             messages_received: self.messages_received,
-            per_command: self.per_command.iter().map(|(c, s)| (c.as_str().to_string(), *s)).collect(),
+            per_command: (*self.per_command).clone(),
             unknown_received: self.unknown_received,
             ignored_received: self.ignored_received,
+            dropped_frames: self.dropped_frames,
+            relay: self.relay,
+            refused_announcements: self.refused_announcements,
             last_ping_rtt: self.last_rtt,
             min_ping_rtt: self.min_rtt,
             outstanding_ping: self

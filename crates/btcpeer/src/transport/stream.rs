@@ -39,9 +39,31 @@ pub enum ReadError {
     /// A v2 packet was refused.
     #[error(transparent)]
     V2(#[from] V2Error),
+    /// A frame or packet was dropped unread, as Bitcoin Core drops it; the stream is still in sync
+    /// and reading can go on.
+    #[error("{error}")]
+    Dropped {
+        /// Why it was dropped.
+        error: DroppedFrame,
+        /// Bytes it took on the wire.
+        bytes: usize,
+    },
     /// The stream failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// Why a frame or packet was dropped without ending the connection (Core's `reject_message` in
+/// `V1Transport::GetReceivedMessage` and `V2Transport::GetReceivedMessage`, `net.cpp`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DroppedFrame {
+    /// A v1 frame with a bad checksum or invalid command bytes.
+    #[error("frame dropped: {0}")]
+    Frame(FrameError),
+    /// A v2 packet whose contents name no message.
+    #[error("packet dropped: {0}")]
+    Packet(V2Error),
 }
 
 #[derive(Debug)]
@@ -92,7 +114,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// Reads the next frame, returning it and its size on the wire. Cancel-safe: a frame partly read
-    /// stays in the buffer for the next call.
+    /// stays in the buffer for the next call. After [`ReadError::Dropped`] the reader is in sync and
+    /// may be called again; after any other error the stream is finished.
     pub async fn read_frame(&mut self) -> Result<(RawFrame, usize), ReadError> {
         loop {
             let decoded = match &mut self.codec {
@@ -101,11 +124,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                         let wire = f.payload.len().saturating_add(HEADER_LEN);
                         (f, wire)
                     }),
+                    Err(V1Error::Dropped { error, bytes }) => {
+                        return Err(ReadError::Dropped { error: DroppedFrame::Frame(error), bytes });
+                    }
                     Err(V1Error::Frame(e)) => return Err(ReadError::Frame(e)),
                     Err(V1Error::Io(e)) => return Err(ReadError::Io(e)),
                     Err(V1Error::Encode(_)) => None,
                 },
-                ReadCodec::V2(decoder) => decoder.decode(&mut self.buf)?,
+                ReadCodec::V2(decoder) => match decoder.decode(&mut self.buf) {
+                    Ok(decoded) => decoded,
+                    Err(e) if e.is_droppable() => {
+                        let bytes = decoder.last_packet_len();
+                        return Err(ReadError::Dropped { error: DroppedFrame::Packet(e), bytes });
+                    }
+                    Err(e) => return Err(e.into()),
+                },
             };
             if let Some((frame, wire)) = decoded {
                 if self.buf.is_empty() && self.caught_up {

@@ -1,9 +1,11 @@
 //! The v1 (plaintext) frame codec for `tokio_util::codec::Framed`, `FramedRead` and `FramedWrite`.
 //!
 //! Decoding checks each header (R-W3) as soon as its 24 bytes are in, before reserving room for the
-//! payload; payload room then grows with the bytes that actually arrive (first 256 KiB, then at most
-//! doubling what has been received), so a frame that announces 4 MB and sends nothing costs 256 KiB. The checksum is
-//! computed once, and the payload is split off the read buffer as `Bytes` (no copy). Encoding writes
+//! payload. A frame with a bad checksum or invalid command bytes is consumed and reported as
+//! [`V1Error::Dropped`], after which decoding can go on (Core keeps such a connection); any other
+//! error is final. Room for a payload grows with the bytes that actually arrive (first 256 KiB,
+//! then at most doubling what has been received), so a frame that announces 4 MB and sends nothing
+//! costs 256 KiB; a dropped frame's payload is discarded as it arrives. The checksum is computed once, and the payload is split off the read buffer as `Bytes` (no copy). Encoding writes
 //! the header placeholder and payload straight into the codec's write buffer and patches the header.
 //!
 //! ```
@@ -41,6 +43,16 @@ pub enum V1Error {
     /// A frame was refused.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// A frame was dropped, as Bitcoin Core drops it (a bad checksum or invalid command bytes: see
+    /// [`FrameError::is_droppable`]). Its bytes were consumed, so the codec is in sync and decoding
+    /// may go on; a reader that keeps the connection counts it and calls `decode` again.
+    #[error("frame dropped: {error}")]
+    Dropped {
+        /// Why the frame was dropped.
+        error: FrameError,
+        /// Bytes the frame took on the wire.
+        bytes: usize,
+    },
     /// A message could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
@@ -54,12 +66,21 @@ pub enum V1Error {
 pub struct V1Codec {
     network: Network,
     header: Option<FrameHeader>,
+    /// A frame with invalid command bytes being skipped: payload bytes still to discard.
+    skip: Option<Skip>,
+}
+
+#[derive(Debug, Clone)]
+struct Skip {
+    remaining: usize,
+    error: FrameError,
+    bytes: usize,
 }
 
 impl V1Codec {
     /// A codec for frames of `network`.
     pub fn new(network: Network) -> Self {
-        V1Codec { network, header: None }
+        V1Codec { network, header: None, skip: None }
     }
 
     /// The network whose frames this codec reads and writes.
@@ -73,13 +94,36 @@ impl Decoder for V1Codec {
     type Error = V1Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, V1Error> {
+        if let Some(skip) = self.skip.as_mut() {
+            // Discarded as it arrives: a dropped frame is never buffered whole.
+            let n = skip.remaining.min(src.len());
+            src.advance(n);
+            skip.remaining = skip.remaining.saturating_sub(n);
+            if skip.remaining > 0 {
+                return Ok(None);
+            }
+            return match self.skip.take() {
+                Some(Skip { error, bytes, .. }) => Err(V1Error::Dropped { error, bytes }),
+                None => Ok(None),
+            };
+        }
         let header = match self.header {
             Some(h) => h,
             None => {
                 let Some(raw) = src.get(..HEADER_LEN).and_then(|s| <&[u8; HEADER_LEN]>::try_from(s).ok()) else {
                     return Ok(None);
                 };
-                let h = FrameHeader::parse(raw, &self.network)?;
+                let h = match FrameHeader::parse(raw, &self.network) {
+                    Ok(h) => h,
+                    Err(error) if error.is_droppable() => {
+                        // The magic and the length passed: skip the payload and stay in sync.
+                        let remaining = FrameHeader::announced_length(raw) as usize;
+                        src.advance(HEADER_LEN);
+                        self.skip = Some(Skip { remaining, error, bytes: HEADER_LEN.saturating_add(remaining) });
+                        return self.decode(src);
+                    }
+                    Err(error) => return Err(error.into()),
+                };
                 src.advance(HEADER_LEN);
                 self.header = Some(h);
                 h
@@ -94,7 +138,10 @@ impl Decoder for V1Codec {
             return Ok(None);
         };
         self.header = None;
-        header.verify(payload)?;
+        if let Err(error) = header.verify(payload) {
+            src.advance(len);
+            return Err(V1Error::Dropped { error, bytes: HEADER_LEN.saturating_add(len) });
+        }
         let payload = src.split_to(len).freeze();
         Ok(Some(RawFrame { command: header.command, payload }))
     }

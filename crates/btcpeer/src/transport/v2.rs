@@ -112,6 +112,21 @@ pub enum V2Error {
     Handshake(&'static str),
 }
 
+impl V2Error {
+    /// Whether a reader drops just this packet and carries on, as Bitcoin Core does
+    /// (`V2Transport::GetReceivedMessage` in `net.cpp` sets `reject_message` when the contents name
+    /// no message type): an empty packet or invalid long-form command bytes. The packet was
+    /// authenticated, so the stream is still in sync.
+    pub fn is_droppable(&self) -> bool {
+        matches!(self, V2Error::EmptyPacket | V2Error::InvalidCommand)
+    }
+}
+
+/// The ignore bit of a packet's header byte (BIP324): set, the packet is a decoy whatever the
+/// other bits are; the seven other bits are reserved and ignored (Core's
+/// `BIP324Cipher::IGNORE_BIT` checked in `V2Transport::ProcessReceivedPacketBytes`).
+pub const IGNORE_BIT: u8 = 0x80;
+
 /// Appends a message's plaintext contents (short id or long form, then the payload) to `out`.
 pub fn encode_contents(command: Command, payload: &[u8], out: &mut Vec<u8>) {
     match short_id(command) {
@@ -152,6 +167,16 @@ pub fn decode_contents(contents: Bytes, network_max: u32) -> Result<RawFrame, V2
     Ok(RawFrame { command, payload })
 }
 
+/// The most contents a v2 packet can carry: its length field has 24 bits.
+pub const MAX_PACKET_CONTENTS: usize = (1 << 24) - 1;
+
+/// The contents length of a packet carrying `payload_len` bytes under `command` (the message id, one
+/// byte or the 13-byte long form, then the payload).
+pub fn contents_len(command: Command, payload_len: usize) -> usize {
+    let id = if short_id(command).is_some() { 1 } else { 1 + COMMAND_LEN };
+    payload_len.saturating_add(id)
+}
+
 /// The largest packet contents for a network: a long-form header plus its largest payload.
 pub fn max_contents(network_max: u32) -> usize {
     (network_max as usize).saturating_add(1 + COMMAND_LEN)
@@ -164,6 +189,8 @@ pub struct V2Decoder {
     /// Decrypted length of the packet being read (header byte + contents + tag), once its length
     /// prefix has been taken from the buffer.
     pending: Option<usize>,
+    /// Bytes the last packet took on the wire (for counting one that is dropped).
+    last_wire: usize,
     /// Decoy packets skipped.
     pub decoys: u64,
 }
@@ -178,7 +205,7 @@ impl V2Decoder {
     /// A decoder for packets encrypted with `cipher`, refusing contents above what `network_max`
     /// allows.
     pub fn new(cipher: InboundCipher, network_max: u32) -> Self {
-        V2Decoder { cipher, network_max, pending: None, decoys: 0 }
+        V2Decoder { cipher, network_max, pending: None, last_wire: 0, decoys: 0 }
     }
 
     /// Takes the next genuine packet from `src`, skipping decoys. Returns the message and the bytes
@@ -210,12 +237,14 @@ impl V2Decoder {
             }
             self.pending = None;
             let mut packet = src.split_to(len);
-            let kind = match self.cipher.decrypt_in_place(&mut packet, None) {
-                Ok((kind, _)) => kind,
-                Err(_) => return Err(V2Error::Authentication),
-            };
+            if self.cipher.decrypt_in_place(&mut packet, None).is_err() {
+                return Err(V2Error::Authentication);
+            }
             let wire = len.saturating_add(LENGTH_BYTES);
-            if kind == PacketType::Decoy {
+            self.last_wire = wire;
+            // The crate calls only a header of exactly 0x80 a decoy; BIP324 says any header with
+            // the ignore bit set is one, and the reserved bits mean nothing.
+            if packet.first().is_none_or(|h| h & IGNORE_BIT != 0) {
                 self.decoys = self.decoys.saturating_add(1);
                 continue;
             }
@@ -224,6 +253,12 @@ impl V2Decoder {
             let contents = packet.freeze().slice(1..);
             return decode_contents(contents, self.network_max).map(|frame| Some((frame, wire)));
         }
+    }
+
+    /// Bytes the last packet took on the wire: after a [droppable](V2Error::is_droppable) error,
+    /// the size of the packet dropped.
+    pub fn last_packet_len(&self) -> usize {
+        self.last_wire
     }
 }
 

@@ -13,7 +13,7 @@ use bip324::{GarbageResult, Handshake, Initialized, ReceivedKey, Role, VersionRe
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::v2::{LENGTH_BYTES, OVERHEAD, V2Decoder, V2Encoder, V2Error, max_contents};
+use super::v2::{IGNORE_BIT, LENGTH_BYTES, OVERHEAD, V2Decoder, V2Encoder, V2Error, max_contents};
 use crate::network::Network;
 
 /// Bytes of an ElligatorSwift public key.
@@ -131,6 +131,33 @@ async fn fill<R: AsyncRead + Unpin>(
         *received = received.saturating_add(n);
     }
     Ok(())
+}
+
+/// Whether a decrypted packet (header byte first) is genuine: its ignore bit is clear.
+fn is_genuine(packet: &[u8]) -> bool {
+    packet.first().is_some_and(|h| h & IGNORE_BIT == 0)
+}
+
+/// Reads one packet's encrypted length (decrypted by `decrypt_len`, which the caller's cipher
+/// advances), checks it against `max` before reserving anything, and returns the packet's bytes.
+async fn next_packet<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rest: &mut BytesMut,
+    received: &mut usize,
+    max: usize,
+    decrypt_len: impl FnOnce([u8; LENGTH_BYTES]) -> Option<usize>,
+) -> Result<BytesMut, V2HandshakeError> {
+    fill(reader, rest, LENGTH_BYTES, received).await?;
+    let mut prefix = [0u8; LENGTH_BYTES];
+    prefix.copy_from_slice(rest.get(..LENGTH_BYTES).unwrap_or(&[0; LENGTH_BYTES]));
+    let len = decrypt_len(prefix).ok_or(V2HandshakeError::Packet(V2Error::Handshake("key exchange failed")))?;
+    let contents = len.saturating_sub(OVERHEAD);
+    if contents > max {
+        return Err(V2HandshakeError::Packet(V2Error::PacketTooLarge { length: contents, max }));
+    }
+    rest.advance(LENGTH_BYTES);
+    fill(reader, rest, len, received).await?;
+    Ok(rest.split_to(len))
 }
 
 fn garbage(opts: &V2Options) -> Vec<u8> {
@@ -255,22 +282,33 @@ where
         fill(reader, &mut buf, want, &mut received).await?;
     };
 
-    // Decoys, then the version packet.
+    // Decoys, then the version packet. A packet is a decoy when its header has the ignore bit set,
+    // whatever the reserved bits are (BIP324; Core's `V2Transport::ProcessReceivedPacketBytes`);
+    // the crate only calls a header of exactly 0x80 a decoy, so its answer is checked here. Decrypting
+    // advances the cipher the same way for either kind, so a misread decoy leaves the cipher right.
     let max = max_contents(network.max_payload());
     let cipher = loop {
-        fill(reader, &mut rest, LENGTH_BYTES, &mut received).await?;
-        let mut prefix = [0u8; LENGTH_BYTES];
-        prefix.copy_from_slice(rest.get(..LENGTH_BYTES).unwrap_or(&[0; LENGTH_BYTES]));
-        let len = hs.decrypt_packet_len(prefix).map_err(crypto)?;
-        let contents = len.saturating_sub(OVERHEAD);
-        if contents > max {
-            return Err(V2HandshakeError::Packet(V2Error::PacketTooLarge { length: contents, max }));
-        }
-        rest.advance(LENGTH_BYTES);
-        fill(reader, &mut rest, len, &mut received).await?;
-        let mut packet = rest.split_to(len);
+        let mut packet = next_packet(reader, &mut rest, &mut received, max, |p| hs.decrypt_packet_len(p).ok()).await?;
         match hs.receive_version(&mut packet) {
-            Ok(VersionResult::Complete { cipher }) => break cipher,
+            Ok(VersionResult::Complete { cipher }) if is_genuine(&packet) => break cipher,
+            Ok(VersionResult::Complete { cipher }) => {
+                // A decoy the crate took for the version: read on with the session's cipher (only
+                // the first packet after the garbage authenticates it).
+                let mut cipher = cipher;
+                loop {
+                    let inbound = cipher.inbound();
+                    let mut packet =
+                        next_packet(reader, &mut rest, &mut received, max, |p| Some(inbound.decrypt_packet_len(p)))
+                            .await?;
+                    if inbound.decrypt_in_place(&mut packet, None).is_err() {
+                        return Err(V2HandshakeError::Packet(V2Error::Authentication));
+                    }
+                    if is_genuine(&packet) {
+                        break;
+                    }
+                }
+                break cipher;
+            }
             Ok(VersionResult::Decoy(h)) => hs = h,
             Err(_) => return Err(V2HandshakeError::Packet(V2Error::Authentication)),
         }

@@ -104,7 +104,23 @@ impl Command {
 
     /// Whether btcpeer decodes this command to a typed message (every command of R-W1).
     pub fn is_known(&self) -> bool {
-        Command::KNOWN.contains(self)
+        self.known_index().is_some()
+    }
+
+    /// This command's position in [`Command::KNOWN`], or `None` for a command btcpeer does not
+    /// know. Statistics are kept in a fixed table indexed by it, so nothing grows with the names a
+    /// remote chooses.
+    ///
+    /// ```
+    /// use btcpeer::wire::Command;
+    ///
+    /// assert_eq!(Command::VERSION.known_index(), Some(0));
+    /// assert_eq!(Command::KNOWN[Command::INV.known_index().unwrap()], Command::INV);
+    /// assert_eq!(Command::new("xversion").unwrap().known_index(), None);
+    /// ```
+    pub fn known_index(&self) -> Option<usize> {
+        // Names differ in length or in their first bytes, so this rarely compares a whole name.
+        Command::KNOWN.iter().position(|k| k.len == self.len && k.bytes == self.bytes)
     }
 
     /// Every command [`crate::wire::Message`] decodes to a typed value (the 36 of R-W1).

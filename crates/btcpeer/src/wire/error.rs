@@ -109,18 +109,11 @@ impl PartialEq for ConsensusError {
 impl Eq for ConsensusError {}
 
 /// A v1 frame header (or whole frame) that was refused. The variants are listed in the order the
-/// checks run (R-W3): every check but the checksum happens before any payload space is reserved.
+/// checks run (R-W3: magic, network length, command bytes, command length): every check but the
+/// checksum happens before any payload space is reserved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FrameError {
-    /// The announced payload length is above the network's maximum.
-    #[error("frame announces {length} payload bytes; the network allows at most {max}")]
-    PayloadTooLarge {
-        /// The announced length.
-        length: u32,
-        /// The network's maximum.
-        max: u32,
-    },
     /// The frame starts with another network's magic.
     #[error("wrong network magic {found} (expected {expected})")]
     WrongMagic {
@@ -128,6 +121,14 @@ pub enum FrameError {
         expected: Magic,
         /// The magic received.
         found: Magic,
+    },
+    /// The announced payload length is above the network's maximum.
+    #[error("frame announces {length} payload bytes; the network allows at most {max}")]
+    PayloadTooLarge {
+        /// The announced length.
+        length: u32,
+        /// The network's maximum.
+        max: u32,
     },
     /// The command bytes are not printable ASCII followed by NUL padding.
     #[error("invalid command bytes {raw:02x?}")]
@@ -163,6 +164,24 @@ pub enum FrameError {
         /// Bytes available.
         available: usize,
     },
+}
+
+impl FrameError {
+    /// Whether a stream reader drops just this frame and carries on, as Bitcoin Core does
+    /// (`V1Transport::GetReceivedMessage` in `net.cpp` sets `reject_message` for a bad checksum or
+    /// an invalid message type, and the connection stays): a bad checksum or invalid command
+    /// bytes. Every other frame error ends the connection.
+    ///
+    /// ```
+    /// use btcpeer::wire::{Command, FrameError};
+    ///
+    /// let bad = FrameError::BadChecksum { command: Command::PING, header: [0; 4], computed: [1; 4] };
+    /// assert!(bad.is_droppable());
+    /// assert!(!FrameError::PayloadTooLarge { length: 5_000_000, max: 4_000_000 }.is_droppable());
+    /// ```
+    pub fn is_droppable(&self) -> bool {
+        matches!(self, FrameError::BadChecksum { .. } | FrameError::InvalidCommand { .. })
+    }
 }
 
 /// A frame or payload that could not be decoded.

@@ -51,19 +51,24 @@ pub struct FrameHeader {
 }
 
 impl FrameHeader {
-    /// Parses a header and checks it, in the order of R-W3: the length against the network's
-    /// maximum, the magic, the command bytes, the length against the command's own maximum. Nothing
-    /// is allocated.
+    /// Parses a header and checks it, in the order of R-W3 (Bitcoin Core's
+    /// `V1Transport::readHeader` in `net.cpp`): the magic first, so that a peer on another network is
+    /// reported as such whatever else is wrong; then the length against the network's maximum; then
+    /// the command bytes; then the length against the command's own maximum. Nothing is allocated.
+    ///
+    /// A [`FrameError::InvalidCommand`] is [droppable](FrameError::is_droppable): the announced
+    /// length has been checked against the network's maximum by then, so a reader can skip the
+    /// payload ([`FrameHeader::announced_length`]) and stay in sync.
     pub fn parse(raw: &[u8; HEADER_LEN], network: &Network) -> Result<FrameHeader, FrameError> {
         let [m0, m1, m2, m3, c @ .., l0, l1, l2, l3, k0, k1, k2, k3] = *raw;
+        let magic = Magic::from_bytes([m0, m1, m2, m3]);
+        if magic != network.magic() {
+            return Err(FrameError::WrongMagic { expected: network.magic(), found: magic });
+        }
         let length = u32::from_le_bytes([l0, l1, l2, l3]);
         let max = network.max_payload();
         if length > max {
             return Err(FrameError::PayloadTooLarge { length, max });
-        }
-        let magic = Magic::from_bytes([m0, m1, m2, m3]);
-        if magic != network.magic() {
-            return Err(FrameError::WrongMagic { expected: network.magic(), found: magic });
         }
         let raw_command: [u8; COMMAND_LEN] = c;
         let command = Command::from_wire(&raw_command).ok_or(FrameError::InvalidCommand { raw: raw_command })?;
@@ -72,6 +77,13 @@ impl FrameHeader {
             return Err(FrameError::CommandPayloadTooLarge { command, length, max: command_max });
         }
         Ok(FrameHeader { magic, command, length, checksum: [k0, k1, k2, k3] })
+    }
+
+    /// The payload length a raw header announces, unchecked (for skipping a dropped frame whose
+    /// header passed the magic and length checks).
+    pub fn announced_length(raw: &[u8; HEADER_LEN]) -> u32 {
+        let [.., l0, l1, l2, l3, _, _, _, _] = *raw;
+        u32::from_le_bytes([l0, l1, l2, l3])
     }
 
     /// The header's 24 bytes.

@@ -25,7 +25,9 @@ pub const MAX_FILTERADD_BYTES: u64 = 520;
 pub const MAX_ADDRV2_ADDR_LEN: u64 = 512;
 /// Bytes of the rejected command in a `reject` (a command name).
 pub const MAX_REJECT_MESSAGE_LEN: u64 = 12;
-/// Bytes of a `reject` reason (Core's `MAX_REJECT_MESSAGE_LENGTH`).
+/// Bytes of a `reject` reason that Core's old code kept for display (`MAX_REJECT_MESSAGE_LENGTH`).
+/// A reject is informational: a longer reason (btcd sends 186 bytes and more for a double spend)
+/// is accepted up to the frame's limit, never a reason to disconnect.
 pub const MAX_REJECT_REASON_LEN: u64 = 111;
 /// Filter hashes in a `cfheaders` (BIP157's `MAX_GETCFHEADERS_SIZE`).
 pub const MAX_CFHEADERS: u64 = 2_000;
@@ -47,7 +49,6 @@ const fn compact_len(n: u64) -> u64 {
 
 const NET_ADDR_LEN: u64 = 26;
 const HASH: u64 = 32;
-const VERSION_MAX: u64 = 4 + 8 + 8 + NET_ADDR_LEN + NET_ADDR_LEN + 8 + 3 + MAX_USER_AGENT_LEN + 4 + 1;
 const INV_MAX: u64 = compact_len(MAX_INV_ENTRIES) + MAX_INV_ENTRIES * 36;
 const ADDR_MAX: u64 = compact_len(MAX_ADDR_ENTRIES) + MAX_ADDR_ENTRIES * (4 + NET_ADDR_LEN);
 // time, services (CompactSize), network id, address length, address, port.
@@ -56,14 +57,14 @@ const ADDRV2_MAX: u64 = compact_len(MAX_ADDR_ENTRIES) + MAX_ADDR_ENTRIES * ADDRV
 const LOCATOR_MAX: u64 = 4 + compact_len(MAX_LOCATOR_HASHES) + MAX_LOCATOR_HASHES * HASH + HASH;
 // Each header is followed by a transaction count, which Core reads and ignores.
 const HEADERS_MAX: u64 = compact_len(MAX_HEADERS) + MAX_HEADERS * (80 + 9);
-const REJECT_MAX: u64 = 1 + MAX_REJECT_MESSAGE_LEN + 1 + 1 + MAX_REJECT_REASON_LEN + HASH;
 const FILTERLOAD_MAX: u64 = compact_len(MAX_FILTERLOAD_BYTES) + MAX_FILTERLOAD_BYTES + 4 + 4 + 1;
 const FILTERADD_MAX: u64 = compact_len(MAX_FILTERADD_BYTES) + MAX_FILTERADD_BYTES;
 const CFHEADERS_MAX: u64 = 1 + HASH + HASH + compact_len(MAX_CFHEADERS) + MAX_CFHEADERS * HASH;
 
 /// The largest payload a frame with this command can carry on a network whose maximum is
 /// `network_max`. Commands with no bound of their own (blocks, transactions, unknown commands) get
-/// `network_max`.
+/// `network_max`; so do `version`, whose later protocol versions may append fields (Core reads what
+/// it knows and ignores the rest), and `reject`, whose reason may be as long as the frame allows.
 ///
 /// ```
 /// use btcpeer::wire::{limits, Command};
@@ -74,7 +75,6 @@ const CFHEADERS_MAX: u64 = 1 + HASH + HASH + compact_len(MAX_CFHEADERS) + MAX_CF
 /// ```
 pub fn max_payload_len(command: Command, network_max: u32) -> u32 {
     let own: u64 = match command.as_str() {
-        "version" => VERSION_MAX,
         "verack" | "sendaddrv2" | "getaddr" | "mempool" | "sendheaders" | "wtxidrelay" | "filterclear" => 0,
         "addr" => ADDR_MAX,
         "addrv2" => ADDRV2_MAX,
@@ -82,7 +82,6 @@ pub fn max_payload_len(command: Command, network_max: u32) -> u32 {
         "getblocks" | "getheaders" => LOCATOR_MAX,
         "headers" => HEADERS_MAX,
         "ping" | "pong" | "feefilter" => 8,
-        "reject" => REJECT_MAX,
         "filterload" => FILTERLOAD_MAX,
         "filteradd" => FILTERADD_MAX,
         "sendcmpct" => 9,
@@ -103,7 +102,7 @@ mod tests {
     #[test]
     fn r_w4_per_command_maxima_follow_the_count_limits() {
         let m = |c: Command| max_payload_len(c, 4_000_000);
-        assert_eq!(m(Command::VERSION), 344);
+        assert_eq!(m(Command::VERSION), 4_000_000, "later versions may append fields");
         assert_eq!(m(Command::VERACK), 0);
         assert_eq!(m(Command::ADDR), 30_003);
         assert_eq!(m(Command::ADDRV2), 3 + 1_000 * 531);
@@ -111,7 +110,7 @@ mod tests {
         assert_eq!(m(Command::HEADERS), 3 + 2_000 * 89);
         assert_eq!(m(Command::FILTERLOAD), 3 + 36_000 + 9);
         assert_eq!(m(Command::FILTERADD), 3 + 520);
-        assert_eq!(m(Command::REJECT), 158);
+        assert_eq!(m(Command::REJECT), 4_000_000, "a reject's reason may be long");
         assert_eq!(m(Command::BLOCK), 4_000_000);
         assert_eq!(max_payload_len(Command::INV, 1_000), 1_000, "the network maximum caps every command");
     }

@@ -9,7 +9,7 @@ use bitcoin::p2p::{Address, ServiceFlags};
 use bitcoin::{BlockHash, Txid, Wtxid};
 use bytes::{BufMut, BytesMut};
 
-use super::limits::{MAX_REJECT_MESSAGE_LEN, MAX_REJECT_REASON_LEN, MAX_USER_AGENT_LEN};
+use super::limits::{MAX_COMPACT_SIZE, MAX_REJECT_MESSAGE_LEN, MAX_USER_AGENT_LEN};
 use super::read::{Reader, Result};
 use super::write;
 
@@ -123,6 +123,9 @@ impl VersionMessage {
         }
         msg.relay = r.u8("relay")? != 0;
         msg.tail = VersionTail::Complete;
+        // Fields a later protocol version appends are ignored, as Core reads only what it knows
+        // (`ProcessMessage` for `VERSION` in `net_processing.cpp`); they are not re-encoded.
+        r.skip_rest();
         Ok(msg)
     }
 
@@ -197,7 +200,7 @@ pub struct Reject {
     pub message: String,
     /// Why it was rejected.
     pub code: RejectCode,
-    /// A human-readable reason (at most 111 bytes).
+    /// A human-readable reason (Core kept 111 bytes for display; longer ones are accepted).
     pub reason: String,
     /// The rejected transaction or block, when there is one.
     pub hash: Option<[u8; 32]>,
@@ -207,7 +210,8 @@ impl Reject {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Reject> {
         let message = r.var_string("message", MAX_REJECT_MESSAGE_LEN)?;
         let code = RejectCode(r.u8("code")?);
-        let reason = r.var_string("reason", MAX_REJECT_REASON_LEN)?;
+        // Informational: any length the frame allows (btcd's reasons run past Core's old 111).
+        let reason = r.var_string("reason", MAX_COMPACT_SIZE)?;
         let hash = if r.is_empty() { None } else { Some(r.array("hash")?) };
         Ok(Reject { message, code, reason, hash })
     }
@@ -342,6 +346,11 @@ impl Inventory {
             Inventory::FilteredWitnessBlock(_) => "filtered_witness_block",
             Inventory::Unknown { .. } => "unknown",
         }
+    }
+
+    /// Whether the entry names a transaction (by txid, wtxid or with witness).
+    pub fn is_transaction(&self) -> bool {
+        matches!(self, Inventory::Tx(_) | Inventory::WTx(_) | Inventory::WitnessTx(_))
     }
 
     /// Whether this announces or requests a block of any kind.

@@ -161,6 +161,11 @@ impl<'a> Reader<'a> {
         Ok(text)
     }
 
+    /// Skips whatever is left.
+    pub(crate) fn skip_rest(&mut self) {
+        self.pos = self.buf.len();
+    }
+
     /// Fails if anything is left.
     pub(crate) fn finish(&self) -> Result<()> {
         match self.remaining() {
