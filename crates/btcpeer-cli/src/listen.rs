@@ -17,9 +17,18 @@
 //! | `accept` | `peer`, `addr` | a connection was accepted |
 //! | `refused` | `addr`, `reason` | a connection beyond `--max-peers` was closed at once |
 //! | `recv` | `peer`, `command`, `size` (bytes on the wire, header included) | every frame read, handshake frames included |
+//! | `dropped` | `peer`, `reason`, `size` | a frame dropped unread, as Bitcoin Core drops it (bad checksum, invalid command bytes); the peer carries on |
 //! | `handshake` | `peer` and the keys of `connect`'s `handshake` event (`transport` `"v1"` or `"v2"`) | the handshake completed |
 //! | `stats` | `peer` and the statistics snapshot (keys as in `connect`) | a peer disconnected, or the duration ended |
 //! | `disconnect` | `peer`, `reason` (text), `kind` (stable name: `remote_closed`, `local_request` …) | right after that peer's `stats` |
+//!
+//! Like Bitcoin Core, a listener is lenient where Core is: a message before `version`, a second
+//! `version` or `verack`, `sendtxrcncl`, a `feefilter` outside the money range or a `sendcmpct`
+//! other than version 2 is ignored (counted in the `stats` event's `ignored_received`); a frame
+//! with a bad checksum or invalid command bytes is dropped (`dropped_frames`, and its bytes in
+//! `per_command_other`); a `version` with bytes after the relay flag and a `reject` with a long
+//! reason are accepted. A wrong network magic, an over-long length or a malformed known message
+//! still ends the peer.
 //!
 //! Without `--json`, each event is one readable line prefixed with `[peer N]`.
 //!

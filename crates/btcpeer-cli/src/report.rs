@@ -233,6 +233,7 @@ fn human(e: &Value, peer_prefix: bool) -> String {
             text(&e["headers_per_sec"]),
         ),
         "recv" => format!("recv {} {} bytes", text(&e["command"]), text(&e["size"])),
+        "dropped" => format!("dropped {} bytes: {}", text(&e["size"]), text(&e["reason"])),
         "disconnect" => format!("disconnect: {} ({})", text(&e["reason"]), text(&e["kind"])),
         "stats" => human_stats(e),
         _ => e.to_string(),
@@ -257,6 +258,13 @@ fn human_stats(e: &Value) -> String {
             millis(&e["last_ping_rtt_us"]),
             millis(&e["min_ping_rtt_us"])
         ));
+    }
+    let (ignored, dropped) = (e["ignored_received"].as_u64().unwrap_or(0), e["dropped_frames"].as_u64().unwrap_or(0));
+    if ignored > 0 || dropped > 0 {
+        s.push_str(&format!("\n  ignored {ignored} messages, dropped {dropped} frames (as Bitcoin Core does)"));
+    }
+    if e["relay"] == false {
+        s.push_str("\n  the remote asked for no transaction announcements (relay = false)");
     }
     if let Some(per) = e["per_command"].as_object().filter(|p| !p.is_empty()) {
         s.push_str("\n  per command:");
@@ -414,11 +422,22 @@ impl Handler for Reporter {
     }
 
     fn on_read(&self, peer: &Peer, event: &ReadEvent<'_>) {
-        if let (true, Some(command)) = (self.recv, event.command) {
+        if !self.recv {
+            return;
+        }
+        if let Some(command) = event.command {
             self.out.emit(&json!({
                 "event": "recv",
                 "peer": peer.id(),
                 "command": command.as_str(),
+                "size": event.bytes,
+            }));
+        } else if let Some(dropped) = event.dropped {
+            // A frame Core would drop too (bad checksum, invalid command bytes): the peer carries on.
+            self.out.emit(&json!({
+                "event": "dropped",
+                "peer": peer.id(),
+                "reason": dropped.to_string(),
                 "size": event.bytes,
             }));
         }

@@ -70,7 +70,8 @@ impl NodeContext {
     pub(crate) fn next_inbound_trickle(&self, now: Instant, mean: Duration) -> Instant {
         let mut next = self.inner.next_inbound_trickle.lock().unwrap_or_else(|e| e.into_inner());
         match *next {
-            Some(at) if at >= now => at,
+            // An instant that is not strictly ahead has been used: draw the next one.
+            Some(at) if at > now => at,
             _ => {
                 let at = now.checked_add(poisson_delay(mean)).unwrap_or(now);
                 *next = Some(at);
