@@ -95,8 +95,8 @@ async fn c_item1_per_command_statistics_stay_bounded_whatever_names_the_remote_s
     assert!(s.per_command.iter().all(|(c, _)| c.is_known()), "only known commands have entries");
     assert!(s.per_command.iter().count() <= Command::KNOWN.len());
     assert_eq!(s.per_command.get(Command::new("x5").unwrap()), s.per_command.other());
-    // The table is a fixed array: its size does not depend on what arrived.
-    assert_eq!(std::mem::size_of::<CommandTable>(), (Command::KNOWN.len() + 1) * 32);
+    // The table is indexed by command: its size does not depend on what arrived.
+    assert!(std::mem::size_of::<CommandTable>() <= 64);
     peer.disconnect();
 }
 

@@ -180,7 +180,11 @@ impl Queue {
         if payload.len() > max as usize {
             return Err(QueueError::Encode(EncodeError::PayloadTooLarge { command, length: payload.len(), max }));
         }
-        if self.v2_possible.load(Ordering::Relaxed) && contents_len(command, payload.len()) > MAX_PACKET_CONTENTS {
+        // The cheap test first: only payloads near 16 MiB need the message id's length.
+        if payload.len() > MAX_PACKET_CONTENTS.saturating_sub(1 + crate::wire::COMMAND_LEN)
+            && self.v2_possible.load(Ordering::Relaxed)
+            && contents_len(command, payload.len()) > MAX_PACKET_CONTENTS
+        {
             return Err(QueueError::TooLargeForV2 { command, length: payload.len(), max: MAX_PACKET_CONTENTS });
         }
         let size = payload.len().saturating_add(HEADER_LEN);

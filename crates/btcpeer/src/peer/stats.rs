@@ -30,8 +30,10 @@ pub struct CommandStats {
 
 /// Traffic per command: one entry for each command btcpeer knows (the 36 of [`Command::KNOWN`])
 /// and one `other` bucket for everything else, as Bitcoin Core counts (`NET_MESSAGE_TYPE_OTHER`
-/// in `net.cpp`). Its size is fixed: a remote sending a million distinct unknown command names
-/// changes one bucket, not the peer's memory.
+/// in `net.cpp`). It is indexed by command, never by a name the remote chose, and holds at most
+/// 37 entries: a remote sending a million distinct unknown command names changes one bucket,
+/// not the peer's memory. Entries are made on a command's first traffic, so an idle peer keeps
+/// only the dozen it saw.
 ///
 /// ```
 /// use btcpeer::peer::CommandTable;
@@ -41,44 +43,82 @@ pub struct CommandStats {
 /// assert_eq!(table.get(Command::PING).messages_received, 0);
 /// assert_eq!(table.iter().count(), 0, "only commands with traffic are listed");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct CommandTable {
-    known: [CommandStats; Command::KNOWN.len()],
-    other: CommandStats,
+    /// For each known command (by [`Command::known_index`]) and then `other`: 0 when it has seen
+    /// no traffic, else its position in `used` plus one. Indexed by command, never by a name.
+    slot: [u8; SLOTS],
+    /// The entries of the commands that saw traffic (at most [`SLOTS`]): an idle peer that saw a
+    /// dozen commands keeps a dozen entries, not 37.
+    used: Vec<CommandStats>,
 }
+
+/// The known commands and the `other` bucket.
+const SLOTS: usize = Command::KNOWN.len() + 1;
+/// The `other` bucket's slot.
+const OTHER: usize = Command::KNOWN.len();
 
 impl Default for CommandTable {
     fn default() -> Self {
-        CommandTable { known: [CommandStats::default(); Command::KNOWN.len()], other: CommandStats::default() }
+        CommandTable { slot: [0; SLOTS], used: Vec::new() }
     }
 }
 
+/// Equal when every command's traffic is (whatever order the commands first appeared in).
+impl PartialEq for CommandTable {
+    fn eq(&self, other: &Self) -> bool {
+        (0..SLOTS).all(|i| self.at(i) == other.at(i))
+    }
+}
+
+impl Eq for CommandTable {}
+
 impl CommandTable {
-    fn entry(&mut self, command: Command) -> &mut CommandStats {
-        match command.known_index().and_then(|i| self.known.get_mut(i)) {
-            Some(entry) => entry,
-            None => &mut self.other,
+    fn slot_of(command: Command) -> usize {
+        command.known_index().unwrap_or(OTHER)
+    }
+
+    /// The entry of a slot, made on first use. `None` only for a slot out of range, which
+    /// [`CommandTable::slot_of`] never gives.
+    fn entry_at(&mut self, slot: usize) -> Option<&mut CommandStats> {
+        let s = self.slot.get_mut(slot)?;
+        if *s == 0 {
+            self.used.push(CommandStats::default());
+            // One entry per slot: at most 37, so the position fits a byte.
+            *s = u8::try_from(self.used.len()).unwrap_or(u8::MAX);
+        }
+        self.used.get_mut(usize::from(*s).saturating_sub(1))
+    }
+
+    fn entry(&mut self, command: Command) -> Option<&mut CommandStats> {
+        self.entry_at(Self::slot_of(command))
+    }
+
+    fn at(&self, slot: usize) -> CommandStats {
+        match self.slot.get(slot) {
+            Some(&s) if s > 0 => self.used.get(usize::from(s).saturating_sub(1)).copied().unwrap_or_default(),
+            _ => CommandStats::default(),
         }
     }
 
     /// The traffic of `command`; for a command btcpeer does not know, the `other` bucket.
     pub fn get(&self, command: Command) -> CommandStats {
-        command.known_index().and_then(|i| self.known.get(i)).copied().unwrap_or(self.other)
+        self.at(Self::slot_of(command))
     }
 
     /// The traffic of every command btcpeer does not know, and of frames dropped before their
     /// command could be trusted (bad checksum, invalid command bytes).
     pub fn other(&self) -> CommandStats {
-        self.other
+        self.at(OTHER)
     }
 
     /// The known commands that saw any traffic, in [`Command::KNOWN`] order.
     pub fn iter(&self) -> impl Iterator<Item = (Command, CommandStats)> + '_ {
         Command::KNOWN
             .iter()
-            .zip(self.known.iter())
-            .filter(|(_, s)| **s != CommandStats::default())
-            .map(|(c, s)| (*c, *s))
+            .enumerate()
+            .filter(|(i, _)| self.slot.get(*i).is_some_and(|&s| s > 0))
+            .map(|(i, c)| (*c, self.at(i)))
     }
 }
 
@@ -224,9 +264,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_received: u64,
     pub(crate) messages_sent: u64,
     pub(crate) messages_received: u64,
-    /// Boxed: an idle peer's shared state stays small (the table is about 1.2 KB, as a map of the
-    /// dozen commands a peer typically sees was).
-    pub(crate) per_command: Box<CommandTable>,
+    pub(crate) per_command: CommandTable,
     pub(crate) unknown_received: u64,
     pub(crate) ignored_received: u64,
     pub(crate) dropped_frames: u64,
@@ -260,7 +298,7 @@ impl Counters {
             bytes_received: 0,
             messages_sent: 0,
             messages_received: 0,
-            per_command: Box::default(),
+            per_command: CommandTable::default(),
             unknown_received: 0,
             ignored_received: 0,
             dropped_frames: 0,
@@ -274,18 +312,20 @@ impl Counters {
         let bytes = bytes as u64;
         self.bytes_sent = self.bytes_sent.saturating_add(bytes);
         self.messages_sent = self.messages_sent.saturating_add(1);
-        let c = self.per_command.entry(command);
-        c.messages_sent = c.messages_sent.saturating_add(1);
-        c.bytes_sent = c.bytes_sent.saturating_add(bytes);
+        if let Some(c) = self.per_command.entry(command) {
+            c.messages_sent = c.messages_sent.saturating_add(1);
+            c.bytes_sent = c.bytes_sent.saturating_add(bytes);
+        }
     }
 
     pub(crate) fn received(&mut self, command: Command, bytes: usize) {
         let bytes = bytes as u64;
         self.bytes_received = self.bytes_received.saturating_add(bytes);
         self.messages_received = self.messages_received.saturating_add(1);
-        let c = self.per_command.entry(command);
-        c.messages_received = c.messages_received.saturating_add(1);
-        c.bytes_received = c.bytes_received.saturating_add(bytes);
+        if let Some(c) = self.per_command.entry(command) {
+            c.messages_received = c.messages_received.saturating_add(1);
+            c.bytes_received = c.bytes_received.saturating_add(bytes);
+        }
     }
 
     /// A frame was dropped unread (bad checksum, invalid command): counted in the `other` bucket,
@@ -294,9 +334,10 @@ impl Counters {
         let bytes = bytes as u64;
         self.bytes_received = self.bytes_received.saturating_add(bytes);
         self.dropped_frames = self.dropped_frames.saturating_add(1);
-        let c = &mut self.per_command.other;
-        c.messages_received = c.messages_received.saturating_add(1);
-        c.bytes_received = c.bytes_received.saturating_add(bytes);
+        if let Some(c) = self.per_command.entry_at(OTHER) {
+            c.messages_received = c.messages_received.saturating_add(1);
+            c.bytes_received = c.bytes_received.saturating_add(bytes);
+        }
     }
 
     /// A message was ignored.
@@ -346,7 +387,7 @@ impl Counters {
             bytes_received: self.bytes_received,
             messages_sent: self.messages_sent,
             messages_received: self.messages_received,
-            per_command: (*self.per_command).clone(),
+            per_command: self.per_command.clone(),
             unknown_received: self.unknown_received,
             ignored_received: self.ignored_received,
             dropped_frames: self.dropped_frames,
@@ -380,4 +421,27 @@ pub(crate) struct SnapshotBase {
     pub(crate) our_version: u32,
     pub(crate) queue: (usize, usize),
     pub(crate) reason: Option<DisconnectReason>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_item1_the_command_table_holds_at_most_one_entry_per_known_command_and_one_other() {
+        let mut c = Counters::new(10, 10);
+        for i in 0..100_000u32 {
+            c.received(Command::new(&format!("n{i}")).unwrap_or(Command::PING), 24);
+        }
+        for k in Command::KNOWN {
+            c.received(k, 24);
+            c.sent(k, 24);
+        }
+        c.dropped(30);
+        assert_eq!(c.per_command.used.len(), Command::KNOWN.len() + 1);
+        assert_eq!(c.per_command.other().messages_received, 100_001);
+        assert_eq!(c.per_command.other().bytes_received, 100_000 * 24 + 30);
+        assert_eq!(c.per_command.iter().count(), Command::KNOWN.len());
+        assert!(c.per_command.iter().all(|(_, s)| s.messages_sent == 1 && s.messages_received == 1));
+    }
 }
