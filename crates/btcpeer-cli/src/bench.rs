@@ -15,14 +15,17 @@
 //! `ping_pipelined_per_sec`, `inv1_msgs_per_sec`, `inv1000_msgs_per_sec`, `block_decoded_per_sec`,
 //! `block_decoded_mbps`, `block_raw_per_sec`, `block_raw_mbps`, and `ratios` (each figure divided by
 //! `sha256d_mbps`); `scale` has `peers`, `bring_up_ms`, `rss_per_peer_bytes`, `hold_secs`,
-//! `teardown_ms`.
+//! `teardown_ms` (idle v1 peers), and `scale_v2` the same for v2 peers. With v2 measured: `aead_mbps`
+//! and `aead_over_sha256d` (the BIP324 packet AEAD on 1 MB beside the v1 checksum's cost),
+//! `v2_handshake` (`handshake_us` for both sides in memory, `floor_us` for their curve work alone,
+//! `over_floor`), `v2_over_v1` (each v2 figure over its v1 counterpart) and `v2_idle_extra_bytes`
+//! (resident memory of an idle v2 peer minus a v1 one).
 
-use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use btcpeer::bitcoin::hashes::{Hash, sha256d};
+use btcpeer::bitcoin::hashes::Hash;
 use btcpeer::bitcoin::{Block, BlockHash};
 use btcpeer::network::Network;
 use btcpeer::peer::{Handler, NonceRegistry, NoopHandler, Peer, PeerConfig, V2Policy};
@@ -32,7 +35,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT};
+use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT, bench_crypto};
 
 /// The arguments of `btcpeer bench`.
 #[derive(clap::Args, Debug)]
@@ -73,6 +76,11 @@ pub struct BenchArgs {
     /// Bound on every wait, in seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Internal: measure only the scale mode for one transport and print its JSON (the full bench
+    /// runs each scale measurement in a fresh process, so that memory one freed cannot hide the
+    /// next one's growth).
+    #[arg(long, hide = true, value_parser = ["v1", "v2"])]
+    scale_only: Option<String>,
 }
 
 /// The runtime of the listening node (see [`run`]).
@@ -235,17 +243,6 @@ async fn close(p: Pair) {
     p.inb.wait_for_disconnect().await;
 }
 
-fn sha256d_mbps() -> f64 {
-    let data = vec![0x5au8; 1_000_000];
-    let start = Instant::now();
-    let mut rounds = 0u32;
-    while start.elapsed() < Duration::from_millis(700) {
-        black_box(sha256d::Hash::hash(black_box(&data)));
-        rounds += 1;
-    }
-    f64::from(rounds) * 1.0 / start.elapsed().as_secs_f64()
-}
-
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
@@ -359,16 +356,41 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
     }))
 }
 
+/// The scale figures for `transport`, measured by this binary in a fresh process (in this one when
+/// the executable cannot be found again).
+async fn scale_in_child(args: &BenchArgs, transport: &str) -> Result<Value, String> {
+    let Ok(exe) = std::env::current_exe() else {
+        let policy = if transport == "v2" { V2Policy::Require } else { V2Policy::Never };
+        return scale(args.peers, Duration::from_secs(args.hold), Duration::from_secs(args.timeout), policy).await;
+    };
+    let output = tokio::process::Command::new(exe)
+        .args(["bench", "--json", "--scale-only", transport])
+        .args(["--peers", &args.peers.to_string(), "--hold", &args.hold.to_string()])
+        .args(["--timeout", &args.timeout.to_string()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("the scale measurement did not start: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "the {transport} scale measurement failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    serde_json::from_str(text.trim()).map_err(|e| format!("the {transport} scale measurement printed no JSON: {e}"))
+}
+
 /// N/2 connected pairs, held idle, then torn down.
-async fn scale(peers: u32, hold: Duration, timeout: Duration) -> Result<Value, String> {
+async fn scale(peers: u32, hold: Duration, timeout: Duration, policy: V2Policy) -> Result<Value, String> {
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let pairs = peers / 2;
     // Warm the runtime and allocator up with one pair first, so the baseline is not inflated.
-    close(pair(&listener, V2Policy::Never, NoopHandler, NoopHandler, false, Layout::TwoThreads).await?).await;
+    close(pair(&listener, policy, NoopHandler, NoopHandler, false, Layout::TwoThreads).await?).await;
     let rss_before = rss_bytes();
     let start = Instant::now();
     let mut all = Vec::with_capacity(pairs as usize);
-    let nodes = Nodes::new(V2Policy::Never, false);
+    let nodes = Nodes::new(policy, false);
     for _ in 0..pairs {
         let p = tokio::time::timeout(timeout, pair_of(&listener, &nodes, NoopHandler, NoopHandler, Layout::TwoThreads))
             .await
@@ -440,14 +462,24 @@ fn human(report: &Value) {
         println!("{label:<40} {:>12} {:>12}", cell("v1"), cell("v2"));
     }
     println!("* both peers on one worker thread; the other figures with each node on its own thread");
-    if let Some(s) = report["scale"].as_object() {
+    if let Some(aead) = report["aead_mbps"].as_f64() {
+        println!("v2 packet AEAD (1 MB, one core): {aead:.0} MB/s, {} × sha256d", report["aead_over_sha256d"]);
+        let h = &report["v2_handshake"];
         println!(
-            "scale: {} idle peers up in {} ms, {} bytes resident per peer, torn down in {} ms",
-            s.get("peers").unwrap_or(&Value::Null),
-            s.get("bring_up_ms").unwrap_or(&Value::Null),
-            s.get("rss_per_peer_bytes").unwrap_or(&Value::Null),
-            s.get("teardown_ms").unwrap_or(&Value::Null)
+            "v2 handshake in memory, both sides: {} µs, {} × its curve work ({} µs)",
+            h["handshake_us"], h["over_floor"], h["floor_us"]
         );
+    }
+    for (key, name) in [("scale", "v1"), ("scale_v2", "v2")] {
+        if let Some(s) = report[key].as_object() {
+            println!(
+                "scale ({name}): {} idle peers up in {} ms, {} bytes resident per peer, torn down in {} ms",
+                s.get("peers").unwrap_or(&Value::Null),
+                s.get("bring_up_ms").unwrap_or(&Value::Null),
+                s.get("rss_per_peer_bytes").unwrap_or(&Value::Null),
+                s.get("teardown_ms").unwrap_or(&Value::Null)
+            );
+        }
     }
 }
 
@@ -483,16 +515,49 @@ pub fn run(args: BenchArgs) -> u8 {
     // latency-bound figure measures peer to peer, not an extra thread hop per round trip.
     let json = args.json;
     let driver = async move {
-        let sha = sha256d_mbps();
+        if let Some(transport) = &args.scale_only {
+            let policy = if transport == "v2" { V2Policy::Require } else { V2Policy::Never };
+            return scale(args.peers, Duration::from_secs(args.hold), timeout, policy).await;
+        }
+        let sha = bench_crypto::sha256d_mbps();
         let mut report = json!({"event": "bench", "sha256d_mbps": sha.round()});
+        let v2 = args.transport != "v1";
+        if v2 {
+            // What a v2 packet costs beside what a v1 frame costs (its checksum), and a handshake
+            // beside its curve work.
+            let aead = bench_crypto::aead_mbps();
+            report["aead_mbps"] = json!(aead.round());
+            report["aead_over_sha256d"] = json!((aead / sha * 100.0).round() / 100.0);
+            report["v2_handshake"] = bench_crypto::handshake_figures().await?;
+        }
         for (name, policy) in [("v1", V2Policy::Never), ("v2", V2Policy::Require)] {
             if args.transport == "both" || args.transport == name {
                 let figures = transport_figures(&args, policy, timeout).await?;
                 report[name] = with_ratios(figures, sha);
             }
         }
+        if let (Some(v1), Some(v2)) = (report["v1"].as_object(), report["v2"].as_object()) {
+            let ratios: serde_json::Map<String, Value> = v2
+                .iter()
+                .filter(|(k, _)| k.ends_with("_per_sec") || k.ends_with("_mbps"))
+                .filter_map(|(k, x)| {
+                    Some((k.clone(), json!((x.as_f64()? / v1.get(k)?.as_f64()? * 100.0).round() / 100.0)))
+                })
+                .collect();
+            report["v2_over_v1"] = Value::Object(ratios);
+        }
         if args.peers > 0 {
-            report["scale"] = scale(args.peers, Duration::from_secs(args.hold), timeout).await?;
+            if args.transport != "v2" {
+                report["scale"] = scale_in_child(&args, "v1").await?;
+            }
+            if v2 {
+                report["scale_v2"] = scale_in_child(&args, "v2").await?;
+            }
+            if let (Some(a), Some(b)) =
+                (report["scale"]["rss_per_peer_bytes"].as_i64(), report["scale_v2"]["rss_per_peer_bytes"].as_i64())
+            {
+                report["v2_idle_extra_bytes"] = json!(b - a);
+            }
         }
         Ok::<Value, String>(report)
     };

@@ -5,6 +5,7 @@
 //! object with an `"event"` key. Without a subcommand, `btcpeer` runs `btcpeer demo`.
 
 mod bench;
+mod bench_crypto;
 mod connect;
 mod decode;
 mod demo;

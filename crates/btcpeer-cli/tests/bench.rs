@@ -60,6 +60,19 @@ fn r_c5_bench_json_has_every_figure_with_its_ratio() {
     assert_eq!(scale["peers"], 20, "{scale}");
     assert_eq!(scale["connected_after_hold"], 20, "every idle peer stayed up: {scale}");
     assert!(scale["rss_per_peer_bytes"].as_u64().is_some(), "{scale}");
+    // P-5: the v2 figures beside their baselines, named so a script finds them.
+    let v2 = &report["scale_v2"];
+    assert_eq!(v2["connected_after_hold"], 20, "{v2}");
+    assert!(report["v2_idle_extra_bytes"].as_i64().is_some(), "{report}");
+    assert!(report["aead_mbps"].as_f64().is_some_and(|x| x > 0.0), "{report}");
+    assert!(report["aead_over_sha256d"].as_f64().is_some_and(|x| x > 0.0), "{report}");
+    let h = &report["v2_handshake"];
+    for key in ["floor_us", "handshake_us", "over_floor"] {
+        assert!(h[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {h}");
+    }
+    for figure in ["block_raw_mbps", "block_decoded_mbps", "inv1000_msgs_per_sec", "ping_pipelined_per_sec"] {
+        assert!(report["v2_over_v1"][figure].as_f64().is_some_and(|x| x > 0.0), "{figure}: {report}");
+    }
 }
 
 #[test]

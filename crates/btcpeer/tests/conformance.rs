@@ -309,19 +309,19 @@ async fn c_item5_inbound_peers_of_one_node_share_one_poisson_trickle_schedule() 
 // ---- 6. BIP324's ignore bit ----
 
 mod v2_remote {
-    use super::common::bip324::{Keys, PacketSender};
     use super::*;
     use btcpeer::bitcoin::secp256k1::{Secp256k1, SecretKey, ellswift::ElligatorSwift};
+    use btcpeer::transport::v2_cipher::OutboundCipher;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// The responder's side of a BIP324 handshake, written by hand so that it can send packets of
-    /// any header byte: `early` are (header, contents) packets sent between the garbage
-    /// terminator and the version packet. Returns the peer under test (an outbound v2 peer), the
-    /// packet sender for steady state, and the stream's write half.
+    /// The responder's side of a BIP324 handshake, written out by hand with the library's
+    /// ciphers so that it can send packets of any header byte: `early` are (header, contents)
+    /// packets sent between the garbage terminator and the version packet. Returns the peer under
+    /// test (an outbound v2 peer), the cipher for steady state, and the stream's write half.
     pub async fn connect(
         handler: impl btcpeer::peer::Handler,
         early: &[(u8, Vec<u8>)],
-    ) -> (Peer, PacketSender, tokio::io::WriteHalf<tokio::io::DuplexStream>) {
+    ) -> (Peer, OutboundCipher, tokio::io::WriteHalf<tokio::io::DuplexStream>) {
         let cfg = quiet().v2(V2Policy::Require).build().unwrap();
         let (ours, theirs) = tokio::io::duplex(1 << 20);
         let peer = Peer::outbound(cfg, "127.0.0.1:18444", handler);
@@ -334,25 +334,30 @@ mod v2_remote {
             let mut sink = vec![0u8; 1 << 16];
             while rd.read(&mut sink).await.is_ok_and(|n| n > 0) {}
         });
-        let secp = Secp256k1::new();
         let sk = SecretKey::from_slice(&[0x42; 32]).unwrap();
-        let ellswift = ElligatorSwift::from_seckey(&secp, sk, None).to_array();
+        let ellswift = ElligatorSwift::from_seckey(&Secp256k1::new(), sk, None);
         let magic = Network::REGTEST.magic().to_bytes();
-        let keys = Keys::from_ecdh(sk, ellswift, initiator_key, false, magic);
-        let mut send = PacketSender::new(keys.responder_l, keys.responder_p);
+        let keys = btcpeer::transport::v2_handshake::session_keys(
+            sk,
+            &ellswift,
+            &ElligatorSwift::from_array(initiator_key),
+            false,
+            magic,
+        );
+        let (_, mut send) = keys.ciphers(false);
         let garbage = b"some garbage".to_vec();
-        let mut out = ellswift.to_vec();
-        out.extend(&garbage);
-        out.extend(keys.responder_terminator);
+        let mut out = BytesMut::from(&ellswift.to_array()[..]);
+        out.extend_from_slice(&garbage);
+        out.extend_from_slice(&keys.responder_terminator);
         // The first packet after the garbage authenticates it.
         let mut aad = garbage.clone();
         for (header, contents) in early {
-            out.extend(send.packet(*header, contents, &aad));
+            send.encrypt_into(*header, &aad, &mut out, |o| o.extend_from_slice(contents));
             aad.clear();
         }
-        out.extend(send.packet(0, &[], &aad));
+        send.encrypt_into(0, &aad, &mut out, |_| {});
         for msg in [Message::Version(raw_version(70016, 9)), Message::Verack] {
-            out.extend(send.packet(0, &contents(&msg), &[]));
+            send.encrypt_into(0, &[], &mut out, |o| o.extend_from_slice(&contents(&msg)));
         }
         wr.write_all(&out).await.unwrap();
         within_simulated(60, peer.handshake()).await.expect("v2 handshake with the hand-made responder");
@@ -367,6 +372,13 @@ mod v2_remote {
         btcpeer::transport::v2::encode_contents(msg.command(), &payload, &mut out);
         out
     }
+
+    /// One packet with any header byte.
+    pub fn packet(send: &mut OutboundCipher, header: u8, contents: &[u8]) -> BytesMut {
+        let mut out = BytesMut::new();
+        send.encrypt_into(header, &[], &mut out, |o| o.extend_from_slice(contents));
+        out
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -378,9 +390,9 @@ async fn c_item6_a_packet_with_the_ignore_bit_set_is_a_decoy_whatever_the_reserv
     let (peer, mut send, mut wr) = v2_remote::connect(h, &early).await;
     assert_eq!(peer.stats().dropped_frames, 0, "the real version packet was taken as the version");
     // In steady state: more such decoys, then a genuine ping whose header has a reserved bit set.
-    let mut out = send.packet(0xc0, b"junk that is no message", &[]);
-    out.extend(send.packet(0x81, &v2_remote::contents(&Message::Ping(1)), &[]));
-    out.extend(send.packet(0x01, &v2_remote::contents(&Message::Ping(2)), &[]));
+    let mut out = v2_remote::packet(&mut send, 0xc0, b"junk that is no message");
+    out.extend(v2_remote::packet(&mut send, 0x81, &v2_remote::contents(&Message::Ping(1))));
+    out.extend(v2_remote::packet(&mut send, 0x01, &v2_remote::contents(&Message::Ping(2))));
     wr.write_all(&out).await.unwrap();
     let got = within_simulated(60, async {
         loop {
@@ -399,9 +411,9 @@ async fn c_item6_a_packet_with_the_ignore_bit_set_is_a_decoy_whatever_the_reserv
 }
 
 #[test]
-fn c_item6_the_reference_cipher_matches_bip324s_packet_encoding_vectors() {
+fn c_item6_p5_our_ciphers_pass_bip324s_packet_encoding_vectors() {
     use btcpeer::bitcoin::hex::FromHex;
-    use common::bip324::{Keys, PacketSender};
+    use btcpeer::bitcoin::secp256k1::{SecretKey, ellswift::ElligatorSwift};
     let path =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/bip324-packet-encoding.csv");
     let text = match std::fs::read_to_string(&path) {
@@ -421,31 +433,34 @@ fn c_item6_the_reference_cipher_matches_bip324s_packet_encoding_vectors() {
     for line in lines.filter(|l| !l.is_empty()) {
         let f: Vec<&str> = line.split(',').collect();
         let initiating = f[col("in_initiating")] == "1";
-        let sk = btcpeer::bitcoin::secp256k1::SecretKey::from_slice(&hex(f[col("in_priv_ours")])).unwrap();
-        let ours: [u8; 64] = hex(f[col("in_ellswift_ours")]).try_into().unwrap();
-        let theirs: [u8; 64] = hex(f[col("in_ellswift_theirs")]).try_into().unwrap();
-        let keys = Keys::from_ecdh(sk, ours, theirs, initiating, Magic::BITCOIN.to_bytes());
-        assert_eq!(keys.initiator_l, arr32(f[col("mid_initiator_l")]));
-        assert_eq!(keys.initiator_p, arr32(f[col("mid_initiator_p")]));
-        assert_eq!(keys.responder_l, arr32(f[col("mid_responder_l")]));
-        assert_eq!(keys.responder_p, arr32(f[col("mid_responder_p")]));
+        let sk = SecretKey::from_slice(&hex(f[col("in_priv_ours")])).unwrap();
+        let ours = ElligatorSwift::from_array(hex(f[col("in_ellswift_ours")]).try_into().unwrap());
+        let theirs = ElligatorSwift::from_array(hex(f[col("in_ellswift_theirs")]).try_into().unwrap());
+        let keys =
+            btcpeer::transport::v2_handshake::session_keys(sk, &ours, &theirs, initiating, Magic::BITCOIN.to_bytes());
+        assert_eq!(keys.initiator_length, arr32(f[col("mid_initiator_l")]));
+        assert_eq!(keys.initiator_packet, arr32(f[col("mid_initiator_p")]));
+        assert_eq!(keys.responder_length, arr32(f[col("mid_responder_l")]));
+        assert_eq!(keys.responder_packet, arr32(f[col("mid_responder_p")]));
         assert_eq!(keys.session_id, arr32(f[col("out_session_id")]));
-        let (send_terminator, l, p) = if initiating {
-            (keys.initiator_terminator, keys.initiator_l, keys.initiator_p)
+        let (send_terminator, recv_terminator) = if initiating {
+            (keys.initiator_terminator, keys.responder_terminator)
         } else {
-            (keys.responder_terminator, keys.responder_l, keys.responder_p)
+            (keys.responder_terminator, keys.initiator_terminator)
         };
         assert_eq!(send_terminator.to_vec(), hex(f[col("mid_send_garbage_terminator")]));
-        let mut sender = PacketSender::new(l, p);
+        assert_eq!(recv_terminator.to_vec(), hex(f[col("mid_recv_garbage_terminator")]));
+        let (_, mut sender) = keys.ciphers(initiating);
         for _ in 0..f[col("in_idx")].parse::<u32>().unwrap() {
-            sender.packet(0, &[], &[]);
+            sender.encrypt_into(0, &[], &mut BytesMut::new(), |_| {});
         }
         let contents = hex(f[col("in_contents")]).repeat(f[col("in_multiply")].parse().unwrap());
         let header = if f[col("in_ignore")] == "1" { 0x80 } else { 0 };
-        let packet = sender.packet(header, &contents, &hex(f[col("in_aad")]));
+        let mut packet = BytesMut::new();
+        sender.encrypt_into(header, &hex(f[col("in_aad")]), &mut packet, |o| o.extend_from_slice(&contents));
         let (full, tail) = (f[col("out_ciphertext")], f[col("out_ciphertext_endswith")]);
         if !full.is_empty() {
-            assert_eq!(packet, hex(full), "row {rows}");
+            assert_eq!(packet.to_vec(), hex(full), "row {rows}");
         } else {
             assert!(packet.ends_with(&hex(tail)), "row {rows}");
         }

@@ -20,8 +20,8 @@ pub mod harness {
     use std::time::Duration;
 
     use bip324::{
-        CipherSession, FillBytes, GarbageResult, Handshake, InboundCipher, Initialized, OutboundCipher, PacketType,
-        ReceivedKey, Role, SentVersion, VersionResult,
+        CipherSession, FillBytes, GarbageResult, Handshake, Initialized, OutboundCipher, PacketType, ReceivedKey, Role,
+        SentVersion, VersionResult,
     };
     use btcpeer::bitcoin::p2p::ServiceFlags;
     use btcpeer::bitcoin::secp256k1::Secp256k1;
@@ -299,18 +299,25 @@ pub mod harness {
         }
     }
 
-    /// A BIP324 session between two fixed keys, computed in memory once per process.
+    /// A BIP324 session between two fixed keys, computed in memory once per process: the `bip324`
+    /// crate's initiator and responder, and our responder with the same keys (built from the
+    /// crate's key exchange, so the two implementations share every key).
     pub struct Ciphers {
-        /// Decrypts what `outbound` encrypts.
-        pub inbound: InboundCipher,
-        /// Encrypts for `inbound`.
-        pub outbound: OutboundCipher,
+        /// The crate's initiator: encrypts for `inbound`, decrypts `outbound`'s packets.
+        pub crate_initiator: CipherSession,
+        /// The crate's responder: encrypts exactly as `outbound` does.
+        pub crate_responder: CipherSession,
+        /// Our responder's decryption of the crate initiator's packets.
+        pub inbound: btcpeer::transport::v2_cipher::InboundCipher,
+        /// Our responder's encryption.
+        pub outbound: btcpeer::transport::v2_cipher::OutboundCipher,
     }
 
     /// The process's cipher pair.
     pub fn ciphers() -> &'static Ciphers {
         static CIPHERS: OnceLock<Ciphers> = OnceLock::new();
         CIPHERS.get_or_init(|| {
+            use btcpeer::bitcoin::secp256k1::{SecretKey, ellswift::ElligatorSwift};
             let curve = Secp256k1::signing_only();
             let magic = regtest_magic();
             let i = Handshake::<Initialized>::new_with_rng(magic, Role::Initiator, &mut Fixed(1), &curve).expect("key");
@@ -324,10 +331,41 @@ pub mod harness {
             let mut rver = iver.clone();
             let i = i.send_version(&mut iver, None).expect("send version");
             let r = r.send_version(&mut rver, None).expect("send version");
-            let (_, outbound) = finish(i, &rver).into_split();
-            let (inbound, _) = finish(r, &iver).into_split();
-            Ciphers { inbound, outbound }
+            let crate_initiator = finish(i, &rver);
+            let crate_responder = finish(r, &iver);
+            // Ours, as the responder with the crate responder's secret ([2; 32]) and encoding.
+            let keys = v2_handshake::session_keys(
+                SecretKey::from_slice(&[2; 32]).expect("a valid key"),
+                &ElligatorSwift::from_array(rkey),
+                &ElligatorSwift::from_array(ikey),
+                false,
+                magic,
+            );
+            let (mut inbound, mut outbound) = keys.ciphers(false);
+            // Both terminators and the version packets, byte for byte as the crate made them.
+            assert_eq!(&iver[..16], &keys.initiator_terminator, "initiator's terminator");
+            assert_eq!(&rver[..16], &keys.responder_terminator, "responder's terminator");
+            let mut ours = BytesMut::new();
+            outbound.encrypt_into(0, &[], &mut ours, |_| {});
+            assert_eq!(&ours[..], &rver[16..], "our version packet is the crate's");
+            let mut packet = iver[16..].to_vec();
+            let len = inbound.decrypt_length([packet[0], packet[1], packet[2]]);
+            assert_eq!(len, 0);
+            inbound.decrypt(&mut packet[3..], &[]).expect("the crate's version packet authenticates");
+            Ciphers { crate_initiator, crate_responder, inbound, outbound }
         })
+    }
+
+    /// One packet by the `bip324` crate's cipher.
+    fn crate_packet(out: &mut OutboundCipher, contents: &[u8], decoy: bool) -> Vec<u8> {
+        out.encrypt_to_vec(contents, if decoy { PacketType::Decoy } else { PacketType::Genuine }, None)
+    }
+
+    /// One packet by ours.
+    fn our_packet(out: &mut btcpeer::transport::v2_cipher::OutboundCipher, contents: &[u8], decoy: bool) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        out.encrypt_into(if decoy { 0x80 } else { 0 }, &[], &mut buf, |o| o.extend_from_slice(contents));
+        buf.to_vec()
     }
 
     /// Feeds `wire` to `decoder` in random chunks until it is used up or the decoder fails.
@@ -371,15 +409,18 @@ pub mod harness {
 
     /// Encrypts `(kind, length, contents)` records: kind bit 0 makes a decoy, bit 1 flips one bit of
     /// the packet at byte `kind >> 2`. Returns the wire bytes and what a decoder must make of them.
-    fn encrypt_records(out: &mut OutboundCipher, mut records: &[u8], network_max: u32) -> (Vec<u8>, Expected) {
+    fn encrypt_records(
+        mut encrypt: impl FnMut(&[u8], bool) -> Vec<u8>,
+        mut records: &[u8],
+        network_max: u32,
+    ) -> (Vec<u8>, Expected) {
         let mut wire = Vec::new();
         let mut exp = Expected { exact: true, ..Expected::default() };
         let mut predicting = true;
         while let Some((kind, contents, rest)) = take_record(records) {
             records = rest;
             let decoy = kind & 1 == 1;
-            let packet_type = if decoy { PacketType::Decoy } else { PacketType::Genuine };
-            let mut packet = out.encrypt_to_vec(contents, packet_type, None);
+            let mut packet = encrypt(contents, decoy);
             let tampered = kind & 2 == 2;
             if tampered {
                 let i = usize::from(kind >> 2) % packet.len();
@@ -445,11 +486,56 @@ pub mod harness {
             let _ = error.map(|e| e.to_string());
             return;
         }
-        let (wire, exp) = encrypt_records(&mut c.outbound.clone(), body, network_max);
+        // The crate's initiator encrypts; our responder's decoder must make the same of it.
+        let (_, mut crate_out) = c.crate_initiator.clone().into_split();
+        let (wire, exp) = encrypt_records(|p, d| crate_packet(&mut crate_out, p, d), body, network_max);
         let (frames, error) = feed_v2(&mut decoder, &wire, &mut rng);
         check_expected(&frames, &error, decoder.decoys, &exp, "v2_packet");
         for f in frames {
             let _ = Message::decode(f.command, f.payload);
+        }
+    }
+
+    /// `v2_cipher`: a differential test of our BIP324 ciphers against the `bip324` crate's. The
+    /// input is records (see `take_record`): bit 0 of a record's tag makes a decoy, bits 1–2 repeat
+    /// its contents 1, 64, 4,096 or 65,536 times (up to 4 MB, never past BIP324's 24-bit length).
+    /// For every packet: our responder's encryption equals the crate responder's byte for byte and
+    /// the crate initiator decrypts it; the crate initiator's packet decrypts with ours to the same
+    /// header and contents. Enough records cross the 224-packet rekeys.
+    pub fn v2_cipher(data: &[u8]) {
+        let c = ciphers();
+        let (mut crate_resp_out, mut crate_init_in, mut crate_init_out) = {
+            let (_, resp_out) = c.crate_responder.clone().into_split();
+            let (init_in, init_out) = c.crate_initiator.clone().into_split();
+            (resp_out, init_in, init_out)
+        };
+        let (mut ours_out, mut ours_in) = (c.outbound.clone(), c.inbound.clone());
+        let mut records = data;
+        while let Some((tag, body, rest)) = take_record(records) {
+            records = rest;
+            let decoy = tag & 1 == 1;
+            let times = [1usize, 64, 4_096, 65_536][usize::from((tag >> 1) & 3)];
+            let contents = body.repeat(times.min((1 << 22) / body.len().max(1)).max(1));
+            // Ours against the crate's, same keys, same packet number.
+            let mine = our_packet(&mut ours_out, &contents, decoy);
+            let theirs = crate_packet(&mut crate_resp_out, &contents, decoy);
+            assert!(
+                mine == theirs,
+                "encryption differs from the bip324 crate's ({} bytes, decoy {decoy})",
+                contents.len()
+            );
+            let len = crate_init_in.decrypt_packet_len([mine[0], mine[1], mine[2]]);
+            let mut packet = mine[3..3 + len].to_vec();
+            let (kind, plain) = crate_init_in.decrypt_in_place(&mut packet, None).expect("the crate accepts ours");
+            assert_eq!(kind == PacketType::Decoy, decoy);
+            assert!(&plain[1..] == contents.as_slice(), "the crate decrypted something else");
+            // The crate's initiator, decrypted by ours.
+            let mut wire = crate_packet(&mut crate_init_out, &contents, decoy);
+            let len = ours_in.decrypt_length([wire[0], wire[1], wire[2]]);
+            assert_eq!(len, contents.len());
+            ours_in.decrypt(&mut wire[3..], &[]).expect("ours accepts the crate's");
+            assert_eq!(wire[3] & 0x80 != 0, decoy);
+            assert!(&wire[4..4 + len] == contents.as_slice(), "ours decrypted something else");
         }
     }
 
@@ -662,7 +748,8 @@ pub mod harness {
             }
         };
         let (_, mut outbound) = cipher.into_split();
-        let (wire, exp) = encrypt_records(&mut outbound, script.records, Network::REGTEST.max_payload());
+        let (wire, exp) =
+            encrypt_records(|p, d| crate_packet(&mut outbound, p, d), script.records, Network::REGTEST.max_payload());
         tx.send(script, &wire).await;
         Some(exp)
     }
@@ -908,6 +995,26 @@ fn replay(dir: &Path, target: fn(&[u8])) -> Option<usize> {
     assert!(failed.is_empty(), "{} of {} inputs in {} failed: {failed:#?}", failed.len(), files.len(), dir.display());
     println!("{}: {} inputs replayed", dir.display(), files.len());
     Some(files.len())
+}
+
+#[test]
+fn p5_our_bip324_ciphers_match_the_bip324_crate_across_rekeys_sizes_and_decoys() {
+    // 700 packets (three rekeys), sizes from 0 bytes to 4 MB, every tenth a decoy.
+    let mut input = Vec::new();
+    for n in 0..700u32 {
+        let times = match (n % 350, n % 50) {
+            (0, _) => 3u8, // 65,536 × the body, capped at 4 MB
+            (_, 7) => 2,   // 4,096 ×
+            (_, 13) => 1,  // 64 ×
+            _ => 0,
+        };
+        let tag = (times << 1) | u8::from(n % 10 == 3);
+        let body: Vec<u8> = (0..(n % 97) as u8).collect();
+        input.push(tag);
+        input.extend((body.len() as u16).to_le_bytes());
+        input.extend(body);
+    }
+    harness::v2_cipher(&input);
 }
 
 #[test]

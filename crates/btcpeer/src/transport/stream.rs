@@ -143,8 +143,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some((frame, wire)) = decoded {
                 if self.buf.is_empty() && self.caught_up {
                     // Nothing pending and the last read drained the socket: release the buffer
-                    // (payloads handed on keep their share alive only as long as they are held).
+                    // (payloads handed on keep their share alive only as long as they are held),
+                    // and the v2 cipher's key object.
                     self.buf = BytesMut::new();
+                    if let ReadCodec::V2(decoder) = &mut self.codec {
+                        decoder.release();
+                    }
                 }
                 return Ok((frame, wire));
             }
@@ -321,6 +325,10 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Writes the pending batch and flushes the stream.
     pub async fn flush(&mut self) -> io::Result<()> {
         self.flush_batch().await?;
+        // Between batches a v2 writer holds no key object (an idle peer's memory).
+        if let WriteCodec::V2(encoder) = &mut self.codec {
+            encoder.release();
+        }
         self.inner.flush().await
     }
 

@@ -1,16 +1,18 @@
-//! BIP324 (v2) packet framing: our own codec around the `bip324` crate's ciphers.
+//! BIP324 (v2) packet framing over the ciphers of [`crate::transport::v2_cipher`].
 //!
 //! A packet is a 3-byte encrypted length, then the encrypted header byte and contents, then a
 //! 16-byte tag. The length is decrypted and checked against the largest message the network allows
 //! *before* any room is reserved for the packet; room then grows in steps as bytes arrive, as in v1.
 //! Packets are decrypted in place in the read buffer and the payload is handed on as `Bytes`
-//! without a copy. Decoy packets are skipped. Contents start with a BIP324 short message id, or 0
-//! followed by the 12-byte command. Rekeying every 224 packets happens inside the ciphers.
+//! without a copy; they are encrypted in place in the write buffer, the payload copied into it once.
+//! Decoy packets are skipped. Contents start with a BIP324 short message id, or 0 followed by the
+//! 12-byte command. Rekeying every 224 packets happens inside the ciphers.
 //!
 //! The handshake is in [`crate::transport::v2_handshake`].
 
-use bip324::{InboundCipher, OutboundCipher, PacketType};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::v2_cipher::{InboundCipher, OutboundCipher};
 
 use crate::wire::frame::RawFrame;
 use crate::wire::limits::max_payload_len;
@@ -23,38 +25,59 @@ pub const OVERHEAD: usize = 1 + 16;
 /// Room reserved at a time for a packet's body.
 const RESERVE_STEP: usize = 256 * 1024;
 
-/// BIP324's short message ids: index = id.
-const SHORT_IDS: [&str; 29] = [
-    "",
-    "addr",
-    "block",
-    "blocktxn",
-    "cmpctblock",
-    "feefilter",
-    "filteradd",
-    "filterclear",
-    "filterload",
-    "getblocks",
-    "getblocktxn",
-    "getdata",
-    "getheaders",
-    "headers",
-    "inv",
-    "mempool",
-    "merkleblock",
-    "notfound",
-    "ping",
-    "pong",
-    "sendcmpct",
-    "tx",
-    "getcfilters",
-    "cfilter",
-    "getcfheaders",
-    "cfheaders",
-    "getcfcheckpt",
-    "cfcheckpt",
-    "addrv2",
+/// BIP324's short message ids: index = id (0 is the long form).
+const SHORT_IDS: [Option<Command>; 29] = [
+    None,
+    Some(Command::ADDR),
+    Some(Command::BLOCK),
+    Some(Command::BLOCKTXN),
+    Some(Command::CMPCTBLOCK),
+    Some(Command::FEEFILTER),
+    Some(Command::FILTERADD),
+    Some(Command::FILTERCLEAR),
+    Some(Command::FILTERLOAD),
+    Some(Command::GETBLOCKS),
+    Some(Command::GETBLOCKTXN),
+    Some(Command::GETDATA),
+    Some(Command::GETHEADERS),
+    Some(Command::HEADERS),
+    Some(Command::INV),
+    Some(Command::MEMPOOL),
+    Some(Command::MERKLEBLOCK),
+    Some(Command::NOTFOUND),
+    Some(Command::PING),
+    Some(Command::PONG),
+    Some(Command::SENDCMPCT),
+    Some(Command::TX),
+    Some(Command::GETCFILTERS),
+    Some(Command::CFILTER),
+    Some(Command::GETCFHEADERS),
+    Some(Command::CFHEADERS),
+    Some(Command::GETCFCHECKPT),
+    Some(Command::CFCHECKPT),
+    Some(Command::ADDRV2),
 ];
+
+/// The short id of each command of [`Command::KNOWN`], in its order (0: none, the long form is
+/// used): one lookup per packet instead of a search. Computed at compile time.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const SHORT_ID_OF_KNOWN: [u8; Command::KNOWN.len()] = {
+    let mut out = [0u8; Command::KNOWN.len()];
+    let mut k = 0;
+    while k < Command::KNOWN.len() {
+        let mut id = 1;
+        while id < SHORT_IDS.len() {
+            if let Some(c) = SHORT_IDS[id] {
+                if c.const_eq(&Command::KNOWN[k]) {
+                    out[k] = id as u8;
+                }
+            }
+            id += 1;
+        }
+        k += 1;
+    }
+    out
+};
 
 /// The short id BIP324 assigns to `command`, if any.
 ///
@@ -67,13 +90,12 @@ const SHORT_IDS: [&str; 29] = [
 /// assert_eq!(command_for_short_id(28), Some(Command::ADDRV2));
 /// ```
 pub fn short_id(command: Command) -> Option<u8> {
-    let name = command.as_str();
-    SHORT_IDS.iter().position(|&n| !n.is_empty() && n == name).and_then(|i| u8::try_from(i).ok())
+    command.known_index().and_then(|i| SHORT_ID_OF_KNOWN.get(i).copied()).filter(|&id| id != 0)
 }
 
 /// The command for a short id, if BIP324 assigns one.
 pub fn command_for_short_id(id: u8) -> Option<Command> {
-    SHORT_IDS.get(usize::from(id)).filter(|n| !n.is_empty()).and_then(|n| Command::new(n).ok())
+    SHORT_IDS.get(usize::from(id)).copied().flatten()
 }
 
 /// Why a v2 packet was refused.
@@ -128,15 +150,15 @@ impl V2Error {
 pub const IGNORE_BIT: u8 = 0x80;
 
 /// Appends a message's plaintext contents (short id or long form, then the payload) to `out`.
-pub fn encode_contents(command: Command, payload: &[u8], out: &mut Vec<u8>) {
+pub fn encode_contents(command: Command, payload: &[u8], out: &mut impl BufMut) {
     match short_id(command) {
-        Some(id) => out.push(id),
+        Some(id) => out.put_u8(id),
         None => {
-            out.push(0);
-            out.extend_from_slice(&command.to_wire());
+            out.put_u8(0);
+            out.put_slice(&command.to_wire());
         }
     }
-    out.extend_from_slice(payload);
+    out.put_slice(payload);
 }
 
 /// Splits decrypted contents into command and payload (a slice of `contents`, no copy).
@@ -219,13 +241,13 @@ impl V2Decoder {
                         return Ok(None);
                     };
                     // The length cipher advances with every call: exactly once per packet.
-                    let len = self.cipher.decrypt_packet_len(prefix);
-                    let contents = len.saturating_sub(OVERHEAD);
+                    let contents = self.cipher.decrypt_length(prefix);
                     let max = max_contents(self.network_max);
                     if contents > max {
                         return Err(V2Error::PacketTooLarge { length: contents, max });
                     }
                     src.advance(LENGTH_BYTES);
+                    let len = contents.saturating_add(OVERHEAD);
                     self.pending = Some(len);
                     len
                 }
@@ -237,13 +259,12 @@ impl V2Decoder {
             }
             self.pending = None;
             let mut packet = src.split_to(len);
-            if self.cipher.decrypt_in_place(&mut packet, None).is_err() {
+            if self.cipher.decrypt(&mut packet, &[]).is_err() {
                 return Err(V2Error::Authentication);
             }
             let wire = len.saturating_add(LENGTH_BYTES);
             self.last_wire = wire;
-            // The crate calls only a header of exactly 0x80 a decoy; BIP324 says any header with
-            // the ignore bit set is one, and the reserved bits mean nothing.
+            // Any header with the ignore bit set is a decoy, whatever its reserved bits (BIP324).
             if packet.first().is_none_or(|h| h & IGNORE_BIT != 0) {
                 self.decoys = self.decoys.saturating_add(1);
                 continue;
@@ -253,6 +274,11 @@ impl V2Decoder {
             let contents = packet.freeze().slice(1..);
             return decode_contents(contents, self.network_max).map(|frame| Some((frame, wire)));
         }
+    }
+
+    /// Drops the cipher state an idle connection need not hold (rebuilt on the next packet).
+    pub fn release(&mut self) {
+        self.cipher.release();
     }
 
     /// Bytes the last packet took on the wire: after a [droppable](V2Error::is_droppable) error,
@@ -265,7 +291,6 @@ impl V2Decoder {
 /// Encrypts messages into a write buffer.
 pub struct V2Encoder {
     cipher: OutboundCipher,
-    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for V2Encoder {
@@ -277,35 +302,23 @@ impl std::fmt::Debug for V2Encoder {
 impl V2Encoder {
     /// An encoder for `cipher`.
     pub fn new(cipher: OutboundCipher) -> Self {
-        V2Encoder { cipher, scratch: Vec::new() }
+        V2Encoder { cipher }
     }
 
-    fn packet(&mut self, kind: PacketType, out: &mut BytesMut) -> usize {
-        let wire = OutboundCipher::encryption_buffer_len(self.scratch.len());
-        let start = out.len();
-        out.resize(start.saturating_add(wire), 0);
-        if let Some(slot) = out.get_mut(start..) {
-            // The slot is exactly the size the cipher asks for, so this cannot fail.
-            let _ = self.cipher.encrypt(&self.scratch, slot, kind, None);
-        }
-        self.scratch.clear();
-        // An idle peer keeps no large buffer; one allocation per large message costs little.
-        if self.scratch.capacity() > 4 * 1024 {
-            self.scratch = Vec::new();
-        }
-        wire
-    }
-
-    /// Appends one encrypted packet carrying a message; returns its size on the wire.
+    /// Appends one encrypted packet carrying a message; returns its size on the wire. The payload
+    /// is copied once, into `out`, and encrypted there.
     pub fn encode(&mut self, command: Command, payload: &[u8], out: &mut BytesMut) -> usize {
-        encode_contents(command, payload, &mut self.scratch);
-        self.packet(PacketType::Genuine, out)
+        self.cipher.encrypt_into(0, &[], out, |o| encode_contents(command, payload, o))
+    }
+
+    /// Drops the cipher state an idle connection need not hold (rebuilt on the next packet).
+    pub fn release(&mut self) {
+        self.cipher.release();
     }
 
     /// Appends a decoy packet of `len` content bytes, which the remote skips.
     pub fn encode_decoy(&mut self, len: usize, out: &mut BytesMut) -> usize {
-        self.scratch.resize(len, 0);
-        self.packet(PacketType::Decoy, out)
+        self.cipher.encrypt_into(IGNORE_BIT, &[], out, |o| o.put_bytes(0, len))
     }
 }
 

@@ -1,19 +1,23 @@
 //! The BIP324 handshake over an async stream, and telling a v1 initiator from a v2 one.
 //!
-//! The `bip324` crate provides the key exchange and the state machine; this module moves the bytes:
-//! the 64-byte ElligatorSwift key and 0–4,095 bytes of random garbage, the garbage terminator,
-//! optional decoy packets and the version packet (whose contents are ignored), in both roles.
+//! Both roles of BIP324's handshake: the 64-byte ElligatorSwift key and 0–4,095 bytes of random
+//! garbage, the ECDH and key derivation ([`SessionKeys`]), the garbage terminator, optional decoy
+//! packets, and the version packet (whose contents are ignored; the first packet after the garbage
+//! authenticates it). The curve work is libsecp256k1's (one context for the process); everything
+//! else is allocation-light: one buffer out, the read buffer in.
 //!
 //! An inbound peer that accepts both transports reads at most the first 16 bytes: if they are the
 //! network magic followed by `version` padded with NULs, the remote speaks v1 and those bytes are
 //! handed to the v1 reader unchanged; at the first byte that differs, it is a v2 key. An outbound
 //! peer whose remote closes without sending a single byte learns that a v1 retry is worth trying.
 
-use bip324::{GarbageResult, Handshake, Initialized, ReceivedKey, Role, VersionResult};
+use bitcoin::secp256k1::ellswift::{ElligatorSwift, ElligatorSwiftParty};
+use bitcoin::secp256k1::{All, Secp256k1, SecretKey};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::v2::{IGNORE_BIT, LENGTH_BYTES, OVERHEAD, V2Decoder, V2Encoder, V2Error, max_contents};
+use super::v2_cipher::{InboundCipher, SessionKeys};
 use crate::network::Network;
 
 /// Bytes of an ElligatorSwift public key.
@@ -133,33 +137,6 @@ async fn fill<R: AsyncRead + Unpin>(
     Ok(())
 }
 
-/// Whether a decrypted packet (header byte first) is genuine: its ignore bit is clear.
-fn is_genuine(packet: &[u8]) -> bool {
-    packet.first().is_some_and(|h| h & IGNORE_BIT == 0)
-}
-
-/// Reads one packet's encrypted length (decrypted by `decrypt_len`, which the caller's cipher
-/// advances), checks it against `max` before reserving anything, and returns the packet's bytes.
-async fn next_packet<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    rest: &mut BytesMut,
-    received: &mut usize,
-    max: usize,
-    decrypt_len: impl FnOnce([u8; LENGTH_BYTES]) -> Option<usize>,
-) -> Result<BytesMut, V2HandshakeError> {
-    fill(reader, rest, LENGTH_BYTES, received).await?;
-    let mut prefix = [0u8; LENGTH_BYTES];
-    prefix.copy_from_slice(rest.get(..LENGTH_BYTES).unwrap_or(&[0; LENGTH_BYTES]));
-    let len = decrypt_len(prefix).ok_or(V2HandshakeError::Packet(V2Error::Handshake("key exchange failed")))?;
-    let contents = len.saturating_sub(OVERHEAD);
-    if contents > max {
-        return Err(V2HandshakeError::Packet(V2Error::PacketTooLarge { length: contents, max }));
-    }
-    rest.advance(LENGTH_BYTES);
-    fill(reader, rest, len, received).await?;
-    Ok(rest.split_to(len))
-}
-
 fn garbage(opts: &V2Options) -> Vec<u8> {
     let len = opts.garbage_len.unwrap_or_else(|| {
         // 4,096 possible lengths: the low 12 bits of a random number are uniform over 0..=4095.
@@ -171,25 +148,88 @@ fn garbage(opts: &V2Options) -> Vec<u8> {
     g
 }
 
-/// Secret keys come from the OS's CSPRNG.
-struct OsRandom;
+/// One context for every handshake: building one costs far more than a handshake's curve work.
+fn curve() -> &'static Secp256k1<All> {
+    static CURVE: std::sync::OnceLock<Secp256k1<All>> = std::sync::OnceLock::new();
+    CURVE.get_or_init(Secp256k1::new)
+}
 
-impl bip324::FillBytes for OsRandom {
-    fn fill_bytes(&mut self, dest: &mut [u8; 32]) {
-        // A failed OS source leaves zeros, which is not a valid key: the handshake then fails.
-        let _ = getrandom::fill(dest);
+fn key_failure() -> V2HandshakeError {
+    V2HandshakeError::Packet(V2Error::Handshake("key generation failed"))
+}
+
+/// A fresh secret key from the OS's CSPRNG and its ElligatorSwift encoding (randomised too): one
+/// side's curve work before the ECDH. Keys are single-use: each handshake draws its own.
+///
+/// ```
+/// use btcpeer::transport::v2_handshake::{ephemeral_key, session_keys};
+///
+/// let (a, a_pub) = ephemeral_key().unwrap();
+/// let (b, b_pub) = ephemeral_key().unwrap();
+/// let magic = [0xfa, 0xbf, 0xb5, 0xda];
+/// let initiator = session_keys(a, &a_pub, &b_pub, true, magic);
+/// let responder = session_keys(b, &b_pub, &a_pub, false, magic);
+/// assert_eq!(initiator, responder, "both sides derive the same keys");
+/// ```
+pub fn ephemeral_key() -> Result<(SecretKey, ElligatorSwift), V2HandshakeError> {
+    let mut bytes = [0u8; 32];
+    let mut aux = [0u8; 32];
+    // A value outside the curve order is vanishingly rare; draw again a few times.
+    for _ in 0..4 {
+        getrandom::fill(&mut bytes).map_err(|_| key_failure())?;
+        getrandom::fill(&mut aux).map_err(|_| key_failure())?;
+        if let Ok(secret) = SecretKey::from_slice(&bytes) {
+            return Ok((secret, ElligatorSwift::from_seckey(curve(), secret, Some(aux))));
+        }
     }
+    Err(key_failure())
 }
 
-/// One signing context for every handshake (the crate's `Handshake::new` builds one per call).
-fn curve() -> &'static bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::SignOnly> {
-    static CURVE: std::sync::OnceLock<bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::SignOnly>> =
-        std::sync::OnceLock::new();
-    CURVE.get_or_init(bitcoin::secp256k1::Secp256k1::signing_only)
+/// The session keys from our secret and both encodings (BIP324's x-only ECDH on ElligatorSwift
+/// keys, hashed with the `bip324_ellswift_xonly_ecdh` tag; Core's `BIP324Cipher::Initialize`).
+pub fn session_keys(
+    secret: SecretKey,
+    ours: &ElligatorSwift,
+    theirs: &ElligatorSwift,
+    initiator: bool,
+    magic: [u8; 4],
+) -> SessionKeys {
+    let (a, b, party) =
+        if initiator { (*ours, *theirs, ElligatorSwiftParty::A) } else { (*theirs, *ours, ElligatorSwiftParty::B) };
+    let shared = ElligatorSwift::shared_secret(a, b, secret, party, None);
+    SessionKeys::derive(shared.as_secret_bytes(), magic)
 }
 
-fn crypto(_: bip324::Error) -> V2HandshakeError {
-    V2HandshakeError::Packet(V2Error::Handshake("key exchange failed"))
+/// Reads one packet's encrypted length with `cipher`, checks it against `max` before reserving
+/// anything, and authenticates and decrypts the packet with `aad`. Returns its plaintext (header byte
+/// first, tag bytes left at the end).
+async fn next_packet<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rest: &mut BytesMut,
+    received: &mut usize,
+    max: usize,
+    cipher: &mut InboundCipher,
+    aad: &[u8],
+) -> Result<BytesMut, V2HandshakeError> {
+    fill(reader, rest, LENGTH_BYTES, received).await?;
+    let mut prefix = [0u8; LENGTH_BYTES];
+    prefix.copy_from_slice(rest.get(..LENGTH_BYTES).unwrap_or(&[0; LENGTH_BYTES]));
+    let contents = cipher.decrypt_length(prefix);
+    if contents > max {
+        return Err(V2HandshakeError::Packet(V2Error::PacketTooLarge { length: contents, max }));
+    }
+    rest.advance(LENGTH_BYTES);
+    let len = contents.saturating_add(OVERHEAD);
+    fill(reader, rest, len, received).await?;
+    let mut packet = rest.split_to(len);
+    cipher.decrypt(&mut packet, aad).map_err(|_| V2HandshakeError::Packet(V2Error::Authentication))?;
+    Ok(packet)
+}
+
+/// Where the 16-byte `terminator` starts in `buf`, looking from `from` (a terminator cannot start
+/// earlier than where the last search ended, less 15 bytes).
+fn find_terminator(buf: &[u8], terminator: &[u8; 16], from: usize) -> Option<usize> {
+    buf.get(from..)?.windows(16).position(|w| w == terminator).map(|p| p.saturating_add(from))
 }
 
 /// Runs the handshake as the initiator (outbound).
@@ -203,7 +243,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    run(reader, writer, network, opts, Role::Initiator, BytesMut::new(), 0).await
+    run(reader, writer, network, opts, true, BytesMut::new(), 0).await
 }
 
 /// Runs the handshake as the responder (inbound), after [`detect_v1`] found a v2 key starting in
@@ -220,7 +260,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let already = buf.len();
-    run(reader, writer, network, opts, Role::Responder, buf, already).await
+    run(reader, writer, network, opts, false, buf, already).await
 }
 
 async fn run<R, W>(
@@ -228,7 +268,7 @@ async fn run<R, W>(
     writer: &mut W,
     network: &Network,
     opts: &V2Options,
-    role: Role,
+    initiator: bool,
     mut buf: BytesMut,
     mut received: usize,
 ) -> Result<V2Session, V2HandshakeError>
@@ -238,9 +278,10 @@ where
 {
     let magic = network.magic().to_bytes();
     let garbage = garbage(opts);
-    let hs = Handshake::<Initialized>::new_with_rng(magic, role, &mut OsRandom, curve()).map_err(crypto)?;
-    let mut out = vec![0u8; Handshake::<Initialized>::send_key_len(Some(&garbage))];
-    let hs = hs.send_key(Some(&garbage), &mut out).map_err(crypto)?;
+    let (secret, ours) = ephemeral_key()?;
+    let mut out = Vec::with_capacity(KEY_BYTES.saturating_add(garbage.len()));
+    out.extend_from_slice(&ours.to_array());
+    out.extend_from_slice(&garbage);
     writer.write_all(&out).await.map_err(|e| early_close(e, received))?;
     writer.flush().await.map_err(|e| early_close(e, received))?;
     let mut sent = out.len();
@@ -249,77 +290,74 @@ where
     let mut key = [0u8; KEY_BYTES];
     key.copy_from_slice(buf.get(..KEY_BYTES).unwrap_or(&[0u8; KEY_BYTES]));
     buf.advance(KEY_BYTES);
-    // A v1 version for another network: its command sits where a key's bytes 4..16 would.
+    // A v1 version (for this network or another): its command sits where a key's bytes 4..16
+    // would. Core's responder checks the same (`V2Transport::ProcessReceivedMaybeV1Bytes`).
     if key.get(4..16) == v1_prefix(network).get(4..16) {
         return Err(V2HandshakeError::RemoteSpeaksV1);
     }
-    let hs = match hs.receive_key(key) {
-        Ok(hs) => hs,
-        Err(bip324::Error::V1Protocol) => return Err(V2HandshakeError::RemoteSpeaksV1),
-        Err(e) => return Err(crypto(e)),
+    let theirs = ElligatorSwift::from_array(key);
+    let keys = session_keys(secret, &ours, &theirs, initiator, magic);
+    let (mut inbound, mut outbound) = keys.ciphers(initiator);
+    let (send_terminator, recv_terminator) = if initiator {
+        (keys.initiator_terminator, keys.responder_terminator)
+    } else {
+        (keys.responder_terminator, keys.initiator_terminator)
     };
 
-    let decoys: Vec<Vec<u8>> = opts.decoys.iter().map(|&n| vec![0u8; n.min(1 << 16)]).collect();
-    let decoy_refs: Vec<&[u8]> = decoys.iter().map(Vec::as_slice).collect();
-    let mut out = vec![0u8; Handshake::<ReceivedKey<'_>>::send_version_len(Some(&decoy_refs))];
-    let mut hs = hs.send_version(&mut out, Some(&decoy_refs)).map_err(crypto)?;
-    writer.write_all(&out).await.map_err(|e| early_close(e, received))?;
+    // Our terminator, decoys, then the version packet (empty contents); the first packet after
+    // the garbage carries it as associated data.
+    let decoy_bytes = opts.decoys.iter().fold(0usize, |sum, &n| sum.saturating_add(n.min(1 << 16)).saturating_add(20));
+    let mut packets = BytesMut::with_capacity(decoy_bytes.saturating_add(36));
+    packets.extend_from_slice(&send_terminator);
+    let mut aad: &[u8] = &garbage;
+    for &n in &opts.decoys {
+        outbound.encrypt_into(IGNORE_BIT, aad, &mut packets, |o| o.resize(o.len().saturating_add(n.min(1 << 16)), 0));
+        aad = &[];
+    }
+    outbound.encrypt_into(0, aad, &mut packets, |_| {});
+    writer.write_all(&packets).await.map_err(|e| early_close(e, received))?;
     writer.flush().await.map_err(|e| early_close(e, received))?;
-    sent = sent.saturating_add(out.len());
+    sent = sent.saturating_add(packets.len());
 
-    // The remote's garbage and terminator: the crate searches at most 4,095 + 16 bytes, so a
-    // terminator right after the largest garbage is found.
-    let (mut hs, mut rest) = loop {
-        match hs.receive_garbage(&buf) {
-            Ok(GarbageResult::FoundGarbage { handshake, consumed_bytes }) => {
-                let rest = BytesMut::from(buf.get(consumed_bytes..).unwrap_or_default());
-                break (handshake, rest);
-            }
-            Ok(GarbageResult::NeedMoreData(h)) => hs = h,
-            Err(_) => return Err(V2HandshakeError::Packet(V2Error::Handshake("no garbage terminator"))),
+    // The remote's garbage and terminator: at most 4,095 bytes of garbage, so the terminator ends
+    // within 4,111 bytes of the key (a terminator right after the largest garbage is found).
+    let mut searched = 0;
+    let garbage_len = loop {
+        let window = buf.get(..buf.len().min(MAX_GARBAGE + 16)).unwrap_or_default();
+        if let Some(at) = find_terminator(window, &recv_terminator, searched) {
+            break at;
         }
+        if window.len() >= MAX_GARBAGE + 16 {
+            return Err(V2HandshakeError::Packet(V2Error::Handshake("no garbage terminator")));
+        }
+        searched = window.len().saturating_sub(15);
         let want = buf.len().saturating_add(1);
         fill(reader, &mut buf, want, &mut received).await?;
     };
+    let their_garbage = buf.split_to(garbage_len);
+    buf.advance(16);
 
-    // Decoys, then the version packet. A packet is a decoy when its header has the ignore bit set,
-    // whatever the reserved bits are (BIP324; Core's `V2Transport::ProcessReceivedPacketBytes`);
-    // the crate only calls a header of exactly 0x80 a decoy, so its answer is checked here. Decrypting
-    // advances the cipher the same way for either kind, so a misread decoy leaves the cipher right.
+    // Decoys, then the version packet: the first packet whose header lacks the ignore bit (BIP324;
+    // reserved bits mean nothing).
     let max = max_contents(network.max_payload());
-    let cipher = loop {
-        let mut packet = next_packet(reader, &mut rest, &mut received, max, |p| hs.decrypt_packet_len(p).ok()).await?;
-        match hs.receive_version(&mut packet) {
-            Ok(VersionResult::Complete { cipher }) if is_genuine(&packet) => break cipher,
-            Ok(VersionResult::Complete { cipher }) => {
-                // A decoy the crate took for the version: read on with the session's cipher (only
-                // the first packet after the garbage authenticates it).
-                let mut cipher = cipher;
-                loop {
-                    let inbound = cipher.inbound();
-                    let mut packet =
-                        next_packet(reader, &mut rest, &mut received, max, |p| Some(inbound.decrypt_packet_len(p)))
-                            .await?;
-                    if inbound.decrypt_in_place(&mut packet, None).is_err() {
-                        return Err(V2HandshakeError::Packet(V2Error::Authentication));
-                    }
-                    if is_genuine(&packet) {
-                        break;
-                    }
-                }
-                break cipher;
-            }
-            Ok(VersionResult::Decoy(h)) => hs = h,
-            Err(_) => return Err(V2HandshakeError::Packet(V2Error::Authentication)),
+    let mut aad: &[u8] = &their_garbage;
+    loop {
+        let packet = next_packet(reader, &mut buf, &mut received, max, &mut inbound, aad).await?;
+        aad = &[];
+        if packet.first().is_some_and(|h| h & IGNORE_BIT == 0) {
+            break;
         }
-    };
-    let (inbound, outbound) = cipher.into_split();
+    }
+    // Bytes read past the version packet belong to the first message and are counted with it. They
+    // get a buffer of their own: the handshake's (garbage included, kilobytes) is released, instead
+    // of being held by every idle peer for as long as it lives.
+    let bytes_received = received.saturating_sub(buf.len());
+    let leftover = if buf.is_empty() { BytesMut::new() } else { BytesMut::from(&buf[..]) };
     Ok(V2Session {
         decoder: V2Decoder::new(inbound, network.max_payload()),
         encoder: V2Encoder::new(outbound),
-        // Bytes read past the version packet belong to the first message and are counted with it.
-        bytes_received: received.saturating_sub(rest.len()),
-        leftover: rest,
+        bytes_received,
+        leftover,
         bytes_sent: sent,
     })
 }

@@ -63,6 +63,22 @@ impl Command {
         Command { bytes, len: src.len() as u8 }
     }
 
+    /// Equality usable in constant tables.
+    #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+    pub(crate) const fn const_eq(&self, other: &Command) -> bool {
+        if self.len != other.len {
+            return false;
+        }
+        let mut i = 0;
+        while i < COMMAND_LEN {
+            if self.bytes[i] != other.bytes[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
     /// Makes a command from a name of at most 12 printable ASCII bytes.
     pub fn new(name: &str) -> Result<Command, CommandError> {
         let src = name.as_bytes();

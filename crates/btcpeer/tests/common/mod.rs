@@ -1,8 +1,6 @@
 //! Helpers shared by the peer integration tests.
 #![allow(dead_code)]
 
-pub mod bip324;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
