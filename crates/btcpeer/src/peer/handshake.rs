@@ -16,8 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bitcoin::p2p::{Address, ServiceFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::driver::{misbehaved, read_frame, send_direct, send_direct_batch};
+use super::driver::{read_frame, send_direct, send_direct_batch};
 use super::error::DisconnectReason;
+use super::rules::misbehaved;
 use super::stats::Counters;
 use super::{Direction, Peer, PeerAddr, RemoteInfo, Transport};
 use crate::transport::stream::{FrameReader, FrameWriter};
@@ -192,7 +193,7 @@ where
             }
             "sendheaders" | "sendcmpct" if is_defined(command, negotiated) => {
                 let message = frame.decode().map_err(DisconnectReason::Payload)?;
-                if !super::driver::record_preference(peer, &message) {
+                if !super::rules::record_preference(peer, &message) {
                     misbehaved(peer, Counters::ignored)?;
                 }
             }

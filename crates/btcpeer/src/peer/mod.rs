@@ -50,6 +50,7 @@ mod node;
 mod nonce;
 mod push;
 mod queue;
+mod rules;
 mod stats;
 
 use std::fmt;
