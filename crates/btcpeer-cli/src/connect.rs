@@ -24,6 +24,7 @@
 //! |---|---|---|
 //! | `retry` | `transport` (`"v1"`), `reason` (text), `kind` (`v1_retry_advised`, or `io_error` for a reset) | `--transport auto` only: the remote hung up on our v2 handshake without a byte; we dial again in v1 (this attempt prints no `stats` or `disconnect`) |
 //! | `recv` | `command`, `size` (bytes on the wire, header included for v1; the packet for v2) | with `--listen`: every frame read, handshake frames included |
+//! | `dropped` | `reason`, `size` | with `--listen`: a frame dropped unread as Bitcoin Core drops it (bad checksum, invalid command bytes); the connection stays |
 //! | `handshake` | `addr`, `version`, `services` (number), `service_names`, `user_agent`, `start_height`, `relay`, `transport` (`"v1"` or `"v2"`: the one in use), `negotiated_version`, `wants_addrv2`, `wtxid_relay`, `time_offset` | the handshake completed |
 //! | `headers` | `count` (headers received, genesis excluded), `tip` (hash of the last header, or of the genesis block when none came; display order), `batches` (headers messages received in answer, an empty last one included), `elapsed_ms`, `headers_per_sec` | with `--headers`: the remote had no more headers |
 //! | `pong` | `seq` (1 … N), `nonce`, `rtt_us` | with `--ping N`: each pong answering our ping |
