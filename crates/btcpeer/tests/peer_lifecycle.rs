@@ -238,3 +238,84 @@ async fn r_l7_dropping_every_handle_of_an_unassociated_peer_resolves_its_queue()
     drop(peer);
     assert!(matches!(within(c.wait()).await, SendOutcome::Dropped(_)));
 }
+
+/// A handler whose ping method panics; it counts its `on_disconnect` calls.
+#[derive(Clone, Default)]
+struct Panics(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl btcpeer::peer::Handler for Panics {
+    fn on_ping(&self, _: &Peer, nonce: u64) {
+        if nonce == 666 {
+            panic!("the application's bug");
+        }
+    }
+    fn on_disconnect(&self, _: &Peer, _: &DisconnectReason) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn r_l8_a_panicking_handler_ends_the_peer_with_a_reason_and_resolves_everything() {
+    let handler = Panics::default();
+    let (victim, bystander) = duplex_pair(config(), handler.clone(), config(), NoopHandler);
+    within(victim.handshake()).await.unwrap();
+    within(bystander.handshake()).await.unwrap();
+    // Another peer of the same process, which must not notice.
+    let (other, other_far) = duplex_pair(config(), NoopHandler, config(), NoopHandler);
+    within(other.handshake()).await.unwrap();
+
+    let _ = bystander.queue_message(&Message::Ping(666)).unwrap();
+    let reason = within(victim.wait_for_disconnect()).await;
+    assert_eq!(reason, DisconnectReason::HandlerPanicked("the application's bug".into()));
+    assert_eq!(reason.kind(), "handler_panicked");
+    assert!(!victim.is_connected());
+    assert_eq!(handler.0.load(std::sync::atomic::Ordering::SeqCst), 1, "on_disconnect exactly once");
+    // Messages queued after the end resolve at once; the remote sees the stream close.
+    let late = victim.queue_message(&Message::Ping(1)).unwrap();
+    assert_eq!(within(late.wait()).await, SendOutcome::Dropped(reason.clone()));
+    assert!(matches!(within(bystander.wait_for_disconnect()).await, DisconnectReason::RemoteClosed { .. }));
+    // The other connection still works.
+    let done = other.queue_message(&Message::Ping(2)).unwrap();
+    assert_eq!(within(done.wait()).await, SendOutcome::Sent);
+    assert!(other.is_connected() && other_far.is_connected());
+    other.disconnect();
+}
+
+#[tokio::test]
+async fn r_l8_a_panicking_on_disconnect_still_lets_the_peer_end() {
+    #[derive(Clone)]
+    struct PanicsAtTheEnd;
+    impl btcpeer::peer::Handler for PanicsAtTheEnd {
+        fn on_disconnect(&self, _: &Peer, _: &DisconnectReason) {
+            panic!("at the end");
+        }
+    }
+    // Never associated: the end runs on the caller's thread.
+    let peer = Peer::outbound(config(), "127.0.0.1:18444", PanicsAtTheEnd);
+    peer.disconnect();
+    assert_eq!(within(peer.wait_for_disconnect()).await, DisconnectReason::LocalRequest);
+    // Running: the end runs on the peer's task.
+    let (o, i) = duplex_pair(config(), PanicsAtTheEnd, config(), NoopHandler);
+    within(o.handshake()).await.unwrap();
+    i.disconnect();
+    assert!(matches!(within(o.wait_for_disconnect()).await, DisconnectReason::RemoteClosed { .. }));
+}
+
+#[tokio::test]
+async fn r_l9_the_channel_ends_after_disconnected_while_handles_remain() {
+    use btcpeer::peer::{Direction, PeerEvent};
+    let (peer, mut events) = Peer::with_channel(config(), Direction::Outbound, "127.0.0.1:18444", 8);
+    let (ours, far) = tokio::io::duplex(1 << 16);
+    peer.associate(ours).unwrap();
+    let mut remote = remote(far);
+    remote.accept_handshake(70016).await;
+    assert!(matches!(within(events.recv()).await, Some(PeerEvent::Handshake(_))));
+    drop(remote);
+    let mut last = None;
+    while let Some(event) = within(events.recv()).await {
+        last = Some(event);
+    }
+    assert!(matches!(last, Some(PeerEvent::Disconnected(DisconnectReason::RemoteClosed { .. }))), "{last:?}");
+    // `peer` is still held here: the receiver ended all the same.
+    assert!(!peer.is_connected());
+}

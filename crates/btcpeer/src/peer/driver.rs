@@ -28,7 +28,46 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let span = peer.shared.span.clone();
-    tokio::spawn(run(peer, stream).instrument(span));
+    let guard = peer.clone();
+    tokio::spawn(
+        async move {
+            // A panic anywhere in the peer's task (a handler method included) ends the peer in a
+            // defined state instead of leaving it hung: its stream is dropped with the task's
+            // state, and the peer finishes ending with the panic as its reason (R-L8).
+            if let Err(panic) = CatchPanic(Box::pin(run(peer, stream))).await {
+                let message = panic_message(&*panic);
+                tracing::warn!(panic = %message, "the peer's task panicked");
+                guard.stop(DisconnectReason::HandlerPanicked(message));
+                guard.finalize();
+            }
+        }
+        .instrument(span),
+    );
+}
+
+/// The text of a panic's payload (what `panic!` was given), or a placeholder.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// Polls a future, turning a panic in it into an error (the future is not polled again).
+struct CatchPanic<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 /// Maps a read failure to a disconnect reason.

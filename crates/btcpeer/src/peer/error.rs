@@ -63,6 +63,10 @@ pub enum DisconnectReason {
     /// An outbound v2 attempt met a remote that closed without sending a byte (or answered in v1):
     /// it probably speaks only v1, so dialing again in v1 is advised (R-T4).
     V1RetryAdvised,
+    /// A handler method (or anything else in the peer's task) panicked; the text is the panic's
+    /// message. The peer ended as for any other reason: its stream closed, every queued message
+    /// dropped, waits released (R-L8).
+    HandlerPanicked(String),
     /// The connection failed.
     Io {
         /// The error's kind.
@@ -131,6 +135,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::V1RetryAdvised => {
                 f.write_str("remote closed without answering the v2 handshake; retry in v1 advised")
             }
+            DisconnectReason::HandlerPanicked(message) => write!(f, "handler panicked: {message}"),
             DisconnectReason::Io { message, .. } => write!(f, "i/o error: {message}"),
         }
     }
@@ -158,6 +163,7 @@ impl DisconnectReason {
             DisconnectReason::Payload(_) => "malformed_message",
             DisconnectReason::V2(_) => "v2_transport",
             DisconnectReason::V1RetryAdvised => "v1_retry_advised",
+            DisconnectReason::HandlerPanicked(_) => "handler_panicked",
             DisconnectReason::Io { .. } => "io_error",
         }
     }

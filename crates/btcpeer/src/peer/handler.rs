@@ -202,20 +202,26 @@ pub enum PeerEvent {
     /// A block, undecoded (when the configuration asks for raw blocks).
     RawBlock(Bytes),
     /// The peer ended. This event is always delivered: a slot is reserved for it from the start.
+    /// It is the last: the receiver then yields `None` (R-L9), whether or not handles to the peer
+    /// remain.
     Disconnected(DisconnectReason),
 }
 
 /// Where a peer delivers what it receives.
 pub(crate) enum Sink {
     Handler(Arc<dyn Handler>),
-    Channel { tx: mpsc::Sender<PeerEvent>, last: Mutex<Option<mpsc::OwnedPermit<PeerEvent>>> },
+    /// The sender is dropped once `Disconnected` is delivered, so that the receiver ends (R-L9).
+    Channel {
+        tx: Mutex<Option<mpsc::Sender<PeerEvent>>>,
+        last: Mutex<Option<mpsc::OwnedPermit<PeerEvent>>>,
+    },
 }
 
 impl Sink {
     pub(crate) fn channel(capacity: usize) -> (Sink, mpsc::Receiver<PeerEvent>) {
         let (tx, rx) = mpsc::channel(capacity.max(2));
         let last = tx.clone().try_reserve_owned().ok();
-        (Sink::Channel { tx, last: Mutex::new(last) }, rx)
+        (Sink::Channel { tx: Mutex::new(Some(tx)), last: Mutex::new(last) }, rx)
     }
 
     pub(crate) fn handler(&self) -> Option<&dyn Handler> {
@@ -225,43 +231,54 @@ impl Sink {
         }
     }
 
+    /// Sends `event` on the channel, waiting for room; a receiver that went away, or a channel
+    /// already closed, just stops getting events.
+    async fn send(tx: &Mutex<Option<mpsc::Sender<PeerEvent>>>, event: PeerEvent) {
+        let sender = tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(sender) = sender {
+            let _ = sender.send(event).await;
+        }
+    }
+
     pub(crate) async fn message(&self, peer: &Peer, message: Message, raw: Bytes) {
         match self {
             Sink::Handler(h) => h.on_message(peer, message, raw),
-            // A receiver that went away just stops getting messages. The send is boxed so that
-            // handler-driven peers do not carry its state in their task.
-            Sink::Channel { tx, .. } => {
-                let _ = Box::pin(tx.send(PeerEvent::Message { message, raw })).await;
-            }
+            // Boxed so that handler-driven peers do not carry the send's state in their task.
+            Sink::Channel { tx, .. } => Box::pin(Sink::send(tx, PeerEvent::Message { message, raw })).await,
         }
     }
 
     pub(crate) async fn raw_block(&self, peer: &Peer, raw: Bytes) {
         match self {
             Sink::Handler(h) => h.on_raw_block(peer, raw),
-            Sink::Channel { tx, .. } => {
-                let _ = tx.send(PeerEvent::RawBlock(raw)).await;
-            }
+            Sink::Channel { tx, .. } => Box::pin(Sink::send(tx, PeerEvent::RawBlock(raw))).await,
         }
     }
 
     pub(crate) async fn handshake(&self, peer: &Peer, remote: &RemoteInfo) {
         match self {
             Sink::Handler(h) => h.on_handshake(peer, remote),
-            Sink::Channel { tx, .. } => {
-                let _ = tx.send(PeerEvent::Handshake(remote.clone())).await;
-            }
+            Sink::Channel { tx, .. } => Box::pin(Sink::send(tx, PeerEvent::Handshake(remote.clone()))).await,
         }
     }
 
+    /// The peer's last word. A handler that panics here is contained: the panic is logged and the
+    /// peer still finishes ending (R-L8).
     pub(crate) fn disconnected(&self, peer: &Peer, reason: &DisconnectReason) {
         match self {
-            Sink::Handler(h) => h.on_disconnect(peer, reason),
-            Sink::Channel { last, .. } => {
+            Sink::Handler(h) => {
+                let call = std::panic::AssertUnwindSafe(|| h.on_disconnect(peer, reason));
+                if let Err(panic) = std::panic::catch_unwind(call) {
+                    tracing::warn!(panic = %super::driver::panic_message(&*panic), "on_disconnect panicked");
+                }
+            }
+            Sink::Channel { tx, last } => {
                 let permit = last.lock().unwrap_or_else(|e| e.into_inner()).take();
                 if let Some(permit) = permit {
                     permit.send(PeerEvent::Disconnected(reason.clone()));
                 }
+                // The last event is out: dropping the sender ends the receiver once it has read it.
+                drop(tx.lock().unwrap_or_else(|e| e.into_inner()).take());
             }
         }
     }

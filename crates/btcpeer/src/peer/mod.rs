@@ -478,6 +478,10 @@ impl Peer {
 
     /// The last step of a peer's life: resolve the queue, tell the application, release waiters.
     pub(crate) fn finalize(&self) {
+        // Once: a task that panicked after its peer had ended must not end it twice.
+        if self.shared.done.borrow().is_some() {
+            return;
+        }
         let reason = {
             let mut st = self.lock();
             st.assoc = Assoc::Ended;
