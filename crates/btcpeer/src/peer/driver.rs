@@ -28,21 +28,24 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let span = peer.shared.span.clone();
+    tokio::spawn(guarded(peer, stream).instrument(span));
+}
+
+/// The peer's task: [`run`], with a panic anywhere in it (a handler method included) ending the
+/// peer in a defined state instead of leaving it hung. Its stream is dropped with the task's state,
+/// and the peer finishes ending with the panic as its reason (R-L8).
+async fn guarded<S>(peer: Peer, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let guard = peer.clone();
-    tokio::spawn(
-        async move {
-            // A panic anywhere in the peer's task (a handler method included) ends the peer in a
-            // defined state instead of leaving it hung: its stream is dropped with the task's
-            // state, and the peer finishes ending with the panic as its reason (R-L8).
-            if let Err(panic) = CatchPanic(Box::pin(run(peer, stream))).await {
-                let message = panic_message(&*panic);
-                tracing::warn!(panic = %message, "the peer's task panicked");
-                guard.stop(DisconnectReason::HandlerPanicked(message));
-                guard.finalize();
-            }
-        }
-        .instrument(span),
-    );
+    let task = std::pin::pin!(run(peer, stream));
+    if let Err(panic) = CatchPanic(task).await {
+        let message = panic_message(&*panic);
+        tracing::warn!(panic = %message, "the peer's task panicked");
+        guard.stop(DisconnectReason::HandlerPanicked(message));
+        guard.finalize();
+    }
 }
 
 /// The text of a panic's payload (what `panic!` was given), or a placeholder.
@@ -54,10 +57,10 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
-/// Polls a future, turning a panic in it into an error (the future is not polled again).
-struct CatchPanic<F>(std::pin::Pin<Box<F>>);
+/// Polls a pinned future, turning a panic in it into an error (the future is not polled again).
+struct CatchPanic<'a, F>(std::pin::Pin<&'a mut F>);
 
-impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
+impl<F: std::future::Future> std::future::Future for CatchPanic<'_, F> {
     type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
@@ -504,7 +507,7 @@ mod memory_budget {
         let cfg = super::super::PeerConfig::builder(crate::network::Network::REGTEST).build().unwrap();
         let peer = super::Peer::outbound(cfg, "127.0.0.1:1", super::super::NoopHandler);
         let (a, _b) = tokio::io::duplex(16);
-        let task = std::mem::size_of_val(&super::run(peer, a));
+        let task = std::mem::size_of_val(&super::guarded(peer, a));
         let shared = std::mem::size_of::<super::super::Shared>();
         assert!(task <= 3 * 1024, "the peer's task future is {task} bytes");
         assert!(shared <= 1536, "the peer's shared state is {shared} bytes");
