@@ -130,7 +130,7 @@ async fn c_item3_a_remote_with_relay_false_gets_no_transactions_until_it_loads_a
     remote.send(&Message::Version(version)).await;
     remote.send(&Message::Verack).await;
     let info = within_simulated(60, peer.handshake()).await.unwrap();
-    assert!(!info.relay(), "RemoteInfo shows the flag");
+    assert!(!info.relay, "RemoteInfo shows the flag");
     assert!(!peer.relays_transactions());
     assert!(!peer.queue_transaction(txid(2), wtxid(2)), "refused: the remote asked for none");
     assert_eq!(peer.queue_inventory(Inventory::Tx(txid(3))), Ok(false));

@@ -118,6 +118,7 @@ where
     let negotiated = cfg.protocol_version.min(version.version);
     let mut info = RemoteInfo {
         time_offset: version.timestamp.saturating_sub(unix_now()),
+        relay: version.relay,
         version,
         negotiated_version: negotiated,
         wants_addrv2: false,

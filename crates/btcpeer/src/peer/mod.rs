@@ -150,19 +150,14 @@ pub struct RemoteInfo {
     pub wants_addrv2: bool,
     /// The remote sent `wtxidrelay` at a version that allows it.
     pub wtxid_relay: bool,
+    /// The relay flag of the remote's version (BIP37): whether it wants transaction announcements.
+    /// `false` for Core's block-relay-only connections and `-blocksonly` nodes, which get none
+    /// until they load a filter ([`Peer::relays_transactions`] follows that).
+    pub relay: bool,
     /// The remote's `sendtxrcncl`, if it sent one.
     pub txrcncl: Option<SendTxRcncl>,
     /// The transport the connection uses.
     pub transport: Transport,
-}
-
-impl RemoteInfo {
-    /// The relay flag of the remote's version: whether it wanted transaction announcements when
-    /// the handshake completed ([`Peer::relays_transactions`] follows later `filterload` and
-    /// `filterclear` messages).
-    pub fn relay(&self) -> bool {
-        self.version.relay
-    }
 }
 
 #[derive(Clone, Debug)]

@@ -41,6 +41,7 @@ pub struct CommandStats {
 ///
 /// let table = CommandTable::default();
 /// assert_eq!(table.get(Command::PING).messages_received, 0);
+/// assert_eq!(table["ping"], table[Command::PING]);
 /// assert_eq!(table.iter().count(), 0, "only commands with traffic are listed");
 /// ```
 #[derive(Clone, Debug)]
@@ -119,6 +120,41 @@ impl CommandTable {
             .enumerate()
             .filter(|(i, _)| self.slot.get(*i).is_some_and(|&s| s > 0))
             .map(|(i, c)| (*c, self.at(i)))
+    }
+}
+
+/// No traffic: what indexing gives for a command that saw none.
+static NO_TRAFFIC: CommandStats =
+    CommandStats { messages_sent: 0, bytes_sent: 0, messages_received: 0, bytes_received: 0 };
+
+impl CommandTable {
+    fn at_ref(&self, slot: usize) -> &CommandStats {
+        match self.slot.get(slot) {
+            Some(&s) if s > 0 => self.used.get(usize::from(s).saturating_sub(1)).unwrap_or(&NO_TRAFFIC),
+            _ => &NO_TRAFFIC,
+        }
+    }
+}
+
+impl std::ops::Index<Command> for CommandTable {
+    type Output = CommandStats;
+
+    /// The traffic of `command` (the `other` bucket for a command btcpeer does not know).
+    fn index(&self, command: Command) -> &CommandStats {
+        self.at_ref(CommandTable::slot_of(command))
+    }
+}
+
+/// `stats.per_command["ping"]`: the traffic of the command of that name; a name btcpeer does not
+/// know, or that is no valid command, gives the `other` bucket.
+impl std::ops::Index<&str> for CommandTable {
+    type Output = CommandStats;
+
+    fn index(&self, name: &str) -> &CommandStats {
+        match Command::new(name) {
+            Ok(command) => &self[command],
+            Err(_) => self.at_ref(OTHER),
+        }
     }
 }
 
