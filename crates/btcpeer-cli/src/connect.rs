@@ -51,8 +51,12 @@
 //! again and again until an answer holds fewer than 2,000 headers. Every header must connect to the
 //! one before it (the first to the genesis block); a batch that does not is a failure. While it runs,
 //! a progress line (count, rate, and the remote's `start_height` as the target) is redrawn on stderr
-//! when stderr is a terminal, and nothing is written there otherwise. The genesis block must be
-//! known, so `--headers` is a usage error with `--magic` and on simnet.
+//! when stderr is a terminal, and nothing is written there otherwise.
+//!
+//! On a network whose genesis block btcpeer does not know (simnet, a custom `--magic`), the first
+//! locator is a hash no chain has: Bitcoin Core (`FindForkInGlobalIndex`) and btcd then answer from
+//! their genesis block, whose hash is taken from the first header's parent; every header after it
+//! must connect as above. If the remote has nothing past its genesis block, `tip` is the zero hash.
 //!
 //! # Exit codes
 //!
@@ -101,7 +105,7 @@ pub struct ConnectArgs {
     listen: Option<Duration>,
     /// Fetch the remote's headers from the genesis block (getheaders until an answer holds fewer than
     /// 2,000), checking that each connects to the one before; a progress line is shown on stderr when
-    /// it is a terminal; then print the count, the tip and the rate. Not with --magic or simnet.
+    /// it is a terminal; then print the count, the tip and the rate. On every network, --magic included.
     #[arg(long)]
     headers: bool,
     /// Send N pings, one after another, and print each round trip.
@@ -161,17 +165,8 @@ pub fn run(args: ConnectArgs) -> u8 {
         Ok(n) => n,
         Err(e) => return usage(e),
     };
-    let genesis = match (args.headers, network.bitcoin_network()) {
-        (false, _) => None,
-        (true, Some(n)) => Some(genesis_block(n).block_hash()),
-        (true, None) => {
-            return usage(format!(
-                "--headers needs a network whose genesis block is known (mainnet, testnet3, testnet4, signet, \
-                 regtest), not {}",
-                if args.common.magic.is_some() { "a custom --magic".to_string() } else { network.name().to_string() }
-            ));
-        }
-    };
+    // With --headers: the genesis block's hash where btcpeer knows it (see the module docs).
+    let genesis = args.headers.then(|| network.bitcoin_network().map(|n| genesis_block(n).block_hash()));
     let target = match parse_target(&args.target, network.default_port()) {
         Ok(t) => t,
         Err(e) => return usage(e),
@@ -219,7 +214,12 @@ fn advises_v1_retry(reason: &DisconnectReason, stats: &PeerStats) -> bool {
 }
 
 /// Dials, and with `--transport auto` dials again in v1 when the remote closes on our v2 handshake.
-async fn session(args: &ConnectArgs, builder: PeerConfigBuilder, target: &str, genesis: Option<BlockHash>) -> u8 {
+async fn session(
+    args: &ConnectArgs,
+    builder: PeerConfigBuilder,
+    target: &str,
+    genesis: Option<Option<BlockHash>>,
+) -> u8 {
     let out = Output { json: args.common.json, peer_prefix: false };
     let mut transport = args.common.transport;
     loop {
@@ -278,7 +278,7 @@ async fn attempt(
     args: &ConnectArgs,
     config: PeerConfig,
     target: &str,
-    genesis: Option<BlockHash>,
+    genesis: Option<Option<BlockHash>>,
     out: Output,
     may_retry: bool,
 ) -> Attempt {
@@ -356,13 +356,14 @@ async fn attempt(
 }
 
 /// After the handshake: the headers, the pings and the listening period. `headers` is the genesis
-/// block's hash and the channel the handler passes `headers` messages on to, with `--headers`.
+/// block's hash (when known) and the channel the handler passes `headers` messages on to, with
+/// `--headers`.
 async fn converse(
     args: &ConnectArgs,
     peer: &Peer,
     out: Output,
     pongs: &mut mpsc::UnboundedReceiver<PongSeen>,
-    headers: Option<(BlockHash, mpsc::Receiver<Vec<Header>>)>,
+    headers: Option<(Option<BlockHash>, mpsc::Receiver<Vec<Header>>)>,
     remote: &RemoteInfo,
 ) -> Result<(), Failure> {
     let limit = args.timeout;
@@ -472,17 +473,20 @@ pub(crate) fn check_connects(tip: BlockHash, headers: &[Header]) -> Result<(), (
     Ok(())
 }
 
-/// Fetches headers from `genesis` until the remote has no more (see the module docs). Each answer
-/// is awaited at most `limit`.
+/// Fetches headers from `genesis` until the remote has no more (see the module docs); with the
+/// genesis block unknown, from the remote's. Each answer is awaited at most `limit`.
 async fn sync_headers(
     peer: &Peer,
-    genesis: BlockHash,
+    genesis: Option<BlockHash>,
     limit: Duration,
     batches: &mut mpsc::Receiver<Vec<Header>>,
     mut progress: Progress,
 ) -> Result<Synced, Failure> {
     let started = Instant::now();
-    let mut synced = Synced { count: 0, tip: genesis, batches: 0, elapsed: Duration::ZERO };
+    // A locator of the zero hash, which no chain has, makes Core and btcd answer from their genesis.
+    let mut synced =
+        Synced { count: 0, tip: genesis.unwrap_or(BlockHash::all_zeros()), batches: 0, elapsed: Duration::ZERO };
+    let mut genesis_known = genesis.is_some();
     let mut closed = pin!(peer.closed());
     loop {
         let n = synced.batches.saturating_add(1);
@@ -506,6 +510,13 @@ async fn sync_headers(
                 return Err((EXIT_TIMEOUT, format!("no headers in answer to getheaders {n} within {}", secs(limit))));
             }
         };
+        if !genesis_known {
+            // The remote's genesis block is the first header's parent.
+            if let Some(first) = headers.first() {
+                synced.tip = first.prev_blockhash;
+            }
+            genesis_known = true;
+        }
         if let Err((i, parent, expected)) = check_connects(synced.tip, &headers) {
             let height = synced.count.saturating_add(i as u64).saturating_add(1);
             return Err((
