@@ -9,7 +9,7 @@ use btcpeer::wire::{DecodeError, FrameError, Message};
 use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 
-use crate::fields::message_fields;
+use crate::fields::{Detail, message_fields};
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
 #[derive(clap::Args)]
@@ -32,6 +32,10 @@ pub struct DecodeArgs {
     /// One JSON object per line instead of readable text.
     #[arg(long)]
     json: bool,
+    /// Blocks and transaction lists as counts and ids only (big blocks print every input and output
+    /// otherwise).
+    #[arg(long)]
+    summary: bool,
 }
 
 fn network_of(args: &DecodeArgs) -> Result<Network, String> {
@@ -94,18 +98,50 @@ fn human(event: &Value) -> String {
         if event["checksum_ok"] == true { "ok" } else { "BAD" }
     ));
     if let Some(obj) = event["fields"].as_object() {
-        for (k, v) in obj {
-            let text = match v {
-                Value::String(t) => t.clone(),
-                other => other.to_string(),
-            };
-            s.push_str(&format!("\n  {k}: {text}"));
-        }
+        render_object(obj, 1, &mut s);
     }
     if let Some(hex) = event["reencoded_hex"].as_str() {
         s.push_str(&format!("\n  reencoded_hex: {hex}"));
     }
     s
+}
+
+/// A scalar as text: strings bare, `null` as `-`.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(t) => t.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Fields as indented lines: scalars and lists of scalars on the key's line, objects and lists of
+/// objects (inputs, outputs, transactions …) nested below it.
+fn render_object(obj: &serde_json::Map<String, Value>, depth: usize, s: &mut String) {
+    let pad = "  ".repeat(depth);
+    for (k, v) in obj {
+        match v {
+            Value::Object(inner) => {
+                s.push_str(&format!("\n{pad}{k}:"));
+                render_object(inner, depth + 1, s);
+            }
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                s.push_str(&format!("\n{pad}{k}: {} entries", items.len()));
+                for (i, item) in items.iter().enumerate() {
+                    s.push_str(&format!("\n{pad}  [{i}]"));
+                    match item.as_object() {
+                        Some(inner) => render_object(inner, depth + 2, s),
+                        None => s.push_str(&format!(" {}", scalar(item))),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                let list: Vec<String> = items.iter().map(scalar).collect();
+                s.push_str(&format!("\n{pad}{k}: [{}]", list.join(", ")));
+            }
+            other => s.push_str(&format!("\n{pad}{k}: {}", scalar(other))),
+        }
+    }
 }
 
 /// Decodes every frame in one hex string; returns whether all decoded.
@@ -145,10 +181,8 @@ fn decode_input<W: Write>(text: &str, index: &mut usize, net: &Network, args: &D
                 // A frame whose header was readable can be skipped; anything else ends this input.
                 match skip_len(&rest, net) {
                     Some(used)
-                        if matches!(
-                            e,
-                            DecodeError::Payload(_) | DecodeError::Frame(FrameError::BadChecksum { .. })
-                        ) =>
+                        if matches!(&e, DecodeError::Payload(_))
+                            || matches!(&e, DecodeError::Frame(f) if f.is_droppable()) =>
                     {
                         rest = rest.slice(used..);
                         all_ok = false;
@@ -163,10 +197,16 @@ fn decode_input<W: Write>(text: &str, index: &mut usize, net: &Network, args: &D
     }
 }
 
+/// The length of a complete frame whose header passed the magic and length checks (its command
+/// bytes may be invalid: such a frame is skipped, as a node drops it).
 fn skip_len(input: &Bytes, net: &Network) -> Option<usize> {
     let raw = <&[u8; HEADER_LEN]>::try_from(input.get(..HEADER_LEN)?).ok()?;
-    let header = FrameHeader::parse(raw, net).ok()?;
-    let end = HEADER_LEN + header.length as usize;
+    let length = match FrameHeader::parse(raw, net) {
+        Ok(header) => header.length,
+        Err(e) if e.is_droppable() => FrameHeader::announced_length(raw),
+        Err(_) => return None,
+    };
+    let end = HEADER_LEN + length as usize;
     (input.len() >= end).then_some(end)
 }
 
@@ -178,7 +218,7 @@ fn decode_one(input: &Bytes, net: &Network, args: &DecodeArgs) -> Result<(Value,
         "command": raw.command.as_str(),
         "payload_size": raw.payload.len(),
         "checksum_ok": true,
-        "fields": message_fields(&msg),
+        "fields": message_fields(&msg, Detail { network: net.bitcoin_network(), summary: args.summary }),
     });
     if args.reencode {
         event["reencoded_hex"] = json!(reencode(&msg, net));

@@ -4,7 +4,9 @@ use btcpeer::bitcoin::hashes::Hash;
 use btcpeer::bitcoin::hex::DisplayHex;
 use btcpeer::bitcoin::p2p::address::AddrV2;
 use btcpeer::bitcoin::p2p::{Address, ServiceFlags};
-use btcpeer::bitcoin::{Transaction, block::Header};
+use btcpeer::bitcoin::{
+    Address as BitcoinAddress, Denomination, Network as BitcoinNetwork, Script, Transaction, block::Header,
+};
 use btcpeer::wire::{Inventory, Message};
 use serde_json::{Value, json};
 
@@ -66,16 +68,90 @@ fn header(h: &Header) -> Value {
     })
 }
 
-fn tx(t: &Transaction) -> Value {
+/// What kind of script an output pays to.
+fn script_type(script: &Script) -> &'static str {
+    if script.is_p2pkh() {
+        "p2pkh"
+    } else if script.is_p2sh() {
+        "p2sh"
+    } else if script.is_p2wpkh() {
+        "p2wpkh"
+    } else if script.is_p2wsh() {
+        "p2wsh"
+    } else if script.is_p2tr() {
+        "p2tr"
+    } else if script.is_p2pk() {
+        "p2pk"
+    } else if script.is_op_return() {
+        "op_return"
+    } else if script.is_multisig() {
+        "multisig"
+    } else if script.witness_version().is_some() {
+        "witness_unknown"
+    } else {
+        "nonstandard"
+    }
+}
+
+/// A transaction with every field: each input (prevout, script_sig in hex and asm, sequence, witness
+/// items) and each output (value, script_pubkey in hex and asm, its type, and its address on
+/// `network` when it has one).
+fn tx(t: &Transaction, network: Option<BitcoinNetwork>) -> Value {
+    let inputs: Vec<Value> = t
+        .input
+        .iter()
+        .map(|i| {
+            json!({
+                "prevout": i.previous_output.to_string(),
+                "txid": i.previous_output.txid.to_string(),
+                "vout": i.previous_output.vout,
+                "script_sig": i.script_sig.as_bytes().to_lower_hex_string(),
+                "script_sig_asm": i.script_sig.to_asm_string(),
+                "sequence": i.sequence.0,
+                "witness": i.witness.iter().map(|w| w.to_lower_hex_string()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let outputs: Vec<Value> = t
+        .output
+        .iter()
+        .map(|o| {
+            let address = network.and_then(|n| BitcoinAddress::from_script(&o.script_pubkey, n).ok());
+            json!({
+                "value_sat": o.value.to_sat(),
+                "value_btc": o.value.to_string_in(Denomination::Bitcoin),
+                "script_pubkey": o.script_pubkey.as_bytes().to_lower_hex_string(),
+                "script_pubkey_asm": o.script_pubkey.to_asm_string(),
+                "type": script_type(&o.script_pubkey),
+                "address": address.map(|a| a.to_string()),
+            })
+        })
+        .collect();
     json!({
         "txid": t.compute_txid().to_string(),
         "wtxid": t.compute_wtxid().to_string(),
         "version": t.version.0,
-        "inputs": t.input.len(),
-        "outputs": t.output.len(),
+        "locktime": t.lock_time.to_consensus_u32(),
+        "size": t.total_size(),
+        "vsize": t.vsize(),
+        "weight": t.weight().to_wu(),
+        "segwit": t.input.iter().any(|i| !i.witness.is_empty()),
+        "input_count": t.input.len(),
+        "output_count": t.output.len(),
+        "inputs": inputs,
+        "outputs": outputs,
+    })
+}
+
+/// A transaction's identity and size only (`--summary`).
+fn tx_summary(t: &Transaction) -> Value {
+    json!({
+        "txid": t.compute_txid().to_string(),
+        "wtxid": t.compute_wtxid().to_string(),
         "size": t.total_size(),
         "weight": t.weight().to_wu(),
-        "locktime": t.lock_time.to_consensus_u32(),
+        "input_count": t.input.len(),
+        "output_count": t.output.len(),
     })
 }
 
@@ -83,8 +159,20 @@ fn hashes<'a>(it: impl Iterator<Item = [u8; 32]> + 'a) -> Vec<String> {
     it.map(rev_hex).collect()
 }
 
+/// How much of a message `message_fields` shows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Detail {
+    /// The network whose addresses outputs are shown in (none for simnet and custom networks).
+    pub network: Option<BitcoinNetwork>,
+    /// Blocks and transaction lists as counts and ids only.
+    pub summary: bool,
+}
+
 /// The message's fields as a JSON object.
-pub fn message_fields(msg: &Message) -> Value {
+pub fn message_fields(msg: &Message, detail: Detail) -> Value {
+    let txs = |list: &[Transaction]| -> Vec<Value> {
+        list.iter().map(|t| if detail.summary { tx_summary(t) } else { tx(t, detail.network) }).collect()
+    };
     match msg {
         Message::Version(v) => json!({
             "version": v.version,
@@ -140,10 +228,12 @@ pub fn message_fields(msg: &Message) -> Value {
             v["tx_count"] = json!(b.txdata.len());
             v["size"] = json!(b.total_size());
             v["weight"] = json!(b.weight().to_wu());
-            v["transactions"] = json!(b.txdata.iter().map(tx).collect::<Vec<_>>());
+            v["merkle_root_ok"] = json!(b.check_merkle_root());
+            v["witness_commitment_ok"] = json!(b.check_witness_commitment());
+            v["transactions"] = json!(txs(&b.txdata));
             v
         }
-        Message::Tx(t) => tx(t),
+        Message::Tx(t) => tx(t, detail.network),
         Message::Ping(n) | Message::Pong(n) => json!({"nonce": n}),
         Message::Reject(r) => json!({
             "message": r.message,
@@ -174,14 +264,19 @@ pub fn message_fields(msg: &Message) -> Value {
             "header": header(&c.header),
             "nonce": c.nonce,
             "short_id_count": c.short_ids.len(),
-            "prefilled": c.prefilled_txs.iter().map(|p| json!({"index": p.idx, "txid": p.tx.compute_txid().to_string()})).collect::<Vec<_>>(),
+            "short_ids": c.short_ids.iter().map(|id| id.as_bytes().to_lower_hex_string()).collect::<Vec<_>>(),
+            "prefilled": c.prefilled_txs.iter().map(|p| {
+                let mut v = if detail.summary { tx_summary(&p.tx) } else { tx(&p.tx, detail.network) };
+                v["index"] = json!(p.idx);
+                v
+            }).collect::<Vec<_>>(),
         }),
         Message::GetBlockTxn(r) => {
             json!({"block_hash": r.block_hash.to_string(), "indexes": r.indexes})
         }
         Message::BlockTxn(b) => json!({
             "block_hash": b.block_hash.to_string(),
-            "transactions": b.transactions.iter().map(tx).collect::<Vec<_>>(),
+            "transactions": txs(&b.transactions),
         }),
         Message::GetCFilters(m) => {
             json!({"filter_type": m.filter_type, "start_height": m.start_height, "stop_hash": m.stop_hash.to_string()})
