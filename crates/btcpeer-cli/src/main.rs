@@ -44,6 +44,11 @@ pub const EXIT_TIMEOUT: u8 = 3;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Log the library's events on stderr: -v one line per message sent and received, -vv also a
+    /// hex dump of every frame. `RUST_LOG` (e.g. `btcpeer=debug`) overrides. Never mixed into the
+    /// `--json` lines on stdout.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     /// The demo's options, for a bare `btcpeer`.
     #[command(flatten)]
     demo: demo::DemoArgs,
@@ -101,6 +106,42 @@ enum Command {
                             baseline and to btcd's reference figures.\n\n\
                             Exit codes: 0 done, 1 failure, 2 usage error, 3 a measurement timed out.")]
     Bench(bench::BenchArgs),
+    /// Print a shell completion script: `btcpeer completions bash > /etc/bash_completion.d/btcpeer`.
+    #[command(
+        after_help = "Examples:\n  btcpeer completions bash > ~/.local/share/bash-completion/completions/btcpeer\n  \
+                            btcpeer completions zsh > ~/.zfunc/_btcpeer\n  \
+                            btcpeer completions fish > ~/.config/fish/completions/btcpeer.fish\n\n\
+                            Exit codes: 0 printed, 2 usage error."
+    )]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Whether colour may be used on stderr: a terminal, and `NO_COLOR` unset (<https://no-color.org>).
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Installs a `tracing` subscriber writing to stderr when asked: `RUST_LOG`, else `-v` (debug: a
+/// line per message, R-O2) or `-vv` (trace: hex dumps of frames). Without either nothing is logged.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
+        _ => match verbose {
+            0 => return,
+            1 => EnvFilter::new("btcpeer=debug"),
+            _ => EnvFilter::new("btcpeer=trace"),
+        },
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
+        .try_init();
 }
 
 /// Prints a clap error as one line (help and version as they are); returns the exit code.
@@ -134,12 +175,17 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(parse_error(&e)),
     };
+    init_logging(cli.verbose);
     let code = match cli.command {
         Some(Command::Demo(args)) => demo::run(args),
         Some(Command::Connect(args)) => connect::run(args),
         Some(Command::Listen(args)) => listen::run(args),
         Some(Command::Decode(args)) => decode::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "btcpeer", &mut std::io::stdout());
+            EXIT_OK
+        }
         None => demo::run(cli.demo),
     };
     ExitCode::from(code)
