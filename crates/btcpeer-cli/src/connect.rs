@@ -75,9 +75,7 @@ use btcpeer::bitcoin::BlockHash;
 use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::blockdata::constants::genesis_block;
 use btcpeer::bitcoin::hashes::Hash;
-use btcpeer::peer::{
-    DisconnectReason, Peer, PeerAddr, PeerConfig, PeerConfigBuilder, PeerStats, RemoteInfo, Transport, V2Policy,
-};
+use btcpeer::peer::{DisconnectReason, Peer, PeerAddr, PeerConfig, PeerConfigBuilder, RemoteInfo, Transport, V2Policy};
 use btcpeer::wire::Message;
 use btcpeer::wire::limits::MAX_HEADERS;
 use serde_json::json;
@@ -197,22 +195,6 @@ enum Attempt {
     RetryV1(DisconnectReason),
 }
 
-/// Whether a v2-preferring attempt that ended with `reason` should be dialed again in v1: the
-/// library advises it when the remote closed without a byte; a remote that *reset* the connection
-/// before the v2 transport was up (a v1 node that hung up on our key with unread bytes in its
-/// buffer) is treated alike, as Bitcoin Core does (no byte received: reconnect in v1).
-fn advises_v1_retry(reason: &DisconnectReason, stats: &PeerStats) -> bool {
-    match reason {
-        DisconnectReason::V1RetryAdvised => true,
-        DisconnectReason::Io { kind, .. } => {
-            matches!(kind, std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted)
-                && stats.transport == Transport::V1
-                && stats.bytes_received == 0
-        }
-        _ => false,
-    }
-}
-
 /// Dials, and with `--transport auto` dials again in v1 when the remote closes on our v2 handshake.
 async fn session(
     args: &ConnectArgs,
@@ -315,7 +297,10 @@ async fn attempt(
     // The peer's own handshake deadline is `limit`; this one only guards against it not firing.
     let result = match tokio::time::timeout(limit.saturating_add(Duration::from_secs(1)), peer.handshake()).await {
         Ok(Ok(remote)) => converse(args, &peer, out, &mut pongs, headers, &remote).await,
-        Ok(Err(reason)) if may_retry && advises_v1_retry(&reason, &peer.stats()) => {
+        // The library says when a v1 retry is worth it: the remote closed or reset the connection
+        // before sending a byte of the v2 handshake (`V2HandshakeError::ClosedBeforeAnyByte`).
+        Ok(Err(DisconnectReason::V1RetryAdvised)) if may_retry => {
+            let reason = DisconnectReason::V1RetryAdvised;
             peer.disconnect();
             let _ = tokio::time::timeout(limit, peer.wait_for_disconnect()).await;
             return Attempt::RetryV1(reason);
@@ -329,7 +314,10 @@ async fn attempt(
                 || matches!(reason, DisconnectReason::RemoteClosed { during_handshake: true })
                     && stats.transport == Transport::V1
                     && stats.bytes_received == 0;
-            let hint = if policy == V2Policy::Require && (hung_up || advises_v1_retry(&reason, &stats)) {
+            let reset = matches!(&reason, DisconnectReason::Io { kind, .. }
+                if matches!(kind, std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted))
+                && stats.bytes_received == 0;
+            let hint = if policy == V2Policy::Require && (hung_up || reset) {
                 " (the remote seems to speak only v1: try --transport auto or v1)"
             } else {
                 ""

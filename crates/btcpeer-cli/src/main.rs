@@ -80,7 +80,7 @@ enum Command {
                             btcpeer connect <56 characters>.onion:8333 --socks5 127.0.0.1:9050   (through Tor)\n\n\
                             Events (--json): retry (auto transport, dialing again in v1), handshake, headers \
                             (count, tip, batches, elapsed_ms, headers_per_sec; with --headers), pong (with --ping), \
-                            recv (with --listen), stats, disconnect.\n\n\
+                            recv and dropped (with --listen), stats, disconnect.\n\n\
                             Exit codes: 0 success, 1 failure (refused, disconnected early, headers that do not \
                             connect), 2 usage error, 3 timeout (connect, handshake, headers, pong; see --timeout).")]
     Connect(connect::ConnectArgs),
@@ -88,7 +88,7 @@ enum Command {
     #[command(after_help = "Examples:\n  btcpeer listen 127.0.0.1:18444 --network regtest\n  \
                             btcpeer listen 127.0.0.1:0 --json --duration 60   (the `listening` event names the port)\n  \
                             btcpeer listen 127.0.0.1:18444 --network regtest --transport v2   (refuse v1 initiators)\n\n\
-                            Events (--json): listening, accept, refused, recv, handshake, stats, disconnect.\n\n\
+                            Events (--json): listening, accept, refused, recv, dropped, handshake, stats, disconnect.\n\n\
                             Exit codes: 0 when --duration ends or on Ctrl-C, 1 the address cannot be bound, \
                             2 usage error.")]
     Listen(listen::ListenArgs),
