@@ -174,6 +174,16 @@ async fn c_item3_a_remote_with_relay_false_gets_no_transactions_until_it_loads_a
 
 // ---- 4. Transactions are announced by the negotiated kind of id only ----
 
+/// Every inventory entry the peer announced before answering a ping.
+async fn announced_before_pong(remote: &mut Remote, nonce: u64) -> Vec<Inventory> {
+    ping_through(remote, nonce)
+        .await
+        .into_iter()
+        .filter_map(|m| if let Message::Inv(i) = m { Some(i) } else { None })
+        .flatten()
+        .collect()
+}
+
 #[tokio::test(start_paused = true)]
 async fn c_item4_transactions_go_out_as_msg_wtx_with_wtxidrelay_and_as_msg_tx_without() {
     // wtxidrelay negotiated: a txid announcement is refused with a typed error.
@@ -185,12 +195,7 @@ async fn c_item4_transactions_go_out_as_msg_wtx_with_wtxidrelay_and_as_msg_tx_wi
     assert!(peer.queue_inventory(Inventory::WitnessTx(txid(1))).is_err());
     assert_eq!(peer.queue_inventory(Inventory::WTx(wtxid(2))), Ok(true));
     assert!(peer.queue_transaction(txid(3), wtxid(3)));
-    let invs: Vec<Inventory> = ping_through(&mut remote, 1)
-        .await
-        .into_iter()
-        .filter_map(|m| if let Message::Inv(i) = m { Some(i) } else { None })
-        .flatten()
-        .collect();
+    let invs = announced_before_pong(&mut remote, 1).await;
     assert_eq!(invs, vec![Inventory::WTx(wtxid(2)), Inventory::WTx(wtxid(3))]);
     peer.disconnect();
 
@@ -201,12 +206,7 @@ async fn c_item4_transactions_go_out_as_msg_wtx_with_wtxidrelay_and_as_msg_tx_wi
     assert!(matches!(err, AnnounceError::WrongTxIdKind { wtxid_relay: false, .. }), "{err}");
     assert_eq!(peer.queue_inventory(Inventory::Tx(txid(2))), Ok(true));
     assert!(peer.queue_transaction(txid(3), wtxid(3)));
-    let invs: Vec<Inventory> = ping_through(&mut remote, 1)
-        .await
-        .into_iter()
-        .filter_map(|m| if let Message::Inv(i) = m { Some(i) } else { None })
-        .flatten()
-        .collect();
+    let invs = announced_before_pong(&mut remote, 1).await;
     assert_eq!(invs, vec![Inventory::Tx(txid(2)), Inventory::Tx(txid(3))]);
     assert_eq!(peer.stats().refused_announcements, 1);
     peer.disconnect();

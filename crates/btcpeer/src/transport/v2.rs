@@ -19,9 +19,9 @@ use crate::wire::limits::max_payload_len;
 use crate::wire::{COMMAND_LEN, Command};
 
 /// Bytes of the encrypted length prefix.
-pub const LENGTH_BYTES: usize = 3;
+pub const LENGTH_BYTES: usize = super::v2_cipher::LENGTH_LEN;
 /// Bytes of the header byte plus the authentication tag.
-pub const OVERHEAD: usize = 1 + 16;
+pub const OVERHEAD: usize = 1 + super::v2_cipher::TAG_LEN;
 /// Room reserved at a time for a packet's body.
 const RESERVE_STEP: usize = 256 * 1024;
 

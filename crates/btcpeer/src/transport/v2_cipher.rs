@@ -296,8 +296,6 @@ pub struct AuthenticationError;
 
 /// Bytes of a packet's encrypted length.
 pub const LENGTH_LEN: usize = 3;
-/// Bytes a packet adds to its contents: length, header byte, tag.
-pub const EXPANSION: usize = LENGTH_LEN + 1 + TAG_LEN;
 
 /// What decrypts the packets the remote sends.
 #[derive(Clone)]
