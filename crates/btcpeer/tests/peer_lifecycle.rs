@@ -319,3 +319,36 @@ async fn r_l9_the_channel_ends_after_disconnected_while_handles_remain() {
     // `peer` is still held here: the receiver ended all the same.
     assert!(!peer.is_connected());
 }
+
+#[tokio::test]
+async fn r_r1_an_arc_or_a_box_of_a_handler_is_a_handler_and_its_overrides_are_called() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    #[derive(Default)]
+    struct Pings(AtomicUsize);
+    impl btcpeer::peer::Handler for Pings {
+        fn on_ping(&self, _: &Peer, _: u64) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let shared = Arc::new(Pings::default());
+    // One Arc for two inbound peers, and a Box<dyn Handler> chosen at run time for the third.
+    let boxed: Box<dyn btcpeer::peer::Handler> = Box::new(NoopHandler);
+    let (o1, i1) = duplex_pair(config(), NoopHandler, config(), shared.clone());
+    let (o2, i2) = duplex_pair(config(), NoopHandler, config(), shared.clone());
+    let (o3, _i3) = duplex_pair(config(), NoopHandler, config(), boxed);
+    for o in [&o1, &o2, &o3] {
+        within(o.handshake()).await.unwrap();
+        within(o.queue_message(&Message::Ping(1)).unwrap().wait()).await;
+    }
+    within(async {
+        while shared.0.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(i1.is_connected() && i2.is_connected());
+    for o in [o1, o2, o3] {
+        o.disconnect();
+    }
+}
