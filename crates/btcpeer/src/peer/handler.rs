@@ -6,6 +6,11 @@
 //! the point, but a handler that blocks for long also holds the idle and stall timers' view of the
 //! peer. Hand long work to another task, or use the channel adapter, whose bounded channel gives
 //! the same backpressure to async code.
+//!
+//! A handler method that panics ends its peer, not the process or the other peers: the peer
+//! disconnects with [`DisconnectReason::HandlerPanicked`], its queued messages resolve as dropped,
+//! and its waits return. In channel mode, [`PeerEvent::Disconnected`] is the last event: the
+//! receiver then yields `None`.
 
 use std::sync::{Arc, Mutex};
 
