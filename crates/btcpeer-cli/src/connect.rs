@@ -36,7 +36,9 @@
 //! `user_agent`, `start_height`, `last_block_height`, `time_offset`; `connected_at`, `handshake_at`,
 //! `last_send`, `last_recv` (Unix seconds or null); `bytes_sent`, `bytes_received`, `messages_sent`,
 //! `messages_received`; `per_command` (an object keyed by command, each with `messages_sent`,
-//! `bytes_sent`, `messages_received`, `bytes_received`); `unknown_received`, `ignored_received`;
+//! `bytes_sent`, `messages_received`, `bytes_received`), `per_command_other` (the same for every
+//! command btcpeer does not know and for dropped frames); `unknown_received`, `ignored_received`,
+//! `dropped_frames`; `relay` (the remote wants transaction announcements), `refused_announcements`;
 //! `last_ping_rtt_us`, `min_ping_rtt_us` (microseconds or null); `outstanding_ping` (`nonce`,
 //! `waited_us`, or null); `wants_headers`, `wants_addrv2`, `wtxid_relay`; `compact_blocks`
 //! (`announce`, `version`, or null); `fee_filter`; `queued_messages`, `queued_bytes`,
