@@ -68,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let s = sender.stats();
     println!(
         "all 2,500 announced in {} inv messages; {} entries known to the receiver",
-        s.per_command.get(btcpeer::wire::Command::INV).messages_sent,
+        s.per_command.get("inv").map_or(0, |c| c.messages_sent),
         receiver.stats().known_inventory
     );
     sender.disconnect();

@@ -94,7 +94,7 @@ async fn c_item1_per_command_statistics_stay_bounded_whatever_names_the_remote_s
     assert_eq!(s.per_command.other().bytes_received, 3_000 * 24);
     assert!(s.per_command.iter().all(|(c, _)| c.is_known()), "only known commands have entries");
     assert!(s.per_command.iter().count() <= Command::KNOWN.len());
-    assert_eq!(s.per_command.get(Command::new("x5").unwrap()), s.per_command.other());
+    assert_eq!(s.per_command.of(Command::new("x5").unwrap()), s.per_command.other());
     // The table is indexed by command: its size does not depend on what arrived.
     assert!(std::mem::size_of::<CommandTable>() <= 64);
     peer.disconnect();
@@ -405,7 +405,7 @@ async fn c_item6_a_packet_with_the_ignore_bit_set_is_a_decoy_whatever_the_reserv
     assert_eq!(got, Message::Ping(2), "decoys skipped; reserved header bits ignored");
     let s = peer.stats();
     assert_eq!((s.unknown_received, s.dropped_frames), (0, 0));
-    assert_eq!(s.per_command.get(Command::PING).messages_received, 1);
+    assert_eq!(s.per_command.of(Command::PING).messages_received, 1);
     assert!(peer.is_connected());
     peer.disconnect();
 }
@@ -579,7 +579,7 @@ async fn c_item10_a_ping_without_its_nonce_is_malformed_after_bip31() {
     remote.send(&Message::Ping(0)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(peer.is_connected());
-    assert_eq!(peer.stats().per_command.get(Command::PING).messages_received, 2);
+    assert_eq!(peer.stats().per_command.of(Command::PING).messages_received, 2);
     peer.disconnect();
 }
 

@@ -169,7 +169,7 @@ async fn c1_bad_checksum_and_invalid_command_are_dropped_and_counted() {
     assert_eq!(s.dropped_frames, 2, "both frames dropped");
     assert_eq!(s.per_command.other().messages_received, 2);
     assert_eq!(s.per_command.other().bytes_received, 2 * 32, "their bytes are in the other bucket");
-    assert_eq!(s.per_command.get(Command::PING).messages_received, 1, "only the good ping counts as one");
+    assert_eq!(s.per_command.of(Command::PING).messages_received, 1, "only the good ping counts as one");
     assert!(victim.is_connected());
     l.bystander_unaffected().await;
 }

@@ -262,7 +262,7 @@ async fn c1_duplicate_version_or_verack_after_the_handshake_is_ignored_and_count
         let _ = o.queue_message(&msg).unwrap();
         let _ = o.queue_message(&Message::Ping(77)).unwrap();
         within(async {
-            while o.stats().per_command.get(Command::PONG).messages_received == 0 {
+            while o.stats().per_command.of(Command::PONG).messages_received == 0 {
                 tokio::task::yield_now().await;
             }
         })
@@ -490,8 +490,8 @@ async fn r_o1_a_loopback_tcp_pair_reports_every_snapshot_field_on_both_sides() {
         assert_eq!(s.bytes_sent, expected, "{dir:?} bytes sent: version and verack, no feature messages at 70002");
         assert_eq!(s.bytes_received, expected);
         assert_eq!((s.messages_sent, s.messages_received), (2, 2));
-        assert_eq!(s.per_command.get(Command::VERSION).bytes_sent, version_frame);
-        assert_eq!(s.per_command.get(Command::VERACK).messages_received, 1);
+        assert_eq!(s.per_command["version"].bytes_sent, version_frame);
+        assert_eq!(s.per_command["verack"].messages_received, 1);
         assert!(s.connected_at.is_some() && s.handshake_at.is_some() && s.last_send.is_some() && s.last_recv.is_some());
         assert_eq!((s.last_ping_rtt, s.min_ping_rtt, s.outstanding_ping), (None, None, None));
         assert!(!s.wants_headers && !s.wants_addrv2 && !s.wtxid_relay);

@@ -40,7 +40,8 @@ pub struct CommandStats {
 /// use btcpeer::wire::Command;
 ///
 /// let table = CommandTable::default();
-/// assert_eq!(table.get(Command::PING).messages_received, 0);
+/// assert_eq!(table.of(Command::PING).messages_received, 0);
+/// assert_eq!(table.get("ping"), None, "no traffic yet");
 /// assert_eq!(table["ping"], table[Command::PING]);
 /// assert_eq!(table.iter().count(), 0, "only commands with traffic are listed");
 /// ```
@@ -103,8 +104,18 @@ impl CommandTable {
     }
 
     /// The traffic of `command`; for a command btcpeer does not know, the `other` bucket.
-    pub fn get(&self, command: Command) -> CommandStats {
+    pub fn of(&self, command: Command) -> CommandStats {
         self.at(Self::slot_of(command))
+    }
+
+    /// The traffic of the command named `name`, if it saw any, as a map keyed by name would give it
+    /// (`per_command.get("inv")`); a name btcpeer does not know gives the `other` bucket.
+    pub fn get(&self, name: &str) -> Option<&CommandStats> {
+        let slot = Command::new(name).map_or(OTHER, Self::slot_of);
+        match self.slot.get(slot) {
+            Some(&s) if s > 0 => self.used.get(usize::from(s).saturating_sub(1)),
+            _ => None,
+        }
     }
 
     /// The traffic of every command btcpeer does not know, and of frames dropped before their
@@ -478,6 +489,8 @@ mod tests {
         assert_eq!(c.per_command.other().messages_received, 100_001);
         assert_eq!(c.per_command.other().bytes_received, 100_000 * 24 + 30);
         assert_eq!(c.per_command.iter().count(), Command::KNOWN.len());
+        assert_eq!(c.per_command.get("ping").map(|s| s.messages_sent), Some(1));
+        assert_eq!(c.per_command.get("n5"), Some(&c.per_command.other()), "unknown names share a bucket");
         assert!(c.per_command.iter().all(|(_, s)| s.messages_sent == 1 && s.messages_received == 1));
     }
 }
