@@ -273,7 +273,7 @@ impl Node {
                 // without wtxidrelay, a txid with it): Core would drop it. Such items, like those
                 // the peer already knows, are suppressed; a full node would fetch the transaction
                 // and announce it with both ids (`on_tx` below).
-                if let Ok(true) = to.queue_inventory(*item) {
+                if to.queue_inventory(*item) {
                     queued = queued.saturating_add(1);
                 } else {
                     suppressed = suppressed.saturating_add(1);

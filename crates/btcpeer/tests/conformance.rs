@@ -133,10 +133,10 @@ async fn c_item3_a_remote_with_relay_false_gets_no_transactions_until_it_loads_a
     assert!(!info.relay, "RemoteInfo shows the flag");
     assert!(!peer.relays_transactions());
     assert!(!peer.queue_transaction(txid(2), wtxid(2)), "refused: the remote asked for none");
-    assert_eq!(peer.queue_inventory(Inventory::Tx(txid(3))), Ok(false));
+    assert_eq!(peer.try_queue_inventory(Inventory::Tx(txid(3))), Ok(false));
     // Blocks still go out.
     let block = Inventory::Block(BlockHash::from_byte_array([4; 32]));
-    assert_eq!(peer.queue_inventory(block), Ok(true));
+    assert_eq!(peer.try_queue_inventory(block), Ok(true));
     let sent = ping_through(&mut remote, 1).await;
     assert!(
         sent.iter().all(|m| !matches!(m, Message::Inv(items) if items.iter().any(Inventory::is_transaction))),
@@ -190,10 +190,10 @@ async fn c_item4_transactions_go_out_as_msg_wtx_with_wtxidrelay_and_as_msg_tx_wi
     let (peer, mut remote) =
         connected_outbound(quiet().build().unwrap(), raw_version(70016, 7), &[Message::WtxidRelay]).await;
     assert!(peer.wtxid_relay());
-    let err = peer.queue_inventory(Inventory::Tx(txid(1))).unwrap_err();
+    let err = peer.try_queue_inventory(Inventory::Tx(txid(1))).unwrap_err();
     assert_eq!(err, AnnounceError::WrongTxIdKind { inventory: Inventory::Tx(txid(1)), wtxid_relay: true });
-    assert!(peer.queue_inventory(Inventory::WitnessTx(txid(1))).is_err());
-    assert_eq!(peer.queue_inventory(Inventory::WTx(wtxid(2))), Ok(true));
+    assert!(peer.try_queue_inventory(Inventory::WitnessTx(txid(1))).is_err());
+    assert_eq!(peer.try_queue_inventory(Inventory::WTx(wtxid(2))), Ok(true));
     assert!(peer.queue_transaction(txid(3), wtxid(3)));
     let invs = announced_before_pong(&mut remote, 1).await;
     assert_eq!(invs, vec![Inventory::WTx(wtxid(2)), Inventory::WTx(wtxid(3))]);
@@ -202,9 +202,9 @@ async fn c_item4_transactions_go_out_as_msg_wtx_with_wtxidrelay_and_as_msg_tx_wi
     // Without it: only txids.
     let (peer, mut remote) = connected_outbound(quiet().build().unwrap(), raw_version(70015, 7), &[]).await;
     assert!(!peer.wtxid_relay());
-    let err = peer.queue_inventory(Inventory::WTx(wtxid(1))).unwrap_err();
+    let err = peer.try_queue_inventory(Inventory::WTx(wtxid(1))).unwrap_err();
     assert!(matches!(err, AnnounceError::WrongTxIdKind { wtxid_relay: false, .. }), "{err}");
-    assert_eq!(peer.queue_inventory(Inventory::Tx(txid(2))), Ok(true));
+    assert_eq!(peer.try_queue_inventory(Inventory::Tx(txid(2))), Ok(true));
     assert!(peer.queue_transaction(txid(3), wtxid(3)));
     let invs = announced_before_pong(&mut remote, 1).await;
     assert_eq!(invs, vec![Inventory::Tx(txid(2)), Inventory::Tx(txid(3))]);
@@ -593,7 +593,7 @@ async fn c_item11_a_failed_queue_leaves_no_known_inventory_and_no_last_request()
     // Before the handshake nothing drains: fill the queue.
     let pings: Vec<_> = (0..5).map(|i| peer.queue_message(&Message::Ping(i)).unwrap()).collect();
     let block = Inventory::Block(BlockHash::from_byte_array([9; 32]));
-    assert!(matches!(peer.queue_inventory(block), Err(AnnounceError::Queue(QueueError::Full { .. }))));
+    assert!(matches!(peer.try_queue_inventory(block), Err(AnnounceError::Queue(QueueError::Full { .. }))));
     assert!(!peer.has_known_inventory(&block), "not marked known: a retry must be sent");
     let locator = vec![BlockHash::from_byte_array([1; 32])];
     assert!(peer.push_getheaders(locator.clone(), BlockHash::all_zeros()).is_err());
@@ -606,7 +606,7 @@ async fn c_item11_a_failed_queue_leaves_no_known_inventory_and_no_last_request()
     for p in pings {
         within_simulated(60, p.wait()).await;
     }
-    assert_eq!(peer.queue_inventory(block), Ok(true), "the retry goes out");
+    assert_eq!(peer.try_queue_inventory(block), Ok(true), "the retry goes out");
     let retry = peer.push_getheaders(locator, BlockHash::all_zeros()).unwrap();
     assert!(retry.is_some(), "the failed request was not taken as the last one");
     let sent = ping_through(&mut remote, 7).await;

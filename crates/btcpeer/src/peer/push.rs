@@ -18,7 +18,7 @@ use crate::wire::{Command, Inventory, Message, Reject, RejectCode};
 /// The previous `getblocks` / `getheaders` request: first locator hash and stop hash.
 type LocatorKey = (Option<BlockHash>, BlockHash);
 
-/// Why an announcement was refused ([`Peer::queue_inventory`]).
+/// Why an announcement was refused ([`Peer::try_queue_inventory`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AnnounceError {
@@ -107,26 +107,44 @@ impl Peer {
 
     /// Announces an item to the remote unless it already knows it (R-S3). Blocks are announced at
     /// once; everything else waits for the next trickle tick. Returns whether the item will be
-    /// announced: `Ok(false)` when the remote already knows it, when it is a transaction and the
-    /// remote asked for none (its version's `relay = false`, until it loads a bloom filter), or
-    /// when too many announcements wait.
-    ///
-    /// Transactions go out as Core expects them: by wtxid (`MSG_WTX`) when wtxidrelay was
-    /// negotiated, by txid (`MSG_TX`) otherwise. An entry of the other kind is refused with
-    /// [`AnnounceError::WrongTxIdKind`] once the handshake is done (before it, such an entry is
-    /// dropped at the tick); [`Peer::queue_transaction`] picks the right kind by itself.
+    /// announced: `false` when the remote already knows it, when it is a transaction and the remote
+    /// asked for none (its version's `relay = false`, until it loads a bloom filter), when it names
+    /// a transaction by the kind of id the negotiation excludes, when too many announcements wait,
+    /// or when a block announcement finds the queue full. [`Peer::try_queue_inventory`] says why.
     ///
     /// ```no_run
     /// # use btcpeer::peer::Peer;
     /// # use btcpeer::wire::Inventory;
     /// # use btcpeer::bitcoin::{BlockHash, hashes::Hash};
-    /// # fn f(peer: &Peer) -> Result<(), btcpeer::peer::AnnounceError> {
+    /// # fn f(peer: &Peer) {
     /// let block = Inventory::Block(BlockHash::all_zeros());
-    /// assert!(peer.queue_inventory(block)?, "announced at once");
-    /// assert!(!peer.queue_inventory(block)?, "the remote knows it now");
-    /// # Ok(()) }
+    /// assert!(peer.queue_inventory(block), "announced at once");
+    /// assert!(!peer.queue_inventory(block), "the remote knows it now");
+    /// # }
     /// ```
-    pub fn queue_inventory(&self, inv: Inventory) -> Result<bool, AnnounceError> {
+    pub fn queue_inventory(&self, inv: Inventory) -> bool {
+        self.try_queue_inventory(inv).unwrap_or(false)
+    }
+
+    /// Like [`Peer::queue_inventory`], with the reason an announcement is refused. Transactions go
+    /// out as Core expects them: by wtxid (`MSG_WTX`) when wtxidrelay was negotiated, by txid
+    /// (`MSG_TX`) otherwise; an entry of the other kind is refused with
+    /// [`AnnounceError::WrongTxIdKind`] once the handshake is done (before it, such an entry is
+    /// dropped at the tick and counted); [`Peer::queue_transaction`] picks the right kind by itself.
+    /// A block announcement that does not fit the queue is [`AnnounceError::Queue`]. `Ok(false)`:
+    /// known already, not wanted (`relay = false`), or too many waiting.
+    ///
+    /// ```no_run
+    /// # use btcpeer::peer::{AnnounceError, Peer};
+    /// # use btcpeer::wire::Inventory;
+    /// # use btcpeer::bitcoin::{Txid, hashes::Hash};
+    /// # fn f(peer: &Peer) {
+    /// // With wtxidrelay negotiated, a txid announcement would be lost at a Core node.
+    /// let err = peer.try_queue_inventory(Inventory::Tx(Txid::all_zeros()));
+    /// assert!(matches!(err, Err(AnnounceError::WrongTxIdKind { wtxid_relay: true, .. })));
+    /// # }
+    /// ```
+    pub fn try_queue_inventory(&self, inv: Inventory) -> Result<bool, AnnounceError> {
         if inv.is_transaction() {
             if let Some(wtxid_relay) = self.remote().map(|r| r.wtxid_relay) {
                 if tx_kind_mismatch(&inv, wtxid_relay) {
