@@ -76,17 +76,16 @@ use std::time::{Duration, Instant};
 use btcpeer::bitcoin::BlockHash;
 use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::blockdata::constants::genesis_block;
-use btcpeer::bitcoin::hashes::Hash;
 use btcpeer::peer::{DisconnectReason, Peer, PeerAddr, PeerConfig, PeerConfigBuilder, RemoteInfo, Transport, V2Policy};
 use btcpeer::wire::Message;
-use btcpeer::wire::limits::MAX_HEADERS;
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::headers::{HeaderSync, Synced, rate};
 use crate::report::{
-    Output, PeerArgs, PongSeen, Reporter, TransportArg, disconnect_event, parse_positive_secs, parse_secs,
-    parse_target, stats_event,
+    Output, PeerArgs, PongSeen, Reporter, TransportArg, disconnect_event, exit_code, parse_positive_secs, parse_secs,
+    parse_target, secs, stats_event,
 };
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE};
 
@@ -126,14 +125,6 @@ type Failure = (u8, String);
 
 /// Headers messages that may wait for the sync loop; only one is expected at a time.
 const HEADERS_BACKLOG: usize = 8;
-
-fn exit_code(reason: &DisconnectReason) -> u8 {
-    if reason.is_timeout() { EXIT_TIMEOUT } else { EXIT_FAILURE }
-}
-
-fn secs(d: Duration) -> String {
-    format!("{}s", d.as_secs_f64())
-}
 
 /// A random ping nonce.
 pub(crate) fn nonce() -> u64 {
@@ -416,53 +407,6 @@ async fn converse(
     Ok(())
 }
 
-/// What a headers sync fetched.
-#[derive(Debug, Clone, Copy)]
-struct Synced {
-    count: u64,
-    tip: BlockHash,
-    batches: u64,
-    elapsed: Duration,
-}
-
-impl Synced {
-    /// Headers per second, rounded (0 when nothing came).
-    fn rate(&self) -> u64 {
-        rate(self.count, self.elapsed)
-    }
-
-    /// The `headers` event.
-    fn event(&self, peer: u64) -> serde_json::Value {
-        json!({
-            "event": "headers",
-            "peer": peer,
-            "count": self.count,
-            "tip": self.tip.to_string(),
-            "batches": self.batches,
-            "elapsed_ms": u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
-            "headers_per_sec": self.rate(),
-        })
-    }
-}
-
-/// `count` per `elapsed`, rounded; a zero duration counts as one microsecond.
-fn rate(count: u64, elapsed: Duration) -> u64 {
-    let secs = elapsed.as_secs_f64().max(1e-6);
-    (count as f64 / secs).round() as u64
-}
-
-/// Why a batch does not connect: the first header whose parent is not the header before it.
-pub(crate) fn check_connects(tip: BlockHash, headers: &[Header]) -> Result<(), (usize, BlockHash, BlockHash)> {
-    let mut prev = tip;
-    for (i, h) in headers.iter().enumerate() {
-        if h.prev_blockhash != prev {
-            return Err((i, h.prev_blockhash, prev));
-        }
-        prev = h.block_hash();
-    }
-    Ok(())
-}
-
 /// Fetches headers from `genesis` until the remote has no more (see the module docs); with the
 /// genesis block unknown, from the remote's. Each answer is awaited at most `limit`.
 async fn sync_headers(
@@ -473,20 +417,10 @@ async fn sync_headers(
     mut progress: Progress,
 ) -> Result<Synced, Failure> {
     let started = Instant::now();
-    // A locator of the zero hash, which no chain has, makes Core and btcd answer from their genesis.
-    let mut synced =
-        Synced { count: 0, tip: genesis.unwrap_or(BlockHash::all_zeros()), batches: 0, elapsed: Duration::ZERO };
-    let mut genesis_known = genesis.is_some();
+    let mut sync = HeaderSync::new(genesis);
     let mut closed = pin!(peer.closed());
     loop {
-        let n = synced.batches.saturating_add(1);
-        match peer.push_getheaders(vec![synced.tip], BlockHash::all_zeros()) {
-            // The completion is not needed: the answer tells us the request went out.
-            Ok(Some(completion)) => drop(completion),
-            // Only a request identical to the previous one is not sent, and every batch moves the tip.
-            Ok(None) => return Err((EXIT_FAILURE, format!("getheaders {n} was not sent: same as the previous one"))),
-            Err(e) => return Err((EXIT_FAILURE, format!("cannot send getheaders {n}: {e}"))),
-        }
+        let n = sync.request(peer)?;
         let mut deadline = pin!(tokio::time::sleep(limit));
         let headers = tokio::select! {
             batch = batches.recv() => match batch {
@@ -500,35 +434,10 @@ async fn sync_headers(
                 return Err((EXIT_TIMEOUT, format!("no headers in answer to getheaders {n} within {}", secs(limit))));
             }
         };
-        if !genesis_known {
-            // The remote's genesis block is the first header's parent.
-            if let Some(first) = headers.first() {
-                synced.tip = first.prev_blockhash;
-            }
-            genesis_known = true;
-        }
-        if let Err((i, parent, expected)) = check_connects(synced.tip, &headers) {
-            let height = synced.count.saturating_add(i as u64).saturating_add(1);
-            return Err((
-                EXIT_FAILURE,
-                format!(
-                    "headers batch {n} does not connect: header {} of {} (height {height}) follows {parent}, \
-                     expected {expected}",
-                    i.saturating_add(1),
-                    headers.len(),
-                ),
-            ));
-        }
-        synced.batches = n;
-        synced.count = synced.count.saturating_add(headers.len() as u64);
-        if let Some(last) = headers.last() {
-            synced.tip = last.block_hash();
-        }
-        let done = (headers.len() as u64) < MAX_HEADERS;
-        progress.update(synced.count, started.elapsed(), done);
+        let done = sync.accept(&headers)?;
+        progress.update(sync.synced().count, started.elapsed(), done);
         if done {
-            synced.elapsed = started.elapsed();
-            return Ok(synced);
+            return Ok(sync.synced());
         }
     }
 }
@@ -601,32 +510,6 @@ impl Drop for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use btcpeer::bitcoin::block::Version;
-    use btcpeer::bitcoin::{CompactTarget, TxMerkleNode};
-
-    fn header(prev: BlockHash, nonce: u32) -> Header {
-        Header {
-            version: Version::TWO,
-            prev_blockhash: prev,
-            merkle_root: TxMerkleNode::all_zeros(),
-            time: 1_700_000_000,
-            bits: CompactTarget::from_consensus(0x207f_ffff),
-            nonce,
-        }
-    }
-
-    #[test]
-    fn batches_connect_only_when_every_parent_is_the_header_before() {
-        let tip = BlockHash::all_zeros();
-        let a = header(tip, 1);
-        let b = header(a.block_hash(), 2);
-        let c = header(b.block_hash(), 3);
-        assert_eq!(check_connects(tip, &[]), Ok(()));
-        assert_eq!(check_connects(tip, &[a, b, c]), Ok(()));
-        assert_eq!(check_connects(a.block_hash(), &[b, c]), Ok(()));
-        assert_eq!(check_connects(tip, &[b, c]), Err((0, a.block_hash(), tip)));
-        assert_eq!(check_connects(tip, &[a, c]), Err((1, b.block_hash(), a.block_hash())));
-    }
 
     #[test]
     fn the_progress_line_shows_count_rate_and_target() {

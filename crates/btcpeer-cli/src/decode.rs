@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 
 use crate::fields::{Detail, message_fields};
+use crate::report::text;
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
 #[derive(clap::Args)]
@@ -106,15 +107,6 @@ fn human(event: &Value) -> String {
     s
 }
 
-/// A scalar as text: strings bare, `null` as `-`.
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(t) => t.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// Fields as indented lines: scalars and lists of scalars on the key's line, objects and lists of
 /// objects (inputs, outputs, transactions …) nested below it.
 fn render_object(obj: &serde_json::Map<String, Value>, depth: usize, s: &mut String) {
@@ -131,15 +123,15 @@ fn render_object(obj: &serde_json::Map<String, Value>, depth: usize, s: &mut Str
                     s.push_str(&format!("\n{pad}  [{i}]"));
                     match item.as_object() {
                         Some(inner) => render_object(inner, depth + 2, s),
-                        None => s.push_str(&format!(" {}", scalar(item))),
+                        None => s.push_str(&format!(" {}", text(item))),
                     }
                 }
             }
             Value::Array(items) => {
-                let list: Vec<String> = items.iter().map(scalar).collect();
+                let list: Vec<String> = items.iter().map(text).collect();
                 s.push_str(&format!("\n{pad}{k}: [{}]", list.join(", ")));
             }
-            other => s.push_str(&format!("\n{pad}{k}: {}", scalar(other))),
+            other => s.push_str(&format!("\n{pad}{k}: {}", text(other))),
         }
     }
 }

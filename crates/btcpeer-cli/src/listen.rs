@@ -42,7 +42,6 @@ use std::time::Duration;
 
 use btcpeer::peer::{Peer, PeerConfig};
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::task::{Id, JoinSet};
 
 use crate::connect::interrupted;
@@ -99,19 +98,9 @@ pub fn run(args: ListenArgs) -> u8 {
 
 async fn serve(args: &ListenArgs, config: PeerConfig, addr: &str) -> u8 {
     let out = Output { json: args.common.json, peer_prefix: true };
-    let listener = match TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("btcpeer listen: cannot listen on {addr}: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    let bound = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("btcpeer listen: cannot read the bound address: {e}");
-            return EXIT_FAILURE;
-        }
+    let (listener, bound) = match crate::report::bind("listen", addr).await {
+        Ok(bound) => bound,
+        Err(code) => return code,
     };
     out.emit(&json!({"event": "listening", "addr": bound.to_string(), "network": config.network().name()}));
 

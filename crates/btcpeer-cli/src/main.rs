@@ -10,6 +10,7 @@ mod connect;
 mod decode;
 mod demo;
 mod fields;
+mod headers;
 mod listen;
 mod report;
 

@@ -179,12 +179,37 @@ impl Output {
     }
 }
 
-fn text(v: &Value) -> String {
+/// A JSON value as text: strings bare, `null` as `-`.
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".to_string(),
         other => other.to_string(),
     }
+}
+
+/// The exit code for a peer that ended for `reason`: 3 for a timeout, 1 otherwise.
+pub(crate) fn exit_code(reason: &DisconnectReason) -> u8 {
+    if reason.is_timeout() { crate::EXIT_TIMEOUT } else { crate::EXIT_FAILURE }
+}
+
+/// A duration as `1.5s`, for messages.
+pub(crate) fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+/// Binds a TCP listener to `addr` and reads the address it got (the port, when `addr` asked for
+/// port 0); on failure prints one line for `command` on stderr and gives exit code 1.
+pub(crate) async fn bind(command: &str, addr: &str) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), u8> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        eprintln!("btcpeer {command}: cannot listen on {addr}: {e}");
+        crate::EXIT_FAILURE
+    })?;
+    let bound = listener.local_addr().map_err(|e| {
+        eprintln!("btcpeer {command}: cannot read the bound address: {e}");
+        crate::EXIT_FAILURE
+    })?;
+    Ok((listener, bound))
 }
 
 fn yes_no(v: &Value) -> &'static str {

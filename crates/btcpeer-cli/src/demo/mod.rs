@@ -91,12 +91,12 @@ use btcpeer::wire::types::{GetBlocksMessage, GetHeadersMessage};
 use btcpeer::wire::{Inventory, Message};
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::connect::{check_connects, interrupted, nonce};
-use crate::report::{TransportArg, handshake_event, parse_positive_secs, parse_secs, stats_event};
+use crate::connect::{interrupted, nonce};
+use crate::report::{TransportArg, exit_code, handshake_event, parse_positive_secs, parse_secs, secs, stats_event};
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT};
 
 /// Blocks in the demo chain, genesis included: two `headers` batches (2,000 and 499).
@@ -146,16 +146,8 @@ pub struct DemoArgs {
 /// Why the demo failed: the exit code and the line for stderr.
 pub(super) type Failure = (u8, String);
 
-pub(super) fn secs(d: Duration) -> String {
-    format!("{}s", d.as_secs_f64())
-}
-
 pub(super) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-pub(super) fn exit_code(reason: &DisconnectReason) -> u8 {
-    if reason.is_timeout() { EXIT_TIMEOUT } else { EXIT_FAILURE }
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -297,19 +289,9 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
     let n = usize::try_from(args.peers).unwrap_or(1).max(1);
     let limit = args.timeout;
 
-    let listener = match TcpListener::bind("127.0.0.1:0").await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("btcpeer demo: cannot listen on 127.0.0.1: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    let node_addr = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("btcpeer demo: cannot read the listening address: {e}");
-            return EXIT_FAILURE;
-        }
+    let (listener, node_addr) = match crate::report::bind("demo", "127.0.0.1:0").await {
+        Ok(bound) => bound,
+        Err(code) => return code,
     };
     let chain = Arc::new(SyntheticChain::new(btcpeer::bitcoin::Network::Regtest, CHAIN_LEN));
 

@@ -117,54 +117,31 @@ pub(super) async fn sync_headers(
     genesis: BlockHash,
     target: u64,
 ) -> Result<Vec<Header>, Failure> {
-    let started = Instant::now();
     let mut all: Vec<Header> = Vec::new();
-    let mut tip = genesis;
-    let mut batches = 0u64;
+    let mut sync = crate::headers::HeaderSync::new(Some(genesis));
+    let failed = |(code, why): Failure| (code, format!("peer {}: {why}", peer.id()));
     loop {
-        let n = batches.saturating_add(1);
-        match peer.push_getheaders(vec![tip], BlockHash::all_zeros()) {
-            Ok(Some(completion)) => drop(completion),
-            Ok(None) => {
-                return Err((EXIT_FAILURE, format!("peer {}: getheaders {n} not sent: same as the last", peer.id())));
-            }
-            Err(e) => return Err((EXIT_FAILURE, format!("peer {}: cannot send getheaders {n}: {e}", peer.id()))),
-        }
+        let n = sync.request(peer).map_err(failed)?;
         let batch = next_heard(peer, heard, ctx.limit, &format!("headers batch {n}"), |h| match h {
             Heard::Headers(headers) => Some(headers),
             _ => None,
         })
         .await?;
-        if let Err((i, parent, expected)) = check_connects(tip, &batch) {
-            return Err((
-                EXIT_FAILURE,
-                format!(
-                    "peer {}: headers batch {n} does not connect: header {} follows {parent}, expected {expected}",
-                    peer.id(),
-                    i.saturating_add(1)
-                ),
-            ));
-        }
-        batches = n;
-        let done = (batch.len() as u64) < MAX_HEADERS;
-        if let Some(last) = batch.last() {
-            tip = last.block_hash();
-        }
+        let done = sync.accept(&batch).map_err(failed)?;
         all.extend(batch);
         progress.set(format!("headers {}/{}", group(all.len() as u64), group(target)));
         if done {
             break;
         }
     }
+    let synced = sync.synced();
     Tally::add(&ctx.shared.tally.headers, all.len() as u64);
-    ctx.shared.emit(json!({
-        "event": "headers",
-        "peer": peer.id(),
-        "count": all.len(),
-        "tip": tip.to_string(),
-        "batches": batches,
-        "elapsed_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    }));
+    let mut event = synced.event(peer.id());
+    // The demo's event has no rate: the pace between steps would make it meaningless.
+    if let Some(obj) = event.as_object_mut() {
+        obj.remove("headers_per_sec");
+    }
+    ctx.shared.emit(event);
     Ok(all)
 }
 

@@ -48,13 +48,7 @@ pub(super) fn fit(text: &str, width: usize) -> String {
     }
 }
 
-pub(super) fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    }
-}
+pub(super) use crate::report::text;
 
 pub(super) fn count(v: &Value) -> String {
     v.as_u64().map_or_else(|| text(v), group)
