@@ -185,249 +185,139 @@ pub trait Handler: Send + Sync + 'static {
     fn on_unknown(&self, peer: &Peer, command: Command, payload: Bytes) {}
 }
 
-/// A shared handler is a handler: `Peer::inbound(config, addr, handler.clone())` with one
-/// `Arc<MyHandler>` (or `Arc<dyn Handler>`) for every peer of a node. Every method forwards, so the
-/// methods the inner handler overrides are the ones called.
-impl<H: Handler + ?Sized> Handler for Arc<H> {
-    fn on_version(&self, peer: &Peer, version: &VersionMessage) -> Result<(), String> {
-        (**self).on_version(peer, version)
-    }
-    fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
-        (**self).on_handshake(peer, remote)
-    }
-    fn on_disconnect(&self, peer: &Peer, reason: &DisconnectReason) {
-        (**self).on_disconnect(peer, reason)
-    }
-    fn on_read(&self, peer: &Peer, event: &ReadEvent<'_>) {
-        (**self).on_read(peer, event)
-    }
-    fn on_write(&self, peer: &Peer, command: Command, bytes: usize) {
-        (**self).on_write(peer, command, bytes)
-    }
-    fn start_height(&self) -> i32 {
-        (**self).start_height()
-    }
-    fn on_message(&self, peer: &Peer, message: Message, raw: Bytes) {
-        (**self).on_message(peer, message, raw)
-    }
-    fn on_addrv2(&self, peer: &Peer, addrs: Vec<AddrV2Message>) {
-        (**self).on_addrv2(peer, addrs)
-    }
-    fn on_inv(&self, peer: &Peer, inv: Vec<Inventory>) {
-        (**self).on_inv(peer, inv)
-    }
-    fn on_getdata(&self, peer: &Peer, inv: Vec<Inventory>) {
-        (**self).on_getdata(peer, inv)
-    }
-    fn on_notfound(&self, peer: &Peer, inv: Vec<Inventory>) {
-        (**self).on_notfound(peer, inv)
-    }
-    fn on_getblocks(&self, peer: &Peer, msg: GetBlocksMessage) {
-        (**self).on_getblocks(peer, msg)
-    }
-    fn on_getheaders(&self, peer: &Peer, msg: GetHeadersMessage) {
-        (**self).on_getheaders(peer, msg)
-    }
-    fn on_headers(&self, peer: &Peer, headers: Vec<Header>) {
-        (**self).on_headers(peer, headers)
-    }
-    fn on_block(&self, peer: &Peer, block: Block, raw: Bytes) {
-        (**self).on_block(peer, block, raw)
-    }
-    fn on_raw_block(&self, peer: &Peer, raw: Bytes) {
-        (**self).on_raw_block(peer, raw)
-    }
-    fn on_tx(&self, peer: &Peer, tx: Transaction) {
-        (**self).on_tx(peer, tx)
-    }
-    fn on_mempool(&self, peer: &Peer) {
-        (**self).on_mempool(peer)
-    }
-    fn on_getaddr(&self, peer: &Peer) {
-        (**self).on_getaddr(peer)
-    }
-    fn on_ping(&self, peer: &Peer, nonce: u64) {
-        (**self).on_ping(peer, nonce)
-    }
-    fn on_pong(&self, peer: &Peer, nonce: u64) {
-        (**self).on_pong(peer, nonce)
-    }
-    fn on_reject(&self, peer: &Peer, reject: Reject) {
-        (**self).on_reject(peer, reject)
-    }
-    fn on_sendheaders(&self, peer: &Peer) {
-        (**self).on_sendheaders(peer)
-    }
-    fn on_feefilter(&self, peer: &Peer, feerate: i64) {
-        (**self).on_feefilter(peer, feerate)
-    }
-    fn on_filterload(&self, peer: &Peer, filter: FilterLoad) {
-        (**self).on_filterload(peer, filter)
-    }
-    fn on_filteradd(&self, peer: &Peer, filter: FilterAdd) {
-        (**self).on_filteradd(peer, filter)
-    }
-    fn on_filterclear(&self, peer: &Peer) {
-        (**self).on_filterclear(peer)
-    }
-    fn on_merkleblock(&self, peer: &Peer, block: MerkleBlock) {
-        (**self).on_merkleblock(peer, block)
-    }
-    fn on_sendcmpct(&self, peer: &Peer, msg: SendCmpct) {
-        (**self).on_sendcmpct(peer, msg)
-    }
-    fn on_cmpctblock(&self, peer: &Peer, block: HeaderAndShortIds) {
-        (**self).on_cmpctblock(peer, block)
-    }
-    fn on_getblocktxn(&self, peer: &Peer, request: BlockTransactionsRequest) {
-        (**self).on_getblocktxn(peer, request)
-    }
-    fn on_blocktxn(&self, peer: &Peer, txs: BlockTransactions) {
-        (**self).on_blocktxn(peer, txs)
-    }
-    fn on_getcfilters(&self, peer: &Peer, msg: GetCFilters) {
-        (**self).on_getcfilters(peer, msg)
-    }
-    fn on_cfilter(&self, peer: &Peer, msg: CFilter) {
-        (**self).on_cfilter(peer, msg)
-    }
-    fn on_getcfheaders(&self, peer: &Peer, msg: GetCFHeaders) {
-        (**self).on_getcfheaders(peer, msg)
-    }
-    fn on_cfheaders(&self, peer: &Peer, msg: CFHeaders) {
-        (**self).on_cfheaders(peer, msg)
-    }
-    fn on_getcfcheckpt(&self, peer: &Peer, msg: GetCFCheckpt) {
-        (**self).on_getcfcheckpt(peer, msg)
-    }
-    fn on_cfcheckpt(&self, peer: &Peer, msg: CFCheckpt) {
-        (**self).on_cfcheckpt(peer, msg)
-    }
-    fn on_unknown(&self, peer: &Peer, command: Command, payload: Bytes) {
-        (**self).on_unknown(peer, command, payload)
-    }
+/// Implements [`Handler`] for a smart pointer to a handler: every method forwards, so the methods
+/// the inner handler overrides are the ones called.
+macro_rules! forward_handler {
+    ($wrapper:ident) => {
+        impl<H: Handler + ?Sized> Handler for $wrapper<H> {
+            fn on_version(&self, peer: &Peer, version: &VersionMessage) -> Result<(), String> {
+                (**self).on_version(peer, version)
+            }
+            fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
+                (**self).on_handshake(peer, remote)
+            }
+            fn on_disconnect(&self, peer: &Peer, reason: &DisconnectReason) {
+                (**self).on_disconnect(peer, reason)
+            }
+            fn on_read(&self, peer: &Peer, event: &ReadEvent<'_>) {
+                (**self).on_read(peer, event)
+            }
+            fn on_write(&self, peer: &Peer, command: Command, bytes: usize) {
+                (**self).on_write(peer, command, bytes)
+            }
+            fn start_height(&self) -> i32 {
+                (**self).start_height()
+            }
+            fn on_message(&self, peer: &Peer, message: Message, raw: Bytes) {
+                (**self).on_message(peer, message, raw)
+            }
+            fn on_addrv2(&self, peer: &Peer, addrs: Vec<AddrV2Message>) {
+                (**self).on_addrv2(peer, addrs)
+            }
+            fn on_inv(&self, peer: &Peer, inv: Vec<Inventory>) {
+                (**self).on_inv(peer, inv)
+            }
+            fn on_getdata(&self, peer: &Peer, inv: Vec<Inventory>) {
+                (**self).on_getdata(peer, inv)
+            }
+            fn on_notfound(&self, peer: &Peer, inv: Vec<Inventory>) {
+                (**self).on_notfound(peer, inv)
+            }
+            fn on_getblocks(&self, peer: &Peer, msg: GetBlocksMessage) {
+                (**self).on_getblocks(peer, msg)
+            }
+            fn on_getheaders(&self, peer: &Peer, msg: GetHeadersMessage) {
+                (**self).on_getheaders(peer, msg)
+            }
+            fn on_headers(&self, peer: &Peer, headers: Vec<Header>) {
+                (**self).on_headers(peer, headers)
+            }
+            fn on_block(&self, peer: &Peer, block: Block, raw: Bytes) {
+                (**self).on_block(peer, block, raw)
+            }
+            fn on_raw_block(&self, peer: &Peer, raw: Bytes) {
+                (**self).on_raw_block(peer, raw)
+            }
+            fn on_tx(&self, peer: &Peer, tx: Transaction) {
+                (**self).on_tx(peer, tx)
+            }
+            fn on_mempool(&self, peer: &Peer) {
+                (**self).on_mempool(peer)
+            }
+            fn on_getaddr(&self, peer: &Peer) {
+                (**self).on_getaddr(peer)
+            }
+            fn on_ping(&self, peer: &Peer, nonce: u64) {
+                (**self).on_ping(peer, nonce)
+            }
+            fn on_pong(&self, peer: &Peer, nonce: u64) {
+                (**self).on_pong(peer, nonce)
+            }
+            fn on_reject(&self, peer: &Peer, reject: Reject) {
+                (**self).on_reject(peer, reject)
+            }
+            fn on_sendheaders(&self, peer: &Peer) {
+                (**self).on_sendheaders(peer)
+            }
+            fn on_feefilter(&self, peer: &Peer, feerate: i64) {
+                (**self).on_feefilter(peer, feerate)
+            }
+            fn on_filterload(&self, peer: &Peer, filter: FilterLoad) {
+                (**self).on_filterload(peer, filter)
+            }
+            fn on_filteradd(&self, peer: &Peer, filter: FilterAdd) {
+                (**self).on_filteradd(peer, filter)
+            }
+            fn on_filterclear(&self, peer: &Peer) {
+                (**self).on_filterclear(peer)
+            }
+            fn on_merkleblock(&self, peer: &Peer, block: MerkleBlock) {
+                (**self).on_merkleblock(peer, block)
+            }
+            fn on_sendcmpct(&self, peer: &Peer, msg: SendCmpct) {
+                (**self).on_sendcmpct(peer, msg)
+            }
+            fn on_cmpctblock(&self, peer: &Peer, block: HeaderAndShortIds) {
+                (**self).on_cmpctblock(peer, block)
+            }
+            fn on_getblocktxn(&self, peer: &Peer, request: BlockTransactionsRequest) {
+                (**self).on_getblocktxn(peer, request)
+            }
+            fn on_blocktxn(&self, peer: &Peer, txs: BlockTransactions) {
+                (**self).on_blocktxn(peer, txs)
+            }
+            fn on_getcfilters(&self, peer: &Peer, msg: GetCFilters) {
+                (**self).on_getcfilters(peer, msg)
+            }
+            fn on_cfilter(&self, peer: &Peer, msg: CFilter) {
+                (**self).on_cfilter(peer, msg)
+            }
+            fn on_getcfheaders(&self, peer: &Peer, msg: GetCFHeaders) {
+                (**self).on_getcfheaders(peer, msg)
+            }
+            fn on_cfheaders(&self, peer: &Peer, msg: CFHeaders) {
+                (**self).on_cfheaders(peer, msg)
+            }
+            fn on_getcfcheckpt(&self, peer: &Peer, msg: GetCFCheckpt) {
+                (**self).on_getcfcheckpt(peer, msg)
+            }
+            fn on_cfcheckpt(&self, peer: &Peer, msg: CFCheckpt) {
+                (**self).on_cfcheckpt(peer, msg)
+            }
+            fn on_unknown(&self, peer: &Peer, command: Command, payload: Bytes) {
+                (**self).on_unknown(peer, command, payload)
+            }
+        }
+    };
 }
 
-/// A boxed handler is a handler (`Box<dyn Handler>` chosen at run time); every method forwards.
-impl<H: Handler + ?Sized> Handler for Box<H> {
-    fn on_version(&self, peer: &Peer, version: &VersionMessage) -> Result<(), String> {
-        (**self).on_version(peer, version)
-    }
-    fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
-        (**self).on_handshake(peer, remote)
-    }
-    fn on_disconnect(&self, peer: &Peer, reason: &DisconnectReason) {
-        (**self).on_disconnect(peer, reason)
-    }
-    fn on_read(&self, peer: &Peer, event: &ReadEvent<'_>) {
-        (**self).on_read(peer, event)
-    }
-    fn on_write(&self, peer: &Peer, command: Command, bytes: usize) {
-        (**self).on_write(peer, command, bytes)
-    }
-    fn start_height(&self) -> i32 {
-        (**self).start_height()
-    }
-    fn on_message(&self, peer: &Peer, message: Message, raw: Bytes) {
-        (**self).on_message(peer, message, raw)
-    }
-    fn on_addrv2(&self, peer: &Peer, addrs: Vec<AddrV2Message>) {
-        (**self).on_addrv2(peer, addrs)
-    }
-    fn on_inv(&self, peer: &Peer, inv: Vec<Inventory>) {
-        (**self).on_inv(peer, inv)
-    }
-    fn on_getdata(&self, peer: &Peer, inv: Vec<Inventory>) {
-        (**self).on_getdata(peer, inv)
-    }
-    fn on_notfound(&self, peer: &Peer, inv: Vec<Inventory>) {
-        (**self).on_notfound(peer, inv)
-    }
-    fn on_getblocks(&self, peer: &Peer, msg: GetBlocksMessage) {
-        (**self).on_getblocks(peer, msg)
-    }
-    fn on_getheaders(&self, peer: &Peer, msg: GetHeadersMessage) {
-        (**self).on_getheaders(peer, msg)
-    }
-    fn on_headers(&self, peer: &Peer, headers: Vec<Header>) {
-        (**self).on_headers(peer, headers)
-    }
-    fn on_block(&self, peer: &Peer, block: Block, raw: Bytes) {
-        (**self).on_block(peer, block, raw)
-    }
-    fn on_raw_block(&self, peer: &Peer, raw: Bytes) {
-        (**self).on_raw_block(peer, raw)
-    }
-    fn on_tx(&self, peer: &Peer, tx: Transaction) {
-        (**self).on_tx(peer, tx)
-    }
-    fn on_mempool(&self, peer: &Peer) {
-        (**self).on_mempool(peer)
-    }
-    fn on_getaddr(&self, peer: &Peer) {
-        (**self).on_getaddr(peer)
-    }
-    fn on_ping(&self, peer: &Peer, nonce: u64) {
-        (**self).on_ping(peer, nonce)
-    }
-    fn on_pong(&self, peer: &Peer, nonce: u64) {
-        (**self).on_pong(peer, nonce)
-    }
-    fn on_reject(&self, peer: &Peer, reject: Reject) {
-        (**self).on_reject(peer, reject)
-    }
-    fn on_sendheaders(&self, peer: &Peer) {
-        (**self).on_sendheaders(peer)
-    }
-    fn on_feefilter(&self, peer: &Peer, feerate: i64) {
-        (**self).on_feefilter(peer, feerate)
-    }
-    fn on_filterload(&self, peer: &Peer, filter: FilterLoad) {
-        (**self).on_filterload(peer, filter)
-    }
-    fn on_filteradd(&self, peer: &Peer, filter: FilterAdd) {
-        (**self).on_filteradd(peer, filter)
-    }
-    fn on_filterclear(&self, peer: &Peer) {
-        (**self).on_filterclear(peer)
-    }
-    fn on_merkleblock(&self, peer: &Peer, block: MerkleBlock) {
-        (**self).on_merkleblock(peer, block)
-    }
-    fn on_sendcmpct(&self, peer: &Peer, msg: SendCmpct) {
-        (**self).on_sendcmpct(peer, msg)
-    }
-    fn on_cmpctblock(&self, peer: &Peer, block: HeaderAndShortIds) {
-        (**self).on_cmpctblock(peer, block)
-    }
-    fn on_getblocktxn(&self, peer: &Peer, request: BlockTransactionsRequest) {
-        (**self).on_getblocktxn(peer, request)
-    }
-    fn on_blocktxn(&self, peer: &Peer, txs: BlockTransactions) {
-        (**self).on_blocktxn(peer, txs)
-    }
-    fn on_getcfilters(&self, peer: &Peer, msg: GetCFilters) {
-        (**self).on_getcfilters(peer, msg)
-    }
-    fn on_cfilter(&self, peer: &Peer, msg: CFilter) {
-        (**self).on_cfilter(peer, msg)
-    }
-    fn on_getcfheaders(&self, peer: &Peer, msg: GetCFHeaders) {
-        (**self).on_getcfheaders(peer, msg)
-    }
-    fn on_cfheaders(&self, peer: &Peer, msg: CFHeaders) {
-        (**self).on_cfheaders(peer, msg)
-    }
-    fn on_getcfcheckpt(&self, peer: &Peer, msg: GetCFCheckpt) {
-        (**self).on_getcfcheckpt(peer, msg)
-    }
-    fn on_cfcheckpt(&self, peer: &Peer, msg: CFCheckpt) {
-        (**self).on_cfcheckpt(peer, msg)
-    }
-    fn on_unknown(&self, peer: &Peer, command: Command, payload: Bytes) {
-        (**self).on_unknown(peer, command, payload)
-    }
-}
+// A shared handler is a handler: `Peer::inbound(config, addr, handler.clone())` with one
+// `Arc<MyHandler>` (or `Arc<dyn Handler>`) for every peer of a node. Every method forwards, so the
+// methods the inner handler overrides are the ones called.
+forward_handler!(Arc);
+
+// A boxed handler is a handler (`Box<dyn Handler>` chosen at run time); every method forwards.
+forward_handler!(Box);
 
 /// A handler that does nothing: the peer still answers pings and keeps its statistics.
 #[derive(Debug, Default, Clone, Copy)]
