@@ -52,6 +52,7 @@ mod push;
 mod queue;
 mod rules;
 mod stats;
+mod user_agent;
 
 use std::fmt;
 use std::net::SocketAddr;
