@@ -7,7 +7,7 @@
 //! The default path is `../shared/vectors/core-messages.json` beside the project root. Seeds are
 //! named `seed-<vector>` in `fuzz/corpus/<target>/`; running again overwrites them and leaves
 //! everything else in the corpus alone. Input formats are documented on each target's function in
-//! `btcpeer_fuzz` (crates/btcpeer/tests/fuzz_corpus.rs).
+//! `btcpeer_fuzz` (crates/btcpeer/tests/fuzz_harness/).
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-//! `payload`: see `btcpeer_fuzz::payload` (the harness in crates/btcpeer/tests/fuzz_corpus.rs).
+//! `payload`: see `btcpeer_fuzz::payload` (the harness in crates/btcpeer/tests/fuzz_harness/).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| btcpeer_fuzz::payload(data));

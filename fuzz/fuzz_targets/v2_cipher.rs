@@ -1,4 +1,4 @@
-//! `v2_cipher`: see `btcpeer_fuzz::v2_cipher` (the harness in crates/btcpeer/tests/fuzz_corpus.rs).
+//! `v2_cipher`: see `btcpeer_fuzz::v2_cipher` (the harness in crates/btcpeer/tests/fuzz_harness/).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| btcpeer_fuzz::v2_cipher(data));
