@@ -19,6 +19,14 @@ pub fn builder() -> PeerConfigBuilder {
     PeerConfig::builder(Network::REGTEST).user_agent("test", "1.0").nonce_registry(NonceRegistry::new())
 }
 
+/// [`builder`] with timers out of the way (no idle timeout, no pings) and an immediate trickle.
+pub fn quiet() -> PeerConfigBuilder {
+    builder()
+        .idle_timeout(Duration::ZERO)
+        .ping_interval(Duration::ZERO)
+        .trickle_interval(Duration::ZERO, Duration::ZERO)
+}
+
 pub fn config() -> PeerConfig {
     builder().build().expect("valid config")
 }
