@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on {}", listener.local_addr()?);
     loop {
         let (stream, from) = listener.accept().await?;
-        let peer = Peer::inbound_shared(config.clone(), from, handler.clone());
+        let peer = Peer::inbound(config.clone(), from, handler.clone());
         peer.associate(stream).map_err(|e| e.to_string())?;
     }
 }

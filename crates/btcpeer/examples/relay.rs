@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
     let (server, from) = server?;
     let sender = Peer::outbound(config()?, addr, NoopHandler);
-    let receiver = Peer::inbound_shared(config()?, from, received.clone());
+    let receiver = Peer::inbound(config()?, from, received.clone());
     sender.associate(client?).map_err(|e| e.to_string())?;
     receiver.associate(server).map_err(|e| e.to_string())?;
     sender.handshake().await?;

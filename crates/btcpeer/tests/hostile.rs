@@ -42,7 +42,7 @@ impl Listener {
         let config = listener_config(&registry);
         let handler: Arc<dyn Handler> = Arc::new(NoopHandler);
         let (a, b) = tokio::io::duplex(1 << 16);
-        let bystander = Peer::inbound_shared(config.clone(), "127.0.0.1:40000", handler.clone());
+        let bystander = Peer::inbound(config.clone(), "127.0.0.1:40000", handler.clone());
         bystander.associate(b).unwrap();
         let (h, _rx) = recorder();
         let bystander_remote = Peer::outbound(builder().build().unwrap(), "127.0.0.1:18444", h);
@@ -54,7 +54,7 @@ impl Listener {
     /// Accepts a hostile connection: the inbound peer under attack and the attacker's end.
     fn accept(&self) -> (Peer, tokio::io::DuplexStream) {
         let (a, b) = tokio::io::duplex(64 * 1024);
-        let victim = Peer::inbound_shared(self.config.clone(), "127.0.0.1:40001", self.handler.clone());
+        let victim = Peer::inbound(self.config.clone(), "127.0.0.1:40001", self.handler.clone());
         victim.associate(a).unwrap();
         (victim, b)
     }
@@ -64,7 +64,7 @@ impl Listener {
         let (a, b) = tokio::io::duplex(64 * 1024);
         let cfg =
             PeerConfig::builder(Network::REGTEST).nonce_registry(self.config.nonce_registry().clone()).build().unwrap();
-        let victim = Peer::inbound_shared(cfg, "127.0.0.1:40003", self.handler.clone());
+        let victim = Peer::inbound(cfg, "127.0.0.1:40003", self.handler.clone());
         victim.associate(a).unwrap();
         (victim, b)
     }

@@ -347,7 +347,7 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
             };
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr();
-            let peer = Peer::inbound_shared(node_config.clone(), from, node.clone());
+            let peer = Peer::inbound(node_config.clone(), from, node.clone());
             lock(&accept_shared.rows).push((peer.clone(), Role::Node));
             let _ = match local {
                 Ok(local) => peer.associate_with_local(stream, local).map_err(|e| e.to_string()),

@@ -250,18 +250,25 @@ impl Peer {
 
     /// An inbound peer from `remote`, not yet connected: give it its stream with
     /// [`Peer::associate`].
+    ///
+    /// One handler for every peer of a node is an `Arc` of it (an `Arc<H>` is a handler):
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use btcpeer::network::Network;
+    /// use btcpeer::peer::{Handler, Peer, PeerConfig};
+    ///
+    /// struct Node;
+    /// impl Handler for Node {}
+    ///
+    /// let config = PeerConfig::builder(Network::REGTEST).build().unwrap();
+    /// let node = Arc::new(Node);
+    /// let a = Peer::inbound(config.clone(), "127.0.0.1:40001", node.clone());
+    /// let b = Peer::inbound(config, "127.0.0.1:40002", node.clone());
+    /// assert_ne!(a.id(), b.id());
+    /// ```
     pub fn inbound(config: PeerConfig, remote: impl Into<PeerAddr>, handler: impl Handler) -> Peer {
         Peer::create(config, Direction::Inbound, remote.into(), Sink::Handler(Arc::new(handler)))
-    }
-
-    /// Like [`Peer::outbound`], with a handler shared with other peers.
-    pub fn outbound_shared(config: PeerConfig, remote: impl Into<PeerAddr>, handler: Arc<dyn Handler>) -> Peer {
-        Peer::create(config, Direction::Outbound, remote.into(), Sink::Handler(handler))
-    }
-
-    /// Like [`Peer::inbound`], with a handler shared with other peers.
-    pub fn inbound_shared(config: PeerConfig, remote: impl Into<PeerAddr>, handler: Arc<dyn Handler>) -> Peer {
-        Peer::create(config, Direction::Inbound, remote.into(), Sink::Handler(handler))
     }
 
     /// A peer that delivers [`PeerEvent`]s on a bounded channel instead of calling a handler
