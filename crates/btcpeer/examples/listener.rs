@@ -41,5 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (stream, from) = listener.accept().await?;
         let peer = Peer::inbound(config.clone(), from, handler.clone());
         peer.associate(stream).map_err(|e| e.to_string())?;
+        // A peer lives while a handle to it does: this task holds it until it ends.
+        tokio::spawn(async move { peer.wait_for_disconnect().await });
     }
 }

@@ -11,9 +11,10 @@ use crate::wire::{Command, FrameError, PayloadError};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisconnectReason {
-    /// The application called [`Peer::disconnect`](super::Peer::disconnect) (or dropped a peer that
-    /// was never associated).
+    /// The application called [`Peer::disconnect`](super::Peer::disconnect).
     LocalRequest,
+    /// The application dropped its last handle to the peer (R-L10).
+    LocalDropped,
     /// The remote closed the connection.
     RemoteClosed {
         /// Whether the handshake was still in progress.
@@ -111,6 +112,7 @@ impl fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DisconnectReason::LocalRequest => f.write_str("disconnect requested locally"),
+            DisconnectReason::LocalDropped => f.write_str("every handle to the peer was dropped"),
             DisconnectReason::RemoteClosed { during_handshake: true } => {
                 f.write_str("remote closed the connection during the handshake")
             }
@@ -148,6 +150,7 @@ impl DisconnectReason {
     pub fn kind(&self) -> &'static str {
         match self {
             DisconnectReason::LocalRequest => "local_request",
+            DisconnectReason::LocalDropped => "local_dropped",
             DisconnectReason::RemoteClosed { .. } => "remote_closed",
             DisconnectReason::HandshakeTimeout => "handshake_timeout",
             DisconnectReason::IdleTimeout => "idle_timeout",

@@ -9,10 +9,12 @@
 //! message's [`Completion`] resolves, the handler's `on_disconnect` runs once, and only then does
 //! [`Peer::wait_for_disconnect`] return.
 //!
-//! A running peer lives until it is disconnected — by [`Peer::disconnect`], by the remote, or by one
-//! of its deadlines — whether or not the application still holds a handle to it: its task holds one.
-//! A peer that was never given a stream ends when its last handle is dropped, and the messages queued
-//! on it resolve as dropped.
+//! A peer lives until it is disconnected — by [`Peer::disconnect`], by the remote, by one of its
+//! deadlines — or until the application drops its last handle to it, which ends it with
+//! [`DisconnectReason::LocalDropped`] (R-L10): connected or not, its `on_disconnect` runs once and
+//! the messages queued on it resolve as dropped. The peer's own tasks and the `&Peer` given to its
+//! handler do not keep it alive (nor do clones of that `&Peer`); to remember peers without keeping
+//! them, store a [`WeakPeer`] ([`Peer::downgrade`]).
 //!
 //! ```no_run
 //! use btcpeer::network::Network;
@@ -48,6 +50,7 @@ mod inventory;
 mod liveness;
 mod node;
 mod nonce;
+mod owner;
 mod push;
 mod queue;
 mod rules;
@@ -57,7 +60,7 @@ mod user_agent;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
 use bitcoin::p2p::message_compact_blocks::SendCmpct;
@@ -72,11 +75,13 @@ pub use handler::{Handler, NoopHandler, PeerEvent, ReadEvent};
 pub use inventory::KnownInventory;
 pub use node::NodeContext;
 pub use nonce::{NonceEntry, NonceRegistry};
+pub use owner::WeakPeer;
 pub use push::{AnnounceError, PushError};
 pub use queue::Completion;
 pub use stats::{CommandStats, CommandTable, PeerStats, Transport};
 
 use handler::Sink;
+use owner::Owner;
 use queue::Queue;
 use stats::{Counters, SnapshotBase};
 
@@ -193,12 +198,22 @@ pub(crate) struct Shared {
     handshake: watch::Sender<HandshakeState>,
     done: watch::Sender<Option<DisconnectReason>>,
     span: tracing::Span,
+    /// The application's handles' share (R-L10): weak, so the state never keeps the peer alive.
+    owner: Weak<Owner>,
 }
 
 /// A connection to one remote peer. Cheap to clone; every method is safe from any task.
+///
+/// The handles the application holds keep the peer alive: when the last is dropped the peer ends
+/// with [`DisconnectReason::LocalDropped`]. The `&Peer` a [`Handler`] is given, and its clones, do
+/// not (a handler that stores them cannot keep its own peer alive); see [`WeakPeer`].
 #[derive(Clone)]
 pub struct Peer {
     shared: Arc<Shared>,
+    /// `None` for the peer's own view of itself (its tasks, its handler's `&Peer`). Never read:
+    /// it is held for its drop.
+    #[allow(dead_code)]
+    owner: Option<Arc<Owner>>,
 }
 
 impl fmt::Debug for Peer {
@@ -225,7 +240,7 @@ impl Peer {
             config.inner.v2 != V2Policy::Never,
         );
         let counters = Counters::new(config.inner.known_inventory, config.inner.max_pending_inventory);
-        Peer {
+        let owner = Arc::new_cyclic(|owner| Owner {
             shared: Arc::new(Shared {
                 id,
                 direction,
@@ -238,8 +253,20 @@ impl Peer {
                 handshake: watch::Sender::new(HandshakeState::Pending),
                 done: watch::Sender::new(None),
                 span,
+                owner: owner.clone(),
             }),
-        }
+        });
+        Peer { shared: owner.shared.clone(), owner: Some(owner) }
+    }
+
+    /// The peer's view of itself: its state without a share of the application's ownership.
+    pub(crate) fn view(shared: Arc<Shared>) -> Peer {
+        Peer { shared, owner: None }
+    }
+
+    /// A reference to this peer that does not keep it alive (R-L10); see [`WeakPeer`].
+    pub fn downgrade(&self) -> WeakPeer {
+        WeakPeer { shared: Arc::downgrade(&self.shared), id: self.shared.id }
     }
 
     /// An outbound peer to `remote` (a socket address, or a host or `.onion` name when the stream
@@ -323,7 +350,7 @@ impl Peer {
                 }
             }
         }
-        driver::spawn(self.clone(), stream);
+        driver::spawn(Peer::view(self.shared.clone()), stream);
         Ok(())
     }
 
