@@ -125,3 +125,10 @@ async fn r_l10_local_dropped_has_a_kind_and_a_message() {
     assert_eq!(r.kind(), "local_dropped");
     assert!(r.to_string().contains("dropped"));
 }
+
+#[test]
+fn r_l10_handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync + Clone + 'static>() {}
+    send_sync::<Peer>();
+    send_sync::<WeakPeer>();
+}
