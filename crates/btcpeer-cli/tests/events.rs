@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Listener, run};
+use common::{Listener, run, run_line};
 
 /// The events EVENTS.md lists, by subcommand (`connect`, `listen` …).
 fn documented() -> BTreeMap<String, BTreeSet<String>> {
@@ -37,19 +37,8 @@ fn every_event_each_subcommand_prints_is_documented() {
     };
 
     let mut listener = Listener::start(&["--duration", "20"]);
-    let r = run(&[
-        "connect",
-        &listener.addr(),
-        "--network",
-        "regtest",
-        "--transport",
-        "v1",
-        "--ping",
-        "1",
-        "--listen",
-        "0.2",
-        "--json",
-    ]);
+    let r =
+        run_line(&format!("connect {} --network regtest --transport v1 --ping 1 --listen 0.2 --json", listener.addr()));
     assert_eq!(r.code, 0, "{r:?}");
     check("connect", names(&r));
     listener.wait_for("disconnect", |e| e["event"] == "disconnect");
@@ -63,28 +52,10 @@ fn every_event_each_subcommand_prints_is_documented() {
         run(&["decode", "--network", "regtest", "--json", "fabfb5da76657261636b000000000000000000005df6e0e2", "00"]);
     check("decode", names(&r));
 
-    let r = run(&[
-        "bench",
-        "--json",
-        "--handshakes",
-        "2",
-        "--pings",
-        "2",
-        "--pipelined",
-        "2",
-        "--inv1",
-        "2",
-        "--inv1000",
-        "2",
-        "--blocks",
-        "2",
-        "--block-size",
-        "100000",
-        "--peers",
-        "4",
-        "--hold",
-        "0",
-    ]);
+    let r = run_line(
+        "bench --json --handshakes 2 --pings 2 --pipelined 2 --inv1 2 --inv1000 2 --blocks 2 \
+         --block-size 100000 --peers 4 --hold 0",
+    );
     assert_eq!(r.code, 0, "{r:?}");
     check("bench", names(&r));
 }

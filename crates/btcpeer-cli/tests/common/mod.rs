@@ -74,6 +74,11 @@ pub fn run(args: &[&str]) -> Run {
     run_command(cmd, &format!("btcpeer {args:?}"))
 }
 
+/// [`run`] with the arguments written as one line, split at whitespace.
+pub fn run_line(line: &str) -> Run {
+    run(&line.split_whitespace().collect::<Vec<_>>())
+}
+
 /// Runs a command to completion, killing it after [`DEADLINE`].
 pub fn run_command(mut cmd: Command, what: &str) -> Run {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
