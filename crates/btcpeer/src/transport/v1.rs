@@ -5,8 +5,9 @@
 //! [`V1Error::Dropped`], after which decoding can go on (Core keeps such a connection); any other
 //! error is final. Room for a payload grows with the bytes that actually arrive (first 256 KiB,
 //! then at most doubling what has been received), so a frame that announces 4 MB and sends nothing
-//! costs 256 KiB; a dropped frame's payload is discarded as it arrives. The checksum is computed once, and the payload is split off the read buffer as `Bytes` (no copy). Encoding writes
-//! the header placeholder and payload straight into the codec's write buffer and patches the header.
+//! costs 256 KiB; a dropped frame's payload is discarded as it arrives. The checksum is computed
+//! once, and the payload is split off the read buffer as `Bytes` (no copy). Encoding writes the
+//! header placeholder and payload straight into the codec's write buffer and patches the header.
 //!
 //! ```
 //! use btcpeer::network::Network;
@@ -33,9 +34,6 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::network::Network;
 use crate::wire::frame::{self, FrameHeader, HEADER_LEN, RawFrame};
 use crate::wire::{EncodeError, FrameError, Message};
-
-/// Payload room is reserved in steps of at most this many bytes.
-const RESERVE_STEP: usize = 256 * 1024;
 
 /// An error from the v1 codec.
 #[derive(Debug, thiserror::Error)]
@@ -133,8 +131,7 @@ impl Decoder for V1Codec {
         let Some(payload) = src.get(..len) else {
             // Room grows with what has arrived (at least a step, at most doubling), so a large frame
             // is copied few times while a remote still cannot make us hold much more than it sent.
-            let missing = len.saturating_sub(src.len());
-            src.reserve(missing.min(RESERVE_STEP.max(src.len())));
+            super::reserve_towards(src, len);
             return Ok(None);
         };
         self.header = None;

@@ -22,8 +22,6 @@ use crate::wire::{COMMAND_LEN, Command};
 pub const LENGTH_BYTES: usize = super::v2_cipher::LENGTH_LEN;
 /// Bytes of the header byte plus the authentication tag.
 pub const OVERHEAD: usize = 1 + super::v2_cipher::TAG_LEN;
-/// Room reserved at a time for a packet's body.
-const RESERVE_STEP: usize = 256 * 1024;
 
 /// BIP324's short message ids: index = id (0 is the long form).
 const SHORT_IDS: [Option<Command>; 29] = [
@@ -254,7 +252,7 @@ impl V2Decoder {
             };
             if src.len() < len {
                 // As in v1: room grows with what has arrived, at most doubling.
-                src.reserve(len.saturating_sub(src.len()).min(RESERVE_STEP.max(src.len())));
+                super::reserve_towards(src, len);
                 return Ok(None);
             }
             self.pending = None;

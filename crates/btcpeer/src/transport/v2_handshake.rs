@@ -123,7 +123,10 @@ async fn fill<R: AsyncRead + Unpin>(
     received: &mut usize,
 ) -> Result<(), V2HandshakeError> {
     while buf.len() < want {
-        buf.reserve(want.saturating_sub(buf.len()).max(256));
+        // In steps, as in steady state: a remote announcing a 4 MB decoy and sending nothing
+        // does not make us reserve 4 MB.
+        super::reserve_towards(buf, want);
+        buf.reserve(256);
         let n = reader.read_buf(buf).await.map_err(|e| early_close(e, *received))?;
         if n == 0 {
             return Err(if *received == 0 && buf.is_empty() {
@@ -360,4 +363,26 @@ where
         leftover,
         bytes_sent: sent,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn r_w3_a_large_announced_packet_reserves_room_in_steps_during_the_handshake() {
+        let (mut remote, mut ours) = tokio::io::duplex(1 << 16);
+        remote.write_all(&[7; 10]).await.unwrap();
+        let (mut buf, mut received) = (BytesMut::new(), 0);
+        // A packet announced at 4 MB of which 10 bytes arrive: the wait goes on, the room does not.
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            fill(&mut ours, &mut buf, 4_000_000, &mut received),
+        )
+        .await;
+        assert!(waited.is_err(), "still waiting for the rest");
+        assert_eq!(received, 10);
+        assert!(buf.capacity() <= 512 * 1024, "reserved {} bytes for 10 received", buf.capacity());
+    }
 }
