@@ -114,13 +114,15 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
                 if let Some(h) = peer.handler() {
                     h.on_read(peer, &ReadEvent { command: None, bytes, error: None, dropped: Some(&error) });
                 }
+                let now = Instant::now();
                 misbehaved(peer, |c| {
                     c.dropped(bytes);
                     c.last_recv = Some(SystemTime::now());
+                    // The remote is alive: a dropped frame still counts as traffic for the idle timer.
+                    if let Some(l) = c.liveness.as_mut() {
+                        l.alive(now);
+                    }
                 })?;
-                // The remote is alive: a dropped frame still counts as traffic for the idle timer.
-                let now = Instant::now();
-                peer.counters(|c| c.liveness.as_mut().map(|l| l.alive(now)));
             }
             Err(e) => {
                 let reason = read_failure(e, during_handshake);

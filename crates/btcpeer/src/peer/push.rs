@@ -146,7 +146,7 @@ impl Peer {
     /// ```
     pub fn try_queue_inventory(&self, inv: Inventory) -> Result<bool, AnnounceError> {
         if inv.is_transaction() {
-            if let Some(wtxid_relay) = self.remote().map(|r| r.wtxid_relay) {
+            if let Some(wtxid_relay) = self.negotiated_wtxid_relay() {
                 if tx_kind_mismatch(&inv, wtxid_relay) {
                     self.counters(|c| c.refused_announcements = c.refused_announcements.saturating_add(1));
                     return Err(AnnounceError::WrongTxIdKind { inventory: inv, wtxid_relay });
@@ -181,6 +181,15 @@ impl Peer {
     /// Returns whether it will be announced (see [`Peer::queue_inventory`]).
     pub fn queue_transaction(&self, txid: Txid, wtxid: Wtxid) -> bool {
         self.trickle(Pending::Tx { txid, wtxid })
+    }
+
+    /// Whether wtxidrelay was negotiated, once the handshake is done: read in place, without
+    /// copying the remote's details as [`Peer::remote`] does.
+    fn negotiated_wtxid_relay(&self) -> Option<bool> {
+        match &*self.shared.handshake.borrow() {
+            super::HandshakeState::Done(info) => Some(info.wtxid_relay),
+            _ => None,
+        }
     }
 
     /// Whether transactions are announced to the remote: its version's relay flag, switched on by a

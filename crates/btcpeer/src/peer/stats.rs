@@ -96,11 +96,21 @@ impl CommandTable {
         self.entry_at(Self::slot_of(command))
     }
 
-    fn at(&self, slot: usize) -> CommandStats {
+    /// The entry of a slot that saw traffic.
+    fn used_at(&self, slot: usize) -> Option<&CommandStats> {
         match self.slot.get(slot) {
-            Some(&s) if s > 0 => self.used.get(usize::from(s).saturating_sub(1)).copied().unwrap_or_default(),
-            _ => CommandStats::default(),
+            Some(&s) if s > 0 => self.used.get(usize::from(s).saturating_sub(1)),
+            _ => None,
         }
+    }
+
+    /// A slot's traffic, zero when it saw none.
+    fn at_ref(&self, slot: usize) -> &CommandStats {
+        self.used_at(slot).unwrap_or(&NO_TRAFFIC)
+    }
+
+    fn at(&self, slot: usize) -> CommandStats {
+        *self.at_ref(slot)
     }
 
     /// The traffic of `command`; for a command btcpeer does not know, the `other` bucket.
@@ -111,11 +121,7 @@ impl CommandTable {
     /// The traffic of the command named `name`, if it saw any, as a map keyed by name would give it
     /// (`per_command.get("inv")`); a name btcpeer does not know gives the `other` bucket.
     pub fn get(&self, name: &str) -> Option<&CommandStats> {
-        let slot = Command::new(name).map_or(OTHER, Self::slot_of);
-        match self.slot.get(slot) {
-            Some(&s) if s > 0 => self.used.get(usize::from(s).saturating_sub(1)),
-            _ => None,
-        }
+        self.used_at(Command::new(name).map_or(OTHER, Self::slot_of))
     }
 
     /// The traffic of every command btcpeer does not know, and of frames dropped before their
@@ -126,26 +132,13 @@ impl CommandTable {
 
     /// The known commands that saw any traffic, in [`Command::KNOWN`] order.
     pub fn iter(&self) -> impl Iterator<Item = (Command, CommandStats)> + '_ {
-        Command::KNOWN
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| self.slot.get(*i).is_some_and(|&s| s > 0))
-            .map(|(i, c)| (*c, self.at(i)))
+        Command::KNOWN.iter().enumerate().filter_map(|(i, c)| self.used_at(i).map(|s| (*c, *s)))
     }
 }
 
 /// No traffic: what indexing gives for a command that saw none.
 static NO_TRAFFIC: CommandStats =
     CommandStats { messages_sent: 0, bytes_sent: 0, messages_received: 0, bytes_received: 0 };
-
-impl CommandTable {
-    fn at_ref(&self, slot: usize) -> &CommandStats {
-        match self.slot.get(slot) {
-            Some(&s) if s > 0 => self.used.get(usize::from(s).saturating_sub(1)).unwrap_or(&NO_TRAFFIC),
-            _ => &NO_TRAFFIC,
-        }
-    }
-}
 
 impl std::ops::Index<Command> for CommandTable {
     type Output = CommandStats;
@@ -162,10 +155,7 @@ impl std::ops::Index<&str> for CommandTable {
     type Output = CommandStats;
 
     fn index(&self, name: &str) -> &CommandStats {
-        match Command::new(name) {
-            Ok(command) => &self[command],
-            Err(_) => self.at_ref(OTHER),
-        }
+        self.at_ref(Command::new(name).map_or(OTHER, Self::slot_of))
     }
 }
 
