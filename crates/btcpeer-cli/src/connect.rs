@@ -22,7 +22,7 @@
 //!
 //! | event | keys | when |
 //! |---|---|---|
-//! | `retry` | `transport` (`"v1"`), `reason` (text), `kind` (`v1_retry_advised`, or `io_error` for a reset) | `--transport auto` only: the remote hung up on our v2 handshake without a byte; we dial again in v1 (this attempt prints no `stats` or `disconnect`) |
+//! | `retry` | `transport` (`"v1"`), `reason` (text), `kind` (`v1_retry_advised`) | `--transport auto` only: the remote hung up on our v2 handshake without a byte; we dial again in v1 (this attempt prints no `stats` or `disconnect`) |
 //! | `recv` | `command`, `size` (bytes on the wire, header included for v1; the packet for v2) | with `--listen`: every frame read, handshake frames included |
 //! | `dropped` | `reason`, `size` | with `--listen`: a frame dropped unread as Bitcoin Core drops it (bad checksum, invalid command bytes); the connection stays |
 //! | `handshake` | `addr`, `version`, `services` (number), `service_names`, `user_agent`, `start_height`, `relay`, `transport` (`"v1"` or `"v2"`: the one in use), `negotiated_version`, `wants_addrv2`, `wtxid_relay`, `time_offset` | the handshake completed |
@@ -84,8 +84,8 @@ use tokio::sync::mpsc;
 
 use crate::headers::{HeaderSync, Synced, rate};
 use crate::report::{
-    Output, PeerArgs, PongSeen, Reporter, TransportArg, disconnect_event, exit_code, parse_positive_secs, parse_secs,
-    parse_target, secs, stats_event,
+    Failure, Output, PeerArgs, PongSeen, Reporter, TransportArg, disconnect_event, exit_code, parse_positive_secs,
+    parse_secs, parse_target, secs, stats_event,
 };
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE};
 
@@ -119,9 +119,6 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "ADDR", value_parser = parse_proxy)]
     socks5: Option<SocketAddr>,
 }
-
-/// Why a session failed: the exit code and the line for stderr.
-type Failure = (u8, String);
 
 /// Headers messages that may wait for the sync loop; only one is expected at a time.
 const HEADERS_BACKLOG: usize = 8;
@@ -185,7 +182,7 @@ enum Attempt {
     /// With this exit code.
     Exit(u8),
     /// The remote closed on our v2 handshake: dial again in v1 (`--transport auto` only).
-    RetryV1(DisconnectReason),
+    RetryV1(DisconnectReason, u64),
 }
 
 /// Dials, and with `--transport auto` dials again in v1 when the remote closes on our v2 handshake.
@@ -208,9 +205,10 @@ async fn session(
         let may_retry = transport == TransportArg::Auto;
         match attempt(args, config, target, genesis, out, may_retry).await {
             Attempt::Exit(code) => return code,
-            Attempt::RetryV1(reason) => {
+            Attempt::RetryV1(reason, peer) => {
                 out.emit(&json!({
                     "event": "retry",
+                    "peer": peer,
                     "transport": "v1",
                     "reason": reason.to_string(),
                     "kind": reason.kind(),
@@ -296,7 +294,7 @@ async fn attempt(
             let reason = DisconnectReason::V1RetryAdvised;
             peer.disconnect();
             let _ = tokio::time::timeout(limit, peer.wait_for_disconnect()).await;
-            return Attempt::RetryV1(reason);
+            return Attempt::RetryV1(reason, peer.id());
         }
         Ok(Err(reason)) => {
             let stats = peer.stats();

@@ -3,6 +3,7 @@
 //! to the one before; where the genesis block is unknown (simnet, a custom magic), from the
 //! remote's, learnt from the first header's parent (see `connect`'s module docs).
 
+use crate::report::Failure;
 use std::time::{Duration, Instant};
 
 use btcpeer::bitcoin::BlockHash;
@@ -13,9 +14,6 @@ use btcpeer::wire::limits::MAX_HEADERS;
 use serde_json::json;
 
 use crate::EXIT_FAILURE;
-
-/// Why a sync failed: the exit code and the line for stderr.
-pub(crate) type Failure = (u8, String);
 
 /// What a headers sync fetched.
 #[derive(Debug, Clone, Copy)]

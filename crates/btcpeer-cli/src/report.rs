@@ -188,6 +188,9 @@ pub(crate) fn text(v: &Value) -> String {
     }
 }
 
+/// Why a command failed: the exit code and the line for stderr.
+pub(crate) type Failure = (u8, String);
+
 /// The exit code for a peer that ended for `reason`: 3 for a timeout, 1 otherwise.
 pub(crate) fn exit_code(reason: &DisconnectReason) -> u8 {
     if reason.is_timeout() { crate::EXIT_TIMEOUT } else { crate::EXIT_FAILURE }

@@ -96,7 +96,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::connect::{interrupted, nonce};
-use crate::report::{TransportArg, exit_code, handshake_event, parse_positive_secs, parse_secs, secs, stats_event};
+use crate::report::{
+    Failure, TransportArg, exit_code, handshake_event, parse_positive_secs, parse_secs, secs, stats_event,
+};
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT};
 
 /// Blocks in the demo chain, genesis included: two `headers` batches (2,000 and 499).
@@ -142,9 +144,6 @@ pub struct DemoArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_positive_secs)]
     pub timeout: Duration,
 }
-
-/// Why the demo failed: the exit code and the line for stderr.
-pub(super) type Failure = (u8, String);
 
 pub(super) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
