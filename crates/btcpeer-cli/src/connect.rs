@@ -414,7 +414,6 @@ async fn sync_headers(
     batches: &mut mpsc::Receiver<Vec<Header>>,
     mut progress: Progress,
 ) -> Result<Synced, Failure> {
-    let started = Instant::now();
     let mut sync = HeaderSync::new(genesis);
     let mut closed = pin!(peer.closed());
     loop {
@@ -433,7 +432,7 @@ async fn sync_headers(
             }
         };
         let done = sync.accept(&headers)?;
-        progress.update(sync.synced().count, started.elapsed(), done);
+        progress.update(sync.synced().count, sync.elapsed(), done);
         if done {
             return Ok(sync.synced());
         }

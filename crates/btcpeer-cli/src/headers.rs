@@ -140,6 +140,11 @@ impl HeaderSync {
         Ok(done)
     }
 
+    /// Time since the sync started.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// What was fetched so far (all of it once `accept` said so).
     pub(crate) fn synced(&self) -> Synced {
         self.synced
