@@ -93,16 +93,15 @@
     )
 )]
 
-pub use bitcoin;
+pub use btcpeer_core::bitcoin;
+pub use btcpeer_core::{network, wire};
 
-pub mod network;
 pub mod peer;
 #[cfg(feature = "socks")]
 pub mod socks;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
-pub mod wire;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -253,6 +253,7 @@ where
             }
             V2HandshakeError::Packet(e) => DisconnectReason::V2(e),
             V2HandshakeError::Io(e) => DisconnectReason::io(&e),
+            other => DisconnectReason::io(&std::io::Error::other(other.to_string())),
         }),
     }
 }

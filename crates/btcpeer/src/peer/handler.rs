@@ -113,6 +113,8 @@ pub trait Handler: Send + Sync + 'static {
             | Message::SendAddrV2
             | Message::WtxidRelay
             | Message::SendTxRcncl(_) => {}
+            // `Message` is non-exhaustive: a kind added later reaches `on_message` overrides only.
+            _ => {}
         }
     }
 

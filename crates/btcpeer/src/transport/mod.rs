@@ -1,25 +1,12 @@
 //! A byte stream to frames and back.
 //!
-//! [`v1`] is the plaintext framing as a `tokio_util` codec: header checks before any payload space is
-//! reserved, one checksum pass per frame, payloads handed on as `Bytes` without a copy, and messages
-//! encoded once straight into the write buffer. [`v2`] is BIP324's packet framing over the ciphers of
-//! [`v2_cipher`] (session keys, FSChaCha20, FSChaCha20Poly1305 on `ring`'s assembly), with the
-//! handshake in [`v2_handshake`]; [`stream`] reads and writes either on an async byte stream.
+//! The codecs are the core's ([`btcpeer_core::transport`], re-exported here): [`v1`] is the
+//! plaintext framing (also a `tokio_util` codec), [`v2`] is BIP324's packet framing over the
+//! ciphers of [`v2_cipher`]. This crate adds the I/O: [`v2_handshake`] runs the core's handshake
+//! state machine on an async stream, and [`stream`] reads and writes frames of either transport on
+//! one.
+
+pub use btcpeer_core::transport::{reserve_towards, v1, v2, v2_cipher};
 
 pub mod stream;
-pub mod v1;
-pub mod v2;
-pub mod v2_cipher;
 pub mod v2_handshake;
-
-/// Room is reserved for a frame's or packet's body in steps of at most this many bytes.
-const RESERVE_STEP: usize = 256 * 1024;
-
-/// Makes room in `buf` towards `want` bytes as they arrive: at least a step, at most doubling what
-/// has arrived, so a large frame is copied few times while a remote that announces megabytes and
-/// sends nothing costs 256 KiB, not what it announced. Used by the v1 codec, the v2 decoder and
-/// the v2 handshake alike.
-pub(crate) fn reserve_towards(buf: &mut bytes::BytesMut, want: usize) {
-    let missing = want.saturating_sub(buf.len());
-    buf.reserve(missing.min(RESERVE_STEP.max(buf.len())));
-}

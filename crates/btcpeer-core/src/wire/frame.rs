@@ -6,8 +6,8 @@
 //! this lives in [`crate::transport::v1`]; this module has no I/O.
 //!
 //! ```
-//! use btcpeer::network::Network;
-//! use btcpeer::wire::{frame, Message};
+//! use btcpeer_core::network::Network;
+//! use btcpeer_core::wire::{frame, Message};
 //!
 //! let mut buf = bytes::BytesMut::new();
 //! frame::encode_frame(&Message::Ping(42), &Network::REGTEST, &mut buf).unwrap();
@@ -107,11 +107,11 @@ impl FrameHeader {
 }
 
 /// A message encoded once, with its v1 checksum computed once, ready to be queued to many peers
-/// ([`Peer::queue_prepared`](crate::peer::Peer::queue_prepared)): a relaying node encodes a block or
+/// (`btcpeer`'s `Peer::queue_prepared`): a relaying node encodes a block or
 /// an announcement once instead of once per peer. Cheap to clone (the payload is shared).
 ///
 /// ```
-/// use btcpeer::wire::{frame::Prepared, Message};
+/// use btcpeer_core::wire::{frame::Prepared, Message};
 ///
 /// let ping = Prepared::new(&Message::Ping(5)).unwrap();
 /// assert_eq!(ping.payload().len(), 8);

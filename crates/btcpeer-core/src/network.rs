@@ -6,7 +6,7 @@
 //! be described with [`Network::custom`]:
 //!
 //! ```
-//! use btcpeer::network::{Magic, Network};
+//! use btcpeer_core::network::{Magic, Network};
 //!
 //! // Bitcoin Cash: its own magic and 32 MB blocks.
 //! let bch = Network::custom("bch", Magic::from_bytes([0xe3, 0xe1, 0xf3, 0xe8]), 8333)

@@ -8,7 +8,7 @@ use crate::network::Magic;
 /// A payload that could not be decoded: the command, the field, and the reason.
 ///
 /// ```
-/// use btcpeer::wire::{Command, Message, PayloadErrorKind};
+/// use btcpeer_core::wire::{Command, Message, PayloadErrorKind};
 ///
 /// // An `inv` claiming 50,001 entries is refused before anything is allocated for them.
 /// let payload = bytes::Bytes::from_static(&[0xfd, 0x51, 0xc3]);
@@ -173,7 +173,7 @@ impl FrameError {
     /// bytes. Every other frame error ends the connection.
     ///
     /// ```
-    /// use btcpeer::wire::{Command, FrameError};
+    /// use btcpeer_core::wire::{Command, FrameError};
     ///
     /// let bad = FrameError::BadChecksum { command: Command::PING, header: [0; 4], computed: [1; 4] };
     /// assert!(bad.is_droppable());

@@ -28,7 +28,7 @@ use super::write;
 /// [`crate::wire::frame`]'s business.
 ///
 /// ```
-/// use btcpeer::wire::{Command, Message};
+/// use btcpeer_core::wire::{Command, Message};
 ///
 /// let mut buf = bytes::BytesMut::new();
 /// Message::Ping(7).encode_payload(&mut buf).unwrap();

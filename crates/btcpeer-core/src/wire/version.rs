@@ -4,7 +4,7 @@
 //! define, and it does not hand such a message from the remote to the application (R-R5).
 //!
 //! ```
-//! use btcpeer::wire::{version, Command};
+//! use btcpeer_core::wire::{version, Command};
 //!
 //! assert!(version::is_defined(Command::SENDHEADERS, 70012));
 //! assert!(!version::is_defined(Command::SENDHEADERS, 70011));

@@ -11,7 +11,7 @@ pub const COMMAND_LEN: usize = 12;
 /// value is stored inline and is `Copy`, so decoding a frame header never allocates.
 ///
 /// ```
-/// use btcpeer::wire::Command;
+/// use btcpeer_core::wire::Command;
 ///
 /// let cmd = Command::new("sendtxrcncl").unwrap();
 /// assert_eq!(cmd.as_str(), "sendtxrcncl");
@@ -128,7 +128,7 @@ impl Command {
     /// remote chooses.
     ///
     /// ```
-    /// use btcpeer::wire::Command;
+    /// use btcpeer_core::wire::Command;
     ///
     /// assert_eq!(Command::VERSION.known_index(), Some(0));
     /// assert_eq!(Command::KNOWN[Command::INV.known_index().unwrap()], Command::INV);

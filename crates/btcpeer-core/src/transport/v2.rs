@@ -80,8 +80,8 @@ const SHORT_ID_OF_KNOWN: [u8; Command::KNOWN.len()] = {
 /// The short id BIP324 assigns to `command`, if any.
 ///
 /// ```
-/// use btcpeer::transport::v2::{command_for_short_id, short_id};
-/// use btcpeer::wire::Command;
+/// use btcpeer_core::transport::v2::{command_for_short_id, short_id};
+/// use btcpeer_core::wire::Command;
 ///
 /// assert_eq!(short_id(Command::INV), Some(14));
 /// assert_eq!(short_id(Command::VERSION), None);

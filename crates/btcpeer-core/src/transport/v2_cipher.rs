@@ -73,7 +73,7 @@ impl SessionKeys {
     /// network magic, as BIP324 (and Core's `BIP324Cipher::Initialize`) derive them.
     ///
     /// ```
-    /// use btcpeer::transport::v2_cipher::SessionKeys;
+    /// use btcpeer_core::transport::v2_cipher::SessionKeys;
     ///
     /// let a = SessionKeys::derive(&[1; 32], [0xf9, 0xbe, 0xb4, 0xd9]);
     /// let b = SessionKeys::derive(&[1; 32], [0xfa, 0xbf, 0xb5, 0xda]);

@@ -11,9 +11,9 @@
 //! ([`PayloadError`] names the command and field), and nothing panics.
 //!
 //! ```
-//! use btcpeer::network::Network;
-//! use btcpeer::wire::{frame, Inventory, Message};
-//! use btcpeer::bitcoin::{hashes::Hash, BlockHash};
+//! use btcpeer_core::network::Network;
+//! use btcpeer_core::wire::{frame, Inventory, Message};
+//! use btcpeer_core::bitcoin::{hashes::Hash, BlockHash};
 //!
 //! let inv = Message::Inv(vec![Inventory::Block(BlockHash::all_zeros())]);
 //! let mut buf = bytes::BytesMut::new();

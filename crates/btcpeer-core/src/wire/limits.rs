@@ -67,7 +67,7 @@ const CFHEADERS_MAX: u64 = 1 + HASH + HASH + compact_len(MAX_CFHEADERS) + MAX_CF
 /// it knows and ignores the rest), and `reject`, whose reason may be as long as the frame allows.
 ///
 /// ```
-/// use btcpeer::wire::{limits, Command};
+/// use btcpeer_core::wire::{limits, Command};
 ///
 /// assert_eq!(limits::max_payload_len(Command::PING, 4_000_000), 8);
 /// assert_eq!(limits::max_payload_len(Command::INV, 4_000_000), 1_800_003);

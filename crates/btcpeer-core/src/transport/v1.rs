@@ -1,4 +1,6 @@
-//! The v1 (plaintext) frame codec for `tokio_util::codec::Framed`, `FramedRead` and `FramedWrite`.
+//! The v1 (plaintext) frame codec: bytes in, frames out, and messages to bytes. With the
+//! `tokio-codec` feature it is also a `tokio_util::codec::{Decoder, Encoder}` for `Framed`,
+//! `FramedRead` and `FramedWrite` (the `btcpeer` driver turns it on).
 //!
 //! Decoding checks each header (R-W3) as soon as its 24 bytes are in, before reserving room for the
 //! payload. A frame with a bad checksum or invalid command bytes is consumed and reported as
@@ -10,26 +12,24 @@
 //! header placeholder and payload straight into the codec's write buffer and patches the header.
 //!
 //! ```
-//! use btcpeer::network::Network;
-//! use btcpeer::transport::v1::V1Codec;
-//! use btcpeer::wire::Message;
-//! use tokio_util::codec::{Decoder, Encoder};
+//! use btcpeer_core::network::Network;
+//! use btcpeer_core::transport::v1::V1Codec;
+//! use btcpeer_core::wire::Message;
 //!
 //! let mut codec = V1Codec::new(Network::REGTEST);
 //! let mut buf = bytes::BytesMut::new();
-//! codec.encode(&Message::Verack, &mut buf).unwrap();
-//! codec.encode(&Message::Ping(9), &mut buf).unwrap();
-//! let first = codec.decode(&mut buf).unwrap().unwrap();
-//! let second = codec.decode(&mut buf).unwrap().unwrap();
+//! codec.encode_message(&Message::Verack, &mut buf).unwrap();
+//! codec.encode_message(&Message::Ping(9), &mut buf).unwrap();
+//! let first = codec.decode_frame(&mut buf).unwrap().unwrap();
+//! let second = codec.decode_frame(&mut buf).unwrap().unwrap();
 //! assert_eq!(first.decode().unwrap(), Message::Verack);
 //! assert_eq!(second.decode().unwrap(), Message::Ping(9));
-//! assert!(codec.decode(&mut buf).unwrap().is_none());
+//! assert!(codec.decode_frame(&mut buf).unwrap().is_none());
 //! ```
 
 use std::io;
 
 use bytes::{Buf, BytesMut};
-use tokio_util::codec::{Decoder, Encoder};
 
 use crate::network::Network;
 use crate::wire::frame::{self, FrameHeader, HEADER_LEN, RawFrame};
@@ -85,13 +85,11 @@ impl V1Codec {
     pub fn network(&self) -> &Network {
         &self.network
     }
-}
 
-impl Decoder for V1Codec {
-    type Item = RawFrame;
-    type Error = V1Error;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, V1Error> {
+    /// Takes the next frame from the front of `src`: `Ok(None)` until a whole frame is in (room for
+    /// it grows with what arrives), [`V1Error::Dropped`] for a frame skipped as Core skips it
+    /// (decoding may go on), any other error final.
+    pub fn decode_frame(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, V1Error> {
         if let Some(skip) = self.skip.as_mut() {
             // Discarded as it arrives: a dropped frame is never buffered whole.
             let n = skip.remaining.min(src.len());
@@ -118,7 +116,7 @@ impl Decoder for V1Codec {
                         let remaining = FrameHeader::announced_length(raw) as usize;
                         src.advance(HEADER_LEN);
                         self.skip = Some(Skip { remaining, error, bytes: HEADER_LEN.saturating_add(remaining) });
-                        return self.decode(src);
+                        return self.decode_frame(src);
                     }
                     Err(error) => return Err(error.into()),
                 };
@@ -142,30 +140,60 @@ impl Decoder for V1Codec {
         let payload = src.split_to(len).freeze();
         Ok(Some(RawFrame { command: header.command, payload }))
     }
-}
 
-impl Encoder<&Message> for V1Codec {
-    type Error = V1Error;
+    /// Appends `message` as one frame to `dst`. On an error nothing is appended.
+    pub fn encode_message(&mut self, message: &Message, dst: &mut BytesMut) -> Result<(), V1Error> {
+        frame::encode_frame(message, &self.network, dst)?;
+        Ok(())
+    }
 
-    fn encode(&mut self, item: &Message, dst: &mut BytesMut) -> Result<(), V1Error> {
-        frame::encode_frame(item, &self.network, dst)?;
+    /// Appends an already encoded payload as one frame to `dst`.
+    pub fn encode_raw(&mut self, raw: &RawFrame, dst: &mut BytesMut) -> Result<(), V1Error> {
+        frame::encode_raw_frame(raw.command, &raw.payload, &self.network, dst)?;
         Ok(())
     }
 }
 
-impl Encoder<Message> for V1Codec {
-    type Error = V1Error;
+/// The codec as `tokio_util`'s traits, for `Framed` and friends.
+#[cfg(feature = "tokio-codec")]
+mod tokio_codec {
+    use bytes::BytesMut;
+    use tokio_util::codec::{Decoder, Encoder};
 
-    fn encode(&mut self, item: Message, dst: &mut BytesMut) -> Result<(), V1Error> {
-        self.encode(&item, dst)
+    use super::{V1Codec, V1Error};
+    use crate::wire::Message;
+    use crate::wire::frame::RawFrame;
+
+    impl Decoder for V1Codec {
+        type Item = RawFrame;
+        type Error = V1Error;
+
+        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, V1Error> {
+            self.decode_frame(src)
+        }
     }
-}
 
-impl Encoder<&RawFrame> for V1Codec {
-    type Error = V1Error;
+    impl Encoder<&Message> for V1Codec {
+        type Error = V1Error;
 
-    fn encode(&mut self, item: &RawFrame, dst: &mut BytesMut) -> Result<(), V1Error> {
-        frame::encode_raw_frame(item.command, &item.payload, &self.network, dst)?;
-        Ok(())
+        fn encode(&mut self, item: &Message, dst: &mut BytesMut) -> Result<(), V1Error> {
+            self.encode_message(item, dst)
+        }
+    }
+
+    impl Encoder<Message> for V1Codec {
+        type Error = V1Error;
+
+        fn encode(&mut self, item: Message, dst: &mut BytesMut) -> Result<(), V1Error> {
+            self.encode_message(&item, dst)
+        }
+    }
+
+    impl Encoder<&RawFrame> for V1Codec {
+        type Error = V1Error;
+
+        fn encode(&mut self, item: &RawFrame, dst: &mut BytesMut) -> Result<(), V1Error> {
+            self.encode_raw(item, dst)
+        }
     }
 }
