@@ -57,5 +57,6 @@
 pub use bitcoin;
 
 pub mod network;
+pub mod peer;
 pub mod transport;
 pub mod wire;

@@ -163,6 +163,14 @@ pub struct RawFrame {
 }
 
 impl RawFrame {
+    /// A message as a frame (its payload encoded): what a transport would hand over after reading
+    /// it. For in-memory links (tests, the simulator) and drivers that work in messages.
+    pub fn from_message(message: &Message) -> Result<RawFrame, crate::wire::EncodeError> {
+        let mut payload = BytesMut::new();
+        message.encode_payload(&mut payload)?;
+        Ok(RawFrame { command: message.command(), payload: payload.freeze() })
+    }
+
     /// Decodes the payload into a [`Message`].
     pub fn decode(&self) -> Result<Message, PayloadError> {
         Message::decode(self.command, self.payload.clone())

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use bitcoin::p2p::ServiceFlags;
 
-use super::liveness::Timeouts;
 use super::node::NodeContext;
 use super::nonce::NonceRegistry;
 use super::user_agent::user_agent;
 use crate::network::Network;
 use crate::transport::v2_handshake::V2Options;
 use crate::wire::version::{MIN_PEER_PROTO_VERSION, PROTOCOL_VERSION};
+use btcpeer_core::peer::liveness::Timeouts;
 
 /// Whether a peer uses the BIP324 v2 transport (R-T4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -4,13 +4,12 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::error::{DisconnectReason, Violation};
 use super::handler::ReadEvent;
-use super::liveness::Liveness;
 use super::queue::Outgoing;
 use super::rules::{dispatch, misbehaved};
 use super::{Direction, HandshakeState, Peer, Transport, V2Policy, handshake};
@@ -19,6 +18,7 @@ use crate::transport::v2_handshake::{self, V2HandshakeError};
 use crate::wire::frame::{HEADER_LEN, RawFrame};
 use crate::wire::version::ping_has_nonce;
 use crate::wire::{Command, Message};
+use btcpeer_core::peer::liveness::Liveness;
 
 /// Bytes the writer takes from the queue for one write.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -114,7 +114,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
                 if let Some(h) = peer.handler() {
                     h.on_read(peer, &ReadEvent { command: None, bytes, error: None, dropped: Some(&error) });
                 }
-                let now = Instant::now();
+                let now = super::now();
                 misbehaved(peer, |c| {
                     c.dropped(bytes);
                     c.last_recv = Some(SystemTime::now());
@@ -133,15 +133,6 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             }
         }
     }
-}
-
-/// Writes one message straight to the stream (handshake traffic bypasses the queue).
-pub(crate) async fn send_direct<W: AsyncWrite + Unpin>(
-    peer: &Peer,
-    writer: &mut FrameWriter<W>,
-    message: &Message,
-) -> Result<(), DisconnectReason> {
-    send_direct_batch(peer, writer, std::slice::from_ref(message)).await
 }
 
 /// Writes several messages straight to the stream with one write (the handshake's messages go out
@@ -322,11 +313,11 @@ where
         user_agent = %info.version.user_agent,
         "handshake complete"
     );
-    let now = Instant::now();
+    let now = super::now();
     peer.counters(|c| {
         let mut liveness = Liveness::new(cfg.timeouts, now);
         liveness.handshake_complete(now);
-        if c.trickle.len() > 0 {
+        if !c.trickle.is_empty() {
             // Announcements queued before the handshake go out at the first tick.
             liveness.schedule_trickle(now, Duration::ZERO);
         }
@@ -411,7 +402,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     for item in batch {
         if item.command == Command::PING && ping_has_nonce(negotiated) {
             if let Some(nonce) = item.payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-                let now = Instant::now();
+                let now = super::now();
                 peer.counters(|c| c.ping_outstanding = Some((u64::from_le_bytes(nonce), now)));
             }
         }
@@ -434,7 +425,7 @@ where
         if shared.cancel.is_cancelled() {
             break;
         }
-        let now = Instant::now();
+        let now = super::now();
         if let Err(reason) = run_timers(&peer, now) {
             peer.stop(reason);
             break;
@@ -443,7 +434,7 @@ where
             let wake = peer.counters(|c| c.liveness.as_ref().and_then(|l| l.next_wakeup(now)));
             let timer = async move {
                 match wake {
-                    Some(at) => tokio::time::sleep_until(at).await,
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
                     None => std::future::pending().await,
                 }
             };
@@ -473,7 +464,7 @@ where
                 break;
             }
             Ok(Ok(())) => {
-                let now = Instant::now();
+                let now = super::now();
                 let wall = SystemTime::now();
                 // One lock for the whole batch's statistics and deadlines.
                 peer.counters(|c| {

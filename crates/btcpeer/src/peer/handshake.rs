@@ -1,4 +1,5 @@
-//! The version handshake (R-L2 … R-L4).
+//! The version handshake (R-L2 … R-L4) on a stream: the core's state machine
+//! ([`VersionHandshake`]), fed by the peer's reader, writing through its writer.
 //!
 //! The outbound side sends its version first; the inbound side waits for the remote's and answers.
 //! Messages before the remote's version are ignored and counted, as Bitcoin Core does. The remote's
@@ -11,23 +12,20 @@
 //! tolerated, and anything else (a second version included) is ignored and counted, as Core does.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bitcoin::p2p::{Address, ServiceFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::driver::{read_frame, send_direct, send_direct_batch};
+use btcpeer_core::peer::{HandshakeRules, HandshakeStep, VersionHandshake};
+
+use super::driver::{read_frame, send_direct_batch};
 use super::error::DisconnectReason;
 use super::rules::misbehaved;
 use super::stats::Counters;
-use super::{Direction, Peer, PeerAddr, RemoteInfo, Transport};
+use super::{Peer, PeerAddr, RemoteInfo, Transport};
 use crate::transport::stream::{FrameReader, FrameWriter};
-use crate::wire::version::{ADDRV2_VERSION, REJECT_VERSION, WTXID_RELAY_VERSION, is_defined, version_has_relay};
-use crate::wire::{Command, Message, Reject, RejectCode, VersionMessage, VersionTail, blank_address};
-
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+use crate::wire::{Message, VersionMessage, blank_address};
 
 /// The remote's address as we put it in our version: blanked when it is the proxy's (R-T5), or a
 /// name (an onion or DNS name reached through a proxy), keeping only the port.
@@ -45,44 +43,49 @@ fn receiver_address(peer: &Peer) -> Address {
     }
 }
 
-/// Our version message (R-L4).
+/// What the configuration offers and requires, as the core's handshake takes it.
+fn rules(cfg: &super::config::ConfigInner) -> HandshakeRules {
+    HandshakeRules {
+        protocol_version: cfg.protocol_version,
+        min_protocol_version: cfg.min_protocol_version,
+        required_services: cfg.required_services,
+        relay: cfg.relay,
+        wtxid_relay: cfg.wtxid_relay,
+        addrv2: cfg.addrv2,
+        txrcncl: cfg.txrcncl,
+    }
+}
+
+/// Our version message (R-L4): the core's, with our advertised address and the remote's.
 pub(crate) fn our_version(peer: &Peer, nonce: u64) -> VersionMessage {
     let cfg = &peer.shared.config.inner;
-    let mut sender = blank_address();
-    sender.services = cfg.services;
+    let start_height = peer.handler().map_or(0, |h| h.start_height());
+    let mut version = rules(cfg).version(cfg.services, nonce, &cfg.user_agent, start_height, SystemTime::now());
     if let Some(addr) = cfg.advertised_address {
-        sender = Address::new(&addr, cfg.services);
+        version.sender = Address::new(&addr, cfg.services);
     }
-    VersionMessage {
-        version: cfg.protocol_version,
-        services: cfg.services,
-        timestamp: unix_now(),
-        receiver: receiver_address(peer),
-        sender,
-        nonce,
-        user_agent: cfg.user_agent.clone(),
-        start_height: peer.handler().map_or(0, |h| h.start_height()),
-        relay: cfg.relay,
-        tail: if version_has_relay(cfg.protocol_version) { VersionTail::Complete } else { VersionTail::NoRelay },
-    }
+    version.receiver = receiver_address(peer);
+    version
 }
 
-async fn refuse<W: AsyncWrite + Unpin>(
+/// Writes, in one write, whatever the handshake has queued (the handshake's messages go out
+/// together: fewer syscalls and round trips).
+async fn flush<W: AsyncWrite + Unpin>(
     peer: &Peer,
     writer: &mut FrameWriter<W>,
-    negotiated: u32,
-    code: RejectCode,
-    reason: String,
-) {
-    if negotiated >= REJECT_VERSION {
-        let reject = Reject { message: "version".into(), code, reason, hash: None };
-        // The peer ends either way; a failed reject changes nothing.
-        let _ = send_direct(peer, writer, &Message::Reject(reject)).await;
+    handshake: &mut VersionHandshake,
+) -> Result<(), DisconnectReason> {
+    let batch: Vec<Message> = std::iter::from_fn(|| handshake.poll_transmit()).collect();
+    if batch.is_empty() {
+        return Ok(());
     }
+    send_direct_batch(peer, writer, &batch).await
 }
 
-/// Runs the handshake on the stream's two halves. `nonce` is ours, registered for self-connection
-/// detection for as long as the handshake runs.
+/// Runs the handshake on the stream's two halves: the core's [`VersionHandshake`] fed with the
+/// frames read, with this peer's own checks where it stops for them (self-connection against the
+/// node's nonce registry, then the application's `on_version`). `nonce` is ours, registered for
+/// self-connection detection for as long as the handshake runs.
 pub(crate) async fn run<R, W>(
     peer: &Peer,
     reader: &mut FrameReader<R>,
@@ -94,117 +97,44 @@ where
     W: AsyncWrite + Unpin,
 {
     let cfg = peer.shared.config.inner.clone();
-    if peer.direction() == Direction::Outbound {
-        send_direct(peer, writer, &Message::Version(our_version(peer, nonce))).await?;
-    }
-
-    // Anything before the remote's version is ignored and counted, as Core does ("non-version
-    // message before version handshake", `ProcessMessage` in `net_processing.cpp`); the handshake
-    // deadline bounds how long a remote may go on so.
-    let version = loop {
-        let (frame, _) = read_frame(peer, reader, true).await?;
-        if frame.command == Command::VERSION {
-            if let Message::Version(version) = frame.decode().map_err(DisconnectReason::Payload)? {
-                break version;
-            }
-        }
-        misbehaved(peer, Counters::ignored)?;
-    };
-
-    if !cfg.allow_self_connection && cfg.node.nonce_registry().check_and_mark(version.nonce) {
-        return Err(DisconnectReason::SelfConnection);
-    }
-
-    let negotiated = cfg.protocol_version.min(version.version);
-    let mut info = RemoteInfo {
-        time_offset: version.timestamp.saturating_sub(unix_now()),
-        relay: version.relay,
-        version,
-        negotiated_version: negotiated,
-        wants_addrv2: false,
-        wtxid_relay: false,
-        txrcncl: None,
-        transport: if reader.is_v2() { Transport::V2 } else { Transport::V1 },
-    };
-    peer.counters(|c| {
-        c.last_block_height = info.version.start_height;
-        c.relay = info.version.relay;
-        c.remote = Some(info.clone());
-    });
-
-    if let Some(Err(why)) = peer.handler().map(|h| h.on_version(peer, &info.version)) {
-        refuse(peer, writer, negotiated, RejectCode::NONSTANDARD, why.clone()).await;
-        return Err(DisconnectReason::Refused(why));
-    }
-    if info.version.version < cfg.min_protocol_version {
-        let reason = format!("protocol version must be {} or greater", cfg.min_protocol_version);
-        refuse(peer, writer, negotiated, RejectCode::OBSOLETE, reason).await;
-        return Err(DisconnectReason::ObsoleteVersion {
-            version: info.version.version,
-            minimum: cfg.min_protocol_version,
-        });
-    }
-    let services = info.version.services;
-    if !services.has(cfg.required_services) {
-        refuse(peer, writer, negotiated, RejectCode::NONSTANDARD, "missing required services".into()).await;
-        return Err(DisconnectReason::MissingServices {
-            advertised: services.to_u64(),
-            required: cfg.required_services.to_u64(),
-        });
-    }
-
-    // Our version (inbound), the feature messages and verack go out in one write.
-    let mut batch = Vec::with_capacity(5);
-    if peer.direction() == Direction::Inbound {
-        batch.push(Message::Version(our_version(peer, nonce)));
-    }
-    let we_send_wtxid = cfg.wtxid_relay && negotiated >= WTXID_RELAY_VERSION;
-    if we_send_wtxid {
-        batch.push(Message::WtxidRelay);
-    }
-    if cfg.addrv2 && negotiated >= ADDRV2_VERSION {
-        batch.push(Message::SendAddrV2);
-    }
-    // BIP330: only where transactions may be relayed both ways (Core's `ProcessMessage` for
-    // `VERSION` sends it only when it relays and the remote's relay flag is set).
-    let reconcile = we_send_wtxid && cfg.relay && info.version.relay;
-    if let Some((version, salt)) = cfg.txrcncl.filter(|_| reconcile) {
-        batch.push(Message::SendTxRcncl(crate::wire::SendTxRcncl { version, salt }));
-    }
-    batch.push(Message::Verack);
-    send_direct_batch(peer, writer, &batch).await?;
-
-    // Until the remote's verack: the feature messages are honoured in any order, as are
-    // `sendheaders` and `sendcmpct`, which Core handles before its "prior to verack" check; a
-    // second version and every other known message are ignored and counted; unknown messages
-    // (future feature negotiation) are tolerated.
+    let transport = if reader.is_v2() { Transport::V2 } else { Transport::V1 };
+    let mut handshake = VersionHandshake::new(peer.direction(), rules(&cfg), our_version(peer, nonce), transport);
+    flush(peer, writer, &mut handshake).await?;
     loop {
         let (frame, _) = read_frame(peer, reader, true).await?;
-        let command = frame.command;
-        match command.as_str() {
-            "verack" => break,
-            "wtxidrelay" => info.wtxid_relay = negotiated >= WTXID_RELAY_VERSION && we_send_wtxid,
-            "sendaddrv2" => info.wants_addrv2 = negotiated >= ADDRV2_VERSION,
-            "sendtxrcncl" => {
-                // We do not reconcile (Core with reconciliation off ignores it); it is recorded for
-                // the application's information only.
-                if let Ok(Message::SendTxRcncl(m)) = frame.decode() {
-                    info.txrcncl = Some(m);
-                }
+        match handshake.handle_frame(&frame, SystemTime::now())? {
+            HandshakeStep::Ignored => misbehaved(peer, Counters::ignored)?,
+            HandshakeStep::Unknown => peer.counters(|c| c.unknown_received = c.unknown_received.saturating_add(1)),
+            HandshakeStep::Preference(message) if !super::rules::record_preference(peer, &message) => {
+                misbehaved(peer, Counters::ignored)?;
             }
-            "sendheaders" | "sendcmpct" if is_defined(command, negotiated) => {
-                let message = frame.decode().map_err(DisconnectReason::Payload)?;
-                if !super::rules::record_preference(peer, &message) {
-                    misbehaved(peer, Counters::ignored)?;
+            HandshakeStep::Version => {
+                let Some(info) = handshake.remote().cloned() else { continue };
+                if !cfg.allow_self_connection && cfg.node.nonce_registry().check_and_mark(info.version.nonce) {
+                    return Err(DisconnectReason::SelfConnection);
                 }
+                peer.counters(|c| {
+                    c.last_block_height = info.version.start_height;
+                    c.relay = info.version.relay;
+                    c.remote = Some(info.clone());
+                });
+                let decided = match peer.handler().map(|h| h.on_version(peer, &info.version)) {
+                    Some(Err(why)) => Err(handshake.refuse(why)),
+                    _ => handshake.accept(),
+                };
+                // A refusal's reject goes out too; the peer ends either way, so its fate changes nothing.
+                let sent = flush(peer, writer, &mut handshake).await;
+                decided?;
+                sent?;
             }
-            _ if command.is_known() => misbehaved(peer, Counters::ignored)?,
-            _ => peer.counters(|c| c.unknown_received = c.unknown_received.saturating_add(1)),
+            HandshakeStep::Done(info) => {
+                peer.counters(|c| {
+                    c.handshake_at = Some(SystemTime::now());
+                    c.remote = Some(info.clone());
+                });
+                return Ok(info);
+            }
+            _ => {}
         }
     }
-    peer.counters(|c| {
-        c.handshake_at = Some(SystemTime::now());
-        c.remote = Some(info.clone());
-    });
-    Ok(info)
 }

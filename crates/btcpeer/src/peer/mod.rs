@@ -46,8 +46,6 @@ mod driver;
 mod error;
 mod handler;
 mod handshake;
-mod inventory;
-mod liveness;
 mod node;
 mod nonce;
 mod owner;
@@ -69,42 +67,29 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use btcpeer_core::peer::{Direction, KnownInventory, RemoteInfo, Transport};
 pub use config::{ConfigError, PeerConfig, PeerConfigBuilder, V2Policy};
 pub use error::{AssociateError, DisconnectReason, QueueError, SendOutcome, Violation};
 pub use handler::{Handler, NoopHandler, PeerEvent, ReadEvent};
-pub use inventory::KnownInventory;
 pub use node::NodeContext;
 pub use nonce::{NonceEntry, NonceRegistry};
 pub use owner::WeakPeer;
 pub use push::{AnnounceError, PushError};
 pub use queue::Completion;
-pub use stats::{CommandStats, CommandTable, PeerStats, Transport};
+pub use stats::{CommandStats, CommandTable, PeerStats};
+
+/// The driver's clock as the core's `Instant`: tokio's time (paused in tests), so the core's
+/// deadlines follow tokio's timers.
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 use handler::Sink;
 use owner::Owner;
 use queue::Queue;
 use stats::{Counters, SnapshotBase};
 
-use crate::wire::{Command, Message, SendTxRcncl, VersionMessage};
-
-/// Whether we dialed the remote or it dialed us.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// The remote connected to us.
-    Inbound,
-    /// We connected to the remote.
-    Outbound,
-}
-
-impl Direction {
-    /// `"inbound"` or `"outbound"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-}
+use crate::wire::{Command, Message};
 
 /// The remote's address: a socket address, or a host name (a DNS or `.onion` name reached through
 /// a proxy).
@@ -141,29 +126,6 @@ impl From<String> for PeerAddr {
     fn from(s: String) -> Self {
         PeerAddr::from(s.as_str())
     }
-}
-
-/// What the handshake learned about the remote (R-L2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteInfo {
-    /// The remote's version message.
-    pub version: VersionMessage,
-    /// min(our version, the remote's).
-    pub negotiated_version: u32,
-    /// The remote's clock minus ours, in seconds.
-    pub time_offset: i64,
-    /// The remote sent `sendaddrv2` at a version that allows it.
-    pub wants_addrv2: bool,
-    /// The remote sent `wtxidrelay` at a version that allows it.
-    pub wtxid_relay: bool,
-    /// The relay flag of the remote's version (BIP37): whether it wants transaction announcements.
-    /// `false` for Core's block-relay-only connections and `-blocksonly` nodes, which get none
-    /// until they load a filter ([`Peer::relays_transactions`] follows that).
-    pub relay: bool,
-    /// The remote's `sendtxrcncl`, if it sent one.
-    pub txrcncl: Option<SendTxRcncl>,
-    /// The transport the connection uses.
-    pub transport: Transport,
 }
 
 #[derive(Clone, Debug)]
@@ -414,7 +376,7 @@ impl Peer {
 
     /// Whether the remote asked for block announcements by `headers` (BIP130).
     pub fn wants_headers(&self) -> bool {
-        self.lock().counters.wants_headers
+        self.lock().counters.prefs.wants_headers
     }
 
     /// Whether the remote asked for `addrv2` (BIP155).
@@ -429,12 +391,12 @@ impl Peer {
 
     /// The remote's compact-block preference (BIP152).
     pub fn compact_blocks(&self) -> Option<SendCmpct> {
-        self.lock().counters.compact_blocks
+        self.lock().counters.prefs.compact_blocks
     }
 
     /// The remote's fee filter in sat/kvB (BIP133).
     pub fn fee_filter(&self) -> Option<i64> {
-        self.lock().counters.fee_filter
+        self.lock().counters.prefs.fee_filter
     }
 
     /// The remote's latest known height.

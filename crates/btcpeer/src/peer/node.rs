@@ -11,10 +11,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use std::time::Instant;
 
-use super::liveness::poisson_delay;
 use super::nonce::NonceRegistry;
+use btcpeer_core::peer::liveness::poisson_delay;
 
 /// State shared by the peers of one node. Cheap to clone: clones share it.
 ///
@@ -88,7 +88,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn c3_inbound_peers_of_one_node_share_one_trickle_instant() {
         let node = NodeContext::new();
-        let now = Instant::now();
+        let now = crate::peer::now();
         let mean = Duration::from_secs(5);
         let first = node.next_inbound_trickle(now, mean);
         // Every inbound peer asking before that instant gets the same one.

@@ -4,16 +4,15 @@ use bitcoin::p2p::Address;
 use bitcoin::p2p::address::{AddrV2, AddrV2Message};
 use bitcoin::p2p::message_blockdata::{GetBlocksMessage, GetHeadersMessage};
 use bitcoin::{BlockHash, Txid, Wtxid};
-use tokio::time::Instant;
 
 use super::error::QueueError;
-use super::inventory::{Pending, inv_batches, tx_kind_mismatch};
-use super::liveness::poisson_delay;
 use super::queue::Completion;
 use super::{Direction, Peer};
 use crate::wire::limits::{MAX_ADDR_ENTRIES, MAX_LOCATOR_HASHES};
 use crate::wire::version::is_defined;
 use crate::wire::{Command, Inventory, Message, Reject, RejectCode};
+use btcpeer_core::peer::inventory::{Pending, inv_batches, tx_kind_mismatch};
+use btcpeer_core::peer::liveness::poisson_delay;
 
 /// The previous `getblocks` / `getheaders` request: first locator hash and stop hash.
 type LocatorKey = (Option<BlockHash>, BlockHash);
@@ -204,7 +203,7 @@ impl Peer {
             Direction::Inbound => cfg.trickle_inbound,
             Direction::Outbound => cfg.trickle_outbound,
         };
-        let now = Instant::now();
+        let now = super::now();
         let queued = self.counters(|c| {
             if item.is_transaction() && !c.relay {
                 // Core disconnects a block-relay-only peer that announces a transaction to it.
@@ -298,7 +297,7 @@ impl Peer {
                     c.trickle.push(*item);
                 }
                 if let Some(l) = c.liveness.as_mut() {
-                    l.schedule_trickle(Instant::now(), mean);
+                    l.schedule_trickle(super::now(), mean);
                 }
             });
         }

@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::time::Instant;
+
+use btcpeer_core::peer::rules::{self, BloomPolicy, Rule, classify};
 
 use super::Peer;
 use super::error::{DisconnectReason, Violation};
 use super::stats::Counters;
 use crate::wire::frame::RawFrame;
-use crate::wire::version::{NO_BLOOM_VERSION, REJECT_VERSION, is_defined, ping_has_nonce};
+use crate::wire::version::{REJECT_VERSION, is_defined};
 use crate::wire::{Command, Message, Reject, RejectCode};
 
 /// How long a reject sent before disconnecting may take.
@@ -49,12 +50,7 @@ pub(crate) async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), Disconn
     if command == Command::BLOCK && peer.shared.config.inner.raw_blocks {
         return Box::pin(dispatch_raw_block(peer, frame.payload)).await;
     }
-    // Feature negotiation after verack ends the peer at every negotiated version (Core's
-    // `ProcessMessage`: "wtxidrelay received after verack", "sendaddrv2 received after verack"),
-    // so this comes before the version gate, which would ignore them at an old version.
-    if command == Command::WTXIDRELAY || command == Command::SENDADDRV2 {
-        return Err(DisconnectReason::Protocol(Violation::FeatureAfterVerack(command)));
-    }
+    rules::before_decode(command)?;
     let message = match frame.decode() {
         Ok(m) => m,
         Err(e) => return Box::pin(malformed(peer, e)).await,
@@ -63,7 +59,7 @@ pub(crate) async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), Disconn
     // the negotiated version, what the remote now knows, and the start of our own processing time.
     let our_version = peer.shared.config.inner.protocol_version;
     let (defined, negotiated) = peer.counters(|c| {
-        let now = Instant::now();
+        let now = super::now();
         let negotiated = c.remote.as_ref().map_or(our_version, |r| r.negotiated_version);
         let defined = is_defined(command, negotiated);
         if let Some(l) = c.liveness.as_mut() {
@@ -80,8 +76,8 @@ pub(crate) async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), Disconn
     if !defined {
         return misbehaved(peer, Counters::ignored);
     }
-    let result = handle(peer, command, negotiated, message, frame.payload).await;
-    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(Instant::now())));
+    let result = handle(peer, negotiated, message, frame.payload).await;
+    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(super::now())));
     result
 }
 
@@ -92,82 +88,47 @@ async fn malformed(peer: &Peer, e: crate::wire::PayloadError) -> Result<(), Disc
     Err(DisconnectReason::Payload(e))
 }
 
-/// The most a fee rate may be: Core's `MAX_MONEY` (21 million bitcoin in satoshis), the bound of
-/// its `MoneyRange`.
-const MAX_MONEY: i64 = 21_000_000 * 100_000_000;
-/// The only compact-block version Core supports (`CMPCTBLOCKS_VERSION`, with witnesses).
-const CMPCTBLOCKS_VERSION: u64 = 2;
-
-/// Records a preference the remote announced (`sendheaders`, `sendcmpct`, `feefilter`). Returns
-/// false for a value Core ignores: a `sendcmpct` of another version than 2, a `feefilter` outside
-/// `MoneyRange` (`ProcessMessage` for `SENDCMPCT` and `FEEFILTER` in `net_processing.cpp`).
+/// Records a preference the remote announced, by the core's rules
+/// ([`Preferences::record`](btcpeer_core::peer::rules::Preferences::record)); false for a value
+/// Core ignores.
 pub(crate) fn record_preference(peer: &Peer, message: &Message) -> bool {
-    match message {
-        Message::SendHeaders => peer.counters(|c| c.wants_headers = true),
-        Message::SendCmpct(s) if s.version == CMPCTBLOCKS_VERSION => peer.counters(|c| c.compact_blocks = Some(*s)),
-        Message::FeeFilter(rate) if (0..=MAX_MONEY).contains(rate) => peer.counters(|c| c.fee_filter = Some(*rate)),
-        _ => return false,
-    }
-    true
+    peer.counters(|c| c.prefs.record(message))
 }
 
 /// The peer's own handling of a message, then the application's (R-R3 … R-R6).
-async fn handle(
-    peer: &Peer,
-    command: Command,
-    negotiated: u32,
-    message: Message,
-    payload: Bytes,
-) -> Result<(), DisconnectReason> {
+async fn handle(peer: &Peer, negotiated: u32, message: Message, payload: Bytes) -> Result<(), DisconnectReason> {
     let cfg = &peer.shared.config.inner;
-    match &message {
-        // A second version or verack is ignored, as Core ("redundant version message", "ignoring
-        // redundant verack message"); btcd disconnects.
-        Message::Version(_) | Message::Verack => return misbehaved(peer, Counters::ignored),
-        // We do not reconcile: Core with reconciliation off ignores `sendtxrcncl` at any time.
-        Message::SendTxRcncl(_) => return misbehaved(peer, Counters::ignored),
-        Message::Ping(_) if ping_has_nonce(negotiated) && payload.is_empty() => {
-            // A ping without its nonce is malformed once BIP31 applies (Core reads the nonce and
-            // fails), so it gets no pong.
-            let kind = crate::wire::PayloadErrorKind::Truncated { needed: 8, available: 0 };
-            return Box::pin(malformed(peer, crate::wire::PayloadError { command, field: "nonce", kind })).await;
-        }
-        Message::Ping(nonce) if ping_has_nonce(negotiated) => {
-            // The pong's fate does not concern the handler; a full queue ends the peer soon anyway.
-            let _ = peer.queue_message(&Message::Pong(*nonce));
-        }
-        Message::Pong(nonce) => {
-            let now = Instant::now();
-            let rtt = peer.counters(|c| {
-                let rtt = c.pong(*nonce, now);
-                if let (Some(_), Some(l)) = (rtt, c.liveness.as_mut()) {
-                    l.pong();
-                }
-                rtt
-            });
-            if let Some(rtt) = rtt {
-                tracing::debug!(rtt_us = rtt.as_micros() as u64, "pong");
+    let bloom = BloomPolicy { refuse: cfg.enforce_bloom && !cfg.services.has(bitcoin::p2p::ServiceFlags::BLOOM) };
+    let rule = peer.counters(|c| classify(&message, payload.len(), negotiated, bloom, &mut c.prefs));
+    let builtin = match rule {
+        Rule::Deliver(builtin) => builtin,
+        Rule::Malformed(e) => return Box::pin(malformed(peer, e)).await,
+        Rule::End(reason) => return Err(reason),
+        // Ignored, and any rule a later core adds that this driver does not know.
+        _ => return misbehaved(peer, Counters::ignored),
+    };
+    if let Some(nonce) = builtin.pong {
+        // The pong's fate does not concern the handler; a full queue ends the peer soon anyway.
+        let _ = peer.queue_message(&Message::Pong(nonce));
+    }
+    if let Some(nonce) = builtin.pong_received {
+        let now = super::now();
+        let rtt = peer.counters(|c| {
+            let rtt = c.pong(nonce, now);
+            if let (Some(_), Some(l)) = (rtt, c.liveness.as_mut()) {
+                l.pong();
             }
+            rtt
+        });
+        if let Some(rtt) = rtt {
+            tracing::debug!(rtt_us = rtt.as_micros() as u64, "pong");
         }
-        Message::SendHeaders | Message::SendCmpct(_) | Message::FeeFilter(_) if !record_preference(peer, &message) => {
-            return misbehaved(peer, Counters::ignored);
-        }
-        Message::FilterLoad(_) | Message::FilterAdd(_) | Message::FilterClear | Message::MemPool
-            if cfg.enforce_bloom && !cfg.services.has(bitcoin::p2p::ServiceFlags::BLOOM) =>
-        {
-            if negotiated >= NO_BLOOM_VERSION {
-                return Err(DisconnectReason::Protocol(Violation::BloomNotOffered(command)));
-            }
-            return misbehaved(peer, Counters::ignored);
-        }
-        // Loading or clearing a filter turns transaction relay on, whatever the version's relay
-        // flag said (BIP37; Core's `ProcessMessage` for `FILTERLOAD` and `FILTERCLEAR` both set
-        // `m_relay_txs`).
-        Message::FilterLoad(_) | Message::FilterClear => peer.counters(|c| c.relay = true),
-        Message::Unknown { .. } => {
-            peer.counters(|c| c.unknown_received = c.unknown_received.saturating_add(1));
-        }
-        _ => {}
+    }
+    if builtin.relay_on {
+        peer.counters(|c| c.relay = true);
+    }
+    if builtin.unknown {
+        peer.counters(|c| c.unknown_received = c.unknown_received.saturating_add(1));
     }
     // Time spent here and in the application is not charged to the remote (R-V4); the clock
     // started before the peer's own handling and stops when the caller regains control.
@@ -178,7 +139,7 @@ async fn handle(
 /// A block handed on undecoded: only its header is hashed, for the known-inventory cache.
 async fn dispatch_raw_block(peer: &Peer, payload: Bytes) -> Result<(), DisconnectReason> {
     use bitcoin::hashes::{Hash, sha256d};
-    let now = Instant::now();
+    let now = super::now();
     let hash = payload.get(..80).map(|h| bitcoin::BlockHash::from_raw_hash(sha256d::Hash::hash(h)));
     peer.counters(|c| {
         if let Some(l) = c.liveness.as_mut() {
@@ -190,20 +151,11 @@ async fn dispatch_raw_block(peer: &Peer, payload: Bytes) -> Result<(), Disconnec
         }
     });
     peer.shared.sink.raw_block(peer, payload).await;
-    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(Instant::now())));
+    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(super::now())));
     Ok(())
 }
 
-/// What the remote announced or sent, it knows (R-S4).
+/// What the remote announced or sent, it knows (R-S4), by the core's rule.
 fn learn_inventory(c: &mut super::stats::Counters, message: &Message) {
-    use crate::wire::Inventory;
-    match message {
-        Message::Inv(items) => c.known.extend(items),
-        Message::Tx(tx) => {
-            c.known.insert(&Inventory::Tx(tx.compute_txid()));
-            c.known.insert(&Inventory::WTx(tx.compute_wtxid()));
-        }
-        Message::Block(block) => c.known.insert(&Inventory::Block(block.block_hash())),
-        _ => {}
-    }
+    rules::learned_inventory(message, |inv| c.known.insert(inv));
 }

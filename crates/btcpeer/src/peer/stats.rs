@@ -6,14 +6,14 @@ use std::time::{Duration, SystemTime};
 
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::message_compact_blocks::SendCmpct;
-use tokio::time::Instant;
+use std::time::Instant;
 
 use super::error::DisconnectReason;
-use super::inventory::{KnownInventory, TrickleQueue};
-use super::liveness::Liveness;
-use super::{Direction, PeerAddr, RemoteInfo};
+use super::{Direction, PeerAddr, RemoteInfo, Transport};
 use crate::wire::Command;
 use bitcoin::BlockHash;
+use btcpeer_core::peer::inventory::{KnownInventory, TrickleQueue};
+use btcpeer_core::peer::liveness::Liveness;
 
 /// Traffic of one command.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -159,25 +159,6 @@ impl std::ops::Index<&str> for CommandTable {
     }
 }
 
-/// Which transport a peer uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// Plaintext v1 framing.
-    V1,
-    /// BIP324 encrypted transport.
-    V2,
-}
-
-impl Transport {
-    /// `"v1"` or `"v2"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::V1 => "v1",
-            Transport::V2 => "v2",
-        }
-    }
-}
-
 /// A consistent copy of a peer's statistics.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -289,9 +270,9 @@ pub(crate) struct Counters {
     pub(crate) handshake_at: Option<SystemTime>,
     pub(crate) remote: Option<RemoteInfo>,
     pub(crate) last_block_height: i32,
-    pub(crate) wants_headers: bool,
-    pub(crate) compact_blocks: Option<SendCmpct>,
-    pub(crate) fee_filter: Option<i64>,
+    /// The remote's preferences (`sendheaders`, `sendcmpct`, `feefilter`), as the core's rules
+    /// record them.
+    pub(crate) prefs: btcpeer_core::peer::rules::Preferences,
     /// The remote's relay flag, then switched on by `filterload` / `filterclear` (BIP37).
     pub(crate) relay: bool,
     pub(crate) refused_announcements: u64,
@@ -324,9 +305,7 @@ impl Counters {
             handshake_at: None,
             remote: None,
             last_block_height: 0,
-            wants_headers: false,
-            compact_blocks: None,
-            fee_filter: None,
+            prefs: btcpeer_core::peer::rules::Preferences::default(),
             relay: true,
             refused_announcements: 0,
             last_send: None,
@@ -432,14 +411,12 @@ impl Counters {
             refused_announcements: self.refused_announcements,
             last_ping_rtt: self.last_rtt,
             min_ping_rtt: self.min_rtt,
-            outstanding_ping: self
-                .ping_outstanding
-                .map(|(n, sent)| (n, Instant::now().saturating_duration_since(sent))),
-            wants_headers: self.wants_headers,
+            outstanding_ping: self.ping_outstanding.map(|(n, sent)| (n, super::now().saturating_duration_since(sent))),
+            wants_headers: self.prefs.wants_headers,
             wants_addrv2: remote.is_some_and(|r| r.wants_addrv2),
             wtxid_relay: remote.is_some_and(|r| r.wtxid_relay),
-            compact_blocks: self.compact_blocks,
-            fee_filter: self.fee_filter,
+            compact_blocks: self.prefs.compact_blocks,
+            fee_filter: self.prefs.fee_filter,
             queued_messages: base.queue.0,
             queued_bytes: base.queue.1,
             known_inventory: self.known.len(),

@@ -19,7 +19,7 @@ use crate::wire::Inventory;
 
 /// The key an inventory entry is remembered by: the base type and the hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct InvKey(u32, [u8; 32]);
+pub struct InvKey(u32, [u8; 32]);
 
 impl Hash for InvKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -38,7 +38,7 @@ impl Hash for InvKey {
 /// them from aiming for collisions; SipHash, std's default, cost four times a `sha256d` of the same
 /// `inv` (see the `known_inventory` bench).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct InvHashBuilder([u64; 2]);
+pub struct InvHashBuilder([u64; 2]);
 
 impl Default for InvHashBuilder {
     fn default() -> Self {
@@ -61,7 +61,7 @@ impl BuildHasher for InvHashBuilder {
 
 /// See [`InvHashBuilder`].
 #[derive(Debug)]
-pub(crate) struct InvHasher {
+pub struct InvHasher {
     state: u64,
     key: u64,
 }
@@ -92,7 +92,8 @@ impl Hasher for InvHasher {
 }
 
 impl InvKey {
-    pub(crate) fn of(inv: &Inventory) -> InvKey {
+    /// The key of an inventory entry (witness and filtered kinds folded into their base).
+    pub fn of(inv: &Inventory) -> InvKey {
         let base = match inv {
             Inventory::Tx(_) | Inventory::WitnessTx(_) => 1,
             Inventory::Block(_)
@@ -109,9 +110,9 @@ impl InvKey {
 /// A bounded set of inventory the remote knows, evicting the entry added or refreshed longest ago.
 ///
 /// ```
-/// use btcpeer::peer::KnownInventory;
-/// use btcpeer::wire::Inventory;
-/// use btcpeer::bitcoin::{hashes::Hash, BlockHash};
+/// use btcpeer_core::peer::KnownInventory;
+/// use btcpeer_core::wire::Inventory;
+/// use btcpeer_core::bitcoin::{hashes::Hash, BlockHash};
 ///
 /// let mut known = KnownInventory::new(2);
 /// let block = |n: u8| Inventory::Block(BlockHash::from_byte_array([n; 32]));
@@ -180,7 +181,7 @@ impl KnownInventory {
     }
 
     /// Inserts one key (the caller has settled pending entries first).
-    pub(crate) fn insert_key(&mut self, key: InvKey) {
+    pub fn insert_key(&mut self, key: InvKey) {
         self.stamp = self.stamp.wrapping_add(1);
         self.entries.insert(key, self.stamp);
         self.order.push_back((key, self.stamp));
@@ -200,12 +201,14 @@ impl KnownInventory {
         }
     }
 
-    pub(crate) fn remove_key(&mut self, key: &InvKey) {
+    /// Forgets one key.
+    pub fn remove_key(&mut self, key: &InvKey) {
         self.settle();
         self.entries.remove(key);
     }
 
-    pub(crate) fn contains_key(&mut self, key: &InvKey) -> bool {
+    /// Whether one key is remembered.
+    pub fn contains_key(&mut self, key: &InvKey) -> bool {
         self.settle();
         self.entries.contains_key(key)
     }
@@ -241,11 +244,16 @@ impl KnownInventory {
 
 /// An announcement waiting for the trickle tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Pending {
+pub enum Pending {
     /// Any inventory, announced as given.
     Plain(Inventory),
     /// A transaction, announced by wtxid or txid depending on what was negotiated.
-    Tx { txid: Txid, wtxid: Wtxid },
+    Tx {
+        /// Its txid.
+        txid: Txid,
+        /// Its wtxid.
+        wtxid: Wtxid,
+    },
 }
 
 impl Pending {
@@ -253,7 +261,7 @@ impl Pending {
     /// remote that asked for none (`relay`), or one named by the kind of id the wtxidrelay
     /// negotiation excludes (Core ignores it: `ProcessMessage` for `INV` skips `MSG_TX` from a
     /// wtxid-relay peer and `MSG_WTX` from any other).
-    pub(crate) fn announce(&self, wtxid_relay: bool, relay: bool) -> Option<Inventory> {
+    pub fn announce(&self, wtxid_relay: bool, relay: bool) -> Option<Inventory> {
         match *self {
             Pending::Plain(inv) if inv.is_transaction() && (!relay || tx_kind_mismatch(&inv, wtxid_relay)) => None,
             Pending::Plain(inv) => Some(inv),
@@ -264,7 +272,7 @@ impl Pending {
     }
 
     /// Whether this is a transaction announcement.
-    pub(crate) fn is_transaction(&self) -> bool {
+    pub fn is_transaction(&self) -> bool {
         match self {
             Pending::Plain(inv) => inv.is_transaction(),
             Pending::Tx { .. } => true,
@@ -272,7 +280,7 @@ impl Pending {
     }
 
     /// Every key the remote learns when this is announced.
-    pub(crate) fn keys(&self) -> [Option<InvKey>; 2] {
+    pub fn keys(&self) -> [Option<InvKey>; 2] {
         match *self {
             Pending::Plain(inv) => [Some(InvKey::of(&inv)), None],
             Pending::Tx { txid, wtxid } => {
@@ -284,19 +292,20 @@ impl Pending {
 
 /// Announcements waiting for the trickle tick: bounded, drained completely at each tick.
 #[derive(Debug, Default)]
-pub(crate) struct TrickleQueue {
+pub struct TrickleQueue {
     items: Vec<Pending>,
     limit: usize,
     dropped: u64,
 }
 
 impl TrickleQueue {
-    pub(crate) fn new(limit: usize) -> Self {
+    /// A queue holding at most `limit` announcements.
+    pub fn new(limit: usize) -> Self {
         TrickleQueue { items: Vec::new(), limit, dropped: 0 }
     }
 
     /// Adds an item; when the queue is at its limit the item is dropped and counted.
-    pub(crate) fn push(&mut self, item: Pending) -> bool {
+    pub fn push(&mut self, item: Pending) -> bool {
         if self.items.len() >= self.limit {
             self.dropped = self.dropped.saturating_add(1);
             return false;
@@ -305,23 +314,30 @@ impl TrickleQueue {
         true
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// Announcements waiting.
+    pub fn len(&self) -> usize {
         self.items.len()
     }
 
-    pub(crate) fn dropped(&self) -> u64 {
+    /// Whether none is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Announcements dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// Takes everything, releasing the memory.
-    pub(crate) fn take(&mut self) -> Vec<Pending> {
+    pub fn take(&mut self) -> Vec<Pending> {
         std::mem::take(&mut self.items)
     }
 }
 
 /// Whether `inv` names a transaction by the kind of id that wtxidrelay (`wtxid_relay`) excludes:
 /// a txid (`MSG_TX`, or `MSG_WITNESS_TX`) with it, a wtxid (`MSG_WTX`) without it.
-pub(crate) fn tx_kind_mismatch(inv: &Inventory, wtxid_relay: bool) -> bool {
+pub fn tx_kind_mismatch(inv: &Inventory, wtxid_relay: bool) -> bool {
     match inv {
         Inventory::Tx(_) | Inventory::WitnessTx(_) => wtxid_relay,
         Inventory::WTx(_) => !wtxid_relay,
@@ -331,7 +347,7 @@ pub(crate) fn tx_kind_mismatch(inv: &Inventory, wtxid_relay: bool) -> bool {
 
 /// Splits announcements into `inv` messages of at most 1,000 entries (Core's per-message trickle
 /// batch). Duplicates never reach this point: an item is marked known when it is queued.
-pub(crate) fn inv_batches(items: &[Inventory]) -> Vec<Vec<Inventory>> {
+pub fn inv_batches(items: &[Inventory]) -> Vec<Vec<Inventory>> {
     items.chunks(1_000).map(<[Inventory]>::to_vec).collect()
 }
 

@@ -4,13 +4,14 @@
 //! Every deadline that charges the remote is measured on a *remote clock*: real time minus the time
 //! spent inside our own handler. A handler that takes a second to process a block therefore never
 //! makes the remote look a second slower (btcd credits such time only for the current 15-second
-//! window). All times come from `tokio::time::Instant`, so tests run on a paused clock.
+//! window). Time is always an argument (`now`), never read here: the driver passes its clock's
+//! time (tokio's, paused in tests) and the simulator its simulated time.
 
 use std::time::Duration;
 
-use tokio::time::Instant;
+use std::time::Instant;
 
-use super::error::DisconnectReason;
+use super::reason::DisconnectReason;
 use crate::wire::Command;
 
 /// `now + d`, saturating at a year ahead instead of overflowing.
@@ -23,13 +24,19 @@ const MAX_TRACKED_REQUESTS: usize = 1_024;
 
 /// The liveness settings, taken from the configuration.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Timeouts {
-    pub(crate) ping_interval: Duration,
-    pub(crate) pong_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) stall: Duration,
-    pub(crate) headers_stall: Duration,
-    pub(crate) stall_enabled: bool,
+pub struct Timeouts {
+    /// How often to ping (zero: never).
+    pub ping_interval: Duration,
+    /// How long a ping may go unanswered (zero: forever).
+    pub pong_timeout: Duration,
+    /// How long the remote may send nothing (zero: forever).
+    pub idle_timeout: Duration,
+    /// How long a request may go unanswered.
+    pub stall: Duration,
+    /// How long a `getheaders` may go unanswered.
+    pub headers_stall: Duration,
+    /// Whether requests are tracked for stalls at all.
+    pub stall_enabled: bool,
 }
 
 /// A request that expects an answer, and the remote-clock time by which it must come.
@@ -63,15 +70,16 @@ fn expected_answers(request: Command, payload: &[u8]) -> Option<&'static [Comman
 
 /// What the timer asks the peer to do.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Due {
+pub struct Due {
     /// Send a ping now.
-    pub(crate) ping: bool,
+    pub ping: bool,
     /// Flush the trickle queue now.
-    pub(crate) trickle: bool,
+    pub trickle: bool,
 }
 
+/// The deadlines of one peer, on a remote clock that does not count time spent in our handler.
 #[derive(Debug)]
-pub(crate) struct Liveness {
+pub struct Liveness {
     timeouts: Timeouts,
     start: Instant,
     handler_total: Duration,
@@ -84,7 +92,8 @@ pub(crate) struct Liveness {
 }
 
 impl Liveness {
-    pub(crate) fn new(timeouts: Timeouts, now: Instant) -> Self {
+    /// Deadlines starting at `now` (the handshake's are the driver's).
+    pub fn new(timeouts: Timeouts, now: Instant) -> Self {
         Liveness {
             timeouts,
             start: now,
@@ -105,30 +114,32 @@ impl Liveness {
     }
 
     /// Starts the post-handshake timers.
-    pub(crate) fn handshake_complete(&mut self, now: Instant) {
+    pub fn handshake_complete(&mut self, now: Instant) {
         self.last_recv = self.remote_now(now);
         if !self.timeouts.ping_interval.is_zero() {
             self.next_ping = Some(later(now, self.timeouts.ping_interval));
         }
     }
 
-    pub(crate) fn handler_started(&mut self, now: Instant) {
+    /// Our handler started working on a message: its time is not the remote's.
+    pub fn handler_started(&mut self, now: Instant) {
         self.handler_since = Some(now);
     }
 
-    pub(crate) fn handler_finished(&mut self, now: Instant) {
+    /// Our handler finished.
+    pub fn handler_finished(&mut self, now: Instant) {
         if let Some(since) = self.handler_since.take() {
             self.handler_total = self.handler_total.saturating_add(now.saturating_duration_since(since));
         }
     }
 
     /// Bytes arrived that carried no message (a dropped frame): the remote is alive.
-    pub(crate) fn alive(&mut self, now: Instant) {
+    pub fn alive(&mut self, now: Instant) {
         self.last_recv = self.remote_now(now);
     }
 
     /// A message arrived: the remote is alive, and it may answer a pending request.
-    pub(crate) fn received(&mut self, command: Command, now: Instant) {
+    pub fn received(&mut self, command: Command, now: Instant) {
         self.last_recv = self.remote_now(now);
         if let Some(i) = self.stalls.iter().position(|s| s.expects.contains(&command)) {
             self.stalls.remove(i);
@@ -136,7 +147,7 @@ impl Liveness {
     }
 
     /// A message was written: requests start their stall deadline, pings their pong timeout.
-    pub(crate) fn sent(&mut self, command: Command, payload: &[u8], now: Instant) {
+    pub fn sent(&mut self, command: Command, payload: &[u8], now: Instant) {
         let remote_now = self.remote_now(now);
         if command == Command::PING {
             self.ping_sent = Some(remote_now);
@@ -153,22 +164,22 @@ impl Liveness {
     }
 
     /// The ping was answered.
-    pub(crate) fn pong(&mut self) {
+    pub fn pong(&mut self) {
         self.ping_sent = None;
     }
 
     /// Requests waiting for an answer.
-    pub(crate) fn pending_requests(&self) -> usize {
+    pub fn pending_requests(&self) -> usize {
         self.stalls.len()
     }
 
     /// Whether a trickle tick is scheduled.
-    pub(crate) fn trickle_scheduled(&self) -> bool {
+    pub fn trickle_scheduled(&self) -> bool {
         self.next_trickle.is_some()
     }
 
     /// Schedules a trickle tick after `delay`, unless one is already due sooner.
-    pub(crate) fn schedule_trickle(&mut self, now: Instant, delay: Duration) {
+    pub fn schedule_trickle(&mut self, now: Instant, delay: Duration) {
         let at = later(now, delay);
         if self.next_trickle.is_none_or(|t| at < t) {
             self.next_trickle = Some(at);
@@ -176,7 +187,7 @@ impl Liveness {
     }
 
     /// Checks every deadline: an error ends the peer, otherwise says what is due.
-    pub(crate) fn check(&mut self, now: Instant, ping_outstanding: bool) -> Result<Due, DisconnectReason> {
+    pub fn check(&mut self, now: Instant, ping_outstanding: bool) -> Result<Due, DisconnectReason> {
         let remote_now = self.remote_now(now);
         let t = self.timeouts;
         if !t.idle_timeout.is_zero() && remote_now.saturating_sub(self.last_recv) >= t.idle_timeout {
@@ -204,7 +215,7 @@ impl Liveness {
     }
 
     /// When the timer should next look, in real time.
-    pub(crate) fn next_wakeup(&self, now: Instant) -> Option<Instant> {
+    pub fn next_wakeup(&self, now: Instant) -> Option<Instant> {
         let remote_now = self.remote_now(now);
         let real = |remote_deadline: Duration| later(now, remote_deadline.saturating_sub(remote_now));
         let t = self.timeouts;
@@ -221,12 +232,17 @@ impl Liveness {
 
 /// A Poisson-process delay with the given mean (exponentially distributed), as Bitcoin Core uses
 /// for trickling so that announcement timing does not reveal a transaction's origin.
-pub(crate) fn poisson_delay(mean: Duration) -> Duration {
+pub fn poisson_delay(mean: Duration) -> Duration {
+    poisson_delay_from(mean, getrandom::u64().unwrap_or(u64::MAX / 2))
+}
+
+/// [`poisson_delay`] from a given uniform random number (the simulator's seeded generator's).
+pub fn poisson_delay_from(mean: Duration, random: u64) -> Duration {
     if mean.is_zero() {
         return Duration::ZERO;
     }
     // A uniform value in (0, 1]: never zero, so the logarithm is finite.
-    let bits = getrandom::u64().unwrap_or(u64::MAX / 2) >> 11;
+    let bits = random >> 11;
     let u = (bits as f64 + 1.0) / (1u64 << 53) as f64;
     let factor = -u.ln();
     Duration::from_secs_f64((mean.as_secs_f64() * factor).min(mean.as_secs_f64() * 50.0))

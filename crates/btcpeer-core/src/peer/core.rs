@@ -1,0 +1,483 @@
+//! [`PeerCore`]: one connection's protocol state, owned in one place and driven from outside.
+//!
+//! Inputs are frames read ([`PeerCore::handle_frame`]), the time ([`PeerCore::handle_timeout`],
+//! whenever [`PeerCore::poll_timeout`]'s instant passes) and the application's commands
+//! ([`PeerCore::send`], [`PeerCore::announce`], [`PeerCore::disconnect`]). Outputs are messages to
+//! write ([`PeerCore::poll_transmit`]) and events ([`PeerCore::poll_event`]). Nothing here reads a
+//! socket or a clock, so the same core runs under tokio, in a blocking loop, in the simulator and
+//! in a fuzzer; randomness (ping nonces, trickle delays) comes from a seeded generator, so a seeded
+//! run is reproducible.
+//!
+//! ```
+//! use std::time::{Instant, SystemTime};
+//! use btcpeer_core::peer::{CoreConfig, Direction, Event, PeerCore};
+//! use btcpeer_core::wire::frame::RawFrame;
+//!
+//! let now = Instant::now();
+//! let mut a = PeerCore::new(CoreConfig::new(Direction::Outbound).seed(1), now, SystemTime::now());
+//! let mut b = PeerCore::new(CoreConfig::new(Direction::Inbound).seed(2), now, SystemTime::now());
+//! // Carry messages both ways until both handshakes are done.
+//! for _ in 0..4 {
+//!     while let Some(m) = a.poll_transmit(now) { b.handle_frame(RawFrame::from_message(&m).unwrap(), now, SystemTime::now()); }
+//!     while let Some(m) = b.poll_transmit(now) { a.handle_frame(RawFrame::from_message(&m).unwrap(), now, SystemTime::now()); }
+//! }
+//! assert!(matches!(a.poll_event(), Some(Event::Handshake(_))));
+//! assert!(matches!(b.poll_event(), Some(Event::Handshake(_))));
+//! ```
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use bitcoin::p2p::ServiceFlags;
+
+use super::handshake::{HandshakeRules, HandshakeStep, VersionHandshake};
+use super::inventory::{KnownInventory, Pending, TrickleQueue, inv_batches};
+use super::liveness::{Liveness, Timeouts, poisson_delay_from};
+use super::rules::{BloomPolicy, Preferences, Rule, before_decode, classify, learned_inventory};
+use super::{Direction, DisconnectReason, RemoteInfo, Transport};
+use crate::wire::frame::RawFrame;
+use crate::wire::version::{REJECT_VERSION, ping_has_nonce};
+use crate::wire::{Inventory, Message, Reject, RejectCode};
+
+/// Messages waiting to be written at most; what the remote makes us send beyond it (pongs) is
+/// dropped and counted, as a full send buffer would.
+const MAX_OUTGOING: usize = 4_096;
+/// Events waiting for the application at most; beyond it messages are dropped and counted.
+const MAX_EVENTS: usize = 4_096;
+
+/// How a [`PeerCore`] behaves. Defaults follow Bitcoin Core.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CoreConfig {
+    /// Whether we dialed the remote.
+    pub direction: Direction,
+    /// What the handshake offers and requires.
+    pub rules: HandshakeRules,
+    /// Liveness deadlines.
+    pub timeouts: Timeouts,
+    /// The whole handshake's deadline.
+    pub handshake_timeout: Duration,
+    /// Services we offer.
+    pub services: ServiceFlags,
+    /// Our user agent.
+    pub user_agent: String,
+    /// The height in our version.
+    pub start_height: i32,
+    /// The transport under the frames.
+    pub transport: Transport,
+    /// The mean trickle delay for transaction announcements (Core: 5 s inbound, 2 s outbound).
+    pub trickle_mean: Duration,
+    /// Inventory entries remembered per peer.
+    pub known_capacity: usize,
+    /// Announcements waiting for the trickle tick at most.
+    pub trickle_limit: usize,
+    /// Bloom-filter messages refused.
+    pub bloom: BloomPolicy,
+    /// The seed of the generator for nonces and trickle delays.
+    pub seed: u64,
+}
+
+impl CoreConfig {
+    /// Core's defaults for a connection in `direction`, seeded from the OS.
+    pub fn new(direction: Direction) -> Self {
+        CoreConfig {
+            direction,
+            rules: HandshakeRules::default(),
+            timeouts: Timeouts {
+                ping_interval: Duration::from_secs(120),
+                pong_timeout: Duration::from_secs(1200),
+                idle_timeout: Duration::from_secs(1200),
+                stall: Duration::from_secs(30),
+                headers_stall: Duration::from_secs(120),
+                stall_enabled: true,
+            },
+            handshake_timeout: Duration::from_secs(60),
+            services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+            user_agent: format!("/btcpeer-core:{}/", env!("CARGO_PKG_VERSION")),
+            start_height: 0,
+            transport: Transport::V1,
+            trickle_mean: Duration::from_secs(if direction == Direction::Inbound { 5 } else { 2 }),
+            known_capacity: 5_000,
+            trickle_limit: 50_000,
+            bloom: BloomPolicy::default(),
+            seed: getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15),
+        }
+    }
+
+    /// The same with `seed` for the generator (reproducible runs).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// What happened, for the application.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The handshake completed.
+    Handshake(RemoteInfo),
+    /// A message after the handshake, after the peer's own handling.
+    Message(Message),
+    /// Our ping was answered.
+    Pong {
+        /// The round trip.
+        rtt: Duration,
+    },
+    /// The connection ended; nothing more happens. Stop writing and close the stream.
+    Disconnected(DisconnectReason),
+}
+
+/// One connection's protocol state: see the [module](self).
+#[derive(Debug)]
+pub struct PeerCore {
+    config: CoreConfig,
+    nonce: u64,
+    handshake: Option<VersionHandshake>,
+    handshake_deadline: Instant,
+    remote: Option<RemoteInfo>,
+    prefs: Preferences,
+    liveness: Liveness,
+    out: VecDeque<Message>,
+    /// Application messages queued before the handshake completed.
+    held: VecDeque<Message>,
+    events: VecDeque<Event>,
+    ping: Option<(u64, Instant)>,
+    last_rtt: Option<Duration>,
+    known: KnownInventory,
+    trickle: TrickleQueue,
+    ignored: u64,
+    dropped: u64,
+    ended: bool,
+    rng: u64,
+}
+
+impl PeerCore {
+    /// A connection starting at `now` (`wall` is the wall clock, for our version's timestamp). An
+    /// outbound core has its version ready to write.
+    pub fn new(config: CoreConfig, now: Instant, wall: SystemTime) -> Self {
+        let mut rng = config.seed | 1;
+        let nonce = next_random(&mut rng);
+        let ours = config.rules.version(config.services, nonce, &config.user_agent, config.start_height, wall);
+        let handshake = VersionHandshake::new(config.direction, config.rules.clone(), ours, config.transport);
+        let mut core = PeerCore {
+            nonce,
+            handshake: Some(handshake),
+            handshake_deadline: now.checked_add(config.handshake_timeout).unwrap_or(now),
+            remote: None,
+            prefs: Preferences::default(),
+            liveness: Liveness::new(config.timeouts, now),
+            out: VecDeque::new(),
+            held: VecDeque::new(),
+            events: VecDeque::new(),
+            ping: None,
+            last_rtt: None,
+            known: KnownInventory::new(config.known_capacity),
+            trickle: TrickleQueue::new(config.trickle_limit),
+            ignored: 0,
+            dropped: 0,
+            ended: false,
+            rng,
+            config,
+        };
+        core.pull_handshake_output();
+        core
+    }
+
+    /// What the handshake learned about the remote, once its version is in.
+    pub fn remote(&self) -> Option<&RemoteInfo> {
+        self.remote.as_ref().or_else(|| self.handshake.as_ref().and_then(VersionHandshake::remote))
+    }
+
+    /// The remote's preferences (`sendheaders`, `sendcmpct`, `feefilter`).
+    pub fn preferences(&self) -> Preferences {
+        self.prefs
+    }
+
+    /// The last ping's round trip.
+    pub fn last_rtt(&self) -> Option<Duration> {
+        self.last_rtt
+    }
+
+    /// Frames ignored (Core's leniencies) and messages dropped because a bounded queue was full.
+    pub fn ignored_and_dropped(&self) -> (u64, u64) {
+        (self.ignored, self.dropped)
+    }
+
+    /// Whether the connection ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether the handshake completed.
+    pub fn is_established(&self) -> bool {
+        self.remote.is_some() && !self.ended
+    }
+
+    /// Whether the remote is known to have `inv` (it announced or sent it, or we announced it).
+    pub fn knows(&mut self, inv: &Inventory) -> bool {
+        self.known.contains(inv)
+    }
+
+    fn pull_handshake_output(&mut self) {
+        while let Some(m) = self.handshake.as_mut().and_then(VersionHandshake::poll_transmit) {
+            self.out.push_back(m);
+        }
+    }
+
+    /// Ends the connection with `reason` (once): queued messages are dropped, except a `reject`
+    /// already queued for this end, and the last event is [`Event::Disconnected`].
+    fn end(&mut self, reason: DisconnectReason) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        self.out.retain(|m| matches!(m, Message::Reject(_)));
+        self.held.clear();
+        self.events.push_back(Event::Disconnected(reason));
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.len() >= MAX_EVENTS {
+            self.dropped = self.dropped.saturating_add(1);
+        } else {
+            self.events.push_back(event);
+        }
+    }
+
+    fn push_out(&mut self, message: Message) {
+        if self.out.len() >= MAX_OUTGOING {
+            self.dropped = self.dropped.saturating_add(1);
+        } else {
+            self.out.push_back(message);
+        }
+    }
+
+    /// The transport ended (the remote closed, or a read failed with `reason`).
+    pub fn closed(&mut self, reason: Option<DisconnectReason>) {
+        let during_handshake = self.remote.is_none();
+        self.end(reason.unwrap_or(DisconnectReason::RemoteClosed { during_handshake }));
+    }
+
+    /// The application ends the connection.
+    pub fn disconnect(&mut self) {
+        self.end(DisconnectReason::LocalRequest);
+    }
+
+    /// Queues an application message (held until the handshake completes). Returns false if the
+    /// connection ended or the queue is full.
+    pub fn send(&mut self, message: Message) -> bool {
+        if self.ended || self.out.len().saturating_add(self.held.len()) >= MAX_OUTGOING {
+            return false;
+        }
+        if self.remote.is_some() {
+            self.out.push_back(message)
+        } else {
+            self.held.push_back(message)
+        }
+        true
+    }
+
+    /// Announces inventory: blocks at once, transactions at the next trickle tick (a Poisson delay,
+    /// as Core's `SendMessages`), and nothing the remote already knows. Returns false when it was
+    /// not queued (known, refused by the remote's relay preference, or a full queue).
+    pub fn announce(&mut self, inv: Inventory, now: Instant) -> bool {
+        if self.ended || self.known.contains(&inv) {
+            return false;
+        }
+        let relay = self.remote.as_ref().is_none_or(|r| r.relay);
+        if inv.is_transaction() && !relay {
+            return false;
+        }
+        self.known.insert(&inv);
+        if !inv.is_transaction() && self.remote.is_some() {
+            return self.send(Message::Inv(vec![inv]));
+        }
+        if !self.trickle.push(Pending::Plain(inv)) {
+            return false;
+        }
+        if !self.liveness.trickle_scheduled() && self.remote.is_some() {
+            let delay = poisson_delay_from(self.config.trickle_mean, next_random(&mut self.rng));
+            self.liveness.schedule_trickle(now, delay);
+        }
+        true
+    }
+
+    /// Takes one frame read from the remote.
+    pub fn handle_frame(&mut self, frame: RawFrame, now: Instant, wall: SystemTime) {
+        if self.ended {
+            return;
+        }
+        self.liveness.alive(now);
+        let result =
+            if self.remote.is_some() { self.after_handshake(frame, now) } else { self.in_handshake(&frame, now, wall) };
+        if let Err(reason) = result {
+            self.end(reason);
+        }
+    }
+
+    fn in_handshake(&mut self, frame: &RawFrame, now: Instant, wall: SystemTime) -> Result<(), DisconnectReason> {
+        let Some(hs) = self.handshake.as_mut() else { return Ok(()) };
+        let step = hs.handle_frame(frame, wall)?;
+        match step {
+            HandshakeStep::Ignored | HandshakeStep::Unknown => self.ignored = self.ignored.saturating_add(1),
+            HandshakeStep::Preference(m) if !self.prefs.record(&m) => self.ignored = self.ignored.saturating_add(1),
+            HandshakeStep::Version => {
+                let theirs = hs.remote().map(|r| r.version.nonce);
+                let accepted =
+                    if theirs == Some(self.nonce) { Err(DisconnectReason::SelfConnection) } else { hs.accept() };
+                self.pull_handshake_output();
+                accepted?;
+            }
+            HandshakeStep::Done(info) => {
+                self.handshake = None;
+                self.liveness.handshake_complete(now);
+                if !self.trickle.is_empty() {
+                    self.liveness.schedule_trickle(now, Duration::ZERO);
+                }
+                self.out.extend(self.held.drain(..));
+                self.remote = Some(info.clone());
+                self.push_event(Event::Handshake(info));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn after_handshake(&mut self, frame: RawFrame, now: Instant) -> Result<(), DisconnectReason> {
+        before_decode(frame.command)?;
+        let negotiated = self.remote.as_ref().map_or(0, |r| r.negotiated_version);
+        let message = match frame.decode() {
+            Ok(m) => m,
+            Err(e) => return Err(self.malformed(e, negotiated)),
+        };
+        self.liveness.received(frame.command, now);
+        match classify(&message, frame.payload.len(), negotiated, self.config.bloom, &mut self.prefs) {
+            Rule::Ignore => self.ignored = self.ignored.saturating_add(1),
+            Rule::Malformed(e) => return Err(self.malformed(e, negotiated)),
+            Rule::End(reason) => return Err(reason),
+            Rule::Deliver(builtin) => {
+                let known = &mut self.known;
+                learned_inventory(&message, |inv| known.insert(inv));
+                if let Some(nonce) = builtin.pong {
+                    self.push_out(Message::Pong(nonce));
+                }
+                if let (Some(nonce), Some((sent, at))) = (builtin.pong_received, self.ping) {
+                    if nonce == sent {
+                        self.ping = None;
+                        self.liveness.pong();
+                        let rtt = now.saturating_duration_since(at);
+                        self.last_rtt = Some(rtt);
+                        self.push_event(Event::Pong { rtt });
+                    }
+                }
+                if builtin.relay_on {
+                    if let Some(r) = self.remote.as_mut() {
+                        r.relay = true;
+                    }
+                }
+                self.push_event(Event::Message(message));
+            }
+        }
+        Ok(())
+    }
+
+    /// A `reject` (`malformed`) where the version has them, then the end (R-R6).
+    fn malformed(&mut self, e: crate::wire::PayloadError, negotiated: u32) -> DisconnectReason {
+        if negotiated >= REJECT_VERSION {
+            let reject = Reject {
+                message: e.command.as_str().to_string(),
+                code: RejectCode::MALFORMED,
+                reason: "malformed message".into(),
+                hash: None,
+            };
+            self.out.push_back(Message::Reject(reject));
+        }
+        DisconnectReason::Payload(e)
+    }
+
+    /// Sends a ping now (one at a time); its round trip comes as [`Event::Pong`].
+    pub fn ping(&mut self, now: Instant) -> bool {
+        let negotiated = self.remote.as_ref().map_or(0, |r| r.negotiated_version);
+        if self.ended || self.ping.is_some() || !ping_has_nonce(negotiated) {
+            return false;
+        }
+        let nonce = next_random(&mut self.rng);
+        self.ping = Some((nonce, now));
+        self.send(Message::Ping(nonce))
+    }
+
+    /// The next message to write. Take them all, write them, then wait; the stall and pong clocks
+    /// start as they are taken.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Message> {
+        let message = self.out.pop_front()?;
+        if let Ok(raw) = RawFrame::from_message(&message) {
+            self.liveness.sent(raw.command, &raw.payload, now);
+        }
+        if let Message::Ping(nonce) = message {
+            self.ping = Some((nonce, self.ping.map_or(now, |(_, at)| at)));
+        }
+        Some(message)
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](PeerCore::handle_timeout) should next run (`None`: never, the
+    /// connection ended).
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        if self.ended {
+            return None;
+        }
+        if self.remote.is_none() {
+            return Some(self.handshake_deadline);
+        }
+        self.liveness.next_wakeup(now)
+    }
+
+    /// Runs what is due at `now`: the handshake deadline, the idle, pong and stall deadlines, the
+    /// ping schedule and the trickle tick.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ended {
+            return;
+        }
+        if self.remote.is_none() {
+            if now >= self.handshake_deadline {
+                self.end(DisconnectReason::HandshakeTimeout);
+            }
+            return;
+        }
+        match self.liveness.check(now, self.ping.is_some()) {
+            Err(reason) => self.end(reason),
+            Ok(due) => {
+                if due.ping {
+                    self.ping(now);
+                }
+                if due.trickle {
+                    self.flush_trickle();
+                }
+            }
+        }
+    }
+
+    /// Every waiting announcement goes out, in `inv` messages of at most 1,000 entries.
+    fn flush_trickle(&mut self) {
+        let (wtxid_relay, relay) = self.remote.as_ref().map_or((false, true), |r| (r.wtxid_relay, r.relay));
+        let items: Vec<Inventory> = self.trickle.take().iter().filter_map(|p| p.announce(wtxid_relay, relay)).collect();
+        for batch in inv_batches(&items) {
+            self.push_out(Message::Inv(batch));
+        }
+    }
+}
+
+/// xorshift64*: small, fast, and good enough for nonces and delays (not for keys).
+fn next_random(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
