@@ -24,6 +24,7 @@
 //! - [`peer`]: the peer protocol as a state machine: the version handshake and its validation,
 //!   the built-in handling of each message (pings, preferences, feature negotiation, Core's
 //!   leniencies), liveness and stall deadlines.
+//! - [`blocking`]: a [`PeerCore`](peer::PeerCore) over a blocking `std::net::TcpStream`.
 //! - `sim` (feature `sim`): many peer cores linked by in-memory links with latency, bandwidth and
 //!   loss, on simulated time, seeded.
 //!
@@ -56,6 +57,7 @@
 
 pub use bitcoin;
 
+pub mod blocking;
 pub mod network;
 pub mod peer;
 pub mod transport;
