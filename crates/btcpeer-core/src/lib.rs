@@ -60,5 +60,7 @@ pub use bitcoin;
 pub mod blocking;
 pub mod network;
 pub mod peer;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod transport;
 pub mod wire;
