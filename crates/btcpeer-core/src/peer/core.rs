@@ -31,9 +31,10 @@ use std::time::{Duration, Instant, SystemTime};
 use bitcoin::p2p::ServiceFlags;
 
 use super::handshake::{HandshakeRules, HandshakeStep, VersionHandshake};
-use super::inventory::{KnownInventory, Pending, TrickleQueue, inv_batches};
-use super::liveness::{Liveness, Timeouts, poisson_delay_from};
-use super::rules::{BloomPolicy, Preferences, Rule, before_decode, classify, learned_inventory};
+use super::inventory::{Pending, inv_batches};
+use super::liveness::{Timeouts, poisson_delay_from};
+use super::rules::{BloomPolicy, Preferences, Rule, before_decode};
+use super::state::{Announced, ProtocolState};
 use super::{Direction, DisconnectReason, RemoteInfo, Transport};
 use crate::wire::frame::RawFrame;
 use crate::wire::version::{REJECT_VERSION, ping_has_nonce};
@@ -135,18 +136,15 @@ pub struct PeerCore {
     nonce: u64,
     handshake: Option<VersionHandshake>,
     handshake_deadline: Instant,
-    remote: Option<RemoteInfo>,
-    prefs: Preferences,
-    liveness: Liveness,
+    /// Set once the handshake completed (the state's `remote` is set from the remote's version).
+    established: bool,
+    state: ProtocolState,
     out: VecDeque<Message>,
     /// Application messages queued before the handshake completed.
     held: VecDeque<Message>,
     events: VecDeque<Event>,
-    ping: Option<(u64, Instant)>,
-    last_rtt: Option<Duration>,
-    known: KnownInventory,
-    trickle: TrickleQueue,
-    ignored: u64,
+    /// A ping queued and not yet taken for writing.
+    ping_queued: Option<u64>,
     dropped: u64,
     ended: bool,
     rng: u64,
@@ -164,17 +162,12 @@ impl PeerCore {
             nonce,
             handshake: Some(handshake),
             handshake_deadline: now.checked_add(config.handshake_timeout).unwrap_or(now),
-            remote: None,
-            prefs: Preferences::default(),
-            liveness: Liveness::new(config.timeouts, now),
+            established: false,
+            state: ProtocolState::new(config.known_capacity, config.trickle_limit),
             out: VecDeque::new(),
             held: VecDeque::new(),
             events: VecDeque::new(),
-            ping: None,
-            last_rtt: None,
-            known: KnownInventory::new(config.known_capacity),
-            trickle: TrickleQueue::new(config.trickle_limit),
-            ignored: 0,
+            ping_queued: None,
             dropped: 0,
             ended: false,
             rng,
@@ -186,22 +179,27 @@ impl PeerCore {
 
     /// What the handshake learned about the remote, once its version is in.
     pub fn remote(&self) -> Option<&RemoteInfo> {
-        self.remote.as_ref().or_else(|| self.handshake.as_ref().and_then(VersionHandshake::remote))
+        self.state.remote.as_ref()
     }
 
     /// The remote's preferences (`sendheaders`, `sendcmpct`, `feefilter`).
     pub fn preferences(&self) -> Preferences {
-        self.prefs
+        self.state.prefs
     }
 
     /// The last ping's round trip.
     pub fn last_rtt(&self) -> Option<Duration> {
-        self.last_rtt
+        self.state.last_rtt
+    }
+
+    /// The protocol state (what the remote knows, its preferences, counts, deadlines).
+    pub fn state(&self) -> &ProtocolState {
+        &self.state
     }
 
     /// Frames ignored (Core's leniencies) and messages dropped because a bounded queue was full.
     pub fn ignored_and_dropped(&self) -> (u64, u64) {
-        (self.ignored, self.dropped)
+        (self.state.ignored_received, self.dropped)
     }
 
     /// Whether the connection ended.
@@ -211,12 +209,12 @@ impl PeerCore {
 
     /// Whether the handshake completed.
     pub fn is_established(&self) -> bool {
-        self.remote.is_some() && !self.ended
+        self.established && !self.ended
     }
 
     /// Whether the remote is known to have `inv` (it announced or sent it, or we announced it).
     pub fn knows(&mut self, inv: &Inventory) -> bool {
-        self.known.contains(inv)
+        self.state.known.contains(inv)
     }
 
     fn pull_handshake_output(&mut self) {
@@ -255,7 +253,7 @@ impl PeerCore {
 
     /// The transport ended (the remote closed, or a read failed with `reason`).
     pub fn closed(&mut self, reason: Option<DisconnectReason>) {
-        let during_handshake = self.remote.is_none();
+        let during_handshake = !self.established;
         self.end(reason.unwrap_or(DisconnectReason::RemoteClosed { during_handshake }));
     }
 
@@ -270,7 +268,7 @@ impl PeerCore {
         if self.ended || self.out.len().saturating_add(self.held.len()) >= MAX_OUTGOING {
             return false;
         }
-        if self.remote.is_some() {
+        if self.established {
             self.out.push_back(message)
         } else {
             self.held.push_back(message)
@@ -282,25 +280,17 @@ impl PeerCore {
     /// as Core's `SendMessages`), and nothing the remote already knows. Returns false when it was
     /// not queued (known, refused by the remote's relay preference, or a full queue).
     pub fn announce(&mut self, inv: Inventory, now: Instant) -> bool {
-        if self.ended || self.known.contains(&inv) {
+        if self.ended {
             return false;
         }
-        let relay = self.remote.as_ref().is_none_or(|r| r.relay);
-        if inv.is_transaction() && !relay {
-            return false;
+        if !inv.is_transaction() && self.established {
+            return self.state.announce_block(&inv) && self.send(Message::Inv(vec![inv]));
         }
-        self.known.insert(&inv);
-        if !inv.is_transaction() && self.remote.is_some() {
-            return self.send(Message::Inv(vec![inv]));
-        }
-        if !self.trickle.push(Pending::Plain(inv)) {
-            return false;
-        }
-        if !self.liveness.trickle_scheduled() && self.remote.is_some() {
-            let delay = poisson_delay_from(self.config.trickle_mean, next_random(&mut self.rng));
-            self.liveness.schedule_trickle(now, delay);
-        }
-        true
+        let (mean, random) = (self.config.trickle_mean, next_random(&mut self.rng));
+        matches!(
+            self.state.announce(Pending::Plain(inv), now, || poisson_delay_from(mean, random)),
+            Announced::Queued { .. }
+        )
     }
 
     /// Takes one frame read from the remote.
@@ -308,9 +298,11 @@ impl PeerCore {
         if self.ended {
             return;
         }
-        self.liveness.alive(now);
+        if let Some(l) = self.state.liveness.as_mut() {
+            l.alive(now);
+        }
         let result =
-            if self.remote.is_some() { self.after_handshake(frame, now) } else { self.in_handshake(&frame, now, wall) };
+            if self.established { self.after_handshake(frame, now) } else { self.in_handshake(&frame, now, wall) };
         if let Err(reason) = result {
             self.end(reason);
         }
@@ -320,9 +312,13 @@ impl PeerCore {
         let Some(hs) = self.handshake.as_mut() else { return Ok(()) };
         let step = hs.handle_frame(frame, wall)?;
         match step {
-            HandshakeStep::Ignored | HandshakeStep::Unknown => self.ignored = self.ignored.saturating_add(1),
-            HandshakeStep::Preference(m) if !self.prefs.record(&m) => self.ignored = self.ignored.saturating_add(1),
+            HandshakeStep::Ignored => self.state.ignored(),
+            HandshakeStep::Unknown => self.state.unknown_received = self.state.unknown_received.saturating_add(1),
+            HandshakeStep::Preference(m) if !self.state.prefs.record(&m) => self.state.ignored(),
             HandshakeStep::Version => {
+                if let Some(info) = hs.remote() {
+                    self.state.version_received(info);
+                }
                 let theirs = hs.remote().map(|r| r.version.nonce);
                 let accepted =
                     if theirs == Some(self.nonce) { Err(DisconnectReason::SelfConnection) } else { hs.accept() };
@@ -331,12 +327,9 @@ impl PeerCore {
             }
             HandshakeStep::Done(info) => {
                 self.handshake = None;
-                self.liveness.handshake_complete(now);
-                if !self.trickle.is_empty() {
-                    self.liveness.schedule_trickle(now, Duration::ZERO);
-                }
+                self.established = true;
+                self.state.handshake_complete(info.clone(), self.config.timeouts, now);
                 self.out.extend(self.held.drain(..));
-                self.remote = Some(info.clone());
                 self.push_event(Event::Handshake(info));
             }
             _ => {}
@@ -346,38 +339,27 @@ impl PeerCore {
 
     fn after_handshake(&mut self, frame: RawFrame, now: Instant) -> Result<(), DisconnectReason> {
         before_decode(frame.command)?;
-        let negotiated = self.remote.as_ref().map_or(0, |r| r.negotiated_version);
+        let ours = self.config.rules.protocol_version;
+        let negotiated = self.state.negotiated(ours);
         let message = match frame.decode() {
             Ok(m) => m,
             Err(e) => return Err(self.malformed(e, negotiated)),
         };
-        self.liveness.received(frame.command, now);
-        match classify(&message, frame.payload.len(), negotiated, self.config.bloom, &mut self.prefs) {
-            Rule::Ignore => self.ignored = self.ignored.saturating_add(1),
-            Rule::Malformed(e) => return Err(self.malformed(e, negotiated)),
-            Rule::End(reason) => return Err(reason),
+        let (rule, rtt) = self.state.receive(&message, frame.payload.len(), ours, self.config.bloom, now);
+        match rule {
             Rule::Deliver(builtin) => {
-                let known = &mut self.known;
-                learned_inventory(&message, |inv| known.insert(inv));
                 if let Some(nonce) = builtin.pong {
                     self.push_out(Message::Pong(nonce));
                 }
-                if let (Some(nonce), Some((sent, at))) = (builtin.pong_received, self.ping) {
-                    if nonce == sent {
-                        self.ping = None;
-                        self.liveness.pong();
-                        let rtt = now.saturating_duration_since(at);
-                        self.last_rtt = Some(rtt);
-                        self.push_event(Event::Pong { rtt });
-                    }
-                }
-                if builtin.relay_on {
-                    if let Some(r) = self.remote.as_mut() {
-                        r.relay = true;
-                    }
+                if let Some(rtt) = rtt {
+                    self.push_event(Event::Pong { rtt });
                 }
                 self.push_event(Event::Message(message));
             }
+            Rule::Malformed(e) => return Err(self.malformed(e, negotiated)),
+            Rule::End(reason) => return Err(reason),
+            // Ignored (and counted by the state), and any rule this core does not act on.
+            _ => {}
         }
         Ok(())
     }
@@ -398,12 +380,17 @@ impl PeerCore {
 
     /// Sends a ping now (one at a time); its round trip comes as [`Event::Pong`].
     pub fn ping(&mut self, now: Instant) -> bool {
-        let negotiated = self.remote.as_ref().map_or(0, |r| r.negotiated_version);
-        if self.ended || self.ping.is_some() || !ping_has_nonce(negotiated) {
+        let negotiated = self.state.negotiated(0);
+        let _ = now;
+        if self.ended
+            || self.state.ping_outstanding.is_some()
+            || self.ping_queued.is_some()
+            || !ping_has_nonce(negotiated)
+        {
             return false;
         }
         let nonce = next_random(&mut self.rng);
-        self.ping = Some((nonce, now));
+        self.ping_queued = Some(nonce);
         self.send(Message::Ping(nonce))
     }
 
@@ -411,11 +398,13 @@ impl PeerCore {
     /// start as they are taken.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Message> {
         let message = self.out.pop_front()?;
-        if let Ok(raw) = RawFrame::from_message(&message) {
-            self.liveness.sent(raw.command, &raw.payload, now);
+        if let (Some(l), Ok(raw)) = (self.state.liveness.as_mut(), RawFrame::from_message(&message)) {
+            l.sent(raw.command, &raw.payload, now);
         }
         if let Message::Ping(nonce) = message {
-            self.ping = Some((nonce, self.ping.map_or(now, |(_, at)| at)));
+            // The round trip counts from when the ping is taken for writing.
+            self.ping_queued = None;
+            self.state.ping_sent(nonce, now);
         }
         Some(message)
     }
@@ -431,10 +420,10 @@ impl PeerCore {
         if self.ended {
             return None;
         }
-        if self.remote.is_none() {
-            return Some(self.handshake_deadline);
+        match self.state.liveness.as_ref() {
+            Some(l) if self.established => l.next_wakeup(now),
+            _ => Some(self.handshake_deadline),
         }
-        self.liveness.next_wakeup(now)
     }
 
     /// Runs what is due at `now`: the handshake deadline, the idle, pong and stall deadlines, the
@@ -443,13 +432,14 @@ impl PeerCore {
         if self.ended {
             return;
         }
-        if self.remote.is_none() {
+        let outstanding = self.state.ping_outstanding.is_some() || self.ping_queued.is_some();
+        let Some(liveness) = self.state.liveness.as_mut().filter(|_| self.established) else {
             if now >= self.handshake_deadline {
                 self.end(DisconnectReason::HandshakeTimeout);
             }
             return;
-        }
-        match self.liveness.check(now, self.ping.is_some()) {
+        };
+        match liveness.check(now, outstanding) {
             Err(reason) => self.end(reason),
             Ok(due) => {
                 if due.ping {
@@ -464,8 +454,7 @@ impl PeerCore {
 
     /// Every waiting announcement goes out, in `inv` messages of at most 1,000 entries.
     fn flush_trickle(&mut self) {
-        let (wtxid_relay, relay) = self.remote.as_ref().map_or((false, true), |r| (r.wtxid_relay, r.relay));
-        let items: Vec<Inventory> = self.trickle.take().iter().filter_map(|p| p.announce(wtxid_relay, relay)).collect();
+        let (_, items) = self.state.take_trickle();
         for batch in inv_batches(&items) {
             self.push_out(Message::Inv(batch));
         }

@@ -8,6 +8,8 @@
 //!   our own processing time to the remote.
 //! - [`KnownInventory`] and [`TrickleQueue`]: what the remote already knows, and announcements
 //!   waiting for the trickle tick.
+//! - [`ProtocolState`]: one connection's state after the handshake and the compound steps on it,
+//!   kept in one place by both drivers.
 //! - [`PeerCore`]: all of the above for one connection, driven by frames in, time and commands;
 //!   giving messages to send, events and the next deadline (the shape of `quinn-proto`'s
 //!   `Connection`: `handle_frame`, `poll_transmit`, `poll_event`, `poll_timeout`,
@@ -20,12 +22,14 @@ pub mod inventory;
 pub mod liveness;
 mod reason;
 pub mod rules;
+mod state;
 
 pub use self::core::{CoreConfig, Event, PeerCore};
 pub use handshake::{HandshakeRules, HandshakeStep, VersionHandshake};
 pub use inventory::{KnownInventory, TrickleQueue};
 pub use liveness::{Liveness, Timeouts};
 pub use reason::{DisconnectReason, Violation};
+pub use state::{Announced, ProtocolState};
 
 use crate::wire::{SendTxRcncl, VersionMessage};
 

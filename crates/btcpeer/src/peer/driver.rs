@@ -18,7 +18,6 @@ use crate::transport::v2_handshake::{self, V2HandshakeError};
 use crate::wire::frame::{HEADER_LEN, RawFrame};
 use crate::wire::version::ping_has_nonce;
 use crate::wire::{Command, Message};
-use btcpeer_core::peer::liveness::Liveness;
 
 /// Bytes the writer takes from the queue for one write.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -119,7 +118,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
                     c.dropped(bytes);
                     c.last_recv = Some(SystemTime::now());
                     // The remote is alive: a dropped frame still counts as traffic for the idle timer.
-                    if let Some(l) = c.liveness.as_mut() {
+                    if let Some(l) = c.proto.liveness.as_mut() {
                         l.alive(now);
                     }
                 })?;
@@ -314,15 +313,8 @@ where
         "handshake complete"
     );
     let now = super::now();
-    peer.counters(|c| {
-        let mut liveness = Liveness::new(cfg.timeouts, now);
-        liveness.handshake_complete(now);
-        if !c.trickle.is_empty() {
-            // Announcements queued before the handshake go out at the first tick.
-            liveness.schedule_trickle(now, Duration::ZERO);
-        }
-        c.liveness = Some(liveness);
-    });
+    // The deadlines start; announcements queued before the handshake go out at the first tick.
+    peer.counters(|c| c.proto.handshake_complete(info.clone(), cfg.timeouts, now));
     shared.handshake.send_replace(HandshakeState::Done(info.clone()));
     // Reading and writing run in this one task: a pong queued while reading wakes the writer without
     // a trip to another thread, and an idle peer costs one task. Whichever loop ends first stops the
@@ -372,8 +364,8 @@ where
 /// Checks the liveness deadlines and does what is due: a ping, a trickle flush.
 fn run_timers(peer: &Peer, now: Instant) -> Result<(), DisconnectReason> {
     let due = peer.counters(|c| {
-        let outstanding = c.ping_outstanding.is_some();
-        c.liveness.as_mut().map(|l| l.check(now, outstanding))
+        let outstanding = c.proto.ping_outstanding.is_some();
+        c.proto.liveness.as_mut().map(|l| l.check(now, outstanding))
     });
     let Some(due) = due.transpose()? else { return Ok(()) };
     if due.ping && ping_has_nonce(peer.negotiated_version()) {
@@ -403,7 +395,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(
         if item.command == Command::PING && ping_has_nonce(negotiated) {
             if let Some(nonce) = item.payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
                 let now = super::now();
-                peer.counters(|c| c.ping_outstanding = Some((u64::from_le_bytes(nonce), now)));
+                peer.counters(|c| c.proto.ping_sent(u64::from_le_bytes(nonce), now));
             }
         }
         if item.payload.len() >= DIRECT_WRITE {
@@ -431,7 +423,7 @@ where
             break;
         }
         if shared.queue.is_empty() {
-            let wake = peer.counters(|c| c.liveness.as_ref().and_then(|l| l.next_wakeup(now)));
+            let wake = peer.counters(|c| c.proto.liveness.as_ref().and_then(|l| l.next_wakeup(now)));
             let timer = async move {
                 match wake {
                     Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -470,7 +462,7 @@ where
                 peer.counters(|c| {
                     for item in &batch {
                         c.sent(item.command, writer.wire_len(item.command, item.payload.len()));
-                        if let Some(l) = c.liveness.as_mut() {
+                        if let Some(l) = c.proto.liveness.as_mut() {
                             l.sent(item.command, &item.payload, now);
                         }
                     }

@@ -104,7 +104,9 @@ where
         let (frame, _) = read_frame(peer, reader, true).await?;
         match handshake.handle_frame(&frame, SystemTime::now())? {
             HandshakeStep::Ignored => misbehaved(peer, Counters::ignored)?,
-            HandshakeStep::Unknown => peer.counters(|c| c.unknown_received = c.unknown_received.saturating_add(1)),
+            HandshakeStep::Unknown => {
+                peer.counters(|c| c.proto.unknown_received = c.proto.unknown_received.saturating_add(1))
+            }
             HandshakeStep::Preference(message) if !super::rules::record_preference(peer, &message) => {
                 misbehaved(peer, Counters::ignored)?;
             }
@@ -115,8 +117,7 @@ where
                 }
                 peer.counters(|c| {
                     c.last_block_height = info.version.start_height;
-                    c.relay = info.version.relay;
-                    c.remote = Some(info.clone());
+                    c.proto.version_received(&info);
                 });
                 let decided = match peer.handler().map(|h| h.on_version(peer, &info.version)) {
                     Some(Err(why)) => Err(handshake.refuse(why)),
@@ -130,7 +131,7 @@ where
             HandshakeStep::Done(info) => {
                 peer.counters(|c| {
                     c.handshake_at = Some(SystemTime::now());
-                    c.remote = Some(info.clone());
+                    c.proto.remote = Some(info.clone());
                 });
                 return Ok(info);
             }

@@ -371,32 +371,37 @@ impl Peer {
 
     /// The negotiated protocol version (our own before the handshake).
     pub fn negotiated_version(&self) -> u32 {
-        self.lock().counters.remote.as_ref().map_or(self.shared.config.inner.protocol_version, |r| r.negotiated_version)
+        self.lock()
+            .counters
+            .proto
+            .remote
+            .as_ref()
+            .map_or(self.shared.config.inner.protocol_version, |r| r.negotiated_version)
     }
 
     /// Whether the remote asked for block announcements by `headers` (BIP130).
     pub fn wants_headers(&self) -> bool {
-        self.lock().counters.prefs.wants_headers
+        self.lock().counters.proto.prefs.wants_headers
     }
 
     /// Whether the remote asked for `addrv2` (BIP155).
     pub fn wants_addrv2(&self) -> bool {
-        self.lock().counters.remote.as_ref().is_some_and(|r| r.wants_addrv2)
+        self.lock().counters.proto.remote.as_ref().is_some_and(|r| r.wants_addrv2)
     }
 
     /// Whether transactions are announced by wtxid with this remote (BIP339).
     pub fn wtxid_relay(&self) -> bool {
-        self.lock().counters.remote.as_ref().is_some_and(|r| r.wtxid_relay)
+        self.lock().counters.proto.remote.as_ref().is_some_and(|r| r.wtxid_relay)
     }
 
     /// The remote's compact-block preference (BIP152).
     pub fn compact_blocks(&self) -> Option<SendCmpct> {
-        self.lock().counters.prefs.compact_blocks
+        self.lock().counters.proto.prefs.compact_blocks
     }
 
     /// The remote's fee filter in sat/kvB (BIP133).
     pub fn fee_filter(&self) -> Option<i64> {
-        self.lock().counters.prefs.fee_filter
+        self.lock().counters.proto.prefs.fee_filter
     }
 
     /// The remote's latest known height.

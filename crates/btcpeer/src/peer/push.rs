@@ -11,6 +11,7 @@ use super::{Direction, Peer};
 use crate::wire::limits::{MAX_ADDR_ENTRIES, MAX_LOCATOR_HASHES};
 use crate::wire::version::is_defined;
 use crate::wire::{Command, Inventory, Message, Reject, RejectCode};
+use btcpeer_core::peer::Announced;
 use btcpeer_core::peer::inventory::{Pending, inv_batches, tx_kind_mismatch};
 use btcpeer_core::peer::liveness::poisson_delay;
 
@@ -91,17 +92,17 @@ pub(crate) fn uniform_below(bound: u64) -> u64 {
 impl Peer {
     /// Adds an item to what the remote is known to have (R-S4).
     pub fn add_known_inventory(&self, inv: &Inventory) {
-        self.counters(|c| c.known.insert(inv));
+        self.counters(|c| c.proto.known.insert(inv));
     }
 
     /// Whether the remote is known to have this item.
     pub fn has_known_inventory(&self, inv: &Inventory) -> bool {
-        self.counters(|c| c.known.contains(inv))
+        self.counters(|c| c.proto.known.contains(inv))
     }
 
     /// Forgets that the remote has this item.
     pub fn remove_known_inventory(&self, inv: &Inventory) {
-        self.counters(|c| c.known.remove(inv));
+        self.counters(|c| c.proto.known.remove(inv));
     }
 
     /// Announces an item to the remote unless it already knows it (R-S3). Blocks are announced at
@@ -147,7 +148,7 @@ impl Peer {
         if inv.is_transaction() {
             if let Some(wtxid_relay) = self.negotiated_wtxid_relay() {
                 if tx_kind_mismatch(&inv, wtxid_relay) {
-                    self.counters(|c| c.refused_announcements = c.refused_announcements.saturating_add(1));
+                    self.counters(|c| c.proto.refused_announcements = c.proto.refused_announcements.saturating_add(1));
                     return Err(AnnounceError::WrongTxIdKind { inventory: inv, wtxid_relay });
                 }
             }
@@ -155,20 +156,14 @@ impl Peer {
         if inv.is_block() {
             // Checked and marked under one lock, so two tasks cannot both announce it; given back
             // if queueing fails, so that a retry is sent.
-            let fresh = self.counters(|c| {
-                let fresh = !c.known.contains(&inv);
-                if fresh {
-                    c.known.insert(&inv);
-                }
-                fresh
-            });
+            let fresh = self.counters(|c| c.proto.announce_block(&inv));
             if !fresh {
                 return Ok(false);
             }
             return match self.queue_message(&Message::Inv(vec![inv])) {
                 Ok(_) => Ok(true),
                 Err(e) => {
-                    self.counters(|c| c.known.remove(&inv));
+                    self.counters(|c| c.proto.known.remove(&inv));
                     Err(AnnounceError::Queue(e))
                 }
             };
@@ -194,7 +189,7 @@ impl Peer {
     /// Whether transactions are announced to the remote: its version's relay flag, switched on by a
     /// later `filterload` or `filterclear` (BIP37). True before its version arrives.
     pub fn relays_transactions(&self) -> bool {
-        self.counters(|c| c.relay)
+        self.counters(|c| c.proto.relay)
     }
 
     fn trickle(&self, item: Pending) -> bool {
@@ -204,37 +199,18 @@ impl Peer {
             Direction::Outbound => cfg.trickle_outbound,
         };
         let now = super::now();
-        let queued = self.counters(|c| {
-            if item.is_transaction() && !c.relay {
-                // Core disconnects a block-relay-only peer that announces a transaction to it.
-                c.refused_announcements = c.refused_announcements.saturating_add(1);
-                return None;
-            }
-            let keys = item.keys();
-            if keys.iter().flatten().any(|k| c.known.contains_key(k)) {
-                return None;
-            }
-            if !c.trickle.push(item) {
-                return None;
-            }
-            // Marked known now, so that a second request before the tick is not a duplicate.
-            for k in keys.into_iter().flatten() {
-                c.known.insert_key(k);
-            }
-            // The first item waiting schedules the tick; later ones ride along. Inbound peers of
-            // one node share one schedule (Core's `NextInvToInbounds`), outbound peers draw their
-            // own Poisson delay.
-            let mut scheduled = false;
-            if let Some(l) = c.liveness.as_mut().filter(|l| !l.trickle_scheduled()) {
-                let delay = match self.direction() {
-                    Direction::Inbound => cfg.node.next_inbound_trickle(now, mean).saturating_duration_since(now),
-                    Direction::Outbound => poisson_delay(mean),
-                };
-                l.schedule_trickle(now, delay);
-                scheduled = true;
-            }
-            Some(scheduled)
-        });
+        // The core's compound step (`ProtocolState::announce`), in one critical section: refused
+        // if not wanted, nothing if known, else queued and marked known at once. The first item
+        // waiting schedules the tick: inbound peers of one node share one schedule (Core's
+        // `NextInvToInbounds`), outbound peers draw their own Poisson delay.
+        let delay = || match self.direction() {
+            Direction::Inbound => cfg.node.next_inbound_trickle(now, mean).saturating_duration_since(now),
+            Direction::Outbound => poisson_delay(mean),
+        };
+        let queued = match self.counters(|c| c.proto.announce(item, now, delay)) {
+            Announced::Queued { scheduled } => Some(scheduled),
+            _ => None,
+        };
         match queued {
             None => false,
             Some(_) if mean.is_zero() && self.handshake_complete() => {
@@ -256,31 +232,9 @@ impl Peer {
     /// of id) are left out and counted. Items that do not fit in a full outbound queue go back for
     /// the next tick.
     pub(crate) fn flush_trickle(&self) {
-        let wtxid = self.wtxid_relay();
-        let (items, relay) = self.counters(|c| (c.trickle.take(), c.relay));
-        if items.is_empty() {
+        let (kept, announce) = self.counters(|c| c.proto.take_trickle());
+        if kept.is_empty() {
             return;
-        }
-        let mut kept = Vec::with_capacity(items.len());
-        let mut announce = Vec::with_capacity(items.len());
-        let mut refused = Vec::new();
-        for item in items {
-            match item.announce(wtxid, relay) {
-                Some(inv) => {
-                    kept.push(item);
-                    announce.push(inv);
-                }
-                None => refused.push(item),
-            }
-        }
-        if !refused.is_empty() {
-            self.counters(|c| {
-                c.refused_announcements = c.refused_announcements.saturating_add(refused.len() as u64);
-                // Never announced, so the remote does not know them.
-                for key in refused.iter().flat_map(Pending::keys).flatten() {
-                    c.known.remove_key(&key);
-                }
-            });
         }
         let mut done: usize = 0;
         for batch in inv_batches(&announce) {
@@ -292,14 +246,7 @@ impl Peer {
         }
         if let Some(rest) = kept.get(done..).filter(|r| !r.is_empty()) {
             let mean = self.shared.config.inner.trickle_outbound.max(std::time::Duration::from_millis(100));
-            self.counters(|c| {
-                for item in rest {
-                    c.trickle.push(*item);
-                }
-                if let Some(l) = c.liveness.as_mut() {
-                    l.schedule_trickle(super::now(), mean);
-                }
-            });
+            self.counters(|c| c.proto.requeue(rest, super::now(), mean));
         }
     }
 

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use btcpeer_core::peer::rules::{self, BloomPolicy, Rule, classify};
+use btcpeer_core::peer::rules::{self, BloomPolicy, Rule};
 
 use super::Peer;
 use super::error::{DisconnectReason, Violation};
-use super::stats::Counters;
 use crate::wire::frame::RawFrame;
-use crate::wire::version::{REJECT_VERSION, is_defined};
+use crate::wire::version::REJECT_VERSION;
 use crate::wire::{Command, Message, Reject, RejectCode};
 
 /// How long a reject sent before disconnecting may take.
@@ -55,30 +54,41 @@ pub(crate) async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), Disconn
         Ok(m) => m,
         Err(e) => return Box::pin(malformed(peer, e)).await,
     };
-    // One lock for the bookkeeping of a received message: the remote answered (stall deadlines),
-    // the negotiated version, what the remote now knows, and the start of our own processing time.
-    let our_version = peer.shared.config.inner.protocol_version;
-    let (defined, negotiated) = peer.counters(|c| {
+    // One lock for the bookkeeping of a received message, all of it the core's
+    // (`ProtocolState::receive`): the remote answered (stall deadlines), what it now knows, its
+    // preferences and relay, a pong's round trip, the rule for the message; and the start of our
+    // own processing time.
+    let cfg = &peer.shared.config.inner;
+    let bloom = BloomPolicy { refuse: cfg.enforce_bloom && !cfg.services.has(bitcoin::p2p::ServiceFlags::BLOOM) };
+    let (ours, len) = (cfg.protocol_version, frame.payload.len());
+    let (rule, rtt) = peer.counters(|c| {
         let now = super::now();
-        let negotiated = c.remote.as_ref().map_or(our_version, |r| r.negotiated_version);
-        let defined = is_defined(command, negotiated);
-        if let Some(l) = c.liveness.as_mut() {
-            l.received(command, now);
-            if defined {
-                l.handler_started(now);
-            }
+        let (rule, rtt) = c.proto.receive(&message, len, ours, bloom, now);
+        if let (Rule::Deliver(_), Some(l)) = (&rule, c.proto.liveness.as_mut()) {
+            l.handler_started(now);
         }
-        if defined {
-            learn_inventory(c, &message);
-        }
-        (defined, negotiated)
+        (rule, rtt)
     });
-    if !defined {
-        return misbehaved(peer, Counters::ignored);
+    if let Some(rtt) = rtt {
+        tracing::debug!(rtt_us = rtt.as_micros() as u64, "pong");
     }
-    let result = handle(peer, negotiated, message, frame.payload).await;
-    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(super::now())));
-    result
+    let builtin = match rule {
+        Rule::Deliver(builtin) => builtin,
+        Rule::Malformed(e) => return Box::pin(malformed(peer, e)).await,
+        Rule::End(reason) => return Err(reason),
+        // Ignored (counted by the state; the limit is enforced here), and any rule a later core
+        // adds that this driver does not know.
+        _ => return misbehaved(peer, |_| {}),
+    };
+    if let Some(nonce) = builtin.pong {
+        // The pong's fate does not concern the handler; a full queue ends the peer soon anyway.
+        let _ = peer.queue_message(&Message::Pong(nonce));
+    }
+    // Time spent in the application is not charged to the remote (R-V4); the clock started
+    // before the peer's own handling and stops when the caller regains control.
+    peer.shared.sink.message(peer, message, frame.payload).await;
+    peer.counters(|c| c.proto.liveness.as_mut().map(|l| l.handler_finished(super::now())));
+    Ok(())
 }
 
 /// A known message whose payload does not decode ends the peer, after a reject where the remote's
@@ -92,48 +102,7 @@ async fn malformed(peer: &Peer, e: crate::wire::PayloadError) -> Result<(), Disc
 /// ([`Preferences::record`](btcpeer_core::peer::rules::Preferences::record)); false for a value
 /// Core ignores.
 pub(crate) fn record_preference(peer: &Peer, message: &Message) -> bool {
-    peer.counters(|c| c.prefs.record(message))
-}
-
-/// The peer's own handling of a message, then the application's (R-R3 … R-R6).
-async fn handle(peer: &Peer, negotiated: u32, message: Message, payload: Bytes) -> Result<(), DisconnectReason> {
-    let cfg = &peer.shared.config.inner;
-    let bloom = BloomPolicy { refuse: cfg.enforce_bloom && !cfg.services.has(bitcoin::p2p::ServiceFlags::BLOOM) };
-    let rule = peer.counters(|c| classify(&message, payload.len(), negotiated, bloom, &mut c.prefs));
-    let builtin = match rule {
-        Rule::Deliver(builtin) => builtin,
-        Rule::Malformed(e) => return Box::pin(malformed(peer, e)).await,
-        Rule::End(reason) => return Err(reason),
-        // Ignored, and any rule a later core adds that this driver does not know.
-        _ => return misbehaved(peer, Counters::ignored),
-    };
-    if let Some(nonce) = builtin.pong {
-        // The pong's fate does not concern the handler; a full queue ends the peer soon anyway.
-        let _ = peer.queue_message(&Message::Pong(nonce));
-    }
-    if let Some(nonce) = builtin.pong_received {
-        let now = super::now();
-        let rtt = peer.counters(|c| {
-            let rtt = c.pong(nonce, now);
-            if let (Some(_), Some(l)) = (rtt, c.liveness.as_mut()) {
-                l.pong();
-            }
-            rtt
-        });
-        if let Some(rtt) = rtt {
-            tracing::debug!(rtt_us = rtt.as_micros() as u64, "pong");
-        }
-    }
-    if builtin.relay_on {
-        peer.counters(|c| c.relay = true);
-    }
-    if builtin.unknown {
-        peer.counters(|c| c.unknown_received = c.unknown_received.saturating_add(1));
-    }
-    // Time spent here and in the application is not charged to the remote (R-V4); the clock
-    // started before the peer's own handling and stops when the caller regains control.
-    peer.shared.sink.message(peer, message, payload).await;
-    Ok(())
+    peer.counters(|c| c.proto.prefs.record(message))
 }
 
 /// A block handed on undecoded: only its header is hashed, for the known-inventory cache.
@@ -142,20 +111,15 @@ async fn dispatch_raw_block(peer: &Peer, payload: Bytes) -> Result<(), Disconnec
     let now = super::now();
     let hash = payload.get(..80).map(|h| bitcoin::BlockHash::from_raw_hash(sha256d::Hash::hash(h)));
     peer.counters(|c| {
-        if let Some(l) = c.liveness.as_mut() {
+        if let Some(l) = c.proto.liveness.as_mut() {
             l.received(Command::BLOCK, now);
             l.handler_started(now);
         }
         if let Some(h) = hash {
-            c.known.insert(&crate::wire::Inventory::Block(h));
+            c.proto.known.insert(&crate::wire::Inventory::Block(h));
         }
     });
     peer.shared.sink.raw_block(peer, payload).await;
-    peer.counters(|c| c.liveness.as_mut().map(|l| l.handler_finished(super::now())));
+    peer.counters(|c| c.proto.liveness.as_mut().map(|l| l.handler_finished(super::now())));
     Ok(())
-}
-
-/// What the remote announced or sent, it knows (R-S4), by the core's rule.
-fn learn_inventory(c: &mut super::stats::Counters, message: &Message) {
-    rules::learned_inventory(message, |inv| c.known.insert(inv));
 }

@@ -6,13 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::message_compact_blocks::SendCmpct;
-use std::time::Instant;
 
 use super::error::DisconnectReason;
-use super::{Direction, PeerAddr, RemoteInfo, Transport};
+use super::{Direction, PeerAddr, Transport};
 use crate::wire::Command;
 use bitcoin::BlockHash;
-use btcpeer_core::peer::inventory::{KnownInventory, TrickleQueue};
+use btcpeer_core::peer::ProtocolState;
 use btcpeer_core::peer::liveness::Liveness;
 
 /// Traffic of one command.
@@ -260,22 +259,15 @@ pub struct PeerStats {
 #[derive(Debug)]
 pub(crate) struct Counters {
     pub(crate) transport: Transport,
-    pub(crate) known: KnownInventory,
-    pub(crate) trickle: TrickleQueue,
-    pub(crate) liveness: Option<Liveness>,
+    /// The protocol state (known inventory, trickle, deadlines, the remote, its preferences, relay,
+    /// pings, counts): the core's, kept here under the peer's one lock.
+    pub(crate) proto: ProtocolState,
     pub(crate) last_getblocks: Option<(Option<BlockHash>, BlockHash)>,
     pub(crate) last_getheaders: Option<(Option<BlockHash>, BlockHash)>,
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) connected_at: Option<SystemTime>,
     pub(crate) handshake_at: Option<SystemTime>,
-    pub(crate) remote: Option<RemoteInfo>,
     pub(crate) last_block_height: i32,
-    /// The remote's preferences (`sendheaders`, `sendcmpct`, `feefilter`), as the core's rules
-    /// record them.
-    pub(crate) prefs: btcpeer_core::peer::rules::Preferences,
-    /// The remote's relay flag, then switched on by `filterload` / `filterclear` (BIP37).
-    pub(crate) relay: bool,
-    pub(crate) refused_announcements: u64,
     pub(crate) last_send: Option<SystemTime>,
     pub(crate) last_recv: Option<SystemTime>,
     pub(crate) bytes_sent: u64,
@@ -283,31 +275,20 @@ pub(crate) struct Counters {
     pub(crate) messages_sent: u64,
     pub(crate) messages_received: u64,
     pub(crate) per_command: CommandTable,
-    pub(crate) unknown_received: u64,
-    pub(crate) ignored_received: u64,
     pub(crate) dropped_frames: u64,
-    pub(crate) ping_outstanding: Option<(u64, Instant)>,
-    pub(crate) last_rtt: Option<Duration>,
-    pub(crate) min_rtt: Option<Duration>,
 }
 
 impl Counters {
     pub(crate) fn new(known_capacity: usize, max_pending: usize) -> Self {
         Counters {
             transport: Transport::V1,
-            known: KnownInventory::new(known_capacity),
-            trickle: TrickleQueue::new(max_pending),
-            liveness: None,
+            proto: ProtocolState::new(known_capacity, max_pending),
             last_getblocks: None,
             last_getheaders: None,
             local_addr: None,
             connected_at: None,
             handshake_at: None,
-            remote: None,
             last_block_height: 0,
-            prefs: btcpeer_core::peer::rules::Preferences::default(),
-            relay: true,
-            refused_announcements: 0,
             last_send: None,
             last_recv: None,
             bytes_sent: 0,
@@ -315,12 +296,7 @@ impl Counters {
             messages_sent: 0,
             messages_received: 0,
             per_command: CommandTable::default(),
-            unknown_received: 0,
-            ignored_received: 0,
             dropped_frames: 0,
-            ping_outstanding: None,
-            last_rtt: None,
-            min_rtt: None,
         }
     }
 
@@ -358,30 +334,17 @@ impl Counters {
 
     /// A message was ignored.
     pub(crate) fn ignored(&mut self) {
-        self.ignored_received = self.ignored_received.saturating_add(1);
+        self.proto.ignored();
     }
 
     /// Frames ignored or dropped so far: what the misbehaviour limit counts.
     pub(crate) fn misbehaviour(&self) -> u64 {
-        self.ignored_received.saturating_add(self.dropped_frames)
-    }
-
-    /// A pong arrived: if it answers the outstanding ping, record the round trip.
-    pub(crate) fn pong(&mut self, nonce: u64, now: Instant) -> Option<Duration> {
-        match self.ping_outstanding {
-            Some((n, sent)) if n == nonce => {
-                let rtt = now.saturating_duration_since(sent);
-                self.ping_outstanding = None;
-                self.last_rtt = Some(rtt);
-                self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
-                Some(rtt)
-            }
-            _ => None,
-        }
+        self.proto.ignored_received.saturating_add(self.dropped_frames)
     }
 
     pub(crate) fn snapshot(&mut self, base: SnapshotBase) -> PeerStats {
-        let remote = self.remote.as_ref();
+        let p = &mut self.proto;
+        let remote = p.remote.as_ref();
         PeerStats {
             id: base.id,
             addr: base.addr,
@@ -404,25 +367,25 @@ impl Counters {
             messages_sent: self.messages_sent,
             messages_received: self.messages_received,
             per_command: self.per_command.clone(),
-            unknown_received: self.unknown_received,
-            ignored_received: self.ignored_received,
+            unknown_received: p.unknown_received,
+            ignored_received: p.ignored_received,
             dropped_frames: self.dropped_frames,
-            relay: self.relay,
-            refused_announcements: self.refused_announcements,
-            last_ping_rtt: self.last_rtt,
-            min_ping_rtt: self.min_rtt,
-            outstanding_ping: self.ping_outstanding.map(|(n, sent)| (n, super::now().saturating_duration_since(sent))),
-            wants_headers: self.prefs.wants_headers,
+            relay: p.relay,
+            refused_announcements: p.refused_announcements,
+            last_ping_rtt: p.last_rtt,
+            min_ping_rtt: p.min_rtt,
+            outstanding_ping: p.ping_outstanding.map(|(n, sent)| (n, super::now().saturating_duration_since(sent))),
+            wants_headers: p.prefs.wants_headers,
             wants_addrv2: remote.is_some_and(|r| r.wants_addrv2),
             wtxid_relay: remote.is_some_and(|r| r.wtxid_relay),
-            compact_blocks: self.prefs.compact_blocks,
-            fee_filter: self.prefs.fee_filter,
+            compact_blocks: p.prefs.compact_blocks,
+            fee_filter: p.prefs.fee_filter,
             queued_messages: base.queue.0,
             queued_bytes: base.queue.1,
-            known_inventory: self.known.len(),
-            pending_requests: self.liveness.as_ref().map_or(0, Liveness::pending_requests),
-            pending_announcements: self.trickle.len(),
-            dropped_announcements: self.trickle.dropped(),
+            known_inventory: p.known.len(),
+            pending_requests: p.liveness.as_ref().map_or(0, Liveness::pending_requests),
+            pending_announcements: p.trickle.len(),
+            dropped_announcements: p.trickle.dropped(),
             disconnect_reason: base.reason,
         }
     }

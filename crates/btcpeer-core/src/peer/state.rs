@@ -1,0 +1,246 @@
+//! [`ProtocolState`]: what one connection's protocol knows and owes after the handshake, and the
+//! compound operations on it — the one place both drivers keep it. [`PeerCore`](super::PeerCore)
+//! owns one; the tokio driver (`btcpeer`) keeps one under its peer's lock, as `quinn` keeps
+//! `quinn-proto`'s `Connection` under its connection's, so that each compound step (check what the
+//! remote knows, mark it, queue the announcement) happens in one critical section.
+
+use std::time::{Duration, Instant};
+
+use super::RemoteInfo;
+use super::inventory::{KnownInventory, Pending, TrickleQueue};
+use super::liveness::{Liveness, Timeouts};
+use super::rules::{BloomPolicy, Preferences, Rule, classify, learned_inventory};
+use crate::wire::version::is_defined;
+use crate::wire::{Inventory, Message};
+
+/// One connection's protocol state: see the [module](self).
+#[derive(Debug)]
+pub struct ProtocolState {
+    /// What the remote knows (R-S4).
+    pub known: KnownInventory,
+    /// Announcements waiting for the trickle tick (R-S3).
+    pub trickle: TrickleQueue,
+    /// Deadlines, from the end of the handshake.
+    pub liveness: Option<Liveness>,
+    /// What the handshake learned, once the remote's version is in.
+    pub remote: Option<RemoteInfo>,
+    /// The remote's preferences.
+    pub prefs: Preferences,
+    /// The remote's relay flag, then switched on by `filterload` / `filterclear` (BIP37).
+    pub relay: bool,
+    /// Announcements refused (transactions to a remote that wants none, or of the wrong id kind).
+    pub refused_announcements: u64,
+    /// Messages of commands we do not know.
+    pub unknown_received: u64,
+    /// Messages ignored, as Core ignores them.
+    pub ignored_received: u64,
+    /// Our ping in flight: its nonce and when it was written.
+    pub ping_outstanding: Option<(u64, Instant)>,
+    /// The last round trip.
+    pub last_rtt: Option<Duration>,
+    /// The smallest round trip.
+    pub min_rtt: Option<Duration>,
+}
+
+/// What became of an announcement ([`ProtocolState::announce`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announced {
+    /// Waiting for the tick; `scheduled` when this announcement scheduled it (tell the timer).
+    Queued {
+        /// This announcement scheduled the tick.
+        scheduled: bool,
+    },
+    /// A transaction to a remote that asked for none: refused and counted.
+    NotWanted,
+    /// The remote knows it already.
+    Known,
+    /// Too many announcements are waiting.
+    Full,
+}
+
+impl ProtocolState {
+    /// A fresh state remembering up to `known_capacity` items, with up to `trickle_limit`
+    /// announcements waiting.
+    pub fn new(known_capacity: usize, trickle_limit: usize) -> Self {
+        ProtocolState {
+            known: KnownInventory::new(known_capacity),
+            trickle: TrickleQueue::new(trickle_limit),
+            liveness: None,
+            remote: None,
+            prefs: Preferences::default(),
+            relay: true,
+            refused_announcements: 0,
+            unknown_received: 0,
+            ignored_received: 0,
+            ping_outstanding: None,
+            last_rtt: None,
+            min_rtt: None,
+        }
+    }
+
+    /// The negotiated version (`ours` until the remote's version is in).
+    pub fn negotiated(&self, ours: u32) -> u32 {
+        self.remote.as_ref().map_or(ours, |r| r.negotiated_version)
+    }
+
+    /// The remote's version arrived: its details and relay flag are recorded.
+    pub fn version_received(&mut self, info: &RemoteInfo) {
+        self.relay = info.version.relay;
+        self.remote = Some(info.clone());
+    }
+
+    /// The handshake completed at `now`: the deadlines start, and announcements queued before it
+    /// go out at the first tick.
+    pub fn handshake_complete(&mut self, info: RemoteInfo, timeouts: Timeouts, now: Instant) {
+        let mut liveness = Liveness::new(timeouts, now);
+        liveness.handshake_complete(now);
+        if !self.trickle.is_empty() {
+            liveness.schedule_trickle(now, Duration::ZERO);
+        }
+        self.liveness = Some(liveness);
+        self.remote = Some(info);
+    }
+
+    /// A frame was ignored.
+    pub fn ignored(&mut self) {
+        self.ignored_received = self.ignored_received.saturating_add(1);
+    }
+
+    /// A message after the handshake: the remote is alive and may have answered a request; what it
+    /// announced or sent it knows; then the peer's own rule for it (R-R3 … R-R6), with what the
+    /// rule records (preferences, relay, a pong's round trip, an unknown command) applied here.
+    /// Returns the rule and, for a pong answering our ping, its round trip.
+    pub fn receive(
+        &mut self,
+        message: &Message,
+        payload_len: usize,
+        ours: u32,
+        bloom: BloomPolicy,
+        now: Instant,
+    ) -> (Rule, Option<Duration>) {
+        let negotiated = self.negotiated(ours);
+        let command = message.command();
+        if let Some(l) = self.liveness.as_mut() {
+            l.received(command, now);
+        }
+        if is_defined(command, negotiated) {
+            let known = &mut self.known;
+            learned_inventory(message, |inv| known.insert(inv));
+        }
+        let rule = classify(message, payload_len, negotiated, bloom, &mut self.prefs);
+        let mut rtt = None;
+        match &rule {
+            Rule::Ignore => self.ignored(),
+            Rule::Deliver(builtin) => {
+                if let Some(nonce) = builtin.pong_received {
+                    rtt = self.pong(nonce, now);
+                }
+                if builtin.relay_on {
+                    self.relay = true;
+                }
+                if builtin.unknown {
+                    self.unknown_received = self.unknown_received.saturating_add(1);
+                }
+            }
+            _ => {}
+        }
+        (rule, rtt)
+    }
+
+    /// Our ping with `nonce` was written at `now`.
+    pub fn ping_sent(&mut self, nonce: u64, now: Instant) {
+        self.ping_outstanding = Some((nonce, now));
+    }
+
+    /// A pong arrived: if it answers the outstanding ping, the round trip is recorded and returned.
+    pub fn pong(&mut self, nonce: u64, now: Instant) -> Option<Duration> {
+        match self.ping_outstanding {
+            Some((n, sent)) if n == nonce => {
+                let rtt = now.saturating_duration_since(sent);
+                self.ping_outstanding = None;
+                self.last_rtt = Some(rtt);
+                self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+                if let Some(l) = self.liveness.as_mut() {
+                    l.pong();
+                }
+                Some(rtt)
+            }
+            _ => None,
+        }
+    }
+
+    /// A block announcement: true (and marked known) unless the remote knows it. Checked and marked
+    /// in one step, so two callers cannot both announce it; [`KnownInventory::remove`] gives it
+    /// back if it could not be queued.
+    pub fn announce_block(&mut self, inv: &Inventory) -> bool {
+        let fresh = !self.known.contains(inv);
+        if fresh {
+            self.known.insert(inv);
+        }
+        fresh
+    }
+
+    /// Queues an announcement for the trickle tick unless the remote knows it or wants no
+    /// transactions, marking it known at once so that a second request before the tick is not a
+    /// duplicate. The first item waiting schedules the tick after `delay()` (the caller's Poisson
+    /// delay, or a node-wide instant for inbound peers as Core's `NextInvToInbounds`).
+    pub fn announce(&mut self, item: Pending, now: Instant, delay: impl FnOnce() -> Duration) -> Announced {
+        if item.is_transaction() && !self.relay {
+            // Core disconnects a block-relay-only peer that announces a transaction to it.
+            self.refused_announcements = self.refused_announcements.saturating_add(1);
+            return Announced::NotWanted;
+        }
+        let keys = item.keys();
+        if keys.iter().flatten().any(|k| self.known.contains_key(k)) {
+            return Announced::Known;
+        }
+        if !self.trickle.push(item) {
+            return Announced::Full;
+        }
+        for k in keys.into_iter().flatten() {
+            self.known.insert_key(k);
+        }
+        let mut scheduled = false;
+        if let Some(l) = self.liveness.as_mut().filter(|l| !l.trickle_scheduled()) {
+            l.schedule_trickle(now, delay());
+            scheduled = true;
+        }
+        Announced::Queued { scheduled }
+    }
+
+    /// Takes everything waiting for the tick: the items that may go out and their inventory
+    /// entries. Transactions the remote must not get (it asked for none, or they are named by the
+    /// kind of id the negotiation excludes) are left out, counted, and forgotten as known.
+    pub fn take_trickle(&mut self) -> (Vec<Pending>, Vec<Inventory>) {
+        let wtxid_relay = self.remote.as_ref().is_some_and(|r| r.wtxid_relay);
+        let items = self.trickle.take();
+        let mut kept = Vec::with_capacity(items.len());
+        let mut announce = Vec::with_capacity(items.len());
+        for item in items {
+            match item.announce(wtxid_relay, self.relay) {
+                Some(inv) => {
+                    kept.push(item);
+                    announce.push(inv);
+                }
+                None => {
+                    self.refused_announcements = self.refused_announcements.saturating_add(1);
+                    // Never announced, so the remote does not know it.
+                    for key in item.keys().into_iter().flatten() {
+                        self.known.remove_key(&key);
+                    }
+                }
+            }
+        }
+        (kept, announce)
+    }
+
+    /// Items that could not be queued go back for a tick after `delay`.
+    pub fn requeue(&mut self, rest: &[Pending], now: Instant, delay: Duration) {
+        for item in rest {
+            self.trickle.push(*item);
+        }
+        if let Some(l) = self.liveness.as_mut() {
+            l.schedule_trickle(now, delay);
+        }
+    }
+}
