@@ -3,7 +3,6 @@
 //! to the one before; where the genesis block is unknown (simnet, a custom magic), from the
 //! remote's, learnt from the first header's parent (see `connect`'s module docs).
 
-use crate::report::Failure;
 use std::time::{Duration, Instant};
 
 use btcpeer::bitcoin::BlockHash;
@@ -11,9 +10,32 @@ use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::hashes::Hash;
 use btcpeer::peer::Peer;
 use btcpeer::wire::limits::MAX_HEADERS;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::EXIT_FAILURE;
+use crate::events::millis;
+use crate::report::Failure;
+
+/// Where a header sync starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncFrom {
+    /// The network's genesis block, which btcpeer knows.
+    Genesis(BlockHash),
+    /// The remote's genesis block, learnt from the first header's parent (simnet, a custom magic).
+    RemoteGenesis,
+}
+
+/// What the `headers` events of `connect` and `demo` have in common.
+#[derive(Serialize, Debug, Clone)]
+pub(crate) struct HeadersDone {
+    pub(crate) peer: u64,
+    /// Headers received, genesis excluded.
+    pub(crate) count: u64,
+    /// The last header's hash, display order.
+    pub(crate) tip: String,
+    pub(crate) batches: u64,
+    pub(crate) elapsed_ms: u64,
+}
 
 /// What a headers sync fetched.
 #[derive(Debug, Clone, Copy)]
@@ -34,17 +56,15 @@ impl Synced {
         rate(self.count, self.elapsed)
     }
 
-    /// The `headers` event.
-    pub(crate) fn event(&self, peer: u64) -> serde_json::Value {
-        json!({
-            "event": "headers",
-            "peer": peer,
-            "count": self.count,
-            "tip": self.tip.to_string(),
-            "batches": self.batches,
-            "elapsed_ms": u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
-            "headers_per_sec": self.rate(),
-        })
+    /// The keys of the `headers` event.
+    pub(crate) fn done(&self, peer: u64) -> HeadersDone {
+        HeadersDone {
+            peer,
+            count: self.count,
+            tip: self.tip.to_string(),
+            batches: self.batches,
+            elapsed_ms: millis(self.elapsed),
+        }
     }
 }
 
@@ -76,8 +96,12 @@ pub(crate) struct HeaderSync {
 }
 
 impl HeaderSync {
-    /// A sync from `genesis`, or, when `None`, from the remote's own genesis block.
-    pub(crate) fn new(genesis: Option<BlockHash>) -> HeaderSync {
+    /// A sync from `from`.
+    pub(crate) fn new(from: SyncFrom) -> HeaderSync {
+        let genesis = match from {
+            SyncFrom::Genesis(hash) => Some(hash),
+            SyncFrom::RemoteGenesis => None,
+        };
         HeaderSync {
             started: Instant::now(),
             // A locator of the zero hash, which no chain has, makes Core and btcd answer from

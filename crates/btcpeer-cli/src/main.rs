@@ -9,6 +9,7 @@ mod bench_crypto;
 mod connect;
 mod decode;
 mod demo;
+mod events;
 mod fields;
 mod headers;
 mod listen;

@@ -57,18 +57,20 @@
 //! with one line on stderr saying which; 2 usage error; 3 a step timed out (see `--timeout`).
 
 mod client;
+mod event;
 mod node;
 mod script;
 mod view;
 
 use client::*;
+use event::*;
 use node::*;
 use script::*;
 use view::*;
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
+use std::fmt;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -90,15 +92,17 @@ use btcpeer::wire::limits::MAX_HEADERS;
 use btcpeer::wire::types::{GetBlocksMessage, GetHeadersMessage};
 use btcpeer::wire::{Inventory, Message};
 use bytes::Bytes;
-use serde_json::{Value, json};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::connect::{interrupted, nonce};
-use crate::report::{
-    Failure, TransportArg, exit_code, handshake_event, parse_positive_secs, parse_secs, secs, stats_event,
-};
+use crate::events::{Handshake, Stats, json_line, micros, millis, print_line};
+use crate::fields::addrv2_network;
+use crate::headers::{HeadersDone, SyncFrom};
+use crate::report::{Failure, TransportArg, exit_code, parse_positive_secs, parse_secs, secs};
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT};
 
 /// Blocks in the demo chain, genesis included: two `headers` batches (2,000 and 499).
@@ -143,10 +147,6 @@ pub struct DemoArgs {
     /// block, the relayed announcements.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_positive_secs)]
     pub timeout: Duration,
-}
-
-pub(super) fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -225,7 +225,7 @@ pub(super) enum Role {
 
 /// What every part of the demo shares: the event channel, the peers, the counts.
 pub(super) struct Shared {
-    pub(super) events: mpsc::UnboundedSender<Value>,
+    pub(super) events: mpsc::UnboundedSender<DemoEvent>,
     pub(super) rows: Mutex<Vec<(Peer, Role)>>,
     pub(super) served: Mutex<HashMap<u64, Served>>,
     pub(super) tally: Tally,
@@ -234,7 +234,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn emit(&self, event: Value) {
+    pub(super) fn emit(&self, event: DemoEvent) {
         // The receiver lives until the end; a send after that has nobody to tell.
         let _ = self.events.send(event);
     }
@@ -242,13 +242,6 @@ impl Shared {
     pub(super) fn serve(&self, peer: &Peer, f: impl FnOnce(&mut Served)) {
         f(lock(&self.served).entry(peer.id()).or_default());
     }
-}
-
-/// The handshake event, with the side it was seen from.
-pub(super) fn handshake(peer: &Peer, remote: &RemoteInfo) -> Value {
-    let mut event = handshake_event(peer, remote);
-    event["direction"] = json!(peer.direction().as_str());
-    event
 }
 
 /// Runs `btcpeer demo`; returns the exit code.
@@ -327,14 +320,13 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
     let transports: Vec<Transport> = (0..n).map(|i| transport_of(args.transport, i)).collect();
     let v2s = transports.iter().filter(|t| **t == Transport::V2).count();
     let v1s = n.saturating_sub(v2s);
-    shared.emit(json!({
-        "event": "start",
-        "listen": node_addr.to_string(),
-        "network": "regtest",
-        "peers": n,
-        "transport": args.transport.as_str(),
-        "blocks": chain.len(),
-    }));
+    shared.emit(DemoEvent::Start {
+        listen: node_addr.to_string(),
+        network: "regtest",
+        peers: n,
+        transport: args.transport.as_str(),
+        blocks: chain.len(),
+    });
 
     // The node: accept, serve, relay.
     let accept_shared = shared.clone();
@@ -372,17 +364,11 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
         scripts.spawn(client(ctx.clone(), i, *t));
     }
 
-    let mut view = View {
-        mode,
-        shared: shared.clone(),
-        title: format!(
-            "regtest node on {node_addr} · {n} outbound peers ({v1s} v1, {v2s} v2) · {} blocks",
-            group(chain.len() as u64)
-        ),
-        started,
-        log: VecDeque::new(),
-        drawn: 0,
-    };
+    let title = format!(
+        "regtest node on {node_addr} · {n} outbound peers ({v1s} v1, {v2s} v2) · {} blocks",
+        group(chain.len() as u64)
+    );
+    let mut view = View::new(mode, shared.clone(), title, started);
     let mut failure: Option<Failure> = None;
     let mut tick = tokio::time::interval(REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -422,7 +408,7 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
     let peers: Vec<Peer> = lock(&shared.rows).iter().map(|(p, _)| p.clone()).collect();
     if mode == Mode::Json {
         for p in &peers {
-            view.event(&stats_event(&p.stats()));
+            view.event(&DemoEvent::Stats(Box::new(Stats::from(&p.stats()))));
         }
     }
     view.finish();
@@ -441,14 +427,10 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
     accepting.abort();
 
     let message = failure.as_ref().map(|(_, m)| m.as_str());
-    let s = summary(&shared, n, started.elapsed(), message);
+    let summary = Summary::new(&shared, n, started.elapsed(), message);
     match mode {
-        Mode::Json => view.print(&s.to_string()),
-        Mode::Plain | Mode::Live => {
-            for line in summary_lines(&s) {
-                view.print(&line);
-            }
-        }
+        Mode::Json => view.print(&json_line(&DemoEvent::Summary(summary))),
+        Mode::Plain | Mode::Live => view.print(&summary.to_string()),
     }
     match failure {
         None => EXIT_OK,
