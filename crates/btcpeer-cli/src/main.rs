@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_crypto;
+mod bench_report;
 mod connect;
 mod decode;
 mod demo;
