@@ -39,7 +39,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use crate::bench_crypto;
-use crate::bench_report::{BenchReport, Figures, LayoutNames, Rated, ScaleFigures};
+use crate::bench_report::{BenchReport, Figures, LayoutNames, Rated, ScaleFigures, V2Costs};
 use crate::events::{json_line, millis};
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT};
 
@@ -568,9 +568,11 @@ async fn driver(args: BenchArgs, timeout: Duration) -> Result<String, BenchError
         // What a v2 packet costs beside what a v1 frame costs (its checksum), and a handshake
         // beside its curve work.
         let (aead, ratio) = bench_crypto::aead_figures();
-        report.aead_mbps = Some(aead.round());
-        report.aead_over_sha256d = Some((ratio * 100.0).round() / 100.0);
-        report.v2_handshake = Some(bench_crypto::handshake_figures().await?);
+        report.v2_costs = Some(V2Costs {
+            aead_mbps: aead.round(),
+            aead_over_sha256d: (ratio * 100.0).round() / 100.0,
+            v2_handshake: bench_crypto::handshake_figures().await?,
+        });
     }
     for t in [Measured::V1, Measured::V2] {
         if args.transport.includes(t) {

@@ -99,27 +99,41 @@ pub struct ScaleFigures {
     pub teardown_ms: u64,
 }
 
+/// What a v2 packet and a v2 handshake cost, beside what v1's do.
+#[derive(Serialize, Debug, Clone, Copy)]
+pub struct V2Costs {
+    /// The BIP324 packet AEAD on 1 MB, one core, in MB/s.
+    pub aead_mbps: f64,
+    /// `aead_mbps` over the v1 checksum's (`sha256d`) rate, the two measured in alternating slices.
+    pub aead_over_sha256d: f64,
+    pub v2_handshake: HandshakeFigures,
+}
+
 /// The `bench` event: every figure measured (what was not measured is left out).
 #[derive(Serialize, Debug, Clone, Default)]
 #[serde(tag = "event", rename = "bench")]
 pub struct BenchReport {
+    /// The baseline: `sha256d` over 1 MB on one core, in MB/s.
     pub sha256d_mbps: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub aead_mbps: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub aead_over_sha256d: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub v2_handshake: Option<HandshakeFigures>,
+    /// With v2 measured.
+    #[serde(flatten)]
+    pub v2_costs: Option<V2Costs>,
+    /// With `--transport v1` or `both`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v1: Option<Rated>,
+    /// With `--transport v2` or `both`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v2: Option<Rated>,
+    /// Each v2 rate over its v1 counterpart, with both measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v2_over_v1: Option<BTreeMap<&'static str, f64>>,
+    /// Idle v1 peers (none with `--peers 0`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale: Option<ScaleFigures>,
+    /// Idle v2 peers (none with `--peers 0`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale_v2: Option<ScaleFigures>,
+    /// An idle v2 peer's resident memory minus an idle v1 one's, with both scales measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v2_idle_extra_bytes: Option<i64>,
 }
@@ -152,10 +166,8 @@ impl fmt::Display for BenchReport {
             write!(f, "\n{label:<40} {:>12} {:>12}", cell(v1.as_ref()), cell(v2.as_ref()))?;
         }
         write!(f, "\n* both peers on one worker thread; the other figures with each node on its own thread")?;
-        if let (Some(aead), Some(ratio)) = (self.aead_mbps, self.aead_over_sha256d) {
-            write!(f, "\nv2 packet AEAD (1 MB, one core): {aead:.0} MB/s, {ratio} × sha256d")?;
-        }
-        if let Some(h) = &self.v2_handshake {
+        if let Some(V2Costs { aead_mbps, aead_over_sha256d, v2_handshake: h }) = &self.v2_costs {
+            write!(f, "\nv2 packet AEAD (1 MB, one core): {aead_mbps:.0} MB/s, {aead_over_sha256d} × sha256d")?;
             write!(
                 f,
                 "\nv2 handshake in memory, both sides: {} µs, {} × its curve work ({} µs)",

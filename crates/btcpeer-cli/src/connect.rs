@@ -85,7 +85,7 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::events::{Disconnect, Dropped, Event, Handshake, Recv, Stats, event_from, micros, pong_text};
+use crate::events::{Event, PeerEvent, micros, pong_text};
 use crate::headers::{HeaderSync, HeadersDone, SyncFrom, Synced, rate};
 use crate::report::{
     Failure, Output, PeerArgs, PongSeen, Reporter, TransportArg, exit_code, parse_positive_secs, parse_secs,
@@ -98,47 +98,27 @@ use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE};
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ConnectEvent {
     /// `--transport auto`: the remote hung up on our v2 handshake; dialing again in v1.
-    Retry {
-        peer: u64,
-        transport: &'static str,
-        reason: String,
-        kind: &'static str,
+    Retry { peer: u64, transport: &'static str, reason: String, kind: &'static str },
+    /// With `--headers`: the remote had no more.
+    Headers {
+        #[serde(flatten)]
+        done: HeadersDone,
+        headers_per_sec: u64,
     },
-    Recv(Recv),
-    Dropped(Dropped),
-    Handshake(Handshake),
-    Headers(HeadersSynced),
-    Pong {
-        peer: u64,
-        seq: u32,
-        nonce: u64,
-        rtt_us: u64,
-    },
-    Stats(Box<Stats>),
-    Disconnect(Disconnect),
-}
-
-event_from!(ConnectEvent: Recv(Recv), Dropped(Dropped), Handshake(Handshake), Stats(Stats), Disconnect(Disconnect));
-
-/// The `headers` event of `connect`: the sync's figures and its rate.
-#[derive(Serialize, Debug)]
-pub struct HeadersSynced {
-    #[serde(flatten)]
-    done: HeadersDone,
-    headers_per_sec: u64,
+    /// With `--ping N`: a pong answering ping `seq`.
+    Pong { peer: u64, seq: u32, nonce: u64, rtt_us: u64 },
+    /// `recv`, `dropped`, `handshake`, `stats`, `disconnect`.
+    #[serde(untagged)]
+    Peer(PeerEvent),
 }
 
 impl Event for ConnectEvent {
     fn peer(&self) -> Option<u64> {
-        Some(match self {
-            ConnectEvent::Retry { peer, .. } | ConnectEvent::Pong { peer, .. } => *peer,
-            ConnectEvent::Recv(e) => e.peer,
-            ConnectEvent::Dropped(e) => e.peer,
-            ConnectEvent::Handshake(e) => e.peer,
-            ConnectEvent::Headers(e) => e.done.peer,
-            ConnectEvent::Stats(e) => e.peer,
-            ConnectEvent::Disconnect(e) => e.peer,
-        })
+        match self {
+            ConnectEvent::Retry { peer, .. } | ConnectEvent::Pong { peer, .. } => Some(*peer),
+            ConnectEvent::Headers { done, .. } => Some(done.peer),
+            ConnectEvent::Peer(e) => e.peer(),
+        }
     }
 }
 
@@ -146,17 +126,13 @@ impl fmt::Display for ConnectEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnectEvent::Retry { transport, reason, .. } => write!(f, "retry: {reason}; dialing again in {transport}"),
-            ConnectEvent::Recv(e) => e.fmt(f),
-            ConnectEvent::Dropped(e) => e.fmt(f),
-            ConnectEvent::Handshake(e) => e.fmt(f),
-            ConnectEvent::Headers(HeadersSynced { done, headers_per_sec }) => write!(
+            ConnectEvent::Headers { done, headers_per_sec } => write!(
                 f,
                 "headers: {} in {} batches, tip {}, {headers_per_sec} headers/s",
-                done.count, done.batches, done.tip
+                done.synced.count, done.synced.batches, done.synced.tip
             ),
             ConnectEvent::Pong { rtt_us, .. } => f.write_str(&pong_text(*rtt_us)),
-            ConnectEvent::Stats(e) => e.fmt(f),
-            ConnectEvent::Disconnect(e) => e.fmt(f),
+            ConnectEvent::Peer(e) => e.fmt(f),
         }
     }
 }
@@ -336,7 +312,7 @@ async fn attempt(
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr();
     let (tx, mut pongs) = mpsc::unbounded_channel();
-    let mut reporter = Reporter::<ConnectEvent>::new(out, args.listen.is_some(), Some(tx));
+    let mut reporter = Reporter::new(out, ConnectEvent::Peer, args.listen.is_some(), Some(tx));
     let mut headers = None;
     if let Some(from) = sync_from {
         let (tx, rx) = mpsc::channel(HEADERS_BACKLOG);
@@ -376,13 +352,13 @@ async fn attempt(
         Err(_) => Err((EXIT_TIMEOUT, format!("handshake timed out after {}", secs(limit)))),
     };
 
-    out.emit(&ConnectEvent::from(Stats::from(&peer.stats())));
+    out.emit(&ConnectEvent::Peer(PeerEvent::stats(&peer.stats())));
     peer.disconnect();
     let reason = match tokio::time::timeout(limit, peer.wait_for_disconnect()).await {
         Ok(reason) => reason,
         Err(_) => peer.disconnect_reason().unwrap_or(DisconnectReason::LocalRequest),
     };
-    out.emit(&ConnectEvent::from(Disconnect::new(&peer, &reason)));
+    out.emit(&ConnectEvent::Peer(PeerEvent::disconnect(&peer, &reason)));
     match result {
         Ok(()) => Attempt::Exit(EXIT_OK),
         Err((code, message)) => {
@@ -423,10 +399,7 @@ async fn converse(
         let synced = sync_headers(peer, from, limit, &mut batches, progress).await?;
         // Later headers messages (announcements) find the channel closed and are dropped.
         drop(batches);
-        out.emit(&ConnectEvent::Headers(HeadersSynced {
-            done: synced.done(peer.id()),
-            headers_per_sec: synced.rate(),
-        }));
+        out.emit(&ConnectEvent::Headers { done: synced.done(peer.id()), headers_per_sec: synced.rate() });
     }
 
     for seq in 1..=args.ping {

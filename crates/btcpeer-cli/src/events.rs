@@ -2,9 +2,10 @@
 //!
 //! Each subcommand has its own event enum (`ConnectEvent`, `ListenEvent`, `DemoEvent`,
 //! `DecodeEvent`) or report (`BenchReport`), `#[derive(Serialize)]` for `--json` (one object per
-//! line, `"event"` first) and `Display` for the readable line. The payloads several of them share
-//! live here: the `handshake`, `recv`, `dropped`, `stats` and `disconnect` events of a peer. Their
-//! keys are documented in `crates/btcpeer-cli/EVENTS.md`.
+//! line, `"event"` first) and `Display` for the readable line. What several of them share lives
+//! here: the events of a peer (`PeerEvent`: `recv`, `dropped`, `handshake`, `stats`,
+//! `disconnect`) and the `Handshake` and `Stats` payloads. Their keys are documented in
+//! `crates/btcpeer-cli/EVENTS.md`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -121,53 +122,66 @@ impl fmt::Display for Handshake {
     }
 }
 
-/// The `recv` event: a frame read.
-#[derive(Serialize, Debug, Clone)]
-pub struct Recv {
-    pub peer: u64,
-    pub command: String,
-    /// Bytes on the wire.
-    pub size: usize,
+/// The events of a peer that `connect` and `listen` both print; their own enums carry these as
+/// an untagged variant, so that each keeps its own `"event"` name.
+#[derive(Serialize, Debug)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum PeerEvent {
+    /// A frame read; `size` is its bytes on the wire.
+    Recv {
+        peer: u64,
+        command: String,
+        size: usize,
+    },
+    /// A frame dropped unread, as Bitcoin Core drops it.
+    Dropped {
+        peer: u64,
+        reason: String,
+        size: usize,
+    },
+    Handshake(Handshake),
+    Stats(Box<Stats>),
+    /// `kind` is a stable name: `local_request`, `remote_closed` …
+    Disconnect {
+        peer: u64,
+        reason: String,
+        kind: &'static str,
+    },
 }
 
-impl fmt::Display for Recv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "recv {} {} bytes", self.command, self.size)
+impl PeerEvent {
+    /// The `stats` event for `stats`.
+    pub fn stats(stats: &PeerStats) -> PeerEvent {
+        PeerEvent::Stats(Box::new(Stats::from(stats)))
+    }
+
+    /// The `disconnect` event for `peer`, which ended for `reason`.
+    pub fn disconnect(peer: &Peer, reason: &DisconnectReason) -> PeerEvent {
+        PeerEvent::Disconnect { peer: peer.id(), reason: reason.to_string(), kind: reason.kind() }
     }
 }
 
-/// The `dropped` event: a frame dropped unread, as Bitcoin Core drops it.
-#[derive(Serialize, Debug, Clone)]
-pub struct Dropped {
-    pub peer: u64,
-    pub reason: String,
-    pub size: usize,
-}
-
-impl fmt::Display for Dropped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "dropped {} bytes: {}", self.size, self.reason)
+impl Event for PeerEvent {
+    fn peer(&self) -> Option<u64> {
+        Some(match self {
+            PeerEvent::Recv { peer, .. } | PeerEvent::Dropped { peer, .. } | PeerEvent::Disconnect { peer, .. } => {
+                *peer
+            }
+            PeerEvent::Handshake(h) => h.peer,
+            PeerEvent::Stats(s) => s.peer,
+        })
     }
 }
 
-/// The `disconnect` event.
-#[derive(Serialize, Debug, Clone)]
-pub struct Disconnect {
-    pub peer: u64,
-    pub reason: String,
-    /// A stable name: `local_request`, `remote_closed` …
-    pub kind: &'static str,
-}
-
-impl Disconnect {
-    pub fn new(peer: &Peer, reason: &DisconnectReason) -> Disconnect {
-        Disconnect { peer: peer.id(), reason: reason.to_string(), kind: reason.kind() }
-    }
-}
-
-impl fmt::Display for Disconnect {
+impl fmt::Display for PeerEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "disconnect: {} ({})", self.reason, self.kind)
+        match self {
+            PeerEvent::Recv { command, size, .. } => write!(f, "recv {command} {size} bytes"),
+            PeerEvent::Dropped { reason, size, .. } => write!(f, "dropped {size} bytes: {reason}"),
+            PeerEvent::Handshake(h) => h.fmt(f),
+            PeerEvent::Stats(s) => s.fmt(f),
+            PeerEvent::Disconnect { reason, kind, .. } => write!(f, "disconnect: {reason} ({kind})"),
+        }
     }
 }
 
@@ -209,48 +223,57 @@ pub struct CompactBlocks {
 /// Unix seconds, `per_command` keyed by command.
 #[derive(Serialize, Debug, Clone)]
 pub struct Stats {
+    /// The peer's id, twice: `peer` as in every event, `id` as in the snapshot.
     pub peer: u64,
     pub id: u64,
     pub addr: String,
     pub local_addr: Option<String>,
     pub direction: &'static str,
     pub transport: &'static str,
+    /// What the remote's `version` said.
     pub services: u64,
     pub service_names: Vec<&'static str>,
     pub version: u32,
     pub negotiated_version: u32,
     pub user_agent: String,
+    /// Heights: the remote's at the handshake, and the last block it announced.
     pub start_height: i32,
     pub last_block_height: i32,
     pub time_offset: i64,
+    /// Times, in Unix seconds (null until they happen).
     pub connected_at: Option<u64>,
     pub handshake_at: Option<u64>,
     pub last_send: Option<u64>,
     pub last_recv: Option<u64>,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub messages_sent: u64,
-    pub messages_received: u64,
+    /// Messages and bytes each way, in all.
+    #[serde(flatten)]
+    pub totals: Traffic,
+    /// The same per command, keyed by command.
     pub per_command: BTreeMap<String, Traffic>,
     /// What the remote sent that was dropped or of a command btcpeer does not know (C-1, C-3).
     pub per_command_other: Traffic,
     pub unknown_received: u64,
+    /// Ignored and dropped as Bitcoin Core does.
     pub ignored_received: u64,
     pub dropped_frames: u64,
     /// The remote wants transaction announcements.
     pub relay: bool,
     pub refused_announcements: u64,
+    /// Ping round trips, in microseconds (null before the first pong).
     pub last_ping_rtt_us: Option<u64>,
     pub min_ping_rtt_us: Option<u64>,
     pub outstanding_ping: Option<OutstandingPing>,
+    /// What the remote asked for: `sendheaders`, `sendaddrv2`, `wtxidrelay`, `sendcmpct`, `feefilter`.
     pub wants_headers: bool,
     pub wants_addrv2: bool,
     pub wtxid_relay: bool,
     pub compact_blocks: Option<CompactBlocks>,
     pub fee_filter: Option<i64>,
+    /// What waits to be sent, and the inventory the remote is known to have.
     pub queued_messages: usize,
     pub queued_bytes: usize,
     pub known_inventory: usize,
+    /// Why the peer ended (null while connected).
     pub disconnect_reason: Option<String>,
     pub disconnect_kind: Option<&'static str>,
 }
@@ -276,10 +299,12 @@ impl From<&PeerStats> for Stats {
             handshake_at: unix_secs(s.handshake_at),
             last_send: unix_secs(s.last_send),
             last_recv: unix_secs(s.last_recv),
-            bytes_sent: s.bytes_sent,
-            bytes_received: s.bytes_received,
-            messages_sent: s.messages_sent,
-            messages_received: s.messages_received,
+            totals: Traffic {
+                messages_sent: s.messages_sent,
+                bytes_sent: s.bytes_sent,
+                messages_received: s.messages_received,
+                bytes_received: s.bytes_received,
+            },
             per_command: s.per_command.iter().map(|(command, c)| (command.to_string(), Traffic::from(c))).collect(),
             per_command_other: Traffic::from(s.per_command.other()),
             unknown_received: s.unknown_received,
@@ -314,10 +339,10 @@ impl fmt::Display for Stats {
             self.addr,
             self.direction,
             self.transport,
-            self.messages_sent,
-            self.bytes_sent,
-            self.messages_received,
-            self.bytes_received,
+            self.totals.messages_sent,
+            self.totals.bytes_sent,
+            self.totals.messages_received,
+            self.totals.bytes_received,
         )?;
         if self.last_ping_rtt_us.is_some() {
             write!(
@@ -356,14 +381,12 @@ pub fn pong_text(rtt_us: u64) -> String {
     format!("pong: {}", ms_text(Some(rtt_us)))
 }
 
-/// Implements `From<Payload>` for a subcommand's event enum, one variant per shared payload.
-macro_rules! event_from {
-    ($event:ident: $($variant:ident($payload:ty)),+ $(,)?) => {
-        $(impl From<$payload> for $event {
-            fn from(p: $payload) -> $event {
-                $event::$variant(p.into())
-            }
-        })+
-    };
+/// Serializes with `Display` (hashes as in their display order).
+pub fn display<T: fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
 }
-pub(crate) use event_from;
+
+/// Serializes a duration as whole milliseconds.
+pub fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(millis(*d))
+}

@@ -13,7 +13,7 @@ use btcpeer::wire::limits::MAX_HEADERS;
 use serde::Serialize;
 
 use crate::EXIT_FAILURE;
-use crate::events::millis;
+use crate::events::{as_millis, display};
 use crate::report::Failure;
 
 /// Where a header sync starts.
@@ -25,28 +25,27 @@ pub(crate) enum SyncFrom {
     RemoteGenesis,
 }
 
-/// What the `headers` events of `connect` and `demo` have in common.
+/// What the `headers` events of `connect` and `demo` have in common: the peer and what it sent.
 #[derive(Serialize, Debug, Clone)]
 pub(crate) struct HeadersDone {
     pub(crate) peer: u64,
-    /// Headers received, genesis excluded.
-    pub(crate) count: u64,
-    /// The last header's hash, display order.
-    pub(crate) tip: String,
-    pub(crate) batches: u64,
-    pub(crate) elapsed_ms: u64,
+    #[serde(flatten)]
+    pub(crate) synced: Synced,
 }
 
-/// What a headers sync fetched.
-#[derive(Debug, Clone, Copy)]
+/// What a headers sync fetched, as the `headers` events show it (`tip` in display order,
+/// `elapsed_ms`).
+#[derive(Debug, Clone, Copy, Serialize)]
 pub(crate) struct Synced {
     /// Headers received (genesis excluded).
     pub(crate) count: u64,
     /// The last header's hash (the genesis block's, or zero when unknown, if none came).
+    #[serde(serialize_with = "display")]
     pub(crate) tip: BlockHash,
     /// Answers received, an empty last one included.
     pub(crate) batches: u64,
     /// How long it took.
+    #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
     pub(crate) elapsed: Duration,
 }
 
@@ -58,13 +57,7 @@ impl Synced {
 
     /// The keys of the `headers` event.
     pub(crate) fn done(&self, peer: u64) -> HeadersDone {
-        HeadersDone {
-            peer,
-            count: self.count,
-            tip: self.tip.to_string(),
-            batches: self.batches,
-            elapsed_ms: millis(self.elapsed),
-        }
+        HeadersDone { peer, synced: *self }
     }
 }
 

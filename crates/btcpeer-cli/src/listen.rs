@@ -46,7 +46,7 @@ use serde::Serialize;
 use tokio::task::{Id, JoinSet};
 
 use crate::connect::interrupted;
-use crate::events::{Disconnect, Dropped, Event, Handshake, Recv, Stats, event_from};
+use crate::events::{Event, PeerEvent};
 use crate::report::{Output, PeerArgs, Reporter, parse_secs, parse_target};
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
@@ -68,25 +68,17 @@ pub enum ListenEvent {
         addr: String,
         reason: String,
     },
-    Recv(Recv),
-    Dropped(Dropped),
-    Handshake(Handshake),
-    Stats(Box<Stats>),
-    Disconnect(Disconnect),
+    /// A peer's `recv`, `dropped`, `handshake`, `stats` and `disconnect` events, as in `connect`.
+    #[serde(untagged)]
+    Peer(PeerEvent),
 }
-
-event_from!(ListenEvent: Recv(Recv), Dropped(Dropped), Handshake(Handshake), Stats(Stats), Disconnect(Disconnect));
 
 impl Event for ListenEvent {
     fn peer(&self) -> Option<u64> {
         match self {
             ListenEvent::Listening { .. } | ListenEvent::Refused { .. } => None,
             ListenEvent::Accept { peer, .. } => Some(*peer),
-            ListenEvent::Recv(e) => Some(e.peer),
-            ListenEvent::Dropped(e) => Some(e.peer),
-            ListenEvent::Handshake(e) => Some(e.peer),
-            ListenEvent::Stats(e) => Some(e.peer),
-            ListenEvent::Disconnect(e) => Some(e.peer),
+            ListenEvent::Peer(e) => e.peer(),
         }
     }
 }
@@ -97,11 +89,7 @@ impl fmt::Display for ListenEvent {
             ListenEvent::Listening { addr, network } => write!(f, "listening on {addr} ({network})"),
             ListenEvent::Accept { addr, .. } => write!(f, "accept {addr}"),
             ListenEvent::Refused { addr, reason } => write!(f, "refused {addr}: {reason}"),
-            ListenEvent::Recv(e) => e.fmt(f),
-            ListenEvent::Dropped(e) => e.fmt(f),
-            ListenEvent::Handshake(e) => e.fmt(f),
-            ListenEvent::Stats(e) => e.fmt(f),
-            ListenEvent::Disconnect(e) => e.fmt(f),
+            ListenEvent::Peer(e) => e.fmt(f),
         }
     }
 }
@@ -207,7 +195,7 @@ async fn serve(args: &ListenArgs, config: PeerConfig, addr: &str) -> u8 {
                 }
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr();
-                let peer = Peer::inbound(config.clone(), remote, Reporter::<ListenEvent>::new(out, true, None));
+                let peer = Peer::inbound(config.clone(), remote, Reporter::new(out, ListenEvent::Peer, true, None));
                 out.emit(&ListenEvent::Accept { peer: peer.id(), addr: remote.to_string() });
                 let associated = match local {
                     Ok(local) => peer.associate_with_local(stream, local).map_err(|e| e.to_string()),
@@ -220,8 +208,8 @@ async fn serve(args: &ListenArgs, config: PeerConfig, addr: &str) -> u8 {
                 let watched = peer.clone();
                 let handle = tasks.spawn(async move {
                     let reason = watched.closed().await;
-                    out.emit(&ListenEvent::from(Stats::from(&watched.stats())));
-                    out.emit(&ListenEvent::from(Disconnect::new(&watched, &reason)));
+                    out.emit(&ListenEvent::Peer(PeerEvent::stats(&watched.stats())));
+                    out.emit(&ListenEvent::Peer(PeerEvent::disconnect(&watched, &reason)));
                 });
                 live.insert(handle.id(), peer);
             }

@@ -5,7 +5,6 @@
 //! per line with `--json`, or as readable text otherwise; stdout is flushed after every event so
 //! that a reader sees each one at once. The events themselves are listed in `EVENTS.md`.
 
-use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use btcpeer::network::{Magic, Network};
 use btcpeer::peer::{DisconnectReason, Handler, Peer, PeerConfig, PeerConfigBuilder, ReadEvent, RemoteInfo, V2Policy};
 use tokio::sync::mpsc;
 
-use crate::events::{Dropped, Event, Handshake, Recv, json_line, print_line};
+use crate::events::{Event, Handshake, PeerEvent, json_line, print_line};
 
 /// The transports `--transport` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -213,21 +212,27 @@ pub struct PongSeen {
 }
 
 /// The handler of `connect` and `listen`: prints `handshake` and (optionally) `recv` and
-/// `dropped` events as the subcommand's event type `E`, and passes pongs and headers on to whoever
+/// `dropped` events (`PeerEvent`s, in the subcommand's event type `E`), and passes pongs and headers on to whoever
 /// waits for them.
 pub struct Reporter<E> {
     out: Output,
+    /// The subcommand's event for a `PeerEvent`.
+    wrap: fn(PeerEvent) -> E,
     recv: bool,
     pongs: Option<mpsc::UnboundedSender<PongSeen>>,
     headers: Option<mpsc::Sender<Vec<Header>>>,
-    events: PhantomData<fn() -> E>,
 }
 
 impl<E> Reporter<E> {
-    /// A reporter printing to `out`; `recv` prints a `recv` event for every frame read; `pongs`
-    /// receives every pong.
-    pub fn new(out: Output, recv: bool, pongs: Option<mpsc::UnboundedSender<PongSeen>>) -> Reporter<E> {
-        Reporter { out, recv, pongs, headers: None, events: PhantomData }
+    /// A reporter printing to `out`, each event wrapped by `wrap`; `recv` prints a `recv` event for
+    /// every frame read; `pongs` receives every pong.
+    pub fn new(
+        out: Output,
+        wrap: fn(PeerEvent) -> E,
+        recv: bool,
+        pongs: Option<mpsc::UnboundedSender<PongSeen>>,
+    ) -> Reporter<E> {
+        Reporter { out, wrap, recv, pongs, headers: None }
     }
 
     /// Also passes every `headers` message on to `headers`. The channel is bounded: a message that
@@ -241,10 +246,10 @@ impl<E> Reporter<E> {
 
 impl<E> Handler for Reporter<E>
 where
-    E: Event + From<Handshake> + From<Recv> + From<Dropped> + 'static,
+    E: Event + 'static,
 {
     fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
-        self.out.emit(&E::from(Handshake::new(peer, remote)));
+        self.out.emit(&(self.wrap)(PeerEvent::Handshake(Handshake::new(peer, remote))));
     }
 
     fn on_read(&self, peer: &Peer, event: &ReadEvent<'_>) {
@@ -252,10 +257,12 @@ where
             return;
         }
         if let Some(command) = event.command {
-            self.out.emit(&E::from(Recv { peer: peer.id(), command: command.as_str().to_string(), size: event.bytes }));
+            let (peer, command, size) = (peer.id(), command.as_str().to_string(), event.bytes);
+            self.out.emit(&(self.wrap)(PeerEvent::Recv { peer, command, size }));
         } else if let Some(dropped) = event.dropped {
             // A frame Core would drop too (bad checksum, invalid command bytes): the peer carries on.
-            self.out.emit(&E::from(Dropped { peer: peer.id(), reason: dropped.to_string(), size: event.bytes }));
+            let (peer, reason, size) = (peer.id(), dropped.to_string(), event.bytes);
+            self.out.emit(&(self.wrap)(PeerEvent::Dropped { peer, reason, size }));
         }
     }
 

@@ -135,13 +135,12 @@ impl fmt::Display for DemoEvent {
                 plural(*count, "address", "addresses"),
                 networks.join(", ")
             ),
-            DemoEvent::Headers(h) => write!(
+            DemoEvent::Headers(HeadersDone { peer, synced: s }) => write!(
                 f,
-                "[peer {}] headers: {} in {}, tip {}",
-                h.peer,
-                group(h.count),
-                plural(h.batches, "batch", "batches"),
-                fit(&h.tip, 20),
+                "[peer {peer}] headers: {} in {}, tip {}",
+                group(s.count),
+                plural(s.batches, "batch", "batches"),
+                fit(&s.tip.to_string(), 20),
             ),
             DemoEvent::Block { peer, hash, height: h, txs, size, .. } => write!(
                 f,
@@ -156,49 +155,22 @@ impl fmt::Display for DemoEvent {
     }
 }
 
-/// The `summary` event: the demo's counts, last.
+/// The `summary` event, last: the demo's counts (`Tally`), how long it took and how it ended.
 #[derive(Serialize, Debug)]
 pub(crate) struct Summary {
     pub(super) peers: usize,
-    /// Outbound handshakes by transport.
-    pub(super) handshakes_v1: u64,
-    pub(super) handshakes_v2: u64,
-    pub(super) announced: u64,
-    /// Announcements outbound peers received through the node.
-    pub(super) inv_relayed: u64,
-    pub(super) inv_suppressed: u64,
-    /// Pongs.
-    pub(super) pings: u64,
-    pub(super) min_rtt_us: Option<u64>,
-    pub(super) max_rtt_us: Option<u64>,
-    pub(super) addrs: u64,
-    pub(super) headers: u64,
-    pub(super) blocks: u64,
+    #[serde(flatten)]
+    pub(super) tally: Arc<Tally>,
     pub(super) elapsed_ms: u64,
     pub(super) ok: bool,
     pub(super) failure: Option<String>,
 }
 
 impl Summary {
-    /// The summary's numbers.
     pub(super) fn new(shared: &Shared, peers: usize, elapsed: Duration, failure: Option<&str>) -> Summary {
-        let t = &shared.tally;
-        let min = Tally::get(&t.min_rtt_us);
-        let pings = Tally::get(&t.pings);
         Summary {
             peers,
-            handshakes_v1: Tally::get(&t.handshakes_v1),
-            handshakes_v2: Tally::get(&t.handshakes_v2),
-            announced: Tally::get(&t.announced),
-            inv_relayed: Tally::get(&t.inv_received),
-            inv_suppressed: Tally::get(&t.suppressed),
-            pings,
-            // Zero means "none yet".
-            min_rtt_us: (min != 0).then_some(min),
-            max_rtt_us: (pings != 0).then(|| Tally::get(&t.max_rtt_us)),
-            addrs: Tally::get(&t.addrs),
-            headers: Tally::get(&t.headers),
-            blocks: Tally::get(&t.blocks),
+            tally: shared.tally.clone(),
             elapsed_ms: millis(elapsed),
             ok: failure.is_none(),
             failure: failure.map(str::to_string),
@@ -209,31 +181,34 @@ impl Summary {
 /// The summary as readable lines, after an empty one.
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.tally;
+        let n = |counter: &AtomicU64| group(Tally::get(counter));
+        let rtt = |counter: &AtomicU64| rtt_text(Some(Tally::get(counter)).filter(|&us| us != 0));
         writeln!(f, "\nsummary")?;
         writeln!(
             f,
             "  handshakes   {} (v1 {}, v2 {})",
             group(self.peers as u64),
-            group(self.handshakes_v1),
-            group(self.handshakes_v2)
+            n(&t.handshakes_v1),
+            n(&t.handshakes_v2)
         )?;
         writeln!(
             f,
             "  relay        {} announced, {} relayed through the node, {} not echoed (already known)",
-            group(self.announced),
-            group(self.inv_relayed),
-            group(self.inv_suppressed),
+            n(&t.announced),
+            n(&t.inv_received),
+            n(&t.suppressed),
         )?;
         writeln!(
             f,
             "  pings        {} pongs, round trip {} … {}",
-            group(self.pings),
-            rtt_text(self.min_rtt_us),
-            rtt_text(self.max_rtt_us)
+            n(&t.pings),
+            rtt(&t.min_rtt_us),
+            rtt(&t.max_rtt_us)
         )?;
-        writeln!(f, "  addresses    {} received", group(self.addrs))?;
-        writeln!(f, "  headers      {} received", group(self.headers))?;
-        writeln!(f, "  blocks       {} received, merkle roots checked", group(self.blocks))?;
+        writeln!(f, "  addresses    {} received", n(&t.addrs))?;
+        writeln!(f, "  headers      {} received", n(&t.headers))?;
+        writeln!(f, "  blocks       {} received, merkle roots checked", n(&t.blocks))?;
         let elapsed = self.elapsed_ms as f64 / 1_000.0;
         match &self.failure {
             None => write!(f, "  result       ok in {elapsed:.1} s"),

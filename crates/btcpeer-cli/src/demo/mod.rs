@@ -153,23 +153,40 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Counts across the whole demo, for the summary.
-#[derive(Default)]
+/// Counts across the whole demo; serialized as the `summary` event's counts (see `Summary`).
+#[derive(Default, Debug, Serialize)]
 pub(super) struct Tally {
+    /// Outbound handshakes by transport.
     pub(super) handshakes_v1: AtomicU64,
     pub(super) handshakes_v2: AtomicU64,
     pub(super) announced: AtomicU64,
     /// Announcements the node received (from any peer).
+    #[serde(skip)]
     pub(super) node_heard: AtomicU64,
-    pub(super) node_relayed: AtomicU64,
+    /// Announcements the node did not queue: the peer already knew the item.
+    #[serde(rename = "inv_suppressed")]
     pub(super) suppressed: AtomicU64,
+    /// Announcements outbound peers received through the node.
+    #[serde(rename = "inv_relayed")]
     pub(super) inv_received: AtomicU64,
+    /// Pongs.
     pub(super) pings: AtomicU64,
+    /// Zero (null in JSON) while there is no round trip.
+    #[serde(serialize_with = "none_if_zero")]
     pub(super) min_rtt_us: AtomicU64,
+    #[serde(serialize_with = "none_if_zero")]
     pub(super) max_rtt_us: AtomicU64,
     pub(super) addrs: AtomicU64,
     pub(super) headers: AtomicU64,
     pub(super) blocks: AtomicU64,
+}
+
+/// A counter whose zero means "none yet", as a number or null.
+fn none_if_zero<S: serde::Serializer>(counter: &AtomicU64, s: S) -> Result<S::Ok, S::Error> {
+    match Tally::get(counter) {
+        0 => s.serialize_none(),
+        n => s.serialize_some(&n),
+    }
 }
 
 impl Tally {
@@ -184,8 +201,8 @@ impl Tally {
     pub(super) fn rtt(&self, rtt: Duration) {
         let us = micros(rtt);
         self.pings.fetch_add(1, Ordering::Relaxed);
-        self.max_rtt_us.fetch_max(us, Ordering::Relaxed);
         // Zero means "none yet".
+        self.max_rtt_us.fetch_max(us.max(1), Ordering::Relaxed);
         let _ = self.min_rtt_us.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
             if m == 0 || us < m { Some(us.max(1)) } else { None }
         });
@@ -228,7 +245,7 @@ pub(super) struct Shared {
     pub(super) events: mpsc::UnboundedSender<DemoEvent>,
     pub(super) rows: Mutex<Vec<(Peer, Role)>>,
     pub(super) served: Mutex<HashMap<u64, Served>>,
-    pub(super) tally: Tally,
+    pub(super) tally: Arc<Tally>,
     /// The node's peers that completed the handshake.
     pub(super) node_handshakes: AtomicUsize,
 }
@@ -307,7 +324,7 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
         events,
         rows: Mutex::new(Vec::new()),
         served: Mutex::new(HashMap::new()),
-        tally: Tally::default(),
+        tally: Arc::default(),
         node_handshakes: AtomicUsize::new(0),
     });
     let node: Arc<dyn Handler> = Arc::new(Node {

@@ -36,7 +36,6 @@ impl Node {
                 self.shared.serve(to, |s| s.relayed = s.relayed.saturating_add(queued));
             }
         }
-        Tally::add(&self.shared.tally.node_relayed, relayed);
         Tally::add(&self.shared.tally.suppressed, suppressed);
         Tally::add(&self.shared.tally.node_heard, items.len() as u64);
         self.shared.emit(DemoEvent::Relay { peer: from.id(), count: items.len(), relayed, suppressed });
