@@ -52,8 +52,9 @@
 //! locator is the last header received (at first the genesis block) and whose stop hash is zero,
 //! again and again until an answer holds fewer than 2,000 headers. Every header must connect to the
 //! one before it (the first to the genesis block); a batch that does not is a failure. While it runs,
-//! a progress line (count, rate, and the remote's `start_height` as the target) is redrawn on stderr
-//! when stderr is a terminal, and nothing is written there otherwise.
+//! a progress bar (count, rate, and the remote's `start_height` as the target), drawn by `indicatif`
+//! without colour, is redrawn on stderr when stderr is a terminal, and nothing is written there
+//! otherwise.
 //!
 //! On a network whose genesis block btcpeer does not know (simnet, a custom `--magic`), the first
 //! locator is a hash no chain has: Bitcoin Core (`FindForkInGlobalIndex`) and btcd then answer from

@@ -1,4 +1,11 @@
-//! Every message's fields as JSON, for `btcpeer decode` and the `recv` events of other subcommands.
+//! Every message's fields as a nested JSON value, the `fields` of `btcpeer decode`'s `message`
+//! event; and the names of service bits and address networks the other subcommands' events use.
+//!
+//! Unlike the events themselves (typed enums, see `events`), the fields stay `serde_json::Value`s
+//! built with `json!`: they are data to show, not keys any code reads back (decode's text form
+//! walks the value generically, nesting objects and lists), and a typed struct with its own text
+//! form for each of the 36 message types, their inputs, outputs, headers and entries would add
+//! several hundred lines that say the same as the `json!` literals do.
 
 use btcpeer::bitcoin::hashes::Hash;
 use btcpeer::bitcoin::hex::DisplayHex;

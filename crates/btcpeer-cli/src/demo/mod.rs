@@ -29,7 +29,7 @@
 //!
 //! On a terminal (stdout), a table of peers (id, direction, transport, protocol version, user agent,
 //! last ping round trip, bytes and messages each way, what each is doing) is redrawn in place ten
-//! times a second, with the latest events under it; when stdout is not a terminal, each event is one
+//! times a second by `indicatif` (no colour), with the latest events under it; when stdout is not a terminal, each event is one
 //! plain line, and the table is printed once at the end. Both end with a summary.
 //!
 //! # Events
