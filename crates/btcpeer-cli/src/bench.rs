@@ -13,15 +13,18 @@
 //! With `--json`, one object: `{"event":"bench", "sha256d_mbps", "v1": {...}, "v2": {...}, "scale":
 //! {...}}`, where each transport object has `handshakes_per_sec`, `ping_rtt_per_sec`,
 //! `ping_pipelined_per_sec`, `inv1_msgs_per_sec`, `inv1000_msgs_per_sec`, `block_decoded_per_sec`,
-//! `block_decoded_mbps`, `block_raw_per_sec`, `block_raw_mbps`, and `ratios` (each figure divided by
-//! `sha256d_mbps`); `scale` has `peers`, `bring_up_ms`, `rss_per_peer_bytes`, `hold_secs`,
+//! `block_decoded_mbps`, `block_raw_per_sec`, `block_raw_mbps`, `block_size_bytes`, `layout` (which
+//! figures had both peers on one thread), `ratio_to_sha256d_mbps` (each rate divided by
+//! `sha256d_mbps`) and `times_btcd` (each rate btcd has a figure for, over it); `scale` has `peers`, `bring_up_ms`, `rss_per_peer_bytes`, `hold_secs`,
 //! `teardown_ms` (idle v1 peers), and `scale_v2` the same for v2 peers. With v2 measured: `aead_mbps`
 //! and `aead_over_sha256d` (the BIP324 packet AEAD on 1 MB beside the v1 checksum's cost, the two
 //! measured in alternating slices),
 //! `v2_handshake` (`handshake_us` for both sides in memory, `floor_us` for their curve work alone,
 //! `over_floor`), `v2_over_v1` (each v2 figure over its v1 counterpart) and `v2_idle_extra_bytes`
-//! (resident memory of an idle v2 peer minus a v1 one).
+//! (resident memory of an idle v2 peer minus a v1 one). What was not measured is left out. The
+//! report's types and its table are in `bench_report`.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,11 +35,86 @@ use btcpeer::network::Network;
 use btcpeer::peer::{Handler, NonceRegistry, NoopHandler, Peer, PeerConfig, V2Policy};
 use btcpeer::wire::{Command, Inventory, Message};
 use bytes::Bytes;
-use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT, bench_crypto};
+use crate::bench_crypto;
+use crate::bench_report::{BenchReport, Figures, LayoutNames, Rated, ScaleFigures, V2Costs};
+use crate::events::{json_line, millis};
+use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT};
+
+/// The transports `--transport` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Transports {
+    V1,
+    V2,
+    Both,
+}
+
+impl Transports {
+    fn includes(self, t: Measured) -> bool {
+        match self {
+            Transports::Both => true,
+            Transports::V1 => t == Measured::V1,
+            Transports::V2 => t == Measured::V2,
+        }
+    }
+}
+
+/// One transport measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Measured {
+    V1,
+    V2,
+}
+
+impl Measured {
+    fn policy(self) -> V2Policy {
+        match self {
+            Measured::V1 => V2Policy::Never,
+            Measured::V2 => V2Policy::Require,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Measured::V1 => "v1",
+            Measured::V2 => "v2",
+        }
+    }
+}
+
+/// Why the bench stopped.
+#[derive(Debug)]
+enum BenchError {
+    /// A wait took longer than `--timeout` (exit code 3).
+    Timeout(String),
+    /// Anything else (exit code 1).
+    Failed(String),
+}
+
+impl BenchError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            BenchError::Timeout(_) => EXIT_TIMEOUT,
+            BenchError::Failed(_) => EXIT_FAILURE,
+        }
+    }
+}
+
+impl From<String> for BenchError {
+    fn from(e: String) -> BenchError {
+        BenchError::Failed(e)
+    }
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BenchError::Timeout(e) | BenchError::Failed(e) => f.write_str(e),
+        }
+    }
+}
 
 /// The arguments of `btcpeer bench`.
 #[derive(clap::Args, Debug)]
@@ -45,8 +123,8 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Transports to measure: v1, v2 or both.
-    #[arg(long, default_value = "both", value_parser = ["v1", "v2", "both"])]
-    transport: String,
+    #[arg(long, value_enum, default_value = "both")]
+    transport: Transports,
     /// Sequential handshakes per transport.
     #[arg(long, default_value_t = 2_000)]
     handshakes: u32,
@@ -80,22 +158,12 @@ pub struct BenchArgs {
     /// Internal: measure only the scale mode for one transport and print its JSON (the full bench
     /// runs each scale measurement in a fresh process, so that memory one freed cannot hide the
     /// next one's growth).
-    #[arg(long, hide = true, value_parser = ["v1", "v2"])]
-    scale_only: Option<String>,
+    #[arg(long, hide = true, value_enum)]
+    scale_only: Option<Measured>,
 }
 
 /// The runtime of the listening node (see [`run`]).
 static LISTENING_NODE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
-
-/// btcd's peer package on this kind of machine (2 vCPU), from the specification.
-const BTCD: [(&str, f64); 6] = [
-    ("handshakes_per_sec", 3_800.0),
-    ("ping_rtt_per_sec", 20_000.0),
-    ("ping_pipelined_per_sec", 45_000.0),
-    ("inv1000_msgs_per_sec", 5_500.0),
-    ("block_decoded_per_sec", 150.0),
-    ("rss_per_peer_bytes", 32_000.0),
-];
 
 /// Counts what a receiving peer sees and wakes the bench when a target is reached.
 #[derive(Default)]
@@ -194,7 +262,7 @@ async fn pair(
     inb: impl Handler,
     raw: bool,
     layout: Layout,
-) -> Result<Pair, String> {
+) -> Result<Pair, BenchError> {
     pair_of(listener, &Nodes::new(policy, raw), out, inb, layout).await
 }
 
@@ -204,7 +272,7 @@ async fn pair_of(
     out: impl Handler,
     inb: impl Handler,
     layout: Layout,
-) -> Result<Pair, String> {
+) -> Result<Pair, BenchError> {
     let remote = LISTENING_NODE.get().filter(|_| layout == Layout::TwoThreads);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
@@ -249,7 +317,7 @@ fn rss_bytes() -> u64 {
     statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
 }
 
-async fn wait_counter(c: &Counter, timeout: Duration) -> Result<(), String> {
+async fn wait_counter(c: &Counter, timeout: Duration) -> Result<(), BenchError> {
     let target = c.target.load(Ordering::Acquire);
     let wait = async {
         while c.count.load(Ordering::Acquire) < target {
@@ -260,11 +328,12 @@ async fn wait_counter(c: &Counter, timeout: Duration) -> Result<(), String> {
             let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
         }
     };
-    tokio::time::timeout(timeout, wait).await.map_err(|_| "timed out".to_string())
+    let what = if target == 1 { "an answer".to_string() } else { format!("{target} messages") };
+    tokio::time::timeout(timeout, wait).await.map_err(|_| BenchError::Timeout(format!("timed out waiting for {what}")))
 }
 
 /// Every figure for one transport.
-async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration) -> Result<Value, String> {
+async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration) -> Result<Figures, BenchError> {
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
 
     // Sequential handshakes, TCP connect included.
@@ -273,7 +342,7 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
         let p =
             tokio::time::timeout(timeout, pair(&listener, policy, NoopHandler, NoopHandler, false, Layout::OneThread))
                 .await
-                .map_err(|_| "handshake timed out".to_string())??;
+                .map_err(|_| BenchError::Timeout("handshake timed out".to_string()))??;
         close(p).await;
     }
     let handshakes = f64::from(args.handshakes) / start.elapsed().as_secs_f64();
@@ -339,51 +408,64 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
         close(p).await;
     }
 
-    Ok(json!({
-        "handshakes_per_sec": handshakes.round(),
-        "ping_rtt_per_sec": ping_rtt.round(),
-        "ping_pipelined_per_sec": ping_pipelined.round(),
-        "inv1_msgs_per_sec": inv_rates[0].round(),
-        "inv1000_msgs_per_sec": inv_rates[1].round(),
-        "block_size_bytes": prepared.payload().len(),
-        "block_decoded_per_sec": (block_rates[0].0 * 10.0).round() / 10.0,
-        "block_decoded_mbps": block_rates[0].1.round(),
-        "block_raw_per_sec": (block_rates[1].0 * 10.0).round() / 10.0,
-        "block_raw_mbps": block_rates[1].1.round(),
-        "layout": {
-            "one_thread": ["handshakes_per_sec", "ping_rtt_per_sec"],
-            "two_threads": ["ping_pipelined_per_sec", "inv1_msgs_per_sec", "inv1000_msgs_per_sec", "block_decoded_per_sec", "block_raw_per_sec"],
+    Ok(Figures {
+        handshakes_per_sec: handshakes.round(),
+        ping_rtt_per_sec: ping_rtt.round(),
+        ping_pipelined_per_sec: ping_pipelined.round(),
+        inv1_msgs_per_sec: inv_rates[0].round(),
+        inv1000_msgs_per_sec: inv_rates[1].round(),
+        block_size_bytes: prepared.payload().len(),
+        block_decoded_per_sec: (block_rates[0].0 * 10.0).round() / 10.0,
+        block_decoded_mbps: block_rates[0].1.round(),
+        block_raw_per_sec: (block_rates[1].0 * 10.0).round() / 10.0,
+        block_raw_mbps: block_rates[1].1.round(),
+        layout: LayoutNames {
+            one_thread: ["handshakes_per_sec", "ping_rtt_per_sec"],
+            two_threads: [
+                "ping_pipelined_per_sec",
+                "inv1_msgs_per_sec",
+                "inv1000_msgs_per_sec",
+                "block_decoded_per_sec",
+                "block_raw_per_sec",
+            ],
         },
-    }))
+    })
 }
 
 /// The scale figures for `transport`, measured by this binary in a fresh process (in this one when
 /// the executable cannot be found again).
-async fn scale_in_child(args: &BenchArgs, transport: &str) -> Result<Value, String> {
+async fn scale_in_child(args: &BenchArgs, transport: Measured) -> Result<ScaleFigures, BenchError> {
+    let name = transport.name();
     let Ok(exe) = std::env::current_exe() else {
-        let policy = if transport == "v2" { V2Policy::Require } else { V2Policy::Never };
-        return scale(args.peers, Duration::from_secs(args.hold), Duration::from_secs(args.timeout), policy).await;
+        let (hold, timeout) = (Duration::from_secs(args.hold), Duration::from_secs(args.timeout));
+        return scale(args.peers, hold, timeout, transport.policy()).await;
     };
     let output = tokio::process::Command::new(exe)
-        .args(["bench", "--json", "--scale-only", transport])
+        .args(["bench", "--json", "--scale-only", name])
         .args(["--peers", &args.peers.to_string(), "--hold", &args.hold.to_string()])
         .args(["--timeout", &args.timeout.to_string()])
         .stdin(std::process::Stdio::null())
         .output()
         .await
         .map_err(|e| format!("the scale measurement did not start: {e}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        return Err(format!(
-            "the {transport} scale measurement failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+        // The child's line already starts with the command's name.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let why = stderr.trim();
+        let why = why.strip_prefix("btcpeer bench: ").unwrap_or(why);
+        let message = format!("the {name} scale measurement failed: {why}");
+        return Err(match output.status.code() {
+            Some(code) if code == i32::from(EXIT_TIMEOUT) => BenchError::Timeout(message),
+            _ => BenchError::Failed(message),
+        });
     }
-    serde_json::from_str(text.trim()).map_err(|e| format!("the {transport} scale measurement printed no JSON: {e}"))
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.trim())
+        .map_err(|e| BenchError::Failed(format!("the {name} scale measurement printed no JSON: {e}")))
 }
 
 /// N/2 connected pairs, held idle, then torn down.
-async fn scale(peers: u32, hold: Duration, timeout: Duration, policy: V2Policy) -> Result<Value, String> {
+async fn scale(peers: u32, hold: Duration, timeout: Duration, policy: V2Policy) -> Result<ScaleFigures, BenchError> {
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let pairs = peers / 2;
     // Warm the runtime and allocator up with one pair first, so the baseline is not inflated.
@@ -395,7 +477,7 @@ async fn scale(peers: u32, hold: Duration, timeout: Duration, policy: V2Policy) 
     for _ in 0..pairs {
         let p = tokio::time::timeout(timeout, pair_of(&listener, &nodes, NoopHandler, NoopHandler, Layout::TwoThreads))
             .await
-            .map_err(|_| "bringing peers up timed out".to_string())??;
+            .map_err(|_| BenchError::Timeout("bringing peers up timed out".to_string()))??;
         all.push(p);
     }
     let bring_up = start.elapsed();
@@ -413,75 +495,16 @@ async fn scale(peers: u32, hold: Duration, timeout: Duration, policy: V2Policy) 
     }
     let teardown = start.elapsed();
     let per_peer = rss_after.saturating_sub(rss_before) / u64::from((pairs * 2).max(1));
-    Ok(json!({
-        "peers": pairs * 2,
-        "connected_after_hold": connected * 2,
-        "bring_up_ms": bring_up.as_millis() as u64,
-        "rss_before_bytes": rss_before,
-        "rss_after_bytes": rss_after,
-        "rss_per_peer_bytes": per_peer,
-        "hold_secs": hold.as_secs(),
-        "teardown_ms": teardown.as_millis() as u64,
-    }))
-}
-
-fn with_ratios(mut figures: Value, sha: f64) -> Value {
-    let mut ratios = serde_json::Map::new();
-    let mut vs_btcd = serde_json::Map::new();
-    if let Some(obj) = figures.as_object() {
-        for (k, v) in obj {
-            if let Some(x) = v.as_f64().filter(|_| k != "block_size_bytes") {
-                ratios.insert(k.clone(), json!((x / sha * 1_000.0).round() / 1_000.0));
-                if let Some((_, btcd)) = BTCD.iter().find(|(name, _)| name == k) {
-                    vs_btcd.insert(k.clone(), json!((x / btcd * 100.0).round() / 100.0));
-                }
-            }
-        }
-    }
-    figures["ratio_to_sha256d_mbps"] = Value::Object(ratios);
-    figures["times_btcd"] = Value::Object(vs_btcd);
-    figures
-}
-
-fn human(report: &Value) {
-    let sha = report["sha256d_mbps"].as_f64().unwrap_or(0.0);
-    println!("sha256d baseline (1 MB, one core): {sha:.0} MB/s");
-    let rows = [
-        ("handshakes/s (TCP connect incl.)*", "handshakes_per_sec"),
-        ("ping round trips/s, one at a time*", "ping_rtt_per_sec"),
-        ("ping round trips/s, pipelined", "ping_pipelined_per_sec"),
-        ("inv (1 entry) messages/s", "inv1_msgs_per_sec"),
-        ("inv (1,000 entries) messages/s", "inv1000_msgs_per_sec"),
-        ("1 MB blocks/s, decoded", "block_decoded_per_sec"),
-        ("  MB/s, decoded", "block_decoded_mbps"),
-        ("1 MB blocks/s, raw", "block_raw_per_sec"),
-        ("  MB/s, raw", "block_raw_mbps"),
-    ];
-    println!("{:<40} {:>12} {:>12}", "", "v1", "v2");
-    for (label, key) in rows {
-        let cell = |t: &str| report[t][key].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".to_string());
-        println!("{label:<40} {:>12} {:>12}", cell("v1"), cell("v2"));
-    }
-    println!("* both peers on one worker thread; the other figures with each node on its own thread");
-    if let Some(aead) = report["aead_mbps"].as_f64() {
-        println!("v2 packet AEAD (1 MB, one core): {aead:.0} MB/s, {} × sha256d", report["aead_over_sha256d"]);
-        let h = &report["v2_handshake"];
-        println!(
-            "v2 handshake in memory, both sides: {} µs, {} × its curve work ({} µs)",
-            h["handshake_us"], h["over_floor"], h["floor_us"]
-        );
-    }
-    for (key, name) in [("scale", "v1"), ("scale_v2", "v2")] {
-        if let Some(s) = report[key].as_object() {
-            println!(
-                "scale ({name}): {} idle peers up in {} ms, {} bytes resident per peer, torn down in {} ms",
-                s.get("peers").unwrap_or(&Value::Null),
-                s.get("bring_up_ms").unwrap_or(&Value::Null),
-                s.get("rss_per_peer_bytes").unwrap_or(&Value::Null),
-                s.get("teardown_ms").unwrap_or(&Value::Null)
-            );
-        }
-    }
+    Ok(ScaleFigures {
+        peers: pairs * 2,
+        connected_after_hold: connected * 2,
+        bring_up_ms: millis(bring_up),
+        rss_before_bytes: rss_before,
+        rss_after_bytes: rss_after,
+        rss_per_peer_bytes: per_peer,
+        hold_secs: hold.as_secs(),
+        teardown_ms: millis(teardown),
+    })
 }
 
 /// Runs the benchmark; returns the exit code.
@@ -514,73 +537,60 @@ pub fn run(args: BenchArgs) -> u8 {
     let timeout = Duration::from_secs(args.timeout);
     // The driver runs as a task on the dialing node's worker (not on this thread), so a
     // latency-bound figure measures peer to peer, not an extra thread hop per round trip.
-    let json = args.json;
-    let driver = async move {
-        if let Some(transport) = &args.scale_only {
-            let policy = if transport == "v2" { V2Policy::Require } else { V2Policy::Never };
-            return scale(args.peers, Duration::from_secs(args.hold), timeout, policy).await;
-        }
-        let sha = bench_crypto::sha256d_mbps();
-        let mut report = json!({"event": "bench", "sha256d_mbps": sha.round()});
-        let v2 = args.transport != "v1";
-        if v2 {
-            // What a v2 packet costs beside what a v1 frame costs (its checksum), and a handshake
-            // beside its curve work.
-            let (aead, ratio) = bench_crypto::aead_figures();
-            report["aead_mbps"] = json!(aead.round());
-            report["aead_over_sha256d"] = json!((ratio * 100.0).round() / 100.0);
-            report["v2_handshake"] = bench_crypto::handshake_figures().await?;
-        }
-        for (name, policy) in [("v1", V2Policy::Never), ("v2", V2Policy::Require)] {
-            if args.transport == "both" || args.transport == name {
-                let figures = transport_figures(&args, policy, timeout).await?;
-                report[name] = with_ratios(figures, sha);
-            }
-        }
-        if let (Some(v1), Some(v2)) = (report["v1"].as_object(), report["v2"].as_object()) {
-            let ratios: serde_json::Map<String, Value> = v2
-                .iter()
-                .filter(|(k, _)| k.ends_with("_per_sec") || k.ends_with("_mbps"))
-                .filter_map(|(k, x)| {
-                    Some((k.clone(), json!((x.as_f64()? / v1.get(k)?.as_f64()? * 100.0).round() / 100.0)))
-                })
-                .collect();
-            report["v2_over_v1"] = Value::Object(ratios);
-        }
-        if args.peers > 0 {
-            if args.transport != "v2" {
-                report["scale"] = scale_in_child(&args, "v1").await?;
-            }
-            if v2 {
-                report["scale_v2"] = scale_in_child(&args, "v2").await?;
-            }
-            if let (Some(a), Some(b)) =
-                (report["scale"]["rss_per_peer_bytes"].as_i64(), report["scale_v2"]["rss_per_peer_bytes"].as_i64())
-            {
-                report["v2_idle_extra_bytes"] = json!(b - a);
-            }
-        }
-        Ok::<Value, String>(report)
-    };
-    let result: Result<Value, String> = runtime.block_on(async {
-        tokio::spawn(driver).await.unwrap_or_else(|e| Err(format!("the bench driver failed: {e}")))
+    let result: Result<String, BenchError> = runtime.block_on(async {
+        tokio::spawn(driver(args, timeout))
+            .await
+            .unwrap_or_else(|e| Err(BenchError::Failed(format!("the bench driver failed: {e}"))))
     });
     match result {
-        Ok(report) => {
-            if json {
-                println!("{report}");
-            } else {
-                human(&report);
-            }
+        Ok(out) => {
+            crate::events::print_line(&out);
             EXIT_OK
-        }
-        Err(e) if e.contains("timed out") => {
-            eprintln!("btcpeer bench: {e}");
-            EXIT_TIMEOUT
         }
         Err(e) => {
             eprintln!("btcpeer bench: {e}");
-            EXIT_FAILURE
+            e.exit_code()
         }
     }
+}
+
+/// Measures what `args` asks for; returns what to print: the report (JSON or the table), or with
+/// `--scale-only` the scale figures as JSON.
+async fn driver(args: BenchArgs, timeout: Duration) -> Result<String, BenchError> {
+    if let Some(transport) = args.scale_only {
+        let figures = scale(args.peers, Duration::from_secs(args.hold), timeout, transport.policy()).await?;
+        return Ok(json_line(&figures));
+    }
+    let sha = bench_crypto::sha256d_mbps();
+    let mut report = BenchReport { sha256d_mbps: sha.round(), ..BenchReport::default() };
+    let v2 = args.transport.includes(Measured::V2);
+    if v2 {
+        // What a v2 packet costs beside what a v1 frame costs (its checksum), and a handshake
+        // beside its curve work.
+        let (aead, ratio) = bench_crypto::aead_figures();
+        report.v2_costs = Some(V2Costs {
+            aead_mbps: aead.round(),
+            aead_over_sha256d: (ratio * 100.0).round() / 100.0,
+            v2_handshake: bench_crypto::handshake_figures().await?,
+        });
+    }
+    for t in [Measured::V1, Measured::V2] {
+        if args.transport.includes(t) {
+            let rated = Some(Rated::new(transport_figures(&args, t.policy(), timeout).await?, sha));
+            match t {
+                Measured::V1 => report.v1 = rated,
+                Measured::V2 => report.v2 = rated,
+            }
+        }
+    }
+    if args.peers > 0 {
+        if args.transport.includes(Measured::V1) {
+            report.scale = Some(scale_in_child(&args, Measured::V1).await?);
+        }
+        if v2 {
+            report.scale_v2 = Some(scale_in_child(&args, Measured::V2).await?);
+        }
+    }
+    report.compare();
+    Ok(if args.json { json_line(&report) } else { report.to_string() })
 }

@@ -52,8 +52,9 @@
 //! locator is the last header received (at first the genesis block) and whose stop hash is zero,
 //! again and again until an answer holds fewer than 2,000 headers. Every header must connect to the
 //! one before it (the first to the genesis block); a batch that does not is a failure. While it runs,
-//! a progress line (count, rate, and the remote's `start_height` as the target) is redrawn on stderr
-//! when stderr is a terminal, and nothing is written there otherwise.
+//! a progress bar (count, rate, and the remote's `start_height` as the target), drawn by `indicatif`
+//! without colour, is redrawn on stderr when stderr is a terminal, and nothing is written there
+//! otherwise.
 //!
 //! On a network whose genesis block btcpeer does not know (simnet, a custom `--magic`), the first
 //! locator is a hash no chain has: Bitcoin Core (`FindForkInGlobalIndex`) and btcd then answer from
@@ -68,26 +69,74 @@
 //! answer, or a pong took longer than `--timeout`). The reason for a non-zero exit is one line on
 //! stderr.
 
-use std::io::{IsTerminal, Write};
+use std::fmt;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use btcpeer::bitcoin::BlockHash;
 use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::blockdata::constants::genesis_block;
-use btcpeer::peer::{DisconnectReason, Peer, PeerAddr, PeerConfig, PeerConfigBuilder, RemoteInfo, Transport, V2Policy};
+use btcpeer::peer::{
+    DisconnectReason, Peer, PeerAddr, PeerConfig, PeerConfigBuilder, PeerStats, RemoteInfo, Transport, V2Policy,
+};
 use btcpeer::wire::Message;
-use serde_json::json;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::headers::{HeaderSync, Synced, rate};
+use crate::events::{Event, PeerEvent, micros, pong_text};
+use crate::headers::{HeaderSync, HeadersDone, SyncFrom, Synced, rate};
 use crate::report::{
-    Failure, Output, PeerArgs, PongSeen, Reporter, TransportArg, disconnect_event, exit_code, parse_positive_secs,
-    parse_secs, parse_target, secs, stats_event,
+    Failure, Output, PeerArgs, PongSeen, Reporter, TransportArg, exit_code, parse_positive_secs, parse_secs,
+    parse_target, secs,
 };
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE};
+
+/// The events of `btcpeer connect` (see the module docs and `EVENTS.md`).
+#[derive(Serialize, Debug)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ConnectEvent {
+    /// `--transport auto`: the remote hung up on our v2 handshake; dialing again in v1.
+    Retry { peer: u64, transport: &'static str, reason: String, kind: &'static str },
+    /// With `--headers`: the remote had no more.
+    Headers {
+        #[serde(flatten)]
+        done: HeadersDone,
+        headers_per_sec: u64,
+    },
+    /// With `--ping N`: a pong answering ping `seq`.
+    Pong { peer: u64, seq: u32, nonce: u64, rtt_us: u64 },
+    /// `recv`, `dropped`, `handshake`, `stats`, `disconnect`.
+    #[serde(untagged)]
+    Peer(PeerEvent),
+}
+
+impl Event for ConnectEvent {
+    fn peer(&self) -> Option<u64> {
+        match self {
+            ConnectEvent::Retry { peer, .. } | ConnectEvent::Pong { peer, .. } => Some(*peer),
+            ConnectEvent::Headers { done, .. } => Some(done.peer),
+            ConnectEvent::Peer(e) => e.peer(),
+        }
+    }
+}
+
+impl fmt::Display for ConnectEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectEvent::Retry { transport, reason, .. } => write!(f, "retry: {reason}; dialing again in {transport}"),
+            ConnectEvent::Headers { done, headers_per_sec } => write!(
+                f,
+                "headers: {} in {} batches, tip {}, {headers_per_sec} headers/s",
+                done.synced.count, done.synced.batches, done.synced.tip
+            ),
+            ConnectEvent::Pong { rtt_us, .. } => f.write_str(&pong_text(*rtt_us)),
+            ConnectEvent::Peer(e) => e.fmt(f),
+        }
+    }
+}
 
 /// The arguments of `btcpeer connect`.
 #[derive(clap::Args, Debug)]
@@ -153,8 +202,11 @@ pub fn run(args: ConnectArgs) -> u8 {
         Ok(n) => n,
         Err(e) => return usage(e),
     };
-    // With --headers: the genesis block's hash where btcpeer knows it (see the module docs).
-    let genesis = args.headers.then(|| network.bitcoin_network().map(|n| genesis_block(n).block_hash()));
+    // With --headers: from the genesis block where btcpeer knows it (see the module docs).
+    let headers = args.headers.then(|| match network.bitcoin_network() {
+        Some(n) => SyncFrom::Genesis(genesis_block(n).block_hash()),
+        None => SyncFrom::RemoteGenesis,
+    });
     let target = match parse_target(&args.target, network.default_port()) {
         Ok(t) => t,
         Err(e) => return usage(e),
@@ -174,7 +226,7 @@ pub fn run(args: ConnectArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    runtime.block_on(session(&args, builder, &target, genesis))
+    runtime.block_on(session(&args, builder, &target, headers))
 }
 
 /// How one connection attempt ended.
@@ -186,12 +238,7 @@ enum Attempt {
 }
 
 /// Dials, and with `--transport auto` dials again in v1 when the remote closes on our v2 handshake.
-async fn session(
-    args: &ConnectArgs,
-    builder: PeerConfigBuilder,
-    target: &str,
-    genesis: Option<Option<BlockHash>>,
-) -> u8 {
+async fn session(args: &ConnectArgs, builder: PeerConfigBuilder, target: &str, headers: Option<SyncFrom>) -> u8 {
     let out = Output { json: args.common.json, peer_prefix: false };
     let mut transport = args.common.transport;
     loop {
@@ -203,16 +250,15 @@ async fn session(
             }
         };
         let may_retry = transport == TransportArg::Auto;
-        match attempt(args, config, target, genesis, out, may_retry).await {
+        match attempt(args, config, target, headers, out, may_retry).await {
             Attempt::Exit(code) => return code,
             Attempt::RetryV1(reason, peer) => {
-                out.emit(&json!({
-                    "event": "retry",
-                    "peer": peer,
-                    "transport": "v1",
-                    "reason": reason.to_string(),
-                    "kind": reason.kind(),
-                }));
+                out.emit(&ConnectEvent::Retry {
+                    peer,
+                    transport: TransportArg::V1.as_str(),
+                    reason: reason.to_string(),
+                    kind: reason.kind(),
+                });
                 transport = TransportArg::V1;
             }
         }
@@ -251,7 +297,7 @@ async fn attempt(
     args: &ConnectArgs,
     config: PeerConfig,
     target: &str,
-    genesis: Option<Option<BlockHash>>,
+    sync_from: Option<SyncFrom>,
     out: Output,
     may_retry: bool,
 ) -> Attempt {
@@ -267,12 +313,12 @@ async fn attempt(
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr();
     let (tx, mut pongs) = mpsc::unbounded_channel();
-    let mut reporter = Reporter::new(out, args.listen.is_some(), Some(tx));
+    let mut reporter = Reporter::new(out, ConnectEvent::Peer, args.listen.is_some(), Some(tx));
     let mut headers = None;
-    if let Some(genesis) = genesis {
+    if let Some(from) = sync_from {
         let (tx, rx) = mpsc::channel(HEADERS_BACKLOG);
         reporter = reporter.with_headers(tx);
-        headers = Some((genesis, rx));
+        headers = Some((from, rx));
     }
     let policy = config.v2_policy();
     let peer = Peer::outbound(config, remote, reporter);
@@ -297,18 +343,7 @@ async fn attempt(
             return Attempt::RetryV1(reason, peer.id());
         }
         Ok(Err(reason)) => {
-            let stats = peer.stats();
-            // The library names the likely cause when a `Require` peer meets a v1-only remote.
-            let named = matches!(&reason, DisconnectReason::V2(btcpeer::transport::v2::V2Error::Handshake(why))
-                if why.contains("only v1"));
-            let hung_up = named
-                || matches!(reason, DisconnectReason::RemoteClosed { during_handshake: true })
-                    && stats.transport == Transport::V1
-                    && stats.bytes_received == 0;
-            let reset = matches!(&reason, DisconnectReason::Io { kind, .. }
-                if matches!(kind, std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted))
-                && stats.bytes_received == 0;
-            let hint = if policy == V2Policy::Require && (hung_up || reset) {
+            let hint = if policy == V2Policy::Require && seems_v1_only(&reason, &peer.stats()) {
                 " (the remote seems to speak only v1: try --transport auto or v1)"
             } else {
                 ""
@@ -318,13 +353,13 @@ async fn attempt(
         Err(_) => Err((EXIT_TIMEOUT, format!("handshake timed out after {}", secs(limit)))),
     };
 
-    out.emit(&stats_event(&peer.stats()));
+    out.emit(&ConnectEvent::Peer(PeerEvent::stats(&peer.stats())));
     peer.disconnect();
     let reason = match tokio::time::timeout(limit, peer.wait_for_disconnect()).await {
         Ok(reason) => reason,
         Err(_) => peer.disconnect_reason().unwrap_or(DisconnectReason::LocalRequest),
     };
-    out.emit(&disconnect_event(&peer, &reason));
+    out.emit(&ConnectEvent::Peer(PeerEvent::disconnect(&peer, &reason)));
     match result {
         Ok(()) => Attempt::Exit(EXIT_OK),
         Err((code, message)) => {
@@ -334,25 +369,38 @@ async fn attempt(
     }
 }
 
-/// After the handshake: the headers, the pings and the listening period. `headers` is the genesis
-/// block's hash (when known) and the channel the handler passes `headers` messages on to, with
-/// `--headers`.
+/// Whether a handshake that failed under `--transport v2` looks like a v1-only remote: it hung up
+/// on our v2 key without a byte.
+fn seems_v1_only(reason: &DisconnectReason, stats: &PeerStats) -> bool {
+    // The library names this cause only in its error text ("… (it may speak only v1)"), for now; it
+    // is to give a typed cause, and this is the one place to change then. (A reset before any byte
+    // is reported as that same cause.)
+    let named = matches!(reason, DisconnectReason::V2(btcpeer::transport::v2::V2Error::Handshake(why))
+        if why.contains("only v1"));
+    named
+        || matches!(reason, DisconnectReason::RemoteClosed { during_handshake: true })
+            && stats.transport == Transport::V1
+            && stats.bytes_received == 0
+}
+
+/// After the handshake: the headers, the pings and the listening period. `headers` is where the
+/// sync starts and the channel the handler passes `headers` messages on to, with `--headers`.
 async fn converse(
     args: &ConnectArgs,
     peer: &Peer,
     out: Output,
     pongs: &mut mpsc::UnboundedReceiver<PongSeen>,
-    headers: Option<(Option<BlockHash>, mpsc::Receiver<Vec<Header>>)>,
+    headers: Option<(SyncFrom, mpsc::Receiver<Vec<Header>>)>,
     remote: &RemoteInfo,
 ) -> Result<(), Failure> {
     let limit = args.timeout;
-    if let Some((genesis, mut batches)) = headers {
+    if let Some((from, mut batches)) = headers {
         let target = u64::try_from(remote.version.start_height).ok().filter(|&h| h > 0);
         let progress = Progress::new(std::io::stderr().is_terminal(), target);
-        let synced = sync_headers(peer, genesis, limit, &mut batches, progress).await?;
+        let synced = sync_headers(peer, from, limit, &mut batches, progress).await?;
         // Later headers messages (announcements) find the channel closed and are dropped.
         drop(batches);
-        out.emit(&synced.event(peer.id()));
+        out.emit(&ConnectEvent::Headers { done: synced.done(peer.id()), headers_per_sec: synced.rate() });
     }
 
     for seq in 1..=args.ping {
@@ -382,13 +430,7 @@ async fn converse(
                 }
             }
         };
-        out.emit(&json!({
-            "event": "pong",
-            "peer": peer.id(),
-            "seq": seq,
-            "nonce": nonce,
-            "rtt_us": u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX),
-        }));
+        out.emit(&ConnectEvent::Pong { peer: peer.id(), seq, nonce, rtt_us: micros(rtt) });
     }
 
     if let Some(listen) = args.listen {
@@ -405,16 +447,16 @@ async fn converse(
     Ok(())
 }
 
-/// Fetches headers from `genesis` until the remote has no more (see the module docs); with the
-/// genesis block unknown, from the remote's. Each answer is awaited at most `limit`.
+/// Fetches headers from `from` until the remote has no more (see the module docs). Each answer is
+/// awaited at most `limit`.
 async fn sync_headers(
     peer: &Peer,
-    genesis: Option<BlockHash>,
+    from: SyncFrom,
     limit: Duration,
     batches: &mut mpsc::Receiver<Vec<Header>>,
-    mut progress: Progress,
+    progress: Progress,
 ) -> Result<Synced, Failure> {
-    let mut sync = HeaderSync::new(genesis);
+    let mut sync = HeaderSync::new(from);
     let mut closed = pin!(peer.closed());
     loop {
         let n = sync.request(peer)?;
@@ -432,75 +474,58 @@ async fn sync_headers(
             }
         };
         let done = sync.accept(&headers)?;
-        progress.update(sync.synced().count, sync.elapsed(), done);
+        progress.update(sync.synced().count, sync.elapsed());
         if done {
             return Ok(sync.synced());
         }
     }
 }
 
-/// The progress line of `--headers` on stderr, redrawn in place; nothing when stderr is not a
-/// terminal. The line is cleared when the progress is dropped, so that what follows starts clean.
+/// The progress bar of `--headers` on stderr, drawn by `indicatif` at most ten times a second: a
+/// bar towards the remote's `start_height` (a count alone when it announced none, or once it sent
+/// more), and the rate on the sync's own clock. Hidden when stderr is not a terminal; no colour is
+/// used, so there is nothing for `NO_COLOR` to turn off. Cleared when dropped, so that what
+/// follows starts clean.
 struct Progress {
-    enabled: bool,
+    bar: ProgressBar,
     target: Option<u64>,
-    drawn: usize,
-    last_draw: Option<Instant>,
 }
 
 impl Progress {
-    /// Redraws at most this often (and always at the end).
-    const INTERVAL: Duration = Duration::from_millis(100);
-    /// Width of the bar between brackets.
-    const BAR: u64 = 30;
+    /// With a target: a bar 30 characters wide.
+    const BAR: &str = "headers [{bar:30}] {pos}/{len} ({percent}%) {msg}";
+    /// Without a target.
+    const COUNT: &str = "headers {pos} {msg}";
 
-    fn new(enabled: bool, target: Option<u64>) -> Progress {
-        Progress { enabled, target, drawn: 0, last_draw: None }
+    fn new(terminal: bool, target: Option<u64>) -> Progress {
+        let draw = if terminal { ProgressDrawTarget::stderr_with_hz(10) } else { ProgressDrawTarget::hidden() };
+        let bar = ProgressBar::with_draw_target(target, draw);
+        let progress = Progress { bar, target };
+        progress.style(target.is_some());
+        progress
     }
 
-    /// The progress line for `count` headers after `elapsed`.
-    fn line(&self, count: u64, elapsed: Duration) -> String {
-        let rate = rate(count, elapsed);
-        match self.target {
-            Some(target) if target >= count => {
-                let filled = count.saturating_mul(Self::BAR).checked_div(target).unwrap_or(Self::BAR) as usize;
-                let percent = count.saturating_mul(100).checked_div(target).unwrap_or(100);
-                format!(
-                    "headers [{}{}] {count}/{target} ({percent}%) {rate} headers/s",
-                    "#".repeat(filled),
-                    "-".repeat((Self::BAR as usize).saturating_sub(filled)),
-                )
-            }
-            _ => format!("headers {count} {rate} headers/s"),
-        }
+    fn style(&self, with_bar: bool) {
+        let template = if with_bar { Self::BAR } else { Self::COUNT };
+        // Both templates are fixed and valid; the default style would do as well.
+        let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+        self.bar.set_style(style.progress_chars("#-"));
     }
 
-    fn update(&mut self, count: u64, elapsed: Duration, last: bool) {
-        if !self.enabled {
-            return;
+    fn update(&self, count: u64, elapsed: Duration) {
+        if self.target.is_some_and(|t| count > t) && self.bar.length().is_some() {
+            // A remote with more headers than it announced: no bar.
+            self.bar.unset_length();
+            self.style(false);
         }
-        let now = Instant::now();
-        if !last && self.last_draw.is_some_and(|t| now.saturating_duration_since(t) < Self::INTERVAL) {
-            return;
-        }
-        self.last_draw = Some(now);
-        let line = self.line(count, elapsed);
-        // Pad over a longer line drawn before.
-        let pad = self.drawn.saturating_sub(line.len());
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r{line}{}", " ".repeat(pad));
-        let _ = err.flush();
-        self.drawn = line.len();
+        self.bar.set_message(format!("{} headers/s", rate(count, elapsed)));
+        self.bar.set_position(count);
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        if self.enabled && self.drawn > 0 {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r{}\r", " ".repeat(self.drawn));
-            let _ = err.flush();
-        }
+        self.bar.finish_and_clear();
     }
 }
 
@@ -509,17 +534,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_progress_line_shows_count_rate_and_target() {
+    fn the_progress_bar_shows_count_rate_and_target() {
         let p = Progress::new(false, Some(4_000));
-        assert_eq!(
-            p.line(2_000, Duration::from_secs(2)),
-            "headers [###############---------------] 2000/4000 (50%) 1000 headers/s"
-        );
-        let p = Progress::new(false, None);
-        assert_eq!(p.line(2_000, Duration::from_millis(500)), "headers 2000 4000 headers/s");
+        p.update(2_000, Duration::from_secs(2));
+        assert_eq!((p.bar.position(), p.bar.length()), (2_000, Some(4_000)));
+        assert_eq!(p.bar.message(), "1000 headers/s");
         // A remote with more headers than it announced: no bar.
         let p = Progress::new(false, Some(10));
-        assert_eq!(p.line(2_000, Duration::from_secs(1)), "headers 2000 2000 headers/s");
+        p.update(2_000, Duration::from_secs(1));
+        assert_eq!((p.bar.position(), p.bar.length()), (2_000, None));
+        let p = Progress::new(false, None);
+        p.update(2_000, Duration::from_millis(500));
+        assert_eq!((p.bar.length(), p.bar.message()), (None, "4000 headers/s".to_string()));
         assert_eq!(rate(5, Duration::ZERO), 5_000_000);
     }
 }

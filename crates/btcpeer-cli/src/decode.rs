@@ -1,5 +1,6 @@
-//! `btcpeer decode` (R-C4): v1 frames as hex in, each message's fields out.
+//! `btcpeer decode` (R-C4): v1 frames as hex in, each message's fields out, as `DecodeEvent`s.
 
+use std::fmt;
 use std::io::{BufRead, Write};
 
 use btcpeer::bitcoin::hex::{DisplayHex, FromHex};
@@ -7,11 +8,87 @@ use btcpeer::network::{Magic, Network};
 use btcpeer::wire::frame::{self, FrameHeader, HEADER_LEN};
 use btcpeer::wire::{DecodeError, FrameError, Message};
 use bytes::{Bytes, BytesMut};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
+use crate::events::json_line;
 use crate::fields::{Detail, message_fields};
-use crate::report::text;
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+
+/// The events of `btcpeer decode`, one per frame (see `EVENTS.md`).
+#[derive(Serialize, Debug)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum DecodeEvent {
+    /// A frame decoded.
+    Message {
+        index: usize,
+        command: String,
+        payload_size: usize,
+        checksum_ok: bool,
+        /// Every field of the message, nested (see `fields`).
+        fields: Value,
+        /// With `--reencode`: the frame encoded again from the decoded message.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reencoded_hex: Option<String>,
+    },
+    /// A frame or hex string that did not decode.
+    Error {
+        index: usize,
+        kind: String,
+        reason: String,
+        /// A bad checksum's or an undecodable payload's command.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+        /// `false` for a bad checksum.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        checksum_ok: Option<bool>,
+        /// The payload's field that did not decode.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+    },
+}
+
+impl DecodeEvent {
+    /// The `error` event for `e`, frame number `index`.
+    fn error(index: usize, e: &DecodeError) -> DecodeEvent {
+        let (command, checksum_ok, field) = match e {
+            DecodeError::Frame(FrameError::BadChecksum { command, .. }) => {
+                (Some(command.as_str().to_string()), Some(false), None)
+            }
+            DecodeError::Payload(pe) => (Some(pe.command.as_str().to_string()), None, Some(pe.field.to_string())),
+            DecodeError::Frame(_) => (None, None, None),
+        };
+        DecodeEvent::Error { index, kind: error_kind(e), reason: e.to_string(), command, checksum_ok, field }
+    }
+}
+
+/// A JSON value as text: strings bare, `null` as `-`.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl fmt::Display for DecodeEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeEvent::Error { index, kind, reason, .. } => write!(f, "#{index} error ({kind}): {reason}"),
+            DecodeEvent::Message { index, command, payload_size, checksum_ok, fields, reencoded_hex } => {
+                let checksum = if *checksum_ok { "ok" } else { "BAD" };
+                let mut s = format!("#{index} {command} ({payload_size} payload bytes, checksum {checksum})");
+                if let Some(obj) = fields.as_object() {
+                    render_object(obj, 1, &mut s);
+                }
+                if let Some(hex) = reencoded_hex {
+                    s.push_str(&format!("\n  reencoded_hex: {hex}"));
+                }
+                f.write_str(&s)
+            }
+        }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct DecodeArgs {
@@ -76,35 +153,9 @@ struct Printer<W: Write> {
 }
 
 impl<W: Write> Printer<W> {
-    fn emit(&mut self, event: Value) {
-        let _ = if self.json { writeln!(self.out, "{event}") } else { writeln!(self.out, "{}", human(&event)) };
+    fn emit(&mut self, event: DecodeEvent) {
+        let _ = if self.json { writeln!(self.out, "{}", json_line(&event)) } else { writeln!(self.out, "{event}") };
     }
-}
-
-fn human(event: &Value) -> String {
-    let mut s = String::new();
-    let idx = &event["index"];
-    if event["event"] == "error" {
-        s.push_str(&format!(
-            "#{idx} error ({}): {}",
-            event["kind"].as_str().unwrap_or(""),
-            event["reason"].as_str().unwrap_or("")
-        ));
-        return s;
-    }
-    s.push_str(&format!(
-        "#{idx} {} ({} payload bytes, checksum {})",
-        event["command"].as_str().unwrap_or(""),
-        event["payload_size"],
-        if event["checksum_ok"] == true { "ok" } else { "BAD" }
-    ));
-    if let Some(obj) = event["fields"].as_object() {
-        render_object(obj, 1, &mut s);
-    }
-    if let Some(hex) = event["reencoded_hex"].as_str() {
-        s.push_str(&format!("\n  reencoded_hex: {hex}"));
-    }
-    s
 }
 
 /// Fields as indented lines: scalars and lists of scalars on the key's line, objects and lists of
@@ -142,7 +193,14 @@ fn decode_input<W: Write>(text: &str, index: &mut usize, net: &Network, args: &D
     let bytes = match Vec::<u8>::from_hex(&cleaned) {
         Ok(b) => Bytes::from(b),
         Err(e) => {
-            p.emit(json!({"event": "error", "index": *index, "kind": "invalid_hex", "reason": e.to_string()}));
+            p.emit(DecodeEvent::Error {
+                index: *index,
+                kind: "invalid_hex".to_string(),
+                reason: e.to_string(),
+                command: None,
+                checksum_ok: None,
+                field: None,
+            });
             *index += 1;
             return false;
         }
@@ -152,24 +210,13 @@ fn decode_input<W: Write>(text: &str, index: &mut usize, net: &Network, args: &D
     loop {
         let i = *index;
         *index += 1;
-        match decode_one(&rest, net, args) {
+        match decode_one(&rest, i, net, args) {
             Ok((event, used)) => {
-                let mut event = event;
-                event["index"] = json!(i);
                 p.emit(event);
                 rest = rest.slice(used..);
             }
             Err(e) => {
-                let mut event = json!({"event": "error", "index": i, "kind": error_kind(&e), "reason": e.to_string()});
-                if let DecodeError::Frame(FrameError::BadChecksum { command, .. }) = &e {
-                    event["command"] = json!(command.as_str());
-                    event["checksum_ok"] = json!(false);
-                }
-                if let DecodeError::Payload(pe) = &e {
-                    event["command"] = json!(pe.command.as_str());
-                    event["field"] = json!(pe.field);
-                }
-                p.emit(event);
+                p.emit(DecodeEvent::error(i, &e));
                 // A frame whose header was readable can be skipped; anything else ends this input.
                 match skip_len(&rest, net) {
                     Some(used)
@@ -202,27 +249,31 @@ fn skip_len(input: &Bytes, net: &Network) -> Option<usize> {
     (input.len() >= end).then_some(end)
 }
 
-fn decode_one(input: &Bytes, net: &Network, args: &DecodeArgs) -> Result<(Value, usize), DecodeError> {
+/// Decodes the frame at the start of `input`, frame number `index`; returns its event and its length.
+fn decode_one(
+    input: &Bytes,
+    index: usize,
+    net: &Network,
+    args: &DecodeArgs,
+) -> Result<(DecodeEvent, usize), DecodeError> {
     let (raw, used) = frame::decode_frame(input, net)?;
     let msg = raw.decode()?;
-    let mut event = json!({
-        "event": "message",
-        "command": raw.command.as_str(),
-        "payload_size": raw.payload.len(),
-        "checksum_ok": true,
-        "fields": message_fields(&msg, Detail { network: net.bitcoin_network(), summary: args.summary }),
-    });
-    if args.reencode {
-        event["reencoded_hex"] = json!(reencode(&msg, net));
-    }
+    let event = DecodeEvent::Message {
+        index,
+        command: raw.command.as_str().to_string(),
+        payload_size: raw.payload.len(),
+        checksum_ok: true,
+        fields: message_fields(&msg, Detail { network: net.bitcoin_network(), summary: args.summary }),
+        reencoded_hex: args.reencode.then(|| reencode(&msg, net)),
+    };
     Ok((event, used))
 }
 
-fn reencode(msg: &Message, net: &Network) -> Value {
+fn reencode(msg: &Message, net: &Network) -> String {
     let mut buf = BytesMut::new();
     match frame::encode_frame(msg, net, &mut buf) {
-        Ok(_) => json!(buf.to_lower_hex_string()),
-        Err(e) => json!(format!("error: {e}")),
+        Ok(_) => buf.to_lower_hex_string(),
+        Err(e) => format!("error: {e}"),
     }
 }
 

@@ -1,4 +1,11 @@
-//! Every message's fields as JSON, for `btcpeer decode` and the `recv` events of other subcommands.
+//! Every message's fields as a nested JSON value, the `fields` of `btcpeer decode`'s `message`
+//! event; and the names of service bits and address networks the other subcommands' events use.
+//!
+//! Unlike the events themselves (typed enums, see `events`), the fields stay `serde_json::Value`s
+//! built with `json!`: they are data to show, not keys any code reads back (decode's text form
+//! walks the value generically, nesting objects and lists), and a typed struct with its own text
+//! form for each of the 36 message types, their inputs, outputs, headers and entries would add
+//! several hundred lines that say the same as the `json!` literals do.
 
 use btcpeer::bitcoin::hashes::Hash;
 use btcpeer::bitcoin::hex::DisplayHex;
@@ -36,16 +43,32 @@ fn address(a: &Address) -> Value {
     json!({"services": a.services.to_u64(), "ip": ip, "port": a.port})
 }
 
-fn addrv2(a: &AddrV2) -> (&'static str, String) {
+/// The BIP155 network an address is on: `ipv4`, `ipv6`, `torv2`, `torv3`, `i2p`, `cjdns` or
+/// `unknown`.
+pub fn addrv2_network(a: &AddrV2) -> &'static str {
     match a {
-        AddrV2::Ipv4(ip) => ("ipv4", ip.to_string()),
-        AddrV2::Ipv6(ip) => ("ipv6", ip.to_string()),
-        AddrV2::TorV2(b) => ("torv2", b.to_lower_hex_string()),
-        AddrV2::TorV3(b) => ("torv3", b.to_lower_hex_string()),
-        AddrV2::I2p(b) => ("i2p", b.to_lower_hex_string()),
-        AddrV2::Cjdns(ip) => ("cjdns", ip.to_string()),
-        AddrV2::Unknown(id, b) => ("unknown", format!("{id}:{}", b.to_lower_hex_string())),
+        AddrV2::Ipv4(_) => "ipv4",
+        AddrV2::Ipv6(_) => "ipv6",
+        AddrV2::TorV2(_) => "torv2",
+        AddrV2::TorV3(_) => "torv3",
+        AddrV2::I2p(_) => "i2p",
+        AddrV2::Cjdns(_) => "cjdns",
+        AddrV2::Unknown(..) => "unknown",
     }
+}
+
+/// The address's network and the address as text.
+fn addrv2(a: &AddrV2) -> (&'static str, String) {
+    let text = match a {
+        AddrV2::Ipv4(ip) => ip.to_string(),
+        AddrV2::Ipv6(ip) => ip.to_string(),
+        AddrV2::TorV2(b) => b.to_lower_hex_string(),
+        AddrV2::TorV3(b) => b.to_lower_hex_string(),
+        AddrV2::I2p(b) => b.to_lower_hex_string(),
+        AddrV2::Cjdns(ip) => ip.to_string(),
+        AddrV2::Unknown(id, b) => format!("{id}:{}", b.to_lower_hex_string()),
+    };
+    (addrv2_network(a), text)
 }
 
 fn inventory(items: &[Inventory]) -> Value {

@@ -3,7 +3,6 @@
 //! to the one before; where the genesis block is unknown (simnet, a custom magic), from the
 //! remote's, learnt from the first header's parent (see `connect`'s module docs).
 
-use crate::report::Failure;
 use std::time::{Duration, Instant};
 
 use btcpeer::bitcoin::BlockHash;
@@ -11,20 +10,42 @@ use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::hashes::Hash;
 use btcpeer::peer::Peer;
 use btcpeer::wire::limits::MAX_HEADERS;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::EXIT_FAILURE;
+use crate::events::{as_millis, display};
+use crate::report::Failure;
 
-/// What a headers sync fetched.
-#[derive(Debug, Clone, Copy)]
+/// Where a header sync starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncFrom {
+    /// The network's genesis block, which btcpeer knows.
+    Genesis(BlockHash),
+    /// The remote's genesis block, learnt from the first header's parent (simnet, a custom magic).
+    RemoteGenesis,
+}
+
+/// What the `headers` events of `connect` and `demo` have in common: the peer and what it sent.
+#[derive(Serialize, Debug, Clone)]
+pub(crate) struct HeadersDone {
+    pub(crate) peer: u64,
+    #[serde(flatten)]
+    pub(crate) synced: Synced,
+}
+
+/// What a headers sync fetched, as the `headers` events show it (`tip` in display order,
+/// `elapsed_ms`).
+#[derive(Debug, Clone, Copy, Serialize)]
 pub(crate) struct Synced {
     /// Headers received (genesis excluded).
     pub(crate) count: u64,
     /// The last header's hash (the genesis block's, or zero when unknown, if none came).
+    #[serde(serialize_with = "display")]
     pub(crate) tip: BlockHash,
     /// Answers received, an empty last one included.
     pub(crate) batches: u64,
     /// How long it took.
+    #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
     pub(crate) elapsed: Duration,
 }
 
@@ -34,17 +55,9 @@ impl Synced {
         rate(self.count, self.elapsed)
     }
 
-    /// The `headers` event.
-    pub(crate) fn event(&self, peer: u64) -> serde_json::Value {
-        json!({
-            "event": "headers",
-            "peer": peer,
-            "count": self.count,
-            "tip": self.tip.to_string(),
-            "batches": self.batches,
-            "elapsed_ms": u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
-            "headers_per_sec": self.rate(),
-        })
+    /// The keys of the `headers` event.
+    pub(crate) fn done(&self, peer: u64) -> HeadersDone {
+        HeadersDone { peer, synced: *self }
     }
 }
 
@@ -76,8 +89,12 @@ pub(crate) struct HeaderSync {
 }
 
 impl HeaderSync {
-    /// A sync from `genesis`, or, when `None`, from the remote's own genesis block.
-    pub(crate) fn new(genesis: Option<BlockHash>) -> HeaderSync {
+    /// A sync from `from`.
+    pub(crate) fn new(from: SyncFrom) -> HeaderSync {
+        let genesis = match from {
+            SyncFrom::Genesis(hash) => Some(hash),
+            SyncFrom::RemoteGenesis => None,
+        };
         HeaderSync {
             started: Instant::now(),
             // A locator of the zero hash, which no chain has, makes Core and btcd answer from

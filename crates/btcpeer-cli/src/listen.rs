@@ -37,16 +37,62 @@
 //! 0 when `--duration` ends (or on Ctrl-C); 1 when the address cannot be bound; 2 usage error.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::pin::pin;
 use std::time::Duration;
 
 use btcpeer::peer::{Peer, PeerConfig};
-use serde_json::json;
+use serde::Serialize;
 use tokio::task::{Id, JoinSet};
 
 use crate::connect::interrupted;
-use crate::report::{Output, PeerArgs, Reporter, disconnect_event, parse_secs, parse_target, stats_event};
+use crate::events::{Event, PeerEvent};
+use crate::report::{Output, PeerArgs, Reporter, parse_secs, parse_target};
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+
+/// The events of `btcpeer listen` (see the module docs and `EVENTS.md`).
+#[derive(Serialize, Debug)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ListenEvent {
+    /// First, once: the bound address.
+    Listening {
+        addr: String,
+        network: String,
+    },
+    Accept {
+        peer: u64,
+        addr: String,
+    },
+    /// A connection beyond `--max-peers`, closed at once.
+    Refused {
+        addr: String,
+        reason: String,
+    },
+    /// A peer's `recv`, `dropped`, `handshake`, `stats` and `disconnect` events, as in `connect`.
+    #[serde(untagged)]
+    Peer(PeerEvent),
+}
+
+impl Event for ListenEvent {
+    fn peer(&self) -> Option<u64> {
+        match self {
+            ListenEvent::Listening { .. } | ListenEvent::Refused { .. } => None,
+            ListenEvent::Accept { peer, .. } => Some(*peer),
+            ListenEvent::Peer(e) => e.peer(),
+        }
+    }
+}
+
+impl fmt::Display for ListenEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenEvent::Listening { addr, network } => write!(f, "listening on {addr} ({network})"),
+            ListenEvent::Accept { addr, .. } => write!(f, "accept {addr}"),
+            ListenEvent::Refused { addr, reason } => write!(f, "refused {addr}: {reason}"),
+            ListenEvent::Peer(e) => e.fmt(f),
+        }
+    }
+}
 
 /// How long peers get to finish when the listener stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -102,7 +148,7 @@ async fn serve(args: &ListenArgs, config: PeerConfig, addr: &str) -> u8 {
         Ok(bound) => bound,
         Err(code) => return code,
     };
-    out.emit(&json!({"event": "listening", "addr": bound.to_string(), "network": config.network().name()}));
+    out.emit(&ListenEvent::Listening { addr: bound.to_string(), network: config.network().name().to_string() });
 
     let max_peers = usize::try_from(args.max_peers).unwrap_or(usize::MAX);
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -141,17 +187,16 @@ async fn serve(args: &ListenArgs, config: PeerConfig, addr: &str) -> u8 {
                 }
                 if live.len() >= max_peers {
                     drop(stream);
-                    out.emit(&json!({
-                        "event": "refused",
-                        "addr": remote.to_string(),
-                        "reason": format!("already serving --max-peers {max_peers} peers"),
-                    }));
+                    out.emit(&ListenEvent::Refused {
+                        addr: remote.to_string(),
+                        reason: format!("already serving --max-peers {max_peers} peers"),
+                    });
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr();
-                let peer = Peer::inbound(config.clone(), remote, Reporter::new(out, true, None));
-                out.emit(&json!({"event": "accept", "peer": peer.id(), "addr": remote.to_string()}));
+                let peer = Peer::inbound(config.clone(), remote, Reporter::new(out, ListenEvent::Peer, true, None));
+                out.emit(&ListenEvent::Accept { peer: peer.id(), addr: remote.to_string() });
                 let associated = match local {
                     Ok(local) => peer.associate_with_local(stream, local).map_err(|e| e.to_string()),
                     Err(_) => peer.associate(stream).map_err(|e| e.to_string()),
@@ -163,8 +208,8 @@ async fn serve(args: &ListenArgs, config: PeerConfig, addr: &str) -> u8 {
                 let watched = peer.clone();
                 let handle = tasks.spawn(async move {
                     let reason = watched.closed().await;
-                    out.emit(&stats_event(&watched.stats()));
-                    out.emit(&disconnect_event(&watched, &reason));
+                    out.emit(&ListenEvent::Peer(PeerEvent::stats(&watched.stats())));
+                    out.emit(&ListenEvent::Peer(PeerEvent::disconnect(&watched, &reason)));
                 });
                 live.insert(handle.id(), peer);
             }

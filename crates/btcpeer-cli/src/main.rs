@@ -6,9 +6,11 @@
 
 mod bench;
 mod bench_crypto;
+mod bench_report;
 mod connect;
 mod decode;
 mod demo;
+mod events;
 mod fields;
 mod headers;
 mod listen;

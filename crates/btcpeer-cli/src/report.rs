@@ -1,27 +1,20 @@
-//! What `btcpeer connect` and `btcpeer listen` share: the network and transport options, the event
-//! printer, the handler that reports what a peer receives, and the JSON forms of the handshake, the
-//! disconnect and the statistics.
+//! What `btcpeer connect` and `btcpeer listen` share: the network and transport options, target
+//! and duration parsing, the event printer, and the handler that reports what a peer receives.
 //!
-//! Events are JSON objects with an `"event"` key, printed one per line with `--json`, or as readable
-//! text otherwise; stdout is flushed after every event so that a reader sees each one at once. The
-//! events themselves are listed in the `connect` and `listen` modules.
+//! Events (the typed ones of `events`, and each subcommand's own enum) are printed one JSON object
+//! per line with `--json`, or as readable text otherwise; stdout is flushed after every event so
+//! that a reader sees each one at once. The events themselves are listed in `EVENTS.md`.
 
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::hex::FromHex;
 use btcpeer::network::{Magic, Network};
-use btcpeer::peer::{
-    CommandStats, DisconnectReason, Handler, Peer, PeerConfig, PeerConfigBuilder, PeerStats, ReadEvent, RemoteInfo,
-    V2Policy,
-};
-use serde_json::{Value, json};
+use btcpeer::peer::{DisconnectReason, Handler, Peer, PeerConfig, PeerConfigBuilder, ReadEvent, RemoteInfo, V2Policy};
 use tokio::sync::mpsc;
 
-use crate::fields::service_names;
+use crate::events::{Event, Handshake, PeerEvent, json_line, print_line};
 
 /// The transports `--transport` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -170,21 +163,13 @@ pub struct Output {
 
 impl Output {
     /// Prints one event.
-    pub fn emit(&self, event: &Value) {
-        let line = if self.json { event.to_string() } else { human(event, self.peer_prefix) };
-        let mut out = std::io::stdout().lock();
-        // A closed stdout (a reader that went away) is not worth dying for.
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    }
-}
-
-/// A JSON value as text: strings bare, `null` as `-`.
-pub(crate) fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
+    pub fn emit<E: Event>(&self, event: &E) {
+        let line = match (self.json, self.peer_prefix.then(|| event.peer()).flatten()) {
+            (true, _) => json_line(event),
+            (false, Some(peer)) => format!("[peer {peer}] {event}"),
+            (false, None) => event.to_string(),
+        };
+        print_line(&line);
     }
 }
 
@@ -215,199 +200,6 @@ pub(crate) async fn bind(command: &str, addr: &str) -> Result<(tokio::net::TcpLi
     Ok((listener, bound))
 }
 
-fn yes_no(v: &Value) -> &'static str {
-    if v.as_bool() == Some(true) { "yes" } else { "no" }
-}
-
-fn millis(us: &Value) -> String {
-    us.as_u64().map_or_else(|| "-".to_string(), |us| format!("{:.3} ms", us as f64 / 1000.0))
-}
-
-/// One event as readable text.
-fn human(e: &Value, peer_prefix: bool) -> String {
-    let prefix = match (&e["peer"], peer_prefix) {
-        (Value::Number(n), true) => format!("[peer {n}] "),
-        _ => String::new(),
-    };
-    let body = match e["event"].as_str().unwrap_or("") {
-        "listening" => format!("listening on {} ({})", text(&e["addr"]), text(&e["network"])),
-        "accept" => format!("accept {}", text(&e["addr"])),
-        "refused" => format!("refused {}: {}", text(&e["addr"]), text(&e["reason"])),
-        "handshake" => {
-            let names: Vec<String> =
-                e["service_names"].as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default();
-            let services = if names.is_empty() { "none".to_string() } else { names.join("|") };
-            format!(
-                "handshake: {} version {} (negotiated {}) services {} height {}, transport {}, relay {}, addrv2 {}, \
-                 wtxidrelay {}",
-                text(&e["user_agent"]),
-                text(&e["version"]),
-                text(&e["negotiated_version"]),
-                services,
-                text(&e["start_height"]),
-                text(&e["transport"]),
-                yes_no(&e["relay"]),
-                yes_no(&e["wants_addrv2"]),
-                yes_no(&e["wtxid_relay"]),
-            )
-        }
-        "pong" => format!("pong: {}", millis(&e["rtt_us"])),
-        "retry" => format!("retry: {}; dialing again in {}", text(&e["reason"]), text(&e["transport"])),
-        "headers" => format!(
-            "headers: {} in {} batches, tip {}, {} headers/s",
-            text(&e["count"]),
-            text(&e["batches"]),
-            text(&e["tip"]),
-            text(&e["headers_per_sec"]),
-        ),
-        "recv" => format!("recv {} {} bytes", text(&e["command"]), text(&e["size"])),
-        "dropped" => format!("dropped {} bytes: {}", text(&e["size"]), text(&e["reason"])),
-        "disconnect" => format!("disconnect: {} ({})", text(&e["reason"]), text(&e["kind"])),
-        "stats" => human_stats(e),
-        _ => e.to_string(),
-    };
-    format!("{prefix}{body}")
-}
-
-fn human_stats(e: &Value) -> String {
-    let mut s = format!(
-        "stats: {} {} {}\n  sent {} messages ({} bytes), received {} messages ({} bytes)",
-        text(&e["addr"]),
-        text(&e["direction"]),
-        text(&e["transport"]),
-        text(&e["messages_sent"]),
-        text(&e["bytes_sent"]),
-        text(&e["messages_received"]),
-        text(&e["bytes_received"]),
-    );
-    if !e["last_ping_rtt_us"].is_null() {
-        s.push_str(&format!(
-            "\n  ping round trip: last {}, min {}",
-            millis(&e["last_ping_rtt_us"]),
-            millis(&e["min_ping_rtt_us"])
-        ));
-    }
-    let (ignored, dropped) = (e["ignored_received"].as_u64().unwrap_or(0), e["dropped_frames"].as_u64().unwrap_or(0));
-    if ignored > 0 || dropped > 0 {
-        s.push_str(&format!("\n  ignored {ignored} messages, dropped {dropped} frames (as Bitcoin Core does)"));
-    }
-    if e["relay"] == false {
-        s.push_str("\n  the remote asked for no transaction announcements (relay = false)");
-    }
-    if let Some(per) = e["per_command"].as_object().filter(|p| !p.is_empty()) {
-        s.push_str("\n  per command:");
-        for (command, c) in per {
-            s.push_str(&format!(
-                "\n    {command}: sent {} ({} bytes), received {} ({} bytes)",
-                text(&c["messages_sent"]),
-                text(&c["bytes_sent"]),
-                text(&c["messages_received"]),
-                text(&c["bytes_received"]),
-            ));
-        }
-    }
-    s
-}
-
-fn unix_secs(t: Option<SystemTime>) -> Value {
-    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(Value::Null, |d| json!(d.as_secs()))
-}
-
-fn micros(d: Option<Duration>) -> Value {
-    d.map_or(Value::Null, |d| json!(u64::try_from(d.as_micros()).unwrap_or(u64::MAX)))
-}
-
-/// The `stats` event: every field of the snapshot, durations in microseconds (`_us`), times in
-/// Unix seconds, `per_command` keyed by command.
-pub fn stats_event(s: &PeerStats) -> Value {
-    let traffic = |c: CommandStats| {
-        json!({
-            "messages_sent": c.messages_sent,
-            "bytes_sent": c.bytes_sent,
-            "messages_received": c.messages_received,
-            "bytes_received": c.bytes_received,
-        })
-    };
-    let per_command: BTreeMap<String, Value> =
-        s.per_command.iter().map(|(command, c)| (command.to_string(), traffic(c))).collect();
-    let mut event = json!({
-        "event": "stats",
-        "peer": s.id,
-        "id": s.id,
-        "addr": s.addr.to_string(),
-        "local_addr": s.local_addr.map(|a| a.to_string()),
-        "direction": s.direction.as_str(),
-        "transport": s.transport.as_str(),
-        "services": s.services.to_u64(),
-        "service_names": service_names(s.services),
-        "version": s.version,
-        "negotiated_version": s.negotiated_version,
-        "user_agent": s.user_agent,
-        "start_height": s.start_height,
-        "last_block_height": s.last_block_height,
-        "time_offset": s.time_offset,
-        "connected_at": unix_secs(s.connected_at),
-        "handshake_at": unix_secs(s.handshake_at),
-        "last_send": unix_secs(s.last_send),
-        "last_recv": unix_secs(s.last_recv),
-        "bytes_sent": s.bytes_sent,
-        "bytes_received": s.bytes_received,
-        "messages_sent": s.messages_sent,
-        "messages_received": s.messages_received,
-        "per_command": per_command,
-        "unknown_received": s.unknown_received,
-        "ignored_received": s.ignored_received,
-        "last_ping_rtt_us": micros(s.last_ping_rtt),
-        "min_ping_rtt_us": micros(s.min_ping_rtt),
-        "outstanding_ping": s.outstanding_ping.map(|(nonce, waited)| json!({
-            "nonce": nonce,
-            "waited_us": micros(Some(waited)),
-        })),
-        "wants_headers": s.wants_headers,
-        "wants_addrv2": s.wants_addrv2,
-        "wtxid_relay": s.wtxid_relay,
-        "compact_blocks": s.compact_blocks.map(|c| json!({"announce": c.send_compact, "version": c.version})),
-        "fee_filter": s.fee_filter,
-        "queued_messages": s.queued_messages,
-        "queued_bytes": s.queued_bytes,
-        "known_inventory": s.known_inventory,
-        "disconnect_reason": s.disconnect_reason.as_ref().map(|r| r.to_string()),
-        "disconnect_kind": s.disconnect_reason.as_ref().map(|r| r.kind()),
-    });
-    // What the remote sent that was dropped or ignored, and what it asked us not to send (C-1, C-3).
-    event["per_command_other"] = traffic(s.per_command.other());
-    event["dropped_frames"] = json!(s.dropped_frames);
-    event["relay"] = json!(s.relay);
-    event["refused_announcements"] = json!(s.refused_announcements);
-    event
-}
-
-/// The `handshake` event.
-pub fn handshake_event(peer: &Peer, remote: &RemoteInfo) -> Value {
-    let v = &remote.version;
-    json!({
-        "event": "handshake",
-        "peer": peer.id(),
-        "addr": peer.addr().to_string(),
-        "version": v.version,
-        "services": v.services.to_u64(),
-        "service_names": service_names(v.services),
-        "user_agent": v.user_agent,
-        "start_height": v.start_height,
-        "relay": v.relay,
-        "transport": remote.transport.as_str(),
-        "negotiated_version": remote.negotiated_version,
-        "wants_addrv2": remote.wants_addrv2,
-        "wtxid_relay": remote.wtxid_relay,
-        "time_offset": remote.time_offset,
-    })
-}
-
-/// The `disconnect` event.
-pub fn disconnect_event(peer: &Peer, reason: &DisconnectReason) -> Value {
-    json!({"event": "disconnect", "peer": peer.id(), "reason": reason.to_string(), "kind": reason.kind()})
-}
-
 /// A pong seen by the [`Reporter`].
 #[derive(Clone, Copy, Debug)]
 pub struct PongSeen {
@@ -419,34 +211,45 @@ pub struct PongSeen {
     pub at: Instant,
 }
 
-/// The handler of `connect` and `listen`: prints `handshake` and (optionally) `recv` events, and
-/// passes pongs and headers on to whoever waits for them.
-pub struct Reporter {
+/// The handler of `connect` and `listen`: prints `handshake` and (optionally) `recv` and
+/// `dropped` events (`PeerEvent`s, in the subcommand's event type `E`), and passes pongs and headers on to whoever
+/// waits for them.
+pub struct Reporter<E> {
     out: Output,
+    /// The subcommand's event for a `PeerEvent`.
+    wrap: fn(PeerEvent) -> E,
     recv: bool,
     pongs: Option<mpsc::UnboundedSender<PongSeen>>,
     headers: Option<mpsc::Sender<Vec<Header>>>,
 }
 
-impl Reporter {
-    /// A reporter printing to `out`; `recv` prints a `recv` event for every frame read; `pongs`
-    /// receives every pong.
-    pub fn new(out: Output, recv: bool, pongs: Option<mpsc::UnboundedSender<PongSeen>>) -> Reporter {
-        Reporter { out, recv, pongs, headers: None }
+impl<E> Reporter<E> {
+    /// A reporter printing to `out`, each event wrapped by `wrap`; `recv` prints a `recv` event for
+    /// every frame read; `pongs` receives every pong.
+    pub fn new(
+        out: Output,
+        wrap: fn(PeerEvent) -> E,
+        recv: bool,
+        pongs: Option<mpsc::UnboundedSender<PongSeen>>,
+    ) -> Reporter<E> {
+        Reporter { out, wrap, recv, pongs, headers: None }
     }
 
     /// Also passes every `headers` message on to `headers`. The channel is bounded: a message that
     /// finds it full (the remote sent many batches nobody asked for) is dropped, and once the
     /// receiver is gone every message is.
-    pub fn with_headers(mut self, headers: mpsc::Sender<Vec<Header>>) -> Reporter {
+    pub fn with_headers(mut self, headers: mpsc::Sender<Vec<Header>>) -> Reporter<E> {
         self.headers = Some(headers);
         self
     }
 }
 
-impl Handler for Reporter {
+impl<E> Handler for Reporter<E>
+where
+    E: Event + 'static,
+{
     fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
-        self.out.emit(&handshake_event(peer, remote));
+        self.out.emit(&(self.wrap)(PeerEvent::Handshake(Handshake::new(peer, remote))));
     }
 
     fn on_read(&self, peer: &Peer, event: &ReadEvent<'_>) {
@@ -454,20 +257,12 @@ impl Handler for Reporter {
             return;
         }
         if let Some(command) = event.command {
-            self.out.emit(&json!({
-                "event": "recv",
-                "peer": peer.id(),
-                "command": command.as_str(),
-                "size": event.bytes,
-            }));
+            let (peer, command, size) = (peer.id(), command.as_str().to_string(), event.bytes);
+            self.out.emit(&(self.wrap)(PeerEvent::Recv { peer, command, size }));
         } else if let Some(dropped) = event.dropped {
             // A frame Core would drop too (bad checksum, invalid command bytes): the peer carries on.
-            self.out.emit(&json!({
-                "event": "dropped",
-                "peer": peer.id(),
-                "reason": dropped.to_string(),
-                "size": event.bytes,
-            }));
+            let (peer, reason, size) = (peer.id(), dropped.to_string(), event.bytes);
+            self.out.emit(&(self.wrap)(PeerEvent::Dropped { peer, reason, size }));
         }
     }
 

@@ -17,28 +17,14 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub(super) fn addresses(&self, peer: &Peer, command: &str, networks: Vec<&'static str>) {
+    pub(super) fn addresses(&self, peer: &Peer, command: &'static str, networks: Vec<&'static str>) {
         let count = networks.len() as u64;
         self.progress.addr_entries.fetch_add(count, Ordering::Relaxed);
         Tally::add(&self.shared.tally.addrs, count);
         let mut unique = networks;
         unique.sort_unstable();
         unique.dedup();
-        self.shared.emit(json!({
-            "event": "addr", "peer": peer.id(), "count": count, "command": command, "networks": unique,
-        }));
-    }
-}
-
-pub(super) fn network_name(a: &AddrV2) -> &'static str {
-    match a {
-        AddrV2::Ipv4(_) => "ipv4",
-        AddrV2::Ipv6(_) => "ipv6",
-        AddrV2::TorV2(_) => "torv2",
-        AddrV2::TorV3(_) => "torv3",
-        AddrV2::I2p(_) => "i2p",
-        AddrV2::Cjdns(_) => "cjdns",
-        AddrV2::Unknown(..) => "unknown",
+        self.shared.emit(DemoEvent::Addr { peer: peer.id(), count, command, networks: unique });
     }
 }
 
@@ -48,7 +34,7 @@ impl Handler for Client {
             Transport::V1 => Tally::add(&self.shared.tally.handshakes_v1, 1),
             Transport::V2 => Tally::add(&self.shared.tally.handshakes_v2, 1),
         }
-        self.shared.emit(handshake(peer, remote));
+        self.shared.emit(DemoEvent::handshake(peer, remote));
     }
 
     fn on_pong(&self, peer: &Peer, nonce: u64) {
@@ -71,11 +57,11 @@ impl Handler for Client {
         let count = inv.len() as u64;
         self.progress.inv_items.fetch_add(count, Ordering::Relaxed);
         Tally::add(&self.shared.tally.inv_received, count);
-        self.shared.emit(json!({"event": "inv", "peer": peer.id(), "count": count}));
+        self.shared.emit(DemoEvent::Inv { peer: peer.id(), count });
     }
 
     fn on_addrv2(&self, peer: &Peer, addrs: Vec<AddrV2Message>) {
-        let networks = addrs.iter().map(|a| network_name(&a.addr)).collect();
+        let networks = addrs.iter().map(|a| addrv2_network(&a.addr)).collect();
         self.addresses(peer, "addrv2", networks);
     }
 

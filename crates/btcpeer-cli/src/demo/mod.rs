@@ -29,7 +29,7 @@
 //!
 //! On a terminal (stdout), a table of peers (id, direction, transport, protocol version, user agent,
 //! last ping round trip, bytes and messages each way, what each is doing) is redrawn in place ten
-//! times a second, with the latest events under it; when stdout is not a terminal, each event is one
+//! times a second by `indicatif` (no colour), with the latest events under it; when stdout is not a terminal, each event is one
 //! plain line, and the table is printed once at the end. Both end with a summary.
 //!
 //! # Events
@@ -57,18 +57,20 @@
 //! with one line on stderr saying which; 2 usage error; 3 a step timed out (see `--timeout`).
 
 mod client;
+mod event;
 mod node;
 mod script;
 mod view;
 
 use client::*;
+use event::*;
 use node::*;
 use script::*;
 use view::*;
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
+use std::fmt;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -90,15 +92,17 @@ use btcpeer::wire::limits::MAX_HEADERS;
 use btcpeer::wire::types::{GetBlocksMessage, GetHeadersMessage};
 use btcpeer::wire::{Inventory, Message};
 use bytes::Bytes;
-use serde_json::{Value, json};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::connect::{interrupted, nonce};
-use crate::report::{
-    Failure, TransportArg, exit_code, handshake_event, parse_positive_secs, parse_secs, secs, stats_event,
-};
+use crate::events::{Handshake, Stats, json_line, micros, millis, print_line};
+use crate::fields::addrv2_network;
+use crate::headers::{HeadersDone, SyncFrom};
+use crate::report::{Failure, TransportArg, exit_code, parse_positive_secs, parse_secs, secs};
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT};
 
 /// Blocks in the demo chain, genesis included: two `headers` batches (2,000 and 499).
@@ -145,31 +149,44 @@ pub struct DemoArgs {
     pub timeout: Duration,
 }
 
-pub(super) fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Counts across the whole demo, for the summary.
-#[derive(Default)]
+/// Counts across the whole demo; serialized as the `summary` event's counts (see `Summary`).
+#[derive(Default, Debug, Serialize)]
 pub(super) struct Tally {
+    /// Outbound handshakes by transport.
     pub(super) handshakes_v1: AtomicU64,
     pub(super) handshakes_v2: AtomicU64,
     pub(super) announced: AtomicU64,
     /// Announcements the node received (from any peer).
+    #[serde(skip)]
     pub(super) node_heard: AtomicU64,
-    pub(super) node_relayed: AtomicU64,
+    /// Announcements the node did not queue: the peer already knew the item.
+    #[serde(rename = "inv_suppressed")]
     pub(super) suppressed: AtomicU64,
+    /// Announcements outbound peers received through the node.
+    #[serde(rename = "inv_relayed")]
     pub(super) inv_received: AtomicU64,
+    /// Pongs.
     pub(super) pings: AtomicU64,
+    /// Zero (null in JSON) while there is no round trip.
+    #[serde(serialize_with = "none_if_zero")]
     pub(super) min_rtt_us: AtomicU64,
+    #[serde(serialize_with = "none_if_zero")]
     pub(super) max_rtt_us: AtomicU64,
     pub(super) addrs: AtomicU64,
     pub(super) headers: AtomicU64,
     pub(super) blocks: AtomicU64,
+}
+
+/// A counter whose zero means "none yet", as a number or null.
+fn none_if_zero<S: serde::Serializer>(counter: &AtomicU64, s: S) -> Result<S::Ok, S::Error> {
+    match Tally::get(counter) {
+        0 => s.serialize_none(),
+        n => s.serialize_some(&n),
+    }
 }
 
 impl Tally {
@@ -184,8 +201,8 @@ impl Tally {
     pub(super) fn rtt(&self, rtt: Duration) {
         let us = micros(rtt);
         self.pings.fetch_add(1, Ordering::Relaxed);
-        self.max_rtt_us.fetch_max(us, Ordering::Relaxed);
         // Zero means "none yet".
+        self.max_rtt_us.fetch_max(us.max(1), Ordering::Relaxed);
         let _ = self.min_rtt_us.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
             if m == 0 || us < m { Some(us.max(1)) } else { None }
         });
@@ -225,16 +242,16 @@ pub(super) enum Role {
 
 /// What every part of the demo shares: the event channel, the peers, the counts.
 pub(super) struct Shared {
-    pub(super) events: mpsc::UnboundedSender<Value>,
+    pub(super) events: mpsc::UnboundedSender<DemoEvent>,
     pub(super) rows: Mutex<Vec<(Peer, Role)>>,
     pub(super) served: Mutex<HashMap<u64, Served>>,
-    pub(super) tally: Tally,
+    pub(super) tally: Arc<Tally>,
     /// The node's peers that completed the handshake.
     pub(super) node_handshakes: AtomicUsize,
 }
 
 impl Shared {
-    pub(super) fn emit(&self, event: Value) {
+    pub(super) fn emit(&self, event: DemoEvent) {
         // The receiver lives until the end; a send after that has nobody to tell.
         let _ = self.events.send(event);
     }
@@ -242,13 +259,6 @@ impl Shared {
     pub(super) fn serve(&self, peer: &Peer, f: impl FnOnce(&mut Served)) {
         f(lock(&self.served).entry(peer.id()).or_default());
     }
-}
-
-/// The handshake event, with the side it was seen from.
-pub(super) fn handshake(peer: &Peer, remote: &RemoteInfo) -> Value {
-    let mut event = handshake_event(peer, remote);
-    event["direction"] = json!(peer.direction().as_str());
-    event
 }
 
 /// Runs `btcpeer demo`; returns the exit code.
@@ -314,7 +324,7 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
         events,
         rows: Mutex::new(Vec::new()),
         served: Mutex::new(HashMap::new()),
-        tally: Tally::default(),
+        tally: Arc::default(),
         node_handshakes: AtomicUsize::new(0),
     });
     let node: Arc<dyn Handler> = Arc::new(Node {
@@ -327,14 +337,13 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
     let transports: Vec<Transport> = (0..n).map(|i| transport_of(args.transport, i)).collect();
     let v2s = transports.iter().filter(|t| **t == Transport::V2).count();
     let v1s = n.saturating_sub(v2s);
-    shared.emit(json!({
-        "event": "start",
-        "listen": node_addr.to_string(),
-        "network": "regtest",
-        "peers": n,
-        "transport": args.transport.as_str(),
-        "blocks": chain.len(),
-    }));
+    shared.emit(DemoEvent::Start {
+        listen: node_addr.to_string(),
+        network: "regtest",
+        peers: n,
+        transport: args.transport.as_str(),
+        blocks: chain.len(),
+    });
 
     // The node: accept, serve, relay.
     let accept_shared = shared.clone();
@@ -372,17 +381,11 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
         scripts.spawn(client(ctx.clone(), i, *t));
     }
 
-    let mut view = View {
-        mode,
-        shared: shared.clone(),
-        title: format!(
-            "regtest node on {node_addr} · {n} outbound peers ({v1s} v1, {v2s} v2) · {} blocks",
-            group(chain.len() as u64)
-        ),
-        started,
-        log: VecDeque::new(),
-        drawn: 0,
-    };
+    let title = format!(
+        "regtest node on {node_addr} · {n} outbound peers ({v1s} v1, {v2s} v2) · {} blocks",
+        group(chain.len() as u64)
+    );
+    let mut view = View::new(mode, shared.clone(), title, started);
     let mut failure: Option<Failure> = None;
     let mut tick = tokio::time::interval(REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -422,7 +425,7 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
     let peers: Vec<Peer> = lock(&shared.rows).iter().map(|(p, _)| p.clone()).collect();
     if mode == Mode::Json {
         for p in &peers {
-            view.event(&stats_event(&p.stats()));
+            view.event(&DemoEvent::Stats(Box::new(Stats::from(&p.stats()))));
         }
     }
     view.finish();
@@ -441,14 +444,10 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
     accepting.abort();
 
     let message = failure.as_ref().map(|(_, m)| m.as_str());
-    let s = summary(&shared, n, started.elapsed(), message);
+    let summary = Summary::new(&shared, n, started.elapsed(), message);
     match mode {
-        Mode::Json => view.print(&s.to_string()),
-        Mode::Plain | Mode::Live => {
-            for line in summary_lines(&s) {
-                view.print(&line);
-            }
-        }
+        Mode::Json => view.print(&json_line(&DemoEvent::Summary(summary))),
+        Mode::Plain | Mode::Live => view.print(&summary.to_string()),
     }
     match failure {
         None => EXIT_OK,

@@ -36,16 +36,9 @@ impl Node {
                 self.shared.serve(to, |s| s.relayed = s.relayed.saturating_add(queued));
             }
         }
-        Tally::add(&self.shared.tally.node_relayed, relayed);
         Tally::add(&self.shared.tally.suppressed, suppressed);
         Tally::add(&self.shared.tally.node_heard, items.len() as u64);
-        self.shared.emit(json!({
-            "event": "relay",
-            "peer": from.id(),
-            "count": items.len(),
-            "relayed": relayed,
-            "suppressed": suppressed,
-        }));
+        self.shared.emit(DemoEvent::Relay { peer: from.id(), count: items.len(), relayed, suppressed });
     }
 }
 
@@ -57,7 +50,7 @@ impl Handler for Node {
     fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
         lock(&self.peers).push(peer.clone());
         self.shared.node_handshakes.fetch_add(1, Ordering::Relaxed);
-        self.shared.emit(handshake(peer, remote));
+        self.shared.emit(DemoEvent::handshake(peer, remote));
         // A node tells its peers about others; these are made up (documentation ranges).
         let _ = peer.push_addr(&self.addrs);
         // A first ping at once (then one a second), so that the node's side shows a round trip too.

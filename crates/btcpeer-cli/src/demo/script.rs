@@ -91,7 +91,7 @@ pub(super) async fn ping(
     })
     .await?;
     ctx.shared.tally.rtt(rtt);
-    ctx.shared.emit(json!({"event": "pong", "peer": peer.id(), "seq": seq, "rtt_us": micros(rtt)}));
+    ctx.shared.emit(DemoEvent::Pong { peer: peer.id(), seq, rtt_us: micros(rtt) });
     Ok(())
 }
 
@@ -105,7 +105,7 @@ pub(super) fn announce(ctx: &Ctx, peer: &Peer, index: usize, from: u64, to: u64)
         }
     }
     Tally::add(&ctx.shared.tally.announced, count);
-    ctx.shared.emit(json!({"event": "announce", "peer": peer.id(), "count": count}));
+    ctx.shared.emit(DemoEvent::Announce { peer: peer.id(), count });
 }
 
 /// Fetches every header from genesis; returns them.
@@ -118,7 +118,7 @@ pub(super) async fn sync_headers(
     target: u64,
 ) -> Result<Vec<Header>, Failure> {
     let mut all: Vec<Header> = Vec::new();
-    let mut sync = crate::headers::HeaderSync::new(Some(genesis));
+    let mut sync = crate::headers::HeaderSync::new(SyncFrom::Genesis(genesis));
     let failed = |(code, why): Failure| (code, format!("peer {}: {why}", peer.id()));
     loop {
         let n = sync.request(peer).map_err(failed)?;
@@ -136,12 +136,8 @@ pub(super) async fn sync_headers(
     }
     let synced = sync.synced();
     Tally::add(&ctx.shared.tally.headers, all.len() as u64);
-    let mut event = synced.event(peer.id());
     // The demo's event has no rate: the pace between steps would make it meaningless.
-    if let Some(obj) = event.as_object_mut() {
-        obj.remove("headers_per_sec");
-    }
-    ctx.shared.emit(event);
+    ctx.shared.emit(DemoEvent::Headers(synced.done(peer.id())));
     Ok(all)
 }
 
@@ -173,15 +169,14 @@ pub(super) async fn fetch_block(
         return Err((EXIT_FAILURE, format!("peer {}: block {hash} has a wrong merkle root", peer.id())));
     }
     Tally::add(&ctx.shared.tally.blocks, 1);
-    ctx.shared.emit(json!({
-        "event": "block",
-        "peer": peer.id(),
-        "hash": hash.to_string(),
-        "height": height,
-        "txs": block.txdata.len(),
-        "size": size,
-        "merkle_root_ok": true,
-    }));
+    ctx.shared.emit(DemoEvent::Block {
+        peer: peer.id(),
+        hash: hash.to_string(),
+        height,
+        txs: block.txdata.len(),
+        size,
+        merkle_root_ok: true,
+    });
     Ok(())
 }
 

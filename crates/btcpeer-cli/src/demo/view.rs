@@ -48,72 +48,6 @@ pub(super) fn fit(text: &str, width: usize) -> String {
     }
 }
 
-pub(super) use crate::report::text;
-
-pub(super) fn count(v: &Value) -> String {
-    v.as_u64().map_or_else(|| text(v), group)
-}
-
-/// `n` and `word`, with an `s` unless `n` is 1: `1 transaction`, `3 transactions`.
-pub(super) fn plural(v: &Value, word: &str) -> String {
-    let n = count(v);
-    if n == "1" { format!("1 {word}") } else { format!("{n} {word}s") }
-}
-
-/// One event as a readable line; `None` for events the table shows better.
-pub(super) fn human(e: &Value) -> Option<String> {
-    let peer = text(&e["peer"]);
-    let line = match e["event"].as_str().unwrap_or("") {
-        "start" => format!(
-            "node listening on {} ({}), a chain of {} blocks; {} outbound peers, transport {}",
-            text(&e["listen"]),
-            text(&e["network"]),
-            count(&e["blocks"]),
-            text(&e["peers"]),
-            text(&e["transport"]),
-        ),
-        "handshake" if e["direction"] == "inbound" => {
-            format!("[node] handshake with peer {peer} in {}: {}", text(&e["transport"]), text(&e["user_agent"]),)
-        }
-        "handshake" => format!(
-            "[peer {peer}] handshake in {}: {} version {}, height {}",
-            text(&e["transport"]),
-            text(&e["user_agent"]),
-            text(&e["version"]),
-            count(&e["start_height"]),
-        ),
-        "pong" => format!("[peer {peer}] pong {}: {}", text(&e["seq"]), rtt_text(e["rtt_us"].as_u64())),
-        "announce" => format!("[peer {peer}] announced {}", plural(&e["count"], "transaction")),
-        "relay" => format!(
-            "[node] relayed {} from peer {peer} ({} not repeated: already known)",
-            plural(&e["relayed"], "announcement"),
-            text(&e["suppressed"]),
-        ),
-        "inv" => format!("[peer {peer}] inv: {} relayed by the node", plural(&e["count"], "announcement")),
-        "addr" => {
-            let networks: Vec<String> =
-                e["networks"].as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default();
-            let addresses = plural(&e["count"], "address").replace("addresss", "addresses");
-            format!("[peer {peer}] {}: {addresses} ({})", text(&e["command"]), networks.join(", "))
-        }
-        "headers" => format!(
-            "[peer {peer}] headers: {} in {}, tip {}",
-            count(&e["count"]),
-            plural(&e["batches"], "batch").replace("batchs", "batches"),
-            fit(&text(&e["tip"]), 20),
-        ),
-        "block" => format!(
-            "[peer {peer}] block {} {}: {} tx, {}, merkle root ok",
-            count(&e["height"]),
-            fit(&text(&e["hash"]), 20),
-            text(&e["txs"]),
-            e["size"].as_u64().map_or_else(|| "-".to_string(), bytes),
-        ),
-        _ => return None,
-    };
-    Some(line)
-}
-
 /// How the demo shows itself.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
@@ -125,40 +59,47 @@ pub(super) enum Mode {
     Live,
 }
 
-/// The view: prints events and draws the table.
+/// The view: prints events and draws the table. On a terminal the table, with the latest events
+/// under it, is one multi-line `indicatif` message redrawn in place ten times a second (`indicatif`
+/// also counts the lines a redraw must go back over); its lines are cut to the terminal's width so
+/// that none wraps. No colour is used, so there is nothing for `NO_COLOR` to turn off; when stdout
+/// is not a terminal nothing is redrawn and only plain lines are printed.
 pub(super) struct View {
     pub(super) mode: Mode,
     pub(super) shared: Arc<Shared>,
     pub(super) title: String,
     pub(super) started: Instant,
     pub(super) log: VecDeque<String>,
-    pub(super) drawn: usize,
+    /// The live view (`Mode::Live` only).
+    pub(super) live: Option<ProgressBar>,
 }
 
 impl View {
-    pub(super) fn print(&self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        // A closed stdout (a reader that went away) is not worth dying for.
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+    pub(super) fn new(mode: Mode, shared: Arc<Shared>, title: String, started: Instant) -> View {
+        let live = (mode == Mode::Live).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout_with_hz(10));
+            // A fixed, valid template; the default would also show the message.
+            bar.set_style(ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar
+        });
+        View { mode, shared, title, started, log: VecDeque::new(), live }
     }
 
-    pub(super) fn event(&mut self, e: &Value) {
+    pub(super) fn print(&self, text: &str) {
+        print_line(text);
+    }
+
+    pub(super) fn event(&mut self, e: &DemoEvent) {
         match self.mode {
-            Mode::Json => self.print(&e.to_string()),
-            Mode::Plain => {
-                if let Some(line) = human(e) {
-                    self.print(&line);
+            Mode::Json => self.print(&json_line(e)),
+            Mode::Plain if e.is_line() => self.print(&e.to_string()),
+            Mode::Live if e.is_line() => {
+                if self.log.len() >= LOG_LINES {
+                    self.log.pop_front();
                 }
+                self.log.push_back(e.to_string());
             }
-            Mode::Live => {
-                if let Some(line) = human(e) {
-                    if self.log.len() >= LOG_LINES {
-                        self.log.pop_front();
-                    }
-                    self.log.push_back(line);
-                }
-            }
+            Mode::Plain | Mode::Live => {}
         }
     }
 
@@ -240,34 +181,18 @@ impl View {
 
     /// Redraws the live view in place.
     pub(super) fn redraw(&mut self) {
-        if self.mode != Mode::Live {
-            return;
-        }
+        let Some(live) = &self.live else { return };
         let mut lines = self.table();
         if !self.log.is_empty() {
             lines.push(String::new());
             lines.extend(self.log.iter().cloned());
         }
-        let mut frame = String::new();
-        if self.drawn > 0 {
-            // To the first column of the first line drawn last time.
-            let _ = write!(frame, "\x1b[{}F", self.drawn);
-        } else {
-            // Lines longer than the terminal are cut, not wrapped, so that the redraw stays in place.
-            frame.push_str("\x1b[?7l");
-        }
-        for line in &lines {
-            let _ = writeln!(frame, "\x1b[2K{line}");
-        }
-        // Whatever the last frame had below this one.
-        frame.push_str("\x1b[J");
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(frame.as_bytes());
-        let _ = out.flush();
-        self.drawn = lines.len();
+        let width = usize::from(console::Term::stdout().size().1).max(1);
+        let frame: Vec<String> = lines.iter().map(|l| fit(l, width)).collect();
+        live.set_message(frame.join("\n"));
     }
 
-    /// The last drawing: the live view one final time (line wrapping back on), or the table.
+    /// The last drawing: the live view one final time, left on the screen, or the table.
     pub(super) fn finish(&mut self) {
         match self.mode {
             Mode::Json => {}
@@ -279,64 +204,10 @@ impl View {
             }
             Mode::Live => {
                 self.redraw();
-                // Line wrapping back on.
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(b"\x1b[?7h");
-                let _ = out.flush();
+                if let Some(live) = self.live.take() {
+                    live.finish();
+                }
             }
         }
     }
-}
-
-/// The summary's numbers.
-pub(super) fn summary(shared: &Shared, peers: usize, elapsed: Duration, failure: Option<&str>) -> Value {
-    let t = &shared.tally;
-    let min = Tally::get(&t.min_rtt_us);
-    json!({
-        "event": "summary",
-        "peers": peers,
-        "handshakes_v1": Tally::get(&t.handshakes_v1),
-        "handshakes_v2": Tally::get(&t.handshakes_v2),
-        "announced": Tally::get(&t.announced),
-        "inv_relayed": Tally::get(&t.inv_received),
-        "inv_suppressed": Tally::get(&t.suppressed),
-        "pings": Tally::get(&t.pings),
-        "min_rtt_us": if min == 0 { Value::Null } else { json!(min) },
-        "max_rtt_us": if Tally::get(&t.pings) == 0 { Value::Null } else { json!(Tally::get(&t.max_rtt_us)) },
-        "addrs": Tally::get(&t.addrs),
-        "headers": Tally::get(&t.headers),
-        "blocks": Tally::get(&t.blocks),
-        "elapsed_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-        "ok": failure.is_none(),
-        "failure": failure,
-    })
-}
-
-/// The summary as readable lines.
-pub(super) fn summary_lines(s: &Value) -> Vec<String> {
-    let n = |k: &str| count(&s[k]);
-    let rtt = |k: &str| rtt_text(s[k].as_u64());
-    vec![
-        String::new(),
-        "summary".to_string(),
-        format!("  handshakes   {} (v1 {}, v2 {})", n("peers"), n("handshakes_v1"), n("handshakes_v2")),
-        format!(
-            "  relay        {} announced, {} relayed through the node, {} not echoed (already known)",
-            n("announced"),
-            n("inv_relayed"),
-            n("inv_suppressed"),
-        ),
-        format!("  pings        {} pongs, round trip {} … {}", n("pings"), rtt("min_rtt_us"), rtt("max_rtt_us")),
-        format!("  addresses    {} received", n("addrs")),
-        format!("  headers      {} received", n("headers")),
-        format!("  blocks       {} received, merkle roots checked", n("blocks")),
-        {
-            let elapsed = s["elapsed_ms"].as_u64().unwrap_or(0) as f64 / 1_000.0;
-            if s["ok"] == true {
-                format!("  result       ok in {elapsed:.1} s")
-            } else {
-                format!("  result       FAILED after {elapsed:.1} s: {}", text(&s["failure"]))
-            }
-        },
-    ]
 }
