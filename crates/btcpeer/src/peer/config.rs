@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bitcoin::p2p::ServiceFlags;
 
+use super::error::ConfigError;
 use super::node::NodeContext;
 use super::nonce::NonceRegistry;
 use super::user_agent::user_agent;
@@ -27,39 +28,6 @@ pub enum V2Policy {
     Prefer,
     /// v2 only: a v1 remote is refused.
     Require,
-}
-
-/// A configuration that cannot be used.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A user-agent name, version or comment contains one of `/ : ( )` (BIP14's separators) or a
-    /// character outside printable ASCII.
-    #[error("user agent {part} {value:?} contains {bad:?}, which BIP14 reserves or forbids")]
-    UserAgentCharacter {
-        /// Which part: `name`, `version` or `comment`.
-        part: &'static str,
-        /// The offending text.
-        value: String,
-        /// The offending character.
-        bad: char,
-    },
-    /// The whole user agent is longer than 256 bytes.
-    #[error("user agent {user_agent:?} is {len} bytes long; at most 256 are allowed")]
-    UserAgentTooLong {
-        /// The user agent that would be sent.
-        user_agent: String,
-        /// Its length.
-        len: usize,
-    },
-    /// A setting out of range.
-    #[error("{setting}: {reason}")]
-    Invalid {
-        /// The setting.
-        setting: &'static str,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
 }
 
 /// Everything a peer needs to know before it connects. Build one with [`PeerConfig::builder`]; share

@@ -3,19 +3,20 @@
 
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tracing::Instrument;
 
 use super::error::{DisconnectReason, Violation};
-use super::handler::ReadEvent;
+use super::io::{read_frame, written_hooks};
+use super::panic::{CatchPanic, panic_message};
 use super::queue::Outgoing;
-use super::rules::{dispatch, misbehaved};
+use super::rules::dispatch;
 use super::{Direction, HandshakeState, Peer, Transport, V2Policy, handshake};
-use crate::transport::stream::{DIRECT_WRITE, DroppedFrame, FrameReader, FrameWriter, ReadError};
+use crate::transport::stream::{DIRECT_WRITE, FrameReader, FrameWriter};
 use crate::transport::v2_handshake::{self, V2HandshakeError};
-use crate::wire::frame::{HEADER_LEN, RawFrame};
+use crate::wire::frame::HEADER_LEN;
 use crate::wire::version::ping_has_nonce;
 use crate::wire::{Command, Message};
 
@@ -44,144 +45,6 @@ where
         tracing::warn!(panic = %message, "the peer's task panicked");
         guard.stop(DisconnectReason::HandlerPanicked(message));
         guard.finalize();
-    }
-}
-
-/// The text of a panic's payload (what `panic!` was given), or a placeholder.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string())
-}
-
-/// Polls a pinned future, turning a panic in it into an error (the future is not polled again).
-struct CatchPanic<'a, F>(std::pin::Pin<&'a mut F>);
-
-impl<F: std::future::Future> std::future::Future for CatchPanic<'_, F> {
-    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        let fut = self.0.as_mut();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
-            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(panic) => std::task::Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-/// Maps a read failure to a disconnect reason.
-fn read_failure(e: ReadError, during_handshake: bool) -> DisconnectReason {
-    match e {
-        ReadError::Closed => DisconnectReason::RemoteClosed { during_handshake },
-        ReadError::Frame(f) => DisconnectReason::Frame(f),
-        ReadError::V2(e) => DisconnectReason::V2(e),
-        ReadError::Dropped { error: DroppedFrame::Frame(f), .. } => DisconnectReason::Frame(f),
-        ReadError::Dropped { error: DroppedFrame::Packet(e), .. } => DisconnectReason::V2(e),
-        ReadError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            DisconnectReason::RemoteClosed { during_handshake }
-        }
-        ReadError::Io(e) => DisconnectReason::io(&e),
-    }
-}
-
-/// Reads one frame, keeping the statistics and telling the handler. Frames dropped unread (a bad
-/// checksum, invalid command bytes) are counted and skipped, as Core's transports do.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
-    peer: &Peer,
-    reader: &mut FrameReader<R>,
-    during_handshake: bool,
-) -> Result<(RawFrame, usize), DisconnectReason> {
-    loop {
-        match reader.read_frame().await {
-            Ok((frame, bytes)) => {
-                peer.counters(|c| {
-                    c.received(frame.command, bytes);
-                    c.last_recv = Some(SystemTime::now());
-                });
-                tracing::debug!(command = %frame.command, bytes, "recv");
-                tracing::trace!(payload = %HexDump(&frame.payload), "recv frame");
-                if let Some(h) = peer.handler() {
-                    h.on_read(peer, &ReadEvent { command: Some(frame.command), bytes, error: None, dropped: None });
-                }
-                return Ok((frame, bytes));
-            }
-            Err(ReadError::Dropped { error, bytes }) => {
-                tracing::debug!(%error, bytes, "dropped");
-                if let Some(h) = peer.handler() {
-                    h.on_read(peer, &ReadEvent { command: None, bytes, error: None, dropped: Some(&error) });
-                }
-                let now = super::now();
-                misbehaved(peer, |c| {
-                    c.dropped(bytes);
-                    c.last_recv = Some(SystemTime::now());
-                    // The remote is alive: a dropped frame still counts as traffic for the idle timer.
-                    if let Some(l) = c.proto.liveness.as_mut() {
-                        l.alive(now);
-                    }
-                })?;
-            }
-            Err(e) => {
-                let reason = read_failure(e, during_handshake);
-                if let Some(h) = peer.handler() {
-                    h.on_read(peer, &ReadEvent { command: None, bytes: 0, error: Some(&reason), dropped: None });
-                }
-                return Err(reason);
-            }
-        }
-    }
-}
-
-/// Writes several messages straight to the stream with one write (the handshake's messages go out
-/// together: fewer syscalls and round trips).
-pub(crate) async fn send_direct_batch<W: AsyncWrite + Unpin>(
-    peer: &Peer,
-    writer: &mut FrameWriter<W>,
-    messages: &[Message],
-) -> Result<(), DisconnectReason> {
-    let mut framed = Vec::with_capacity(messages.len());
-    for message in messages {
-        let mut payload = BytesMut::new();
-        message.encode_payload(&mut payload).map_err(|e| DisconnectReason::Refused(e.to_string()))?;
-        let payload = payload.freeze();
-        let bytes = writer.push(message.command(), &payload);
-        framed.push((message.command(), payload, bytes));
-    }
-    writer.flush().await.map_err(|e| DisconnectReason::io(&e))?;
-    for (command, payload, bytes) in framed {
-        sent(peer, command, &payload, bytes);
-    }
-    Ok(())
-}
-
-fn sent(peer: &Peer, command: Command, payload: &Bytes, bytes: usize) {
-    peer.counters(|c| {
-        c.sent(command, bytes);
-        c.last_send = Some(SystemTime::now());
-    });
-    written_hooks(peer, command, payload, bytes);
-}
-
-/// Logging and the handler's `on_write` for one frame written (statistics are kept by the caller).
-fn written_hooks(peer: &Peer, command: Command, payload: &Bytes, bytes: usize) {
-    tracing::debug!(%command, bytes, "sent");
-    tracing::trace!(payload = %HexDump(payload), "sent frame");
-    if let Some(h) = peer.handler() {
-        h.on_write(peer, command, bytes);
-    }
-}
-
-/// Formats bytes as hex only when a trace event is actually recorded.
-struct HexDump<'a>(&'a [u8]);
-
-impl std::fmt::Display for HexDump<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
     }
 }
 

@@ -410,7 +410,7 @@ impl Sink {
             Sink::Handler(h) => {
                 let call = std::panic::AssertUnwindSafe(|| h.on_disconnect(peer, reason));
                 if let Err(panic) = std::panic::catch_unwind(call) {
-                    tracing::warn!(panic = %super::driver::panic_message(&*panic), "on_disconnect panicked");
+                    tracing::warn!(panic = %super::panic::panic_message(&*panic), "on_disconnect panicked");
                 }
             }
             Sink::Channel { tx, last } => {

@@ -19,8 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use btcpeer_core::peer::{HandshakeRules, HandshakeStep, VersionHandshake};
 
-use super::driver::{read_frame, send_direct_batch};
 use super::error::DisconnectReason;
+use super::io::{read_frame, send_direct_batch};
 use super::rules::misbehaved;
 use super::stats::Counters;
 use super::{Peer, PeerAddr, RemoteInfo, Transport};

@@ -1,7 +1,7 @@
 //! The BIP14 user agent: `/btcpeer:X.Y.Z/name:version(comment; comment)/`, built and checked when a
 //! configuration is built, so a bad one is refused there and never sent.
 
-use super::config::ConfigError;
+use super::error::ConfigError;
 use crate::wire::limits::MAX_USER_AGENT_LEN;
 
 fn check_part(part: &'static str, value: &str) -> Result<(), ConfigError> {
