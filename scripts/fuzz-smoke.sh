@@ -18,7 +18,7 @@ secs="${1:-${FUZZ_SECONDS:-20}}"
 case "$secs" in
   '' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
 esac
-targets=(frame_v1 payload v2_packet v2_handshake v2_cipher peer)
+targets=(frame_v1 payload v2_packet v2_handshake v2_cipher peer peer_tokio)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "note: cargo-fuzz not found; trying 'cargo install cargo-fuzz --locked' (at most 5 minutes)"
@@ -48,9 +48,11 @@ cargo fuzz build -s "$sanitizer"
 failed=()
 for t in "${targets[@]}"; do
   work="fuzz/target/smoke-corpus/$t"
-  mkdir -p "$work" "fuzz/corpus/$t"
+  # peer_tokio reads the peer target's inputs: its seeds are that corpus.
+  seeds="fuzz/corpus/${t%_tokio}"
+  mkdir -p "$work" "$seeds"
   log="fuzz/target/smoke-$t.log"
-  if cargo fuzz run -s "$sanitizer" "$t" "$work" "fuzz/corpus/$t" -- \
+  if cargo fuzz run -s "$sanitizer" "$t" "$work" "$seeds" -- \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
     stats=$(grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' "$log" | awk '{print $2}' | paste -sd/ -)
     cov=$(grep -E '^#[0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+ ft: [0-9]+' || true)

@@ -93,6 +93,9 @@
     )
 )]
 
+/// The runtime-free core this crate drives: the protocol as state machines, a blocking driver and
+/// (feature `sim` of `btcpeer-core`) the simulator.
+pub use btcpeer_core as core;
 pub use btcpeer_core::bitcoin;
 pub use btcpeer_core::{network, wire};
 

@@ -4,7 +4,7 @@
 //! includes this file (`#[path]`) and calls the same functions, so a replayed input runs exactly
 //! what the fuzzer ran. No fuzzing tools are needed here.
 //!
-//! Inputs are read from `fuzz/corpus/frame_v1`, `fuzz/corpus/payload` and
+//! Inputs are read from `fuzz/corpus/frame_v1`, `fuzz/corpus/payload`, `fuzz/corpus/peer` and
 //! `fuzz/regressions/<target>/` at the project root. A checkout without `fuzz/` prints a note and
 //! passes.
 
@@ -79,6 +79,12 @@ fn s1_replay_payload_corpus() {
 }
 
 #[test]
+fn s1_replay_peer_corpus_through_the_core() {
+    // The same inputs the tokio driver's `peer_tokio` target reads, fed to the core directly.
+    replay(&fuzz_dir().join("corpus/peer"), harness::peer);
+}
+
+#[test]
 fn s1_replay_regressions() {
     let root = fuzz_dir().join("regressions");
     let Ok(entries) = std::fs::read_dir(&root) else {
@@ -95,6 +101,7 @@ fn s1_replay_regressions() {
             "v2_packet" => harness::v2_packet,
             "v2_handshake" => harness::v2_handshake,
             "peer" => harness::peer,
+            "peer_tokio" => harness::peer_tokio,
             other => panic!("fuzz/regressions/{other}: no fuzz target of that name"),
         };
         replay(&dir, target);

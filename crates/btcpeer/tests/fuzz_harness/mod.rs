@@ -4,7 +4,8 @@
 //! Shared by the corpus replay test (`tests/fuzz_corpus.rs`) and the cargo-fuzz crate in `fuzz/`,
 //! which includes that file: a replayed input runs exactly what the fuzzer ran. One file per
 //! target family: `v1_targets` (frame_v1, payload), `v2_targets` (v2_packet, v2_cipher),
-//! `handshake_target` (v2_handshake), `peer_target` (peer).
+//! `handshake_target` (v2_handshake), `core_target` (peer: the core, driven directly), `peer_target`
+//! (peer_tokio: the whole tokio driver).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -152,13 +153,15 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(mut r: R) {
     while matches!(r.read(&mut sink).await, Ok(n) if n > 0) {}
 }
 
+mod core_target;
 mod handshake_target;
 mod peer_target;
 mod v1_targets;
 mod v2_targets;
 
+pub use core_target::peer;
 pub use handshake_target::v2_handshake;
-pub use peer_target::peer;
+pub use peer_target::peer_tokio;
 pub use v1_targets::{frame_v1, payload};
 pub use v2_targets::{Ciphers, ciphers, v2_cipher, v2_packet};
 // Each target's helpers, visible to the others (`use super::*` in each file).

@@ -1,4 +1,5 @@
-//! The `peer` fuzz target: a whole peer against a remote sending fuzzed messages.
+//! The `peer_tokio` fuzz target: a whole tokio-driven peer against a remote sending fuzzed messages
+//! (the same input format as `peer`, which drives the core directly).
 
 use super::*;
 
@@ -89,13 +90,13 @@ pub(super) async fn peer_remote(stream: DuplexStream, v2: bool, version: u32, fe
     drop(writer);
 }
 
-/// `peer`: an inbound [`Peer`] over an in-memory stream. Byte 0: bit 0 makes the remote speak v2,
+/// `peer_tokio`: an inbound [`Peer`] over an in-memory stream. Byte 0: bit 0 makes the remote speak v2,
 /// bit 1 sets the peer's policy (v1 remote: `Prefer` rather than `Never`; v2 remote: `Require`
 /// rather than `Prefer`), bits 2–4 the remote's protocol version ([`REMOTE_VERSIONS`]), bit 5
 /// sends wtxidrelay, sendaddrv2 and sendtxrcncl before verack, bit 6 offers NODE_BLOOM. The rest
 /// is records `(selector, u16 length, payload)` framed validly after the handshake. The peer must
 /// end (no hang), with a reason, calling `on_disconnect` exactly once, and no task may panic.
-pub fn peer(data: &[u8]) {
+pub fn peer_tokio(data: &[u8]) {
     let Some((&flags, body)) = data.split_first() else { return };
     let v2 = flags & 1 == 1;
     let policy = match (v2, flags & 2 == 2) {
@@ -107,7 +108,7 @@ pub fn peer(data: &[u8]) {
     let features = flags & 0x20 != 0;
     let services = if flags & 0x40 != 0 { ServiceFlags::NETWORK | ServiceFlags::BLOOM } else { ServiceFlags::NETWORK };
     let body = body.to_vec();
-    run_paused("peer", async move {
+    run_paused("peer_tokio", async move {
         let disconnects = Arc::new(AtomicUsize::new(0));
         let config = PeerConfig::builder(Network::REGTEST)
             .user_agent("fuzz", "1.0")
