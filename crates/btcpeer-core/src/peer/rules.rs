@@ -133,16 +133,17 @@ pub fn classify(
     Rule::Deliver(builtin)
 }
 
-/// What the remote announced or sent, it knows (R-S4): the entries to remember.
-pub fn learned_inventory(message: &Message, mut learn: impl FnMut(&crate::wire::Inventory)) {
+/// What the remote announced or sent, it knows (R-S4): remembered in `known` (an `inv`'s entries
+/// in one batch, which is cheaper than one by one).
+pub fn learn_inventory(message: &Message, known: &mut super::KnownInventory) {
     use crate::wire::Inventory;
     match message {
-        Message::Inv(items) => items.iter().for_each(learn),
+        Message::Inv(items) => known.extend(items),
         Message::Tx(tx) => {
-            learn(&Inventory::Tx(tx.compute_txid()));
-            learn(&Inventory::WTx(tx.compute_wtxid()));
+            known.insert(&Inventory::Tx(tx.compute_txid()));
+            known.insert(&Inventory::WTx(tx.compute_wtxid()));
         }
-        Message::Block(block) => learn(&Inventory::Block(block.block_hash())),
+        Message::Block(block) => known.insert(&Inventory::Block(block.block_hash())),
         _ => {}
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::RemoteInfo;
 use super::inventory::{KnownInventory, Pending, TrickleQueue};
 use super::liveness::{Liveness, Timeouts};
-use super::rules::{BloomPolicy, Preferences, Rule, classify, learned_inventory};
+use super::rules::{BloomPolicy, Preferences, Rule, classify, learn_inventory};
 use crate::wire::version::is_defined;
 use crate::wire::{Inventory, Message};
 
@@ -124,8 +124,7 @@ impl ProtocolState {
             l.received(command, now);
         }
         if is_defined(command, negotiated) {
-            let known = &mut self.known;
-            learned_inventory(message, |inv| known.insert(inv));
+            learn_inventory(message, &mut self.known);
         }
         let rule = classify(message, payload_len, negotiated, bloom, &mut self.prefs);
         let mut rtt = None;

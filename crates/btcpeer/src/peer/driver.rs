@@ -177,14 +177,18 @@ where
     );
     let now = super::now();
     // The deadlines start; announcements queued before the handshake go out at the first tick.
-    peer.counters(|c| c.proto.handshake_complete(info.clone(), cfg.timeouts, now));
-    shared.handshake.send_replace(HandshakeState::Done(info.clone()));
+    // The details move into the protocol state, their one home: the task does not keep a copy for
+    // the peer's lifetime.
+    peer.counters(|c| c.proto.handshake_complete(info, cfg.timeouts, now));
+    shared.life.send_modify(|l| l.handshake = HandshakeState::Done);
     // Reading and writing run in this one task: a pong queued while reading wakes the writer without
     // a trip to another thread, and an idle peer costs one task. Whichever loop ends first stops the
     // other through the cancellation token; the handshake event is delivered as the reader's first
     // step, so whatever the application queues on seeing it (or queued before) flows at once.
     let reading = async {
-        shared.sink.handshake(&peer, &info).await;
+        if let Some(info) = peer.remote() {
+            shared.sink.handshake(&peer, &info).await;
+        }
         read_loop(&peer, &mut reader).await;
         shared.cancel.cancel();
     };

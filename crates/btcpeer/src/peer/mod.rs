@@ -130,10 +130,18 @@ impl From<String> for PeerAddr {
     }
 }
 
+/// Where a peer is in its life: its handshake, and why it ended once it has.
+#[derive(Clone, Debug)]
+struct Life {
+    handshake: HandshakeState,
+    done: Option<DisconnectReason>,
+}
+
 #[derive(Clone, Debug)]
 enum HandshakeState {
     Pending,
-    Done(RemoteInfo),
+    /// The details are the protocol state's (`ProtocolState::remote`), kept once.
+    Done,
     Failed(DisconnectReason),
 }
 
@@ -159,8 +167,9 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     queue: Queue,
     cancel: CancellationToken,
-    handshake: watch::Sender<HandshakeState>,
-    done: watch::Sender<Option<DisconnectReason>>,
+    /// The handshake's outcome and the end: one channel for both (each channel costs an idle peer
+    /// a few hundred bytes).
+    life: watch::Sender<Life>,
     span: tracing::Span,
     /// The application's handles' share (R-L10): weak, so the state never keeps the peer alive.
     owner: Weak<Owner>,
@@ -214,8 +223,7 @@ impl Peer {
                 state: Mutex::new(State { assoc: Assoc::Waiting, reason: None, counters }),
                 queue,
                 cancel: CancellationToken::new(),
-                handshake: watch::Sender::new(HandshakeState::Pending),
-                done: watch::Sender::new(None),
+                life: watch::Sender::new(Life { handshake: HandshakeState::Pending, done: None }),
                 span,
                 owner: owner.clone(),
             }),
@@ -345,10 +353,14 @@ impl Peer {
 
     /// Waits for the handshake: the remote's version details, or why the peer ended first.
     pub async fn handshake(&self) -> Result<RemoteInfo, DisconnectReason> {
-        let mut rx = self.shared.handshake.subscribe();
+        let mut rx = self.shared.life.subscribe();
         loop {
-            match &*rx.borrow_and_update() {
-                HandshakeState::Done(info) => return Ok(info.clone()),
+            match &rx.borrow_and_update().handshake {
+                HandshakeState::Done => {
+                    if let Some(info) = self.remote() {
+                        return Ok(info);
+                    }
+                }
                 HandshakeState::Failed(reason) => return Err(reason.clone()),
                 HandshakeState::Pending => {}
             }
@@ -360,15 +372,15 @@ impl Peer {
 
     /// The remote's version details, once the handshake has completed.
     pub fn remote(&self) -> Option<RemoteInfo> {
-        match &*self.shared.handshake.borrow() {
-            HandshakeState::Done(info) => Some(info.clone()),
-            _ => None,
+        if !self.handshake_complete() {
+            return None;
         }
+        self.lock().counters.proto.remote.clone()
     }
 
     /// Whether the handshake has completed.
     pub fn handshake_complete(&self) -> bool {
-        matches!(&*self.shared.handshake.borrow(), HandshakeState::Done(_))
+        matches!(&self.shared.life.borrow().handshake, HandshakeState::Done)
     }
 
     /// The negotiated protocol version (our own before the handshake).
@@ -478,7 +490,7 @@ impl Peer {
     /// The last step of a peer's life: resolve the queue, tell the application, release waiters.
     pub(crate) fn finalize(&self) {
         // Once: a task that panicked after its peer had ended must not end it twice.
-        if self.shared.done.borrow().is_some() {
+        if self.shared.life.borrow().done.is_some() {
             return;
         }
         let reason = {
@@ -487,16 +499,16 @@ impl Peer {
             st.reason.get_or_insert(DisconnectReason::LocalRequest).clone()
         };
         self.shared.queue.close(reason.clone());
-        self.shared.handshake.send_if_modified(|h| match h {
+        self.shared.life.send_if_modified(|l| match l.handshake {
             HandshakeState::Pending => {
-                *h = HandshakeState::Failed(reason.clone());
+                l.handshake = HandshakeState::Failed(reason.clone());
                 true
             }
             _ => false,
         });
         tracing::debug!(parent: &self.shared.span, %reason, "disconnected");
         self.shared.sink.disconnected(self, &reason);
-        self.shared.done.send_replace(Some(reason));
+        self.shared.life.send_modify(|l| l.done = Some(reason));
     }
 
     /// Waits until the peer has ended: its tasks have stopped, the stream is closed, and every
@@ -508,10 +520,10 @@ impl Peer {
     /// The same as [`Peer::wait_for_disconnect`], as a `'static` future that does not borrow the
     /// peer.
     pub fn closed(&self) -> impl std::future::Future<Output = DisconnectReason> + Send + 'static {
-        let mut rx = self.shared.done.subscribe();
+        let mut rx = self.shared.life.subscribe();
         async move {
             loop {
-                if let Some(reason) = rx.borrow_and_update().clone() {
+                if let Some(reason) = rx.borrow_and_update().done.clone() {
                     return reason;
                 }
                 if rx.changed().await.is_err() {
@@ -523,7 +535,7 @@ impl Peer {
 
     /// Why the peer ended, once it has.
     pub fn disconnect_reason(&self) -> Option<DisconnectReason> {
-        self.shared.done.borrow().clone()
+        self.shared.life.borrow().done.clone()
     }
 
     /// A consistent copy of the peer's statistics (R-O1).
@@ -536,7 +548,7 @@ impl Peer {
             direction: self.shared.direction,
             our_version: self.shared.config.inner.protocol_version,
             queue,
-            reason: self.shared.done.borrow().clone(),
+            reason: self.shared.life.borrow().done.clone(),
         })
     }
 

@@ -180,10 +180,10 @@ impl Peer {
     /// Whether wtxidrelay was negotiated, once the handshake is done: read in place, without
     /// copying the remote's details as [`Peer::remote`] does.
     fn negotiated_wtxid_relay(&self) -> Option<bool> {
-        match &*self.shared.handshake.borrow() {
-            super::HandshakeState::Done(info) => Some(info.wtxid_relay),
-            _ => None,
+        if !self.handshake_complete() {
+            return None;
         }
+        self.counters(|c| c.proto.remote.as_ref().map(|r| r.wtxid_relay))
     }
 
     /// Whether transactions are announced to the remote: its version's relay flag, switched on by a

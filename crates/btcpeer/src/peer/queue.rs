@@ -3,17 +3,19 @@
 //! Messages are encoded once, when queued, into a shared arena that is dropped whenever the queue
 //! drains (so an idle peer holds no buffer). Each message gets a sequence number; the writer reports
 //! the highest number written, and the peer's end reports the reason the rest were dropped. A
-//! [`Completion`] is just a sequence number and a watch receiver: it costs nothing unless awaited,
-//! and it always resolves, to [`SendOutcome::Sent`] or [`SendOutcome::Dropped`].
+//! [`Completion`] is just a sequence number and a shared progress cell: it costs nothing unless
+//! awaited, and it always resolves, to [`SendOutcome::Sent`] or [`SendOutcome::Dropped`]. (The cell
+//! is a mutex and a `Notify` rather than a `watch` channel: an idle peer holds one, and a watch
+//! costs a few hundred bytes more.)
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use super::error::{DisconnectReason, QueueError, SendOutcome};
 use crate::transport::v2::{MAX_PACKET_CONTENTS, contents_len};
@@ -30,6 +32,25 @@ pub(crate) struct Progress {
     written: u64,
     /// Set when the peer has ended: every message not written was dropped for this reason.
     closed: Option<DisconnectReason>,
+}
+
+/// The queue's progress, shared with every completion: the writer and the end update it and wake
+/// the completions waiting.
+#[derive(Debug, Default)]
+struct ProgressCell {
+    progress: Mutex<Progress>,
+    changed: Notify,
+}
+
+impl ProgressCell {
+    fn read<R>(&self, f: impl FnOnce(&Progress) -> R) -> R {
+        f(&self.progress.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        f(&mut self.progress.lock().unwrap_or_else(|e| e.into_inner()));
+        self.changed.notify_waiters();
+    }
 }
 
 /// A message waiting for the writer.
@@ -63,7 +84,7 @@ pub(crate) struct Queue {
     pub(crate) writer: Notify,
     /// Wakes senders waiting for room.
     space: Notify,
-    progress: watch::Sender<Progress>,
+    progress: Arc<ProgressCell>,
 }
 
 /// Resolves once the queued message was written or dropped (R-S1). Await it directly, or call
@@ -72,7 +93,7 @@ pub(crate) struct Queue {
 #[must_use = "a completion does nothing unless awaited; drop it to send without waiting"]
 pub struct Completion {
     seq: u64,
-    progress: watch::Receiver<Progress>,
+    progress: Arc<ProgressCell>,
 }
 
 impl Completion {
@@ -85,20 +106,20 @@ impl Completion {
 
     /// The outcome, if the message was already written or dropped.
     pub fn outcome(&self) -> Option<SendOutcome> {
-        Self::check(self.seq, &self.progress.borrow())
+        self.progress.read(|p| Self::check(self.seq, p))
     }
 
     /// Waits for the outcome.
-    pub async fn wait(mut self) -> SendOutcome {
+    pub async fn wait(self) -> SendOutcome {
         loop {
-            if let Some(outcome) = Self::check(self.seq, &self.progress.borrow_and_update()) {
+            // Registered before looking, so that an update between the look and the wait wakes it.
+            let changed = self.progress.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(outcome) = self.outcome() {
                 return outcome;
             }
-            if self.progress.changed().await.is_err() {
-                // The peer is gone entirely; its last progress is final.
-                return Self::check(self.seq, &self.progress.borrow())
-                    .unwrap_or(SendOutcome::Dropped(DisconnectReason::LocalRequest));
-            }
+            changed.await;
         }
     }
 }
@@ -115,6 +136,18 @@ impl IntoFuture for Completion {
 /// Bytes of small messages the arena reserves at a time.
 const ARENA_STEP: usize = 4096;
 
+/// A queue that goes away unclosed (its peer dropped without ending, which the peer's own drop
+/// prevents) still resolves every completion.
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.progress.update(|p| {
+            if p.closed.is_none() {
+                p.closed = Some(DisconnectReason::LocalRequest);
+            }
+        });
+    }
+}
+
 impl Queue {
     pub(crate) fn new(limit: usize, network_max: u32, v2_possible: bool) -> Queue {
         Queue {
@@ -124,7 +157,7 @@ impl Queue {
             v2_possible: AtomicBool::new(v2_possible),
             writer: Notify::new(),
             space: Notify::new(),
-            progress: watch::Sender::new(Progress::default()),
+            progress: Arc::new(ProgressCell::default()),
         }
     }
 
@@ -133,7 +166,7 @@ impl Queue {
     }
 
     fn completion(&self, seq: u64) -> Completion {
-        Completion { seq, progress: self.progress.subscribe() }
+        Completion { seq, progress: Arc::clone(&self.progress) }
     }
 
     /// Encodes and queues `msg`, or reports that the queue is full.
@@ -258,7 +291,7 @@ impl Queue {
                 st.arena = BytesMut::new();
             }
         }
-        self.progress.send_modify(|p| p.written = p.written.max(seq));
+        self.progress.update(|p| p.written = p.written.max(seq));
         self.space.notify_waiters();
     }
 
@@ -271,7 +304,7 @@ impl Queue {
             st.bytes = 0;
             st.arena = BytesMut::new();
         }
-        self.progress.send_modify(|p| {
+        self.progress.update(|p| {
             if p.closed.is_none() {
                 p.closed = Some(reason);
             }
