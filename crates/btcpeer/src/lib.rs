@@ -6,11 +6,30 @@
 //! messages with a completion for each, trickles inventory while avoiding what the remote already
 //! knows, and hands every inbound message to the application.
 //!
+//! ## Two layers
+//!
+//! ```text
+//!  socket ──► [btcpeer: one tokio task per peer] ──bytes──► btcpeer-core: transport ──frames──► rules,
+//!  socket ◄── [         queue + completions    ] ◄─bytes─── (v1 / BIP324)           ◄─messages─ handshake,
+//!             [ Peer handle, Handler / channel ] ◄─────────────── events ──────────────────── liveness,
+//!             [ tokio timers                   ] ──now──► deadlines ◄──next deadline───────── inventory
+//! ```
+//!
+//! The protocol lives in the runtime-free [`core`] (`btcpeer-core`): its transports and the peer's
+//! rules are state machines taking bytes, frames and time and giving bytes, events and deadlines;
+//! the per-connection protocol state is its `ProtocolState`, which this crate keeps under each
+//! peer's one lock (as quinn keeps `quinn-proto`'s connection). This crate adds what needs a
+//! runtime: the task that reads and writes the stream, the outbound queue with a completion per
+//! message, the [`Peer`](peer::Peer) handle, handlers and channels, SOCKS5, and `tracing` spans.
+//! The core also drives a blocking `std::net::TcpStream` (`core::blocking`) and, with its `sim`
+//! feature, a deterministic simulator.
+//!
 //! ## Modules
 //!
 //! - [`peer`]: the peer — [`Peer`](peer::Peer), its [`PeerConfig`](peer::PeerConfig), the
 //!   [`Handler`](peer::Handler) trait (or a channel of [`PeerEvent`](peer::PeerEvent)s), completions,
 //!   statistics and disconnect reasons.
+//! - [`core`]: the runtime-free core (`btcpeer-core`), re-exported.
 //! - [`wire`]: every message Bitcoin Core speaks, decoded to typed values and encoded back
 //!   byte-for-byte, with the protocol's limits enforced before allocation; v1 frames.
 //! - [`transport`]: byte streams to frames and back: the v1 codec and BIP324 v2.

@@ -1,29 +1,4 @@
-//! [`PeerCore`]: one connection's protocol state, owned in one place and driven from outside.
-//!
-//! Inputs are frames read ([`PeerCore::handle_frame`]), the time ([`PeerCore::handle_timeout`],
-//! whenever [`PeerCore::poll_timeout`]'s instant passes) and the application's commands
-//! ([`PeerCore::send`], [`PeerCore::announce`], [`PeerCore::disconnect`]). Outputs are messages to
-//! write ([`PeerCore::poll_transmit`]) and events ([`PeerCore::poll_event`]). Nothing here reads a
-//! socket or a clock, so the same core runs under tokio, in a blocking loop, in the simulator and
-//! in a fuzzer; randomness (ping nonces, trickle delays) comes from a seeded generator, so a seeded
-//! run is reproducible.
-//!
-//! ```
-//! use std::time::{Instant, SystemTime};
-//! use btcpeer_core::peer::{CoreConfig, Direction, Event, PeerCore};
-//! use btcpeer_core::wire::frame::RawFrame;
-//!
-//! let now = Instant::now();
-//! let mut a = PeerCore::new(CoreConfig::new(Direction::Outbound).seed(1), now, SystemTime::now());
-//! let mut b = PeerCore::new(CoreConfig::new(Direction::Inbound).seed(2), now, SystemTime::now());
-//! // Carry messages both ways until both handshakes are done.
-//! for _ in 0..4 {
-//!     while let Some(m) = a.poll_transmit(now) { b.handle_frame(RawFrame::from_message(&m).unwrap(), now, SystemTime::now()); }
-//!     while let Some(m) = b.poll_transmit(now) { a.handle_frame(RawFrame::from_message(&m).unwrap(), now, SystemTime::now()); }
-//! }
-//! assert!(matches!(a.poll_event(), Some(Event::Handshake(_))));
-//! assert!(matches!(b.poll_event(), Some(Event::Handshake(_))));
-//! ```
+//! [`PeerCore`]: one connection driven from outside (documented on the type).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -136,7 +111,32 @@ pub enum Event {
     Disconnected(DisconnectReason),
 }
 
-/// One connection's protocol state: see the [module](self).
+/// [`PeerCore`]: one connection's protocol state, owned in one place and driven from outside.
+///
+/// Inputs are frames read ([`PeerCore::handle_frame`]), the time ([`PeerCore::handle_timeout`],
+/// whenever [`PeerCore::poll_timeout`]'s instant passes) and the application's commands
+/// ([`PeerCore::send`], [`PeerCore::announce`], [`PeerCore::disconnect`]). Outputs are messages to
+/// write ([`PeerCore::poll_transmit`]) and events ([`PeerCore::poll_event`]). Nothing here reads a
+/// socket or a clock, so the same core runs under tokio, in a blocking loop, in the simulator and
+/// in a fuzzer; randomness (ping nonces, trickle delays) comes from a seeded generator, so a seeded
+/// run is reproducible.
+///
+/// ```
+/// use std::time::{Instant, SystemTime};
+/// use btcpeer_core::peer::{CoreConfig, Direction, Event, PeerCore};
+/// use btcpeer_core::wire::frame::RawFrame;
+///
+/// let now = Instant::now();
+/// let mut a = PeerCore::new(CoreConfig::new(Direction::Outbound).seed(1), now, SystemTime::now());
+/// let mut b = PeerCore::new(CoreConfig::new(Direction::Inbound).seed(2), now, SystemTime::now());
+/// // Carry messages both ways until both handshakes are done.
+/// for _ in 0..4 {
+///     while let Some(m) = a.poll_transmit(now) { b.handle_frame(RawFrame::from_message(&m).unwrap(), now, SystemTime::now()); }
+///     while let Some(m) = b.poll_transmit(now) { a.handle_frame(RawFrame::from_message(&m).unwrap(), now, SystemTime::now()); }
+/// }
+/// assert!(matches!(a.poll_event(), Some(Event::Handshake(_))));
+/// assert!(matches!(b.poll_event(), Some(Event::Handshake(_))));
+/// ```
 #[derive(Debug)]
 pub struct PeerCore {
     config: CoreConfig,

@@ -1,8 +1,4 @@
-//! [`ProtocolState`]: what one connection's protocol knows and owes after the handshake, and the
-//! compound operations on it — the one place both drivers keep it. [`PeerCore`](super::PeerCore)
-//! owns one; the tokio driver (`btcpeer`) keeps one under its peer's lock, as `quinn` keeps
-//! `quinn-proto`'s `Connection` under its connection's, so that each compound step (check what the
-//! remote knows, mark it, queue the announcement) happens in one critical section.
+//! [`ProtocolState`]: one connection's protocol state (documented on the type).
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +9,11 @@ use super::rules::{BloomPolicy, Preferences, Rule, classify, learn_inventory};
 use crate::wire::version::is_defined;
 use crate::wire::{Inventory, Message};
 
-/// One connection's protocol state: see the [module](self).
+/// [`ProtocolState`]: what one connection's protocol knows and owes after the handshake, and the
+/// compound operations on it — the one place both drivers keep it. [`PeerCore`](super::PeerCore)
+/// owns one; the tokio driver (`btcpeer`) keeps one under its peer's lock, as `quinn` keeps
+/// `quinn-proto`'s `Connection` under its connection's, so that each compound step (check what the
+/// remote knows, mark it, queue the announcement) happens in one critical section.
 #[derive(Debug)]
 pub struct ProtocolState {
     /// What the remote knows (R-S4).
