@@ -24,7 +24,7 @@ use bytes::BytesMut;
 
 use crate::network::Network;
 use crate::peer::{CoreConfig, DisconnectReason, Event, PeerCore, RemoteInfo};
-use crate::transport::v1::{V1Codec, V1Error};
+use crate::transport::v1::V1Codec;
 
 /// A blocking byte stream whose reads can wait a bounded time.
 pub trait BlockingStream: Read + Write {
@@ -139,22 +139,7 @@ impl<S: BlockingStream> BlockingPeer<S> {
                 Err(e) => self.core.closed(Some(DisconnectReason::io(&e))),
             }
             let now = Instant::now();
-            loop {
-                match self.codec.decode_frame(&mut self.inbuf) {
-                    Ok(Some(frame)) => self.core.handle_frame(frame, now, SystemTime::now()),
-                    Ok(None) => break,
-                    // Core keeps a connection whose frame had a bad checksum; so do we.
-                    Err(V1Error::Dropped { .. }) => {}
-                    Err(V1Error::Frame(e)) => {
-                        self.core.closed(Some(DisconnectReason::Frame(e)));
-                        break;
-                    }
-                    Err(e) => {
-                        self.core.closed(Some(DisconnectReason::io(&std::io::Error::other(e.to_string()))));
-                        break;
-                    }
-                }
-            }
+            self.core.handle_v1_bytes(&mut self.codec, &mut self.inbuf, now, SystemTime::now());
             self.core.handle_timeout(now);
         }
     }

@@ -41,8 +41,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 
 use crate::network::Network;
-use crate::peer::{CoreConfig, Direction, DisconnectReason, Event, PeerCore};
-use crate::transport::v1::{V1Codec, V1Error};
+use crate::peer::{CoreConfig, Direction, Event, PeerCore};
+use crate::transport::v1::V1Codec;
 
 /// A node's index in the simulation.
 pub type NodeId = usize;
@@ -420,21 +420,7 @@ impl Sim {
                 Delivery::Bytes(peer, bytes) => {
                     let Some(e) = self.inner.ends.get_mut(peer).filter(|e| !e.closed) else { continue };
                     e.inbuf.extend_from_slice(&bytes);
-                    loop {
-                        match e.codec.decode_frame(&mut e.inbuf) {
-                            Ok(Some(frame)) => e.core.handle_frame(frame, now, wall_clock()),
-                            Ok(None) => break,
-                            Err(V1Error::Dropped { .. }) => {}
-                            Err(V1Error::Frame(f)) => {
-                                e.core.closed(Some(DisconnectReason::Frame(f)));
-                                break;
-                            }
-                            Err(_) => {
-                                e.core.closed(None);
-                                break;
-                            }
-                        }
-                    }
+                    e.core.handle_v1_bytes(&mut e.codec, &mut e.inbuf, now, wall_clock());
                     peer
                 }
                 Delivery::Close(peer) => {

@@ -11,6 +11,7 @@ use super::liveness::{Timeouts, poisson_delay_from};
 use super::rules::{BloomPolicy, Preferences, Rule, before_decode};
 use super::state::{Announced, ProtocolState};
 use super::{Direction, DisconnectReason, RemoteInfo, Transport};
+use crate::transport::v1::{V1Codec, V1Error};
 use crate::wire::frame::RawFrame;
 use crate::wire::version::{REJECT_VERSION, ping_has_nonce};
 use crate::wire::{Inventory, Message, Reject, RejectCode};
@@ -298,6 +299,22 @@ impl PeerCore {
             self.state.announce(Pending::Plain(inv), now, || poisson_delay_from(mean, random)),
             Announced::Queued { .. }
         )
+    }
+
+    /// Takes every whole v1 frame at the front of `buf` (bytes read from the remote) through
+    /// `codec`. A frame Core would drop (a bad checksum) is skipped; any other framing error ends
+    /// the connection with its reason.
+    pub fn handle_v1_bytes(&mut self, codec: &mut V1Codec, buf: &mut bytes::BytesMut, now: Instant, wall: SystemTime) {
+        while !self.ended {
+            match codec.decode_frame(buf) {
+                Ok(Some(frame)) => self.handle_frame(frame, now, wall),
+                Ok(None) => return,
+                // Core keeps a connection whose frame had a bad checksum; so do we.
+                Err(V1Error::Dropped { .. }) => {}
+                Err(V1Error::Frame(e)) => self.closed(Some(DisconnectReason::Frame(e))),
+                Err(e) => self.closed(Some(DisconnectReason::io(&std::io::Error::other(e.to_string())))),
+            }
+        }
     }
 
     /// Takes one frame read from the remote.

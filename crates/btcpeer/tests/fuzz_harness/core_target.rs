@@ -41,18 +41,10 @@ impl Reader {
     fn feed(&mut self, buf: &mut BytesMut, core: &mut PeerCore, now: Instant) -> bool {
         loop {
             let frame = match self {
-                Reader::V1(codec) => match codec.decode_frame(buf) {
-                    Ok(f) => f,
-                    Err(V1Error::Dropped { .. }) => continue,
-                    Err(V1Error::Frame(e)) => {
-                        core.closed(Some(DisconnectReason::Frame(e)));
-                        return false;
-                    }
-                    Err(_) => {
-                        core.closed(None);
-                        return false;
-                    }
-                },
+                Reader::V1(codec) => {
+                    core.handle_v1_bytes(codec, buf, now, SystemTime::UNIX_EPOCH);
+                    return !core.is_ended();
+                }
                 Reader::V2(decoder) => match decoder.decode(buf) {
                     Ok(f) => f.map(|(f, _)| f),
                     Err(e) if e.is_droppable() => continue,
