@@ -77,9 +77,7 @@ use std::time::{Duration, Instant};
 
 use btcpeer::bitcoin::block::Header;
 use btcpeer::bitcoin::blockdata::constants::genesis_block;
-use btcpeer::peer::{
-    DisconnectReason, Peer, PeerAddr, PeerConfig, PeerConfigBuilder, PeerStats, RemoteInfo, Transport, V2Policy,
-};
+use btcpeer::peer::{DisconnectReason, Peer, PeerAddr, PeerConfig, PeerConfigBuilder, RemoteInfo, V2Policy};
 use btcpeer::wire::Message;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -194,13 +192,10 @@ fn parse_proxy(s: &str) -> Result<SocketAddr, String> {
 
 /// Runs `btcpeer connect`; returns the exit code.
 pub fn run(args: ConnectArgs) -> u8 {
-    let usage = |e: String| {
-        eprintln!("btcpeer connect: {e}");
-        EXIT_USAGE
-    };
-    let network = match args.common.network() {
+    let usage = |e: String| crate::report::usage("connect", &e);
+    let network = match args.common.network_for("connect") {
         Ok(n) => n,
-        Err(e) => return usage(e),
+        Err(code) => return code,
     };
     // With --headers: from the genesis block where btcpeer knows it (see the module docs).
     let headers = args.headers.then(|| match network.bitcoin_network() {
@@ -343,7 +338,7 @@ async fn attempt(
             return Attempt::RetryV1(reason, peer.id());
         }
         Ok(Err(reason)) => {
-            let hint = if policy == V2Policy::Require && seems_v1_only(&reason, &peer.stats()) {
+            let hint = if policy == V2Policy::Require && reason.suggests_v1_only() {
                 " (the remote seems to speak only v1: try --transport auto or v1)"
             } else {
                 ""
@@ -367,20 +362,6 @@ async fn attempt(
             Attempt::Exit(code)
         }
     }
-}
-
-/// Whether a handshake that failed under `--transport v2` looks like a v1-only remote: it hung up
-/// on our v2 key without a byte.
-fn seems_v1_only(reason: &DisconnectReason, stats: &PeerStats) -> bool {
-    // The library names this cause only in its error text ("… (it may speak only v1)"), for now; it
-    // is to give a typed cause, and this is the one place to change then. (A reset before any byte
-    // is reported as that same cause.)
-    let named = matches!(reason, DisconnectReason::V2(btcpeer::transport::v2::V2Error::Handshake(why))
-        if why.contains("only v1"));
-    named
-        || matches!(reason, DisconnectReason::RemoteClosed { during_handshake: true })
-            && stats.transport == Transport::V1
-            && stats.bytes_received == 0
 }
 
 /// After the handshake: the headers, the pings and the listening period. `headers` is where the

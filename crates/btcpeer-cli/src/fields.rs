@@ -93,26 +93,23 @@ fn header(h: &Header) -> Value {
 
 /// What kind of script an output pays to.
 fn script_type(script: &Script) -> &'static str {
-    if script.is_p2pkh() {
-        "p2pkh"
-    } else if script.is_p2sh() {
-        "p2sh"
-    } else if script.is_p2wpkh() {
-        "p2wpkh"
-    } else if script.is_p2wsh() {
-        "p2wsh"
-    } else if script.is_p2tr() {
-        "p2tr"
-    } else if script.is_p2pk() {
-        "p2pk"
-    } else if script.is_op_return() {
-        "op_return"
-    } else if script.is_multisig() {
-        "multisig"
-    } else if script.witness_version().is_some() {
-        "witness_unknown"
-    } else {
-        "nonstandard"
+    /// Whether a script is of one kind.
+    type Is = fn(&Script) -> bool;
+    /// The standard kinds, in the order they are tried.
+    const KINDS: [(Is, &str); 8] = [
+        (Script::is_p2pkh, "p2pkh"),
+        (Script::is_p2sh, "p2sh"),
+        (Script::is_p2wpkh, "p2wpkh"),
+        (Script::is_p2wsh, "p2wsh"),
+        (Script::is_p2tr, "p2tr"),
+        (Script::is_p2pk, "p2pk"),
+        (Script::is_op_return, "op_return"),
+        (Script::is_multisig, "multisig"),
+    ];
+    match KINDS.iter().find(|(is, _)| is(script)) {
+        Some((_, name)) => name,
+        None if script.witness_version().is_some() => "witness_unknown",
+        None => "nonstandard",
     }
 }
 

@@ -48,7 +48,7 @@ use tokio::task::{Id, JoinSet};
 use crate::connect::interrupted;
 use crate::events::{Event, PeerEvent};
 use crate::report::{Output, PeerArgs, Reporter, parse_secs, parse_target};
-use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::{EXIT_FAILURE, EXIT_OK};
 
 /// The events of `btcpeer listen` (see the module docs and `EVENTS.md`).
 #[derive(Serialize, Debug)]
@@ -116,13 +116,10 @@ pub struct ListenArgs {
 
 /// Runs `btcpeer listen`; returns the exit code.
 pub fn run(args: ListenArgs) -> u8 {
-    let usage = |e: String| {
-        eprintln!("btcpeer listen: {e}");
-        EXIT_USAGE
-    };
-    let network = match args.common.network() {
+    let usage = |e: String| crate::report::usage("listen", &e);
+    let network = match args.common.network_for("listen") {
         Ok(n) => n,
-        Err(e) => return usage(e),
+        Err(code) => return code,
     };
     let addr = match parse_target(&args.addr, network.default_port()) {
         Ok(a) => a,

@@ -69,7 +69,18 @@ pub struct PeerArgs {
     pub json: bool,
 }
 
+/// Prints a usage error for `subcommand` on stderr; returns the usage exit code.
+pub fn usage(subcommand: &str, e: &str) -> u8 {
+    eprintln!("btcpeer {subcommand}: {e}");
+    crate::EXIT_USAGE
+}
+
 impl PeerArgs {
+    /// The network, or (printed) the usage error of `subcommand` and its exit code.
+    pub fn network_for(&self, subcommand: &str) -> Result<Network, u8> {
+        self.network().map_err(|e| usage(subcommand, &e))
+    }
+
     /// The network named by `--magic` or `--network`.
     pub fn network(&self) -> Result<Network, String> {
         match &self.magic {

@@ -12,7 +12,7 @@ use btcpeer::network::Network;
 use btcpeer::wire::{Message, VersionMessage, VersionTail, blank_address, frame};
 use serde_json::Value;
 
-use common::{Listener, run};
+use common::{Listener, run, run_json, run_line};
 
 fn index_of(events: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
     events.iter().position(pred).unwrap_or_else(|| panic!("event not found in {events:#?}"))
@@ -22,10 +22,7 @@ fn index_of(events: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
 fn r_c2_connect_prints_handshake_pongs_and_stats() {
     let listener = Listener::start(&["--duration", "20"]);
     // v1, whose sizes are known: a pong is 24 + 8 bytes.
-    let r = run(&["connect", &listener.addr(), "--network", "regtest", "--transport", "v1", "--ping", "3", "--json"]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stderr.is_empty(), "{r:?}");
-    assert_eq!(r.events.len(), r.stdout.len(), "every line is JSON: {r:?}");
+    let r = run_json(&format!("connect {} --network regtest --transport v1 --ping 3 --json", listener.addr()));
 
     let hs = r.of("handshake");
     assert_eq!(hs.len(), 1, "{r:?}");
@@ -266,19 +263,7 @@ fn r_c2_unanswered_ping_times_out_exits_3() {
         // Read (and ignore) everything until the client hangs up.
         while read_frame(&mut s).is_ok() {}
     });
-    let r = run(&[
-        "connect",
-        &addr,
-        "--network",
-        "regtest",
-        "--transport",
-        "v1",
-        "--ping",
-        "1",
-        "--timeout",
-        "1",
-        "--json",
-    ]);
+    let r = run_line(&format!("connect {addr} --network regtest --transport v1 --ping 1 --timeout 1 --json"));
     assert_eq!(r.code, 3, "{r:?}");
     let hs = r.of("handshake");
     assert_eq!(hs.len(), 1, "{r:?}");

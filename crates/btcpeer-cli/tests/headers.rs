@@ -15,7 +15,7 @@ use btcpeer::peer::{Handler, NonceRegistry, NoopHandler, Peer, PeerConfig};
 use btcpeer::testing::{ChainServer, SyntheticChain};
 use btcpeer::wire::Message;
 use btcpeer::wire::types::GetHeadersMessage;
-use common::{DEADLINE, run};
+use common::{DEADLINE, run, run_json};
 
 /// A regtest peer on 127.0.0.1 that serves `connections` connections, one after another, each with a
 /// clone of `handler`; returns `127.0.0.1:PORT` and the thread (which ends once they are all done).
@@ -57,11 +57,7 @@ fn r_c2_connect_headers_fetches_the_whole_chain() {
     let (addr, server) = serve(ChainServer::new(chain.clone()), 3);
 
     // JSON.
-    let r =
-        run(&["connect", &addr, "--network", "regtest", "--transport", "v1", "--headers", "--json", "--timeout", "20"]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stderr.is_empty(), "no progress line when stderr is not a terminal: {r:?}");
-    assert_eq!(r.events.len(), r.stdout.len(), "every line is JSON: {r:?}");
+    let r = run_json(&format!("connect {addr} --network regtest --transport v1 --headers --json --timeout 20"));
     let h = r.of("headers");
     assert_eq!(h.len(), 1, "{r:?}");
     let h = h[0];

@@ -74,6 +74,17 @@ pub fn run(args: &[&str]) -> Run {
     run_command(cmd, &format!("btcpeer {args:?}"))
 }
 
+/// [`run_line`], asserting a clean JSON run: exit 0, nothing on stderr (no progress line when stderr is
+/// not a terminal), every stdout line an event.
+#[allow(dead_code)]
+pub fn run_json(line: &str) -> Run {
+    let r = run_line(line);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.is_empty(), "{r:?}");
+    assert_eq!(r.events.len(), r.stdout.len(), "every line is JSON: {r:?}");
+    r
+}
+
 /// [`run`] with the arguments written as one line, split at whitespace.
 pub fn run_line(line: &str) -> Run {
     run(&line.split_whitespace().collect::<Vec<_>>())

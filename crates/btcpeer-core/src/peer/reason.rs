@@ -64,6 +64,9 @@ pub enum DisconnectReason {
     /// An outbound v2 attempt met a remote that closed without sending a byte (or answered in v1):
     /// it probably speaks only v1, so dialing again in v1 is advised (R-T4).
     V1RetryAdvised,
+    /// An outbound v2 attempt that had to be v2 (no v1 retry allowed) met a remote that closed
+    /// without sending a byte: it probably speaks only v1.
+    V2Unanswered,
     /// A handler method (or anything else in the peer's task) panicked; the text is the panic's
     /// message. The peer ended as for any other reason: its stream closed, every queued message
     /// dropped, waits released (R-L8).
@@ -137,6 +140,9 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::V1RetryAdvised => {
                 f.write_str("remote closed without answering the v2 handshake; retry in v1 advised")
             }
+            DisconnectReason::V2Unanswered => {
+                f.write_str("remote closed without answering our v2 key (it may speak only v1)")
+            }
             DisconnectReason::HandlerPanicked(message) => write!(f, "handler panicked: {message}"),
             DisconnectReason::Io { message, .. } => write!(f, "i/o error: {message}"),
         }
@@ -166,6 +172,7 @@ impl DisconnectReason {
             DisconnectReason::Payload(_) => "malformed_message",
             DisconnectReason::V2(_) => "v2_transport",
             DisconnectReason::V1RetryAdvised => "v1_retry_advised",
+            DisconnectReason::V2Unanswered => "v2_unanswered",
             DisconnectReason::HandlerPanicked(_) => "handler_panicked",
             DisconnectReason::Io { .. } => "io_error",
         }
@@ -181,6 +188,13 @@ impl DisconnectReason {
                 | DisconnectReason::StallTimeout { .. }
                 | DisconnectReason::WriteTimeout
         )
+    }
+
+    /// Whether the remote probably speaks only v1: it hung up on our v2 key without a byte
+    /// ([`DisconnectReason::V1RetryAdvised`] when a v1 retry is allowed,
+    /// [`DisconnectReason::V2Unanswered`] when v2 was required). What a tool tells its user.
+    pub fn suggests_v1_only(&self) -> bool {
+        matches!(self, DisconnectReason::V1RetryAdvised | DisconnectReason::V2Unanswered)
     }
 
     /// The reason for a failed read or write.

@@ -97,9 +97,7 @@ where
             V2HandshakeError::RemoteSpeaksV1 => DisconnectReason::Protocol(Violation::V1NotAllowed),
             // With `Require` no retry is advised, but the likely cause is named.
             V2HandshakeError::ClosedBeforeAnyByte if peer.direction() == Direction::Outbound => {
-                DisconnectReason::V2(crate::transport::v2::V2Error::Handshake(
-                    "remote closed without answering our v2 key (it may speak only v1)",
-                ))
+                DisconnectReason::V2Unanswered
             }
             V2HandshakeError::ClosedBeforeAnyByte | V2HandshakeError::Closed => {
                 DisconnectReason::RemoteClosed { during_handshake: true }
