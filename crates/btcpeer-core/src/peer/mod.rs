@@ -14,12 +14,15 @@
 //!   giving messages to send, events and the next deadline (the shape of `quinn-proto`'s
 //!   `Connection`: `handle_frame`, `poll_transmit`, `poll_event`, `poll_timeout`,
 //!   `handle_timeout`).
+//! - [`OutboundQueue`] and [`Progress`]: the outbound queue's accounting and what became of each
+//!   queued message (every completion resolves).
 //! - [`DisconnectReason`]: why a connection ended, for every path.
 
 mod core;
 mod handshake;
 pub mod inventory;
 pub mod liveness;
+pub mod outbound;
 mod reason;
 pub mod rules;
 mod state;
@@ -28,6 +31,7 @@ pub use self::core::{CoreConfig, Event, PeerCore};
 pub use handshake::{HandshakeRules, HandshakeStep, VersionHandshake};
 pub use inventory::{KnownInventory, TrickleQueue};
 pub use liveness::{Liveness, Timeouts};
+pub use outbound::{OutboundQueue, Progress, QueueError, SendOutcome};
 pub use reason::{DisconnectReason, Violation};
 pub use state::{Announced, ProtocolState};
 

@@ -1,48 +1,9 @@
-//! What happened to a queued message, and the errors of the peer's API. Why a peer disconnected is
-//! the core's [`DisconnectReason`].
+//! The errors of the peer's API. Why a peer disconnected, what became of a queued message and why
+//! one could not be queued are the core's ([`DisconnectReason`], [`SendOutcome`], [`QueueError`]).
 
 use std::fmt;
 
-pub use btcpeer_core::peer::{DisconnectReason, Violation};
-
-/// What became of a queued message (R-S1).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SendOutcome {
-    /// Its bytes were written to the stream.
-    Sent,
-    /// The peer disconnected before it was written.
-    Dropped(DisconnectReason),
-}
-
-/// Why a message could not be queued.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum QueueError {
-    /// The outbound queue holds its maximum of bytes; try again later or use
-    /// [`Peer::send`](super::Peer::send), which waits for room.
-    #[error("outbound queue full: {queued} bytes queued, limit {limit}")]
-    Full {
-        /// Bytes queued now.
-        queued: usize,
-        /// The configured limit.
-        limit: usize,
-    },
-    /// The message could not be encoded.
-    #[error(transparent)]
-    Encode(#[from] crate::wire::EncodeError),
-    /// The payload does not fit a BIP324 packet, whose length field has 24 bits, and the peer
-    /// speaks v2 (or may, its handshake not being done). Only networks whose messages may exceed
-    /// 16 MiB meet this.
-    #[error("{command} payload of {length} bytes does not fit a v2 packet (at most {max} bytes of contents)")]
-    TooLargeForV2 {
-        /// The message's command.
-        command: crate::wire::Command,
-        /// The payload length.
-        length: usize,
-        /// The most contents (message id and payload) a packet carries.
-        max: usize,
-    },
-}
+pub use btcpeer_core::peer::{DisconnectReason, QueueError, SendOutcome, Violation};
 
 /// Why a stream could not be associated with a peer. The stream is handed back when the peer
 /// already has one; after a disconnect it is closed (dropped), as btcd does.

@@ -1,38 +1,24 @@
-//! The outbound queue (R-S1, R-S2): ordered, bounded in bytes, with a completion per message.
+//! The outbound queue (R-S1, R-S2) for the tokio driver: the core's accounting
+//! ([`OutboundQueue`]: ordered, bounded in bytes, a sequence number per message, the arena) under a
+//! lock, the writer's and the waiting senders' wake-ups, and the completions.
 //!
-//! Messages are encoded once, when queued, into a shared arena that is dropped whenever the queue
-//! drains (so an idle peer holds no buffer). Each message gets a sequence number; the writer reports
-//! the highest number written, and the peer's end reports the reason the rest were dropped. A
-//! [`Completion`] is just a sequence number and a shared progress cell: it costs nothing unless
-//! awaited, and it always resolves, to [`SendOutcome::Sent`] or [`SendOutcome::Dropped`]. (The cell
-//! is a mutex and a `Notify` rather than a `watch` channel: an idle peer holds one, and a watch
-//! costs a few hundred bytes more.)
+//! A [`Completion`] is just a sequence number and a shared progress cell (the core's [`Progress`]
+//! behind a mutex, with a `Notify`): it costs nothing unless awaited, and it always resolves, to
+//! [`SendOutcome::Sent`] or [`SendOutcome::Dropped`]. (A mutex and a `Notify` rather than a `watch`
+//! channel: an idle peer holds one, and a watch costs a few hundred bytes more.)
 
-use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use btcpeer_core::peer::outbound::{NEVER, OutboundQueue, Progress};
+use bytes::Bytes;
 use tokio::sync::Notify;
 
+pub(crate) use btcpeer_core::peer::outbound::Outgoing;
+
 use super::error::{DisconnectReason, QueueError, SendOutcome};
-use crate::transport::v2::{MAX_PACKET_CONTENTS, contents_len};
-use crate::wire::frame::HEADER_LEN;
-use crate::wire::limits::max_payload_len;
-use crate::wire::{Command, EncodeError, Message};
-
-/// Sequence number given to messages refused because the peer is already closed.
-const NEVER: u64 = u64::MAX;
-
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Progress {
-    /// Every message with a sequence number up to this one was written.
-    written: u64,
-    /// Set when the peer has ended: every message not written was dropped for this reason.
-    closed: Option<DisconnectReason>,
-}
+use crate::wire::{Command, Message};
 
 /// The queue's progress, shared with every completion: the writer and the end update it and wake
 /// the completions waiting.
@@ -53,33 +39,9 @@ impl ProgressCell {
     }
 }
 
-/// A message waiting for the writer.
-#[derive(Debug)]
-pub(crate) struct Outgoing {
-    pub(crate) command: Command,
-    pub(crate) payload: Bytes,
-    /// The v1 checksum, when the message was prepared with it.
-    pub(crate) checksum: Option<[u8; 4]>,
-    pub(crate) seq: u64,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    items: VecDeque<Outgoing>,
-    /// Bytes queued or being written (payload plus v1 header each), not yet confirmed written.
-    bytes: usize,
-    next_seq: u64,
-    closed: bool,
-    arena: BytesMut,
-}
-
 #[derive(Debug)]
 pub(crate) struct Queue {
-    state: Mutex<State>,
-    limit: usize,
-    network_max: u32,
-    /// Whether the connection speaks or may yet speak v2, whose packets carry at most 16 MiB.
-    v2_possible: AtomicBool,
+    state: Mutex<OutboundQueue>,
     /// Wakes the writer when a message is queued.
     pub(crate) writer: Notify,
     /// Wakes senders waiting for room.
@@ -97,16 +59,9 @@ pub struct Completion {
 }
 
 impl Completion {
-    fn check(seq: u64, p: &Progress) -> Option<SendOutcome> {
-        if seq <= p.written {
-            return Some(SendOutcome::Sent);
-        }
-        p.closed.clone().map(SendOutcome::Dropped)
-    }
-
     /// The outcome, if the message was already written or dropped.
     pub fn outcome(&self) -> Option<SendOutcome> {
-        self.progress.read(|p| Self::check(self.seq, p))
+        self.progress.read(|p| p.outcome(self.seq))
     }
 
     /// Waits for the outcome.
@@ -133,9 +88,6 @@ impl IntoFuture for Completion {
     }
 }
 
-/// Bytes of small messages the arena reserves at a time.
-const ARENA_STEP: usize = 4096;
-
 /// A queue that goes away unclosed (its peer dropped without ending, which the peer's own drop
 /// prevents) still resolves every completion.
 impl Drop for Queue {
@@ -151,41 +103,29 @@ impl Drop for Queue {
 impl Queue {
     pub(crate) fn new(limit: usize, network_max: u32, v2_possible: bool) -> Queue {
         Queue {
-            state: Mutex::new(State { next_seq: 1, ..State::default() }),
-            limit,
-            network_max,
-            v2_possible: AtomicBool::new(v2_possible),
+            state: Mutex::new(OutboundQueue::new(limit, network_max, v2_possible)),
             writer: Notify::new(),
             space: Notify::new(),
             progress: Arc::new(ProgressCell::default()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboundQueue> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn completion(&self, seq: u64) -> Completion {
+    /// A completion for `seq`; a newly queued message wakes the writer.
+    fn queued(&self, seq: u64) -> Completion {
+        if seq != NEVER {
+            self.writer.notify_one();
+        }
         Completion { seq, progress: Arc::clone(&self.progress) }
     }
 
     /// Encodes and queues `msg`, or reports that the queue is full.
     pub(crate) fn push(&self, msg: &Message) -> Result<Completion, QueueError> {
-        let mut st = self.lock();
-        if st.closed {
-            return Ok(self.completion(NEVER));
-        }
-        if st.arena.capacity().saturating_sub(st.arena.len()) < 256 {
-            st.arena.reserve(ARENA_STEP);
-        }
-        // A failed encode must leave nothing behind, or the next message would carry its bytes.
-        let start = st.arena.len();
-        if let Err(e) = msg.encode_payload(&mut st.arena) {
-            st.arena.truncate(start);
-            return Err(e.into());
-        }
-        let payload = st.arena.split().freeze();
-        self.admit(st, msg.command(), payload, None)
+        let seq = self.lock().push(msg)?;
+        Ok(self.queued(seq))
     }
 
     /// Queues an already-encoded payload, with its checksum if known.
@@ -195,56 +135,13 @@ impl Queue {
         payload: Bytes,
         checksum: Option<[u8; 4]>,
     ) -> Result<Completion, QueueError> {
-        let st = self.lock();
-        if st.closed {
-            return Ok(self.completion(NEVER));
-        }
-        self.admit(st, command, payload, checksum)
-    }
-
-    fn admit(
-        &self,
-        mut st: std::sync::MutexGuard<'_, State>,
-        command: Command,
-        payload: Bytes,
-        checksum: Option<[u8; 4]>,
-    ) -> Result<Completion, QueueError> {
-        let max = max_payload_len(command, self.network_max);
-        if payload.len() > max as usize {
-            return Err(QueueError::Encode(EncodeError::PayloadTooLarge { command, length: payload.len(), max }));
-        }
-        // The cheap test first: only payloads near 16 MiB need the message id's length.
-        if payload.len() > MAX_PACKET_CONTENTS.saturating_sub(1 + crate::wire::COMMAND_LEN)
-            && self.v2_possible.load(Ordering::Relaxed)
-            && contents_len(command, payload.len()) > MAX_PACKET_CONTENTS
-        {
-            return Err(QueueError::TooLargeForV2 { command, length: payload.len(), max: MAX_PACKET_CONTENTS });
-        }
-        let size = payload.len().saturating_add(HEADER_LEN);
-        // An empty queue takes any message, so one larger than the limit can still be sent.
-        if st.bytes > 0 && st.bytes.saturating_add(size) > self.limit {
-            return Err(QueueError::Full { queued: st.bytes, limit: self.limit });
-        }
-        let seq = st.next_seq;
-        st.next_seq = seq.saturating_add(1);
-        st.bytes = st.bytes.saturating_add(size);
-        st.items.push_back(Outgoing { command, payload, checksum, seq });
-        drop(st);
-        self.writer.notify_one();
-        Ok(self.completion(seq))
+        let seq = self.lock().push_raw(command, payload, checksum)?;
+        Ok(self.queued(seq))
     }
 
     /// Queues `msg`, waiting for room if the queue is full.
     pub(crate) async fn push_wait(&self, msg: &Message) -> Result<Completion, QueueError> {
-        loop {
-            let notified = self.space.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.push(msg) {
-                Err(QueueError::Full { .. }) => notified.await,
-                other => return other,
-            }
-        }
+        self.wait_for_room(|| self.push(msg)).await
     }
 
     /// Queues an already-encoded payload, waiting for room if the queue is full.
@@ -254,11 +151,16 @@ impl Queue {
         payload: &Bytes,
         checksum: Option<[u8; 4]>,
     ) -> Result<Completion, QueueError> {
+        self.wait_for_room(|| self.push_raw(command, payload.clone(), checksum)).await
+    }
+
+    /// Tries `push` until it finds room (or fails for another reason).
+    async fn wait_for_room(&self, push: impl Fn() -> Result<Completion, QueueError>) -> Result<Completion, QueueError> {
         loop {
             let notified = self.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.push_raw(command, payload.clone(), checksum) {
+            match push() {
                 Err(QueueError::Full { .. }) => notified.await,
                 other => return other,
             }
@@ -267,43 +169,19 @@ impl Queue {
 
     /// Takes queued messages for one write: at least one, then more while under `max_bytes`.
     pub(crate) fn take_batch(&self, max_bytes: usize, out: &mut Vec<Outgoing>) {
-        let mut st = self.lock();
-        let mut taken = 0usize;
-        while let Some(front) = st.items.front() {
-            let size = front.payload.len().saturating_add(HEADER_LEN);
-            if !out.is_empty() && taken.saturating_add(size) > max_bytes {
-                break;
-            }
-            taken = taken.saturating_add(size);
-            if let Some(item) = st.items.pop_front() {
-                out.push(item);
-            }
-        }
+        self.lock().take_batch(max_bytes, out);
     }
 
     /// Records that every message up to `seq` was written, freeing `bytes`.
     pub(crate) fn written(&self, seq: u64, bytes: usize) {
-        {
-            let mut st = self.lock();
-            st.bytes = st.bytes.saturating_sub(bytes);
-            if st.items.is_empty() {
-                // Nothing waits: let the arena's memory go once the writer drops its slices.
-                st.arena = BytesMut::new();
-            }
-        }
+        self.lock().written(bytes);
         self.progress.update(|p| p.written = p.written.max(seq));
         self.space.notify_waiters();
     }
 
     /// Ends the queue: everything not written is dropped for `reason`, as is anything queued later.
     pub(crate) fn close(&self, reason: DisconnectReason) {
-        {
-            let mut st = self.lock();
-            st.closed = true;
-            st.items.clear();
-            st.bytes = 0;
-            st.arena = BytesMut::new();
-        }
+        self.lock().close();
         self.progress.update(|p| {
             if p.closed.is_none() {
                 p.closed = Some(reason);
@@ -315,17 +193,16 @@ impl Queue {
 
     /// The transport is settled: v2 or not.
     pub(crate) fn set_v2(&self, v2: bool) {
-        self.v2_possible.store(v2, Ordering::Relaxed);
+        self.lock().set_v2(v2);
     }
 
     /// Messages and bytes waiting or being written.
     pub(crate) fn depth(&self) -> (usize, usize) {
-        let st = self.lock();
-        (st.items.len(), st.bytes)
+        self.lock().depth()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().items.is_empty()
+        self.lock().is_empty()
     }
 }
 
