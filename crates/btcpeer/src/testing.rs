@@ -36,6 +36,7 @@ use bitcoin::{
 use crate::peer::{Handler, Peer};
 use crate::wire::types::{GetBlocksMessage, GetHeadersMessage};
 use crate::wire::{Inventory, Message};
+use bitcoin::p2p::message_filter::{CFCheckpt, CFHeaders, CFilter, GetCFCheckpt, GetCFHeaders, GetCFilters};
 
 /// A chain of blocks on top of a network's genesis block.
 #[derive(Debug, Clone)]
@@ -93,6 +94,22 @@ impl SyntheticChain {
         }
         let index = blocks.iter().enumerate().map(|(i, b)| (b.block_hash(), i)).collect();
         SyntheticChain { blocks, index }
+    }
+
+    /// The BIP158 basic filter of the block at `height` (its blocks spend nothing but coinbases,
+    /// so output scripts are the whole filter).
+    pub fn filter(&self, height: usize) -> Vec<u8> {
+        let no_prevouts = |_: &bitcoin::OutPoint| Err(bitcoin::bip158::Error::UtxoMissing(bitcoin::OutPoint::null()));
+        bitcoin::bip158::BlockFilter::new_script_filter::<_, bitcoin::ScriptBuf>(self.block(height), no_prevouts)
+            .map(|f| f.content)
+            .unwrap_or_default()
+    }
+
+    /// The BIP157 filter header at `height` (the genesis block's previous header being zero).
+    pub fn filter_header(&self, height: usize) -> bitcoin::FilterHeader {
+        (0..=height).fold(bitcoin::FilterHeader::all_zeros(), |prev, h| {
+            bitcoin::bip158::BlockFilter::new(&self.filter(h)).filter_header(&prev)
+        })
     }
 
     /// Blocks in the chain, genesis included.
@@ -217,6 +234,38 @@ impl Handler for ChainServer {
         if !hashes.is_empty() {
             let _ = peer.queue_message(&Message::Inv(hashes.into_iter().map(Inventory::Block).collect()));
         }
+    }
+
+    fn on_getcfilters(&self, peer: &Peer, msg: GetCFilters) {
+        let Some(stop) = self.chain.height_of(&msg.stop_hash) else { return };
+        // Core serves at most 1,000 per request (`MAX_GETCFILTERS_SIZE`).
+        for height in (msg.start_height as usize..=stop).take(1_000) {
+            let filter =
+                CFilter { filter_type: 0, block_hash: self.chain.hash(height), filter: self.chain.filter(height) };
+            let _ = peer.queue_message(&Message::CFilter(filter));
+        }
+    }
+
+    fn on_getcfheaders(&self, peer: &Peer, msg: GetCFHeaders) {
+        let Some(stop) = self.chain.height_of(&msg.stop_hash) else { return };
+        let start = msg.start_height as usize;
+        let previous_filter_header = match start.checked_sub(1) {
+            Some(h) => self.chain.filter_header(h),
+            None => bitcoin::FilterHeader::all_zeros(),
+        };
+        let filter_hashes = (start..=stop).map(|h| bitcoin::FilterHash::hash(&self.chain.filter(h))).collect();
+        let headers = CFHeaders { filter_type: 0, stop_hash: msg.stop_hash, previous_filter_header, filter_hashes };
+        let _ = peer.queue_message(&Message::CFHeaders(headers));
+    }
+
+    fn on_getcfcheckpt(&self, peer: &Peer, msg: GetCFCheckpt) {
+        let Some(stop) = self.chain.height_of(&msg.stop_hash) else { return };
+        let filter_headers = (1..=stop / 1_000).map(|k| self.chain.filter_header(k * 1_000)).collect();
+        let _ = peer.queue_message(&Message::CFCheckpt(CFCheckpt {
+            filter_type: 0,
+            stop_hash: msg.stop_hash,
+            filter_headers,
+        }));
     }
 
     fn on_getdata(&self, peer: &Peer, items: Vec<Inventory>) {

@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod ask;
 mod config;
 mod driver;
 mod error;
@@ -53,6 +54,7 @@ mod owner;
 mod panic;
 mod push;
 mod queue;
+mod request;
 mod rules;
 mod stats;
 mod user_agent;
@@ -69,6 +71,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use ask::{BroadcastOutcome, RequestError, Requests, TxRef};
 pub use btcpeer_core::peer::{Direction, KnownInventory, RemoteInfo, Transport};
 pub use config::{PeerConfig, PeerConfigBuilder, V2Policy};
 pub use error::{AssociateError, ConfigError, DisconnectReason, QueueError, SendOutcome, Violation};
@@ -156,6 +159,8 @@ struct State {
     assoc: Assoc,
     reason: Option<DisconnectReason>,
     counters: Counters,
+    /// The awaitable requests in flight.
+    requests: request::Requests,
 }
 
 pub(crate) struct Shared {
@@ -220,7 +225,12 @@ impl Peer {
                 addr,
                 config,
                 sink,
-                state: Mutex::new(State { assoc: Assoc::Waiting, reason: None, counters }),
+                state: Mutex::new(State {
+                    assoc: Assoc::Waiting,
+                    reason: None,
+                    counters,
+                    requests: request::Requests::default(),
+                }),
                 queue,
                 cancel: CancellationToken::new(),
                 life: watch::Sender::new(Life { handshake: HandshakeState::Pending, done: None }),
@@ -496,6 +506,8 @@ impl Peer {
         let reason = {
             let mut st = self.lock();
             st.assoc = Assoc::Ended;
+            // Every request waiting learns the end (its answers channel closes).
+            st.requests.clear();
             st.reason.get_or_insert(DisconnectReason::LocalRequest).clone()
         };
         self.shared.queue.close(reason.clone());
@@ -558,6 +570,36 @@ impl Peer {
 
     pub(crate) fn counters<T>(&self, f: impl FnOnce(&mut Counters) -> T) -> T {
         f(&mut self.lock().counters)
+    }
+
+    /// Registers a request; `None` when too many wait or the peer has ended.
+    pub(crate) fn register(&self, want: request::Want) -> Option<request::Registration<'_>> {
+        let mut st = self.lock();
+        if st.assoc == Assoc::Ended {
+            return None;
+        }
+        let (id, answers) = st.requests.add(want)?;
+        Some(request::Registration { peer: self, id, answers, started: std::time::Instant::now() })
+    }
+
+    /// Whether any awaitable request waits.
+    pub(crate) fn has_requests(&self) -> bool {
+        !self.lock().requests.is_empty()
+    }
+
+    pub(crate) fn forget_request(&self, id: u64) {
+        self.lock().requests.remove(id);
+    }
+
+    /// Offers a received message to the requests in flight (see `request`); what is left goes to
+    /// the application.
+    pub(crate) fn offer_to_requests(&self, message: Message, rtt: Option<std::time::Duration>) -> Option<Message> {
+        let mut st = self.lock();
+        if st.requests.is_empty() {
+            return Some(message);
+        }
+        let announcing = st.counters.per_command.of(Command::SENDHEADERS).messages_sent > 0;
+        st.requests.offer(message, announcing, rtt)
     }
 
     pub(crate) fn handler(&self) -> Option<&dyn Handler> {

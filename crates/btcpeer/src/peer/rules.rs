@@ -84,6 +84,11 @@ pub(crate) async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), Disconn
         // The pong's fate does not concern the handler; a full queue ends the peer soon anyway.
         let _ = peer.queue_message(&Message::Pong(nonce));
     }
+    // An answer to an awaitable request goes to it, not to the application.
+    let Some(message) = peer.offer_to_requests(message, rtt) else {
+        peer.counters(|c| c.proto.liveness.as_mut().map(|l| l.handler_finished(super::now())));
+        return Ok(());
+    };
     // Time spent in the application is not charged to the remote (R-V4); the clock started
     // before the peer's own handling and stops when the caller regains control.
     peer.shared.sink.message(peer, message, frame.payload).await;
@@ -119,7 +124,15 @@ async fn dispatch_raw_block(peer: &Peer, payload: Bytes) -> Result<(), Disconnec
             c.proto.known.insert(&crate::wire::Inventory::Block(h));
         }
     });
-    peer.shared.sink.raw_block(peer, payload).await;
+    // A block a request waits for is decoded for it (raw delivery is for the application's own).
+    let taken = peer.has_requests()
+        && match Message::decode(Command::BLOCK, payload.clone()) {
+            Ok(block @ Message::Block(_)) => peer.offer_to_requests(block, None).is_none(),
+            _ => false,
+        };
+    if !taken {
+        peer.shared.sink.raw_block(peer, payload).await;
+    }
     peer.counters(|c| c.proto.liveness.as_mut().map(|l| l.handler_finished(super::now())));
     Ok(())
 }
