@@ -117,6 +117,28 @@ impl Network {
         self.max_payload
     }
 
+    /// The hash of the network's genesis block, for every built-in network (simnet's is btcd's);
+    /// `None` for a custom one.
+    ///
+    /// ```
+    /// use btcpeer_core::network::Network;
+    ///
+    /// let genesis = Network::MAINNET.genesis_hash().unwrap();
+    /// assert_eq!(genesis.to_string(), "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f");
+    /// assert!(Network::custom("mine", btcpeer_core::network::Magic::from_bytes([1, 2, 3, 4]), 9000).genesis_hash().is_none());
+    /// ```
+    pub fn genesis_hash(&self) -> Option<bitcoin::BlockHash> {
+        use bitcoin::hashes::Hash;
+        match self.bitcoin {
+            Some(net) => Some(bitcoin::blockdata::constants::genesis_block(net).block_hash()),
+            // btcd's `simNetGenesisHash` (chaincfg/genesis.go), in wire byte order.
+            None if self.magic == Network::SIMNET.magic && self.name == Network::SIMNET.name => {
+                Some(bitcoin::BlockHash::from_byte_array(SIMNET_GENESIS))
+            }
+            None => None,
+        }
+    }
+
     /// The matching rust-bitcoin network, for the built-in Bitcoin networks.
     pub fn bitcoin_network(&self) -> Option<bitcoin::Network> {
         self.bitcoin
@@ -137,6 +159,30 @@ impl Default for Network {
 impl fmt::Display for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)
+    }
+}
+
+/// btcd's simnet genesis block hash (683e86bd…69d77af6 as displayed), in wire byte order.
+const SIMNET_GENESIS: [u8; 32] = [
+    0xf6, 0x7a, 0xd7, 0x69, 0x5d, 0x9b, 0x66, 0x2a, 0x72, 0xff, 0x3d, 0x8e, 0xdb, 0xbb, 0x2d, 0xe0, 0xbf, 0xa6, 0x7b,
+    0x13, 0x97, 0x4b, 0xb9, 0x91, 0x0d, 0x11, 0x6d, 0x5c, 0xbd, 0x86, 0x3e, 0x68,
+];
+
+/// The built-in network of a rust-bitcoin network.
+impl TryFrom<bitcoin::Network> for Network {
+    type Error = UnknownNetwork;
+
+    fn try_from(net: bitcoin::Network) -> Result<Self, Self::Error> {
+        Network::BUILTIN.into_iter().find(|n| n.bitcoin == Some(net)).ok_or_else(|| UnknownNetwork(net.to_string()))
+    }
+}
+
+/// The rust-bitcoin network of a built-in Bitcoin network (not simnet, not custom ones).
+impl TryFrom<&Network> for bitcoin::Network {
+    type Error = UnknownNetwork;
+
+    fn try_from(net: &Network) -> Result<Self, Self::Error> {
+        net.bitcoin.ok_or_else(|| UnknownNetwork(net.name.to_string()))
     }
 }
 
@@ -162,6 +208,29 @@ impl FromStr for Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn r_a_every_builtin_network_knows_its_genesis_and_converts_to_rust_bitcoin() {
+        let genesis = |n: &Network| n.genesis_hash().map(|h| h.to_string());
+        assert_eq!(
+            genesis(&Network::TESTNET3).as_deref(),
+            Some("000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943")
+        );
+        assert_eq!(
+            genesis(&Network::REGTEST).as_deref(),
+            Some("0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206")
+        );
+        assert_eq!(
+            genesis(&Network::SIMNET).as_deref(),
+            Some("683e86bd5c6d110d91b94b97137ba6bfe02dbbdb8e3dff722a669b5d69d77af6")
+        );
+        assert!(Network::BUILTIN.iter().all(|n| n.genesis_hash().is_some()));
+        for n in Network::BUILTIN.iter().filter(|n| n.bitcoin_network().is_some()) {
+            let b = bitcoin::Network::try_from(n).unwrap();
+            assert_eq!(&Network::try_from(b).unwrap(), n);
+        }
+        assert!(bitcoin::Network::try_from(&Network::SIMNET).is_err());
+    }
 
     #[test]
     fn r_w7_builtin_networks_have_their_magic_and_port() {

@@ -54,7 +54,7 @@ pub struct PeerConfig {
     pub(crate) inner: Arc<ConfigInner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ConfigInner {
     pub(crate) network: Network,
     pub(crate) protocol_version: u32,
@@ -84,6 +84,18 @@ pub(crate) struct ConfigInner {
     pub(crate) v2: V2Policy,
     pub(crate) v2_options: V2Options,
     pub(crate) raw_blocks: bool,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) start_height: Option<HeightSource>,
+}
+
+/// Where our version's start height comes from: a number, or a function asked at each handshake.
+#[derive(Clone)]
+pub(crate) struct HeightSource(pub(crate) Arc<dyn Fn() -> i32 + Send + Sync>);
+
+impl std::fmt::Debug for HeightSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HeightSource({})", (self.0)())
+    }
 }
 
 impl PeerConfig {
@@ -127,6 +139,8 @@ impl PeerConfig {
             v2: V2Policy::Never,
             v2_options: V2Options::default(),
             raw_blocks: false,
+            connect_timeout: Duration::from_secs(10),
+            start_height: None,
         }
     }
 
@@ -153,6 +167,11 @@ impl PeerConfig {
     /// The full user agent we send.
     pub fn user_agent(&self) -> &str {
         &self.inner.user_agent
+    }
+
+    /// How long a dial may take ([`Peer::connect`](super::Peer::connect)).
+    pub fn connect_timeout(&self) -> Duration {
+        self.inner.connect_timeout
     }
 
     /// The handshake deadline.
@@ -234,9 +253,31 @@ pub struct PeerConfigBuilder {
     v2: V2Policy,
     v2_options: V2Options,
     raw_blocks: bool,
+    connect_timeout: Duration,
+    start_height: Option<HeightSource>,
 }
 
 impl PeerConfigBuilder {
+    /// How long [`Peer::connect`](super::Peer::connect) may take to open the TCP connection (or the
+    /// proxy's tunnel). Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The best height we put in our version messages (default: the handler's
+    /// [`start_height`](super::Handler::start_height), 0 in channel mode).
+    pub fn start_height(mut self, height: i32) -> Self {
+        self.start_height = Some(HeightSource(Arc::new(move || height)));
+        self
+    }
+
+    /// The start height, asked of `height` at each handshake (a node's tip as it grows).
+    pub fn start_height_with(mut self, height: impl Fn() -> i32 + Send + Sync + 'static) -> Self {
+        self.start_height = Some(HeightSource(Arc::new(height)));
+        self
+    }
+
     /// Hands blocks to the application as raw bytes only ([`Handler::on_raw_block`](super::Handler::on_raw_block),
     /// [`PeerEvent::RawBlock`](super::PeerEvent::RawBlock)), without decoding them: for proxies,
     /// archivers and applications with their own block parser (default false).
@@ -502,6 +543,8 @@ impl PeerConfigBuilder {
                 v2: self.v2,
                 v2_options: self.v2_options,
                 raw_blocks: self.raw_blocks,
+                connect_timeout: self.connect_timeout,
+                start_height: self.start_height,
             }),
         })
     }

@@ -59,7 +59,10 @@ fn rules(cfg: &super::config::ConfigInner) -> HandshakeRules {
 /// Our version message (R-L4): the core's, with our advertised address and the remote's.
 pub(crate) fn our_version(peer: &Peer, nonce: u64) -> VersionMessage {
     let cfg = &peer.shared.config.inner;
-    let start_height = peer.handler().map_or(0, |h| h.start_height());
+    let start_height = match &cfg.start_height {
+        Some(height) => (height.0)(),
+        None => peer.handler().map_or(0, |h| h.start_height()),
+    };
     let mut version = rules(cfg).version(cfg.services, nonce, &cfg.user_agent, start_height, SystemTime::now());
     if let Some(addr) = cfg.advertised_address {
         version.sender = Address::new(&addr, cfg.services);

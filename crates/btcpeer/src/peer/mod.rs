@@ -43,6 +43,7 @@
 
 mod ask;
 mod config;
+mod connect;
 mod driver;
 mod error;
 mod handler;
@@ -74,6 +75,7 @@ use tokio_util::sync::CancellationToken;
 pub use ask::{BroadcastOutcome, RequestError, Requests, TxRef};
 pub use btcpeer_core::peer::{Direction, KnownInventory, RemoteInfo, Transport};
 pub use config::{PeerConfig, PeerConfigBuilder, V2Policy};
+pub use connect::ConnectError;
 pub use error::{AssociateError, ConfigError, DisconnectReason, QueueError, SendOutcome, Violation};
 pub use handler::{Handler, NoopHandler, PeerEvent, ReadEvent};
 pub use node::NodeContext;
