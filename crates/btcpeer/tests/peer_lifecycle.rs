@@ -168,6 +168,7 @@ async fn r_s2_a_remote_that_never_reads_hits_the_queue_limit_then_the_write_dead
         match within(c.wait()).await {
             SendOutcome::Sent => sent += 1,
             SendOutcome::Dropped(r) => assert_eq!(r, DisconnectReason::WriteTimeout),
+            other => panic!("{other:?}"),
         }
     }
     assert!(sent < 20, "only what fit in the pipe was written ({sent})");

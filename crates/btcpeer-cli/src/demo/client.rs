@@ -31,8 +31,8 @@ impl Client {
 impl Handler for Client {
     fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
         match remote.transport {
-            Transport::V1 => Tally::add(&self.shared.tally.handshakes_v1, 1),
             Transport::V2 => Tally::add(&self.shared.tally.handshakes_v2, 1),
+            _ => Tally::add(&self.shared.tally.handshakes_v1, 1),
         }
         self.shared.emit(DemoEvent::handshake(peer, remote));
     }

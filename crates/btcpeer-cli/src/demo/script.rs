@@ -184,8 +184,8 @@ pub(super) async fn fetch_block(
 pub(super) async fn client(ctx: Arc<Ctx>, index: usize, transport: Transport) -> Result<(), Failure> {
     let who = format!("outbound peer #{}", index.saturating_add(1));
     let policy = match transport {
-        Transport::V1 => V2Policy::Never,
         Transport::V2 => V2Policy::Require,
+        _ => V2Policy::Never,
     };
     let config = ctx
         .config

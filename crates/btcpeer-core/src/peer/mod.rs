@@ -58,6 +58,7 @@ impl Direction {
 
 /// What the handshake learned about the remote (R-L2).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RemoteInfo {
     /// The remote's version message.
     pub version: VersionMessage,
@@ -81,6 +82,7 @@ pub struct RemoteInfo {
 
 /// Which transport a peer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Transport {
     /// Plaintext v1 framing.
     V1,

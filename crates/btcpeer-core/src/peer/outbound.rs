@@ -20,6 +20,7 @@ use crate::wire::{Command, EncodeError, Message};
 
 /// What became of a queued message (R-S1).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendOutcome {
     /// Its bytes were written to the stream.
     Sent,

@@ -71,6 +71,9 @@ pub enum DisconnectReason {
     /// message. The peer ended as for any other reason: its stream closed, every queued message
     /// dropped, waits released (R-L8).
     HandlerPanicked(String),
+    /// One of our own messages could not be encoded (a bug in what the application built, not
+    /// the remote's doing).
+    Encode(crate::wire::EncodeError),
     /// The connection failed.
     Io {
         /// The error's kind.
@@ -144,12 +147,24 @@ impl fmt::Display for DisconnectReason {
                 f.write_str("remote closed without answering our v2 key (it may speak only v1)")
             }
             DisconnectReason::HandlerPanicked(message) => write!(f, "handler panicked: {message}"),
+            DisconnectReason::Encode(e) => write!(f, "our message could not be encoded: {e}"),
             DisconnectReason::Io { message, .. } => write!(f, "i/o error: {message}"),
         }
     }
 }
 
-impl std::error::Error for DisconnectReason {}
+impl std::error::Error for DisconnectReason {
+    /// The frame, payload, transport or encoding error behind the reason, if there is one.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DisconnectReason::Frame(e) => Some(e),
+            DisconnectReason::Payload(e) => Some(e),
+            DisconnectReason::V2(e) => Some(e),
+            DisconnectReason::Encode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl DisconnectReason {
     /// A short stable name for the reason, for logs and JSON (`remote_closed`, `pong_timeout` …).
@@ -174,6 +189,7 @@ impl DisconnectReason {
             DisconnectReason::V1RetryAdvised => "v1_retry_advised",
             DisconnectReason::V2Unanswered => "v2_unanswered",
             DisconnectReason::HandlerPanicked(_) => "handler_panicked",
+            DisconnectReason::Encode(_) => "encode_error",
             DisconnectReason::Io { .. } => "io_error",
         }
     }

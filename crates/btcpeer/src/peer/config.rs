@@ -18,6 +18,7 @@ use btcpeer_core::peer::liveness::Timeouts;
 
 /// Whether a peer uses the BIP324 v2 transport (R-T4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum V2Policy {
     /// v1 only.
     #[default]

@@ -87,7 +87,7 @@ pub(crate) async fn send_direct_batch<W: AsyncWrite + Unpin>(
     let mut framed = Vec::with_capacity(messages.len());
     for message in messages {
         let mut payload = BytesMut::new();
-        message.encode_payload(&mut payload).map_err(|e| DisconnectReason::Refused(e.to_string()))?;
+        message.encode_payload(&mut payload).map_err(DisconnectReason::Encode)?;
         let payload = payload.freeze();
         let bytes = writer.push(message.command(), &payload);
         framed.push((message.command(), payload, bytes));
