@@ -276,6 +276,10 @@ impl Handler for ChainServer {
                 _ => None,
             };
             match found {
+                // `MSG_BLOCK` asks for the block without witnesses (Core's `TX_NO_WITNESS`).
+                Some(height) if matches!(item, Inventory::Block(_)) => {
+                    let _ = peer.queue_without_witness(&Message::Block(self.chain.block(height).clone()));
+                }
                 Some(height) => {
                     let _ = peer.queue_message(&Message::Block(self.chain.block(height).clone()));
                 }

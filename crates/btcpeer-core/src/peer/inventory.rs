@@ -123,6 +123,7 @@ impl InvKey {
 /// assert!(known.contains(&block(2)) && known.contains(&block(3)));
 /// // Witness and plain block requests are the same block.
 /// assert!(known.contains(&Inventory::WitnessBlock(BlockHash::from_byte_array([3; 32]))));
+/// assert_eq!(known.snapshot(), vec![block(2), block(3)]);
 /// ```
 #[derive(Debug, Clone)]
 pub struct KnownInventory {
@@ -239,6 +240,24 @@ impl KnownInventory {
     /// The configured capacity.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Everything remembered, oldest first, each as its base kind (a transaction by txid or by
+    /// wtxid, a block): bchd's `GetKnownTxInventory`, for all kinds.
+    pub fn snapshot(&mut self) -> Vec<Inventory> {
+        self.settle();
+        let entries = &self.entries;
+        self.order
+            .iter()
+            .filter(|(k, s)| entries.get(k) == Some(s))
+            .map(|(InvKey(kind, hash), _)| match kind {
+                1 => Inventory::Tx(Txid::from_byte_array(*hash)),
+                2 => Inventory::Block(bitcoin::BlockHash::from_byte_array(*hash)),
+                5 => Inventory::WTx(Wtxid::from_byte_array(*hash)),
+                0 => Inventory::Error(*hash),
+                other => Inventory::Unknown { inv_type: *other, hash: *hash },
+            })
+            .collect()
     }
 }
 

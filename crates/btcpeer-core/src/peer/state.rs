@@ -40,6 +40,8 @@ pub struct ProtocolState {
     pub last_rtt: Option<Duration>,
     /// The smallest round trip.
     pub min_rtt: Option<Duration>,
+    /// The last block the remote announced (`inv` or `headers`), as btcd's sync manager tracks it.
+    pub last_announced_block: Option<bitcoin::BlockHash>,
 }
 
 /// What became of an announcement ([`ProtocolState::announce`]).
@@ -75,6 +77,7 @@ impl ProtocolState {
             ping_outstanding: None,
             last_rtt: None,
             min_rtt: None,
+            last_announced_block: None,
         }
     }
 
@@ -125,6 +128,7 @@ impl ProtocolState {
         }
         if is_defined(command, negotiated) {
             learn_inventory(message, &mut self.known);
+            self.note_announcement(message);
         }
         let rule = classify(message, payload_len, negotiated, bloom, &mut self.prefs);
         let mut rtt = None;
@@ -144,6 +148,21 @@ impl ProtocolState {
             _ => {}
         }
         (rule, rtt)
+    }
+
+    /// Keeps the last block the remote announced up to date.
+    fn note_announcement(&mut self, message: &Message) {
+        let announced = match message {
+            Message::Inv(items) => items.iter().rev().find_map(|i| match i {
+                Inventory::Block(h) | Inventory::WitnessBlock(h) => Some(*h),
+                _ => None,
+            }),
+            Message::Headers(headers) => headers.last().map(|h| h.block_hash()),
+            _ => None,
+        };
+        if announced.is_some() {
+            self.last_announced_block = announced;
+        }
     }
 
     /// Our ping with `nonce` was written at `now`.

@@ -53,6 +53,7 @@ mod node;
 mod nonce;
 mod owner;
 mod panic;
+mod parity;
 mod push;
 mod queue;
 mod request;
@@ -163,6 +164,8 @@ struct State {
     counters: Counters,
     /// The awaitable requests in flight.
     requests: request::Requests,
+    /// The application's own values.
+    extensions: parity::Extensions,
 }
 
 pub(crate) struct Shared {
@@ -232,6 +235,7 @@ impl Peer {
                     reason: None,
                     counters,
                     requests: request::Requests::default(),
+                    extensions: parity::Extensions::default(),
                 }),
                 queue,
                 cancel: CancellationToken::new(),
@@ -445,9 +449,22 @@ impl Peer {
 
     /// Queues `message` without waiting (R-S1). The returned [`Completion`] resolves once the bytes
     /// were written, or with the reason they never will be. Messages are written in the order they
-    /// were queued; before the handshake completes they wait for it.
+    /// were queued; before the handshake completes they wait for it. Blocks and transactions go to
+    /// a remote that does not signal `NODE_WITNESS` without their witnesses (as btcd and Core
+    /// serialize them for such a peer).
     pub fn queue_message(&self, message: &Message) -> Result<Completion, QueueError> {
+        if matches!(message, Message::Tx(_) | Message::Block(_)) && self.remote_lacks_witness() {
+            return self.queue_without_witness(message);
+        }
         self.shared.queue.push(message)
+    }
+
+    /// Whether the handshake is done with a remote that does not signal `NODE_WITNESS`.
+    fn remote_lacks_witness(&self) -> bool {
+        self.handshake_complete()
+            && self.counters(|c| {
+                c.proto.remote.as_ref().is_some_and(|r| !r.version.services.has(bitcoin::p2p::ServiceFlags::WITNESS))
+            })
     }
 
     /// Queues `message`, waiting while the outbound queue is full (R-S2).
