@@ -1,4 +1,4 @@
-//! Dialing through a SOCKS5 proxy such as Tor (R-T5), `.onion` names included.
+//! Dialing through a SOCKS5 proxy such as Tor, `.onion` names included.
 //!
 //! A small, dependency-free SOCKS5 client ([RFC 1928]) over tokio, with the username/password
 //! authentication of [RFC 1929] (Tor uses distinct credentials to put connections on distinct
@@ -18,7 +18,7 @@
 //! Dial with [`connect`] (or [`connect_timeout`]), then create the peer with the *name* it was
 //! dialed by and a configuration that knows the proxy ([`PeerConfigBuilder::proxy`]), and give it
 //! the stream with [`Peer::associate`]. Our version message then does not carry the remote's
-//! address: for a name (or an address equal to the proxy's) it is blanked (R-L4), so neither the
+//! address: for a name (or an address equal to the proxy's) it is blanked, so neither the
 //! onion name nor the proxy's address leaks to the remote.
 //!
 //! ```no_run

@@ -388,7 +388,7 @@ impl PeerCore {
         Ok(())
     }
 
-    /// A `reject` (`malformed`) where the version has them, then the end (R-R6).
+    /// A `reject` (`malformed`) where the version has them, then the end.
     fn malformed(&mut self, e: crate::wire::PayloadError, negotiated: u32) -> DisconnectReason {
         if negotiated >= REJECT_VERSION {
             let reject = Reject {

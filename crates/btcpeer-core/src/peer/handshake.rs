@@ -1,4 +1,4 @@
-//! The version handshake as a state machine (R-L2 … R-L4).
+//! The version handshake as a state machine.
 //!
 //! The outbound side sends its version first; the inbound side waits for the remote's and answers.
 //! Messages before the remote's version are ignored and counted, as Bitcoin Core does. The remote's

@@ -1,4 +1,4 @@
-//! Known inventory (R-S4) and inventory trickling (R-S3), as plain structs with no I/O.
+//! Known inventory and inventory trickling, as plain structs with no I/O.
 //!
 //! [`KnownInventory`] remembers, per peer, what the remote already has: what we announced to it and
 //! what it announced or sent to us. Entries are keyed by (type, hash) — not by object identity, as

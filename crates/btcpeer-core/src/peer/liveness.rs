@@ -1,4 +1,4 @@
-//! Liveness (R-V1 … R-V5): ping schedule, pong timeout, idle timeout, per-request stall deadlines and
+//! Liveness: ping schedule, pong timeout, idle timeout, per-request stall deadlines and
 //! the trickle schedule, as a plain struct driven by the runtime clock.
 //!
 //! Every deadline that charges the remote is measured on a *remote clock*: real time minus the time
@@ -47,7 +47,7 @@ struct Stall {
     deadline: Duration,
 }
 
-/// The answers a request expects (R-V4), or `None` if it expects none.
+/// The answers a request expects, or `None` if it expects none.
 fn expected_answers(request: Command, payload: &[u8]) -> Option<&'static [Command]> {
     const GETDATA: &[Command] =
         &[Command::BLOCK, Command::MERKLEBLOCK, Command::TX, Command::NOTFOUND, Command::CMPCTBLOCK];

@@ -1,8 +1,8 @@
 //! The peer protocol as state machines: bytes and time are arguments, never read here.
 //!
-//! - [`VersionHandshake`]: the version handshake and its validation (R-L2 … R-L4), in Core's
+//! - [`VersionHandshake`]: the version handshake and its validation, in Core's
 //!   order and with Core's leniencies.
-//! - [`rules`]: what the peer does itself with each message after the handshake (R-R3 … R-R6):
+//! - [`rules`]: what the peer does itself with each message after the handshake:
 //!   answer a ping, record a preference, ignore and count, or end the connection.
 //! - [`Liveness`]: ping schedule, pong, idle and stall deadlines on a clock that does not charge
 //!   our own processing time to the remote.
@@ -56,7 +56,7 @@ impl Direction {
     }
 }
 
-/// What the handshake learned about the remote (R-L2).
+/// What the handshake learned about the remote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RemoteInfo {

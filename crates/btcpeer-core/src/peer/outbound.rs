@@ -1,4 +1,4 @@
-//! The outbound queue's accounting (R-S1, R-S2), without I/O: ordered, bounded in bytes, a
+//! The outbound queue's accounting, without I/O: ordered, bounded in bytes, a
 //! sequence number per message, and the bookkeeping that resolves every completion.
 //!
 //! Messages are encoded once, when queued, into a shared arena that is dropped whenever the queue
@@ -18,7 +18,7 @@ use crate::wire::frame::HEADER_LEN;
 use crate::wire::limits::max_payload_len;
 use crate::wire::{Command, EncodeError, Message};
 
-/// What became of a queued message (R-S1).
+/// What became of a queued message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendOutcome {

@@ -1,4 +1,4 @@
-//! Why a peer disconnected (R-L6): [`DisconnectReason`] and the protocol [`Violation`]s.
+//! Why a peer disconnected: [`DisconnectReason`] and the protocol [`Violation`]s.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,14 +6,14 @@ use std::sync::Arc;
 use crate::transport::v2::V2Error;
 use crate::wire::{Command, FrameError, PayloadError};
 
-/// Why a peer disconnected (R-L6). Every disconnect has one; it is in the stats snapshot, given to
+/// Why a peer disconnected. Every disconnect has one; it is in the stats snapshot, given to
 /// the handler's `on_disconnect`, and carried by every message dropped with the peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisconnectReason {
     /// The application called `disconnect`.
     LocalRequest,
-    /// The application dropped its last handle to the peer (R-L10).
+    /// The application dropped its last handle to the peer.
     LocalDropped,
     /// The remote closed the connection.
     RemoteClosed {
@@ -62,14 +62,14 @@ pub enum DisconnectReason {
     /// terminator …
     V2(V2Error),
     /// An outbound v2 attempt met a remote that closed without sending a byte (or answered in v1):
-    /// it probably speaks only v1, so dialing again in v1 is advised (R-T4).
+    /// it probably speaks only v1, so dialing again in v1 is advised.
     V1RetryAdvised,
     /// An outbound v2 attempt that had to be v2 (no v1 retry allowed) met a remote that closed
     /// without sending a byte: it probably speaks only v1.
     V2Unanswered,
     /// A handler method (or anything else in the peer's task) panicked; the text is the panic's
     /// message. The peer ended as for any other reason: its stream closed, every queued message
-    /// dropped, waits released (R-L8).
+    /// dropped, waits released.
     HandlerPanicked(String),
     /// One of our own messages could not be encoded (a bug in what the application built, not
     /// the remote's doing).

@@ -1,4 +1,4 @@
-//! The peer's own rules for each message received after the handshake (R-R3 … R-R6 and Bitcoin
+//! The peer's own rules for each message received after the handshake (Bitcoin
 //! Core's conformance rules): what it answers itself (a pong), what it records (preferences,
 //! relay), what it ignores and counts, and what ends the connection. Pure functions of the message
 //! and the negotiated state: the driver (or [`PeerCore`](super::PeerCore)) applies the outcome.
@@ -133,7 +133,7 @@ pub fn classify(
     Rule::Deliver(builtin)
 }
 
-/// What the remote announced or sent, it knows (R-S4): remembered in `known` (an `inv`'s entries
+/// What the remote announced or sent, it knows: remembered in `known` (an `inv`'s entries
 /// in one batch, which is cheaper than one by one).
 pub fn learn_inventory(message: &Message, known: &mut super::KnownInventory) {
     use crate::wire::Inventory;

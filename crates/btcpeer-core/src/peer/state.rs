@@ -16,9 +16,9 @@ use crate::wire::{Inventory, Message};
 /// remote knows, mark it, queue the announcement) happens in one critical section.
 #[derive(Debug)]
 pub struct ProtocolState {
-    /// What the remote knows (R-S4).
+    /// What the remote knows.
     pub known: KnownInventory,
-    /// Announcements waiting for the trickle tick (R-S3).
+    /// Announcements waiting for the trickle tick.
     pub trickle: TrickleQueue,
     /// Deadlines, from the end of the handshake.
     pub liveness: Option<Liveness>,
@@ -110,7 +110,7 @@ impl ProtocolState {
     }
 
     /// A message after the handshake: the remote is alive and may have answered a request; what it
-    /// announced or sent it knows; then the peer's own rule for it (R-R3 … R-R6), with what the
+    /// announced or sent it knows; then the peer's own rule for it, with what the
     /// rule records (preferences, relay, a pong's round trip, an unknown command) applied here.
     /// Returns the rule and, for a pong answering our ping, its round trip.
     pub fn receive(

@@ -2,7 +2,7 @@
 //! `tokio-codec` feature it is also a `tokio_util::codec::{Decoder, Encoder}` for `Framed`,
 //! `FramedRead` and `FramedWrite` (the `btcpeer` driver turns it on).
 //!
-//! Decoding checks each header (R-W3) as soon as its 24 bytes are in, before reserving room for the
+//! Decoding checks each header as soon as its 24 bytes are in, before reserving room for the
 //! payload. A frame with a bad checksum or invalid command bytes is consumed and reported as
 //! [`V1Error::Dropped`], after which decoding can go on (Core keeps such a connection); any other
 //! error is final. Room for a payload grows with the bytes that actually arrive (first 256 KiB,

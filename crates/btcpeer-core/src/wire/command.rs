@@ -118,7 +118,7 @@ impl Command {
         std::str::from_utf8(name).unwrap_or_default()
     }
 
-    /// Whether btcpeer decodes this command to a typed message (every command of R-W1).
+    /// Whether btcpeer decodes this command to a typed message (the 36 of `Command::KNOWN`).
     pub fn is_known(&self) -> bool {
         self.known_index().is_some()
     }
@@ -139,7 +139,7 @@ impl Command {
         Command::KNOWN.iter().position(|k| k.len == self.len && k.bytes == self.bytes)
     }
 
-    /// Every command [`crate::wire::Message`] decodes to a typed value (the 36 of R-W1).
+    /// Every command [`crate::wire::Message`] decodes to a typed value (the 36 of `Command::KNOWN`).
     pub const KNOWN: [Command; 36] = KNOWN;
 
     /// `version`

@@ -109,7 +109,7 @@ impl PartialEq for ConsensusError {
 impl Eq for ConsensusError {}
 
 /// A v1 frame header (or whole frame) that was refused. The variants are listed in the order the
-/// checks run (R-W3: magic, network length, command bytes, command length): every check but the
+/// checks run (magic, network length, command bytes, command length): every check but the
 /// checksum happens before any payload space is reserved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

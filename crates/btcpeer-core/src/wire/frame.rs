@@ -1,4 +1,4 @@
-//! v1 framing (R-W3, R-W6): the 24-byte header, the checksum, and encoding a message once into a
+//! v1 framing: the 24-byte header, the checksum, and encoding a message once into a
 //! reused buffer.
 //!
 //! A frame is `magic(4) | command(12, NUL-padded) | length(4, LE) | checksum(4) | payload`, the
@@ -51,8 +51,8 @@ pub struct FrameHeader {
 }
 
 impl FrameHeader {
-    /// Parses a header and checks it, in the order of R-W3 (Bitcoin Core's
-    /// `V1Transport::readHeader` in `net.cpp`): the magic first, so that a peer on another network is
+    /// Parses a header and checks it, in Bitcoin Core's order
+    /// (`V1Transport::readHeader` in `net.cpp`): the magic first, so that a peer on another network is
     /// reported as such whatever else is wrong; then the length against the network's maximum; then
     /// the command bytes; then the length against the command's own maximum. Nothing is allocated.
     ///
@@ -201,7 +201,7 @@ pub fn decode_message(input: &Bytes, network: &Network) -> Result<(Message, usiz
 }
 
 /// Appends `message` as a complete frame to `buf`: the payload is serialised once, straight after a
-/// placeholder header, then hashed once, and the length and checksum are patched in (R-W6).
+/// placeholder header, then hashed once, and the length and checksum are patched in.
 /// Returns the frame's length. On error `buf` is left as it was.
 pub fn encode_frame(message: &Message, network: &Network, buf: &mut BytesMut) -> Result<usize, EncodeError> {
     let start = buf.len();

@@ -1,4 +1,4 @@
-//! The protocol's limits (R-W4) and each command's largest possible payload.
+//! The protocol's limits and each command's largest possible payload.
 //!
 //! Counts are checked as soon as they are read, before anything is allocated for them; a frame
 //! header announcing more than its command's maximum is refused before its payload is read.

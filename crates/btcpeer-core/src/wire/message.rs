@@ -20,10 +20,10 @@ use super::payload::{
 use super::read::{MIN_TX_LEN, Reader, Result};
 use super::write;
 
-/// A peer-to-peer message: every message Bitcoin Core speaks (R-W1), or an unknown one kept with its
+/// A peer-to-peer message: every message Bitcoin Core speaks, or an unknown one kept with its
 /// raw payload.
 ///
-/// Consensus structures are rust-bitcoin's types (R-W2). Decode a payload with
+/// Consensus structures are rust-bitcoin's types. Decode a payload with
 /// [`Message::decode`], encode one with [`Message::encode_payload`]; the frame around it is
 /// [`crate::wire::frame`]'s business.
 ///
@@ -45,7 +45,7 @@ pub enum Message {
     /// `addr`: legacy addresses with their last-seen time.
     Addr(Vec<(u32, Address)>),
     /// `addrv2`: BIP155 addresses. Entries of unknown networks are kept as [`AddrV2::Unknown`] so the
-    /// message round-trips; the peer skips them (R-W5).
+    /// message round-trips; the peer skips them.
     AddrV2(Vec<AddrV2Message>),
     /// `sendaddrv2`: asks for `addrv2` instead of `addr` (BIP155).
     SendAddrV2,
@@ -308,7 +308,7 @@ impl Message {
 
     /// Decodes a payload received under `command`.
     ///
-    /// Limits (R-W4) are enforced as each count is read, before anything is allocated for it;
+    /// Limits are enforced as each count is read, before anything is allocated for it;
     /// bytes left over after the last field are an error; unknown commands become
     /// [`Message::Unknown`] holding `payload` without a copy. Never panics, whatever the input.
     pub fn decode(command: Command, payload: Bytes) -> std::result::Result<Message, PayloadError> {

@@ -15,7 +15,7 @@ use super::write;
 
 /// Which trailing fields of a `version` message were present on the wire.
 ///
-/// Bitcoin Core reads every field after `addr_recv` only if bytes remain (R-W5); a message that
+/// Bitcoin Core reads every field after `addr_recv` only if bytes remain; a message that
 /// stops early is accepted with Core's defaults for the rest. Keeping the shape lets such a message
 /// encode back to the same bytes. Messages you build should use [`VersionTail::Complete`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -193,7 +193,7 @@ impl RejectCode {
 }
 
 /// A BIP61 `reject` message. The hash is optional on the wire: Bitcoin Core and btcd only add it
-/// for rejected transactions and blocks (R-W5).
+/// for rejected transactions and blocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reject {
     /// The command of the rejected message (at most 12 bytes).

@@ -1,7 +1,7 @@
 //! Protocol versions, and which messages and fields exist at which negotiated version.
 //!
 //! This is data the peer consults: it does not send a message the negotiated version does not
-//! define, and it does not hand such a message from the remote to the application (R-R5).
+//! define, and it does not hand such a message from the remote to the application.
 //!
 //! ```
 //! use btcpeer_core::wire::{version, Command};

@@ -5,7 +5,7 @@
 //! delivered to the application as unsolicited), may be used concurrently (answers are matched
 //! by what they answer: a block by its hash, a filter by its type and stop hash …), and are never
 //! suppressed as duplicates. **An answer taken by a request does not reach the handler or the
-//! channel**; everything else does. Each waits at most the peer's stall timeout (R-V4: 30 s, 90 s
+//! channel**; everything else does. Each waits at most the peer's stall timeout (30 s, 90 s
 //! for headers, by default), or what [`Peer::requests`] sets for one call.
 
 use std::time::Duration;

@@ -16,7 +16,7 @@ use crate::transport::v2_handshake::V2Options;
 use crate::wire::version::{MIN_PEER_PROTO_VERSION, PROTOCOL_VERSION};
 use btcpeer_core::peer::liveness::Timeouts;
 
-/// Whether a peer uses the BIP324 v2 transport (R-T4).
+/// Whether a peer uses the BIP324 v2 transport.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum V2Policy {
@@ -425,7 +425,7 @@ impl PeerConfigBuilder {
     }
 
     /// The SOCKS5 proxy streams come through: when a peer's address is the proxy's, it is not put in
-    /// our version message (R-T5).
+    /// our version message.
     pub fn proxy(mut self, proxy: SocketAddr) -> Self {
         self.proxy = Some(proxy);
         self

@@ -33,7 +33,7 @@ where
 
 /// The peer's task: [`run`], with a panic anywhere in it (a handler method included) ending the
 /// peer in a defined state instead of leaving it hung. Its stream is dropped with the task's state,
-/// and the peer finishes ending with the panic as its reason (R-L8).
+/// and the peer finishes ending with the panic as its reason.
 async fn guarded<S>(peer: Peer, stream: S)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -48,7 +48,7 @@ where
     }
 }
 
-/// Sets up the transport the configuration asks for (R-T4) and returns the framed halves.
+/// Sets up the transport the configuration asks for and returns the framed halves.
 async fn establish<R, W>(
     peer: &Peer,
     mut rd: R,
@@ -243,7 +243,7 @@ fn run_timers(peer: &Peer, now: Instant) -> Result<(), DisconnectReason> {
     Ok(())
 }
 
-/// The write deadline for `bytes` (R-S2): a base, plus an allowance per 256 KiB.
+/// The write deadline for `bytes`: a base, plus an allowance per 256 KiB.
 fn write_deadline(peer: &Peer, bytes: usize) -> Duration {
     let cfg = &peer.shared.config.inner;
     let steps = u32::try_from(bytes / (256 * 1024)).unwrap_or(u32::MAX);

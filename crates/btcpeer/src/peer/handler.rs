@@ -1,4 +1,4 @@
-//! What the application hears from a peer (R-R1, R-R2): a [`Handler`] with a method per message kind,
+//! What the application hears from a peer: a [`Handler`] with a method per message kind,
 //! or a bounded channel of [`PeerEvent`]s.
 //!
 //! Handler methods run on the peer's reading task, in wire order. While one runs, the peer reads
@@ -53,7 +53,7 @@ pub struct ReadEvent<'a> {
 /// (ping, pong, sendheaders, feefilter …) still reach their method after the peer has acted.
 #[allow(unused_variables)]
 pub trait Handler: Send + Sync + 'static {
-    /// The remote's version arrived; return an error to refuse the peer (R-L3). Runs during the
+    /// The remote's version arrived; return an error to refuse the peer. Runs during the
     /// handshake, after the self-connection check.
     fn on_version(&self, peer: &Peer, version: &VersionMessage) -> Result<(), String> {
         Ok(())
@@ -327,7 +327,7 @@ pub struct NoopHandler;
 
 impl Handler for NoopHandler {}
 
-/// What a peer created with a channel delivers (R-R2).
+/// What a peer created with a channel delivers.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum PeerEvent {
@@ -343,7 +343,7 @@ pub enum PeerEvent {
     /// A block, undecoded (when the configuration asks for raw blocks).
     RawBlock(Bytes),
     /// The peer ended. This event is always delivered: a slot is reserved for it from the start.
-    /// It is the last: the receiver then yields `None` (R-L9), whether or not handles to the peer
+    /// It is the last: the receiver then yields `None`, whether or not handles to the peer
     /// remain.
     Disconnected(DisconnectReason),
 }
@@ -351,7 +351,7 @@ pub enum PeerEvent {
 /// Where a peer delivers what it receives.
 pub(crate) enum Sink {
     Handler(Arc<dyn Handler>),
-    /// The sender is dropped once `Disconnected` is delivered, so that the receiver ends (R-L9).
+    /// The sender is dropped once `Disconnected` is delivered, so that the receiver ends.
     Channel {
         tx: Mutex<Option<mpsc::Sender<PeerEvent>>>,
         last: Mutex<Option<mpsc::OwnedPermit<PeerEvent>>>,
@@ -404,7 +404,7 @@ impl Sink {
     }
 
     /// The peer's last word. A handler that panics here is contained: the panic is logged and the
-    /// peer still finishes ending (R-L8).
+    /// peer still finishes ending.
     pub(crate) fn disconnected(&self, peer: &Peer, reason: &DisconnectReason) {
         match self {
             Sink::Handler(h) => {

@@ -1,4 +1,4 @@
-//! The version handshake (R-L2 … R-L4) on a stream: the core's state machine
+//! The version handshake on a stream: the core's state machine
 //! ([`VersionHandshake`]), fed by the peer's reader, writing through its writer.
 //!
 //! The outbound side sends its version first; the inbound side waits for the remote's and answers.
@@ -27,7 +27,7 @@ use super::{Peer, PeerAddr, RemoteInfo, Transport};
 use crate::transport::stream::{FrameReader, FrameWriter};
 use crate::wire::{Message, VersionMessage, blank_address};
 
-/// The remote's address as we put it in our version: blanked when it is the proxy's (R-T5), or a
+/// The remote's address as we put it in our version: blanked when it is the proxy's, or a
 /// name (an onion or DNS name reached through a proxy), keeping only the port.
 fn receiver_address(peer: &Peer) -> Address {
     let proxy = peer.shared.config.inner.proxy;
@@ -56,7 +56,7 @@ fn rules(cfg: &super::config::ConfigInner) -> HandshakeRules {
     }
 }
 
-/// Our version message (R-L4): the core's, with our advertised address and the remote's.
+/// Our version message: the core's, with our advertised address and the remote's.
 pub(crate) fn our_version(peer: &Peer, nonce: u64) -> VersionMessage {
     let cfg = &peer.shared.config.inner;
     let start_height = match &cfg.start_height {

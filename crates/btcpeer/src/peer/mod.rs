@@ -11,7 +11,7 @@
 //!
 //! A peer lives until it is disconnected — by [`Peer::disconnect`], by the remote, by one of its
 //! deadlines — or until the application drops its last handle to it, which ends it with
-//! [`DisconnectReason::LocalDropped`] (R-L10): connected or not, its `on_disconnect` runs once and
+//! [`DisconnectReason::LocalDropped`]: connected or not, its `on_disconnect` runs once and
 //! the messages queued on it resolve as dropped. The peer's own tasks and the `&Peer` given to its
 //! handler do not keep it alive (nor do clones of that `&Peer`); to remember peers without keeping
 //! them, store a [`WeakPeer`] ([`Peer::downgrade`]).
@@ -181,7 +181,7 @@ pub(crate) struct Shared {
     /// a few hundred bytes).
     life: watch::Sender<Life>,
     span: tracing::Span,
-    /// The application's handles' share (R-L10): weak, so the state never keeps the peer alive.
+    /// The application's handles' share: weak, so the state never keeps the peer alive.
     owner: Weak<Owner>,
 }
 
@@ -252,7 +252,7 @@ impl Peer {
         Peer { shared, owner: None }
     }
 
-    /// A reference to this peer that does not keep it alive (R-L10); see [`WeakPeer`].
+    /// A reference to this peer that does not keep it alive; see [`WeakPeer`].
     pub fn downgrade(&self) -> WeakPeer {
         WeakPeer { shared: Arc::downgrade(&self.shared), id: self.shared.id }
     }
@@ -287,7 +287,7 @@ impl Peer {
     }
 
     /// A peer that delivers [`PeerEvent`]s on a bounded channel instead of calling a handler
-    /// (R-R2). When the channel is full the peer stops reading until there is room.
+    ///. When the channel is full the peer stops reading until there is room.
     pub fn with_channel(
         config: PeerConfig,
         direction: Direction,
@@ -301,7 +301,7 @@ impl Peer {
     /// Gives the peer its connected stream and starts it (on the current tokio runtime).
     ///
     /// Associating a second stream is a no-op that hands the stream back; associating after a
-    /// disconnect closes the new stream (R-L1).
+    /// disconnect closes the new stream.
     pub fn associate<S>(&self, stream: S) -> Result<(), AssociateError<S>>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -447,7 +447,7 @@ impl Peer {
         }
     }
 
-    /// Queues `message` without waiting (R-S1). The returned [`Completion`] resolves once the bytes
+    /// Queues `message` without waiting. The returned [`Completion`] resolves once the bytes
     /// were written, or with the reason they never will be. Messages are written in the order they
     /// were queued; before the handshake completes they wait for it. Blocks and transactions go to
     /// a remote that does not signal `NODE_WITNESS` without their witnesses (as btcd and Core
@@ -467,7 +467,7 @@ impl Peer {
             })
     }
 
-    /// Queues `message`, waiting while the outbound queue is full (R-S2).
+    /// Queues `message`, waiting while the outbound queue is full.
     pub async fn send(&self, message: &Message) -> Result<Completion, QueueError> {
         self.shared.queue.push_wait(message).await
     }
@@ -489,7 +489,7 @@ impl Peer {
         self.shared.queue.push_raw_wait(message.command(), message.payload(), Some(message.checksum())).await
     }
 
-    /// Ends the peer (R-L6). Idempotent and safe from any task, before, during or after the
+    /// Ends the peer. Idempotent and safe from any task, before, during or after the
     /// handshake.
     pub fn disconnect(&self) {
         self.stop(DisconnectReason::LocalRequest);
@@ -569,7 +569,7 @@ impl Peer {
         self.shared.life.borrow().done.clone()
     }
 
-    /// A consistent copy of the peer's statistics (R-O1).
+    /// A consistent copy of the peer's statistics.
     pub fn stats(&self) -> PeerStats {
         let queue = self.shared.queue.depth();
         let mut st = self.lock();

@@ -1,5 +1,5 @@
 //! What the peers of one node share: the nonces of its handshakes in flight (self-connection
-//! detection, R-L3) and the one trickle schedule of its inbound peers (C-3).
+//! detection) and the one trickle schedule of its inbound peers.
 //!
 //! Bitcoin Core announces transactions to all its inbound peers at the same Poisson-distributed
 //! instants (`PeerManagerImpl::NextInvToInbounds` in `net_processing.cpp`, one

@@ -1,4 +1,4 @@
-//! Self-connection detection (R-L3): the nonces of our handshakes in flight.
+//! Self-connection detection: the nonces of our handshakes in flight.
 //!
 //! Unlike btcd's process-wide 50-entry cache, an entry lives exactly as long as its handshake, so a
 //! burst of handshakes can never evict a nonce that is still needed. When an inbound peer receives

@@ -1,4 +1,4 @@
-//! What keeps a peer alive: the application's handles (R-L10).
+//! What keeps a peer alive: the application's handles.
 //!
 //! Every [`Peer`] the application gets from a constructor, and every clone of one, holds one share
 //! of an [`Owner`]; when the last share goes, the peer ends with

@@ -1,5 +1,5 @@
 //! Containing a panic in the application's code: [`CatchPanic`] turns a panic while polling a
-//! future into an error, and [`panic_message`] gives its text (R-L8).
+//! future into an error, and [`panic_message`] gives its text.
 
 /// The text of a panic's payload (what `panic!` was given), or a placeholder.
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

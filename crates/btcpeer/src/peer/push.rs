@@ -1,4 +1,4 @@
-//! Announcing inventory (R-S3, R-S4) and the push helpers (R-S5).
+//! Announcing inventory and the push helpers.
 
 use bitcoin::p2p::Address;
 use bitcoin::p2p::address::{AddrV2, AddrV2Message};
@@ -90,7 +90,7 @@ pub(crate) fn uniform_below(bound: u64) -> u64 {
 }
 
 impl Peer {
-    /// Adds an item to what the remote is known to have (R-S4).
+    /// Adds an item to what the remote is known to have.
     pub fn add_known_inventory(&self, inv: &Inventory) {
         self.counters(|c| c.proto.known.insert(inv));
     }
@@ -105,7 +105,7 @@ impl Peer {
         self.counters(|c| c.proto.known.remove(inv));
     }
 
-    /// Announces an item to the remote unless it already knows it (R-S3). Blocks are announced at
+    /// Announces an item to the remote unless it already knows it. Blocks are announced at
     /// once; everything else waits for the next trickle tick. Returns whether the item will be
     /// announced: `false` when the remote already knows it, when it is a transaction and the remote
     /// asked for none (its version's `relay = false`, until it loads a bloom filter), when it names
@@ -250,7 +250,7 @@ impl Peer {
         }
     }
 
-    /// Sends addresses (R-S5): `addrv2` if the remote asked for it, otherwise `addr` (entries only
+    /// Sends addresses: `addrv2` if the remote asked for it, otherwise `addr` (entries only
     /// addrv2 can carry are left out). More than 1,000 are sampled uniformly at random. Returns the
     /// entries sent; nothing is sent for an empty list.
     pub fn push_addr(&self, addrs: &[AddrV2Message]) -> Result<Vec<AddrV2Message>, PushError> {
@@ -272,13 +272,13 @@ impl Peer {
         Ok(chosen)
     }
 
-    /// Asks for the block inventory after `locator` (R-S5). A request identical to the previous
+    /// Asks for the block inventory after `locator`. A request identical to the previous
     /// `getblocks` (same first locator hash and stop hash) is not sent again: `Ok(None)`.
     pub fn push_getblocks(&self, locator: Vec<BlockHash>, stop: BlockHash) -> Result<Option<Completion>, PushError> {
         self.push_locator(Command::GETBLOCKS, locator, stop)
     }
 
-    /// Asks for the headers after `locator` (R-S5), with the same duplicate rule as
+    /// Asks for the headers after `locator`, with the same duplicate rule as
     /// [`Peer::push_getblocks`].
     pub fn push_getheaders(&self, locator: Vec<BlockHash>, stop: BlockHash) -> Result<Option<Completion>, PushError> {
         self.push_locator(Command::GETHEADERS, locator, stop)
@@ -327,7 +327,7 @@ impl Peer {
         }
     }
 
-    /// Sends a BIP61 reject if the remote's version has them (R-S5). Returns `Ok(None)` when it
+    /// Sends a BIP61 reject if the remote's version has them. Returns `Ok(None)` when it
     /// does not; otherwise the completion, which resolves once the reject was written (await it to
     /// wait, drop it not to).
     pub fn push_reject(

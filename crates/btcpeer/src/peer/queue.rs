@@ -1,4 +1,4 @@
-//! The outbound queue (R-S1, R-S2) for the tokio driver: the core's accounting
+//! The outbound queue for the tokio driver: the core's accounting
 //! ([`OutboundQueue`]: ordered, bounded in bytes, a sequence number per message, the arena) under a
 //! lock, the writer's and the waiting senders' wake-ups, and the completions.
 //!
@@ -49,7 +49,7 @@ pub(crate) struct Queue {
     progress: Arc<ProgressCell>,
 }
 
-/// Resolves once the queued message was written or dropped (R-S1). Await it directly, or call
+/// Resolves once the queued message was written or dropped. Await it directly, or call
 /// [`Completion::outcome`] to look without waiting. Dropping it does not cancel the message.
 #[derive(Debug, Clone)]
 #[must_use = "a completion does nothing unless awaited; drop it to send without waiting"]

@@ -1,4 +1,4 @@
-//! The peer's own rules for each message received after the handshake (R-R3 … R-R6 and Bitcoin
+//! The peer's own rules for each message received after the handshake (Bitcoin
 //! Core's conformance rules, §12): what it answers itself (a pong), what it records (preferences,
 //! relay, what the remote knows), what it ignores and counts, what ends it — then the hand-off to
 //! the application. The tasks that move bytes are in `driver`; this module moves none.
@@ -43,7 +43,7 @@ async fn reject_and_wait(peer: &Peer, command: Command, code: RejectCode, reason
     }
 }
 
-/// Applies the peer's own rules to a message, then hands it to the application (R-R3 … R-R6).
+/// Applies the peer's own rules to a message, then hands it to the application.
 pub(crate) async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), DisconnectReason> {
     let command = frame.command;
     if command == Command::BLOCK && peer.shared.config.inner.raw_blocks {
@@ -97,7 +97,7 @@ pub(crate) async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), Disconn
 }
 
 /// A known message whose payload does not decode ends the peer, after a reject where the remote's
-/// version has them (R-R6).
+/// version has them.
 async fn malformed(peer: &Peer, e: crate::wire::PayloadError) -> Result<(), DisconnectReason> {
     reject_and_wait(peer, e.command, RejectCode::MALFORMED, "malformed message").await;
     Err(DisconnectReason::Payload(e))

@@ -1,4 +1,4 @@
-//! The per-peer statistics (R-O1): kept in one place, copied out consistently by
+//! The per-peer statistics: kept in one place, copied out consistently by
 //! [`Peer::stats`](super::Peer::stats).
 
 use std::net::SocketAddr;
