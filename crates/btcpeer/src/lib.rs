@@ -87,6 +87,69 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Cookbook
+//!
+//! Each recipe runs here against the crate's own synthetic chain server (feature `testing`) over an
+//! in-memory pipe; against a real node, dial with [`Peer::connect`](peer::Peer::connect) instead.
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use btcpeer::network::Network;
+//! # use btcpeer::peer::{NoopHandler, Peer, PeerConfig, NonceRegistry};
+//! # use btcpeer::bitcoin::p2p::ServiceFlags;
+//! # use btcpeer::testing::{ChainServer, SyntheticChain};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let chain = Arc::new(SyntheticChain::new(btcpeer::bitcoin::Network::Regtest, 4_500));
+//! # let cfg = |s| PeerConfig::builder(Network::REGTEST).services(s).nonce_registry(NonceRegistry::new()).build();
+//! # let (a, b) = tokio::io::duplex(1 << 20);
+//! # let server = Peer::inbound(cfg(ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::COMPACT_FILTERS)?, "127.0.0.1:50000", ChainServer::new(chain.clone()));
+//! # server.associate(b).map_err(|e| e.to_string())?;
+//! # let peer = Peer::outbound(cfg(ServiceFlags::NONE)?, "127.0.0.1:18444", NoopHandler);
+//! # peer.associate(a).map_err(|e| e.to_string())?;
+//! use btcpeer::bitcoin::{block::Header, BlockHash, hashes::Hash};
+//!
+//! // An SPV headers sync: ask for headers after our tip until the remote has no more.
+//! let genesis = Network::REGTEST.genesis_hash().expect("a built-in network");
+//! let mut chain_of_headers: Vec<Header> = Vec::new();
+//! loop {
+//!     let tip = chain_of_headers.last().map_or(genesis, |h| h.block_hash());
+//!     let batch = peer.get_headers(&[tip], BlockHash::all_zeros()).await?;
+//!     if batch.is_empty() {
+//!         break;
+//!     }
+//!     // Each header must follow the one before it.
+//!     assert!(batch.windows(2).all(|w| w[1].prev_blockhash == w[0].block_hash()));
+//!     assert_eq!(batch[0].prev_blockhash, tip);
+//!     chain_of_headers.extend(batch);
+//! }
+//! assert_eq!(chain_of_headers.len(), 4_499);
+//!
+//! // A block, with its merkle root checked against its header.
+//! let block = peer.get_block(chain_of_headers[99].block_hash()).await?;
+//! assert!(block.check_merkle_root());
+//!
+//! // BIP157 filters for a range of heights (the remote signals NODE_COMPACT_FILTERS).
+//! let filters = peer.get_cfilters(0, 1, chain_of_headers[9].block_hash()).await?;
+//! assert_eq!(filters.len(), 10);
+//! # Ok(()) }
+//! ```
+//!
+//! Broadcasting a transaction, and what became of it:
+//!
+//! ```no_run
+//! # async fn f(peer: btcpeer::peer::Peer, tx: btcpeer::bitcoin::Transaction) -> Result<(), btcpeer::peer::RequestError> {
+//! use btcpeer::peer::BroadcastOutcome;
+//!
+//! match peer.broadcast_transaction(tx).await? {
+//!     BroadcastOutcome::Requested => println!("the remote asked for it and got it"),
+//!     BroadcastOutcome::NotRequested => println!("the remote did not ask (it has it, or wants none)"),
+//!     BroadcastOutcome::Rejected { code, reason } => println!("rejected ({code:?}): {reason}"),
+//!     _ => {}
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! ## Encoding and decoding without a peer
 //!
 //! ```
