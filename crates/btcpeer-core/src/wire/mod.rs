@@ -23,6 +23,7 @@
 //! ```
 
 mod command;
+mod compat;
 mod error;
 pub mod frame;
 pub mod limits;
@@ -33,6 +34,7 @@ pub mod version;
 mod write;
 
 pub use command::{COMMAND_LEN, Command, CommandError};
+pub use compat::CompatError;
 pub use error::{ConsensusError, DecodeError, EncodeError, FrameError, PayloadError, PayloadErrorKind};
 pub use message::Message;
 pub use payload::{
