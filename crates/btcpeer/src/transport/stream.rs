@@ -9,7 +9,6 @@ use std::io;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::codec::Decoder;
 
 use super::v1::{V1Codec, V1Error};
 use super::v2::{V2Decoder, V2Encoder, V2Error};
@@ -119,7 +118,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub async fn read_frame(&mut self) -> Result<(RawFrame, usize), ReadError> {
         loop {
             let decoded = match &mut self.codec {
-                ReadCodec::V1(codec) => match codec.decode(&mut self.buf) {
+                ReadCodec::V1(codec) => match codec.decode_frame(&mut self.buf) {
                     Ok(frame) => frame.map(|f| {
                         let wire = f.payload.len().saturating_add(HEADER_LEN);
                         (f, wire)
