@@ -380,13 +380,13 @@ async fn c_item10_feefilter_out_of_range_and_sendcmpct_not_version_2_are_ignored
     remote.send(&Message::FeeFilter(21_000_000 * 100_000_000 + 1)).await;
     remote.send(&Message::SendCmpct(SendCmpct { send_compact: true, version: 1 })).await;
     ping_through(&mut remote, 1).await;
-    assert_eq!(peer.fee_filter(), Some(1_000), "out-of-range rates are not recorded");
+    assert_eq!(peer.fee_filter_sat_per_kvb(), Some(1_000), "out-of-range rates are not recorded");
     assert_eq!(peer.compact_blocks(), None, "only version 2 is recorded");
     assert_eq!(peer.stats().ignored_received, 3);
     // The top of MoneyRange itself is a rate Core accepts.
     remote.send(&Message::FeeFilter(21_000_000 * 100_000_000)).await;
     ping_through(&mut remote, 2).await;
-    assert_eq!(peer.fee_filter(), Some(21_000_000 * 100_000_000));
+    assert_eq!(peer.fee_filter_sat_per_kvb(), Some(21_000_000 * 100_000_000));
     peer.disconnect();
 }
 

@@ -175,7 +175,10 @@ async fn r_l3_the_application_hook_and_required_services_can_refuse() {
     let Some(Message::Version(_)) = remote.recv().await else { panic!() };
     remote.send(&Message::Version(raw_version(70016, 9))).await;
     let reason = within(peer.wait_for_disconnect()).await;
-    assert!(matches!(reason, DisconnectReason::MissingServices { required: 64, .. }), "{reason:?}");
+    assert!(
+        matches!(reason, DisconnectReason::MissingServices { required: ServiceFlags::COMPACT_FILTERS, .. }),
+        "{reason:?}"
+    );
 }
 
 #[tokio::test]

@@ -230,7 +230,8 @@ async fn r_r3_preferences_are_recorded() {
     .await;
     assert!(i.wants_headers());
     assert_eq!(i.compact_blocks(), Some(SendCmpct { send_compact: true, version: 2 }));
-    assert_eq!(i.fee_filter(), Some(2_500));
+    assert_eq!(i.fee_filter_sat_per_kvb(), Some(2_500));
+    assert_eq!(i.fee_filter(), Some(btcpeer::bitcoin::FeeRate::from_sat_per_kwu(625)));
     let s = i.stats();
     assert!(s.wants_headers && s.fee_filter == Some(2_500) && s.compact_blocks.is_some());
     o.disconnect();

@@ -280,8 +280,8 @@ impl VersionHandshake {
         if !services.has(self.rules.required_services) {
             self.reject(negotiated, RejectCode::NONSTANDARD, "missing required services".into());
             return Err(DisconnectReason::MissingServices {
-                advertised: services.to_u64(),
-                required: self.rules.required_services.to_u64(),
+                advertised: services,
+                required: self.rules.required_services,
             });
         }
         // Our version (inbound), the feature messages and verack go out together.

@@ -46,9 +46,9 @@ pub enum DisconnectReason {
     /// The remote lacks services the configuration requires.
     MissingServices {
         /// Services the remote advertised.
-        advertised: u64,
+        advertised: bitcoin::p2p::ServiceFlags,
         /// Services required.
-        required: u64,
+        required: bitcoin::p2p::ServiceFlags,
     },
     /// The application's version hook refused the remote.
     Refused(String),
@@ -133,7 +133,7 @@ impl fmt::Display for DisconnectReason {
                 write!(f, "remote version {version} is below the minimum {minimum}")
             }
             DisconnectReason::MissingServices { advertised, required } => {
-                write!(f, "remote services {advertised:#x} lack required {required:#x}")
+                write!(f, "remote services {:#x} lack required {:#x}", advertised.to_u64(), required.to_u64())
             }
             DisconnectReason::Refused(why) => write!(f, "refused by the application: {why}"),
             DisconnectReason::Protocol(v) => write!(f, "protocol violation: {v}"),

@@ -429,8 +429,15 @@ impl Peer {
         self.lock().counters.proto.prefs.compact_blocks
     }
 
-    /// The remote's fee filter in sat/kvB (BIP133).
-    pub fn fee_filter(&self) -> Option<i64> {
+    /// The remote's fee filter (BIP133) as a fee rate, rounded down to a whole sat/kwu: do not
+    /// announce transactions paying less.
+    pub fn fee_filter(&self) -> Option<bitcoin::FeeRate> {
+        // sat/kvB to sat/kwu (a vbyte is four weight units), rounded down.
+        self.fee_filter_sat_per_kvb().map(|r| bitcoin::FeeRate::from_sat_per_kwu(u64::try_from(r / 4).unwrap_or(0)))
+    }
+
+    /// The remote's `feefilter` exactly as sent, in satoshis per 1,000 virtual bytes.
+    pub fn fee_filter_sat_per_kvb(&self) -> Option<i64> {
         self.lock().counters.proto.prefs.fee_filter
     }
 
