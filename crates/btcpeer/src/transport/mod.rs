@@ -3,10 +3,14 @@
 //! The codecs are the core's ([`btcpeer_core::transport`], re-exported here): [`v1`] is the
 //! plaintext framing (a `tokio_util` codec too with `btcpeer-core`'s `tokio-codec` feature), [`v2`] is BIP324's packet framing over the
 //! ciphers of [`v2_cipher`]. This crate adds the I/O: [`v2_handshake`] runs the core's handshake
-//! state machine on an async stream, and [`stream`] reads and writes frames of either transport on
-//! one.
+//! state machine on an async stream, and an internal module reads and writes frames of either
+//! transport on one.
 
 pub use btcpeer_core::transport::{reserve_towards, v1, v2, v2_cipher};
 
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod stream;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod stream;
 pub mod v2_handshake;

@@ -5,6 +5,9 @@
 //! small buffer on its stack, so idle peers hold no read buffer at all. The writer frames a batch of encoded payloads into one reused buffer and writes it with
 //! one call; payloads above [`DIRECT_WRITE`] go straight from their `Bytes` without a copy.
 
+// Some helpers serve only the tests and fuzz targets (feature `internals`).
+#![cfg_attr(not(feature = "internals"), allow(dead_code))]
+
 use std::io;
 
 use bytes::{Bytes, BytesMut};
