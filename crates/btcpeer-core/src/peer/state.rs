@@ -46,6 +46,7 @@ pub struct ProtocolState {
 
 /// What became of an announcement ([`ProtocolState::announce`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Announced {
     /// Waiting for the tick; `scheduled` when this announcement scheduled it (tell the timer).
     Queued {

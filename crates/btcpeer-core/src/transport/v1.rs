@@ -37,6 +37,7 @@ use crate::wire::{EncodeError, FrameError, Message};
 
 /// An error from the v1 codec.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum V1Error {
     /// A frame was refused.
     #[error(transparent)]

@@ -257,6 +257,7 @@ pub struct SendTxRcncl {
 
 /// An inventory entry of `inv`, `getdata` and `notfound`: a type and a hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Inventory {
     /// Type 0, `MSG_ERROR`.
     Error([u8; 32]),

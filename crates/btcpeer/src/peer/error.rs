@@ -8,6 +8,7 @@ pub use btcpeer_core::peer::{DisconnectReason, QueueError, SendOutcome, Violatio
 /// Why a stream could not be associated with a peer. The stream is handed back when the peer
 /// already has one; after a disconnect it is closed (dropped), as btcd does.
 #[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum AssociateError<S> {
     /// The peer already has a stream; this one is returned untouched.
     #[error("peer already has a connection")]

@@ -80,7 +80,7 @@ pub use connect::ConnectError;
 pub use error::{AssociateError, ConfigError, DisconnectReason, QueueError, SendOutcome, Violation};
 pub use handler::{Handler, NoopHandler, PeerEvent, ReadEvent};
 pub use node::NodeContext;
-pub use nonce::{NonceEntry, NonceRegistry};
+pub use nonce::{NonceEntry, NonceRegistry, RandomError};
 pub use owner::WeakPeer;
 pub use push::{AnnounceError, PushError};
 pub use queue::Completion;

@@ -50,9 +50,9 @@ impl NonceRegistry {
     }
 
     /// Draws a fresh nonce from the OS's CSPRNG and records it until the entry is dropped.
-    pub fn register(&self) -> Result<NonceEntry, getrandom::Error> {
+    pub fn register(&self) -> Result<NonceEntry, RandomError> {
         loop {
-            let nonce = getrandom::u64()?;
+            let nonce = getrandom::u64().map_err(|e| RandomError(e.to_string()))?;
             let mut map = self.lock();
             if nonce != 0 && !map.contains_key(&nonce) {
                 map.insert(nonce, false);
@@ -101,6 +101,11 @@ impl Drop for NonceEntry {
         self.registry.lock().remove(&self.nonce);
     }
 }
+
+/// The OS's random source failed (no nonce could be drawn).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the OS random source failed: {0}")]
+pub struct RandomError(String);
 
 #[cfg(test)]
 mod tests {

@@ -131,7 +131,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     }
                     Err(V1Error::Frame(e)) => return Err(ReadError::Frame(e)),
                     Err(V1Error::Io(e)) => return Err(ReadError::Io(e)),
-                    Err(V1Error::Encode(_)) => None,
+                    // Decoding never encodes; any error a later codec adds ends the stream.
+                    Err(e) => return Err(ReadError::Io(std::io::Error::other(e.to_string()))),
                 },
                 ReadCodec::V2(decoder) => match decoder.decode(&mut self.buf) {
                     Ok(decoded) => decoded,
