@@ -12,8 +12,10 @@ use bitcoin::hashes::{Hash, sha256d};
 use btcpeer::network::Network;
 use btcpeer::peer::{Handler, NonceRegistry, NoopHandler, Peer, PeerConfig};
 use btcpeer::wire::{Inventory, Message};
+mod loopback;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 fn config() -> PeerConfig {
@@ -38,19 +40,7 @@ impl Handler for Count {
 }
 
 async fn pair(listener: &TcpListener, out: impl Handler, inb: impl Handler) -> (Peer, Peer) {
-    let addr = listener.local_addr().expect("bound");
-    let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let client = client.expect("connect");
-    let (server, from) = server.expect("accept");
-    client.set_nodelay(true).expect("nodelay");
-    server.set_nodelay(true).expect("nodelay");
-    let o = Peer::outbound(config(), addr, out);
-    let i = Peer::inbound(config(), from, inb);
-    o.associate(client).expect("fresh");
-    i.associate(server).expect("fresh");
-    o.handshake().await.expect("handshake");
-    i.handshake().await.expect("handshake");
-    (o, i)
+    loopback::pair(listener, (config(), out), (config(), inb)).await
 }
 
 fn peer_figures(c: &mut Criterion) {

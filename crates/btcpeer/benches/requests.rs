@@ -12,8 +12,10 @@ use btcpeer::network::Network;
 use btcpeer::peer::{Handler, NonceRegistry, Peer, PeerConfig};
 use btcpeer::testing::{ChainServer, SyntheticChain, big_block};
 use btcpeer::wire::{Inventory, Message};
+mod loopback;
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 fn config(services: btcpeer::bitcoin::p2p::ServiceFlags) -> PeerConfig {
@@ -50,18 +52,8 @@ impl Handler for BigServer {
 
 async fn pair(listener: &TcpListener, out: impl Handler, inb: impl Handler) -> (Peer, Peer) {
     use btcpeer::bitcoin::p2p::ServiceFlags;
-    let addr = listener.local_addr().expect("bound");
-    let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let (client, (server, from)) = (client.expect("connect"), server.expect("accept"));
-    client.set_nodelay(true).expect("nodelay");
-    server.set_nodelay(true).expect("nodelay");
-    let o = Peer::outbound(config(ServiceFlags::NETWORK | ServiceFlags::WITNESS), addr, out);
-    let i = Peer::inbound(config(ServiceFlags::NETWORK | ServiceFlags::WITNESS), from, inb);
-    o.associate(client).expect("fresh");
-    i.associate(server).expect("fresh");
-    o.handshake().await.expect("handshake");
-    i.handshake().await.expect("handshake");
-    (o, i)
+    let witness = ServiceFlags::NETWORK | ServiceFlags::WITNESS;
+    loopback::pair(listener, (config(witness), out), (config(witness), inb)).await
 }
 
 fn requests(c: &mut Criterion) {
