@@ -274,3 +274,29 @@ async fn r_a_get_transaction_by_txid_and_notfound() {
     let missing = within(client.get_transaction(Txid::from_byte_array([9; 32]))).await;
     assert_eq!(missing.unwrap_err(), RequestError::NotFound);
 }
+
+/// Answers a `getdata` for a filtered block with its `merkleblock` (every transaction matched).
+struct Merkle(Arc<SyntheticChain>);
+
+impl Handler for Merkle {
+    fn on_getdata(&self, peer: &Peer, items: Vec<Inventory>) {
+        for item in items {
+            if let Inventory::FilteredBlock(h) = item {
+                let block = self.0.block(self.0.height_of(&h).unwrap());
+                let m = btcpeer::bitcoin::MerkleBlock::from_block_with_predicate(block, |_| true);
+                let _ = peer.queue_message(&Message::MerkleBlock(m));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn r_a_get_merkle_block_returns_the_filtered_block() {
+    let chain = chain(10);
+    let (client, _s, _rx) = pair(Merkle(chain.clone()), ServiceFlags::NETWORK | ServiceFlags::BLOOM).await;
+    let m = within(client.get_merkle_block(chain.hash(4))).await.unwrap();
+    assert_eq!(m.header.block_hash(), chain.hash(4));
+    let (mut matches, mut indexes) = (Vec::new(), Vec::new());
+    m.extract_matches(&mut matches, &mut indexes).unwrap();
+    assert_eq!(matches, vec![chain.block(4).txdata[0].compute_txid()]);
+}
