@@ -24,6 +24,8 @@
 //! - [`peer`]: the peer protocol as a state machine: the version handshake and its validation,
 //!   the built-in handling of each message (pings, preferences, feature negotiation, Core's
 //!   leniencies), liveness and stall deadlines.
+//! - [`addrbook`]: an address book on Bitcoin Core's design (new and tried tables, keyed
+//!   buckets, test-before-evict), bounded, with a checksummed file format.
 //! - [`blocking`]: a [`PeerCore`](peer::PeerCore) over a blocking `std::net::TcpStream`.
 //! - `sim` (feature `sim`): many peer cores linked by in-memory links with latency, bandwidth and
 //!   loss, on simulated time, seeded.
@@ -57,6 +59,7 @@
 
 pub use bitcoin;
 
+pub mod addrbook;
 pub mod blocking;
 pub mod network;
 pub mod peer;
