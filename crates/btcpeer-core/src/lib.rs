@@ -63,6 +63,7 @@ pub mod addrbook;
 pub mod blocking;
 pub mod network;
 pub mod peer;
+mod rng;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod transport;

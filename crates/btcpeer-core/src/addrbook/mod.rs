@@ -211,12 +211,7 @@ impl AddrBook {
     }
 
     fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        crate::rng::next(&mut self.rng)
     }
 
     fn below(&mut self, n: u64) -> u64 {

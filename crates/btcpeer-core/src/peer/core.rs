@@ -163,7 +163,7 @@ impl PeerCore {
     /// outbound core has its version ready to write.
     pub fn new(config: CoreConfig, now: Instant, wall: SystemTime) -> Self {
         let mut rng = config.seed | 1;
-        let nonce = next_random(&mut rng);
+        let nonce = crate::rng::next(&mut rng);
         let ours = config.rules.version(config.services, nonce, &config.user_agent, config.start_height, wall);
         let handshake = VersionHandshake::new(config.direction, config.rules.clone(), ours, config.transport);
         let mut core = PeerCore {
@@ -294,7 +294,7 @@ impl PeerCore {
         if !inv.is_transaction() && self.established {
             return self.state.announce_block(&inv) && self.send(Message::Inv(vec![inv]));
         }
-        let (mean, random) = (self.config.trickle_mean, next_random(&mut self.rng));
+        let (mean, random) = (self.config.trickle_mean, crate::rng::next(&mut self.rng));
         matches!(
             self.state.announce(Pending::Plain(inv), now, || poisson_delay_from(mean, random)),
             Announced::Queued { .. }
@@ -413,7 +413,7 @@ impl PeerCore {
         {
             return false;
         }
-        let nonce = next_random(&mut self.rng);
+        let nonce = crate::rng::next(&mut self.rng);
         self.ping_queued = Some(nonce);
         self.send(Message::Ping(nonce))
     }
@@ -483,14 +483,4 @@ impl PeerCore {
             self.push_out(Message::Inv(batch));
         }
     }
-}
-
-/// xorshift64*: small, fast, and good enough for nonces and delays (not for keys).
-fn next_random(state: &mut u64) -> u64 {
-    let mut x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
