@@ -247,12 +247,17 @@ impl<'a> Requests<'a> {
         self.peer.disconnect_reason().unwrap_or(DisconnectReason::LocalRequest)
     }
 
-    /// Registers `want`, queues `message`, and returns the registration to wait on.
-    fn ask(&self, want: Want, message: &Message) -> Result<Registration<'a>, RequestError> {
-        let registration = self.peer.register(want).ok_or_else(|| match self.peer.disconnect_reason() {
+    /// Registers `want`: the peer's end, or a full request table, is an error.
+    fn register(&self, want: Want) -> Result<Registration<'a>, RequestError> {
+        self.peer.register(want).ok_or_else(|| match self.peer.disconnect_reason() {
             Some(reason) => RequestError::Disconnected(reason),
             None => RequestError::QueueFull,
-        })?;
+        })
+    }
+
+    /// Registers `want`, queues `message`, and returns the registration to wait on.
+    fn ask(&self, want: Want, message: &Message) -> Result<Registration<'a>, RequestError> {
+        let registration = self.register(want)?;
         let _ = self.peer.queue_message(message).map_err(|e| match e {
             QueueError::Full { .. } => RequestError::QueueFull,
             e => RequestError::Queue(e),

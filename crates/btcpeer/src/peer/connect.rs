@@ -40,8 +40,8 @@ pub enum ConnectError {
 }
 
 impl Peer {
-    /// Dials `addr` (`HOST:PORT`; through the configured SOCKS5 proxy when there is one, `.onion`
-    /// names included), runs the handshake, and returns the peer with what it learned. With
+    /// Dials `addr` (`HOST:PORT`; with the `socks` feature, through the configured SOCKS5 proxy
+    /// when there is one, `.onion` names included; without it the dial is direct), runs the handshake, and returns the peer with what it learned. With
     /// [`V2Policy::Prefer`] a remote that hangs up on the v2 key is dialed again in v1. The whole
     /// call is bounded by the configuration's connect timeout plus its handshake timeout.
     ///
