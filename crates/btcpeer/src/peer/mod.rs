@@ -466,14 +466,6 @@ impl Peer {
         self.shared.queue.push(message)
     }
 
-    /// Whether the handshake is done with a remote that does not signal `NODE_WITNESS`.
-    fn remote_lacks_witness(&self) -> bool {
-        self.handshake_complete()
-            && self.counters(|c| {
-                c.proto.remote.as_ref().is_some_and(|r| !r.version.services.has(bitcoin::p2p::ServiceFlags::WITNESS))
-            })
-    }
-
     /// Queues `message`, waiting while the outbound queue is full.
     pub async fn send(&self, message: &Message) -> Result<Completion, QueueError> {
         self.shared.queue.push_wait(message).await
@@ -596,36 +588,6 @@ impl Peer {
 
     pub(crate) fn counters<T>(&self, f: impl FnOnce(&mut Counters) -> T) -> T {
         f(&mut self.lock().counters)
-    }
-
-    /// Registers a request; `None` when too many wait or the peer has ended.
-    pub(crate) fn register(&self, want: request::Want) -> Option<request::Registration<'_>> {
-        let mut st = self.lock();
-        if st.assoc == Assoc::Ended {
-            return None;
-        }
-        let (id, answers) = st.requests.add(want)?;
-        Some(request::Registration { peer: self, id, answers, started: std::time::Instant::now() })
-    }
-
-    /// Whether any awaitable request waits.
-    pub(crate) fn has_requests(&self) -> bool {
-        !self.lock().requests.is_empty()
-    }
-
-    pub(crate) fn forget_request(&self, id: u64) {
-        self.lock().requests.remove(id);
-    }
-
-    /// Offers a received message to the requests in flight (see `request`); what is left goes to
-    /// the application.
-    pub(crate) fn offer_to_requests(&self, message: Message, rtt: Option<std::time::Duration>) -> Option<Message> {
-        let mut st = self.lock();
-        if st.requests.is_empty() {
-            return Some(message);
-        }
-        let announcing = st.counters.per_command.of(Command::SENDHEADERS).messages_sent > 0;
-        st.requests.offer(message, announcing, rtt)
     }
 
     pub(crate) fn handler(&self) -> Option<&dyn Handler> {

@@ -12,7 +12,8 @@ use bitcoin::p2p::address::AddrV2Message;
 use bitcoin::{BlockHash, Txid, Wtxid};
 use tokio::sync::mpsc;
 
-use crate::wire::{Inventory, Message};
+use super::Assoc;
+use crate::wire::{Command, Inventory, Message};
 
 /// Requests waiting at once, at most.
 pub(crate) const MAX_REQUESTS: usize = 1_024;
@@ -283,5 +284,37 @@ pub(crate) struct Registration<'a> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.peer.forget_request(self.id);
+    }
+}
+
+impl super::Peer {
+    /// Registers a request; `None` when too many wait or the peer has ended.
+    pub(crate) fn register(&self, want: Want) -> Option<Registration<'_>> {
+        let mut st = self.lock();
+        if st.assoc == Assoc::Ended {
+            return None;
+        }
+        let (id, answers) = st.requests.add(want)?;
+        Some(Registration { peer: self, id, answers, started: std::time::Instant::now() })
+    }
+
+    /// Whether any awaitable request waits.
+    pub(crate) fn has_requests(&self) -> bool {
+        !self.lock().requests.is_empty()
+    }
+
+    pub(crate) fn forget_request(&self, id: u64) {
+        self.lock().requests.remove(id);
+    }
+
+    /// Offers a received message to the requests in flight (see `request`); what is left goes to
+    /// the application.
+    pub(crate) fn offer_to_requests(&self, message: Message, rtt: Option<std::time::Duration>) -> Option<Message> {
+        let mut st = self.lock();
+        if st.requests.is_empty() {
+            return Some(message);
+        }
+        let announcing = st.counters.per_command.of(Command::SENDHEADERS).messages_sent > 0;
+        st.requests.offer(message, announcing, rtt)
     }
 }
