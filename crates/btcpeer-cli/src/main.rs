@@ -8,6 +8,7 @@ mod bench;
 mod bench_crypto;
 mod bench_report;
 mod connect;
+mod crawl;
 mod decode;
 mod demo;
 mod events;
@@ -95,6 +96,12 @@ enum Command {
                             Exit codes: 0 when --duration ends or on Ctrl-C, 1 the address cannot be bound, \
                             2 usage error.")]
     Listen(listen::ListenArgs),
+    /// Crawl the network from seeds: a handshake with every address learnt, a line per node, a
+    /// summary at the end.
+    #[command(after_help = "Examples:\n  btcpeer crawl seed.example.org --network signet\n  \
+                            btcpeer crawl 127.0.0.1:18444 --network regtest --json --book peers.book\n\n\
+                            Exit codes: 0 done, 1 failure (the book cannot be saved), 2 usage error.")]
+    Crawl(crawl::CrawlArgs),
     /// Decode v1 frames given as hex (arguments, or hex lines on stdin with `-` or no argument).
     #[command(after_help = "Examples:\n  btcpeer decode f9beb4d970696e67000000000000000008000000...\n  \
                             btcpeer decode --network regtest --json --reencode - < frames.txt\n\n\
@@ -183,6 +190,7 @@ fn main() -> ExitCode {
         Some(Command::Demo(args)) => demo::run(args),
         Some(Command::Connect(args)) => connect::run(args),
         Some(Command::Listen(args)) => listen::run(args),
+        Some(Command::Crawl(args)) => crawl::run(args),
         Some(Command::Decode(args)) => decode::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Completions { shell }) => {

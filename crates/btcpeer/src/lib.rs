@@ -29,6 +29,7 @@
 //! - [`peer`]: the peer — [`Peer`](peer::Peer), its [`PeerConfig`](peer::PeerConfig), the
 //!   [`Handler`](peer::Handler) trait (or a channel of [`PeerEvent`](peer::PeerEvent)s), completions,
 //!   statistics and disconnect reasons.
+//! - [`crawl`]: a crawler over the network from seeds, into an address book.
 //! - [`core`]: the runtime-free core (`btcpeer-core`), re-exported.
 //! - [`wire`]: every message Bitcoin Core speaks, decoded to typed values and encoded back
 //!   byte-for-byte, with the protocol's limits enforced before allocation; v1 frames.
@@ -181,6 +182,7 @@ pub use btcpeer_core as core;
 pub use btcpeer_core::bitcoin;
 pub use btcpeer_core::{network, wire};
 
+pub mod crawl;
 pub mod peer;
 #[cfg(feature = "socks")]
 pub mod socks;

@@ -107,12 +107,13 @@ impl From<Wtxid> for TxRef {
 pub struct Requests<'a> {
     peer: &'a Peer,
     timeout: Option<Duration>,
+    addr_quiet: Option<Duration>,
 }
 
 impl Peer {
     /// The requests with per-call settings (a timeout).
     pub fn requests(&self) -> Requests<'_> {
-        Requests { peer: self, timeout: None }
+        Requests { peer: self, timeout: None, addr_quiet: None }
     }
 
     /// One ping; its round trip, from when it was written to when its pong arrived.
@@ -226,6 +227,13 @@ impl<'a> Requests<'a> {
     /// Each request waits at most `timeout` (instead of the stall timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// How long [`get_addr`](Requests::get_addr) waits for more addresses after the last that came
+    /// (default 3 s; a crawler in a hurry takes less).
+    pub fn addr_quiet(mut self, quiet: Duration) -> Self {
+        self.addr_quiet = Some(quiet);
         self
     }
 
@@ -421,7 +429,8 @@ impl<'a> Requests<'a> {
         let mut addrs = Vec::new();
         while addrs.len() < MAX_ADDR {
             // The first answer may take the whole timeout; later ones come within the quiet period.
-            let wait = if addrs.is_empty() { limit.saturating_sub(registration.started.elapsed()) } else { ADDR_QUIET };
+            let quiet = self.addr_quiet.unwrap_or(ADDR_QUIET);
+            let wait = if addrs.is_empty() { limit.saturating_sub(registration.started.elapsed()) } else { quiet };
             match tokio::time::timeout(wait, registration.answers.recv()).await {
                 Ok(Some(Answer::Addrs(more))) => {
                     addrs.extend(more.into_iter().take(MAX_ADDR.saturating_sub(addrs.len())))

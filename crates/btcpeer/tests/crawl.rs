@@ -1,0 +1,97 @@
+//! R-N: a crawl of a synthetic network of 500 btcpeer nodes, each on its own loopback address
+//! (127.0.x.y; all of 127/8 is loopback on Linux), reached only through addr gossip from one seed.
+//! Some gossip names dead addresses and non-Bitcoin ports: each is reported failed, once.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use btcpeer::bitcoin::p2p::ServiceFlags;
+use btcpeer::bitcoin::p2p::address::{AddrV2, AddrV2Message};
+use btcpeer::core::addrbook::AddrBook;
+use btcpeer::crawl::Crawler;
+use btcpeer::network::Network;
+use btcpeer::peer::{Handler, NonceRegistry, Peer, PeerConfig};
+use tokio::net::TcpListener;
+
+const NODES: usize = 500;
+const PORT: u16 = 18_444;
+
+fn ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8)
+}
+
+fn entry(addr: Ipv4Addr, port: u16) -> AddrV2Message {
+    AddrV2Message { time: 1_700_000_000, services: ServiceFlags::NETWORK, addr: AddrV2::Ipv4(addr), port }
+}
+
+/// A node that answers `getaddr` with a few others: the next one (so everything is reachable
+/// from node 0), four more spread over the network, a dead address and a non-Bitcoin port.
+struct Gossip(Vec<AddrV2Message>);
+
+impl Handler for Gossip {
+    fn on_getaddr(&self, peer: &Peer) {
+        let _ = peer.push_addr(&self.0);
+    }
+}
+
+fn gossip_of(i: usize) -> Vec<AddrV2Message> {
+    let mut list = vec![entry(ip((i + 1) % NODES), PORT)];
+    for k in 1..=4 {
+        list.push(entry(ip((i * 7 + k * 97) % NODES), PORT));
+    }
+    // Nothing listens on 127.0.9.y, nor on port 9 of a node.
+    list.push(entry(Ipv4Addr::new(127, 0, 9, 1 + (i % 20) as u8), PORT));
+    list.push(entry(ip(i), 9));
+    list
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_n_a_crawl_finds_every_reachable_node_once_and_reports_the_dead() {
+    let nodes = PeerConfig::builder(Network::REGTEST).nonce_registry(NonceRegistry::new()).build().unwrap();
+    for i in 0..NODES {
+        let listener = TcpListener::bind((ip(i), PORT)).await.expect("127/8 is loopback");
+        let (config, gossip) = (nodes.clone(), Arc::new(Gossip(gossip_of(i))));
+        tokio::spawn(async move {
+            while let Ok((stream, from)) = listener.accept().await {
+                let peer = Peer::inbound(config.clone(), from, gossip.clone());
+                if peer.associate(stream).is_ok() {
+                    tokio::spawn(async move { peer.wait_for_disconnect().await });
+                }
+            }
+        });
+    }
+    let crawler_config = PeerConfig::builder(Network::REGTEST).build().unwrap();
+    let mut book = AddrBook::new([1; 32], 1).allow_local(true);
+    let seen: Arc<Mutex<HashMap<SocketAddr, usize>>> = Arc::default();
+    let (mut ok, mut failed) = (0, 0);
+    let seed = SocketAddr::new(ip(0).into(), PORT);
+    let started = std::time::Instant::now();
+    let summary = tokio::time::timeout(
+        Duration::from_secs(120),
+        Crawler::new(crawler_config).concurrency(64).timeout(Duration::from_secs(5)).allow_local(true).run(
+            &[seed],
+            &mut book,
+            |node| {
+                *seen.lock().unwrap().entry(node.addr).or_default() += 1;
+                if node.result.is_ok() { ok += 1 } else { failed += 1 }
+            },
+        ),
+    )
+    .await
+    .expect("the crawl ends in time");
+    let seen = seen.lock().unwrap();
+    assert!(seen.values().all(|n| *n == 1), "every address crawled once");
+    assert_eq!(summary.reachable, NODES, "{summary:?}");
+    assert_eq!(ok, NODES);
+    for i in 0..NODES {
+        assert!(seen.contains_key(&SocketAddr::new(ip(i).into(), PORT)), "node {i} missed");
+    }
+    // 20 dead addresses and the port-9 one of every node.
+    assert_eq!(failed, 20 + NODES, "{summary:?}");
+    assert_eq!(summary.failed, failed);
+    assert_eq!(summary.discovered, summary.tried);
+    assert!(book.tried_len() > 0 && book.len() <= btcpeer::core::addrbook::MAX_ENTRIES);
+    println!("crawled {} nodes ({} failed) in {:?}", summary.reachable, summary.failed, started.elapsed());
+}
