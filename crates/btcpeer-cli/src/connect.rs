@@ -186,7 +186,7 @@ pub(crate) async fn interrupted() {
 }
 
 /// Parses `--socks5 ADDR`: the proxy's IP address and port.
-fn parse_proxy(s: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_proxy(s: &str) -> Result<SocketAddr, String> {
     s.trim().parse().map_err(|_| format!("{s:?} is not IP:PORT (e.g. 127.0.0.1:9050 for Tor)"))
 }
 

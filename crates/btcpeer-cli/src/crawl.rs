@@ -46,6 +46,9 @@ pub struct CrawlArgs {
     /// Crawl loopback and private addresses learnt from gossip on any network.
     #[arg(long)]
     allow_local: bool,
+    /// Dial through this SOCKS5 proxy (IP:PORT, e.g. Tor's 127.0.0.1:9050).
+    #[arg(long, value_name = "ADDR", value_parser = crate::connect::parse_proxy)]
+    socks5: Option<SocketAddr>,
     /// The address book to start from and save to.
     #[arg(long, value_name = "FILE")]
     book: Option<PathBuf>,
@@ -211,9 +214,13 @@ pub fn run(args: CrawlArgs) -> u8 {
         }
     }
     let local_network = network.bitcoin_network().is_none_or(|n| n == btcpeer::bitcoin::Network::Regtest);
-    let config = match args.common.config(network, Some(args.timeout)) {
+    let mut builder = args.common.builder(network, Some(args.timeout));
+    if let Some(proxy) = args.socks5 {
+        builder = builder.proxy(proxy);
+    }
+    let config = match builder.build() {
         Ok(c) => c,
-        Err(e) => return usage(e),
+        Err(e) => return usage(e.to_string()),
     };
     let key = {
         let mut k = [0u8; 32];
