@@ -14,7 +14,6 @@ use btcpeer::transport::v1::V1Codec;
 use btcpeer::wire::{Command, Message, frame};
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use tokio_util::codec::Decoder;
 
 fn p1(c: &mut Criterion) {
     let net = Network::MAINNET;
@@ -40,7 +39,7 @@ fn p1(c: &mut Criterion) {
     g.bench_function("frame_decode_codec", |b| {
         b.iter_batched(
             || BytesMut::from(&frame_bytes[..]),
-            |mut rx| codec.decode(&mut rx).expect("valid").expect("complete"),
+            |mut rx| codec.decode_frame(&mut rx).expect("valid").expect("complete"),
             BatchSize::LargeInput,
         )
     });

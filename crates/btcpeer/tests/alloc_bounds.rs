@@ -10,7 +10,6 @@ use btcpeer::network::Network;
 use btcpeer::transport::v1::V1Codec;
 use btcpeer::wire::{Command, Message};
 use bytes::{Bytes, BytesMut};
-use tokio_util::codec::Decoder;
 
 struct Tracking;
 
@@ -71,13 +70,13 @@ fn r_w4_nothing_is_allocated_from_an_unchecked_count_or_length() {
     // A length far above the network maximum: refused with no payload allocation.
     let mut rx = BytesMut::from(&frame_header(b"block", u32::MAX)[..]);
     let mut codec = V1Codec::new(Network::REGTEST);
-    let largest = largest_allocation(|| assert!(codec.decode(&mut rx).is_err()));
+    let largest = largest_allocation(|| assert!(codec.decode_frame(&mut rx).is_err()));
     assert!(largest < SMALL, "oversized length: largest allocation {largest}");
 
     // A legal 4 MB announcement with nothing behind it: at most one 256 KiB step is reserved.
     let mut rx = BytesMut::from(&frame_header(b"block", 4_000_000)[..]);
     let mut codec = V1Codec::new(Network::REGTEST);
-    let largest = largest_allocation(|| assert!(codec.decode(&mut rx).unwrap().is_none()));
+    let largest = largest_allocation(|| assert!(codec.decode_frame(&mut rx).unwrap().is_none()));
     assert!(largest <= 256 * 1024 + 1024, "4 MB announcement: largest allocation {largest}");
 
     // inv claiming 50,000 entries with one present.

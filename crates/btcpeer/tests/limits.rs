@@ -7,7 +7,6 @@ use btcpeer::wire::{
     Command, EncodeError, FrameError, Inventory, Message, PayloadError, PayloadErrorKind, frame, limits,
 };
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio_util::codec::Decoder;
 
 const NET: Network = Network::REGTEST;
 
@@ -154,15 +153,17 @@ fn r_w3_truncated_header_and_payload() {
     // Stream decoding: waits for more (no error, nothing emitted), then completes.
     let mut codec = V1Codec::new(NET);
     let mut rx = BytesMut::from(&whole[..10]);
-    assert!(codec.decode(&mut rx).unwrap().is_none());
+    assert!(codec.decode_frame(&mut rx).unwrap().is_none());
     rx.extend_from_slice(&whole[10..30]);
-    assert!(codec.decode(&mut rx).unwrap().is_none());
+    assert!(codec.decode_frame(&mut rx).unwrap().is_none());
     rx.extend_from_slice(&whole[30..]);
-    assert_eq!(codec.decode(&mut rx).unwrap().unwrap().decode().unwrap(), Message::Ping(5));
-    // At the end of the stream with a partial frame, tokio-util's decode_eof reports an error.
+    assert_eq!(codec.decode_frame(&mut rx).unwrap().unwrap().decode().unwrap(), Message::Ping(5));
+    // At the end of the stream with a partial frame, nothing is emitted: the header is taken and
+    // the six payload bytes wait (the stream reader then reports the connection ended mid-frame).
     let mut rx = BytesMut::from(&whole[..30]);
     let mut codec = V1Codec::new(NET);
-    assert!(codec.decode_eof(&mut rx).is_err());
+    assert!(codec.decode_frame(&mut rx).unwrap().is_none());
+    assert_eq!(rx.len(), 6);
 }
 
 #[test]
@@ -170,13 +171,13 @@ fn r_w3_codec_does_not_reserve_an_announced_length() {
     // A block frame announcing 4,000,000 bytes and sending none: the codec reserves one step, not 4 MB.
     let mut codec = V1Codec::new(NET);
     let mut rx = BytesMut::from(&header(regtest(), b"block", 4_000_000, [0; 4])[..]);
-    assert!(codec.decode(&mut rx).unwrap().is_none());
+    assert!(codec.decode_frame(&mut rx).unwrap().is_none());
     assert!(rx.capacity() <= 256 * 1024 + 64, "capacity {} after the header", rx.capacity());
     // An oversized announcement errors without reserving anything.
     let mut codec = V1Codec::new(NET);
     let mut rx = BytesMut::from(&header(regtest(), b"block", u32::MAX, [0; 4])[..]);
     let cap = rx.capacity();
-    assert!(matches!(codec.decode(&mut rx), Err(V1Error::Frame(FrameError::PayloadTooLarge { .. }))));
+    assert!(matches!(codec.decode_frame(&mut rx), Err(V1Error::Frame(FrameError::PayloadTooLarge { .. }))));
     assert_eq!(rx.capacity(), cap);
 }
 

@@ -373,7 +373,6 @@ fn r_w1_every_core_vector_decodes_reencodes_identically_and_matches_its_summary(
 
 #[test]
 fn r_w1_every_core_vector_decodes_through_the_v1_stream_codec() {
-    use tokio_util::codec::Decoder;
     let Some(doc) = load() else { return };
     // All frames back to back, fed to the codec in 7-byte pieces.
     let mut all = Vec::new();
@@ -385,7 +384,7 @@ fn r_w1_every_core_vector_decodes_through_the_v1_stream_codec() {
     let mut commands = Vec::new();
     for piece in all.chunks(7) {
         buf.extend_from_slice(piece);
-        while let Some(raw) = codec.decode(&mut buf).expect("valid frames") {
+        while let Some(raw) = codec.decode_frame(&mut buf).expect("valid frames") {
             raw.decode().expect("valid payload");
             commands.push(raw.command);
         }

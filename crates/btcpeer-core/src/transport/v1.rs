@@ -1,6 +1,4 @@
-//! The v1 (plaintext) frame codec: bytes in, frames out, and messages to bytes. With the
-//! `tokio-codec` feature it is also a `tokio_util::codec::{Decoder, Encoder}` for `Framed`,
-//! `FramedRead` and `FramedWrite` (the `btcpeer` driver turns it on).
+//! The v1 (plaintext) frame codec: bytes in, frames out, and messages to bytes.
 //!
 //! Decoding checks each header as soon as its 24 bytes are in, before reserving room for the
 //! payload. A frame with a bad checksum or invalid command bytes is consumed and reported as
@@ -152,49 +150,5 @@ impl V1Codec {
     pub fn encode_raw(&mut self, raw: &RawFrame, dst: &mut BytesMut) -> Result<(), V1Error> {
         frame::encode_raw_frame(raw.command, &raw.payload, &self.network, dst)?;
         Ok(())
-    }
-}
-
-/// The codec as `tokio_util`'s traits, for `Framed` and friends.
-#[cfg(feature = "tokio-codec")]
-mod tokio_codec {
-    use bytes::BytesMut;
-    use tokio_util::codec::{Decoder, Encoder};
-
-    use super::{V1Codec, V1Error};
-    use crate::wire::Message;
-    use crate::wire::frame::RawFrame;
-
-    impl Decoder for V1Codec {
-        type Item = RawFrame;
-        type Error = V1Error;
-
-        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, V1Error> {
-            self.decode_frame(src)
-        }
-    }
-
-    impl Encoder<&Message> for V1Codec {
-        type Error = V1Error;
-
-        fn encode(&mut self, item: &Message, dst: &mut BytesMut) -> Result<(), V1Error> {
-            self.encode_message(item, dst)
-        }
-    }
-
-    impl Encoder<Message> for V1Codec {
-        type Error = V1Error;
-
-        fn encode(&mut self, item: Message, dst: &mut BytesMut) -> Result<(), V1Error> {
-            self.encode_message(&item, dst)
-        }
-    }
-
-    impl Encoder<&RawFrame> for V1Codec {
-        type Error = V1Error;
-
-        fn encode(&mut self, item: &RawFrame, dst: &mut BytesMut) -> Result<(), V1Error> {
-            self.encode_raw(item, dst)
-        }
     }
 }

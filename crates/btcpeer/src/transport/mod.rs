@@ -1,7 +1,7 @@
 //! A byte stream to frames and back.
 //!
 //! The codecs are the core's ([`btcpeer_core::transport`], re-exported here): [`v1`] is the
-//! plaintext framing (a `tokio_util` codec too with `btcpeer-core`'s `tokio-codec` feature), [`v2`] is BIP324's packet framing over the
+//! plaintext framing, [`v2`] is BIP324's packet framing over the
 //! ciphers of [`v2_cipher`]. This crate adds the I/O: [`v2_handshake`] runs the core's handshake
 //! state machine on an async stream, and an internal module reads and writes frames of either
 //! transport on one.

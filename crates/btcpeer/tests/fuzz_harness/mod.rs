@@ -29,7 +29,6 @@ use btcpeer::wire::frame::{self, FrameHeader, HEADER_LEN, RawFrame};
 use btcpeer::wire::{Command, FrameError, Message, SendTxRcncl, VersionMessage, VersionTail, limits};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio_util::codec::Decoder;
 
 /// The 36 commands btcpeer decodes, in the order of the `payload` and `peer` targets' selector
 /// byte; selectors 36 to 39 are unknown commands ([`UNKNOWN`]), the rest wrap around.

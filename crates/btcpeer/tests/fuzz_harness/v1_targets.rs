@@ -67,7 +67,7 @@ pub(super) fn check_v1_stream(data: &[u8], network: &Network) {
             buf.extend_from_slice(&data[fed..upto]);
             fed = upto;
             loop {
-                match codec.decode(&mut buf) {
+                match codec.decode_frame(&mut buf) {
                     Ok(Some(f)) => got.push(Ok(f)),
                     Ok(None) => break,
                     Err(V1Error::Dropped { error, bytes }) => {
