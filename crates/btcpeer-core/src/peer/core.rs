@@ -422,8 +422,17 @@ impl PeerCore {
     /// start as they are taken.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Message> {
         let message = self.out.pop_front()?;
-        if let (Some(l), Ok(raw)) = (self.state.liveness.as_mut(), RawFrame::from_message(&message)) {
-            l.sent(raw.command, &raw.payload, now);
+        if let Some(l) = self.state.liveness.as_mut() {
+            // Only a `getblocks`' stall rule reads the payload (its stop hash); every other
+            // message is told by its command, without encoding it here too.
+            match &message {
+                Message::GetBlocks(_) => {
+                    if let Ok(raw) = RawFrame::from_message(&message) {
+                        l.sent(raw.command, &raw.payload, now);
+                    }
+                }
+                other => l.sent(other.command(), &[], now),
+            }
         }
         if let Message::Ping(nonce) = message {
             // The round trip counts from when the ping is taken for writing.

@@ -177,7 +177,9 @@ where
     // The deadlines start; announcements queued before the handshake go out at the first tick.
     // The details move into the protocol state, their one home: the task does not keep a copy for
     // the peer's lifetime.
+    let witness = info.version.services.has(bitcoin::p2p::ServiceFlags::WITNESS);
     peer.counters(|c| c.proto.handshake_complete(info, cfg.timeouts, now));
+    shared.strip_witness.store(!witness, std::sync::atomic::Ordering::Relaxed);
     shared.life.send_modify(|l| l.handshake = HandshakeState::Done);
     // Reading and writing run in this one task: a pong queued while reading wakes the writer without
     // a trip to another thread, and an idle peer costs one task. Whichever loop ends first stops the

@@ -63,7 +63,7 @@ mod user_agent;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
@@ -183,6 +183,12 @@ pub(crate) struct Shared {
     span: tracing::Span,
     /// The application's handles' share: weak, so the state never keeps the peer alive.
     owner: Weak<Owner>,
+    /// How many awaitable requests wait, mirrored out of the lock so that the per-message check
+    /// costs an atomic load when none does.
+    requests_waiting: AtomicUsize,
+    /// Set at the handshake when the remote does not signal `NODE_WITNESS`: blocks and transactions
+    /// then go without witnesses (read without the lock on every `queue_message`).
+    strip_witness: AtomicBool,
 }
 
 /// A connection to one remote peer. Cheap to clone; every method is safe from any task.
@@ -242,6 +248,8 @@ impl Peer {
                 life: watch::Sender::new(Life { handshake: HandshakeState::Pending, done: None }),
                 span,
                 owner: owner.clone(),
+                requests_waiting: AtomicUsize::new(0),
+                strip_witness: AtomicBool::new(false),
             }),
         });
         Peer { shared: owner.shared.clone(), owner: Some(owner) }
@@ -526,6 +534,7 @@ impl Peer {
             st.assoc = Assoc::Ended;
             // Every request waiting learns the end (its answers channel closes).
             st.requests.clear();
+            self.shared.requests_waiting.store(0, Ordering::Relaxed);
             st.reason.get_or_insert(DisconnectReason::LocalRequest).clone()
         };
         self.shared.queue.close(reason.clone());

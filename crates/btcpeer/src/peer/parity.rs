@@ -68,10 +68,7 @@ impl Peer {
 
     /// Whether the handshake is done with a remote that does not signal `NODE_WITNESS`.
     pub(crate) fn remote_lacks_witness(&self) -> bool {
-        self.handshake_complete()
-            && self.counters(|c| {
-                c.proto.remote.as_ref().is_some_and(|r| !r.version.services.has(bitcoin::p2p::ServiceFlags::WITNESS))
-            })
+        self.shared.strip_witness.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stores the application's own value of type `T` with this peer (a sync-peer flag, a score),

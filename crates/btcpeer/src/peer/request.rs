@@ -12,11 +12,19 @@ use bitcoin::p2p::address::AddrV2Message;
 use bitcoin::{BlockHash, Txid, Wtxid};
 use tokio::sync::mpsc;
 
+use std::sync::atomic::Ordering;
+
 use super::Assoc;
 use crate::wire::{Command, Inventory, Message};
 
 /// Requests waiting at once, at most.
 pub(crate) const MAX_REQUESTS: usize = 1_024;
+/// Answers waiting to be taken by one request, at most: a remote that sends faster than the
+/// request reads gets the rest treated as unsolicited, never a growing queue.
+const MAX_WAITING_ANSWERS: usize = 32;
+/// Answers one request is given in all, at most (a range of filters is 1,000 at most, Core's
+/// `MAX_GETCFILTERS_SIZE`; an address request ends by 1,000 addresses).
+const MAX_ANSWERS: u32 = 1_000;
 
 /// What a request waits for.
 #[derive(Debug, Clone)]
@@ -63,7 +71,9 @@ pub(crate) enum Answer {
 struct Entry {
     id: u64,
     want: Want,
-    tx: mpsc::UnboundedSender<Answer>,
+    tx: mpsc::Sender<Answer>,
+    /// Answers given so far.
+    given: u32,
 }
 
 /// The requests in flight, oldest first.
@@ -75,13 +85,13 @@ pub(crate) struct Requests {
 
 impl Requests {
     /// Registers a request; `None` when [`MAX_REQUESTS`] already wait.
-    pub(crate) fn add(&mut self, want: Want) -> Option<(u64, mpsc::UnboundedReceiver<Answer>)> {
+    pub(crate) fn add(&mut self, want: Want) -> Option<(u64, mpsc::Receiver<Answer>)> {
         if self.entries.len() >= MAX_REQUESTS {
             return None;
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(MAX_WAITING_ANSWERS);
         self.next_id = self.next_id.wrapping_add(1);
-        self.entries.push(Entry { id: self.next_id, want, tx });
+        self.entries.push(Entry { id: self.next_id, want, tx, given: 0 });
         Some((self.next_id, rx))
     }
 
@@ -95,22 +105,29 @@ impl Requests {
         self.entries.clear();
     }
 
-    /// Whether any request waits (the common case of none is one comparison).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    /// Requests waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Gives `answer` to the oldest request `matches` accepts (`None`), `once` requests being then
     /// forgotten; or hands it back (`Some`) when none takes it.
     fn give(&mut self, matches: impl Fn(&Want) -> bool, once: bool, answer: Answer) -> Option<Answer> {
-        let i = self.entries.iter().position(|e| matches(&e.want))?;
-        let entry = self.entries.get(i)?;
-        let back = match entry.tx.send(answer) {
-            Ok(()) => None,
-            // Its future is gone: the answer is unsolicited after all.
-            Err(mpsc::error::SendError(a)) => Some(a),
+        let Some(i) = self.entries.iter().position(|e| e.given < MAX_ANSWERS && matches(&e.want)) else {
+            return Some(answer);
         };
-        if once || back.is_some() {
+        let entry = self.entries.get_mut(i)?;
+        let (back, gone) = match entry.tx.try_send(answer) {
+            Ok(()) => {
+                entry.given = entry.given.saturating_add(1);
+                (None, false)
+            }
+            // Its reader is behind: this answer is unsolicited after all.
+            Err(mpsc::error::TrySendError::Full(a)) => (Some(a), false),
+            // Its future is gone.
+            Err(mpsc::error::TrySendError::Closed(a)) => (Some(a), true),
+        };
+        if once && back.is_none() || gone {
             self.entries.remove(i);
         }
         back
@@ -277,7 +294,7 @@ fn to_addrv2(time: u32, addr: &bitcoin::p2p::Address) -> Option<AddrV2Message> {
 pub(crate) struct Registration<'a> {
     pub(crate) peer: &'a super::Peer,
     pub(crate) id: u64,
-    pub(crate) answers: mpsc::UnboundedReceiver<Answer>,
+    pub(crate) answers: mpsc::Receiver<Answer>,
     pub(crate) started: Instant,
 }
 
@@ -295,26 +312,33 @@ impl super::Peer {
             return None;
         }
         let (id, answers) = st.requests.add(want)?;
+        self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
         Some(Registration { peer: self, id, answers, started: std::time::Instant::now() })
     }
 
     /// Whether any awaitable request waits.
     pub(crate) fn has_requests(&self) -> bool {
-        !self.lock().requests.is_empty()
+        self.shared.requests_waiting.load(Ordering::Relaxed) > 0
     }
 
     pub(crate) fn forget_request(&self, id: u64) {
-        self.lock().requests.remove(id);
+        let mut st = self.lock();
+        st.requests.remove(id);
+        self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
     }
 
     /// Offers a received message to the requests in flight (see `request`); what is left goes to
     /// the application.
     pub(crate) fn offer_to_requests(&self, message: Message, rtt: Option<std::time::Duration>) -> Option<Message> {
-        let mut st = self.lock();
-        if st.requests.is_empty() {
+        // The common case, no request waiting, takes no lock. (A request registered after this
+        // load and before its own message went out cannot be answered by this message.)
+        if !self.has_requests() {
             return Some(message);
         }
+        let mut st = self.lock();
         let announcing = st.counters.per_command.of(Command::SENDHEADERS).messages_sent > 0;
-        st.requests.offer(message, announcing, rtt)
+        let rest = st.requests.offer(message, announcing, rtt);
+        self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
+        rest
     }
 }
