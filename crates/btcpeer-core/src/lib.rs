@@ -62,6 +62,7 @@ pub use bitcoin;
 pub mod addrbook;
 pub mod blocking;
 pub mod network;
+pub mod node;
 pub mod peer;
 mod rng;
 #[cfg(feature = "sim")]

@@ -1,0 +1,1 @@
+//! Manual bans with expiry, the rolling discouragement filter, and the anchors file.

@@ -1,0 +1,1 @@
+//! Core's inbound eviction (`SelectNodeToEvict` in `node/eviction.cpp`).
