@@ -18,7 +18,7 @@ secs="${1:-${FUZZ_SECONDS:-20}}"
 case "$secs" in
   '' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
 esac
-targets=(frame_v1 payload v2_packet v2_handshake v2_cipher peer peer_tokio)
+targets=(frame_v1 payload v2_packet v2_handshake v2_cipher peer peer_tokio store_load)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "note: cargo-fuzz not found; trying 'cargo install cargo-fuzz --locked' (at most 5 minutes)"

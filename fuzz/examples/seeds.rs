@@ -148,5 +148,39 @@ fn main() {
     garbage.extend(record(0xff, b"not a frame at all, just bytes"));
     w.put("peer", "ping-then-garbage", &garbage);
 
+    store_seeds(&mut w);
     println!("wrote {} seeds under {}", w.count, w.root.display());
+}
+
+/// `store_load`: each loader's selector byte, then a valid file (an empty one and a small one).
+fn store_seeds(w: &mut Writer) {
+    use btcpeer::bitcoin::p2p::ServiceFlags;
+    use btcpeer::bitcoin::p2p::address::{AddrV2, AddrV2Message};
+    use btcpeer::core::addrbook::{AddrBook, Peer};
+
+    let now = 1_700_000_000;
+    let empty = AddrBook::new([7; 32], 1);
+    let mut book = AddrBook::new([7; 32], 1);
+    let source = Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333);
+    let addrs: Vec<AddrV2Message> = (0..20u8)
+        .map(|i| AddrV2Message {
+            time: now as u32,
+            services: ServiceFlags::NETWORK,
+            addr: AddrV2::Ipv4([8, i, 1, 1].into()),
+            port: 8333,
+        })
+        .chain([AddrV2Message {
+            time: now as u32,
+            services: ServiceFlags::NONE,
+            addr: AddrV2::TorV3([3; 32]),
+            port: 8333,
+        }])
+        .collect();
+    book.add(&addrs, &source, now);
+    book.good(&Peer::new(AddrV2::Ipv4([8, 1, 1, 1].into()), 8333), now);
+    for (name, b) in [("addrbook-empty", &empty), ("addrbook-small", &book)] {
+        let mut data = vec![0u8];
+        data.extend_from_slice(&b.encode());
+        w.put("store_load", name, &data);
+    }
 }

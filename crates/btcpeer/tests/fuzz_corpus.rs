@@ -85,6 +85,11 @@ fn s1_replay_peer_corpus_through_the_core() {
 }
 
 #[test]
+fn r_n_replay_store_corpus() {
+    replay(&fuzz_dir().join("corpus/store_load"), harness::store_load);
+}
+
+#[test]
 fn s1_replay_regressions() {
     let root = fuzz_dir().join("regressions");
     let Ok(entries) = std::fs::read_dir(&root) else {
@@ -102,6 +107,7 @@ fn s1_replay_regressions() {
             "v2_handshake" => harness::v2_handshake,
             "peer" => harness::peer,
             "peer_tokio" => harness::peer_tokio,
+            "store_load" => harness::store_load,
             other => panic!("fuzz/regressions/{other}: no fuzz target of that name"),
         };
         replay(&dir, target);

@@ -27,6 +27,7 @@
 
 mod file;
 mod group;
+mod name;
 mod tried;
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ use bitcoin::p2p::address::{AddrV2, AddrV2Message};
 
 pub use file::LoadError;
 pub use group::{NetKind, group, is_routable};
+pub use name::ParsePeerError;
 
 /// Buckets of the new table (`ADDRMAN_NEW_BUCKET_COUNT`).
 pub const NEW_BUCKETS: usize = 1_024;

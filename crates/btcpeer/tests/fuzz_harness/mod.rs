@@ -5,7 +5,7 @@
 //! which includes that file: a replayed input runs exactly what the fuzzer ran. One file per
 //! target family: `v1_targets` (frame_v1, payload), `v2_targets` (v2_packet, v2_cipher),
 //! `handshake_target` (v2_handshake), `core_target` (peer: the core, driven directly), `peer_target`
-//! (peer_tokio: the whole tokio driver).
+//! (peer_tokio: the whole tokio driver), `store_targets` (store_load: the node's file loaders).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -155,12 +155,14 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(mut r: R) {
 mod core_target;
 mod handshake_target;
 mod peer_target;
+mod store_targets;
 mod v1_targets;
 mod v2_targets;
 
 pub use core_target::peer;
 pub use handshake_target::v2_handshake;
 pub use peer_target::peer_tokio;
+pub use store_targets::{STORE_LOADERS, store_load};
 pub use v1_targets::{frame_v1, payload};
 pub use v2_targets::{Ciphers, ciphers, v2_cipher, v2_packet};
 // Each target's helpers, visible to the others (`use super::*` in each file).
