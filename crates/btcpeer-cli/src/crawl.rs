@@ -7,19 +7,29 @@
 //! | `node` | `addr`, `ok`, then `version`, `services`, `user_agent`, `start_height`, `relay`, `transport`, `rtt_us`, `addresses` (reachable) or `failure` | each address tried, once |
 //! | `summary` | `tried`, `reachable`, `failed`, `discovered`, `elapsed_ms`, `nodes_per_sec`, `by_version`, `by_user_agent`, `by_services`, `by_network`, `v2_share`, `median_rtt_us` | last |
 //!
+//! On a terminal, stderr shows a progress bar (done of discovered, then discovered, tried,
+//! reachable, failed and the rate), drawn by `indicatif` ten times a second; it is hidden otherwise.
+//!
+//! Seeds and gossip may name Tor v3 (`….onion`) and I2P (`….b32.i2p`) addresses: they are dialed
+//! through `--socks5`, and skipped without it. Each address is dialed in v2 first under `--transport
+//! auto` unless the book remembers a failed v2 attempt: then straight in v1.
+//!
 //! On regtest, simnet and `--magic` networks local addresses learnt from gossip are crawled; on the
 //! others only with `--allow-local`. `--book FILE` loads what an earlier run learnt (a corrupt file
-//! is kept as `FILE.corrupt` and the crawl starts empty) and saves the book at the end.
+//! is kept as `FILE.corrupt` and the crawl starts empty), crawls its addresses after the seeds (so a
+//! second run needs no seed), and saves the book at the end.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use btcpeer::core::addrbook::AddrBook;
-use btcpeer::crawl::{CrawlFailure, Crawler, NodeReport};
+use btcpeer::core::addrbook::{AddrBook, NetKind, Peer as BookPeer};
+use btcpeer::crawl::{CrawlFailure, CrawlSummary, Crawler, NodeReport};
 use btcpeer::peer::Transport;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::events::Event;
@@ -29,8 +39,9 @@ use crate::{EXIT_FAILURE, EXIT_OK};
 /// `btcpeer crawl` options.
 #[derive(clap::Args, Debug)]
 pub struct CrawlArgs {
-    /// Where to start: HOST:PORT (or HOST, the network's default port), one or more.
-    #[arg(value_name = "SEED", required = true)]
+    /// Where to start: HOST:PORT (or HOST, the network's default port), one or more; optional with
+    /// a `--book` that has addresses (its tried ones first, then the rest, after any seeds).
+    #[arg(value_name = "SEED")]
     seeds: Vec<String>,
     #[command(flatten)]
     common: PeerArgs,
@@ -92,6 +103,7 @@ struct Summary {
     reachable: usize,
     failed: usize,
     discovered: usize,
+    skipped: usize,
     elapsed_ms: u64,
     nodes_per_sec: u64,
     by_version: BTreeMap<u32, usize>,
@@ -119,8 +131,8 @@ impl fmt::Display for CrawlEvent {
             CrawlEvent::Summary(s) => {
                 writeln!(
                     f,
-                    "crawled {} addresses in {} ms ({} nodes/s): {} reachable, {} failed, {} discovered",
-                    s.tried, s.elapsed_ms, s.nodes_per_sec, s.reachable, s.failed, s.discovered
+                    "crawled {} addresses in {} ms ({} nodes/s): {} reachable, {} failed, {} discovered, {} skipped",
+                    s.tried, s.elapsed_ms, s.nodes_per_sec, s.reachable, s.failed, s.discovered, s.skipped
                 )?;
                 writeln!(f, "  by protocol version: {}", join(s.by_version.iter()))?;
                 writeln!(f, "  by user agent (top 10): {}", join(s.by_user_agent.iter().map(|(k, v)| (k, v))))?;
@@ -202,14 +214,21 @@ pub fn run(args: CrawlArgs) -> u8 {
         Ok(n) => n,
         Err(code) => return code,
     };
-    let mut seeds = Vec::new();
+    let mut seeds: Vec<BookPeer> = Vec::new();
     for s in &args.seeds {
+        if let Some(name) = s.parse::<BookPeer>().ok().filter(|p| p.socket_addr().is_none()) {
+            if args.socks5.is_none() {
+                return usage(format!("{s}: a Tor or I2P address needs --socks5"));
+            }
+            seeds.push(name);
+            continue;
+        }
         let target = match crate::report::parse_target(s, network.default_port()) {
             Ok(t) => t,
             Err(e) => return usage(e),
         };
         match target.to_socket_addrs() {
-            Ok(mut a) => seeds.extend(a.next()),
+            Ok(mut a) => seeds.extend(a.next().map(BookPeer::from)),
             Err(e) => return usage(format!("{s}: {e}")),
         }
     }
@@ -228,6 +247,14 @@ pub fn run(args: CrawlArgs) -> u8 {
         k
     };
     let mut book = load_book(args.book.as_ref(), key).allow_local(args.allow_local || local_network);
+    // A second run starts from what the first learnt: the book's addresses after the seeds, those
+    // that answered before first.
+    let mut known: Vec<_> = book.entries().map(|e| (!e.in_tried, e.peer.clone())).collect();
+    known.sort_by_key(|(untried, _)| *untried);
+    seeds.extend(known.into_iter().map(|(_, p)| p));
+    if seeds.is_empty() {
+        return usage("no SEED given and no addresses in the book to start from".into());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -244,17 +271,20 @@ pub fn run(args: CrawlArgs) -> u8 {
         .max_nodes(args.max_nodes)
         .timeout(args.timeout)
         .allow_local(args.allow_local || local_network);
-    let totals = runtime.block_on(crawler.run(&seeds, &mut book, |node| {
+    let progress = CrawlProgress::new(std::io::stderr().is_terminal() && !args.common.json);
+    let totals = runtime.block_on(crawler.run_with_progress(seeds, &mut book, |node, so_far| {
         let event = node_event(node);
-        out.emit(&event);
+        progress.bar.suspend(|| out.emit(&event));
+        progress.update(so_far, started.elapsed());
         if let Some(f) = file.as_mut() {
             use std::io::Write;
             let _ = writeln!(f, "{}", serde_json::to_string(&event).unwrap_or_default());
         }
         if let Ok(info) = &node.result {
-            reachable.push((node.addr, info.clone()));
+            reachable.push((node.addr.clone(), info.clone()));
         }
     }));
+    drop(progress);
     let elapsed = started.elapsed();
     let summary = summarise(&totals, &reachable, elapsed);
     out.emit(&CrawlEvent::Summary(summary));
@@ -269,7 +299,7 @@ pub fn run(args: CrawlArgs) -> u8 {
 
 fn summarise(
     totals: &btcpeer::crawl::CrawlSummary,
-    nodes: &[(SocketAddr, btcpeer::crawl::NodeInfo)],
+    nodes: &[(BookPeer, btcpeer::crawl::NodeInfo)],
     elapsed: Duration,
 ) -> Summary {
     let mut s = Summary {
@@ -277,6 +307,7 @@ fn summarise(
         reachable: totals.reachable,
         failed: totals.failed,
         discovered: totals.discovered,
+        skipped: totals.skipped,
         elapsed_ms: elapsed.as_millis() as u64,
         nodes_per_sec: (totals.tried as f64 / elapsed.as_secs_f64().max(1e-3)) as u64,
         ..Summary::default()
@@ -288,7 +319,7 @@ fn summarise(
         *s.by_version.entry(n.version).or_default() += 1;
         *agents.entry(n.user_agent.clone()).or_default() += 1;
         *s.by_services.entry(n.services.to_u64()).or_default() += 1;
-        *s.by_network.entry(if addr.is_ipv4() { "ipv4" } else { "ipv6" }).or_default() += 1;
+        *s.by_network.entry(network_name(&addr.addr)).or_default() += 1;
         v2 += usize::from(n.transport == Transport::V2);
         rtts.extend(n.rtt.map(|r| r.as_micros() as u64));
     }
@@ -300,4 +331,83 @@ fn summarise(
     rtts.sort_unstable();
     s.median_rtt_us = rtts.get(rtts.len() / 2).copied();
     s
+}
+
+/// The network type of the summary's `by_network`.
+fn network_name(addr: &btcpeer::bitcoin::p2p::address::AddrV2) -> &'static str {
+    match NetKind::of(addr) {
+        Some(NetKind::Ipv4) => "ipv4",
+        Some(NetKind::Ipv6) => "ipv6",
+        Some(NetKind::Onion) => "onion",
+        Some(NetKind::I2p) => "i2p",
+        Some(NetKind::Cjdns) => "cjdns",
+        _ => "other",
+    }
+}
+
+/// The crawl's progress bar on stderr (hidden when stderr is not a terminal, or with `--json`):
+/// done of discovered, with the counts and the rate. Cleared when dropped.
+struct CrawlProgress {
+    bar: ProgressBar,
+}
+
+impl CrawlProgress {
+    const TEMPLATE: &str = "crawl [{bar:30}] {pos}/{len} {msg}";
+
+    fn new(terminal: bool) -> CrawlProgress {
+        let draw = if terminal { ProgressDrawTarget::stderr_with_hz(10) } else { ProgressDrawTarget::hidden() };
+        let bar = ProgressBar::with_draw_target(Some(0), draw);
+        // The template is fixed and valid; the default style would do as well.
+        let style = ProgressStyle::with_template(Self::TEMPLATE).unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style.progress_chars("#-"));
+        CrawlProgress { bar }
+    }
+
+    fn update(&self, s: &CrawlSummary, elapsed: Duration) {
+        let done = s.reachable.saturating_add(s.failed) as u64;
+        self.bar.set_length(s.discovered as u64);
+        self.bar.set_position(done);
+        self.bar.set_message(progress_message(s, elapsed));
+    }
+}
+
+impl Drop for CrawlProgress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn progress_message(s: &CrawlSummary, elapsed: Duration) -> String {
+    let rate = s.reachable.saturating_add(s.failed) as f64 / elapsed.as_secs_f64().max(1e-3);
+    format!(
+        "discovered {} · tried {} · reachable {} · failed {} · {:.0} nodes/s",
+        s.discovered, s.tried, s.reachable, s.failed, rate
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_shows_discovered_tried_reachable_failed_and_rate() {
+        let mut s = CrawlSummary::default();
+        (s.discovered, s.tried, s.reachable, s.failed) = (40, 30, 20, 5);
+        assert_eq!(
+            progress_message(&s, Duration::from_secs(5)),
+            "discovered 40 · tried 30 · reachable 20 · failed 5 · 5 nodes/s"
+        );
+        let p = CrawlProgress::new(false);
+        p.update(&s, Duration::from_secs(5));
+        assert_eq!((p.bar.position(), p.bar.length()), (25, Some(40)));
+    }
+
+    #[test]
+    fn the_summary_names_every_network_type() {
+        use btcpeer::bitcoin::p2p::address::AddrV2;
+        assert_eq!(network_name(&AddrV2::Ipv4([8, 8, 8, 8].into())), "ipv4");
+        assert_eq!(network_name(&AddrV2::TorV3([1; 32])), "onion");
+        assert_eq!(network_name(&AddrV2::I2p([1; 32])), "i2p");
+        assert_eq!(network_name(&AddrV2::Cjdns("fc00::1".parse().unwrap())), "cjdns");
+    }
 }

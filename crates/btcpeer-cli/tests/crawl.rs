@@ -84,6 +84,13 @@ fn r_n_crawl_reports_every_node_and_a_summary_and_keeps_its_book() {
     println!("summary: {summary}");
     assert!(book.exists());
 
+    // A second run starts from the book: no seed needed.
+    let r = run_line(&format!("crawl --network regtest --transport v1 --timeout 5 --json --book {}", book.display()));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.of("summary")[0]["reachable"], NODES as u64, "{r:?}");
+    let r = run_line("crawl --network regtest");
+    assert_eq!(r.code, 2, "no seed and no book is a usage error: {r:?}");
+
     // A corrupt book is kept aside and the crawl starts empty.
     std::fs::write(&book, b"garbage").unwrap();
     let r = run_line(&line);

@@ -18,15 +18,14 @@
 //! ```
 
 use std::collections::{HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::p2p::ServiceFlags;
-use bitcoin::p2p::address::{AddrV2, AddrV2Message};
-use btcpeer_core::addrbook::{AddrBook, Peer as BookPeer, is_routable};
+use bitcoin::p2p::address::AddrV2Message;
+use btcpeer_core::addrbook::{AddrBook, NetKind, Peer as BookPeer, V2Support, is_routable};
 use tokio::task::JoinSet;
 
-use crate::peer::{ConnectError, DisconnectReason, NoopHandler, Peer, PeerConfig, Transport};
+use crate::peer::{ConnectError, DisconnectReason, NoopHandler, Peer, PeerConfig, Transport, V2Policy};
 
 /// What a reachable node said about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,8 +65,8 @@ pub enum CrawlFailure {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NodeReport {
-    /// The address crawled.
-    pub addr: SocketAddr,
+    /// The address crawled (an IP, or a `.onion` / `.b32.i2p` name dialed through the proxy).
+    pub addr: BookPeer,
     /// What it said, or why it failed.
     pub result: Result<NodeInfo, CrawlFailure>,
 }
@@ -82,8 +81,11 @@ pub struct CrawlSummary {
     pub reachable: usize,
     /// Addresses that failed.
     pub failed: usize,
-    /// Distinct addresses learnt (seeds included).
+    /// Distinct addresses queued to be crawled (seeds included; at most `max_nodes`).
     pub discovered: usize,
+    /// Addresses learnt that were not crawled: local ones (without `allow_local`), names without a
+    /// proxy, kinds nobody can dial, or past `max_nodes`.
+    pub skipped: usize,
 }
 
 /// A crawl's settings: see the [module](self).
@@ -98,14 +100,6 @@ pub struct Crawler {
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn book_peer(addr: SocketAddr) -> BookPeer {
-    let a = match addr.ip() {
-        IpAddr::V4(ip) => AddrV2::Ipv4(ip),
-        IpAddr::V6(ip) => AddrV2::Ipv6(ip),
-    };
-    BookPeer::new(a, addr.port())
 }
 
 impl Crawler {
@@ -139,68 +133,118 @@ impl Crawler {
         self
     }
 
-    /// Crawls from `seeds`; `on_node` sees each result as it comes, each address once.
-    pub async fn run(
+    /// Crawls from `seeds` (socket addresses, or book peers such as `.onion` names); `on_node`
+    /// sees each result as it comes, each address once.
+    pub async fn run<S: Into<BookPeer>>(
         &self,
-        seeds: &[SocketAddr],
+        seeds: impl IntoIterator<Item = S>,
         book: &mut AddrBook,
         mut on_node: impl FnMut(&NodeReport),
     ) -> CrawlSummary {
+        self.run_with_progress(seeds, book, |node, _| on_node(node)).await
+    }
+
+    /// [`run`](Crawler::run), with the totals so far beside each result (for a progress display).
+    ///
+    /// Memory is bounded whatever the network gossips: at most `max_nodes` addresses are ever
+    /// queued or remembered as seen, each node's answer is at most 1,000 addresses, and what is
+    /// learnt beyond that goes only into the (bounded) book.
+    pub async fn run_with_progress<S: Into<BookPeer>>(
+        &self,
+        seeds: impl IntoIterator<Item = S>,
+        book: &mut AddrBook,
+        mut on_node: impl FnMut(&NodeReport, &CrawlSummary),
+    ) -> CrawlSummary {
         let mut summary = CrawlSummary::default();
-        let mut seen: HashSet<SocketAddr> = HashSet::new();
-        let mut queue: VecDeque<SocketAddr> = VecDeque::new();
+        let mut seen: HashSet<BookPeer> = HashSet::new();
+        let mut queue: VecDeque<BookPeer> = VecDeque::new();
         for s in seeds {
-            if seen.insert(*s) {
-                queue.push_back(*s);
+            let s = s.into();
+            if seen.len() < self.max_nodes && seen.insert(s.clone()) {
+                queue.push_back(s);
             }
+        }
+        summary.discovered = seen.len();
+        // The seeds go into the book as their own source, as Core's fixed seeds do.
+        let now = unix_now();
+        for s in &queue {
+            let entry =
+                AddrV2Message { time: now as u32, services: ServiceFlags::NONE, addr: s.addr.clone(), port: s.port };
+            book.add(&[entry], s, now);
         }
         let mut tasks = JoinSet::new();
         loop {
             while tasks.len() < self.concurrency && summary.tried < self.max_nodes {
-                let Some(addr) = queue.pop_front() else { break };
+                let Some(peer) = queue.pop_front() else { break };
                 summary.tried = summary.tried.saturating_add(1);
-                book.attempt(&book_peer(addr), unix_now());
-                let (config, timeout) = (self.config.clone(), self.timeout);
-                tasks.spawn(crawl_one(addr, config, timeout));
+                let config = self.dial_config(book, &peer);
+                book.attempt(&peer, unix_now());
+                tasks.spawn(crawl_one(peer, config, self.timeout));
             }
             let Some(done) = tasks.join_next().await else { break };
             let Ok((report, learnt)) = done else { continue };
             let now = unix_now();
-            let source = book_peer(report.addr);
+            let source = report.addr.clone();
             match &report.result {
                 Ok(info) => {
                     summary.reachable = summary.reachable.saturating_add(1);
                     book.good(&source, now);
-                    book.connected(&source, info.services, Some(info.transport == Transport::V2), now);
+                    // A v1 connection under a policy that tried v2 first means v2 failed here.
+                    let v2 = match info.transport {
+                        Transport::V2 => Some(true),
+                        _ if self.config.v2_policy() != V2Policy::Never => Some(false),
+                        _ => None,
+                    };
+                    book.connected(&source, info.services, v2, now);
                 }
                 Err(_) => summary.failed = summary.failed.saturating_add(1),
             }
             book.add(&learnt, &source, now);
             for a in &learnt {
-                let ip = match &a.addr {
-                    AddrV2::Ipv4(ip) => IpAddr::V4(*ip),
-                    AddrV2::Ipv6(ip) => IpAddr::V6(*ip),
-                    _ => continue,
-                };
-                if !self.allow_local && !is_routable(&a.addr) {
+                let peer = BookPeer::new(a.addr.clone(), a.port);
+                if !self.dialable(&peer) || seen.len() >= self.max_nodes {
+                    if !seen.contains(&peer) {
+                        summary.skipped = summary.skipped.saturating_add(1);
+                    }
                     continue;
                 }
-                let addr = SocketAddr::new(ip, a.port);
-                if seen.insert(addr) {
-                    queue.push_back(addr);
+                if seen.insert(peer.clone()) {
+                    queue.push_back(peer);
                 }
             }
-            on_node(&report);
+            summary.discovered = seen.len();
+            on_node(&report, &summary);
         }
-        summary.discovered = seen.len();
         summary
+    }
+
+    /// Whether `peer` can be dialed: an IP (routable, or local when allowed), or a Tor v3 / I2P
+    /// name with a proxy to reach it through.
+    fn dialable(&self, peer: &BookPeer) -> bool {
+        match NetKind::of(&peer.addr) {
+            Some(NetKind::Onion | NetKind::I2p) => self.config.proxy().is_some(),
+            Some(_) => self.allow_local || is_routable(&peer.addr),
+            None => false,
+        }
+    }
+
+    /// The configuration to dial `peer` with. Under [`V2Policy::Prefer`] (the CLI's `auto`), v2
+    /// first, except where the book remembers a failed v2 attempt: straight to v1 then, with no
+    /// wasted reconnect. `Never` and `Require` are the caller's and kept.
+    fn dial_config(&self, book: &AddrBook, peer: &BookPeer) -> PeerConfig {
+        let known = book.info(peer).map(|i| i.v2).unwrap_or_default();
+        match (known, self.config.v2_policy()) {
+            (V2Support::Failed, V2Policy::Prefer) => self.config.with_v2(V2Policy::Never),
+            _ => self.config.clone(),
+        }
     }
 }
 
 /// One node: dial, handshake, a ping, its addresses, all within `timeout`.
-async fn crawl_one(addr: SocketAddr, config: PeerConfig, timeout: Duration) -> (NodeReport, Vec<AddrV2Message>) {
+async fn crawl_one(addr: BookPeer, config: PeerConfig, timeout: Duration) -> (NodeReport, Vec<AddrV2Message>) {
+    let target = addr.to_string();
     let work = async {
-        let (peer, remote) = match Peer::connect(&addr.to_string(), config, NoopHandler).await {
+        let (peer, remote) = match Peer::connect(&target, config, NoopHandler).await {
             Ok(c) => c,
             Err(ConnectError::Handshake { reason, .. }) => return Err(CrawlFailure::Handshake(reason)),
             Err(ConnectError::Timeout(_)) => return Err(CrawlFailure::Timeout),

@@ -150,6 +150,30 @@ impl PeerConfig {
         self.inner.v2
     }
 
+    /// This configuration with another v2 policy (the rest shared): how a dialer follows what its
+    /// address book knows of each address.
+    ///
+    /// ```
+    /// use btcpeer::network::Network;
+    /// use btcpeer::peer::{PeerConfig, V2Policy};
+    /// let config = PeerConfig::builder(Network::REGTEST).v2(V2Policy::Prefer).build().unwrap();
+    /// assert_eq!(config.with_v2(V2Policy::Never).v2_policy(), V2Policy::Never);
+    /// assert_eq!(config.v2_policy(), V2Policy::Prefer);
+    /// ```
+    pub fn with_v2(&self, policy: V2Policy) -> PeerConfig {
+        if self.inner.v2 == policy {
+            return self.clone();
+        }
+        let mut inner = (*self.inner).clone();
+        inner.v2 = policy;
+        PeerConfig { inner: std::sync::Arc::new(inner) }
+    }
+
+    /// The SOCKS5 proxy streams are dialed through, if any.
+    pub fn proxy(&self) -> Option<SocketAddr> {
+        self.inner.proxy
+    }
+
     /// The network.
     pub fn network(&self) -> &Network {
         &self.inner.network

@@ -88,9 +88,7 @@ async fn connect_with<X>(
         match attempt(addr, config.clone(), &make).await {
             Err(ConnectError::Handshake { reason: DisconnectReason::V1RetryAdvised, .. }) => {
                 tracing::debug!(addr, "the remote hung up on our v2 key; dialing again in v1");
-                let mut inner = (*config.inner).clone();
-                inner.v2 = V2Policy::Never;
-                attempt(addr, PeerConfig { inner: std::sync::Arc::new(inner) }, &make).await
+                attempt(addr, config.with_v2(V2Policy::Never), &make).await
             }
             other => other,
         }
