@@ -174,6 +174,7 @@ fn node_event(report: &NodeReport) -> CrawlEvent {
                 CrawlFailure::Unreachable(why) => format!("unreachable: {why}"),
                 CrawlFailure::Timeout => "timeout".into(),
                 CrawlFailure::Handshake(reason) => format!("handshake: {reason}"),
+                CrawlFailure::WrongNetwork(reason) => format!("wrong network: {reason}"),
                 other => format!("{other:?}"),
             };
             CrawlEvent::Node {

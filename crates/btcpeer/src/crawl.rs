@@ -26,6 +26,7 @@ use btcpeer_core::addrbook::{AddrBook, NetKind, Peer as BookPeer, V2Support, is_
 use tokio::task::JoinSet;
 
 use crate::peer::{ConnectError, DisconnectReason, NoopHandler, Peer, PeerConfig, Transport, V2Policy};
+use crate::wire::FrameError;
 
 /// What a reachable node said about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,8 +58,11 @@ pub enum CrawlFailure {
     Unreachable(String),
     /// No handshake within the deadline.
     Timeout,
-    /// The handshake failed (a wrong network, a refusal …).
+    /// The handshake failed (a refusal, an obsolete version, missing services …).
     Handshake(DisconnectReason),
+    /// The node is on another network: its frames carry another magic, or it closed on our version
+    /// without a byte, as Core and btcd do on a foreign magic.
+    WrongNetwork(DisconnectReason),
 }
 
 /// One node's result.
@@ -246,7 +250,11 @@ async fn crawl_one(addr: BookPeer, config: PeerConfig, timeout: Duration) -> (No
     let work = async {
         let (peer, remote) = match Peer::connect(&target, config, NoopHandler).await {
             Ok(c) => c,
-            Err(ConnectError::Handshake { reason, .. }) => return Err(CrawlFailure::Handshake(reason)),
+            Err(ConnectError::Handshake { reason, hint }) => {
+                let foreign = matches!(reason, DisconnectReason::Frame(FrameError::WrongMagic { .. }))
+                    || hint.is_some_and(|h| h.contains("on this network"));
+                return Err(if foreign { CrawlFailure::WrongNetwork(reason) } else { CrawlFailure::Handshake(reason) });
+            }
             Err(ConnectError::Timeout(_)) => return Err(CrawlFailure::Timeout),
             Err(e) => return Err(CrawlFailure::Unreachable(e.to_string())),
         };

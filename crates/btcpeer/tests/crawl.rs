@@ -11,7 +11,7 @@ use std::time::Duration;
 use btcpeer::bitcoin::p2p::ServiceFlags;
 use btcpeer::bitcoin::p2p::address::{AddrV2, AddrV2Message};
 use btcpeer::core::addrbook::AddrBook;
-use btcpeer::crawl::Crawler;
+use btcpeer::crawl::{CrawlFailure, Crawler};
 use btcpeer::network::Network;
 use btcpeer::peer::{Handler, NonceRegistry, Peer, PeerConfig, V2Policy};
 use tokio::net::TcpListener;
@@ -161,4 +161,10 @@ async fn r_n_a_failed_v2_attempt_is_remembered_and_gossip_cannot_grow_the_crawl(
     let bounded = crawl.max_nodes(5).run([seed], &mut book, |_| {}).await;
     assert_eq!((bounded.tried, bounded.discovered), (5, 5), "{bounded:?}");
     assert!(bounded.skipped > 0);
+    // A mainnet crawler at a regtest node: the failure says so.
+    let mainnet = PeerConfig::builder(Network::MAINNET).build().unwrap();
+    let mut failures = Vec::new();
+    let wrong = Crawler::new(mainnet).allow_local(true).timeout(Duration::from_secs(5));
+    wrong.run([seed], &mut AddrBook::new([4; 32], 1), |n| failures.push(n.result.clone())).await;
+    assert!(matches!(failures.as_slice(), [Err(CrawlFailure::WrongNetwork(_))]), "{failures:?}");
 }
