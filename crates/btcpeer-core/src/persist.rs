@@ -167,6 +167,15 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(self.take(N, what)?);
         Ok(a)
     }
+    pub(crate) fn u16_be(&mut self, what: &str) -> Result<u16, String> {
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+    pub(crate) fn u32_le(&mut self, what: &str) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+    pub(crate) fn u64_le(&mut self, what: &str) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
     /// `Err` unless every byte was read.
     pub(crate) fn finish(&self, what: &str) -> Result<(), String> {
         match self.remaining() {
