@@ -183,4 +183,18 @@ fn store_seeds(w: &mut Writer) {
         data.extend_from_slice(&b.encode());
         w.put("store_load", name, &data);
     }
+    // The discouragement filter's file is 539 KB, past what the fuzzer feeds: no seed for it.
+    use btcpeer::core::node::bans::{BanList, encode_anchors};
+    let mut list = BanList::new();
+    list.ban("10.0.0.0/8".parse().expect("a subnet"), now + 3600);
+    list.ban(std::net::IpAddr::from([1, 2, 3, 4]).into(), now + 60);
+    let anchors = encode_anchors(&[
+        "1.2.3.4:8333".parse().expect("an address"),
+        "[2001:db8::1]:8333".parse().expect("an address"),
+    ]);
+    for (name, selector, file) in [("bans", 1u8, list.encode()), ("anchors", 3, anchors)] {
+        let mut data = vec![selector];
+        data.extend_from_slice(&file);
+        w.put("store_load", name, &data);
+    }
 }

@@ -5,15 +5,30 @@
 //! loads to the same thing.
 
 use btcpeer::core::addrbook::AddrBook;
+use btcpeer::core::node::bans::{self, BanList, Discouraged};
 
 /// The loaders, in the order of the selector byte.
-pub const STORE_LOADERS: [&str; 1] = ["addrbook"];
+pub const STORE_LOADERS: [&str; 4] = ["addrbook", "bans", "discouraged", "anchors"];
 
 /// One input: see the [module](self).
 pub fn store_load(data: &[u8]) {
     let Some((&selector, file)) = data.split_first() else { return };
-    if usize::from(selector) % STORE_LOADERS.len() == 0 {
-        book(file);
+    match usize::from(selector) % STORE_LOADERS.len() {
+        0 => book(file),
+        1 => {
+            let Ok(list) = BanList::decode(file) else { return };
+            assert!(list.len() <= bans::MAX_BANS);
+            assert_eq!(BanList::decode(&list.encode()).as_ref(), Ok(&list), "ban lists round-trip");
+        }
+        2 => {
+            let Ok(filter) = Discouraged::decode(file) else { return };
+            assert_eq!(Discouraged::decode(&filter.encode()).as_ref(), Ok(&filter), "filters round-trip");
+        }
+        _ => {
+            let Ok(anchors) = bans::decode_anchors(file) else { return };
+            assert!(anchors.len() <= bans::MAX_ANCHORS);
+            assert_eq!(bans::decode_anchors(&bans::encode_anchors(&anchors)), Ok(anchors), "anchors round-trip");
+        }
     }
 }
 
