@@ -26,6 +26,9 @@
 //!   leniencies), liveness and stall deadlines.
 //! - [`addrbook`]: an address book on Bitcoin Core's design (new and tried tables, keyed
 //!   buckets, test-before-evict), bounded, with a checksummed file format.
+//! - [`node`]: a node's connection policy: Core's inbound eviction, manual bans, the
+//!   discouragement filter, the anchors file.
+//! - [`persist`]: the framing (magic, version, checksum) and atomic write every file uses.
 //! - [`blocking`]: a [`PeerCore`](peer::PeerCore) over a blocking `std::net::TcpStream`.
 //! - `sim` (feature `sim`): many peer cores linked by in-memory links with latency, bandwidth and
 //!   loss, on simulated time, seeded.
@@ -64,6 +67,7 @@ pub mod blocking;
 pub mod network;
 pub mod node;
 pub mod peer;
+pub mod persist;
 mod rng;
 #[cfg(feature = "sim")]
 pub mod sim;

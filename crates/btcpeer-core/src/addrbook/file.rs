@@ -7,40 +7,16 @@
 //! (u64 each), failed attempts (u32), its source's address, whether it is in tried, and its v2
 //! support (a byte each). Positions are not stored: they follow from the key.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::AddrV2;
 
 use super::{AddrBook, AddrInfo, EMPTY, MAX_ENTRIES, Peer, V2Support};
+use crate::persist::{self, HEADER_LEN, LoadError, Reader};
 
 const MAGIC: &[u8; 8] = b"BTCPBOOK";
 const VERSION: u8 = 1;
-
-/// Why a book file could not be read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LoadError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not a book, is of another version, is truncated or corrupted.
-    #[error("{path}: {problem}")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, at which byte.
-        problem: String,
-    },
-}
 
 /// An address's BIP155 encoding: network id, length, bytes.
 pub(super) fn addr_bytes(addr: &AddrV2) -> Vec<u8> {
@@ -57,45 +33,21 @@ pub(super) fn addr_bytes(addr: &AddrV2) -> Vec<u8> {
     out
 }
 
-/// Reads bytes front to back, each failure naming where it happened.
-struct Cursor<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
-        let end = self.at.checked_add(n).filter(|e| *e <= self.data.len());
-        let Some(end) = end else {
-            return Err(format!("truncated at byte {} (reading {what})", self.at));
-        };
-        let s = self.data.get(self.at..end).unwrap_or_default();
-        self.at = end;
-        Ok(s)
-    }
-    fn u8(&mut self, what: &str) -> Result<u8, String> {
-        Ok(self.take(1, what)?.first().copied().unwrap_or(0))
-    }
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
-    }
-    fn addr(&mut self, what: &str) -> Result<AddrV2, String> {
-        let at = self.at;
-        let id = self.u8(what)?;
-        let len = usize::from(self.u8(what)?);
-        let b = self.take(len, what)?;
-        let bad = || format!("bad {what} at byte {at} (network {id}, {len} bytes)");
-        Ok(match (id, len) {
-            (1, 4) => AddrV2::Ipv4(<[u8; 4]>::try_from(b).map_err(|_| bad())?.into()),
-            (2, 16) => AddrV2::Ipv6(<[u8; 16]>::try_from(b).map_err(|_| bad())?.into()),
-            (4, 32) => AddrV2::TorV3(<[u8; 32]>::try_from(b).map_err(|_| bad())?),
-            (5, 32) => AddrV2::I2p(<[u8; 32]>::try_from(b).map_err(|_| bad())?),
-            (6, 16) => AddrV2::Cjdns(<[u8; 16]>::try_from(b).map_err(|_| bad())?.into()),
-            _ => return Err(bad()),
-        })
-    }
+/// Reads an address in its BIP155 encoding.
+fn read_addr(c: &mut Reader<'_>, what: &str) -> Result<AddrV2, String> {
+    let at = c.pos();
+    let id = c.u8(what)?;
+    let len = usize::from(c.u8(what)?);
+    let b = c.take(len, what)?;
+    let bad = || format!("bad {what} at byte {at} (network {id}, {len} bytes)");
+    Ok(match (id, len) {
+        (1, 4) => AddrV2::Ipv4(<[u8; 4]>::try_from(b).map_err(|_| bad())?.into()),
+        (2, 16) => AddrV2::Ipv6(<[u8; 16]>::try_from(b).map_err(|_| bad())?.into()),
+        (4, 32) => AddrV2::TorV3(<[u8; 32]>::try_from(b).map_err(|_| bad())?),
+        (5, 32) => AddrV2::I2p(<[u8; 32]>::try_from(b).map_err(|_| bad())?),
+        (6, 16) => AddrV2::Cjdns(<[u8; 16]>::try_from(b).map_err(|_| bad())?.into()),
+        _ => return Err(bad()),
+    })
 }
 
 impl AddrBook {
@@ -106,8 +58,6 @@ impl AddrBook {
     /// in tried, and its v2 support. Positions are not stored: they follow from the key.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len().saturating_mul(80).saturating_add(64));
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
         out.extend_from_slice(&self.key);
         out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         let mut ids: Vec<&u32> = self.entries.keys().collect();
@@ -128,28 +78,13 @@ impl AddrBook {
                 V2Support::Failed => 2,
             });
         }
-        let sum = sha256d::Hash::hash(&out).to_byte_array();
-        out.extend_from_slice(&sum);
-        out
+        persist::seal(MAGIC, VERSION, &out)
     }
 
     /// A book from file bytes; `seed` seeds its generator. `Err` says what is wrong and where.
     pub fn decode(data: &[u8], seed: u64) -> Result<AddrBook, String> {
-        let Some(body_len) = data.len().checked_sub(32) else {
-            return Err(format!("truncated: {} bytes, too short for a book", data.len()));
-        };
-        let (body, sum) = data.split_at(body_len);
-        let mut c = Cursor { data: body, at: 0 };
-        if c.take(8, "the magic")? != MAGIC {
-            return Err("not a btcpeer address book (bad magic)".into());
-        }
-        let version = c.u8("the version")?;
-        if version != VERSION {
-            return Err(format!("version {version}, this build reads version {VERSION}"));
-        }
-        if sha256d::Hash::hash(body).to_byte_array() != sum {
-            return Err("checksum mismatch (truncated or corrupted)".into());
-        }
+        let body = persist::unseal(MAGIC, VERSION, data)?;
+        let mut c = Reader::new(body, HEADER_LEN);
         let key = c.array::<32>("the key")?;
         let count = u32::from_le_bytes(c.array::<4>("the count")?) as usize;
         if count > MAX_ENTRIES {
@@ -158,14 +93,14 @@ impl AddrBook {
         let mut book = AddrBook::new(key, seed);
         book.allow_local = true;
         for _ in 0..count {
-            let addr = c.addr("an address")?;
+            let addr = read_addr(&mut c, "an address")?;
             let port = u16::from_be_bytes(c.array::<2>("a port")?);
             let services = ServiceFlags::from(u64::from_le_bytes(c.array::<8>("services")?));
             let time = u64::from_le_bytes(c.array::<8>("a time")?);
             let last_try = u64::from_le_bytes(c.array::<8>("a time")?);
             let last_success = u64::from_le_bytes(c.array::<8>("a time")?);
             let attempts = u32::from_le_bytes(c.array::<4>("attempts")?);
-            let source = c.addr("a source")?;
+            let source = read_addr(&mut c, "a source")?;
             let in_tried = c.u8("the table")? == 1;
             let v2 = match c.u8("v2 support")? {
                 1 => V2Support::Yes,
@@ -174,7 +109,7 @@ impl AddrBook {
             };
             let peer = Peer::new(addr, port);
             if book.index.contains_key(&peer) {
-                return Err(format!("a duplicate entry near byte {}", c.at));
+                return Err(format!("a duplicate entry near byte {}", c.pos()));
             }
             let info = AddrInfo {
                 peer,
@@ -190,9 +125,7 @@ impl AddrBook {
             };
             book.place(info, in_tried);
         }
-        if c.at != body.len() {
-            return Err(format!("{} bytes after the last entry", body.len().saturating_sub(c.at)));
-        }
+        c.finish("the last entry")?;
         book.allow_local = false;
         Ok(book)
     }
@@ -230,28 +163,14 @@ impl AddrBook {
         }
     }
 
-    /// Writes the book to `path` atomically: a temporary file beside it, fsync, rename. A crash
-    /// leaves the old file or the new one, never half of either.
+    /// Writes the book to `path` atomically ([`persist::write_atomic`]): a temporary file beside
+    /// it, fsync, rename. A crash leaves the old file or the new one, never half of either.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&self.encode())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // The rename itself reaches the disk with the directory.
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
+        persist::write_atomic(path, &self.encode())
     }
 
     /// Reads a book written by [`save`](AddrBook::save).
     pub fn load(path: &Path, seed: u64) -> Result<AddrBook, LoadError> {
-        let data = std::fs::read(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
-        AddrBook::decode(&data, seed).map_err(|problem| LoadError::Corrupt { path: path.to_path_buf(), problem })
+        persist::load_with(path, |data| AddrBook::decode(data, seed))
     }
 }

@@ -35,7 +35,7 @@ use bitcoin::hashes::{Hash, HashEngine, sha256d};
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::{AddrV2, AddrV2Message};
 
-pub use file::LoadError;
+pub use crate::persist::LoadError;
 pub use group::{NetKind, group, is_routable};
 
 /// Buckets of the new table (`ADDRMAN_NEW_BUCKET_COUNT`).
