@@ -165,7 +165,7 @@ impl NodeCore {
         self.book.add(&keep, &source, unix);
         let mut out: BTreeMap<ConnId, Vec<AddrV2Message>> = BTreeMap::new();
         for (a, h) in relay {
-            for to in self.relay_targets(id, &a, h, unix) {
+            for to in self.relay_targets_hashed(id, &a, h, unix) {
                 if let Some(c) = self.conns.get_mut(&to) {
                     if c.known.insert(h) {
                         out.entry(to).or_default().push(a.clone());
@@ -182,7 +182,12 @@ impl NodeCore {
     /// two (one, by the hash's low bit, for a network we cannot reach) of the address-relaying
     /// peers other than the origin, those with the highest keyed hash of (address, day, peer) —
     /// the same peers all day for one address, so relaying it again reaches no one new.
-    pub(super) fn relay_targets(&self, origin: ConnId, a: &AddrV2Message, hash_addr: u64, unix: u64) -> Vec<ConnId> {
+    pub fn relay_targets(&self, origin: ConnId, a: &AddrV2Message, unix: u64) -> Vec<ConnId> {
+        let h = self.keyed.hash(ID_ADDRESS_RELAY, &[&addr_key(a)]);
+        self.relay_targets_hashed(origin, a, h, unix)
+    }
+
+    fn relay_targets_hashed(&self, origin: ConnId, a: &AddrV2Message, hash_addr: u64, unix: u64) -> Vec<ConnId> {
         let day = unix.wrapping_add(hash_addr) / ROTATE_RELAY_SECS;
         let base = self.keyed.hash(ID_ADDRESS_RELAY, &[&hash_addr.to_le_bytes(), &day.to_le_bytes()]);
         let reachable = socket_of(&Peer::new(a.addr.clone(), a.port)).is_some();

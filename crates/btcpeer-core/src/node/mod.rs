@@ -47,9 +47,10 @@ use std::time::{Duration, Instant};
 use bitcoin::p2p::ServiceFlags;
 
 use crate::addrbook::{AddrBook, NetKind, group};
+use eviction::{EvictionCandidate, select_node_to_evict};
 use outbound::{Backoff, Manual};
 use relay::{ADDR_KNOWN, AddrCache, ID_NETGROUP, Keyed, RecentSet, TokenBucket, addr_of, peer_of};
-pub use stubs::{BanList, Discouraged, EvictionCandidate, MAX_ANCHORS, select_node_to_evict};
+pub use stubs::{BanList, Discouraged, MAX_ANCHORS};
 pub use types::{
     Action, Admission, ConnId, ConnInfo, ConnKind, Counts, Dial, Hello, NodeReason, NodeSettings, Refusal,
 };
@@ -263,7 +264,7 @@ impl NodeCore {
     /// Someone connected from `remote`: admit it, evicting an inbound peer if the table is full,
     /// or refuse it (Core's `CConnman::CreateNodeFromAcceptedSocket`, `net.cpp`): banned addresses
     /// are refused; discouraged ones only while there is room for one more after them; a full
-    /// table makes room by [`select_node_to_evict`] or refuses.
+    /// table makes room by [`eviction::select_node_to_evict`] or refuses.
     pub fn inbound(&mut self, remote: SocketAddr, now: Instant, unix: u64) -> Admission {
         self.last_now = self.last_now.max(now);
         let ip = remote.ip();
