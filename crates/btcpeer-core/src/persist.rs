@@ -167,11 +167,73 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(self.take(N, what)?);
         Ok(a)
     }
+    pub(crate) fn u16_be(&mut self, what: &str) -> Result<u16, String> {
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+    pub(crate) fn u32_le(&mut self, what: &str) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+    pub(crate) fn u64_le(&mut self, what: &str) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
     /// `Err` unless every byte was read.
     pub(crate) fn finish(&self, what: &str) -> Result<(), String> {
         match self.remaining() {
             0 => Ok(()),
             n => Err(format!("{n} bytes after {what}, at byte {}", self.pos())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("btcpeer-persist-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn write_atomic_replaces_the_file_and_leaves_no_temporary_one() {
+        let d = dir("replace");
+        let path = d.join("x.dat");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic(&path, b"new contents").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new contents");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+        // Into a directory that does not exist: an error, and nothing written.
+        assert!(write_atomic(&d.join("missing").join("x.dat"), b"x").is_err());
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn unseal_names_each_problem_and_where() {
+        let file = seal(b"ABCDEFGH", 3, b"body");
+        assert_eq!(file.len(), HEADER_LEN + 4 + CHECKSUM_LEN);
+        assert_eq!(unseal(b"ABCDEFGH", 3, &file), Ok(&b"body"[..]));
+        assert!(unseal(b"ABCDEFGX", 3, &file).unwrap_err().starts_with("bad magic at byte 0"));
+        assert!(unseal(b"ABCDEFGH", 4, &file).unwrap_err().starts_with("version 3 at byte 8"));
+        let mut flipped = file.clone();
+        flipped[10] ^= 0x80;
+        assert_eq!(
+            unseal(b"ABCDEFGH", 3, &flipped).unwrap_err(),
+            "checksum mismatch at byte 13 (truncated or corrupted)"
+        );
+        assert!(unseal(b"ABCDEFGH", 3, &file[..40]).unwrap_err().starts_with("truncated: 40 bytes"));
+        // An empty body is fine.
+        assert_eq!(unseal(b"ABCDEFGH", 3, &seal(b"ABCDEFGH", 3, b"")), Ok(&b""[..]));
+    }
+
+    #[test]
+    fn the_reader_names_what_it_was_reading_and_the_byte() {
+        let mut r = Reader::new(&[1, 2, 3], 9);
+        assert_eq!(r.u8("a"), Ok(1));
+        assert_eq!(r.u32_le("a count"), Err("truncated at byte 10 (reading a count)".to_string()));
+        assert_eq!(r.u16_be("a port"), Ok(0x0203));
+        assert_eq!(r.finish("the end"), Ok(()));
     }
 }
