@@ -1,0 +1,257 @@
+//! Outbound selection: anchors, manual peers, automatic full-relay and block-relay-only slots and
+//! feelers (Core's `CConnman::ThreadOpenConnections` and `ThreadOpenAddedConnections`, `net.cpp`).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bitcoin::p2p::ServiceFlags;
+
+use super::outbound::{MAX_MANUAL, MAX_MANUAL_CONNECTIONS, MAX_SELECT_RETRY, Manual};
+use super::relay::{addr_of, peer_of, socket_of};
+use super::{ConnId, ConnKind, Dial, MAX_ANCHORS, NodeCore};
+use crate::addrbook::{AddrInfo, V2Support, group};
+
+/// Selection attempts per round (Core: `if (nTries > 100) break;`).
+const MAX_TRIES: u32 = 100;
+/// Below this many attempts, addresses tried in the last 10 minutes are passed over (Core:
+/// `if (current_time - addr_last_try < 10min && nTries < 30) continue;`).
+const RECENT_TRY_TRIES: u32 = 30;
+const RECENT_TRY_SECS: u64 = 10 * 60;
+
+impl NodeCore {
+    /// Block-relay-only peers to dial first at start (saved at the last shutdown from
+    /// [`anchors`](NodeCore::anchors); Core's `m_anchors` in `CConnman::ThreadOpenConnections`).
+    /// At most [`MAX_ANCHORS`] are kept.
+    pub fn set_anchors(&mut self, mut anchors: Vec<SocketAddr>) {
+        anchors.truncate(MAX_ANCHORS);
+        // Taken from the back, as Core's `m_anchors.back()`: keep the given order first.
+        anchors.reverse();
+        self.anchors = anchors;
+    }
+
+    /// The established block-relay-only outbound peers, at most [`MAX_ANCHORS`], to save at
+    /// shutdown (Core's `CConnman::GetCurrentBlockRelayOnlyConns`).
+    pub fn anchors(&self) -> Vec<SocketAddr> {
+        self.conns
+            .values()
+            .filter(|c| c.info.kind == ConnKind::BlockRelay && c.info.established)
+            .map(|c| c.info.addr)
+            .take(MAX_ANCHORS)
+            .collect()
+    }
+
+    /// A peer to connect to, outside the automatic outbound counts (Core's `addnode`): dialed at
+    /// the next [`poll_dial`](NodeCore::poll_dial); a persistent one is dialed again, after its
+    /// backoff, whenever its connection ends. Returns false if it was already listed (its
+    /// persistence is updated) or the list is full.
+    pub fn add_peer(&mut self, addr: SocketAddr, persistent: bool) -> bool {
+        if let Some(m) = self.manual.iter_mut().find(|m| m.addr == addr) {
+            m.persistent |= persistent;
+            return false;
+        }
+        if self.manual.len() >= MAX_MANUAL {
+            return false;
+        }
+        self.manual.push(Manual { addr, persistent, dialed: false });
+        true
+    }
+
+    /// Forgets a manual peer (its connection, if any, stays). Returns whether it was listed.
+    pub fn remove_peer(&mut self, addr: SocketAddr) -> bool {
+        let before = self.manual.len();
+        self.manual.retain(|m| m.addr != addr);
+        for c in self.conns.values_mut().filter(|c| c.info.addr == addr) {
+            c.info.persistent = false;
+        }
+        self.manual.len() != before
+    }
+
+    fn connected_to(&self, addr: SocketAddr) -> bool {
+        self.conns.values().any(|c| c.info.addr == addr)
+    }
+
+    fn refused(&self, addr: SocketAddr, unix: u64) -> bool {
+        self.bans.is_banned(addr.ip(), unix) || self.discouraged.is_discouraged(addr.ip())
+    }
+
+    /// Whether `addr` is one of ours (Core's `IsLocal(addr)` check before dialing).
+    fn is_self(&self, addr: SocketAddr) -> bool {
+        self.settings.local_addr == Some(addr)
+    }
+
+    /// The network groups of automatic outbound connections (Core's
+    /// `outbound_ipv46_peer_netgroups`: full-relay, block-relay-only and feelers; not manual).
+    fn outbound_groups(&self) -> HashSet<Vec<u8>> {
+        self.conns
+            .values()
+            .filter(|c| matches!(c.info.kind, ConnKind::FullRelay | ConnKind::BlockRelay | ConnKind::Feeler))
+            .map(|c| group(&addr_of(c.info.addr.ip())))
+            .collect()
+    }
+
+    /// Registers a dial.
+    fn dial(&mut self, addr: SocketAddr, kind: ConnKind, persistent: bool, now: Instant, unix: u64) -> Dial {
+        let peer = peer_of(addr);
+        let v2 = self.book.info(&peer).map_or(V2Support::Unknown, |i| i.v2);
+        if kind != ConnKind::Manual {
+            // Core's `CConnman::ConnectNode`: `addrman.Attempt(addr, fCountFailure)` (a later
+            // `Good` clears it).
+            self.book.attempt(&peer, unix);
+        }
+        let id: ConnId = self.new_conn(addr, kind, persistent, now);
+        Dial { id, addr, kind, v2 }
+    }
+
+    /// The next connection to open, if any: anchors first (as block-relay-only), then manual
+    /// peers, then automatic full-relay connections up to their target, then block-relay-only
+    /// ones, then — once both are full — a feeler when one is due (a *new* address, or a tried
+    /// address whose slot a new one wants). Automatic choices come from the book, at most one per
+    /// network group, never banned, discouraged, already connected or backing off (Core's
+    /// `CConnman::ThreadOpenConnections`). Each dial counts in [`counts`](NodeCore::counts) until
+    /// its outcome is reported.
+    pub fn poll_dial(&mut self, now: Instant, unix: u64) -> Option<Dial> {
+        self.last_now = self.last_now.max(now);
+        if let Some(d) = self.dial_anchor(now, unix) {
+            return Some(d);
+        }
+        if let Some(d) = self.dial_manual(now, unix) {
+            return Some(d);
+        }
+        self.dial_automatic(now, unix)
+    }
+
+    fn dial_anchor(&mut self, now: Instant, unix: u64) -> Option<Dial> {
+        if !self.settings.dial_outbound {
+            return None;
+        }
+        while self.counts().block_relay < self.settings.block_relay {
+            let addr = self.anchors.pop()?;
+            // Core skips anchors that are invalid, local, unreachable or in a used group.
+            let used = self.outbound_groups().contains(&group(&addr_of(addr.ip())));
+            if used || self.is_self(addr) || self.connected_to(addr) || self.refused(addr, unix) {
+                continue;
+            }
+            return Some(self.dial(addr, ConnKind::BlockRelay, false, now, unix));
+        }
+        None
+    }
+
+    fn dial_manual(&mut self, now: Instant, unix: u64) -> Option<Dial> {
+        if self.counts().manual >= MAX_MANUAL_CONNECTIONS {
+            return None;
+        }
+        // Manual peers are dialed whatever their ban (Core's `OpenNetworkConnection` checks bans
+        // only for addresses it chose itself).
+        let pick = self
+            .manual
+            .iter()
+            .position(|m| m.pending() && !self.backoff.waiting(&m.addr, now) && !self.connected_to(m.addr))?;
+        let m = self.manual.get_mut(pick)?;
+        m.dialed = true;
+        let (addr, persistent) = (m.addr, m.persistent);
+        Some(self.dial(addr, ConnKind::Manual, persistent, now, unix))
+    }
+
+    fn dial_automatic(&mut self, now: Instant, unix: u64) -> Option<Dial> {
+        if !self.settings.dial_outbound {
+            return None;
+        }
+        if self.book.len() != self.select_book_len {
+            self.select_book_len = self.book.len();
+            self.reset_select(now);
+        }
+        let counts = self.counts();
+        let kind = if counts.full_relay < self.settings.full_relay {
+            ConnKind::FullRelay
+        } else if counts.block_relay < self.settings.block_relay {
+            ConnKind::BlockRelay
+        } else if self.settings.feelers && now >= self.next_feeler && counts.feeler == 0 {
+            let wait = super::outbound::exponential(self.settings.feeler_interval, self.random());
+            self.next_feeler = now.checked_add(wait).unwrap_or(now);
+            ConnKind::Feeler
+        } else {
+            return None;
+        };
+        if kind != ConnKind::Feeler && self.select_retry.is_some_and(|t| now < t) {
+            return None;
+        }
+        self.book.resolve_collisions(unix);
+        match self.select(kind == ConnKind::Feeler, now, unix) {
+            Some(addr) => Some(self.dial(addr, kind, false, now, unix)),
+            None => {
+                if kind != ConnKind::Feeler {
+                    self.select_retry = now.checked_add(self.select_wait);
+                    self.select_wait = self.select_wait.saturating_mul(2).min(MAX_SELECT_RETRY);
+                }
+                None
+            }
+        }
+    }
+
+    /// One selection round (Core's inner loop of `ThreadOpenConnections`).
+    fn select(&mut self, feeler: bool, now: Instant, unix: u64) -> Option<SocketAddr> {
+        let groups = self.outbound_groups();
+        let desirable = |i: &AddrInfo| {
+            (i.services.has(ServiceFlags::NETWORK) || i.services.has(ServiceFlags::NETWORK_LIMITED))
+                && i.services.has(ServiceFlags::WITNESS)
+        };
+        for tries in 1..=MAX_TRIES {
+            // A feeler tests a tried address a new one collides with first (Core's
+            // `SelectTriedCollision`), else a new address (`Select(/*new_only=*/true)`).
+            let info = if feeler {
+                let collision = if tries == 1 { self.book.tried_collision().cloned() } else { None };
+                collision.or_else(|| self.book.select(true, None, unix))
+            } else {
+                self.book.select(false, None, unix)
+            };
+            let info = info?;
+            let Some(addr) = socket_of(&info.peer) else { continue };
+            if self.is_self(addr) || self.connected_to(addr) || self.refused(addr, unix) {
+                continue;
+            }
+            if !feeler && groups.contains(&group(&info.peer.addr)) {
+                continue;
+            }
+            if unix.saturating_sub(info.last_try) < RECENT_TRY_SECS && info.last_try != 0 && tries < RECENT_TRY_TRIES {
+                continue;
+            }
+            // For non-feelers, require the services we want (Core's `HasAllDesirableServiceFlags`).
+            if !feeler && !desirable(&info) {
+                continue;
+            }
+            if self.backoff.waiting(&addr, now) {
+                continue;
+            }
+            return Some(addr);
+        }
+        None
+    }
+
+    /// When [`poll_dial`](NodeCore::poll_dial) may next have something: now while outbound slots
+    /// are open (or after a fruitless round, its retry), the next feeler once they are full, and
+    /// the end of a pending manual peer's backoff.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut at: Option<Instant> = None;
+        let mut consider = |t: Instant| at = Some(at.map_or(t, |a: Instant| a.min(t)));
+        let counts = self.counts();
+        if self.settings.dial_outbound {
+            if !self.anchors.is_empty() && counts.block_relay < self.settings.block_relay {
+                consider(self.last_now);
+            }
+            if counts.full_relay < self.settings.full_relay || counts.block_relay < self.settings.block_relay {
+                consider(self.select_retry.unwrap_or(self.last_now));
+            } else if self.settings.feelers {
+                consider(self.next_feeler);
+            }
+        }
+        if counts.manual < MAX_MANUAL_CONNECTIONS {
+            for m in &self.manual {
+                if m.pending() && !self.connected_to(m.addr) {
+                    consider(self.backoff.until(&m.addr).unwrap_or(self.last_now));
+                }
+            }
+        }
+        at
+    }
+}

@@ -1,0 +1,237 @@
+//! Messages the policy reads: `addr`/`addrv2` (rate limit, book, relay), `getaddr` (the cached
+//! answer), and transactions, blocks and filters for eviction's statistics.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bitcoin::hashes::Hash;
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::address::AddrV2Message;
+
+use super::relay::{
+    ID_ADDRESS_RELAY, ID_RECENT, MAX_ADDR_TO_SEND, MAX_RELAY_MESSAGE, RELAY_FRESH_SECS, ROTATE_RELAY_SECS, addr_key,
+    addr_of, needs_addrv2, peer_of, socket_of,
+};
+use super::{Action, ConnId, ConnKind, NodeCore};
+use crate::addrbook::{NetKind, Peer, is_routable};
+use crate::wire::Message;
+
+/// Core's `ProcessAddrs`: an address time before this or too far ahead is replaced by five days
+/// ago.
+const ANCIENT_TIME: u32 = 100_000_000;
+const FIVE_DAYS: u64 = 5 * 24 * 3600;
+
+impl NodeCore {
+    /// A message from `id` after its handshake: `addr` and `addrv2` are rate-limited, added to
+    /// the book with the sender as source, and small fresh unsolicited ones relayed;
+    /// `getaddr` from an inbound peer is answered once; transactions and blocks seen first from
+    /// it, and `filterload`, feed eviction's statistics. Other messages are not the policy's.
+    pub fn received(&mut self, id: ConnId, message: &Message, now: Instant, unix: u64) {
+        self.last_now = self.last_now.max(now);
+        match message {
+            Message::Addr(entries) => {
+                let addrs: Vec<AddrV2Message> = entries
+                    .iter()
+                    .filter_map(|(time, a)| {
+                        let sa = a.socket_addr().ok()?;
+                        Some(AddrV2Message {
+                            time: *time,
+                            services: a.services,
+                            addr: addr_of(sa.ip()),
+                            port: sa.port(),
+                        })
+                    })
+                    .collect();
+                // The count as sent decides the message's size rules.
+                self.process_addrs(id, addrs, entries.len(), now, unix);
+            }
+            Message::AddrV2(addrs) => self.process_addrs(id, addrs.clone(), addrs.len(), now, unix),
+            Message::GetAddr => self.process_getaddr(id, now, unix),
+            Message::Tx(tx) => {
+                let h = self.keyed.hash(ID_RECENT, &[b"t", tx.compute_txid().as_byte_array()]);
+                if self.recent.insert(h) {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.info.last_tx = Some(now);
+                    }
+                }
+            }
+            Message::Block(block) => self.block_seen(id, block.block_hash().to_byte_array(), now),
+            Message::CmpctBlock(cmpct) => self.block_seen(id, cmpct.header.block_hash().to_byte_array(), now),
+            Message::FilterLoad(_) => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.bloom = true;
+                }
+            }
+            Message::FilterClear => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.bloom = false;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn block_seen(&mut self, id: ConnId, hash: [u8; 32], now: Instant) {
+        let h = self.keyed.hash(ID_RECENT, &[b"b", &hash]);
+        if self.recent.insert(h) {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.info.last_block = Some(now);
+            }
+        }
+    }
+
+    /// Address relay starts with `id` (Core's `SetupAddressRelay`): our own address goes first
+    /// (Core's self-announcement in `MaybeSendAddr`).
+    pub(super) fn start_addr_relay(&mut self, id: ConnId, unix: u64) {
+        let local = self.settings.local_addr;
+        let services = self.settings.services;
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if conn.addr_relay || !conn.info.kind.relays_addr() {
+            return;
+        }
+        conn.addr_relay = true;
+        let Some(local) = local else { return };
+        let peer = peer_of(local);
+        let me =
+            AddrV2Message { time: u32::try_from(unix).unwrap_or(u32::MAX), services, addr: peer.addr, port: peer.port };
+        let h = self.keyed.hash(ID_ADDRESS_RELAY, &[&addr_key(&me)]);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.known.insert(h);
+        }
+        self.push_action(Action::Addr { to: id, addrs: vec![me] });
+    }
+
+    /// Core's `PeerManagerImpl::ProcessAddrs` (`net_processing.cpp`).
+    fn process_addrs(&mut self, id: ConnId, mut addrs: Vec<AddrV2Message>, sent: usize, now: Instant, unix: u64) {
+        let Some(conn) = self.conns.get(&id) else { return };
+        // Block-relay-only peers and feelers take part in no address relay: ignored.
+        if !conn.info.established || !conn.info.kind.relays_addr() {
+            return;
+        }
+        // More than 1,000 entries is a protocol violation (`Misbehaving`, "addr message size").
+        if sent > MAX_ADDR_TO_SEND {
+            self.misbehaving(id, now);
+            return;
+        }
+        self.start_addr_relay(id, unix);
+        // Shuffled first, so that a sender cannot choose which of its addresses the bucket drops.
+        for i in (1..addrs.len()).rev() {
+            let j = usize::try_from(self.random().checked_rem((i as u64).saturating_add(1)).unwrap_or(0)).unwrap_or(0);
+            addrs.swap(i, j.min(i));
+        }
+        let hashes: Vec<u64> = addrs.iter().map(|a| self.keyed.hash(ID_ADDRESS_RELAY, &[&addr_key(a)])).collect();
+        let (allow_local, bans_now) = (self.settings.allow_local, unix);
+        let mut keep = Vec::new();
+        let mut relay = Vec::new();
+        let refused: Vec<bool> = addrs
+            .iter()
+            .map(|a| {
+                socket_of(&Peer::new(a.addr.clone(), a.port))
+                    .is_some_and(|s| self.bans.is_banned(s.ip(), bans_now) || self.discouraged.is_discouraged(s.ip()))
+            })
+            .collect();
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        conn.bucket.refill(now);
+        let solicited = conn.getaddr_sent;
+        for ((mut a, h), refused) in addrs.into_iter().zip(hashes).zip(refused) {
+            if !conn.bucket.take() {
+                conn.info.addr_rate_limited = conn.info.addr_rate_limited.saturating_add(1);
+                continue;
+            }
+            // `MayHaveUsefulAddressDB`: an address that serves no history is of no use to anyone.
+            if !(a.services.has(ServiceFlags::NETWORK) || a.services.has(ServiceFlags::NETWORK_LIMITED)) {
+                continue;
+            }
+            if a.time <= ANCIENT_TIME || u64::from(a.time) > unix.saturating_add(10 * 60) {
+                a.time = u32::try_from(unix.saturating_sub(FIVE_DAYS)).unwrap_or(0);
+            }
+            conn.known.insert(h);
+            // Banned and discouraged addresses are remembered as known, nothing more.
+            if refused {
+                continue;
+            }
+            conn.info.addr_processed = conn.info.addr_processed.saturating_add(1);
+            let fresh = u64::from(a.time) > unix.saturating_sub(RELAY_FRESH_SECS);
+            if fresh && !solicited && sent <= MAX_RELAY_MESSAGE && (allow_local || is_routable(&a.addr)) {
+                relay.push((a.clone(), h));
+            }
+            keep.push(a);
+        }
+        // A smaller message than the most a `getaddr` answer holds ends the solicited answer.
+        if sent < MAX_ADDR_TO_SEND {
+            conn.getaddr_sent = false;
+        }
+        let source = peer_of(conn.info.addr);
+        self.book.add(&keep, &source, unix);
+        let mut out: BTreeMap<ConnId, Vec<AddrV2Message>> = BTreeMap::new();
+        for (a, h) in relay {
+            for to in self.relay_targets_hashed(id, &a, h, unix) {
+                if let Some(c) = self.conns.get_mut(&to) {
+                    if c.known.insert(h) {
+                        out.entry(to).or_default().push(a.clone());
+                    }
+                }
+            }
+        }
+        for (to, addrs) in out {
+            self.push_action(Action::Addr { to, addrs });
+        }
+    }
+
+    /// The peers an address from `origin` is relayed to (Core's `PeerManagerImpl::RelayAddress`):
+    /// two (one, by the hash's low bit, for a network we cannot reach) of the address-relaying
+    /// peers other than the origin, those with the highest keyed hash of (address, day, peer) —
+    /// the same peers all day for one address, so relaying it again reaches no one new.
+    pub fn relay_targets(&self, origin: ConnId, a: &AddrV2Message, unix: u64) -> Vec<ConnId> {
+        let h = self.keyed.hash(ID_ADDRESS_RELAY, &[&addr_key(a)]);
+        self.relay_targets_hashed(origin, a, h, unix)
+    }
+
+    fn relay_targets_hashed(&self, origin: ConnId, a: &AddrV2Message, hash_addr: u64, unix: u64) -> Vec<ConnId> {
+        let day = unix.wrapping_add(hash_addr) / ROTATE_RELAY_SECS;
+        let base = self.keyed.hash(ID_ADDRESS_RELAY, &[&hash_addr.to_le_bytes(), &day.to_le_bytes()]);
+        let reachable = socket_of(&Peer::new(a.addr.clone(), a.port)).is_some();
+        let n = if reachable || base & 1 == 1 { 2 } else { 1 };
+        let mut scored: Vec<(u64, ConnId)> = self
+            .conns
+            .values()
+            .filter(|c| c.addr_relay && c.info.established && c.info.id != origin)
+            .filter(|c| !needs_addrv2(&a.addr) || c.info.hello.as_ref().is_some_and(|h| h.wants_addrv2))
+            .map(|c| {
+                let k = self
+                    .keyed
+                    .hash(ID_ADDRESS_RELAY, &[&hash_addr.to_le_bytes(), &day.to_le_bytes(), &c.info.id.to_le_bytes()]);
+                (k, c.info.id)
+            })
+            .collect();
+        scored.sort_unstable_by(|x, y| y.cmp(x));
+        scored.into_iter().take(n).map(|(_, id)| id).collect()
+    }
+
+    /// Core's `PeerManagerImpl::ProcessGetAddr`: only inbound peers are answered (an outbound
+    /// peer asking could be fingerprinting us), once per connection, from the cached answer for
+    /// the requestor's network (`CConnman::GetAddresses`).
+    fn process_getaddr(&mut self, id: ConnId, now: Instant, unix: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if conn.info.kind != ConnKind::Inbound || !conn.info.established || conn.getaddr_recvd {
+            return;
+        }
+        conn.getaddr_recvd = true;
+        let net = NetKind::of(&addr_of(conn.info.addr.ip()));
+        self.start_addr_relay(id, unix);
+        let random = self.random();
+        let cached = self.cache.get(&self.keyed, net, &mut self.book, random, now, unix);
+        let hashes: Vec<u64> = cached.iter().map(|a| self.keyed.hash(ID_ADDRESS_RELAY, &[&addr_key(a)])).collect();
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let addrv2 = conn.info.hello.as_ref().is_some_and(|h| h.wants_addrv2);
+        let mut addrs = Vec::new();
+        for (a, h) in cached.into_iter().zip(hashes) {
+            if (addrv2 || !needs_addrv2(&a.addr)) && conn.known.insert(h) {
+                addrs.push(a);
+            }
+        }
+        if !addrs.is_empty() {
+            self.push_action(Action::Addr { to: id, addrs });
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The values [`NodeCore`](super::NodeCore) takes and gives: settings, dials, admissions,
+//! handshake summaries, actions and the connection table's rows.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::address::AddrV2Message;
+
+use crate::addrbook::V2Support;
+use crate::peer::{RemoteInfo, Transport};
+
+/// A connection's id, unique for the life of a [`NodeCore`](super::NodeCore).
+pub type ConnId = u64;
+
+/// What a connection is for, as Core's `ConnectionType` (`node/connection_types.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnKind {
+    /// The remote dialed us.
+    Inbound,
+    /// An automatic outbound connection relaying transactions, blocks and addresses.
+    FullRelay,
+    /// An automatic outbound connection relaying blocks only (`relay = false` in our version; no
+    /// transactions, no addresses).
+    BlockRelay,
+    /// A short outbound connection that tests a *new* address and ends after the handshake.
+    Feeler,
+    /// A peer the user asked for ([`NodeCore::add_peer`](super::NodeCore::add_peer)).
+    Manual,
+}
+
+impl ConnKind {
+    /// Whether we dialed it.
+    pub fn is_outbound(self) -> bool {
+        !matches!(self, ConnKind::Inbound)
+    }
+
+    /// Whether addresses are relayed with it (not block-relay-only, not feelers; Core's
+    /// `PeerManagerImpl::SetupAddressRelay`).
+    pub fn relays_addr(self) -> bool {
+        !matches!(self, ConnKind::BlockRelay | ConnKind::Feeler)
+    }
+
+    /// Whether transactions are relayed with it (not block-relay-only, not feelers): the driver
+    /// sends `relay = false` in its version when this is false.
+    pub fn relays_tx(self) -> bool {
+        !matches!(self, ConnKind::BlockRelay | ConnKind::Feeler)
+    }
+}
+
+/// The node's policy: limits, intervals and secrets. Defaults follow Bitcoin Core.
+///
+/// ```
+/// use btcpeer_core::node::NodeSettings;
+/// let s = NodeSettings::default();
+/// assert_eq!((s.max_connections, s.full_relay, s.block_relay), (125, 8, 2));
+/// assert_eq!(s.max_inbound(), 114);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NodeSettings {
+    /// Connections in all (Core's `DEFAULT_MAX_PEER_CONNECTIONS`, 125); the inbound limit is what
+    /// the outbound slots and one feeler leave ([`max_inbound`](NodeSettings::max_inbound)).
+    pub max_connections: usize,
+    /// Automatic full-relay outbound connections (`MAX_OUTBOUND_FULL_RELAY_CONNECTIONS`, 8).
+    pub full_relay: usize,
+    /// Automatic block-relay-only outbound connections (`MAX_BLOCK_RELAY_ONLY_CONNECTIONS`, 2).
+    pub block_relay: usize,
+    /// The mean time between feelers (`FEELER_INTERVAL`, 2 minutes), each delay drawn from an
+    /// exponential distribution as Core's `rand_exp_duration`.
+    pub feeler_interval: Duration,
+    /// Whether feelers are made.
+    pub feelers: bool,
+    /// The wait after an address's first failed dial; it doubles with each further failure.
+    pub backoff_base: Duration,
+    /// The longest wait between dials of one address.
+    pub backoff_max: Duration,
+    /// Whether automatic outbound connections (and anchors) are made; `false` accepts only (manual
+    /// peers are still dialed).
+    pub dial_outbound: bool,
+    /// The seed of the generator behind every random choice (feeler times, shuffles, cache
+    /// lifetimes).
+    pub seed: u64,
+    /// The secret of the keyed hashes: network groups for eviction, address relay targets, the
+    /// `getaddr` cache.
+    pub key: [u8; 32],
+    /// The address we listen on, announced to address-relaying peers when relay starts (Core's
+    /// self-announcement, `PeerManagerImpl::MaybeSendAddr`); `None` announces nothing.
+    pub local_addr: Option<SocketAddr>,
+    /// The services announced with [`local_addr`](NodeSettings::local_addr).
+    pub services: ServiceFlags,
+    /// Relay loopback and private addresses too (regtest, tests on one machine; give the book
+    /// `allow_local` as well).
+    pub allow_local: bool,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        NodeSettings {
+            max_connections: 125,
+            full_relay: 8,
+            block_relay: 2,
+            feeler_interval: Duration::from_secs(120),
+            feelers: true,
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(600),
+            dial_outbound: true,
+            seed: 1,
+            key: [0; 32],
+            local_addr: None,
+            services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+            allow_local: false,
+        }
+    }
+}
+
+impl NodeSettings {
+    /// Inbound connections at most: `max_connections` less the outbound targets and one feeler,
+    /// as Core's `m_max_inbound` (`CConnman::Init`, `net.h`).
+    pub fn max_inbound(&self) -> usize {
+        self.max_connections.saturating_sub(self.full_relay).saturating_sub(self.block_relay).saturating_sub(1)
+    }
+}
+
+/// A connection to open: dial `addr`, then report [`NodeCore::established`](super::NodeCore::established),
+/// [`NodeCore::dial_failed`](super::NodeCore::dial_failed) or [`NodeCore::closed`](super::NodeCore::closed)
+/// with `id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dial {
+    /// The connection's id.
+    pub id: ConnId,
+    /// Where to.
+    pub addr: SocketAddr,
+    /// What for.
+    pub kind: ConnKind,
+    /// What the book knows of its v2 support: `Yes` dial v2 only, `Failed` dial v1, `Unknown` try
+    /// v2 and fall back.
+    pub v2: V2Support,
+}
+
+/// What to do with an inbound connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Admission {
+    /// Accepted as `id`.
+    Accept(ConnId),
+    /// Accepted as `id`; the table was full, and `evict` is ended to make room (also queued as
+    /// [`Action::Disconnect`] with [`NodeReason::Evicted`]).
+    AcceptEvicting {
+        /// The new connection's id.
+        id: ConnId,
+        /// The connection evicted.
+        evict: ConnId,
+    },
+    /// Refused: close the socket.
+    Refuse(Refusal),
+}
+
+/// Why an inbound connection was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Its address is banned.
+    Banned,
+    /// Its address is discouraged and the inbound table is (nearly) full (Core:
+    /// `CConnman::CreateNodeFromAcceptedSocket`).
+    Discouraged,
+    /// The inbound table is full and nobody may be evicted.
+    Full,
+}
+
+/// What a handshake told us about the remote.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Hello {
+    /// The services of its version.
+    pub services: ServiceFlags,
+    /// Its protocol version.
+    pub version: u32,
+    /// The relay flag of its version: whether it wants transactions.
+    pub relay: bool,
+    /// Whether the connection is BIP324 v2.
+    pub v2: bool,
+    /// Its user agent.
+    pub user_agent: String,
+    /// Whether it sent `sendaddrv2` (it may be sent Tor, I2P and CJDNS addresses).
+    pub wants_addrv2: bool,
+}
+
+impl Hello {
+    /// A summary from its parts (`wants_addrv2` false; see [`Hello::addrv2`]).
+    pub fn new(services: ServiceFlags, version: u32, relay: bool, v2: bool, user_agent: String) -> Self {
+        Hello { services, version, relay, v2, user_agent, wants_addrv2: false }
+    }
+
+    /// The same, with `wants_addrv2`.
+    pub fn addrv2(mut self, wants: bool) -> Self {
+        self.wants_addrv2 = wants;
+        self
+    }
+}
+
+impl From<&RemoteInfo> for Hello {
+    fn from(r: &RemoteInfo) -> Self {
+        Hello {
+            services: r.version.services,
+            version: r.version.version,
+            relay: r.version.relay,
+            v2: r.transport == Transport::V2,
+            user_agent: r.version.user_agent.clone(),
+            wants_addrv2: r.wants_addrv2,
+        }
+    }
+}
+
+/// Something for the driver to do.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Send `getaddr` (once, to an outbound address-relaying peer after its handshake; Core's
+    /// `PeerManagerImpl::ProcessMessage`, `VERSION`).
+    GetAddr {
+        /// To whom.
+        to: ConnId,
+    },
+    /// Send these addresses, as `addr` or `addrv2` as the remote prefers.
+    Addr {
+        /// To whom.
+        to: ConnId,
+        /// What.
+        addrs: Vec<AddrV2Message>,
+    },
+    /// End a connection.
+    Disconnect {
+        /// Which.
+        id: ConnId,
+        /// Why.
+        reason: NodeReason,
+    },
+}
+
+/// Why the node ends a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeReason {
+    /// Evicted to make room for an inbound connection.
+    Evicted,
+    /// A feeler's handshake completed: its work is done.
+    FeelerDone,
+    /// Its address was banned.
+    Banned,
+    /// Its address is discouraged.
+    Discouraged,
+    /// It broke a rule of the node's policy (an oversized `addr`).
+    Misbehaved,
+    /// The node is shutting down.
+    Shutdown,
+}
+
+/// One row of the connection table (as `getpeerinfo`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConnInfo {
+    /// Its id.
+    pub id: ConnId,
+    /// The remote's address.
+    pub addr: SocketAddr,
+    /// What it is for.
+    pub kind: ConnKind,
+    /// When it was dialed or accepted.
+    pub since: Instant,
+    /// Whether its handshake completed.
+    pub established: bool,
+    /// What its handshake said.
+    pub hello: Option<Hello>,
+    /// Its fastest ping.
+    pub min_ping: Option<Duration>,
+    /// When it last sent a transaction we had not seen.
+    pub last_tx: Option<Instant>,
+    /// When it last sent a block we had not seen.
+    pub last_block: Option<Instant>,
+    /// Addresses from it that were processed.
+    pub addr_processed: u64,
+    /// Addresses from it dropped by the rate limit.
+    pub addr_rate_limited: u64,
+    /// Whether it is a persistent manual peer.
+    pub persistent: bool,
+}
+
+/// Connections by kind. Outbound kinds count dials in progress too (so targets are never
+/// exceeded); `dialing` is how many outbound connections have not completed their handshake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counts {
+    /// Inbound connections (established or not).
+    pub inbound: usize,
+    /// Full-relay outbound.
+    pub full_relay: usize,
+    /// Block-relay-only outbound.
+    pub block_relay: usize,
+    /// Feelers.
+    pub feeler: usize,
+    /// Manual.
+    pub manual: usize,
+    /// Outbound connections not yet established.
+    pub dialing: usize,
+}
