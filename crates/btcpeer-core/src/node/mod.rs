@@ -37,7 +37,6 @@ mod dial;
 mod gossip;
 mod outbound;
 mod relay;
-mod stubs;
 mod types;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -47,10 +46,10 @@ use std::time::{Duration, Instant};
 use bitcoin::p2p::ServiceFlags;
 
 use crate::addrbook::{AddrBook, NetKind, group};
+use bans::{BanList, Discouraged, MAX_ANCHORS, Subnet};
 use eviction::{EvictionCandidate, select_node_to_evict};
 use outbound::{Backoff, Manual};
 use relay::{ADDR_KNOWN, AddrCache, ID_NETGROUP, Keyed, RecentSet, TokenBucket, addr_of, peer_of};
-pub use stubs::{BanList, Discouraged, MAX_ANCHORS};
 pub use types::{
     Action, Admission, ConnId, ConnInfo, ConnKind, Counts, Dial, Hello, NodeReason, NodeSettings, Refusal,
 };
@@ -319,7 +318,7 @@ impl NodeCore {
     /// Bans `ip` until `until_unix` and ends its connections (returned, and queued as
     /// [`Action::Disconnect`] with [`NodeReason::Banned`]).
     pub fn ban(&mut self, ip: IpAddr, until_unix: u64) -> Vec<ConnId> {
-        self.bans.ban(ip, until_unix);
+        self.bans.ban(Subnet::from(ip), until_unix);
         let ids: Vec<ConnId> = self.conns.values().filter(|c| c.info.addr.ip() == ip).map(|c| c.info.id).collect();
         for id in &ids {
             self.conns.remove(id);
