@@ -104,6 +104,28 @@ fn r_n_a_full_table_of_slow_loris_still_admits_an_honest_peer_who_then_stays() {
 }
 
 #[test]
+fn r_n_a_small_table_of_slow_loris_makes_room_but_never_evicts_a_finished_handshake() {
+    // 8 inbound slots: too few for Core's eviction, which protects up to 28 candidates.
+    let mut s = settings();
+    s.max_connections = 8 + 8 + 2 + 1;
+    let t0 = Instant::now();
+    let mut n = node(s, AddrBook::new([1; 32], 1), t0);
+    assert_eq!(n.settings().max_inbound(), 8);
+    let loris: Vec<ConnId> = (0..8).map(|i| accept(&mut n, addr(i), t0 + Duration::from_millis(i as u64))).collect();
+    // The honest peer gets in at once: the oldest silent connection makes room.
+    let t1 = t0 + Duration::from_millis(100);
+    let Admission::AcceptEvicting { id: honest, evict } = n.inbound(addr(100), t1, UNIX) else { panic!("full") };
+    assert_eq!(evict, loris[0], "the connection that waited longest");
+    n.established(honest, &hello(), t1, UNIX);
+    // Once every slot holds a finished handshake, nobody is evicted from so small a table: refused.
+    for (k, id) in loris.iter().skip(1).enumerate() {
+        n.established(*id, &hello(), t1 + Duration::from_millis(k as u64), UNIX);
+    }
+    assert_eq!(n.inbound(addr(200), t1 + Duration::from_secs(1), UNIX), Admission::Refuse(Refusal::Full));
+    assert!(n.conn(honest).is_some());
+}
+
+#[test]
 fn r_n_eviction_respects_the_protected_categories_through_node_core() {
     let t0 = Instant::now();
     let mut n = node(settings(), AddrBook::new([1; 32], 1), t0);

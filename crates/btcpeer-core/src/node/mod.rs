@@ -263,7 +263,8 @@ impl NodeCore {
     /// Someone connected from `remote`: admit it, evicting an inbound peer if the table is full,
     /// or refuse it (Core's `CConnman::CreateNodeFromAcceptedSocket`, `net.cpp`): banned addresses
     /// are refused; discouraged ones only while there is room for one more after them; a full
-    /// table makes room by [`eviction::select_node_to_evict`] or refuses.
+    /// table makes room by ending the oldest inbound connection that has not finished its
+    /// handshake, else by [`eviction::select_node_to_evict`], or refuses.
     pub fn inbound(&mut self, remote: SocketAddr, now: Instant, unix: u64) -> Admission {
         self.last_now = self.last_now.max(now);
         let ip = remote.ip();
@@ -276,13 +277,31 @@ impl NodeCore {
             return Admission::Refuse(Refusal::Discouraged);
         }
         if inbound >= max {
-            let Some(evict) = self.evict_one(now) else { return Admission::Refuse(Refusal::Full) };
+            let evict = self.oldest_unfinished_inbound().or_else(|| self.evict_one(now));
+            let Some(evict) = evict else { return Admission::Refuse(Refusal::Full) };
             self.conns.remove(&evict);
             self.push_action(Action::Disconnect { id: evict, reason: NodeReason::Evicted });
             let id = self.new_conn(remote, ConnKind::Inbound, false, now);
             return Admission::AcceptEvicting { id, evict };
         }
         Admission::Accept(self.new_conn(remote, ConnKind::Inbound, false, now))
+    }
+
+    /// The inbound connection that has waited longest without finishing its handshake.
+    ///
+    /// Not Core's rule, and the one place this policy goes beyond it: Core leaves such connections
+    /// to its inactivity check (`CConnman::InactivityCheck` in `net.cpp` ends a peer whose
+    /// handshake has not completed within `-peertimeout`, 60 s) and relies on 125 slots, while its
+    /// `SelectNodeToEvict` protects up to 28 candidates and so never evicts from a small table. A
+    /// node with a handful of slots full of connections that never speak (slow-loris) would turn
+    /// honest peers away for that long; ending the oldest of them first makes room at once and
+    /// never touches a peer that completed its handshake.
+    fn oldest_unfinished_inbound(&self) -> Option<ConnId> {
+        self.conns
+            .values()
+            .filter(|c| c.info.kind == ConnKind::Inbound && !c.info.established)
+            .min_by_key(|c| (c.info.since, c.info.id))
+            .map(|c| c.info.id)
     }
 
     /// The inbound connection to end for room, if any (Core's `CConnman::AttemptToEvictConnection`,

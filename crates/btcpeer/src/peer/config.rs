@@ -169,6 +169,30 @@ impl PeerConfig {
         PeerConfig { inner: std::sync::Arc::new(inner) }
     }
 
+    /// This configuration with another relay flag (the rest shared): what a node's
+    /// block-relay-only connections send (`relay = false`: no transactions, as Core's).
+    ///
+    /// ```
+    /// use btcpeer::network::Network;
+    /// use btcpeer::peer::PeerConfig;
+    /// let config = PeerConfig::builder(Network::REGTEST).build().unwrap();
+    /// assert!(!config.with_relay(false).relay());
+    /// assert!(config.relay());
+    /// ```
+    pub fn with_relay(&self, relay: bool) -> PeerConfig {
+        if self.inner.relay == relay {
+            return self.clone();
+        }
+        let mut inner = (*self.inner).clone();
+        inner.relay = relay;
+        PeerConfig { inner: std::sync::Arc::new(inner) }
+    }
+
+    /// The relay flag our version message carries.
+    pub fn relay(&self) -> bool {
+        self.inner.relay
+    }
+
     /// The SOCKS5 proxy streams are dialed through, if any.
     pub fn proxy(&self) -> Option<SocketAddr> {
         self.inner.proxy

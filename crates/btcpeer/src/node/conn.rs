@@ -1,0 +1,155 @@
+//! One connection of a node: the state the node keeps for it, and the [`Handler`] that feeds its
+//! peer's events into the policy ([`NodeCore`](btcpeer_core::node::NodeCore)).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use btcpeer_core::addrbook::Peer as BookPeer;
+use btcpeer_core::node::{ConnId, ConnKind, Hello, NodeReason};
+use bytes::Bytes;
+
+use super::event::NodeEvent;
+use super::{Shared, clock};
+use crate::peer::{DisconnectReason, Handler, Peer, RemoteInfo, Transport, V2Policy, WeakPeer};
+use crate::wire::Message;
+
+/// What the node keeps for one connection.
+pub(super) struct ConnState {
+    pub(super) id: ConnId,
+    pub(super) addr: SocketAddr,
+    pub(super) kind: ConnKind,
+    /// The v2 policy it was dialed with (inbound: the node's).
+    pub(super) policy: V2Policy,
+    /// The application's share of the peer (the dial's or the accept's handle).
+    owned: Mutex<Option<Peer>>,
+    /// The peer as its handler saw it at the handshake (before the dial returns its handle).
+    weak: OnceLock<WeakPeer>,
+    /// Why the node ended it, if it did.
+    pub(super) by_node: Mutex<Option<NodeReason>>,
+    pub(super) established: AtomicBool,
+}
+
+impl ConnState {
+    pub(super) fn new(id: ConnId, addr: SocketAddr, kind: ConnKind, policy: V2Policy) -> Arc<ConnState> {
+        Arc::new(ConnState {
+            id,
+            addr,
+            kind,
+            policy,
+            owned: Mutex::new(None),
+            weak: OnceLock::new(),
+            by_node: Mutex::new(None),
+            established: AtomicBool::new(false),
+        })
+    }
+
+    pub(super) fn set_peer(&self, peer: Peer) {
+        if let Ok(mut owned) = self.owned.lock() {
+            *owned = Some(peer);
+        }
+    }
+
+    /// The peer, if it is still there.
+    pub(super) fn peer(&self) -> Option<Peer> {
+        let owned = self.owned.lock().ok().and_then(|o| o.clone());
+        owned.or_else(|| self.weak.get().and_then(WeakPeer::upgrade))
+    }
+
+    /// Ends the connection for `reason` (the first reason given is kept).
+    pub(super) fn end(&self, reason: NodeReason) {
+        if let Ok(mut r) = self.by_node.lock() {
+            r.get_or_insert(reason);
+        }
+        if let Some(peer) = self.peer() {
+            peer.disconnect();
+        }
+    }
+
+    fn node_reason(&self) -> Option<NodeReason> {
+        self.by_node.lock().ok().and_then(|r| *r)
+    }
+}
+
+/// Whether `reason` is a protocol violation that discourages the remote's address (Core's
+/// `Misbehaving` → `MaybeDiscourageAndDisconnect` in `net_processing.cpp`: malformed or oversized
+/// messages, broken protocol rules). Timeouts, closes, I/O and transport failures are not.
+pub(super) fn is_misbehaviour(reason: &DisconnectReason) -> bool {
+    matches!(reason, DisconnectReason::Protocol(_) | DisconnectReason::Payload(_))
+}
+
+/// The handler of every peer of a node: the policy learns each event, the application hears it.
+pub(super) struct ConnHandler {
+    pub(super) node: Weak<Shared>,
+    pub(super) conn: Arc<ConnState>,
+}
+
+impl Handler for ConnHandler {
+    fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
+        let Some(node) = self.node.upgrade() else { return };
+        let _ = self.conn.weak.set(peer.downgrade());
+        self.conn.established.store(true, Ordering::Release);
+        let (now, unix) = clock();
+        if let Ok(mut core) = node.core.lock() {
+            core.established(self.conn.id, &Hello::from(remote), now, unix);
+            // A v1 handshake after trying v2 first: the book remembers, the next dial is v1.
+            if self.conn.kind.is_outbound() && self.conn.policy == V2Policy::Prefer && remote.transport == Transport::V1
+            {
+                let book_peer = BookPeer::from(self.conn.addr);
+                core.book_mut().connected(&book_peer, remote.version.services, Some(false), unix);
+            }
+        }
+        node.wake.notify_one();
+        node.emit(NodeEvent::Connected {
+            id: self.conn.id,
+            addr: self.conn.addr,
+            kind: self.conn.kind,
+            remote: Box::new(remote.clone()),
+        });
+    }
+
+    fn on_message(&self, peer: &Peer, message: Message, _raw: Bytes) {
+        let Some(node) = self.node.upgrade() else { return };
+        let (now, unix) = clock();
+        let wake = matches!(message, Message::Addr(_) | Message::AddrV2(_) | Message::GetAddr);
+        if let Ok(mut core) = node.core.lock() {
+            core.received(self.conn.id, &message, now, unix);
+            if matches!(message, Message::Pong(_)) {
+                if let Some(rtt) = peer.stats().last_ping_rtt {
+                    core.ping_sample(self.conn.id, rtt);
+                }
+            }
+        }
+        if wake {
+            node.wake.notify_one();
+        }
+        if node.wants_messages() {
+            node.emit(NodeEvent::Message { id: self.conn.id, addr: self.conn.addr, message: Box::new(message) });
+        }
+    }
+
+    fn on_disconnect(&self, _peer: &Peer, reason: &DisconnectReason) {
+        let Some(node) = self.node.upgrade() else { return };
+        let established = self.conn.established.load(Ordering::Acquire);
+        // A dial that never finished its handshake is reported by the dial (its backoff);
+        // everything else ends here.
+        if established || !self.conn.kind.is_outbound() {
+            let (now, unix) = clock();
+            let misbehaved = is_misbehaviour(reason) && self.conn.node_reason().is_none();
+            if let Ok(mut core) = node.core.lock() {
+                core.closed(self.conn.id, misbehaved, now, unix);
+            }
+            node.forget(self.conn.id);
+            node.wake.notify_one();
+        }
+        if established || !self.conn.kind.is_outbound() {
+            node.emit(NodeEvent::Disconnected {
+                id: self.conn.id,
+                addr: self.conn.addr,
+                kind: self.conn.kind,
+                reason: reason.clone(),
+                by_node: self.conn.node_reason(),
+            });
+        }
+    }
+}
