@@ -1,5 +1,8 @@
 //! `btcpeer listen ADDR` (R-C3): accept inbound peers, answer their pings (the peer does that),
-//! and report what each one sends.
+//! and report what each one sends. It is a [`btcpeer::node::Node`] that only accepts: at most
+//! `--max-peers` inbound peers, a full table making room by Core's eviction (a connection that
+//! never finished its handshake first, so a flood of silent connections cannot lock honest peers
+//! out), `getaddr` answered once per connection from its book, address gossip rate-limited.
 //!
 //! `--transport auto` (the default) accepts v1 and BIP324 v2 initiators alike (a v1 initiator is
 //! recognised from its first 16 bytes, which are not lost); `--transport v2` refuses v1 initiators
@@ -14,8 +17,8 @@
 //! | event | keys | when |
 //! |---|---|---|
 //! | `listening` | `addr` (the bound address, with the real port when ADDR asked for port 0), `network` | first, once |
-//! | `accept` | `peer`, `addr` | a connection was accepted |
-//! | `refused` | `addr`, `reason` | a connection beyond `--max-peers` was closed at once |
+//! | `accept` | `peer`, `addr`, and `evicted` (the address ended to make room) when the table was full | a connection was accepted |
+//! | `refused` | `addr`, `reason` | a connection was closed at once: banned, or the table full with nobody to evict |
 //! | `recv` | `peer`, `command`, `size` (bytes on the wire, header included) | every frame read, handshake frames included |
 //! | `dropped` | `peer`, `reason`, `size` | a frame dropped unread, as Bitcoin Core drops it (bad checksum, invalid command bytes); the peer carries on |
 //! | `handshake` | `peer` and the keys of `connect`'s `handshake` event (`transport` `"v1"` or `"v2"`) | the handshake completed |
@@ -36,14 +39,14 @@
 //!
 //! 0 when `--duration` ends (or on Ctrl-C); 1 when the address cannot be bound; 2 usage error.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::pin::pin;
 use std::time::Duration;
 
-use btcpeer::peer::{Peer, PeerConfig};
+use btcpeer::node::{Node, NodeEvent, NodeHandler, Refusal};
+use btcpeer::peer::{DisconnectReason, Handler, Peer, PeerConfig, ReadEvent, RemoteInfo};
+use btcpeer::wire::Message;
+use bytes::Bytes;
 use serde::Serialize;
-use tokio::task::{Id, JoinSet};
 
 use crate::connect::interrupted;
 use crate::events::{Event, PeerEvent};
@@ -55,19 +58,16 @@ use crate::{EXIT_FAILURE, EXIT_OK};
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ListenEvent {
     /// First, once: the bound address.
-    Listening {
-        addr: String,
-        network: String,
-    },
+    Listening { addr: String, network: String },
     Accept {
         peer: u64,
         addr: String,
+        /// The address of the connection evicted to make room, when the table was full.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        evicted: Option<String>,
     },
     /// A connection beyond `--max-peers`, closed at once.
-    Refused {
-        addr: String,
-        reason: String,
-    },
+    Refused { addr: String, reason: String },
     /// A peer's `recv`, `dropped`, `handshake`, `stats` and `disconnect` events, as in `connect`.
     #[serde(untagged)]
     Peer(PeerEvent),
@@ -87,7 +87,8 @@ impl fmt::Display for ListenEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ListenEvent::Listening { addr, network } => write!(f, "listening on {addr} ({network})"),
-            ListenEvent::Accept { addr, .. } => write!(f, "accept {addr}"),
+            ListenEvent::Accept { addr, evicted: None, .. } => write!(f, "accept {addr}"),
+            ListenEvent::Accept { addr, evicted: Some(e), .. } => write!(f, "accept {addr} (evicted {e} for room)"),
             ListenEvent::Refused { addr, reason } => write!(f, "refused {addr}: {reason}"),
             ListenEvent::Peer(e) => e.fmt(f),
         }
@@ -106,9 +107,14 @@ pub struct ListenArgs {
     addr: String,
     #[command(flatten)]
     common: PeerArgs,
-    /// Peers served at once; further connections are closed at once.
+    /// Inbound peers at once. When full, a newcomer makes room by Core's eviction (the oldest
+    /// connection still without a handshake first); refused when nobody may be evicted.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     max_peers: u32,
+    /// The address book: what peers gossip (rate-limited, as Core) is kept here, and `getaddr` is
+    /// answered from it.
+    #[arg(long, value_name = "FILE")]
+    book: Option<std::path::PathBuf>,
     /// Stop after SECS seconds (without it, run until Ctrl-C).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     duration: Option<Duration>,
@@ -139,86 +145,118 @@ pub fn run(args: ListenArgs) -> u8 {
     runtime.block_on(serve(&args, config, &addr))
 }
 
+/// Each peer's events, as in `connect`, then its `stats` and `disconnect` when it ends.
+struct ListenPeer {
+    out: Output,
+    reporter: Reporter<ListenEvent>,
+}
+
+impl Handler for ListenPeer {
+    fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
+        self.reporter.on_handshake(peer, remote);
+    }
+    fn on_read(&self, peer: &Peer, event: &ReadEvent<'_>) {
+        self.reporter.on_read(peer, event);
+    }
+    fn on_message(&self, peer: &Peer, message: Message, raw: Bytes) {
+        self.reporter.on_message(peer, message, raw);
+    }
+    fn on_disconnect(&self, peer: &Peer, reason: &DisconnectReason) {
+        // The snapshot as it stands once the peer has ended (the reason is recorded after this call).
+        let mut stats = peer.stats();
+        stats.disconnect_reason.get_or_insert_with(|| reason.clone());
+        self.out.emit(&ListenEvent::Peer(PeerEvent::stats(&stats)));
+        self.out.emit(&ListenEvent::Peer(PeerEvent::disconnect(peer, reason)));
+    }
+}
+
+/// The node's own events: admissions (with the connection evicted for room) and refusals.
+struct ListenNode {
+    out: Output,
+}
+
+impl NodeHandler for ListenNode {
+    fn on_event(&self, event: &NodeEvent) {
+        match event {
+            NodeEvent::Accepted { addr, peer, evicted, .. } => self.out.emit(&ListenEvent::Accept {
+                peer: *peer,
+                addr: addr.to_string(),
+                evicted: evicted.map(|(_, a)| a.to_string()),
+            }),
+            NodeEvent::Refused { addr, refusal } => {
+                let reason = match refusal {
+                    Refusal::Banned => "banned".to_string(),
+                    Refusal::Discouraged => "discouraged, and the inbound table is nearly full".to_string(),
+                    _ => "the inbound table is full and no peer may be evicted".to_string(),
+                };
+                self.out.emit(&ListenEvent::Refused { addr: addr.to_string(), reason });
+            }
+            _ => {}
+        }
+    }
+}
+
 async fn serve(args: &ListenArgs, config: PeerConfig, addr: &str) -> u8 {
     let out = Output { json: args.common.json, peer_prefix: true };
     let (listener, bound) = match crate::report::bind("listen", addr).await {
         Ok(bound) => bound,
         Err(code) => return code,
     };
-    out.emit(&ListenEvent::Listening { addr: bound.to_string(), network: config.network().name().to_string() });
-
+    let network = config.network().clone();
+    let local_network = network.bitcoin_network().is_none_or(|n| n == btcpeer::bitcoin::Network::Regtest);
     let max_peers = usize::try_from(args.max_peers).unwrap_or(usize::MAX);
-    let mut tasks: JoinSet<()> = JoinSet::new();
-    let mut live: HashMap<Id, Peer> = HashMap::new();
+    // Inbound only: no outbound slots, no feelers, so every connection but one spare is inbound.
+    let mut builder = Node::builder(config.clone())
+        .outbound(0, 0)
+        .feelers(false)
+        .dial_outbound(false)
+        .max_connections(max_peers.saturating_add(1))
+        .allow_local(local_network)
+        .handler(ListenNode { out })
+        .peer_handler(ListenPeer { out, reporter: Reporter::new(out, ListenEvent::Peer, true, None) });
+    if let Some(book) = &args.book {
+        builder = builder.book_file(book);
+    }
+    let node = match builder.build() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("btcpeer listen: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    for r in node.recovered_files() {
+        eprintln!(
+            "btcpeer listen: {}: {}; kept as {} and starting without it",
+            r.path.display(),
+            r.problem,
+            r.kept_as.display()
+        );
+    }
+    out.emit(&ListenEvent::Listening { addr: bound.to_string(), network: network.name().to_string() });
+    if let Err(e) = node.start(Some(listener)) {
+        eprintln!("btcpeer listen: {e}");
+        return EXIT_FAILURE;
+    }
     let duration = args.duration;
-    let mut end = pin!(async move {
+    let end = async move {
         match duration {
             Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending().await,
         }
-    });
-    let mut stop = pin!(interrupted());
-    loop {
-        tokio::select! {
-            () = &mut end => break,
-            () = &mut stop => break,
-            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                let id = match done {
-                    Ok((id, ())) => id,
-                    Err(e) => e.id(),
-                };
-                live.remove(&id);
-            }
-            accepted = listener.accept() => {
-                let (stream, remote) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Usually out of file descriptors: say so, and give peers time to leave.
-                        eprintln!("btcpeer listen: accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                while let Some(done) = tasks.try_join_next_with_id() {
-                    live.remove(&done.map_or_else(|e| e.id(), |(id, ())| id));
-                }
-                if live.len() >= max_peers {
-                    drop(stream);
-                    out.emit(&ListenEvent::Refused {
-                        addr: remote.to_string(),
-                        reason: format!("already serving --max-peers {max_peers} peers"),
-                    });
-                    continue;
-                }
-                let _ = stream.set_nodelay(true);
-                let local = stream.local_addr();
-                let peer = Peer::inbound(config.clone(), remote, Reporter::new(out, ListenEvent::Peer, true, None));
-                out.emit(&ListenEvent::Accept { peer: peer.id(), addr: remote.to_string() });
-                let associated = match local {
-                    Ok(local) => peer.associate_with_local(stream, local).map_err(|e| e.to_string()),
-                    Err(_) => peer.associate(stream).map_err(|e| e.to_string()),
-                };
-                if let Err(e) = associated {
-                    eprintln!("btcpeer listen: peer {}: {e}", peer.id());
-                    continue;
-                }
-                let watched = peer.clone();
-                let handle = tasks.spawn(async move {
-                    let reason = watched.closed().await;
-                    out.emit(&ListenEvent::Peer(PeerEvent::stats(&watched.stats())));
-                    out.emit(&ListenEvent::Peer(PeerEvent::disconnect(&watched, &reason)));
-                });
-                live.insert(handle.id(), peer);
-            }
+    };
+    tokio::select! {
+        () = end => {}
+        () = interrupted() => {}
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, node.shutdown()).await {
+        Ok(Ok(())) => EXIT_OK,
+        Ok(Err(e)) => {
+            eprintln!("btcpeer listen: {e}");
+            EXIT_FAILURE
+        }
+        Err(_) => {
+            eprintln!("btcpeer listen: peers did not finish within {}s", SHUTDOWN_GRACE.as_secs());
+            EXIT_OK
         }
     }
-    drop(listener);
-    for peer in live.values() {
-        peer.disconnect();
-    }
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        eprintln!("btcpeer listen: {} peers did not finish within {}s", tasks.len(), SHUTDOWN_GRACE.as_secs());
-    }
-    EXIT_OK
 }

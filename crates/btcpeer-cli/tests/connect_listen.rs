@@ -280,21 +280,40 @@ fn r_c2_unanswered_ping_times_out_exits_3() {
 }
 
 #[test]
-fn r_c3_listen_closes_connections_beyond_max_peers_and_ends_after_duration() {
-    let mut listener = Listener::start(&["--max-peers", "1", "--duration", "5"]);
-    let first = TcpStream::connect(listener.addr()).expect("connects");
+fn r_c3_listen_evicts_a_silent_connection_refuses_when_nobody_may_go_and_ends_after_duration() {
+    let mut listener = Listener::start(&["--max-peers", "1", "--duration", "8"]);
+    // A connection that never says a word holds the only slot...
+    let mut first = TcpStream::connect(listener.addr()).expect("connects");
     let first_addr = first.local_addr().expect("addr").to_string();
     let accept = listener.wait_for("accept", |e| e["event"] == "accept");
     assert_eq!(accept["addr"], first_addr.as_str());
-    let id = accept["peer"].clone();
+    let silent = accept["peer"].clone();
 
-    let mut second = TcpStream::connect(listener.addr()).expect("connects");
-    let second_addr = second.local_addr().expect("addr").to_string();
-    let refused = listener.wait_for("refused", |e| e["event"] == "refused");
-    assert_eq!(refused["addr"], second_addr.as_str());
-    second.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    // ...until an honest peer comes: the silent one is evicted for it, and its handshake completes.
+    let stream = TcpStream::connect(listener.addr()).expect("connects");
+    let honest_addr = stream.local_addr().expect("addr").to_string();
+    let mut honest = btcpeer::core::blocking::BlockingPeer::new(
+        stream,
+        Network::REGTEST,
+        btcpeer::core::peer::CoreConfig::new(btcpeer::core::peer::Direction::Outbound),
+    );
+    honest.handshake(Duration::from_secs(5)).expect("the honest peer is served");
+    let accept = listener.wait_for("accept", |e| e["event"] == "accept" && e["addr"] == honest_addr.as_str());
+    assert_eq!(accept["evicted"], first_addr.as_str());
+    let id = accept["peer"].clone();
+    first.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let mut buf = [0u8; 1];
-    assert!(matches!(second.read(&mut buf), Ok(0) | Err(_)), "the extra connection is closed");
+    assert!(matches!(first.read(&mut buf), Ok(0) | Err(_)), "the silent connection is closed");
+    let gone = listener.wait_for("disconnect", |e| e["event"] == "disconnect" && e["peer"] == silent);
+    assert_eq!(gone["kind"], "local_request");
+
+    // With the slot held by a finished handshake, nobody may be evicted: a third is refused.
+    let mut third = TcpStream::connect(listener.addr()).expect("connects");
+    let third_addr = third.local_addr().expect("addr").to_string();
+    let refused = listener.wait_for("refused", |e| e["event"] == "refused");
+    assert_eq!(refused["addr"], third_addr.as_str());
+    third.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    assert!(matches!(third.read(&mut buf), Ok(0) | Err(_)), "the extra connection is closed");
 
     // The duration ends: the remaining peer is disconnected and reported, and the listener exits 0.
     assert_eq!(listener.wait_exit(), 0);
@@ -304,6 +323,5 @@ fn r_c3_listen_closes_connections_beyond_max_peers_and_ends_after_duration() {
     assert!(stats < disconnect);
     assert_eq!(events[disconnect]["kind"], "local_request");
     assert_eq!(events[stats]["disconnect_kind"], "local_request");
-    assert!(events.iter().all(|e| e["event"] != "handshake"), "the silent peer never completed one");
-    drop(first);
+    drop(honest);
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::event::{NodeEvent, NodeHandler};
 use super::{Events, Files, Node, clock};
-use crate::peer::{ConfigError, PeerConfig};
+use crate::peer::{ConfigError, Handler, PeerConfig};
 
 /// Why a node could not be built, started or saved.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,7 @@ pub struct NodeBuilder {
     settings: NodeSettings,
     files: Files,
     handler: Option<Arc<dyn NodeHandler>>,
+    peer_handler: Option<Arc<dyn Handler>>,
     dial_timeout: Option<Duration>,
 }
 
@@ -66,7 +67,7 @@ impl NodeBuilder {
         let _ = getrandom::fill(&mut key);
         settings.key = key;
         settings.seed = u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]) | 1;
-        NodeBuilder { config, settings, files: Files::default(), handler: None, dial_timeout: None }
+        NodeBuilder { config, settings, files: Files::default(), handler: None, peer_handler: None, dial_timeout: None }
     }
 
     /// All of the policy's settings at once (limits, targets, feelers, backoff, keys).
@@ -145,6 +146,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Every peer's events also go to `handler` (one handler for all of them: it tells peers apart
+    /// by the `&Peer` it is given), after the node's own handling: a per-peer view beside the
+    /// node's events (frames read and written, every message, the version to refuse).
+    pub fn peer_handler(mut self, handler: impl Handler) -> Self {
+        self.peer_handler = Some(Arc::new(handler));
+        self
+    }
+
     /// Builds the node, its events to the handler (or nowhere). Files are read now: a corrupt one
     /// is kept as `NAME.corrupt` and the node starts without it ([`Node::recovered_files`]).
     pub fn build(self) -> Result<Node, NodeError> {
@@ -185,7 +194,16 @@ impl NodeBuilder {
             .dial_timeout
             .unwrap_or_else(|| self.config.connect_timeout().saturating_add(self.config.handshake_timeout()));
         let blocks_only = self.config.with_relay(false);
-        Ok(Node::from_parts(core, self.config, blocks_only, events, self.files, recovered, dial_timeout))
+        Ok(Node::from_parts(
+            core,
+            self.config,
+            blocks_only,
+            events,
+            self.peer_handler,
+            self.files,
+            recovered,
+            dial_timeout,
+        ))
     }
 }
 

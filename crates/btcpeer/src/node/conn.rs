@@ -11,8 +11,8 @@ use bytes::Bytes;
 
 use super::event::NodeEvent;
 use super::{Shared, clock};
-use crate::peer::{DisconnectReason, Handler, Peer, RemoteInfo, Transport, V2Policy, WeakPeer};
-use crate::wire::Message;
+use crate::peer::{DisconnectReason, Handler, Peer, ReadEvent, RemoteInfo, Transport, V2Policy, WeakPeer};
+use crate::wire::{Command, Message, VersionMessage};
 
 /// What the node keeps for one connection.
 pub(super) struct ConnState {
@@ -78,14 +78,39 @@ pub(super) fn is_misbehaviour(reason: &DisconnectReason) -> bool {
     matches!(reason, DisconnectReason::Protocol(_) | DisconnectReason::Payload(_))
 }
 
-/// The handler of every peer of a node: the policy learns each event, the application hears it.
+/// The handler of every peer of a node: the policy learns each event, the application hears it
+/// (as a [`NodeEvent`], and through its own per-peer [`Handler`] when it gave one).
 pub(super) struct ConnHandler {
     pub(super) node: Weak<Shared>,
     pub(super) conn: Arc<ConnState>,
+    pub(super) app: Option<Arc<dyn Handler>>,
 }
 
 impl Handler for ConnHandler {
+    fn on_version(&self, peer: &Peer, version: &VersionMessage) -> Result<(), String> {
+        self.app.as_ref().map_or(Ok(()), |a| a.on_version(peer, version))
+    }
+
+    fn on_read(&self, peer: &Peer, event: &ReadEvent<'_>) {
+        if let Some(a) = &self.app {
+            a.on_read(peer, event);
+        }
+    }
+
+    fn on_write(&self, peer: &Peer, command: Command, bytes: usize) {
+        if let Some(a) = &self.app {
+            a.on_write(peer, command, bytes);
+        }
+    }
+
+    fn start_height(&self) -> i32 {
+        self.app.as_ref().map_or(0, |a| a.start_height())
+    }
+
     fn on_handshake(&self, peer: &Peer, remote: &RemoteInfo) {
+        if let Some(a) = &self.app {
+            a.on_handshake(peer, remote);
+        }
         let Some(node) = self.node.upgrade() else { return };
         let _ = self.conn.weak.set(peer.downgrade());
         self.conn.established.store(true, Ordering::Release);
@@ -108,8 +133,13 @@ impl Handler for ConnHandler {
         });
     }
 
-    fn on_message(&self, peer: &Peer, message: Message, _raw: Bytes) {
-        let Some(node) = self.node.upgrade() else { return };
+    fn on_message(&self, peer: &Peer, message: Message, raw: Bytes) {
+        let Some(node) = self.node.upgrade() else {
+            if let Some(a) = &self.app {
+                a.on_message(peer, message, raw);
+            }
+            return;
+        };
         let (now, unix) = clock();
         let wake = matches!(message, Message::Addr(_) | Message::AddrV2(_) | Message::GetAddr);
         if let Ok(mut core) = node.core.lock() {
@@ -123,12 +153,29 @@ impl Handler for ConnHandler {
         if wake {
             node.wake.notify_one();
         }
-        if node.wants_messages() {
-            node.emit(NodeEvent::Message { id: self.conn.id, addr: self.conn.addr, message: Box::new(message) });
+        match &self.app {
+            Some(a) => {
+                if node.wants_messages() {
+                    let event = NodeEvent::Message {
+                        id: self.conn.id,
+                        addr: self.conn.addr,
+                        message: Box::new(message.clone()),
+                    };
+                    node.emit(event);
+                }
+                a.on_message(peer, message, raw);
+            }
+            None if node.wants_messages() => {
+                node.emit(NodeEvent::Message { id: self.conn.id, addr: self.conn.addr, message: Box::new(message) });
+            }
+            None => {}
         }
     }
 
-    fn on_disconnect(&self, _peer: &Peer, reason: &DisconnectReason) {
+    fn on_disconnect(&self, peer: &Peer, reason: &DisconnectReason) {
+        if let Some(a) = &self.app {
+            a.on_disconnect(peer, reason);
+        }
         let Some(node) = self.node.upgrade() else { return };
         let established = self.conn.established.load(Ordering::Acquire);
         // A dial that never finished its handshake is reported by the dial (its backoff);

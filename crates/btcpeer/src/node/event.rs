@@ -12,6 +12,17 @@ use crate::wire::Message;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum NodeEvent {
+    /// An inbound connection was admitted (its handshake follows).
+    Accepted {
+        /// The connection.
+        id: ConnId,
+        /// The remote's address.
+        addr: SocketAddr,
+        /// The peer's own id ([`Peer::id`](crate::peer::Peer::id)), as a per-peer handler sees it.
+        peer: u64,
+        /// The connection evicted to make room, if the table was full, and its address.
+        evicted: Option<(ConnId, SocketAddr)>,
+    },
     /// A connection completed its handshake.
     Connected {
         /// The connection.

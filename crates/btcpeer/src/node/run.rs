@@ -44,14 +44,15 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut 
             Ok(mut core) => core.inbound(from, now, unix),
             Err(_) => break,
         };
-        let id = match admission {
-            Admission::Accept(id) => id,
+        let (id, evicted) = match admission {
+            Admission::Accept(id) => (id, None),
             Admission::AcceptEvicting { id, evict } => {
                 tracing::debug!(%from, evict, "inbound full: evicting");
-                if let Some(conn) = shared.conn(evict) {
+                let conn = shared.conn(evict);
+                if let Some(conn) = &conn {
                     conn.end(NodeReason::Evicted);
                 }
-                id
+                (id, conn.map(|c| (evict, c.addr)))
             }
             Admission::Refuse(refusal) => {
                 tracing::debug!(%from, ?refusal, "inbound refused");
@@ -65,9 +66,11 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut 
         if let Ok(mut conns) = shared.conns.lock() {
             conns.insert(id, conn.clone());
         }
-        let handler = ConnHandler { node: Arc::downgrade(&shared), conn: conn.clone() };
+        let handler =
+            ConnHandler { node: Arc::downgrade(&shared), conn: conn.clone(), app: shared.peer_handler.clone() };
         let peer = Peer::inbound(shared.config.clone(), from, handler);
         conn.set_peer(peer.clone());
+        shared.emit(NodeEvent::Accepted { id, addr: from, peer: peer.id(), evicted });
         let _ = stream.set_nodelay(true);
         if peer.associate(stream).is_err() {
             let (now, unix) = clock();
@@ -164,7 +167,7 @@ async fn dial_task(shared: Arc<Shared>, dial: Dial) {
     if let Ok(mut conns) = shared.conns.lock() {
         conns.insert(dial.id, conn.clone());
     }
-    let handler = ConnHandler { node: Arc::downgrade(&shared), conn: conn.clone() };
+    let handler = ConnHandler { node: Arc::downgrade(&shared), conn: conn.clone(), app: shared.peer_handler.clone() };
     let target = dial.addr.to_string();
     let outcome = tokio::time::timeout(shared.dial_timeout, Peer::connect(&target, config, handler)).await;
     let error = match outcome {
