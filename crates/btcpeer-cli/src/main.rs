@@ -15,7 +15,9 @@ mod events;
 mod fields;
 mod headers;
 mod listen;
+mod node;
 mod report;
+mod text;
 
 use std::process::ExitCode;
 
@@ -102,6 +104,17 @@ enum Command {
                             btcpeer crawl 127.0.0.1:18444 --network regtest --json --book peers.book\n\n\
                             Exit codes: 0 done, 1 failure (the book cannot be saved), 2 usage error.")]
     Crawl(crawl::CrawlArgs),
+    /// Run a small relay node: listen, dial from the address book (or only --connect peers),
+    /// relay addresses and transactions, show the peers in a live table.
+    #[command(
+        after_help = "Examples:\n  btcpeer node --network regtest --listen 127.0.0.1:18444 --connect 127.0.0.1:18445\n  \
+                            btcpeer node --network signet --seed seed.signet.example --book signet.book\n  \
+                            btcpeer node --network regtest --listen 127.0.0.1:0 --json --duration 60\n\n\
+                            Events (--json): listening, accept, refused, connected, dial_failed, disconnected, table.\n\n\
+                            Exit codes: 0 when --duration ends or on Ctrl-C, 1 failure (cannot bind, cannot save), \
+                            2 usage error."
+    )]
+    Node(node::NodeArgs),
     /// Decode v1 frames given as hex (arguments, or hex lines on stdin with `-` or no argument).
     #[command(after_help = "Examples:\n  btcpeer decode f9beb4d970696e67000000000000000008000000...\n  \
                             btcpeer decode --network regtest --json --reencode - < frames.txt\n\n\
@@ -191,6 +204,7 @@ fn main() -> ExitCode {
         Some(Command::Connect(args)) => connect::run(args),
         Some(Command::Listen(args)) => listen::run(args),
         Some(Command::Crawl(args)) => crawl::run(args),
+        Some(Command::Node(args)) => node::run(args),
         Some(Command::Decode(args)) => decode::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Completions { shell }) => {

@@ -58,6 +58,13 @@ fn every_event_each_subcommand_prints_is_documented() {
     listener.wait_for("disconnect", |e| e["event"] == "disconnect");
     check("listen", &listener.events);
 
+    let r = run_line(&format!(
+        "node --network regtest --listen 127.0.0.1:0 --connect {} 127.0.0.1:9 --json --duration 2",
+        listener.addr()
+    ));
+    assert_eq!(r.code, 0, "{r:?}");
+    check("node", &r.events);
+
     let r = run(&["demo", "--peers", "2", "--json"]);
     assert_eq!(r.code, 0, "{r:?}");
     check("demo", &r.events);

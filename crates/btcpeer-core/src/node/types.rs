@@ -259,6 +259,25 @@ pub enum NodeReason {
     Shutdown,
 }
 
+impl NodeReason {
+    /// A stable name: `evicted`, `feeler_done`, `banned`, `discouraged`, `misbehaved`, `shutdown`.
+    ///
+    /// ```
+    /// use btcpeer_core::node::NodeReason;
+    /// assert_eq!(NodeReason::FeelerDone.as_str(), "feeler_done");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeReason::Evicted => "evicted",
+            NodeReason::FeelerDone => "feeler_done",
+            NodeReason::Banned => "banned",
+            NodeReason::Discouraged => "discouraged",
+            NodeReason::Misbehaved => "misbehaved",
+            NodeReason::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// One row of the connection table (as `getpeerinfo`).
 #[derive(Clone, Debug)]
 #[non_exhaustive]

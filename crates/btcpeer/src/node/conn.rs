@@ -125,6 +125,20 @@ impl Handler for ConnHandler {
             }
         }
         node.wake.notify_one();
+        // A first ping at once, as Core's `MaybeSendPing` does for a new peer: eviction protects
+        // the fastest peers, so every peer should have a round trip to be judged by.
+        if self.conn.kind != ConnKind::Feeler {
+            let (peer, weak, id) = (peer.clone(), self.node.clone(), self.conn.id);
+            tokio::spawn(async move {
+                if let Ok(rtt) = peer.ping().await {
+                    if let Some(node) = weak.upgrade() {
+                        if let Ok(mut core) = node.core.lock() {
+                            core.ping_sample(id, rtt);
+                        }
+                    }
+                }
+            });
+        }
         node.emit(NodeEvent::Connected {
             id: self.conn.id,
             addr: self.conn.addr,

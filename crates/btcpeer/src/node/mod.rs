@@ -259,6 +259,28 @@ impl Node {
         added
     }
 
+    /// Puts `addrs` in the address book as seeds (each its own source, as Core's fixed seeds):
+    /// candidates for automatic outbound connections. Returns how many were new.
+    pub fn add_seeds(&self, addrs: &[SocketAddr]) -> usize {
+        let (_, unix) = clock();
+        let added = self.shared.core.lock().map(|mut c| {
+            let mut added = 0usize;
+            for a in addrs {
+                let peer = btcpeer_core::addrbook::Peer::from(*a);
+                let entry = bitcoin::p2p::address::AddrV2Message {
+                    time: u32::try_from(unix).unwrap_or(u32::MAX),
+                    services: bitcoin::p2p::ServiceFlags::NETWORK,
+                    addr: peer.addr.clone(),
+                    port: peer.port,
+                };
+                added = added.saturating_add(c.book_mut().add(&[entry], &peer, unix));
+            }
+            added
+        });
+        self.shared.wake.notify_one();
+        added.unwrap_or(0)
+    }
+
     /// No longer a manual peer (a connection to it stays).
     pub fn remove_peer(&self, addr: SocketAddr) -> bool {
         self.shared.core.lock().map(|mut c| c.remove_peer(addr)).unwrap_or(false)
@@ -347,6 +369,27 @@ impl Node {
             }
         }
         queued
+    }
+
+    /// Announces a transaction to every connected peer that relays transactions, by wtxid or
+    /// txid as each negotiated (BIP339). Returns how many peers queued it.
+    pub fn announce_transaction(&self, txid: bitcoin::Txid, wtxid: bitcoin::Wtxid) -> usize {
+        let mut queued = 0usize;
+        for conn in self.shared.all_conns() {
+            if !conn.kind.relays_tx() || !conn.established.load(Ordering::Acquire) {
+                continue;
+            }
+            if conn.peer().is_some_and(|p| p.queue_transaction(txid, wtxid)) {
+                queued = queued.saturating_add(1);
+            }
+        }
+        queued
+    }
+
+    /// The peer of connection `id`, while it is connected: to answer a message an event brought
+    /// (serve a `getdata`, ask for what an `inv` named).
+    pub fn peer(&self, id: ConnId) -> Option<crate::peer::Peer> {
+        self.shared.conn(id).and_then(|c| c.peer())
     }
 
     /// Reads the address book.
