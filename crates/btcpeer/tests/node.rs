@@ -182,14 +182,48 @@ async fn r_n_manual_peers_anchors_and_bans_survive_a_restart() {
     assert_eq!(by, Some(NodeReason::Banned));
     node.shutdown().await.unwrap();
 
-    // A corrupt ban list is kept aside and the node starts without it.
+    // A corrupt ban list and anchors file are kept aside and the node starts without them.
     std::fs::write(dir.join("banlist.dat"), b"not a ban list").unwrap();
+    std::fs::write(dir.join("anchors.dat"), b"not anchors").unwrap();
     let (node, _events) = build().unwrap();
     let recovered = node.recovered_files();
-    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert_eq!(recovered.len(), 2, "{recovered:?}");
     assert!(dir.join("banlist.dat.corrupt").exists());
+    assert!(dir.join("anchors.dat.corrupt").exists());
+    assert!(!dir.join("anchors.dat").exists());
     assert!(!node.is_banned(banned));
     node.shutdown().await.unwrap();
     remote.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Panics on every event.
+struct Panicky;
+
+impl btcpeer::node::NodeHandler for Panicky {
+    fn on_event(&self, _event: &NodeEvent) {
+        panic!("the application's bug");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_l_a_panicking_node_handler_and_a_dropped_node_end_in_a_defined_state() {
+    let dir = temp_dir("dropped");
+    let node = Node::builder(config()).dial_outbound(false).handler(Panicky).data_dir(&dir).build().unwrap();
+    let addr = node.start(Some(listener(Ipv4Addr::LOCALHOST).await)).unwrap().unwrap();
+    // Every event panics in the handler; the node still serves.
+    let (peer, _) = timeout(LIMIT, Peer::connect(&addr.to_string(), config(), NoopHandler)).await.unwrap().unwrap();
+    assert!(node.handler_panics() >= 1);
+    // The last handle dropped without shutdown: the node stops, its peers end, its files are saved.
+    drop(node);
+    let reason = timeout(LIMIT, peer.wait_for_disconnect()).await.expect("the peer ends");
+    assert!(matches!(reason, btcpeer::peer::DisconnectReason::RemoteClosed { .. }), "{reason:?}");
+    timeout(LIMIT, async {
+        while !dir.join("peers.book").exists() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the book is saved");
     let _ = std::fs::remove_dir_all(&dir);
 }

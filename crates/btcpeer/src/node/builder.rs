@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use btcpeer_core::addrbook::{AddrBook, LoadError};
-use btcpeer_core::node::bans::{BanList, Discouraged, take_anchors};
+use btcpeer_core::node::bans::{BanList, Discouraged, load_anchors};
 use btcpeer_core::node::{NodeCore, NodeSettings};
 use tokio::sync::mpsc;
 
@@ -184,7 +184,13 @@ impl NodeBuilder {
         let discouraged_path = self.files.discouraged();
         let discouraged = load_or_keep(discouraged_path.as_deref(), &mut recovered, Discouraged::load)?
             .unwrap_or_else(|| Discouraged::new(seed));
-        let anchors = load_or_keep(self.files.anchors.as_deref(), &mut recovered, take_anchors)?.unwrap_or_default();
+        // Read once and removed, as Core's `ReadAnchors` (`addrdb.cpp`): after an unclean stop the
+        // node does not return to the same anchors. A corrupt file is kept aside like the others.
+        let anchors = load_or_keep(self.files.anchors.as_deref(), &mut recovered, load_anchors)?;
+        if let (Some(_), Some(path)) = (&anchors, &self.files.anchors) {
+            let _ = std::fs::remove_file(path);
+        }
+        let anchors = anchors.unwrap_or_default();
         let (now, _) = clock();
         let mut core = NodeCore::new(self.settings, book, now);
         *core.bans_mut() = bans;
