@@ -116,9 +116,20 @@ fn r_n_a_small_table_of_slow_loris_makes_room_but_never_evicts_a_finished_handsh
     let t1 = t0 + Duration::from_millis(100);
     let Admission::AcceptEvicting { id: honest, evict } = n.inbound(addr(100), t1, UNIX) else { panic!("full") };
     assert_eq!(evict, loris[0], "the connection that waited longest");
+    // A flood of silent connections while the honest peer is mid-handshake (it has sent its
+    // first bytes): they push each other out, never it.
+    n.heard(honest);
+    for i in 0..50 {
+        match n.inbound(addr(300 + i), t1 + Duration::from_millis(1 + i as u64), UNIX) {
+            Admission::AcceptEvicting { evict, .. } => assert_ne!(evict, honest, "arrival {i}"),
+            other => panic!("{other:?}"),
+        }
+    }
     n.established(honest, &hello(), t1, UNIX);
     // Once every slot holds a finished handshake, nobody is evicted from so small a table: refused.
-    for (k, id) in loris.iter().skip(1).enumerate() {
+    let others: Vec<ConnId> = n.conns().filter(|c| !c.established).map(|c| c.id).collect();
+    assert_eq!(others.len(), 7);
+    for (k, id) in others.iter().enumerate() {
         n.established(*id, &hello(), t1 + Duration::from_millis(k as u64), UNIX);
     }
     assert_eq!(n.inbound(addr(200), t1 + Duration::from_secs(1), UNIX), Admission::Refuse(Refusal::Full));

@@ -244,6 +244,7 @@ impl NodeCore {
             addr_processed: 0,
             addr_rate_limited: 0,
             persistent,
+            heard: false,
         };
         let conn = Conn {
             info,
@@ -287,7 +288,15 @@ impl NodeCore {
         Admission::Accept(self.new_conn(remote, ConnKind::Inbound, false, now))
     }
 
-    /// The inbound connection that has waited longest without finishing its handshake.
+    /// The remote of connection `id` sent its first byte.
+    pub fn heard(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.info.heard = true;
+        }
+    }
+
+    /// The inbound connection to end first for room: one that never sent a byte, else one that
+    /// has not finished its handshake, the one that has waited longest of either kind.
     ///
     /// Not Core's rule, and the one place this policy goes beyond it: Core leaves such connections
     /// to its inactivity check (`CConnman::InactivityCheck` in `net.cpp` ends a peer whose
@@ -295,12 +304,14 @@ impl NodeCore {
     /// `SelectNodeToEvict` protects up to 28 candidates and so never evicts from a small table. A
     /// node with a handful of slots full of connections that never speak (slow-loris) would turn
     /// honest peers away for that long; ending the oldest of them first makes room at once and
-    /// never touches a peer that completed its handshake.
+    /// never touches a peer that completed its handshake. Connections that never sent a byte go
+    /// before those part-way through a handshake, so that a flood of silent connections arriving
+    /// while an honest peer handshakes cannot push it out.
     fn oldest_unfinished_inbound(&self) -> Option<ConnId> {
         self.conns
             .values()
             .filter(|c| c.info.kind == ConnKind::Inbound && !c.info.established)
-            .min_by_key(|c| (c.info.since, c.info.id))
+            .min_by_key(|c| (c.info.heard, c.info.since, c.info.id))
             .map(|c| c.info.id)
     }
 

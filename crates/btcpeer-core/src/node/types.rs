@@ -306,6 +306,10 @@ pub struct ConnInfo {
     pub addr_rate_limited: u64,
     /// Whether it is a persistent manual peer.
     pub persistent: bool,
+    /// Whether the remote has sent any byte at all (the driver says so with
+    /// [`NodeCore::heard`](super::NodeCore::heard)); a connection that never speaks is the first
+    /// to go when room is needed.
+    pub heard: bool,
 }
 
 /// Connections by kind. Outbound kinds count dials in progress too (so targets are never

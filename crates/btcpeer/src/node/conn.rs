@@ -28,6 +28,10 @@ pub(super) struct ConnState {
     /// Why the node ended it, if it did.
     pub(super) by_node: Mutex<Option<NodeReason>>,
     pub(super) established: AtomicBool,
+    /// An inbound connection's socket, duplicated, to see whether the remote has sent a byte
+    /// before the peer's task has read it (dropped at the handshake and at the end).
+    probe: Mutex<Option<std::net::TcpStream>>,
+    heard: AtomicBool,
 }
 
 impl ConnState {
@@ -41,7 +45,50 @@ impl ConnState {
             weak: OnceLock::new(),
             by_node: Mutex::new(None),
             established: AtomicBool::new(false),
+            probe: Mutex::new(None),
+            heard: AtomicBool::new(false),
         })
+    }
+
+    pub(super) fn set_probe(&self, probe: std::net::TcpStream) {
+        if let Ok(mut p) = self.probe.lock() {
+            *p = Some(probe);
+        }
+    }
+
+    /// Whether the remote has sent a byte: peeked on the socket (without taking it), or seen by
+    /// the peer. Once true, stays true.
+    pub(super) fn heard(&self) -> bool {
+        if self.heard.load(Ordering::Acquire) {
+            return true;
+        }
+        let peeked = self.probe.lock().ok().is_some_and(|p| {
+            p.as_ref().is_some_and(|s| {
+                let mut byte = [0u8; 1];
+                matches!(s.peek(&mut byte), Ok(n) if n > 0)
+            })
+        });
+        let heard = peeked || self.peer().is_some_and(|p| p.heard_from());
+        if heard {
+            self.heard.store(true, Ordering::Release);
+            self.drop_probe();
+        }
+        heard
+    }
+
+    fn drop_probe(&self) {
+        if let Ok(mut p) = self.probe.lock() {
+            p.take();
+        }
+    }
+
+    /// Lets go of the peer and the probe once the connection has ended (the peer's handler holds
+    /// this state: keeping the peer here would keep both alive).
+    fn release(&self) {
+        self.drop_probe();
+        if let Ok(mut owned) = self.owned.lock() {
+            owned.take();
+        }
     }
 
     pub(super) fn set_peer(&self, peer: Peer) {
@@ -114,6 +161,7 @@ impl Handler for ConnHandler {
         let Some(node) = self.node.upgrade() else { return };
         let _ = self.conn.weak.set(peer.downgrade());
         self.conn.established.store(true, Ordering::Release);
+        self.conn.drop_probe();
         let (now, unix) = clock();
         if let Ok(mut core) = node.core.lock() {
             core.established(self.conn.id, &Hello::from(remote), now, unix);
@@ -187,6 +235,7 @@ impl Handler for ConnHandler {
     }
 
     fn on_disconnect(&self, peer: &Peer, reason: &DisconnectReason) {
+        self.conn.release();
         if let Some(a) = &self.app {
             a.on_disconnect(peer, reason);
         }

@@ -40,8 +40,21 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut 
             }
         };
         let (now, unix) = clock();
+        // Which unfinished inbound connections have sent a byte: the silent ones go first.
+        let heard: Vec<_> = shared
+            .all_conns()
+            .into_iter()
+            .filter(|c| c.kind == ConnKind::Inbound && !c.established.load(std::sync::atomic::Ordering::Acquire))
+            .filter(|c| c.heard())
+            .map(|c| c.id)
+            .collect();
         let admission = match shared.core.lock() {
-            Ok(mut core) => core.inbound(from, now, unix),
+            Ok(mut core) => {
+                for id in heard {
+                    core.heard(id);
+                }
+                core.inbound(from, now, unix)
+            }
             Err(_) => break,
         };
         let (id, evicted) = match admission {
@@ -63,6 +76,21 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut 
             _ => continue,
         };
         let conn = ConnState::new(id, from, ConnKind::Inbound, shared.config.v2_policy());
+        // A duplicate of the socket to peek at until the handshake: an honest initiator sends its
+        // version or key at once, and is known for it even before its task has run.
+        let stream = match with_probe(stream) {
+            Ok((stream, probe)) => {
+                conn.set_probe(probe);
+                stream
+            }
+            Err(e) => {
+                tracing::debug!(%from, %e, "the socket could not be duplicated");
+                if let Ok(mut core) = shared.core.lock() {
+                    core.closed(id, false, now, unix);
+                }
+                continue;
+            }
+        };
         if let Ok(mut conns) = shared.conns.lock() {
             conns.insert(id, conn.clone());
         }
@@ -81,6 +109,13 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut 
         }
         shared.wake.notify_one();
     }
+}
+
+/// `stream` and a duplicate of its socket for peeking.
+fn with_probe(stream: tokio::net::TcpStream) -> std::io::Result<(tokio::net::TcpStream, std::net::TcpStream)> {
+    let std = stream.into_std()?;
+    let probe = std.try_clone()?;
+    Ok((tokio::net::TcpStream::from_std(std)?, probe))
 }
 
 /// The policy loop: starts the dials the policy wants, carries out its actions, saves the book

@@ -115,7 +115,7 @@ where
 {
     let shared = peer.shared.clone();
     let cfg = shared.config.inner.clone();
-    let (rd, wr) = tokio::io::split(stream);
+    let (rd, wr) = tokio::io::split(super::heard::Heard::new(stream, shared.clone()));
 
     let nonce = match cfg.node.nonce_registry().register() {
         Ok(entry) => entry,

@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod addr;
 mod ask;
 mod config;
 mod connect;
@@ -48,6 +49,7 @@ mod driver;
 mod error;
 mod handler;
 mod handshake;
+mod heard;
 mod io;
 mod node;
 mod nonce;
@@ -73,6 +75,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use addr::PeerAddr;
 pub use ask::{BroadcastOutcome, RequestError, Requests, TxRef};
 pub use btcpeer_core::peer::{Direction, KnownInventory, RemoteInfo, Transport};
 pub use config::{PeerConfig, PeerConfigBuilder, V2Policy};
@@ -98,43 +101,6 @@ use queue::Queue;
 use stats::{Counters, SnapshotBase};
 
 use crate::wire::{Command, Message};
-
-/// The remote's address: a socket address, or a host name (a DNS or `.onion` name reached through
-/// a proxy).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum PeerAddr {
-    /// An IP address and port.
-    Socket(SocketAddr),
-    /// A host name and port, as given.
-    Host(String),
-}
-
-impl fmt::Display for PeerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PeerAddr::Socket(a) => write!(f, "{a}"),
-            PeerAddr::Host(h) => f.write_str(h),
-        }
-    }
-}
-
-impl From<SocketAddr> for PeerAddr {
-    fn from(a: SocketAddr) -> Self {
-        PeerAddr::Socket(a)
-    }
-}
-
-impl From<&str> for PeerAddr {
-    fn from(s: &str) -> Self {
-        s.parse().map(PeerAddr::Socket).unwrap_or_else(|_| PeerAddr::Host(s.to_string()))
-    }
-}
-
-impl From<String> for PeerAddr {
-    fn from(s: String) -> Self {
-        PeerAddr::from(s.as_str())
-    }
-}
 
 /// Where a peer is in its life: its handshake, and why it ended once it has.
 #[derive(Clone, Debug)]
@@ -189,6 +155,8 @@ pub(crate) struct Shared {
     /// Set at the handshake when the remote does not signal `NODE_WITNESS`: blocks and transactions
     /// then go without witnesses (read without the lock on every `queue_message`).
     strip_witness: AtomicBool,
+    /// The remote sent a byte ([`Peer::heard_from`]).
+    heard: AtomicBool,
 }
 
 /// A connection to one remote peer. Cheap to clone; every method is safe from any task.
@@ -250,6 +218,7 @@ impl Peer {
                 owner: owner.clone(),
                 requests_waiting: AtomicUsize::new(0),
                 strip_witness: AtomicBool::new(false),
+                heard: AtomicBool::new(false),
             }),
         });
         Peer { shared: owner.shared.clone(), owner: Some(owner) }
