@@ -42,7 +42,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use btcpeer::node::{Node, NodeEvent, NodeHandler, Refusal};
+use btcpeer::node::{Node, NodeEvent, NodeHandler};
 use btcpeer::peer::{DisconnectReason, Handler, Peer, PeerConfig, ReadEvent, RemoteInfo};
 use btcpeer::wire::Message;
 use bytes::Bytes;
@@ -183,14 +183,10 @@ impl NodeHandler for ListenNode {
                 addr: addr.to_string(),
                 evicted: evicted.map(|(_, a)| a.to_string()),
             }),
-            NodeEvent::Refused { addr, refusal } => {
-                let reason = match refusal {
-                    Refusal::Banned => "banned".to_string(),
-                    Refusal::Discouraged => "discouraged, and the inbound table is nearly full".to_string(),
-                    _ => "the inbound table is full and no peer may be evicted".to_string(),
-                };
-                self.out.emit(&ListenEvent::Refused { addr: addr.to_string(), reason });
-            }
+            NodeEvent::Refused { addr, refusal } => self.out.emit(&ListenEvent::Refused {
+                addr: addr.to_string(),
+                reason: crate::node::refusal_text(*refusal).into(),
+            }),
             _ => {}
         }
     }
@@ -224,14 +220,7 @@ async fn serve(args: &ListenArgs, config: PeerConfig, addr: &str) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    for r in node.recovered_files() {
-        eprintln!(
-            "btcpeer listen: {}: {}; kept as {} and starting without it",
-            r.path.display(),
-            r.problem,
-            r.kept_as.display()
-        );
-    }
+    crate::node::report_recovered("listen", &node);
     out.emit(&ListenEvent::Listening { addr: bound.to_string(), network: network.name().to_string() });
     if let Err(e) = node.start(Some(listener)) {
         eprintln!("btcpeer listen: {e}");

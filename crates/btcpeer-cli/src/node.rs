@@ -197,7 +197,16 @@ fn kind_name(kind: ConnKind) -> &'static str {
     }
 }
 
-fn refusal_text(r: Refusal) -> &'static str {
+/// Says on stderr which files were corrupt at start and where they were kept.
+pub(crate) fn report_recovered(subcommand: &str, node: &Node) {
+    for r in node.recovered_files() {
+        let (path, kept) = (r.path.display(), r.kept_as.display());
+        eprintln!("btcpeer {subcommand}: {path}: {}; kept as {kept} and starting without it", r.problem);
+    }
+}
+
+/// Why an inbound connection was refused, in words.
+pub(crate) fn refusal_text(r: Refusal) -> &'static str {
     match r {
         Refusal::Banned => "banned",
         Refusal::Discouraged => "discouraged, and the inbound table is nearly full",
@@ -365,14 +374,7 @@ pub fn run(args: NodeArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    for r in node.recovered_files() {
-        eprintln!(
-            "btcpeer node: {}: {}; kept as {} and starting without it",
-            r.path.display(),
-            r.problem,
-            r.kept_as.display()
-        );
-    }
+    report_recovered("node", &node);
     let json = args.common.json;
     let live = !json && std::io::stdout().is_terminal();
     runtime.block_on(serve(&args, node, events, connect, seeds, network.name().to_string(), json, live))
