@@ -108,6 +108,13 @@ impl NodeBuilder {
         self
     }
 
+    /// The address to announce to address-relaying peers when relay with them starts (Core's
+    /// self-announcement); default: the peers' configured `advertised_address`, if any, else none.
+    pub fn advertise(mut self, addr: std::net::SocketAddr) -> Self {
+        self.settings.local_addr = Some(addr);
+        self
+    }
+
     /// The deadline of one dial and handshake (default: the configuration's connect timeout plus
     /// its handshake timeout).
     pub fn dial_timeout(mut self, timeout: Duration) -> Self {
@@ -192,7 +199,12 @@ impl NodeBuilder {
         }
         let anchors = anchors.unwrap_or_default();
         let (now, _) = clock();
-        let mut core = NodeCore::new(self.settings, book, now);
+        let mut settings = self.settings;
+        if settings.local_addr.is_none() {
+            settings.local_addr = self.config.inner.advertised_address;
+        }
+        settings.services = self.config.services();
+        let mut core = NodeCore::new(settings, book, now);
         *core.bans_mut() = bans;
         *core.discouraged_mut() = discouraged;
         core.set_anchors(anchors);
