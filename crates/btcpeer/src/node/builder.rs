@@ -36,6 +36,9 @@ pub enum NodeError {
     /// [`Node::start`] was called twice.
     #[error("the node is already started")]
     AlreadyStarted,
+    /// [`Node::start`] was called outside a tokio runtime.
+    #[error("the node must be started inside a tokio runtime")]
+    NoRuntime,
 }
 
 /// A file that was corrupt at start: kept aside as `kept_as`, and the node started without it.

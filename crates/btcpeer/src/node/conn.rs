@@ -84,7 +84,7 @@ impl ConnState {
 
     /// Lets go of the peer and the probe once the connection has ended (the peer's handler holds
     /// this state: keeping the peer here would keep both alive).
-    fn release(&self) {
+    pub(super) fn release(&self) {
         self.drop_probe();
         if let Ok(mut owned) = self.owned.lock() {
             owned.take();

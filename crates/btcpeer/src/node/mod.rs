@@ -228,7 +228,20 @@ impl Node {
 
     /// Starts the node on the current tokio runtime: accepting on `listener` (none: outbound
     /// only), dialing, relaying. Returns the address it listens on.
+    ///
+    /// ```
+    /// use btcpeer::network::Network;
+    /// use btcpeer::node::{Node, NodeError};
+    /// use btcpeer::peer::PeerConfig;
+    ///
+    /// let node = Node::builder(PeerConfig::builder(Network::REGTEST).build().unwrap()).build().unwrap();
+    /// // Outside a runtime: an error, not a panic.
+    /// assert!(matches!(node.start(None), Err(NodeError::NoRuntime)));
+    /// ```
     pub fn start(&self, listener: Option<TcpListener>) -> Result<Option<SocketAddr>, NodeError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(NodeError::NoRuntime);
+        }
         if self.shared.started.swap(true, Ordering::AcqRel) {
             return Err(NodeError::AlreadyStarted);
         }

@@ -101,6 +101,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut 
         shared.emit(NodeEvent::Accepted { id, addr: from, peer: peer.id(), evicted });
         let _ = stream.set_nodelay(true);
         if peer.associate(stream).is_err() {
+            conn.release();
             let (now, unix) = clock();
             if let Ok(mut core) = shared.core.lock() {
                 core.closed(id, false, now, unix);
