@@ -294,3 +294,49 @@ async fn r_l_a_panicking_node_handler_and_a_dropped_node_end_in_a_defined_state(
     .expect("the book is saved");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_n_a_seed_is_dialed_as_full_relay_and_its_addresses_are_learnt() {
+    // The seed: a node whose book knows 40 local addresses (nothing listens there).
+    let dir = temp_dir("seed");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut book = AddrBook::new([8; 32], 1).allow_local(true);
+    for i in 0..40u8 {
+        let entry = AddrV2Message {
+            time: now as u32,
+            services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+            addr: AddrV2::Ipv4(Ipv4Addr::new(127, 0, 6, 1 + i)),
+            port: 9,
+        };
+        book.add(&[entry], &BookPeer::new(AddrV2::Ipv4(Ipv4Addr::new(127, 0, 7, i)), 1), now);
+    }
+    book.save(&dir.join("peers.book")).unwrap();
+    let seed = Node::builder(config()).allow_local(true).dial_outbound(false).data_dir(&dir).build().unwrap();
+    let seed_addr = seed.start(Some(listener(Ipv4Addr::new(127, 0, 5, 1)).await)).unwrap().unwrap();
+
+    let (node, mut events) =
+        Node::builder(config()).allow_local(true).outbound(1, 0).feelers(false).build_with_channel(1024).unwrap();
+    node.start(None).unwrap();
+    assert_eq!(node.add_seeds(&[seed_addr]), 1);
+    let kind = wait_for(&mut events, |e| match e {
+        NodeEvent::Connected { addr, kind, .. } if *addr == seed_addr => Some(*kind),
+        _ => None,
+    })
+    .await;
+    assert_eq!(kind, ConnKind::FullRelay, "a seed fills an automatic full-relay slot");
+    // Its answer to our getaddr reaches the book, with the seed as their source.
+    timeout(LIMIT, async {
+        while node.with_book(|b| b.len()).unwrap_or(0) < 5 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("addresses learnt from the seed");
+    let from_seed = node
+        .with_book(|b| b.entries().filter(|e| e.source == AddrV2::Ipv4(Ipv4Addr::new(127, 0, 5, 1))).count())
+        .unwrap();
+    assert!(from_seed >= 4, "{from_seed}");
+    node.shutdown().await.unwrap();
+    seed.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

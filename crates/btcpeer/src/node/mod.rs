@@ -272,8 +272,9 @@ impl Node {
         added
     }
 
-    /// Puts `addrs` in the address book as seeds (each its own source, as Core's fixed seeds):
-    /// candidates for automatic outbound connections. Returns how many were new.
+    /// Puts `addrs` in the address book as seeds (each its own source, with `NODE_NETWORK` and
+    /// `NODE_WITNESS` assumed, as Core's fixed seeds): candidates for automatic outbound
+    /// connections. Returns how many were new.
     pub fn add_seeds(&self, addrs: &[SocketAddr]) -> usize {
         let (_, unix) = clock();
         let added = self.shared.core.lock().map(|mut c| {
@@ -282,7 +283,9 @@ impl Node {
                 let peer = btcpeer_core::addrbook::Peer::from(*a);
                 let entry = bitcoin::p2p::address::AddrV2Message {
                     time: u32::try_from(unix).unwrap_or(u32::MAX),
-                    services: bitcoin::p2p::ServiceFlags::NETWORK,
+                    // As Core's seeds (`ConvertSeeds`): assumed full witness nodes until a
+                    // connection says otherwise, or automatic dials would pass them over.
+                    services: bitcoin::p2p::ServiceFlags::NETWORK | bitcoin::p2p::ServiceFlags::WITNESS,
                     addr: peer.addr.clone(),
                     port: peer.port,
                 };
