@@ -125,6 +125,18 @@ fn r_n_a_small_table_of_slow_loris_makes_room_but_never_evicts_a_finished_handsh
             other => panic!("{other:?}"),
         }
     }
+    // One-byte connections do not push out a peer whose version came either.
+    n.version_received(honest);
+    for i in 0..50 {
+        let id = match n.inbound(addr(400 + i), t1 + Duration::from_millis(60 + i as u64), UNIX) {
+            Admission::AcceptEvicting { id, evict } => {
+                assert_ne!(evict, honest, "one-byte arrival {i}");
+                id
+            }
+            other => panic!("{other:?}"),
+        };
+        n.heard(id);
+    }
     n.established(honest, &hello(), t1, UNIX);
     // Once every slot holds a finished handshake, nobody is evicted from so small a table: refused.
     let others: Vec<ConnId> = n.conns().filter(|c| !c.established).map(|c| c.id).collect();

@@ -245,6 +245,7 @@ impl NodeCore {
             addr_rate_limited: 0,
             persistent,
             heard: false,
+            version_received: false,
         };
         let conn = Conn {
             info,
@@ -295,8 +296,18 @@ impl NodeCore {
         }
     }
 
-    /// The inbound connection to end first for room: one that never sent a byte, else one that
-    /// has not finished its handshake, the one that has waited longest of either kind.
+    /// The `version` of connection `id` arrived (its remote sent a well-formed message, not just
+    /// bytes).
+    pub fn version_received(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.info.heard = true;
+            c.info.version_received = true;
+        }
+    }
+
+    /// The inbound connection to end first for room among those that have not finished their
+    /// handshake: one that never sent a byte, else one that sent bytes but no `version`, else one
+    /// whose `version` came; of each kind the one that has waited longest.
     ///
     /// Not Core's rule, and the one place this policy goes beyond it: Core leaves such connections
     /// to its inactivity check (`CConnman::InactivityCheck` in `net.cpp` ends a peer whose
@@ -305,13 +316,14 @@ impl NodeCore {
     /// node with a handful of slots full of connections that never speak (slow-loris) would turn
     /// honest peers away for that long; ending the oldest of them first makes room at once and
     /// never touches a peer that completed its handshake. Connections that never sent a byte go
-    /// before those part-way through a handshake, so that a flood of silent connections arriving
-    /// while an honest peer handshakes cannot push it out.
+    /// before those that sent only bytes, and those before the ones whose `version` arrived, so
+    /// that a flood of silent (or one-byte) connections arriving while an honest peer handshakes
+    /// cannot push it out.
     fn oldest_unfinished_inbound(&self) -> Option<ConnId> {
         self.conns
             .values()
             .filter(|c| c.info.kind == ConnKind::Inbound && !c.info.established)
-            .min_by_key(|c| (c.info.heard, c.info.since, c.info.id))
+            .min_by_key(|c| (c.info.heard, c.info.version_received, c.info.since, c.info.id))
             .map(|c| c.info.id)
     }
 

@@ -310,6 +310,9 @@ pub struct ConnInfo {
     /// [`NodeCore::heard`](super::NodeCore::heard)); a connection that never speaks is the first
     /// to go when room is needed.
     pub heard: bool,
+    /// Whether its `version` arrived ([`NodeCore::version_received`](super::NodeCore::version_received)):
+    /// further into its handshake than a connection that sent only bytes.
+    pub version_received: bool,
 }
 
 /// Connections by kind. Outbound kinds count dials in progress too (so targets are never

@@ -135,6 +135,11 @@ pub(super) struct ConnHandler {
 
 impl Handler for ConnHandler {
     fn on_version(&self, peer: &Peer, version: &VersionMessage) -> Result<(), String> {
+        if let Some(node) = self.node.upgrade() {
+            if let Ok(mut core) = node.core.lock() {
+                core.version_received(self.conn.id);
+            }
+        }
         self.app.as_ref().map_or(Ok(()), |a| a.on_version(peer, version))
     }
 
