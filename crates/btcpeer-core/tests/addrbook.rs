@@ -230,3 +230,40 @@ proptest! {
         prop_assert!(again.len() <= book.len());
     }
 }
+
+#[test]
+fn r_n_select_on_a_large_book_draws_from_both_tables_as_core() {
+    // Past 4,096 candidates, `select` draws a bucket and a position as Core does.
+    let mut book = AddrBook::new([4; 32], 11);
+    let mut n = 0u32;
+    for s in 0..400u32 {
+        let batch: Vec<_> = (0..50)
+            .map(|_| {
+                n = n.wrapping_add(104_729);
+                msg(v4(n), NOW)
+            })
+            .collect();
+        book.add(&batch, &source(s), NOW);
+    }
+    let some: Vec<Peer> = book.entries().step_by(3).map(|e| e.peer.clone()).collect();
+    for p in &some {
+        book.good(p, NOW);
+    }
+    assert!(book.len() > 8_000 && book.tried_len() > 1_000, "{} {}", book.len(), book.tried_len());
+    let (mut tried, mut new) = (0, 0);
+    for _ in 0..2_000 {
+        let e = book.select(false, None, NOW).expect("a large book always has one");
+        assert_eq!(book.info(&e.peer).map(|i| i.in_tried), Some(e.in_tried), "an entry of the book");
+        if e.in_tried { tried += 1 } else { new += 1 }
+    }
+    // Even odds between the tables (Core's 50 % bias), whatever their sizes.
+    assert!((700..=1_300).contains(&tried), "tried {tried}, new {new}");
+    for _ in 0..500 {
+        assert!(!book.select(true, None, NOW).expect("new entries").in_tried, "new_only");
+    }
+    // A just-tried address is far less likely than the rest.
+    let target = book.entries().find(|e| !e.in_tried).map(|e| e.peer.clone()).unwrap();
+    book.attempt(&target, NOW);
+    let hits = (0..20_000).filter(|_| book.select(true, None, NOW).is_some_and(|e| e.peer == target)).count();
+    assert!(hits <= 3, "{hits}");
+}

@@ -28,6 +28,7 @@
 mod file;
 mod group;
 mod name;
+mod select;
 mod tried;
 
 use std::collections::HashMap;
@@ -378,6 +379,15 @@ impl AddrBook {
         }
     }
 
+    /// Records what is known of `peer`'s v2 support, and nothing else (a failed v2 attempt, or a
+    /// v1 handshake after trying v2: the next dial goes straight to v1).
+    pub fn set_v2(&mut self, peer: &Peer, v2: V2Support) {
+        let Some(id) = self.index.get(peer).copied() else { return };
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.v2 = v2;
+        }
+    }
+
     /// Records the services a connection saw and whether v2 worked (`Some(true)`) or failed.
     pub fn connected(&mut self, peer: &Peer, services: ServiceFlags, v2: Option<bool>, now: u64) {
         let Some(id) = self.index.get(peer).copied() else { return };
@@ -392,48 +402,6 @@ impl AddrBook {
                 Some(false) => e.v2 = V2Support::Failed,
                 None => {}
             }
-        }
-    }
-
-    /// An address to try: from tried or new with even odds (only new with `new_only`), restricted
-    /// to `networks` when given, each candidate taken with its chance (Core's `Select`: recent
-    /// attempts and failures make an address less likely, never impossible).
-    pub fn select(&mut self, new_only: bool, networks: Option<&[NetKind]>, now: u64) -> Option<AddrInfo> {
-        let wanted = |e: &AddrInfo| networks.is_none_or(|n| NetKind::of(&e.peer.addr).is_some_and(|k| n.contains(&k)));
-        // The candidates of each table, in a fixed order (the generator makes the choice).
-        let mut new_ids: Vec<u32> = Vec::new();
-        let mut tried_ids: Vec<u32> = Vec::new();
-        for (id, e) in &self.entries {
-            if wanted(e) {
-                if e.in_tried {
-                    if !new_only {
-                        tried_ids.push(*id);
-                    }
-                } else {
-                    new_ids.push(*id);
-                }
-            }
-        }
-        new_ids.sort_unstable();
-        tried_ids.sort_unstable();
-        if new_ids.is_empty() && tried_ids.is_empty() {
-            return None;
-        }
-        let mut factor = 1.0f64;
-        loop {
-            // Even odds between the tables when both have candidates (Core's 50 % bias).
-            let use_tried = !tried_ids.is_empty() && (new_ids.is_empty() || self.random() & 1 == 0);
-            let ids = if use_tried { &tried_ids } else { &new_ids };
-            let pick = self.below(ids.len() as u64) as usize;
-            let id = ids.get(pick).copied()?;
-            let odds = self.entries.get(&id).map_or(0.0, |e| (factor * e.chance(now)).min(1.0));
-            let draw = (self.random() >> 11) as f64 / (1u64 << 53) as f64;
-            if draw < odds {
-                return self.entries.get(&id).cloned();
-            }
-            // Each miss makes the next candidate likelier, so the loop ends (Core's
-            // `chance_factor *= 1.2`).
-            factor *= 1.2;
         }
     }
 

@@ -457,15 +457,13 @@ impl NodeCore {
 
     /// A dial failed (`v2_failed`: a v2 attempt found a v1-only remote; the book remembers it, so
     /// the next dial is v1). The address waits its backoff.
-    pub fn dial_failed(&mut self, id: ConnId, v2_failed: bool, now: Instant, unix: u64) {
+    pub fn dial_failed(&mut self, id: ConnId, v2_failed: bool, now: Instant, _unix: u64) {
         self.last_now = self.last_now.max(now);
         let Some(conn) = self.conns.remove(&id) else { return };
         let addr = conn.info.addr;
         if v2_failed {
-            // Only the v2 support changes (the services stay what the book knew).
-            let peer = peer_of(addr);
-            let services = self.book.info(&peer).map_or(ServiceFlags::NONE, |i| i.services);
-            self.book.connected(&peer, services, Some(false), unix);
+            // Only the v2 support changes.
+            self.book.set_v2(&peer_of(addr), crate::addrbook::V2Support::Failed);
         }
         self.backoff.failed(addr, self.settings.backoff_base, self.settings.backoff_max, now);
         if conn.info.kind == ConnKind::Manual {

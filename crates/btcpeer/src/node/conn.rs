@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use btcpeer_core::addrbook::Peer as BookPeer;
+use btcpeer_core::addrbook::{Peer as BookPeer, V2Support};
 use btcpeer_core::node::{ConnId, ConnKind, Hello, NodeReason};
 use bytes::Bytes;
 
@@ -173,8 +173,7 @@ impl Handler for ConnHandler {
             // A v1 handshake after trying v2 first: the book remembers, the next dial is v1.
             if self.conn.kind.is_outbound() && self.conn.policy == V2Policy::Prefer && remote.transport == Transport::V1
             {
-                let book_peer = BookPeer::from(self.conn.addr);
-                core.book_mut().connected(&book_peer, remote.version.services, Some(false), unix);
+                core.book_mut().set_v2(&BookPeer::from(self.conn.addr), V2Support::Failed);
             }
         }
         node.wake.notify_one();
