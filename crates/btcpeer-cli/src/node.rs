@@ -562,8 +562,10 @@ impl View {
     }
 }
 
+/// The terminal's width: lines are cut to it so that none wraps (a wrapped line would throw off
+/// the redraw), as the demo's table is.
 fn terminal_width() -> usize {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(120)
+    usize::from(console::Term::stdout().size().1).max(1)
 }
 
 /// The table's lines: the title, the totals, a header, a row per peer, then the latest events.
