@@ -579,3 +579,35 @@ fn r_n_misbehaving_peers_are_discouraged_except_manual_and_loopback() {
     assert!(actions(&mut n).contains(&Action::Disconnect { id: big, reason: NodeReason::Misbehaved }));
     assert!(n.discouraged().is_discouraged(addr(4).ip()));
 }
+
+#[test]
+fn r_n_with_allow_local_each_local_address_is_its_own_outbound_group() {
+    // A test network on one machine: 127.0.0.1 on ten ports, all one group for Core.
+    let t0 = Instant::now();
+    let locals: Vec<SocketAddr> = (0..10u16).map(|p| SocketAddr::from(([127, 0, 0, 1], 18_000 + p))).collect();
+    let mut book = AddrBook::new([3; 32], 5).allow_local(true);
+    for (k, a) in locals.iter().enumerate() {
+        let source = Peer::new(AddrV2::Ipv4([127, 0, 9, k as u8].into()), 1);
+        book.add(&[msg(*a, UNIX)], &source, UNIX);
+    }
+    let mut s = settings();
+    s.allow_local = true;
+    s.feelers = false;
+    let mut n = node(s, book, t0);
+    let dials: Vec<_> = std::iter::from_fn(|| n.poll_dial(t0, UNIX)).collect();
+    assert!(dials.len() > 1, "more than one automatic outbound connection: {dials:?}");
+    let distinct: HashSet<SocketAddr> = dials.iter().map(|d| d.addr).collect();
+    assert_eq!(distinct.len(), dials.len(), "never two to one address");
+    // Without allow_local, routable addresses of one /16 still get one connection.
+    let mut book = AddrBook::new([3; 32], 5);
+    for i in 0..10u8 {
+        let a = SocketAddr::from(([20, 1, i, 1], 8333));
+        let source = Peer::new(AddrV2::Ipv4([90, i, 0, 1].into()), 8333);
+        book.add(&[msg(a, UNIX)], &source, UNIX);
+    }
+    let mut s = settings();
+    s.feelers = false;
+    let mut n = node(s, book, t0);
+    let dials: Vec<_> = std::iter::from_fn(|| n.poll_dial(t0, UNIX)).collect();
+    assert_eq!(dials.len(), 1, "one per /16: {dials:?}");
+}

@@ -10,7 +10,7 @@ use bitcoin::p2p::ServiceFlags;
 use super::outbound::{MAX_MANUAL, MAX_MANUAL_CONNECTIONS, MAX_SELECT_RETRY, Manual};
 use super::relay::{addr_of, peer_of, socket_of};
 use super::{ConnId, ConnKind, Dial, MAX_ANCHORS, NodeCore};
-use crate::addrbook::{AddrInfo, V2Support, group};
+use crate::addrbook::{AddrInfo, V2Support, group, is_routable};
 
 /// Selection attempts per round (Core: `if (nTries > 100) break;`).
 const MAX_TRIES: u32 = 100;
@@ -86,8 +86,22 @@ impl NodeCore {
         self.conns
             .values()
             .filter(|c| matches!(c.info.kind, ConnKind::FullRelay | ConnKind::BlockRelay | ConnKind::Feeler))
-            .map(|c| group(&addr_of(c.info.addr.ip())))
+            .map(|c| self.diversity_key(c.info.addr))
             .collect()
+    }
+
+    /// What "one outbound connection per network group" compares: the address's group (Core's
+    /// `GetGroup`), except that with `allow_local` a loopback or private address is a group of its
+    /// own. All local addresses share one group, so a regtest or test network on one machine would
+    /// otherwise get a single automatic outbound connection; diversity means nothing there.
+    fn diversity_key(&self, addr: SocketAddr) -> Vec<u8> {
+        let a = addr_of(addr.ip());
+        if self.settings.allow_local && !is_routable(&a) {
+            let mut key = vec![0xff];
+            key.extend_from_slice(addr.to_string().as_bytes());
+            return key;
+        }
+        group(&a)
     }
 
     /// Registers a dial.
@@ -128,7 +142,7 @@ impl NodeCore {
         while self.counts().block_relay < self.settings.block_relay {
             let addr = self.anchors.pop()?;
             // Core skips anchors that are invalid, local, unreachable or in a used group.
-            let used = self.outbound_groups().contains(&group(&addr_of(addr.ip())));
+            let used = self.outbound_groups().contains(&self.diversity_key(addr));
             if used || self.is_self(addr) || self.connected_to(addr) || self.refused(addr, unix) {
                 continue;
             }
@@ -210,7 +224,7 @@ impl NodeCore {
             if self.is_self(addr) || self.connected_to(addr) || self.refused(addr, unix) {
                 continue;
             }
-            if !feeler && groups.contains(&group(&info.peer.addr)) {
+            if !feeler && groups.contains(&self.diversity_key(addr)) {
                 continue;
             }
             if unix.saturating_sub(info.last_try) < RECENT_TRY_SECS && info.last_try != 0 && tries < RECENT_TRY_TRIES {
