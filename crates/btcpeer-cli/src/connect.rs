@@ -178,10 +178,29 @@ pub(crate) fn nonce() -> u64 {
     })
 }
 
-/// Resolves once Ctrl-C is pressed (never, if the signal cannot be watched).
+/// Resolves once Ctrl-C is pressed or SIGTERM arrives (never, if neither can be watched).
 pub(crate) async fn interrupted() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    // SIGTERM too (what `kill` and service managers send): a node then shuts down cleanly and
+    // saves its book, bans and anchors.
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
     }
 }
 
