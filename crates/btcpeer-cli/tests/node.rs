@@ -45,3 +45,30 @@ fn r_n_node_connects_to_listen_shows_its_table_and_keeps_its_files() {
     assert!(dir.join("node.book.bans.corrupt").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn r_n_node_stops_cleanly_on_sigterm_and_saves_its_files() {
+    let dir = std::env::temp_dir().join(format!("btcpeer-cli-node-term-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let book = dir.join("n.book");
+    let mut child = common::btcpeer()
+        .args(["node", "--network", "regtest", "--listen", "127.0.0.1:0", "--json", "--book"])
+        .arg(&book)
+        .spawn()
+        .expect("btcpeer node starts");
+    let lines = common::lines_of(child.stdout.take().expect("stdout"));
+    let first = lines.recv_timeout(std::time::Duration::from_secs(20)).expect("the listening line");
+    assert!(first.contains("\"listening\""), "{first}");
+    // The signal handler is in place once the node runs: wait for its first table.
+    let table = lines.recv_timeout(std::time::Duration::from_secs(20)).expect("a table");
+    assert!(table.contains("\"table\""), "{table}");
+    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "a clean stop");
+    for f in ["n.book", "n.book.bans", "n.book.anchors"] {
+        assert!(dir.join(f).exists(), "{f} saved");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
