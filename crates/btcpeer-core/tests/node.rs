@@ -611,3 +611,27 @@ fn r_n_with_allow_local_each_local_address_is_its_own_outbound_group() {
     let dials: Vec<_> = std::iter::from_fn(|| n.poll_dial(t0, UNIX)).collect();
     assert_eq!(dials.len(), 1, "one per /16: {dials:?}");
 }
+
+#[test]
+fn r_n_the_address_limits_are_settings() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.dial_outbound = false;
+    (s.getaddr_max, s.getaddr_pct, s.addr_rate, s.addr_burst, s.max_manual_connections) = (5, 50, 0.0, 1.0, 1);
+    let mut n = node(s, book_with((0..100).map(addr)), t0);
+    // getaddr: 5 at most, not 23 % of 100.
+    let answer = getaddr_answer(&mut n, addr(900), t0, UNIX);
+    assert_eq!(answer.len(), 5);
+    // No refill: an inbound peer's 50 addresses are one processed (the first token), the rest limited.
+    let id = accept(&mut n, addr(901), t0);
+    n.established(id, &hello(), t0, UNIX);
+    let flood: Vec<AddrV2Message> = (2_000..2_050).map(|i| msg(addr(i), UNIX)).collect();
+    n.received(id, &Message::AddrV2(flood), t0 + Duration::from_secs(600), UNIX);
+    let info = n.conn(id).unwrap();
+    assert_eq!((info.addr_processed, info.addr_rate_limited), (1, 49));
+    // One manual connection at a time.
+    n.add_peer(addr(950), false);
+    n.add_peer(addr(951), false);
+    assert!(n.poll_dial(t0, UNIX).is_some());
+    assert!(n.poll_dial(t0, UNIX).is_none(), "the second waits for a slot");
+}

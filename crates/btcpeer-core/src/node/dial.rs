@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bitcoin::p2p::ServiceFlags;
 
-use super::outbound::{MAX_MANUAL, MAX_MANUAL_CONNECTIONS, MAX_SELECT_RETRY, Manual};
+use super::outbound::{MAX_MANUAL, MAX_SELECT_RETRY, Manual};
 use super::relay::{addr_of, peer_of, socket_of};
 use super::{ConnId, ConnKind, Dial, MAX_ANCHORS, NodeCore};
 use crate::addrbook::{AddrInfo, V2Support, group, is_routable};
@@ -152,7 +152,7 @@ impl NodeCore {
     }
 
     fn dial_manual(&mut self, now: Instant, unix: u64) -> Option<Dial> {
-        if self.counts().manual >= MAX_MANUAL_CONNECTIONS {
+        if self.counts().manual >= self.settings.max_manual_connections {
             return None;
         }
         // Manual peers are dialed whatever their ban (Core's `OpenNetworkConnection` checks bans
@@ -259,7 +259,7 @@ impl NodeCore {
                 consider(self.next_feeler);
             }
         }
-        if counts.manual < MAX_MANUAL_CONNECTIONS {
+        if counts.manual < self.settings.max_manual_connections {
             for m in &self.manual {
                 if m.pending() && !self.connected_to(m.addr) {
                     consider(self.backoff.until(&m.addr).unwrap_or(self.last_now));

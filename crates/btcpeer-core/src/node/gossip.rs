@@ -130,8 +130,9 @@ impl NodeCore {
                     .is_some_and(|s| self.bans.is_banned(s.ip(), bans_now) || self.discouraged.is_discouraged(s.ip()))
             })
             .collect();
+        let (rate, cap) = (self.settings.addr_rate, self.settings.addr_burst);
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        conn.bucket.refill(now);
+        conn.bucket.refill(now, rate, cap);
         let solicited = conn.getaddr_sent;
         for ((mut a, h), refused) in addrs.into_iter().zip(hashes).zip(refused) {
             if !conn.bucket.take() {
@@ -220,7 +221,8 @@ impl NodeCore {
         let net = NetKind::of(&addr_of(conn.info.addr.ip()));
         self.start_addr_relay(id, unix);
         let random = self.random();
-        let cached = self.cache.get(&self.keyed, net, &mut self.book, random, now, unix);
+        let limits = (self.settings.getaddr_max, self.settings.getaddr_pct);
+        let cached = self.cache.get(&self.keyed, net, &mut self.book, random, limits, now, unix);
         let hashes: Vec<u64> = cached.iter().map(|a| self.keyed.hash(ID_ADDRESS_RELAY, &[&addr_key(a)])).collect();
         let Some(conn) = self.conns.get_mut(&id) else { return };
         let addrv2 = conn.info.hello.as_ref().is_some_and(|h| h.wants_addrv2);

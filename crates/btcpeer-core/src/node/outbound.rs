@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 pub(crate) const MAX_BACKOFF: usize = 4_096;
 /// Manual peers kept at most.
 pub(crate) const MAX_MANUAL: usize = 256;
-/// Manual connections open at once at most (Core's `MAX_ADDNODE_CONNECTIONS`, `net.h`).
-pub(crate) const MAX_MANUAL_CONNECTIONS: usize = 8;
 /// The wait between outbound selection rounds that found nothing (Core's `ThreadOpenConnections`
 /// sleeps 500 ms between rounds); it doubles while nothing changes, up to
 /// [`MAX_SELECT_RETRY`], to bound the cost of a book with nothing to offer.

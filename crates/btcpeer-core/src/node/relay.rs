@@ -13,13 +13,6 @@ use crate::addrbook::{AddrBook, NetKind, Peer};
 /// Addresses in one `addr` at most, and in a `getaddr` answer (`MAX_ADDR_TO_SEND`,
 /// `net_processing.cpp`).
 pub(crate) const MAX_ADDR_TO_SEND: usize = 1_000;
-/// The share of the book a `getaddr` answer may hold (`MAX_PCT_ADDR_TO_SEND`, 23 %).
-pub(crate) const MAX_PCT_ADDR_TO_SEND: usize = 23;
-/// Tokens gained per second (`MAX_ADDR_RATE_PER_SECOND`, 0.1: one address per 10 s).
-pub(crate) const ADDR_RATE_PER_SECOND: f64 = 0.1;
-/// The bucket's soft cap (`MAX_ADDR_PROCESSING_TOKEN_BUCKET` = `MAX_ADDR_TO_SEND`); the grant after
-/// our `getaddr` may exceed it.
-pub(crate) const ADDR_BUCKET_CAP: f64 = 1_000.0;
 /// Relayed only if the message is this small (`ProcessAddrs`: `vAddr.size() <= 10`).
 pub(crate) const MAX_RELAY_MESSAGE: usize = 10;
 /// Relayed only if this fresh (`ProcessAddrs`: `addr.nTime > current_a_time - 10min`).
@@ -111,11 +104,12 @@ impl TokenBucket {
         TokenBucket { tokens: 1.0, last: now }
     }
 
-    /// Tokens accrue at 0.1/s up to the soft cap.
-    pub(crate) fn refill(&mut self, now: Instant) {
-        if self.tokens < ADDR_BUCKET_CAP {
+    /// Tokens accrue at `rate` a second (Core: 0.1) up to the soft cap `cap` (Core: 1,000; the
+    /// grant after our `getaddr` may exceed it).
+    pub(crate) fn refill(&mut self, now: Instant, rate: f64, cap: f64) {
+        if self.tokens < cap {
             let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-            self.tokens = (self.tokens + elapsed * ADDR_RATE_PER_SECOND).min(ADDR_BUCKET_CAP);
+            self.tokens = (self.tokens + elapsed * rate).min(cap);
         }
         self.last = self.last.max(now);
     }
@@ -195,13 +189,16 @@ pub(crate) struct AddrCache {
 }
 
 impl AddrCache {
-    /// The answer for a requestor on `net` (Core's `CConnman::GetAddresses(requestor, …)`).
+    /// The answer for a requestor on `net` (Core's `CConnman::GetAddresses(requestor, …)`), at
+    /// most `limits.0` addresses and `limits.1` % of the book.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn get(
         &mut self,
         keyed: &Keyed,
         net: Option<NetKind>,
         book: &mut AddrBook,
         random: u64,
+        limits: (usize, usize),
         now: Instant,
         unix: u64,
     ) -> Vec<AddrV2Message> {
@@ -218,7 +215,7 @@ impl AddrCache {
         if !fresh {
             let jitter = CACHE_JITTER.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64);
             let expires = now.checked_add(CACHE_LIFETIME.saturating_add(jitter)).unwrap_or(now);
-            let addrs = book.get_addr(MAX_ADDR_TO_SEND, MAX_PCT_ADDR_TO_SEND, unix);
+            let addrs = book.get_addr(limits.0, limits.1, unix);
             self.entries.insert(id, CacheEntry { addrs, expires });
         }
         self.entries.get(&id).map(|e| e.addrs.clone()).unwrap_or_default()

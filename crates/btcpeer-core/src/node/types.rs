@@ -93,6 +93,16 @@ pub struct NodeSettings {
     /// Relay loopback and private addresses too (regtest, tests on one machine; give the book
     /// `allow_local` as well).
     pub allow_local: bool,
+    /// Addresses a peer may have processed per second (`MAX_ADDR_RATE_PER_SECOND`, 0.1).
+    pub addr_rate: f64,
+    /// The most address tokens a peer saves up (`MAX_ADDR_PROCESSING_TOKEN_BUCKET`, 1,000).
+    pub addr_burst: f64,
+    /// Addresses in a `getaddr` answer at most (`MAX_ADDR_TO_SEND`, 1,000)…
+    pub getaddr_max: usize,
+    /// …and at most this share of the book, in per cent (`MAX_PCT_ADDR_TO_SEND`, 23).
+    pub getaddr_pct: usize,
+    /// Manual connections open at once (`MAX_ADDNODE_CONNECTIONS`, 8).
+    pub max_manual_connections: usize,
 }
 
 impl Default for NodeSettings {
@@ -111,6 +121,11 @@ impl Default for NodeSettings {
             local_addr: None,
             services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
             allow_local: false,
+            addr_rate: 0.1,
+            addr_burst: 1_000.0,
+            getaddr_max: 1_000,
+            getaddr_pct: 23,
+            max_manual_connections: 8,
         }
     }
 }
