@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use btcpeer::bitcoin::p2p::ServiceFlags;
-use btcpeer::bitcoin::{Transaction, Txid};
+use btcpeer::bitcoin::{Transaction, Txid, Wtxid};
 use btcpeer::node::{ConnKind, Node, NodeEvent, NodePeer, Refusal};
 use btcpeer::wire::{Inventory, Message};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -234,8 +234,8 @@ fn row(p: &NodePeer) -> Row {
 #[derive(Default)]
 struct Relay {
     txs: HashMap<Txid, Transaction>,
-    by_wtxid: HashMap<btcpeer::bitcoin::Wtxid, Txid>,
-    order: VecDeque<Txid>,
+    by_wtxid: HashMap<Wtxid, Txid>,
+    order: VecDeque<(Txid, Wtxid)>,
     relayed: u64,
 }
 
@@ -256,21 +256,19 @@ impl Relay {
         }
     }
 
-    /// Keeps `tx`; false if it was known.
-    fn insert(&mut self, tx: Transaction) -> bool {
-        let txid = tx.compute_txid();
+    /// Keeps `tx` (whose ids the caller computed); false if it was known.
+    fn insert(&mut self, txid: Txid, wtxid: Wtxid, tx: Transaction) -> bool {
         if self.txs.contains_key(&txid) {
             return false;
         }
         if self.order.len() >= KEPT_TXS {
-            if let Some(old) = self.order.pop_front() {
-                if let Some(t) = self.txs.remove(&old) {
-                    self.by_wtxid.remove(&t.compute_wtxid());
-                }
+            if let Some((old, old_w)) = self.order.pop_front() {
+                self.txs.remove(&old);
+                self.by_wtxid.remove(&old_w);
             }
         }
-        self.by_wtxid.insert(tx.compute_wtxid(), txid);
-        self.order.push_back(txid);
+        self.by_wtxid.insert(wtxid, txid);
+        self.order.push_back((txid, wtxid));
         self.txs.insert(txid, tx);
         true
     }
@@ -288,7 +286,7 @@ impl Relay {
             }
             Message::Tx(tx) => {
                 let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
-                if self.insert(tx.clone()) {
+                if !self.txs.contains_key(&txid) && self.insert(txid, wtxid, tx.clone()) {
                     self.relayed = self.relayed.saturating_add(1);
                     node.announce_transaction(txid, wtxid);
                 }
@@ -613,10 +611,11 @@ mod tests {
             input: vec![],
             output: vec![],
         };
+        let keep = |relay: &mut Relay, t: Transaction| relay.insert(t.compute_txid(), t.compute_wtxid(), t);
         for n in 0..(KEPT_TXS as u32 + 10) {
-            assert!(relay.insert(tx(n)));
+            assert!(keep(&mut relay, tx(n)));
         }
-        assert!(!relay.insert(tx(KEPT_TXS as u32 + 9)), "known");
+        assert!(!keep(&mut relay, tx(KEPT_TXS as u32 + 9)), "known");
         assert_eq!((relay.txs.len(), relay.by_wtxid.len(), relay.order.len()), (KEPT_TXS, KEPT_TXS, KEPT_TXS));
         assert!(!relay.knows(&Inventory::Tx(tx(0).compute_txid())), "the oldest went first");
         assert!(relay.knows(&Inventory::WTx(tx(KEPT_TXS as u32).compute_wtxid())));

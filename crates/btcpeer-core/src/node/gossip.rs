@@ -22,6 +22,29 @@ const ANCIENT_TIME: u32 = 100_000_000;
 const FIVE_DAYS: u64 = 5 * 24 * 3600;
 
 impl NodeCore {
+    /// Whether [`received`](NodeCore::received) does anything with `message`: a driver skips the
+    /// rest (pings, headers, inventory …) without taking the policy's lock on every message.
+    ///
+    /// ```
+    /// use btcpeer_core::node::NodeCore;
+    /// use btcpeer_core::wire::Message;
+    /// assert!(NodeCore::handles(&Message::GetAddr));
+    /// assert!(!NodeCore::handles(&Message::Ping(7)));
+    /// ```
+    pub fn handles(message: &Message) -> bool {
+        matches!(
+            message,
+            Message::Addr(_)
+                | Message::AddrV2(_)
+                | Message::GetAddr
+                | Message::Tx(_)
+                | Message::Block(_)
+                | Message::CmpctBlock(_)
+                | Message::FilterLoad(_)
+                | Message::FilterClear
+        )
+    }
+
     /// A message from `id` after its handshake: `addr` and `addrv2` are rate-limited, added to
     /// the book with the sender as source, and small fresh unsolicited ones relayed;
     /// `getaddr` from an inbound peer is answered once; transactions and blocks seen first from

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use btcpeer_core::addrbook::{Peer as BookPeer, V2Support};
-use btcpeer_core::node::{ConnId, ConnKind, Hello, NodeReason};
+use btcpeer_core::node::{ConnId, ConnKind, Hello, NodeCore, NodeReason};
 use bytes::Bytes;
 
 use super::event::NodeEvent;
@@ -206,18 +206,21 @@ impl Handler for ConnHandler {
             }
             return;
         };
-        let (now, unix) = clock();
-        let wake = matches!(message, Message::Addr(_) | Message::AddrV2(_) | Message::GetAddr);
-        if let Ok(mut core) = node.core.lock() {
-            core.received(self.conn.id, &message, now, unix);
-            if matches!(message, Message::Pong(_)) {
-                if let Some(rtt) = peer.stats().last_ping_rtt {
-                    core.ping_sample(self.conn.id, rtt);
-                }
+        // The policy's lock (and the clock) only for the messages the policy reads: most traffic
+        // (inventory, headers, pings) goes by without touching the node's shared state.
+        if NodeCore::handles(&message) {
+            let (now, unix) = clock();
+            if let Ok(mut core) = node.core.lock() {
+                core.received(self.conn.id, &message, now, unix);
             }
-        }
-        if wake {
-            node.wake.notify_one();
+            if matches!(message, Message::Addr(_) | Message::AddrV2(_) | Message::GetAddr) {
+                node.wake.notify_one();
+            }
+        } else if matches!(message, Message::Pong(_)) {
+            let rtt = peer.stats().last_ping_rtt;
+            if let (Some(rtt), Ok(mut core)) = (rtt, node.core.lock()) {
+                core.ping_sample(self.conn.id, rtt);
+            }
         }
         match &self.app {
             Some(a) => {

@@ -156,7 +156,8 @@ pub(super) async fn policy_loop(shared: Arc<Shared>, mut stop: watch::Receiver<b
         // whenever something happens.
         let floor = after(tnow, if more { Duration::ZERO } else { Duration::from_millis(20) });
         let ceiling = after(tnow, Duration::from_secs(60));
-        let deadline = next.map(tokio::time::Instant::from_std).unwrap_or(ceiling).clamp(floor, ceiling).min(next_save);
+        let deadline =
+            next.map(tokio::time::Instant::from_std).unwrap_or(ceiling).max(floor).min(ceiling).min(next_save);
         tokio::select! {
             _ = stop.changed() => {}
             _ = shared.wake.notified() => {}
