@@ -435,13 +435,16 @@ impl super::Peer {
                     let Some((id, answers)) = want.take().and_then(|w| st.requests.add(w)) else {
                         return Err(RequestError::NotSupported("a request registered twice"));
                     };
+                    // Counted before the message can go out: the reader looks at this count,
+                    // without the lock, before it offers what it reads to the requests.
+                    self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
                     if let Some(message) = message {
                         if let Err(e) = self.shared.queue.push(message) {
                             st.requests.remove(id);
+                            self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
                             return Err(RequestError::Queue(e));
                         }
                     }
-                    self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
                     return Ok(Registration { peer: self, id, answers, started: Instant::now() });
                 }
                 st.requests.slot_waiters()
