@@ -509,3 +509,78 @@ async fn r_a_broadcast_serves_a_second_getdata_during_the_reject_window() {
     assert_eq!(got[1].compute_txid(), tx.compute_txid());
     assert!(got[1].input.iter().all(|i| i.witness.is_empty()), "MSG_TX: without witnesses");
 }
+
+/// A remote driven by hand that signals BIP157 (`NODE_COMPACT_FILTERS`), after its handshake with
+/// `client`.
+async fn filter_remote(client: &Peer, remote: &mut common::Remote) {
+    let Some(Message::Version(_)) = common::within_simulated(60, remote.recv_untimed()).await else {
+        panic!("version first")
+    };
+    let mut version = common::raw_version(70016, 42);
+    version.services = ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::COMPACT_FILTERS;
+    remote.send(&Message::Version(version)).await;
+    remote.send(&Message::Verack).await;
+    within(client.handshake()).await.unwrap();
+}
+
+/// The next message the client sends of the kind `f` picks.
+async fn next_sent(remote: &mut common::Remote, f: impl Fn(&Message) -> bool) -> Message {
+    loop {
+        match common::within_simulated(60, remote.recv_untimed()).await {
+            Some(m) if f(&m) => return m,
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+}
+
+/// Item 15: a range is never returned with a gap. A filter that is not the next of the range (a
+/// stray one, or one after a filter left out) is not taken; the stop block's filter arriving while
+/// the range is short ends the request with a typed error at once. The others go to the handler.
+#[tokio::test(start_paused = true)]
+async fn r_a_get_cfilters_never_returns_a_range_with_a_gap() {
+    let chain = chain(40);
+    let (rec, mut rx) = recorder();
+    let (client, mut remote) = common::outbound_to_remote(quiet().build().unwrap(), rec);
+    filter_remote(&client, &mut remote).await;
+    let request = tokio::spawn({
+        let (client, stop) = (client.clone(), chain.hash(20));
+        async move { client.requests().timeout(Duration::from_secs(5)).get_cfilters(0, 11, stop).await }
+    });
+    let Message::GetCFHeaders(asked) = next_sent(&mut remote, |m| matches!(m, Message::GetCFHeaders(_))).await else {
+        unreachable!()
+    };
+    assert_eq!((asked.start_height, asked.stop_hash), (11, chain.hash(20)));
+    // Distinct contents (the synthetic chain's blocks all have the same, empty, filter).
+    let content = |h: usize| vec![1, h as u8];
+    let filter_hashes = (11..=20).map(|h| btcpeer::bitcoin::FilterHash::hash(&content(h))).collect();
+    let headers = btcpeer::bitcoin::p2p::message_filter::CFHeaders {
+        filter_type: 0,
+        stop_hash: chain.hash(20),
+        previous_filter_header: chain.filter_header(10),
+        filter_hashes,
+    };
+    remote.send(&Message::CFHeaders(headers)).await;
+    next_sent(&mut remote, |m| matches!(m, Message::GetCFilters(_))).await;
+    let cfilter = |h: usize| btcpeer::bitcoin::p2p::message_filter::CFilter {
+        filter_type: 0,
+        block_hash: chain.hash(h),
+        filter: content(h),
+    };
+    // A stray filter first (block 30's), then the range without block 15's.
+    remote.send(&Message::CFilter(cfilter(30))).await;
+    for h in (11..=20).filter(|h| *h != 15) {
+        remote.send(&Message::CFilter(cfilter(h))).await;
+    }
+    let outcome = within(request).await.unwrap();
+    assert!(matches!(outcome, Err(RequestError::InvalidAnswer(_))), "{outcome:?}");
+    let mut handed_on = Vec::new();
+    for _ in 0..6 {
+        match common::next_message(&mut rx, |m| matches!(m, Message::CFilter(_))).await {
+            Message::CFilter(f) => handed_on.push(f.block_hash),
+            _ => unreachable!(),
+        }
+    }
+    let expected: Vec<_> = [30, 16, 17, 18, 19, 20].into_iter().map(|h| chain.hash(h)).collect();
+    assert_eq!(handed_on, expected, "the stray filter and those after the gap reach the handler");
+}

@@ -427,13 +427,14 @@ impl<'a> Requests<'a> {
         }
         let count = expected.len();
         let request = Message::GetCFilters(GetCFilters { filter_type, start_height, stop_hash: stop });
-        let mut registration = self.ask(Want::CFilters { filter_type, expected, next: 0 }, &request).await?;
+        let mut registration = self.ask(Want::CFilters { filter_type, stop, expected, next: 0 }, &request).await?;
         let mut filters = Vec::with_capacity(count);
         while filters.len() < count {
             // The limit bounds the wait for each filter: a long range is not cut short while the
             // remote makes progress.
             match tokio::time::timeout(limit, registration.answers.recv()).await {
                 Ok(Some(Answer::Message(Message::CFilter(f)))) => filters.push(f),
+                Ok(Some(Answer::Invalid(why))) => return Err(RequestError::InvalidAnswer(why)),
                 Ok(Some(_)) => return Err(RequestError::NotSupported("an unexpected answer")),
                 Ok(None) => return Err(RequestError::Disconnected(self.reason())),
                 Err(_) => return Err(RequestError::Timeout(limit)),

@@ -63,9 +63,9 @@ pub(crate) enum Want {
     Tx([u8; 32]),
     /// The `merkleblock` of this block (or a `notfound` for it).
     MerkleBlock(BlockHash),
-    /// `cfilter`s of this type whose hashes are `expected`, in that order; `next` is the position
-    /// of the next one.
-    CFilters { filter_type: u8, expected: Vec<FilterHash>, next: usize },
+    /// `cfilter`s of this type whose hashes are `expected`, in that order, the last the block
+    /// `stop`'s; `next` is the position of the next one.
+    CFilters { filter_type: u8, stop: BlockHash, expected: Vec<FilterHash>, next: usize },
     /// The `cfheaders` ending at `stop`.
     CFHeaders { filter_type: u8, stop: BlockHash },
     /// The `cfcheckpt` ending at `stop`.
@@ -102,6 +102,8 @@ pub(crate) enum Answer {
     Addrs(Vec<AddrV2Message>),
     /// The remote asked for the broadcast transaction with this inventory kind.
     Requested(Inventory),
+    /// The remote's answer cannot be right (why); the request is over.
+    Invalid(&'static str),
 }
 
 #[derive(Debug)]
@@ -206,25 +208,38 @@ impl InFlight {
 
     /// A filter goes to the request whose next expected filter it is (its type, and its hash the
     /// one the remote's `cfheaders` gave for that position): never to a request it cannot belong
-    /// to, and a request is complete only with every filter of its range, in order.
+    /// to, and a request is complete only with every filter of its range, in order. The stop
+    /// block's filter where a range still waits for others (a filter left out), or in the last
+    /// place a filter that is not the stop block's, ends that request with an error at once.
     fn give_filter(&mut self, filter: CFilter) -> Option<Message> {
         if !self.entries.iter().any(|e| matches!(e.want, Want::CFilters { .. })) {
             return Some(Message::CFilter(filter));
         }
         let hash = FilterHash::hash(&filter.filter);
-        let t = filter.filter_type;
-        let i = self.entries.iter().position(|e| {
-            matches!(&e.want, Want::CFilters { filter_type, expected, next } if *filter_type == t && expected.get(*next) == Some(&hash))
-        });
-        let Some(i) = i else { return Some(Message::CFilter(filter)) };
-        let entry = self.entries.get_mut(i)?;
-        match entry.tx.try_send(Answer::Message(Message::CFilter(filter))) {
+        let (t, block) = (filter.filter_type, filter.block_hash);
+        let next_of = |w: &Want| matches!(w, Want::CFilters { filter_type, expected, next, .. } if *filter_type == t && expected.get(*next) == Some(&hash));
+        let Some(i) = self.entries.iter().position(|e| next_of(&e.want)) else {
+            // The stop block's filter, for a range still short of it: a filter was left out.
+            let short =
+                |w: &Want| matches!(w, Want::CFilters { filter_type, stop, .. } if *filter_type == t && *stop == block);
+            if let Some(i) = self.entries.iter().position(|e| short(&e.want)) {
+                self.fail(i, "the stop block's filter came before the rest of the range");
+            }
+            return Some(Message::CFilter(filter));
+        };
+        let Some(Entry { want: Want::CFilters { stop, expected, next, .. }, tx, .. }) = self.entries.get_mut(i) else {
+            return Some(Message::CFilter(filter));
+        };
+        let last = next.saturating_add(1) >= expected.len();
+        if last && block != *stop {
+            self.fail(i, "the range's last filter is not the stop block's");
+            return Some(Message::CFilter(filter));
+        }
+        match tx.try_send(Answer::Message(Message::CFilter(filter))) {
             Ok(()) => {
-                if let Want::CFilters { expected, next, .. } = &mut entry.want {
-                    *next = next.saturating_add(1);
-                    if *next >= expected.len() {
-                        self.remove_at(i);
-                    }
+                *next = next.saturating_add(1);
+                if last {
+                    self.remove_at(i);
                 }
                 None
             }
@@ -237,6 +252,15 @@ impl InFlight {
                 }
             }
         }
+    }
+
+    /// Ends the request at `i` with an invalid answer (it has room: it was given fewer answers
+    /// than its channel holds).
+    fn fail(&mut self, i: usize, why: &'static str) {
+        if let Some(e) = self.entries.get(i) {
+            let _ = e.tx.try_send(Answer::Invalid(why));
+        }
+        self.remove_at(i);
     }
 
     /// Offers a received message to the requests: `None` when one took it, else the message (or
