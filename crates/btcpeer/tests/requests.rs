@@ -584,3 +584,65 @@ async fn r_a_get_cfilters_never_returns_a_range_with_a_gap() {
     let expected: Vec<_> = [30, 16, 17, 18, 19, 20].into_iter().map(|h| chain.hash(h)).collect();
     assert_eq!(handed_on, expected, "the stray filter and those after the gap reach the handler");
 }
+
+/// Item 15, with the caller's headers: the full range, filter by filter the server's own, beside
+/// concurrent ranges of both forms.
+#[tokio::test]
+async fn r_a_get_cfilters_of_known_blocks_returns_the_whole_range() {
+    let (chain, server, services) = filter_server(2_100);
+    let (client, _server, _rx) = pair(server, services).await;
+    let blocks = |a: usize, b: usize| (a..=b).map(|h| chain.hash(h)).collect::<Vec<_>>();
+    let (first, second, third) = (blocks(1, 1_000), blocks(1_001, 2_000), blocks(1_990, 2_000));
+    let (a, b, c, d) = within(async {
+        tokio::join!(
+            client.get_cfilters_of(0, 1, &first),
+            client.get_cfilters_of(0, 1_001, &second),
+            client.get_cfilters(0, 500, chain.hash(1_499)),
+            client.get_cfilters_of(0, 1_990, &third),
+        )
+    })
+    .await;
+    assert_eq!(as_pairs(&a.unwrap()), own_filters(&chain, 1..=1_000));
+    assert_eq!(as_pairs(&b.unwrap()), own_filters(&chain, 1_001..=2_000));
+    assert_eq!(as_pairs(&c.unwrap()), own_filters(&chain, 500..=1_499));
+    assert_eq!(as_pairs(&d.unwrap()), own_filters(&chain, 1_990..=2_000));
+    // Over the limit: refused before anything is sent; none: nothing to do.
+    let too_many = blocks(1, 1_001);
+    let err = client.get_cfilters_of(0, 1, &too_many).await.unwrap_err();
+    assert_eq!(err, RequestError::RangeTooLarge { blocks: 1_001, limit: 1_000 });
+    assert!(client.get_cfilters_of(0, 1, &[]).await.unwrap().is_empty());
+}
+
+/// Item 15, with the caller's headers: checked block by block even where every filter is the
+/// same (the synthetic chain's blocks all have the empty filter), so a filter left out ends the
+/// request at once; and no `getcfheaders` is needed.
+#[tokio::test(start_paused = true)]
+async fn r_a_get_cfilters_of_known_blocks_detects_a_gap_among_identical_filters() {
+    let chain = chain(40);
+    let (rec, mut rx) = recorder();
+    let (client, mut remote) = common::outbound_to_remote(quiet().build().unwrap(), rec);
+    filter_remote(&client, &mut remote).await;
+    let blocks: Vec<_> = (11..=20).map(|h| chain.hash(h)).collect();
+    let request = tokio::spawn({
+        let (client, blocks) = (client.clone(), blocks.clone());
+        async move { client.requests().timeout(Duration::from_secs(5)).get_cfilters_of(0, 11, &blocks).await }
+    });
+    let first = next_sent(&mut remote, |m| matches!(m, Message::GetCFilters(_) | Message::GetCFHeaders(_))).await;
+    let Message::GetCFilters(asked) = first else { panic!("getcfilters at once, not {first:?}") };
+    assert_eq!((asked.start_height, asked.stop_hash), (11, chain.hash(20)));
+    let cfilter = |h: usize| btcpeer::bitcoin::p2p::message_filter::CFilter {
+        filter_type: 0,
+        block_hash: chain.hash(h),
+        filter: chain.filter(h),
+    };
+    assert_eq!(chain.filter(12), chain.filter(13), "identical filters");
+    // A stray filter (block 30's, the same bytes), then the range without block 15's.
+    remote.send(&Message::CFilter(cfilter(30))).await;
+    for h in (11..=20).filter(|h| *h != 15) {
+        remote.send(&Message::CFilter(cfilter(h))).await;
+    }
+    let outcome = within(request).await.unwrap();
+    assert!(matches!(outcome, Err(RequestError::InvalidAnswer(_))), "{outcome:?}");
+    let stray = common::next_message(&mut rx, |m| matches!(m, Message::CFilter(_))).await;
+    assert!(matches!(stray, Message::CFilter(f) if f.block_hash == chain.hash(30)));
+}

@@ -34,7 +34,7 @@ use bitcoin::{Block, BlockHash, MerkleBlock, Transaction, Txid, Wtxid};
 
 use super::Peer;
 use super::error::{DisconnectReason, QueueError};
-use super::request::{Answer, MAX_CFHEADERS, MAX_CFILTERS, MAX_HEADERS, Registration, Want};
+use super::request::{Answer, MAX_CFHEADERS, MAX_CFILTERS, MAX_HEADERS, Range, Registration, Want};
 use crate::wire::version::ping_has_nonce;
 use crate::wire::{Inventory, Message};
 
@@ -194,7 +194,10 @@ impl Peer {
     /// trip and 32 bytes a block): they count the range and match each filter to its place by its
     /// hash, so a filter is never taken by the wrong request nor an unsolicited one taken at all.
     /// The whole range is held for the caller however slowly it reads. The timeout bounds the wait
-    /// for each filter.
+    /// for each filter. A filter left out ends the request with [`RequestError::InvalidAnswer`] when
+    /// the stop block's filter comes (or with a timeout). Identical filters (empty blocks have the
+    /// same one-byte filter) cannot be told apart by their hashes; a caller that holds the headers
+    /// checks block by block, and saves the round trip, with [`Peer::get_cfilters_of`].
     ///
     /// A full range, 1,000 blocks ending at `stop` (at height `stop_height`):
     ///
@@ -215,6 +218,33 @@ impl Peer {
         stop: BlockHash,
     ) -> Result<Vec<CFilter>, RequestError> {
         self.requests().get_cfilters(filter_type, start_height, stop).await
+    }
+
+    /// BIP157 filters of `filter_type` for `blocks`, the hashes of the blocks from `start_height`
+    /// on, in order, as the caller's own headers give them (1,000 at most): every filter of the
+    /// range, each checked to be the filter of its block, in order — or an error.
+    ///
+    /// Where the caller holds the headers (a light client does), this is the stronger and faster
+    /// form of [`Peer::get_cfilters`]: no `getcfheaders` round trip first, and a range of blocks
+    /// whose filters are identical (empty blocks) is still checked block by block. A filter left
+    /// out, or a filter of a block that is not the next one, ends the request with
+    /// [`RequestError::InvalidAnswer`]; no block: an empty list, nothing sent.
+    ///
+    /// ```no_run
+    /// # async fn f(peer: &btcpeer::peer::Peer, headers: &[btcpeer::bitcoin::block::Header]) -> Result<(), btcpeer::peer::RequestError> {
+    /// // `headers[0]` is the header at height 1: a full range, heights 1 to 1,000.
+    /// let blocks: Vec<_> = headers.iter().take(1_000).map(|h| h.block_hash()).collect();
+    /// let filters = peer.get_cfilters_of(0, 1, &blocks).await?;
+    /// assert!(filters.iter().zip(&blocks).all(|(f, b)| f.block_hash == *b));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_cfilters_of(
+        &self,
+        filter_type: u8,
+        start_height: u32,
+        blocks: &[BlockHash],
+    ) -> Result<Vec<CFilter>, RequestError> {
+        self.requests().get_cfilters_of(filter_type, start_height, blocks).await
     }
 
     /// BIP157 filter headers from `start_height` up to `stop`: **2,000 blocks at most** per request
@@ -413,7 +443,6 @@ impl<'a> Requests<'a> {
         stop: BlockHash,
     ) -> Result<Vec<CFilter>, RequestError> {
         self.ready(Self::needs_filters).await?;
-        let limit = self.limit(false);
         let request = Message::GetCFHeaders(GetCFHeaders { filter_type, start_height, stop_hash: stop });
         let expected = match self.one(Want::CFHeaders { filter_type, stop }, &request, false).await? {
             Message::CFHeaders(h) => h.filter_hashes,
@@ -425,6 +454,33 @@ impl<'a> Requests<'a> {
         if expected.len() > MAX_CFILTERS {
             return Err(RequestError::RangeTooLarge { blocks: expected.len(), limit: MAX_CFILTERS });
         }
+        self.cfilters(filter_type, start_height, stop, Range::Hashes(expected)).await
+    }
+
+    /// See [`Peer::get_cfilters_of`].
+    pub async fn get_cfilters_of(
+        self,
+        filter_type: u8,
+        start_height: u32,
+        blocks: &[BlockHash],
+    ) -> Result<Vec<CFilter>, RequestError> {
+        self.ready(Self::needs_filters).await?;
+        let Some(&stop) = blocks.last() else { return Ok(Vec::new()) };
+        if blocks.len() > MAX_CFILTERS {
+            return Err(RequestError::RangeTooLarge { blocks: blocks.len(), limit: MAX_CFILTERS });
+        }
+        self.cfilters(filter_type, start_height, stop, Range::Blocks(blocks.to_vec())).await
+    }
+
+    /// Sends `getcfilters` and gathers its range, each filter matched to its place by `expected`.
+    async fn cfilters(
+        &self,
+        filter_type: u8,
+        start_height: u32,
+        stop: BlockHash,
+        expected: Range,
+    ) -> Result<Vec<CFilter>, RequestError> {
+        let limit = self.limit(false);
         let count = expected.len();
         let request = Message::GetCFilters(GetCFilters { filter_type, start_height, stop_hash: stop });
         let mut registration = self.ask(Want::CFilters { filter_type, stop, expected, next: 0 }, &request).await?;
@@ -440,8 +496,8 @@ impl<'a> Requests<'a> {
                 Err(_) => return Err(RequestError::Timeout(limit)),
             }
         }
-        // Every filter is the one whose hash the remote gave for its position; the last must be
-        // the stop block's.
+        // Every filter is the one the range expected at its place; the last must be the stop
+        // block's.
         if filters.last().map(|f| f.block_hash) != Some(stop) {
             return Err(RequestError::InvalidAnswer("the range's last filter is not the stop block's"));
         }

@@ -63,9 +63,9 @@ pub(crate) enum Want {
     Tx([u8; 32]),
     /// The `merkleblock` of this block (or a `notfound` for it).
     MerkleBlock(BlockHash),
-    /// `cfilter`s of this type whose hashes are `expected`, in that order, the last the block
-    /// `stop`'s; `next` is the position of the next one.
-    CFilters { filter_type: u8, stop: BlockHash, expected: Vec<FilterHash>, next: usize },
+    /// `cfilter`s of this type, `expected` in that order, the last the block `stop`'s; `next` is
+    /// the position of the next one.
+    CFilters { filter_type: u8, stop: BlockHash, expected: Range, next: usize },
     /// The `cfheaders` ending at `stop`.
     CFHeaders { filter_type: u8, stop: BlockHash },
     /// The `cfcheckpt` ending at `stop`.
@@ -74,6 +74,40 @@ pub(crate) enum Want {
     Addr,
     /// The `getdata` for a transaction we announced, then a `reject` of it.
     Broadcast { txid: Txid, wtxid: Wtxid },
+}
+
+/// What each filter of a range is known by, in order.
+#[derive(Debug, Clone)]
+pub(crate) enum Range {
+    /// Its hash (the remote's `cfheaders` for the range).
+    Hashes(Vec<FilterHash>),
+    /// Its block (the caller's headers).
+    Blocks(Vec<BlockHash>),
+}
+
+impl Range {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Range::Hashes(h) => h.len(),
+            Range::Blocks(b) => b.len(),
+        }
+    }
+
+    /// Whether the filter of `block` whose hash is `hash` is the one at `at`.
+    fn is_at(&self, at: usize, block: &BlockHash, hash: Option<&FilterHash>) -> bool {
+        match self {
+            Range::Hashes(h) => hash.is_some() && h.get(at) == hash,
+            Range::Blocks(b) => b.get(at) == Some(block),
+        }
+    }
+
+    /// Whether the filter of `block` belongs after `at` (then the ones before it were left out).
+    fn is_after(&self, at: usize, block: &BlockHash) -> bool {
+        match self {
+            Range::Hashes(_) => false,
+            Range::Blocks(b) => b.get(at.saturating_add(1)..).is_some_and(|rest| rest.contains(block)),
+        }
+    }
 }
 
 impl Want {
@@ -212,18 +246,25 @@ impl InFlight {
     /// block's filter where a range still waits for others (a filter left out), or in the last
     /// place a filter that is not the stop block's, ends that request with an error at once.
     fn give_filter(&mut self, filter: CFilter) -> Option<Message> {
-        if !self.entries.iter().any(|e| matches!(e.want, Want::CFilters { .. })) {
+        let ranges = || {
+            self.entries.iter().filter_map(|e| match &e.want {
+                Want::CFilters { expected, .. } => Some(expected),
+                _ => None,
+            })
+        };
+        if ranges().next().is_none() {
             return Some(Message::CFilter(filter));
         }
-        let hash = FilterHash::hash(&filter.filter);
+        // Hashed only when a range is known by its hashes.
+        let hash = ranges().any(|r| matches!(r, Range::Hashes(_))).then(|| FilterHash::hash(&filter.filter));
         let (t, block) = (filter.filter_type, filter.block_hash);
-        let next_of = |w: &Want| matches!(w, Want::CFilters { filter_type, expected, next, .. } if *filter_type == t && expected.get(*next) == Some(&hash));
+        let next_of = |w: &Want| matches!(w, Want::CFilters { filter_type, expected, next, .. } if *filter_type == t && expected.is_at(*next, &block, hash.as_ref()));
         let Some(i) = self.entries.iter().position(|e| next_of(&e.want)) else {
-            // The stop block's filter, for a range still short of it: a filter was left out.
-            let short =
-                |w: &Want| matches!(w, Want::CFilters { filter_type, stop, .. } if *filter_type == t && *stop == block);
+            // The filter of the stop block, or of a later block of the range, for a range still
+            // short of it: a filter was left out.
+            let short = |w: &Want| matches!(w, Want::CFilters { filter_type, stop, expected, next } if *filter_type == t && (*stop == block || expected.is_after(*next, &block)));
             if let Some(i) = self.entries.iter().position(|e| short(&e.want)) {
-                self.fail(i, "the stop block's filter came before the rest of the range");
+                self.fail(i, "a filter of the range was left out");
             }
             return Some(Message::CFilter(filter));
         };
