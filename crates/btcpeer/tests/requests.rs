@@ -646,3 +646,51 @@ async fn r_a_get_cfilters_of_known_blocks_detects_a_gap_among_identical_filters(
     let stray = common::next_message(&mut rx, |m| matches!(m, Message::CFilter(_))).await;
     assert!(matches!(stray, Message::CFilter(f) if f.block_hash == chain.hash(30)));
 }
+
+/// Part B (issue 22): a full outbound queue is `RequestError::Queue(QueueError::Full)`, which names
+/// the limit (no separate `QueueFull`); the request leaves nothing registered.
+#[tokio::test]
+async fn r_a_a_full_queue_is_queue_error_full_naming_the_limit() {
+    let (client, mut remote) = common::outbound_to_remote(quiet().max_queue_bytes(4_096).build().unwrap(), NoopHandler);
+    within(remote.accept_handshake(70016)).await;
+    within(client.handshake()).await.unwrap();
+    // The remote reads no more: the stream's buffer fills, then the queue (a bounded loop).
+    let filler = Message::FilterAdd(btcpeer::wire::FilterAdd { data: vec![0; 500] });
+    let mut full = false;
+    for _ in 0..10_000 {
+        if client.queue_message(&filler).is_err() {
+            full = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(full, "the queue filled");
+    // To the brim (a ping's frame is 32 bytes; the getdata below is 61).
+    for n in 0..200 {
+        if client.queue_message(&Message::Ping(n)).is_err() {
+            break;
+        }
+    }
+    let err = client.get_block(BlockHash::all_zeros()).await.unwrap_err();
+    assert!(matches!(err, RequestError::Queue(btcpeer::peer::QueueError::Full { limit: 4_096, .. })), "{err:?}");
+    assert!(client.is_connected());
+    drop(remote);
+}
+
+/// Item 16: callers waiting for one of the 1,024 slots learn the peer's end at once.
+#[tokio::test(start_paused = true)]
+async fn r_a_requests_waiting_for_a_slot_end_with_the_disconnect() {
+    let (client, server, _rx) = pair(NoopHandler, ServiceFlags::NETWORK).await;
+    let waiting: Vec<_> = (0..1_100u32)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get_block(BlockHash::from_byte_array([(n % 251) as u8; 32])).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.disconnect();
+    for w in waiting {
+        let err = common::within_simulated(10, w).await.unwrap().unwrap_err();
+        assert!(matches!(err, RequestError::Disconnected(_)), "{err:?}");
+    }
+}
