@@ -11,10 +11,10 @@
 //! (two `getheaders` from the same locator), the remote's answers, which come in the order asked
 //! (Core processes one message of a peer at a time), go to them in that order.
 //!
-//! No answer is lost: a request's channel holds everything it can be given (a range of filters is
-//! matched filter by filter against the filter hashes the remote announced for it, up to
-//! Core's `MAX_GETCFILTERS_SIZE`), so a consumer that is slow to read is never bypassed. At most
-//! [`MAX_REQUESTS`] wait at once; more wait for a slot.
+//! No answer is lost: a request's channel holds everything it can be given (a range of filters, up
+//! to Core's `MAX_GETCFILTERS_SIZE`, each matched to its place by the filter hash the remote's
+//! `cfheaders` gave for it or by the block hash the caller gave), so a consumer that is slow to
+//! read is never bypassed. At most [`MAX_REQUESTS`] wait at once; more wait for a slot.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
