@@ -45,8 +45,9 @@ use std::time::{Duration, Instant};
 
 use bitcoin::p2p::ServiceFlags;
 
-use crate::addrbook::{AddrBook, NetKind, group};
+use crate::addrbook::{AddrBook, NetKind, group, is_routable};
 use bans::{BanList, Discouraged, MAX_ANCHORS, Subnet};
+pub use dial::is_bad_port;
 use eviction::{EvictionCandidate, select_node_to_evict};
 use outbound::{Backoff, Manual};
 use relay::{ADDR_KNOWN, AddrCache, ID_NETGROUP, Keyed, RecentSet, TokenBucket, addr_of, peer_of};
@@ -224,8 +225,19 @@ impl NodeCore {
         crate::rng::next(&mut self.rng)
     }
 
+    /// The keyed hash of `ip`'s network group (Core's `CConnman::CalculateKeyedNetGroup`). With
+    /// `allow_local`, a loopback or private address is a group of its own (as for outbound
+    /// diversity): on one machine every peer would otherwise share Core's one "local" group.
     fn net_group_of(&self, ip: IpAddr) -> u64 {
-        self.keyed.hash(ID_NETGROUP, &[&group(&addr_of(ip))])
+        let a = addr_of(ip);
+        if self.settings.allow_local && !is_routable(&a) {
+            let bytes = match ip {
+                IpAddr::V4(v4) => v4.octets().to_vec(),
+                IpAddr::V6(v6) => v6.octets().to_vec(),
+            };
+            return self.keyed.hash(ID_NETGROUP, &[&[0xff], &bytes]);
+        }
+        self.keyed.hash(ID_NETGROUP, &[&group(&a)])
     }
 
     fn new_conn(&mut self, addr: SocketAddr, kind: ConnKind, persistent: bool, now: Instant) -> ConnId {
@@ -265,8 +277,9 @@ impl NodeCore {
     /// Someone connected from `remote`: admit it, evicting an inbound peer if the table is full,
     /// or refuse it (Core's `CConnman::CreateNodeFromAcceptedSocket`, `net.cpp`): banned addresses
     /// are refused; discouraged ones only while there is room for one more after them; a full
-    /// table makes room by ending the oldest inbound connection that has not finished its
-    /// handshake, else by [`eviction::select_node_to_evict`], or refuses.
+    /// table makes room by ending an inbound connection that has not finished its handshake
+    /// (from the network group with the most of them, then the least advanced and oldest), else
+    /// by [`eviction::select_node_to_evict`], or refuses.
     pub fn inbound(&mut self, remote: SocketAddr, now: Instant, unix: u64) -> Admission {
         self.last_now = self.last_now.max(now);
         let ip = remote.ip();
@@ -306,24 +319,32 @@ impl NodeCore {
     }
 
     /// The inbound connection to end first for room among those that have not finished their
-    /// handshake: one that never sent a byte, else one that sent bytes but no `version`, else one
-    /// whose `version` came; of each kind the one that has waited longest.
+    /// handshake: from the network group with the most such connections (as Core's
+    /// `AttemptToEvictConnection` weighs groups in `SelectNodeToEvict`), so that one address
+    /// reconnecting cannot push out peers of other groups mid-handshake; within it — and between
+    /// groups of one size — one that never sent a byte, else one that sent bytes but no
+    /// `version`, else one whose `version` came; of each kind the one that has waited longest.
     ///
     /// Not Core's rule, and the one place this policy goes beyond it: Core leaves such connections
     /// to its inactivity check (`CConnman::InactivityCheck` in `net.cpp` ends a peer whose
     /// handshake has not completed within `-peertimeout`, 60 s) and relies on 125 slots, while its
     /// `SelectNodeToEvict` protects up to 28 candidates and so never evicts from a small table. A
     /// node with a handful of slots full of connections that never speak (slow-loris) would turn
-    /// honest peers away for that long; ending the oldest of them first makes room at once and
-    /// never touches a peer that completed its handshake. Connections that never sent a byte go
-    /// before those that sent only bytes, and those before the ones whose `version` arrived, so
-    /// that a flood of silent (or one-byte) connections arriving while an honest peer handshakes
-    /// cannot push it out.
+    /// honest peers away for that long; ending one of them first makes room at once and never
+    /// touches a peer that completed its handshake. With `allow_local`, each loopback or private
+    /// address is a group of its own here.
     fn oldest_unfinished_inbound(&self) -> Option<ConnId> {
-        self.conns
-            .values()
-            .filter(|c| c.info.kind == ConnKind::Inbound && !c.info.established)
-            .min_by_key(|c| (c.info.heard, c.info.version_received, c.info.since, c.info.id))
+        let unfinished = || self.conns.values().filter(|c| c.info.kind == ConnKind::Inbound && !c.info.established);
+        let mut sizes: BTreeMap<u64, usize> = BTreeMap::new();
+        for c in unfinished() {
+            let n = sizes.entry(c.net_group).or_insert(0);
+            *n = n.saturating_add(1);
+        }
+        unfinished()
+            .min_by_key(|c| {
+                let size = sizes.get(&c.net_group).copied().unwrap_or(0);
+                (std::cmp::Reverse(size), c.info.heard, c.info.version_received, c.info.since, c.info.id)
+            })
             .map(|c| c.info.id)
     }
 

@@ -65,15 +65,14 @@ pub struct NodeBuilder {
 
 impl NodeBuilder {
     pub(super) fn new(config: PeerConfig) -> NodeBuilder {
-        let mut settings = NodeSettings::default();
-        let mut key = [0u8; 32];
-        let _ = getrandom::fill(&mut key);
-        settings.key = key;
-        settings.seed = u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]) | 1;
+        // Core's limits and a random key and seed (`NodeSettings::default`).
+        let settings = NodeSettings::default();
         NodeBuilder { config, settings, files: Files::default(), handler: None, peer_handler: None, dial_timeout: None }
     }
 
-    /// All of the policy's settings at once (limits, targets, feelers, backoff, keys).
+    /// All of the policy's settings at once (limits, targets, feelers, backoff, keys). Start from
+    /// [`NodeSettings::default`], whose key and seed are random; fix them only for reproducible
+    /// tests ([`NodeSettings::fixed`]).
     pub fn settings(mut self, settings: NodeSettings) -> Self {
         self.settings = settings;
         self

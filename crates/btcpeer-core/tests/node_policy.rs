@@ -1,0 +1,237 @@
+//! NodeCore against Core's connection policy (issue 23, items 6–14): what earns eviction
+//! protection, who goes first among unfinished inbound connections, random keys, the address
+//! relay timers, the getaddr cache's key, bad ports, outbound group diversity and where a peer is
+//! discouraged. Time is an argument throughout.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use btcpeer_core::addrbook::{AddrBook, Peer, group};
+use btcpeer_core::bitcoin::p2p::ServiceFlags;
+use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message};
+use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, Hello, NodeCore, NodeSettings};
+
+const UNIX: u64 = 1_700_000_000;
+
+fn full() -> ServiceFlags {
+    ServiceFlags::NETWORK | ServiceFlags::WITNESS
+}
+
+fn hello() -> Hello {
+    Hello::new(full(), 70016, true, false, "/test/".into())
+}
+
+/// Address `i`, each in its own /16 (for i < 2,560).
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([20 + (i / 256) as u8, (i % 256) as u8, 1, 1], 8333))
+}
+
+fn v2(a: SocketAddr) -> AddrV2 {
+    match a.ip() {
+        IpAddr::V4(v4) => AddrV2::Ipv4(v4),
+        IpAddr::V6(v6) => AddrV2::Ipv6(v6),
+    }
+}
+
+fn msg(a: SocketAddr, time: u64) -> AddrV2Message {
+    AddrV2Message { time: time as u32, services: full(), addr: v2(a), port: a.port() }
+}
+
+fn settings() -> NodeSettings {
+    NodeSettings::default().fixed([7; 32], 42)
+}
+
+/// A book holding `addrs`, each heard of from a source of its own.
+fn book_with(addrs: impl IntoIterator<Item = SocketAddr>) -> AddrBook {
+    let mut book = AddrBook::new([3; 32], 5);
+    for (k, a) in addrs.into_iter().enumerate() {
+        let source = Peer::new(AddrV2::Ipv4([90, (k % 200) as u8, (k / 200) as u8, 1].into()), 8333);
+        book.add(&[msg(a, UNIX)], &source, UNIX);
+    }
+    book
+}
+
+fn actions(n: &mut NodeCore) -> Vec<Action> {
+    std::iter::from_fn(|| n.poll_action()).collect()
+}
+
+fn accept(n: &mut NodeCore, remote: SocketAddr, now: Instant) -> ConnId {
+    match n.inbound(remote, now, UNIX) {
+        Admission::Accept(id) => id,
+        other => panic!("{other:?}"),
+    }
+}
+
+// Item 8. Core: `CConnman` seeds its keyed hashes (`nSeed0`, `nSeed1`) from `GetRand` at start.
+#[test]
+fn default_settings_have_a_random_key_and_seed_and_fixed_ones_only_on_request() {
+    let (a, b) = (NodeSettings::default(), NodeSettings::default());
+    assert_ne!(a.key, [0; 32], "never the zero key");
+    assert_ne!(a.key, b.key, "a new key each time");
+    assert_ne!((a.seed, a.seed), (1, b.seed), "nor the seed 1");
+    assert_ne!(a.seed, b.seed);
+    let f = NodeSettings::default().fixed([9; 32], 5);
+    assert_eq!((f.key, f.seed), ([9; 32], 5));
+}
+
+// Item 11. Core: `CConnman::ThreadOpenConnections` skips `IsBadPort` addresses for 50 tries.
+#[test]
+fn automatic_dials_pass_over_bad_ports_for_the_first_fifty_tries() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.feelers = false;
+    s.full_relay = 1;
+    s.block_relay = 0;
+    let smtp = SocketAddr::from(([30, 1, 1, 1], 25));
+    let good = SocketAddr::from(([31, 1, 1, 1], 8333));
+    let mut smtp_dials = 0;
+    for seed in 0..200u64 {
+        let mut n = NodeCore::new(s.clone().fixed([seed as u8; 32], seed + 1), book_with([smtp, good]), t0);
+        let d = n.poll_dial(t0, UNIX).expect("a dial");
+        smtp_dials += usize::from(d.addr == smtp);
+    }
+    assert_eq!(smtp_dials, 0, "port 25 chosen while a good address was there");
+    // With nothing else, a bad port is still dialed after 50 tries (Core's last resort).
+    let mut n = NodeCore::new(s, book_with([smtp]), t0);
+    assert_eq!(n.poll_dial(t0, UNIX).map(|d| d.addr), Some(smtp));
+}
+
+// Item 12. Core: `outbound_ipv46_peer_netgroups` in `CConnman::ThreadOpenConnections` holds
+// full-relay, block-relay-only and manual connections, not feelers.
+#[test]
+fn a_manual_peer_takes_its_group_and_a_feeler_does_not() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.feelers = false;
+    s.full_relay = 3;
+    s.block_relay = 0;
+    // Three /16s: 40.1, 40.2, 40.3, ten addresses each.
+    let addrs: Vec<SocketAddr> = (0..30).map(|i| SocketAddr::from(([40, 1 + i % 3, 9, i], 8333))).collect();
+    let mut n = NodeCore::new(s, book_with(addrs), t0);
+    // A manual peer in 40.1.
+    n.add_peer(SocketAddr::from(([40, 1, 200, 1], 8333)), true);
+    let manual = n.poll_dial(t0, UNIX).expect("the manual peer");
+    assert_eq!(manual.kind, ConnKind::Manual);
+    n.established(manual.id, &hello(), t0, UNIX);
+    let dials: Vec<_> = std::iter::from_fn(|| n.poll_dial(t0, UNIX)).collect();
+    let groups: HashSet<Vec<u8>> = dials.iter().map(|d| group(&v2(d.addr))).collect();
+    assert_eq!(dials.len(), 2, "two groups left: {dials:?}");
+    assert_eq!(groups.len(), 2);
+    assert!(!groups.contains(&group(&v2(manual.addr))), "a full-relay peer in the manual peer's group");
+}
+
+#[test]
+fn a_feeler_does_not_keep_a_full_relay_connection_from_its_group() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.full_relay = 1;
+    s.block_relay = 0;
+    let x = SocketAddr::from(([50, 1, 1, 1], 8333));
+    let (y, z) = (SocketAddr::from(([51, 1, 1, 1], 8333)), SocketAddr::from(([51, 1, 2, 2], 8333)));
+    let mut n = NodeCore::new(s, book_with([x, y, z]), t0);
+    // Full-relay to x only (the others wait out a failed dial).
+    let mut now = t0;
+    let first = loop {
+        let d = n.poll_dial(now, UNIX).expect("a dial");
+        if d.addr == x {
+            break d;
+        }
+        n.dial_failed(d.id, false, now, UNIX);
+        now += Duration::from_millis(1);
+    };
+    n.established(first.id, &hello(), now, UNIX);
+    // Once the slot is full, a feeler tests y or z (new addresses, both in 51.1).
+    let later = n.poll_timeout().expect("a feeler is due").max(now) + Duration::from_secs(60);
+    let feeler = n.poll_dial(later, UNIX + 60).expect("a feeler");
+    assert_eq!(feeler.kind, ConnKind::Feeler);
+    assert_eq!(group(&v2(feeler.addr)), group(&v2(y)));
+    // The full-relay peer leaves while the feeler is out: the other address of the feeler's
+    // group is dialed (x backs off), not refused for sharing the feeler's group.
+    n.closed(first.id, false, later, UNIX + 60);
+    let other = if feeler.addr == y { z } else { y };
+    let mut t = later + Duration::from_secs(1);
+    let mut got = None;
+    for k in 0..60u64 {
+        if let Some(d) = n.poll_dial(t, UNIX + 61 + k) {
+            got = Some(d);
+            break;
+        }
+        t += Duration::from_secs(1);
+        if t >= later + Duration::from_secs(4) {
+            break;
+        }
+    }
+    let d = got.expect("a full-relay dial beside the feeler");
+    assert_eq!((d.addr, d.kind), (other, ConnKind::FullRelay));
+}
+
+// Item 7. Core weighs network groups when evicting (`SelectNodeToEvict`: the youngest of the
+// group with the most connections); among unfinished handshakes the flood's group goes first.
+#[test]
+fn one_address_flooding_versions_cannot_evict_honest_peers_mid_handshake() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.max_connections = 8 + 8 + 2 + 1; // 8 inbound slots, as `btcpeer listen --max-peers 8`
+    s.allow_local = true;
+    let mut n = NodeCore::new(s, AddrBook::new([1; 32], 1), t0);
+    let attacker = |k: u16| SocketAddr::from(([127, 0, 0, 1], 40_000 + k));
+    let mut at = t0;
+    let mut tick = || {
+        at += Duration::from_millis(1);
+        at
+    };
+    // The attacker fills the table with connections that each send a version.
+    for k in 0..8 {
+        let id = accept(&mut n, attacker(k), tick());
+        n.version_received(id);
+    }
+    // Honest peers from other loopback addresses arrive one by one, each sending its version
+    // while the flood goes on (a new flood connection every millisecond).
+    let mut honest = Vec::new();
+    for h in 0..5u8 {
+        let now = tick();
+        let id = match n.inbound(SocketAddr::from(([127, 0, 0, 10 + h], 50_000)), now, UNIX) {
+            Admission::AcceptEvicting { id, .. } => id,
+            other => panic!("{other:?}"),
+        };
+        honest.push(id);
+        for k in 0..20 {
+            let now = tick();
+            match n.inbound(attacker(100 + u16::from(h) * 20 + k), now, UNIX) {
+                Admission::AcceptEvicting { id, evict } => {
+                    assert!(!honest.contains(&evict), "an honest peer evicted mid-handshake");
+                    n.version_received(id);
+                }
+                other => panic!("{other:?}"),
+            }
+            if k == 0 {
+                // Its version arrives after the first flood connection (it was silent then).
+                n.version_received(*honest.last().unwrap());
+            }
+        }
+    }
+    // All five are still there and complete their handshakes.
+    for &id in &honest {
+        assert!(n.conn(id).is_some());
+        n.established(id, &hello(), tick(), UNIX);
+    }
+    assert_eq!(n.conns().filter(|c| c.established).count(), 5);
+    let _ = actions(&mut n);
+}
+
+#[test]
+fn without_allow_local_loopback_peers_are_one_group_and_the_oldest_silent_goes_first() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.max_connections = 8 + 8 + 2 + 1;
+    let mut n = NodeCore::new(s, AddrBook::new([1; 32], 1), t0);
+    let ids: Vec<ConnId> = (0..8u8)
+        .map(|k| accept(&mut n, SocketAddr::from(([127, 0, 0, 1 + k], 1000)), t0 + Duration::from_millis(k.into())))
+        .collect();
+    // One routable address flooding is a group of its own, smaller than the loopback group.
+    let Admission::AcceptEvicting { evict, .. } = n.inbound(addr(3), t0 + Duration::from_secs(1), UNIX) else {
+        panic!("full")
+    };
+    assert_eq!(evict, ids[0]);
+}
