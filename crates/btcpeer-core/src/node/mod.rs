@@ -35,6 +35,7 @@ pub mod eviction;
 
 mod dial;
 mod gossip;
+mod misbehaviour;
 mod outbound;
 mod relay;
 mod types;
@@ -49,6 +50,7 @@ use crate::addrbook::{AddrBook, NetKind, group, is_routable};
 use bans::{BanList, Discouraged, MAX_ANCHORS, Subnet};
 pub use dial::is_bad_port;
 use eviction::{EvictionCandidate, select_node_to_evict};
+pub use misbehaviour::discourages;
 use outbound::{Backoff, Manual};
 use relay::{ADDR_KNOWN, AddrCache, ID_NETGROUP, Keyed, RecentSet, TokenBucket, addr_of, peer_of};
 pub use types::{
@@ -415,9 +417,9 @@ impl NodeCore {
         self.reset_select(now);
     }
 
-    /// The connection `id` ended. With `misbehaved` (it broke the protocol: the driver saw a
-    /// `DisconnectReason::Protocol`, a malformed payload …) its address is discouraged, unless
-    /// manual or loopback (Core's `Misbehaving` and `MaybeDiscourageAndDisconnect`,
+    /// The connection `id` ended. With `misbehaved` (it did what Core scores with `Misbehaving`:
+    /// see [`discourages`], which tells it from the peer's `DisconnectReason`) its address is
+    /// discouraged, unless manual or loopback (Core's `Misbehaving` and `MaybeDiscourageAndDisconnect`,
     /// `net_processing.cpp`). An outbound connection that never completed its handshake counts
     /// as a failed dial for its address's backoff.
     pub fn closed(&mut self, id: ConnId, misbehaved: bool, now: Instant, unix: u64) {

@@ -118,11 +118,11 @@ impl ConnState {
     }
 }
 
-/// Whether `reason` is a protocol violation that discourages the remote's address (Core's
-/// `Misbehaving` → `MaybeDiscourageAndDisconnect` in `net_processing.cpp`: malformed or oversized
-/// messages, broken protocol rules). Timeouts, closes, I/O and transport failures are not.
+/// Whether `reason` discourages the remote's address: only what Core scores with `Misbehaving`
+/// ([`btcpeer_core::node::discourages`]), not our own policy, not what Core only disconnects,
+/// not a payload that merely failed to decode.
 pub(super) fn is_misbehaviour(reason: &DisconnectReason) -> bool {
-    matches!(reason, DisconnectReason::Protocol(_) | DisconnectReason::Payload(_))
+    btcpeer_core::node::discourages(reason)
 }
 
 /// The handler of every peer of a node: the policy learns each event, the application hears it
@@ -268,5 +268,28 @@ impl Handler for ConnHandler {
                 by_node: self.conn.node_reason(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::Violation;
+    use crate::wire::Command;
+
+    #[test]
+    fn a_node_discourages_only_where_cores_misbehaving_does() {
+        for v in [
+            Violation::V1NotAllowed,
+            Violation::TooManyIgnored { count: 100 },
+            Violation::FeatureAfterVerack(Command::SENDADDRV2),
+            Violation::BloomNotOffered(Command::FILTERADD),
+        ] {
+            assert!(!is_misbehaviour(&DisconnectReason::Protocol(v.clone())), "{v}");
+        }
+        let garbage = Message::decode(Command::PING, Bytes::from_static(&[1])).unwrap_err();
+        assert!(!is_misbehaviour(&DisconnectReason::Payload(garbage)), "a payload that failed to decode");
+        let oversized = Message::decode(Command::INV, Bytes::from_static(&[0xfd, 0x51, 0xc3])).unwrap_err();
+        assert!(is_misbehaviour(&DisconnectReason::Payload(oversized)), "Core: inv message size");
     }
 }

@@ -5,7 +5,7 @@
 //! `SelectNodeToEvict`; dials outbound full-relay and block-relay-only peers from its address book
 //! (one per network group), feelers to test new addresses, anchors first and manual peers; answers
 //! `getaddr` once per inbound connection from a cache, relays small fresh `addr` messages, holds
-//! each peer to Core's address rate limit, and discourages peers that break the protocol. Its
+//! each peer to Core's address rate limit, and discourages peers where Core's `Misbehaving` would (oversized messages). Its
 //! book, bans and anchors are files that survive a restart.
 //!
 //! ```no_run
