@@ -235,3 +235,142 @@ fn without_allow_local_loopback_peers_are_one_group_and_the_oldest_silent_goes_f
     };
     assert_eq!(evict, ids[0]);
 }
+
+fn getaddr_answer(n: &mut NodeCore, from: SocketAddr, local: SocketAddr, now: Instant) -> Vec<AddrV2Message> {
+    let Admission::Accept(id) = n.inbound_on(from, local, now, UNIX) else { panic!("full") };
+    n.established(id, &hello(), now, UNIX);
+    n.received(id, &btcpeer_core::wire::Message::GetAddr, now, UNIX);
+    n.poll_addr_relay(now + Duration::from_secs(3600), UNIX);
+    let mut out: Vec<AddrV2Message> = actions(n)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Addr { to, addrs } if to == id => Some(addrs),
+            _ => None,
+        })
+        .flatten()
+        .map(|mut m| {
+            m.time = 0;
+            m
+        })
+        .collect();
+    out.sort_by_key(|m| format!("{m:?}"));
+    out
+}
+
+// Item 10. Core: `CConnman::GetAddresses` keys its cache by network and by `addrBind` (address
+// and, for inbound, port).
+#[test]
+fn the_getaddr_cache_is_keyed_by_the_local_address_and_port_too() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.dial_outbound = false;
+    let mut n = NodeCore::new(s, book_with((0..400).map(addr)), t0);
+    let onion_side: SocketAddr = "127.0.0.1:8334".parse().unwrap();
+    let ipv4_side: SocketAddr = "10.0.0.5:8333".parse().unwrap();
+    // Both requestors come from IPv4 addresses, one through the onion service's local port.
+    let a = getaddr_answer(&mut n, addr(1000), onion_side, t0);
+    let b = getaddr_answer(&mut n, addr(1001), ipv4_side, t0);
+    let a2 = getaddr_answer(&mut n, addr(1002), onion_side, t0 + Duration::from_secs(60));
+    assert_eq!(a.len(), 92);
+    assert_eq!(a, a2, "one local address: one cached answer");
+    assert_ne!(a, b, "two local addresses: answers that do not link them");
+    // Another port on the same address is another identity too.
+    let c = getaddr_answer(&mut n, addr(1003), "127.0.0.1:9999".parse().unwrap(), t0);
+    assert_ne!(a, c);
+}
+
+/// The addresses sent to `to` in `actions`.
+fn sent_to(actions: &[Action], to: ConnId) -> Vec<AddrV2Message> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Addr { to: t, addrs } if *t == to => Some(addrs.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+// Item 9. Core: `PeerManagerImpl::MaybeSendAddr` sends a peer's queued addresses when
+// `m_next_addr_send` fires (exponential, mean `AVG_ADDRESS_BROADCAST_INTERVAL` = 30 s), and our
+// own address again when `m_next_local_addr_send` fires (mean 24 h).
+#[test]
+fn relayed_addresses_wait_for_a_poisson_timer_of_mean_thirty_seconds() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.dial_outbound = false;
+    let mut n = NodeCore::new(s, AddrBook::new([1; 32], 1), t0);
+    let ids: Vec<ConnId> = (0..8)
+        .map(|i| {
+            let id = accept(&mut n, addr(i), t0);
+            n.established(id, &hello(), t0, UNIX);
+            n.received(id, &btcpeer_core::wire::Message::GetAddr, t0, UNIX);
+            id
+        })
+        .collect();
+    // The first message goes at once (the timers start with it).
+    n.poll_addr_relay(t0, UNIX);
+    let _ = actions(&mut n);
+    // 200 fresh addresses, each announced alone by a peer, one every 10 s; the delays between
+    // hearing one and sending it on are measured.
+    let mut delays = Vec::new();
+    let mut now = t0;
+    for k in 0..200 {
+        now += Duration::from_secs(10);
+        let unix = UNIX + 10 * (k + 1);
+        let a = msg(addr(1000 + k as usize), unix);
+        let source = ids[k as usize % ids.len()];
+        n.received(source, &btcpeer_core::wire::Message::AddrV2(vec![a.clone()]), now, unix);
+        let targets = n.relay_targets(source, &a, unix);
+        // Step a tenth of a second at a time until every target has it; the driver's wake-up
+        // (`poll_timeout`) is never later than a send.
+        let mut t = now;
+        let mut waiting: HashSet<ConnId> = targets.into_iter().collect();
+        let mut guard = 0;
+        while !waiting.is_empty() && guard < 100_000 {
+            let wake = n.poll_timeout();
+            n.poll_addr_relay(t, unix);
+            let acts = actions(&mut n);
+            for &w in waiting.clone().iter() {
+                if sent_to(&acts, w).iter().any(|m| m.addr == a.addr) {
+                    assert!(wake.is_some_and(|at| at <= t), "sent before the wake-up it announced");
+                    delays.push(t.duration_since(now).as_secs_f64());
+                    waiting.remove(&w);
+                }
+            }
+            t += Duration::from_millis(100);
+            guard += 1;
+        }
+        assert!(waiting.is_empty(), "address {k} never sent");
+        now = now.max(t);
+    }
+    let mean = delays.iter().sum::<f64>() / delays.len() as f64;
+    let immediate = delays.iter().filter(|d| **d < 0.2).count();
+    assert!(immediate * 10 < delays.len(), "most went at once: {immediate} of {}", delays.len());
+    assert!((15.0..50.0).contains(&mean), "mean delay {mean:.1} s, not about 30 s");
+}
+
+#[test]
+fn our_own_address_is_announced_at_once_and_again_about_daily() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.dial_outbound = false;
+    s.local_addr = Some("8.8.4.4:8333".parse().unwrap());
+    let mut n = NodeCore::new(s, AddrBook::new([1; 32], 1), t0);
+    let id = accept(&mut n, addr(1), t0);
+    n.established(id, &hello(), t0, UNIX);
+    n.received(id, &btcpeer_core::wire::Message::GetAddr, t0, UNIX);
+    n.poll_addr_relay(t0, UNIX);
+    let me = |acts: &[Action]| {
+        sent_to(acts, id).iter().filter(|m| m.port == 8333 && m.addr == v2("8.8.4.4:8333".parse().unwrap())).count()
+    };
+    assert_eq!(me(&actions(&mut n)), 1, "at once when relay starts");
+    // Over 60 simulated days, hour by hour: about one a day (Poisson, mean 24 h).
+    let mut count = 0;
+    for h in 1..=(60 * 24) {
+        let t = t0 + Duration::from_secs(3600 * h);
+        n.poll_addr_relay(t, UNIX + 3600 * h);
+        count += me(&actions(&mut n));
+    }
+    assert!((35..=90).contains(&count), "{count} self-announcements in 60 days");
+}

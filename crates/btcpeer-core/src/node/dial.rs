@@ -359,10 +359,15 @@ impl NodeCore {
 
     /// When [`poll_dial`](NodeCore::poll_dial) may next have something: now while outbound slots
     /// are open (or after a fruitless round, its retry), the next feeler once they are full, and
-    /// the end of a pending manual peer's backoff.
+    /// the end of a pending manual peer's backoff; and when
+    /// [`poll_addr_relay`](NodeCore::poll_addr_relay) has an address message or a
+    /// self-announcement due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut at: Option<Instant> = None;
         let mut consider = |t: Instant| at = Some(at.map_or(t, |a: Instant| a.min(t)));
+        if let Some(t) = self.addr_relay_timeout() {
+            consider(t);
+        }
         let counts = self.counts();
         if self.settings.dial_outbound {
             if !self.anchors.is_empty() && counts.block_relay < self.settings.block_relay {

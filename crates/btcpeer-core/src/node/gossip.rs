@@ -1,7 +1,6 @@
 //! Messages the policy reads: `addr`/`addrv2` (rate limit, book, relay), `getaddr` (the cached
 //! answer), and transactions, blocks and filters for eviction's statistics.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bitcoin::hashes::Hash;
@@ -12,7 +11,7 @@ use super::relay::{
     ID_ADDRESS_RELAY, ID_RECENT, MAX_ADDR_TO_SEND, MAX_RELAY_MESSAGE, RELAY_FRESH_SECS, ROTATE_RELAY_SECS, addr_key,
     addr_of, needs_addrv2, peer_of, socket_of,
 };
-use super::{Action, ConnId, ConnKind, NodeCore};
+use super::{ConnId, ConnKind, NodeCore};
 use crate::addrbook::{NetKind, Peer, is_routable};
 use crate::wire::Message;
 
@@ -103,25 +102,16 @@ impl NodeCore {
         }
     }
 
-    /// Address relay starts with `id` (Core's `SetupAddressRelay`): our own address goes first
-    /// (Core's self-announcement in `MaybeSendAddr`).
-    pub(super) fn start_addr_relay(&mut self, id: ConnId, unix: u64) {
-        let local = self.settings.local_addr;
-        let services = self.settings.services;
+    /// Address relay starts with `id` (Core's `SetupAddressRelay`): our own address is queued
+    /// first, to go at the first [`poll_addr_relay`](NodeCore::poll_addr_relay) (Core's
+    /// self-announcement in `MaybeSendAddr`, at once the first time).
+    pub(super) fn start_addr_relay(&mut self, id: ConnId, now: Instant, unix: u64) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
         if conn.addr_relay || !conn.info.kind.relays_addr() {
             return;
         }
         conn.addr_relay = true;
-        let Some(local) = local else { return };
-        let peer = peer_of(local);
-        let me =
-            AddrV2Message { time: u32::try_from(unix).unwrap_or(u32::MAX), services, addr: peer.addr, port: peer.port };
-        let h = self.keyed.hash(ID_ADDRESS_RELAY, &[&addr_key(&me)]);
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.known.insert(h);
-        }
-        self.push_action(Action::Addr { to: id, addrs: vec![me] });
+        self.announce_self(id, now, unix);
     }
 
     /// Core's `PeerManagerImpl::ProcessAddrs` (`net_processing.cpp`).
@@ -136,7 +126,7 @@ impl NodeCore {
             self.misbehaving(id, now);
             return;
         }
-        self.start_addr_relay(id, unix);
+        self.start_addr_relay(id, now, unix);
         // Shuffled first, so that a sender cannot choose which of its addresses the bucket drops.
         for i in (1..addrs.len()).rev() {
             let j = usize::try_from(self.random().checked_rem((i as u64).saturating_add(1)).unwrap_or(0)).unwrap_or(0);
@@ -187,18 +177,13 @@ impl NodeCore {
         }
         let source = peer_of(conn.info.addr);
         self.book.add(&keep, &source, unix);
-        let mut out: BTreeMap<ConnId, Vec<AddrV2Message>> = BTreeMap::new();
+        // Queued for each target, to go on its timer (`RelayAddress` → `PushAddress`).
         for (a, h) in relay {
             for to in self.relay_targets_hashed(id, &a, h, unix) {
-                if let Some(c) = self.conns.get_mut(&to) {
-                    if c.known.insert(h) {
-                        out.entry(to).or_default().push(a.clone());
-                    }
+                if self.conns.get_mut(&to).is_some_and(|c| c.known.insert(h)) {
+                    self.queue_addr(to, a.clone(), now);
                 }
             }
-        }
-        for (to, addrs) in out {
-            self.push_action(Action::Addr { to, addrs });
         }
     }
 
@@ -234,7 +219,8 @@ impl NodeCore {
 
     /// Core's `PeerManagerImpl::ProcessGetAddr`: only inbound peers are answered (an outbound
     /// peer asking could be fingerprinting us), once per connection, from the cached answer for
-    /// the requestor's network (`CConnman::GetAddresses`).
+    /// the requestor's network and the local address and port it connected to
+    /// (`CConnman::GetAddresses`; see [`NodeCore::inbound_on`]).
     fn process_getaddr(&mut self, id: ConnId, now: Instant, unix: u64) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
         if conn.info.kind != ConnKind::Inbound || !conn.info.established || conn.getaddr_recvd {
@@ -242,10 +228,11 @@ impl NodeCore {
         }
         conn.getaddr_recvd = true;
         let net = NetKind::of(&addr_of(conn.info.addr.ip()));
-        self.start_addr_relay(id, unix);
+        let local = conn.info.local;
+        self.start_addr_relay(id, now, unix);
         let random = self.random();
         let limits = (self.settings.getaddr_max, self.settings.getaddr_pct);
-        let cached = self.cache.get(&self.keyed, net, &mut self.book, random, limits, now, unix);
+        let cached = self.cache.get(&self.keyed, net, local, &mut self.book, random, limits, now, unix);
         let hashes: Vec<u64> = cached.iter().map(|a| self.keyed.hash(ID_ADDRESS_RELAY, &[&addr_key(a)])).collect();
         let Some(conn) = self.conns.get_mut(&id) else { return };
         let addrv2 = conn.info.hello.as_ref().is_some_and(|h| h.wants_addrv2);
@@ -255,8 +242,9 @@ impl NodeCore {
                 addrs.push(a);
             }
         }
-        if !addrs.is_empty() {
-            self.push_action(Action::Addr { to: id, addrs });
+        // Queued: the answer goes with the next address message (at once, when it is the first).
+        for a in addrs {
+            self.queue_addr(id, a, now);
         }
     }
 }

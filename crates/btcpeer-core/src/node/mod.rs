@@ -33,6 +33,7 @@
 pub mod bans;
 pub mod eviction;
 
+mod addr_send;
 mod dial;
 mod gossip;
 mod misbehaviour;
@@ -83,6 +84,8 @@ struct Conn {
     bloom: bool,
     /// The keyed hash of its network group (Core's `CConnman::CalculateKeyedNetGroup`).
     net_group: u64,
+    /// Addresses waiting for their timer, and the timers (Core's `MaybeSendAddr`).
+    addr_send: addr_send::AddrSend,
 }
 
 /// The connection manager: see the [module](self).
@@ -248,6 +251,7 @@ impl NodeCore {
         let info = ConnInfo {
             id,
             addr,
+            local: None,
             kind,
             since: now,
             established: false,
@@ -271,6 +275,7 @@ impl NodeCore {
             prefer_evict: self.discouraged.is_discouraged(addr.ip()),
             bloom: false,
             net_group: self.net_group_of(addr.ip()),
+            addr_send: addr_send::AddrSend::default(),
         };
         self.conns.insert(id, conn);
         id
@@ -283,6 +288,33 @@ impl NodeCore {
     /// (from the network group with the most of them, then the least advanced and oldest), else
     /// by [`eviction::select_node_to_evict`], or refuses.
     pub fn inbound(&mut self, remote: SocketAddr, now: Instant, unix: u64) -> Admission {
+        self.admit(remote, None, now, unix)
+    }
+
+    /// As [`inbound`](NodeCore::inbound), for a connection that came in on our address and port
+    /// `local` (a listener's, or the accepted socket's local address): `getaddr` answers are
+    /// cached per local address and port as well as per network (Core's
+    /// `CConnman::GetAddresses` keys its cache with `addrBind`), so a node listening on two
+    /// addresses — an onion service's connections from 127.0.0.1 and IPv4 — gives each its own
+    /// answer and the two cannot be linked by them.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use btcpeer_core::addrbook::AddrBook;
+    /// use btcpeer_core::node::{Admission, NodeCore, NodeSettings};
+    ///
+    /// let now = Instant::now();
+    /// let mut node = NodeCore::new(NodeSettings::default(), AddrBook::new([1; 32], 1), now);
+    /// let local = "127.0.0.1:8334".parse()?;
+    /// let Admission::Accept(id) = node.inbound_on("127.0.0.1:50000".parse()?, local, now, 1_700_000_000) else { panic!() };
+    /// assert_eq!(node.conn(id).and_then(|c| c.local), Some(local));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn inbound_on(&mut self, remote: SocketAddr, local: SocketAddr, now: Instant, unix: u64) -> Admission {
+        self.admit(remote, Some(local), now, unix)
+    }
+
+    fn admit(&mut self, remote: SocketAddr, local: Option<SocketAddr>, now: Instant, unix: u64) -> Admission {
         self.last_now = self.last_now.max(now);
         let ip = remote.ip();
         if self.bans.is_banned(ip, unix) {
@@ -298,10 +330,18 @@ impl NodeCore {
             let Some(evict) = evict else { return Admission::Refuse(Refusal::Full) };
             self.conns.remove(&evict);
             self.push_action(Action::Disconnect { id: evict, reason: NodeReason::Evicted });
-            let id = self.new_conn(remote, ConnKind::Inbound, false, now);
+            let id = self.new_inbound(remote, local, now);
             return Admission::AcceptEvicting { id, evict };
         }
-        Admission::Accept(self.new_conn(remote, ConnKind::Inbound, false, now))
+        Admission::Accept(self.new_inbound(remote, local, now))
+    }
+
+    fn new_inbound(&mut self, remote: SocketAddr, local: Option<SocketAddr>, now: Instant) -> ConnId {
+        let id = self.new_conn(remote, ConnKind::Inbound, false, now);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.info.local = local;
+        }
+        id
     }
 
     /// The remote of connection `id` sent its first byte.
@@ -474,7 +514,7 @@ impl NodeCore {
                 conn.bucket.grant(relay::MAX_ADDR_TO_SEND as f64);
             }
             self.push_action(Action::GetAddr { to: id });
-            self.start_addr_relay(id, unix);
+            self.start_addr_relay(id, now, unix);
         }
     }
 

@@ -342,6 +342,9 @@ pub struct ConnInfo {
     pub id: ConnId,
     /// The remote's address.
     pub addr: SocketAddr,
+    /// Our address and port it came in on, for an inbound connection admitted with
+    /// [`NodeCore::inbound_on`](super::NodeCore::inbound_on) (Core's `addrBind`).
+    pub local: Option<SocketAddr>,
     /// What it is for.
     pub kind: ConnKind,
     /// When it was dialed or accepted.
