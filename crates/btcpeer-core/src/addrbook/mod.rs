@@ -29,6 +29,7 @@ mod file;
 mod group;
 mod name;
 mod select;
+mod table;
 mod tried;
 
 use std::collections::HashMap;
@@ -161,6 +162,17 @@ pub struct AddrBook {
     tried_count: usize,
     /// Tried entries to be tested before they may be evicted, as Core's `m_tried_collisions`.
     collisions: Vec<u32>,
+    /// Which buckets hold entries of each network (see `table`).
+    occupancy: Vec<table::Occupancy>,
+    /// The networks the node can reach: only their addresses are stored and selected.
+    reachable: table::NetMask,
+    /// The last [`good`](AddrBook::good) of any address (Core's `m_last_good`, 1 at start).
+    last_good: u64,
+    /// When each entry's last counted failure was (Core's `m_last_count_attempt`); not saved,
+    /// as Core does not save it.
+    counted: HashMap<u32, u64>,
+    /// The generator behind [`tried_collision`](AddrBook::tried_collision)'s pick.
+    pick: tried::PickRng,
 }
 
 impl AddrBook {
@@ -179,6 +191,11 @@ impl AddrBook {
             new_count: 0,
             tried_count: 0,
             collisions: Vec::new(),
+            occupancy: table::empty_occupancy(),
+            reachable: table::ALL_NETS,
+            last_good: 1,
+            counted: HashMap::new(),
+            pick: tried::PickRng::new(seed),
         }
     }
 
@@ -256,6 +273,7 @@ impl AddrBook {
 
     /// Forgets an entry that no table holds any more.
     fn delete(&mut self, id: u32) {
+        self.counted.remove(&id);
         if let Some(info) = self.entries.remove(&id) {
             self.index.remove(&info.peer);
             if !info.in_tried {
@@ -267,12 +285,9 @@ impl AddrBook {
 
     /// Empties a new-table slot, deleting its entry when no other bucket holds it.
     fn clear_new_slot(&mut self, slot: usize) {
-        let Some(&id) = self.new_table.get(slot) else { return };
+        let id = self.take_slot(false, slot);
         if id == EMPTY {
             return;
-        }
-        if let Some(s) = self.new_table.get_mut(slot) {
-            *s = EMPTY;
         }
         let gone = self.entries.get_mut(&id).is_some_and(|e| {
             e.ref_count = e.ref_count.saturating_sub(1);
@@ -284,9 +299,11 @@ impl AddrBook {
     }
 
     /// Adds what `source` told us (`addr` / `addrv2` entries); returns how many were new. Unroutable
-    /// addresses are refused unless [`allow_local`](AddrBook::allow_local); times in the future
-    /// are taken as now, and addresses an hour or more old get a two-hour penalty, as Core's
-    /// `AddrManImpl::Add` does for what others relay.
+    /// addresses are refused unless [`allow_local`](AddrBook::allow_local), and so are those on
+    /// networks not [reachable](AddrBook::set_reachable); times in the future are taken as now,
+    /// and what others relay gets a two-hour time penalty, as Core's `AddrManImpl::Add` does.
+    /// An address already known gains a bucket reference only when its time is newer than the
+    /// one the book holds (Core's `AddSingle`: no new information, no new reference).
     pub fn add(&mut self, addrs: &[AddrV2Message], source: &Peer, now: u64) -> usize {
         addrs.iter().filter(|a| self.add_one(a, &source.addr, now)).count()
     }
@@ -295,21 +312,33 @@ impl AddrBook {
         if NetKind::of(&msg.addr).is_none() || (!self.allow_local && !is_routable(&msg.addr)) {
             return false;
         }
+        if !self.is_reachable_addr(&msg.addr) {
+            // Core adds only addresses on reachable networks (`ProcessMessage`, ADDR:
+            // `g_reachable_nets.Contains(addr)`).
+            return false;
+        }
         let peer = Peer::new(msg.addr.clone(), msg.port);
         let penalty = if peer.addr == *source { 0 } else { 2 * 3600 };
-        let time = u64::from(msg.time).min(now).saturating_sub(penalty);
+        let announced = u64::from(msg.time).min(now);
+        let time = announced.saturating_sub(penalty);
         let v2 = if msg.services.has(ServiceFlags::P2P_V2) { V2Support::Yes } else { V2Support::Unknown };
         let (id, fresh) = match self.index.get(&peer).copied() {
             Some(id) => {
                 let Some(info) = self.entries.get_mut(&id) else { return false };
-                // Periodically refreshed: keep the newest time, gain the services announced.
-                let update_interval = if now.saturating_sub(time) < 24 * 3600 { 3600 } else { 24 * 3600 };
+                // Periodically refreshed: keep the newest time, gain the services announced
+                // (Core's `AddrManImpl::AddSingle`).
+                let update_interval = if now.saturating_sub(announced) < 24 * 3600 { 3600 } else { 24 * 3600 };
                 if time > info.time.saturating_add(update_interval) {
                     info.time = time;
                 }
                 info.services |= msg.services;
                 if v2 == V2Support::Yes && info.v2 == V2Support::Unknown {
                     info.v2 = v2;
+                }
+                // No new information, no new bucket reference (Core: `addr.nTime <=
+                // pinfo->nTime`): repeating an address must not spread it over more buckets.
+                if announced <= info.time {
+                    return false;
                 }
                 if info.in_tried || info.ref_count >= NEW_BUCKETS_PER_ADDRESS {
                     return false;
@@ -361,20 +390,78 @@ impl AddrBook {
             }
             self.clear_new_slot(slot);
         }
-        if let Some(s) = self.new_table.get_mut(slot) {
-            *s = id;
-        }
+        self.set_slot(false, slot, id);
         if let Some(e) = self.entries.get_mut(&id) {
             e.ref_count = e.ref_count.saturating_add(1);
         }
         fresh
     }
 
-    /// A connection attempt to `peer` started (a failure unless [`good`](AddrBook::good) follows).
+    /// A connection attempt to `peer` started, counted as a possible failure (Core's
+    /// `AddrMan::Attempt` with `fCountFailure` true, its default): the same as
+    /// [`attempt_with`](AddrBook::attempt_with)`(peer, true, now)`.
+    ///
+    /// ```
+    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
+    /// let now = 1_700_000_000;
+    /// let mut book = AddrBook::new([7; 32], 1);
+    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let heard = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
+    /// book.add(&[heard], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
+    /// book.attempt(&peer, now);
+    /// assert_eq!(book.info(&peer).map(|i| (i.last_try, i.attempts)), Some((now, 1)));
+    /// ```
     pub fn attempt(&mut self, peer: &Peer, now: u64) {
+        self.attempt_with(peer, true, now);
+    }
+
+    /// A connection attempt to `peer` started that must not count as a failure: a feeler, or a
+    /// dial while the node has no working connection (Core's `fCountFailure` false). Only the
+    /// time of the try is recorded.
+    ///
+    /// ```
+    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
+    /// let now = 1_700_000_000;
+    /// let mut book = AddrBook::new([7; 32], 1);
+    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let heard = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
+    /// book.add(&[heard], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
+    /// book.attempt_uncounted(&peer, now);
+    /// assert_eq!(book.info(&peer).map(|i| (i.last_try, i.attempts)), Some((now, 0)));
+    /// ```
+    pub fn attempt_uncounted(&mut self, peer: &Peer, now: u64) {
+        self.attempt_with(peer, false, now);
+    }
+
+    /// A connection attempt to `peer` started (Core's `AddrManImpl::Attempt_`): the try's time is
+    /// recorded, and with `count_failure` a failure is counted — but only if no failure of this
+    /// address was counted since the last [`good`](AddrBook::good) of *any* address. A node
+    /// that is offline (no handshake succeeds anywhere) so counts at most one failure per
+    /// address, and does not make its whole book terrible.
+    ///
+    /// ```
+    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
+    /// let now = 1_700_000_000;
+    /// let mut book = AddrBook::new([7; 32], 1);
+    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let heard = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
+    /// book.add(&[heard], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
+    /// for i in 0..5 {
+    ///     book.attempt_with(&peer, true, now + i * 60);
+    /// }
+    /// // No handshake succeeded anywhere in between: one failure counted, not five.
+    /// assert_eq!(book.info(&peer).map(|i| i.attempts), Some(1));
+    /// ```
+    pub fn attempt_with(&mut self, peer: &Peer, count_failure: bool, now: u64) {
         let Some(id) = self.index.get(peer).copied() else { return };
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.last_try = now;
+        let Some(e) = self.entries.get_mut(&id) else { return };
+        e.last_try = now;
+        let last_counted = self.counted.get(&id).copied().unwrap_or(0);
+        if count_failure && last_counted < self.last_good {
+            self.counted.insert(id, now);
             e.attempts = e.attempts.saturating_add(1);
         }
     }
@@ -388,7 +475,52 @@ impl AddrBook {
         }
     }
 
-    /// Records the services a connection saw and whether v2 worked (`Some(true)`) or failed.
+    /// Records the services `peer` offered in its `version`, and nothing else (Core's
+    /// `AddrMan::SetServices`, called at the handshake). The address's time stays as it was:
+    /// see [`connected`](AddrBook::connected).
+    ///
+    /// ```
+    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
+    /// let now = 1_700_000_000;
+    /// let mut book = AddrBook::new([7; 32], 1);
+    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let heard = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
+    /// book.add(&[heard], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
+    /// book.set_services(&peer, ServiceFlags::NETWORK | ServiceFlags::WITNESS);
+    /// assert!(book.info(&peer).is_some_and(|i| i.services.has(ServiceFlags::WITNESS)));
+    /// ```
+    pub fn set_services(&mut self, peer: &Peer, services: ServiceFlags) {
+        let Some(id) = self.index.get(peer).copied() else { return };
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.services = services;
+        }
+    }
+
+    /// A connection to `peer` **ended** (call it at disconnect, as Core's `FinalizeNode` calls
+    /// `AddrMan::Connected` for a full-relay or manual outbound peer that completed its
+    /// handshake; not at the handshake). Records the services it offered and whether v2 worked
+    /// (`Some(true)`) or failed, and moves its time to `now` if that time is more than 20
+    /// minutes old (Core's `AddrManImpl::Connected_`).
+    ///
+    /// [`good`](AddrBook::good) never touches the time (Core: "to avoid leaking information about
+    /// currently-connected peers"): an address we are connected to keeps the time it was heard
+    /// with, so our `getaddr` answers do not reveal our current peers; it gets a fresh time
+    /// only once the connection is over.
+    ///
+    /// ```
+    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
+    /// let now = 1_700_000_000;
+    /// let mut book = AddrBook::new([7; 32], 1);
+    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let heard = AddrV2Message { time: (now - 3 * 86_400) as u32, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
+    /// book.add(&[heard], &peer, now);
+    /// book.good(&peer, now); // the handshake
+    /// assert_eq!(book.info(&peer).map(|i| i.time), Some(now - 3 * 86_400));
+    /// book.connected(&peer, ServiceFlags::NETWORK, None, now + 3_600); // the disconnection
+    /// assert_eq!(book.info(&peer).map(|i| i.time), Some(now + 3_600));
+    /// ```
     pub fn connected(&mut self, peer: &Peer, services: ServiceFlags, v2: Option<bool>, now: u64) {
         let Some(id) = self.index.get(peer).copied() else { return };
         if let Some(e) = self.entries.get_mut(&id) {
@@ -460,6 +592,6 @@ impl AddrBook {
         if self.entries.len() > MAX_ENTRIES || self.index.len() != self.entries.len() {
             return Err("bounds".into());
         }
-        Ok(())
+        self.check_occupancy()
     }
 }
