@@ -164,22 +164,36 @@ impl AddrBook {
         table.chunks(BUCKET_SIZE).filter(|b| b.iter().any(|i| *i != EMPTY)).count()
     }
 
-    /// Checks the occupancy against the tables (for [`check`](AddrBook::check)).
+    /// Checks the occupancy against the tables (for [`check`](AddrBook::check)), in one pass
+    /// over each table.
     pub(super) fn check_occupancy(&self) -> Result<(), String> {
         for tried in [false, true] {
             let table = if tried { &self.tried_table } else { &self.new_table };
+            let buckets = table.len() / BUCKET_SIZE;
+            let mut counts = vec![[0usize; NETS]; buckets];
+            for (slot, id) in table.iter().enumerate() {
+                if *id == EMPTY {
+                    continue;
+                }
+                let net = self.net_of(*id).ok_or_else(|| format!("slot {slot} holds an unknown entry"))?;
+                if let Some(c) = counts.get_mut(slot / BUCKET_SIZE).and_then(|b| b.get_mut(net)) {
+                    *c = c.saturating_add(1);
+                }
+            }
             for net in 0..NETS {
-                let Some(o) = self.occupancy(tried, net) else { return Err("occupancy".into()) };
-                for (bucket, slots) in table.chunks(BUCKET_SIZE).enumerate() {
-                    let n = slots.iter().filter(|id| **id != EMPTY && self.net_of(**id) == Some(net)).count();
+                let o = self.occupancy(tried, net).ok_or("occupancy")?;
+                let mut listed = 0usize;
+                for (bucket, per_net) in counts.iter().enumerate() {
+                    let n = per_net.get(net).copied().unwrap_or(0);
                     let counted = o.count.get(bucket).map_or(0, |c| usize::from(*c));
-                    let listed = o.at.get(bucket).is_some_and(|p| *p != ABSENT)
-                        && o.nth(o.at.get(bucket).map_or(0, |p| usize::from(*p))) == Some(bucket);
-                    if n != counted || listed != (n > 0) {
+                    let at = o.at.get(bucket).copied().unwrap_or(ABSENT);
+                    let in_list = at != ABSENT && o.nth(usize::from(at)) == Some(bucket);
+                    if n != counted || in_list != (n > 0) {
                         return Err(format!("occupancy of bucket {bucket} (tried: {tried}, network {net})"));
                     }
+                    listed = listed.saturating_add(usize::from(n > 0));
                 }
-                if o.list.len() != o.count.iter().filter(|c| **c > 0).count() {
+                if o.list.len() != listed {
                     return Err("occupancy list".into());
                 }
             }
