@@ -9,6 +9,19 @@
 //! entries. Everything is sans I/O: time (Unix seconds) is an argument, randomness comes from a
 //! seeded generator, and the file format ([`AddrBook::encode`]) is bytes in, bytes out.
 //!
+//! [`select`](AddrBook::select) always draws a bucket, then a slot (Core's `Select_`), so a
+//! source group wins at most the share of non-empty new buckets it reaches, at any book size.
+//! What a node tells the book, and when (as Core's `CConnman` and `PeerManager` call `AddrMan`):
+//! - an `addr` message: [`add`](AddrBook::add), with only [reachable](AddrBook::set_reachable)
+//!   networks kept;
+//! - a dial: [`attempt`](AddrBook::attempt), or
+//!   [`attempt_uncounted`](AddrBook::attempt_uncounted) for a feeler or while offline;
+//! - an outbound handshake: [`good`](AddrBook::good) and [`set_services`](AddrBook::set_services)
+//!   (neither changes the address's time);
+//! - the end of a full-relay or manual outbound connection: [`connected`](AddrBook::connected);
+//! - before choosing a feeler: [`resolve_collisions`](AddrBook::resolve_collisions), then
+//!   [`tried_collision`](AddrBook::tried_collision) (test-before-evict).
+//!
 //! ```
 //! use btcpeer_core::addrbook::{AddrBook, Peer};
 //! use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
