@@ -374,3 +374,49 @@ fn our_own_address_is_announced_at_once_and_again_about_daily() {
     }
     assert!((35..=90).contains(&count), "{count} self-announcements in 60 days");
 }
+
+// Item 5, wired: Core's `ProcessAddrs` keeps only addresses on reachable networks
+// (`g_reachable_nets`); the node dials IPv4 and IPv6 only.
+#[test]
+fn addresses_on_networks_the_node_cannot_dial_are_not_stored() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.dial_outbound = false;
+    let mut n = NodeCore::new(s, AddrBook::new([1; 32], 1), t0);
+    let id = accept(&mut n, addr(1), t0);
+    n.established(id, &hello().addrv2(true), t0, UNIX);
+    let onion = AddrV2Message { time: UNIX as u32, services: full(), addr: AddrV2::TorV3([5; 32]), port: 8333 };
+    // A hundred seconds of tokens: both addresses are processed.
+    let later = t0 + Duration::from_secs(100);
+    n.received(id, &btcpeer_core::wire::Message::AddrV2(vec![onion, msg(addr(2), UNIX)]), later, UNIX);
+    assert_eq!(n.conn(id).unwrap().addr_processed, 2);
+    let kinds: Vec<bool> = n.book().entries().map(|e| matches!(e.peer.addr, AddrV2::TorV3(_))).collect();
+    assert_eq!(kinds, vec![false], "the IPv4 address only");
+}
+
+// Items 3 and 4, wired (Core: `Good` and `SetServices` at the handshake keep the address's
+// time; `FinalizeNode` calls `Connected` at the end; `Attempt` counts a failure only with
+// `fCountFailure`, false while the node has no outbound peers and for feelers).
+#[test]
+fn a_handshake_keeps_the_addresses_time_and_the_end_of_the_connection_refreshes_it() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.feelers = false;
+    s.full_relay = 1;
+    s.block_relay = 0;
+    let target = addr(5);
+    let old = UNIX - 3 * 86_400;
+    let mut book = AddrBook::new([3; 32], 5);
+    book.add(&[msg(target, old)], &Peer::new(v2(addr(90)), 8333), UNIX);
+    let before = book.info(&Peer::new(v2(target), 8333)).unwrap().time;
+    let mut n = NodeCore::new(s, book, t0);
+    let d = n.poll_dial(t0, UNIX).expect("a dial");
+    assert_eq!(d.addr, target);
+    let info = |n: &NodeCore| n.book().info(&Peer::new(v2(target), 8333)).cloned().unwrap();
+    assert_eq!(info(&n).attempts, 0, "no outbound peers yet: the attempt is not counted");
+    n.established(d.id, &hello(), t0, UNIX + 10);
+    assert!(info(&n).in_tried);
+    assert_eq!(info(&n).time, before, "the handshake does not tell getaddr answers who our peers are");
+    n.closed(d.id, false, t0 + Duration::from_secs(3600), UNIX + 3600);
+    assert_eq!(info(&n).time, UNIX + 3600, "refreshed when the connection is over");
+}

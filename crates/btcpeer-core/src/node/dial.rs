@@ -218,9 +218,20 @@ impl NodeCore {
         let peer = peer_of(addr);
         let v2 = self.book.info(&peer).map_or(V2Support::Unknown, |i| i.v2);
         if kind != ConnKind::Manual {
-            // Core's `CConnman::ConnectNode`: `addrman.Attempt(addr, fCountFailure)` (a later
-            // `Good` clears it).
-            self.book.attempt(&peer, unix);
+            // Core's `CConnman::ConnectNode`: `addrman.Attempt(addr, fCountFailure)`, where
+            // `ThreadOpenConnections` counts failures only once the node has outbound peers
+            // (`setConnected.size() >= min(nMaxConnections - 1, 2)`): a node that is offline does
+            // not make its whole book terrible. A feeler's failure is not counted either.
+            let connected = self
+                .conns
+                .values()
+                .filter(|c| {
+                    c.info.established
+                        && matches!(c.info.kind, ConnKind::FullRelay | ConnKind::BlockRelay | ConnKind::Manual)
+                })
+                .count();
+            let count = kind != ConnKind::Feeler && connected >= 2;
+            self.book.attempt_with(&peer, count, unix);
         }
         let id: ConnId = self.new_conn(addr, kind, persistent, now);
         Dial { id, addr, kind, v2 }

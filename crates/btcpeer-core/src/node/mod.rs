@@ -117,6 +117,10 @@ pub struct NodeCore {
 impl NodeCore {
     /// A node with `settings`, starting from `book`, at `now`.
     pub fn new(settings: NodeSettings, book: AddrBook, now: Instant) -> Self {
+        // Core's `g_reachable_nets`: addresses on networks the node cannot dial are neither kept
+        // (`ProcessAddrs`) nor selected (`Select(…, reachable_nets)`).
+        let mut book = book;
+        book.set_reachable(&settings.reachable);
         let mut rng = settings.seed | 1;
         let first_feeler = outbound::exponential(settings.feeler_interval, crate::rng::next(&mut rng));
         NodeCore {
@@ -463,12 +467,18 @@ impl NodeCore {
     /// `net_processing.cpp`). An outbound connection that never completed its handshake counts
     /// as a failed dial for its address's backoff.
     pub fn closed(&mut self, id: ConnId, misbehaved: bool, now: Instant, unix: u64) {
-        let _ = unix;
         self.last_now = self.last_now.max(now);
         let Some(conn) = self.conns.remove(&id) else { return };
         let (addr, kind) = (conn.info.addr, conn.info.kind);
         if misbehaved && kind != ConnKind::Manual && !addr.ip().is_loopback() {
             self.discouraged.discourage(addr.ip());
+        }
+        if kind.is_outbound() && kind != ConnKind::BlockRelay && conn.info.established {
+            // Core's `FinalizeNode`: `AddrMan::Connected` for an outbound peer that completed its
+            // handshake, block-relay-only ones excepted (their addresses stay private).
+            if let Some(h) = &conn.info.hello {
+                self.book.connected(&peer_of(addr), h.services, h.v2.then_some(true), unix);
+            }
         }
         if kind.is_outbound() {
             if conn.info.established {
@@ -483,10 +493,10 @@ impl NodeCore {
         self.reset_select(now);
     }
 
-    /// A handshake completed. For outbound peers the book learns the success (Core's
-    /// `AddrMan::Good` in `PeerManagerImpl::ProcessMessage`, `VERSION`, for every outbound kind;
-    /// `Connected` — services, time, v2 — not for block-relay-only ones, as `FinalizeNode`); a
-    /// feeler is then ended ([`NodeReason::FeelerDone`]); an address-relaying outbound peer is
+    /// A handshake completed. For outbound peers the book learns the success and the services
+    /// (Core's `AddrMan::Good` and `SetServices` in `PeerManagerImpl::ProcessMessage`, `VERSION`,
+    /// for every outbound kind), without a new time for the address; `Connected` follows when
+    /// the connection ends ([`closed`](NodeCore::closed)); a feeler is then ended ([`NodeReason::FeelerDone`]); an address-relaying outbound peer is
     /// sent `getaddr` (with 1,000 more address tokens for its answer) and our address.
     pub fn established(&mut self, id: ConnId, hello: &Hello, now: Instant, unix: u64) {
         self.last_now = self.last_now.max(now);
@@ -499,11 +509,17 @@ impl NodeCore {
         }
         self.backoff.succeeded(addr);
         let peer = peer_of(addr);
-        self.book.good(&peer, unix);
-        if kind != ConnKind::BlockRelay {
-            self.book.connected(&peer, hello.services, hello.v2.then_some(true), unix);
+        // Core's `ProcessMessage`, `VERSION`: `SetServices` and `Good` for an outbound peer —
+        // neither moves the address's time (a `getaddr` answer must not show our current peers);
+        // `Connected` comes at the end of the connection (`FinalizeNode`, in `closed`).
+        self.book.set_services(&peer, hello.services);
+        if hello.v2 {
+            self.book.set_v2(&peer, crate::addrbook::V2Support::Yes);
         }
+        self.book.good(&peer, unix);
         if kind == ConnKind::Feeler {
+            // Its work is done: it ends now, and `FinalizeNode` records it as connected.
+            self.book.connected(&peer, hello.services, hello.v2.then_some(true), unix);
             self.conns.remove(&id);
             self.push_action(Action::Disconnect { id, reason: NodeReason::FeelerDone });
             return;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::AddrV2Message;
 
-use crate::addrbook::V2Support;
+use crate::addrbook::{NetKind, V2Support};
 use crate::peer::{RemoteInfo, Transport};
 
 /// A connection's id, unique for the life of a [`NodeCore`](super::NodeCore).
@@ -106,6 +106,9 @@ pub struct NodeSettings {
     pub getaddr_pct: usize,
     /// Manual connections open at once (`MAX_ADDNODE_CONNECTIONS`, 8).
     pub max_manual_connections: usize,
+    /// The networks the node can dial (Core's `g_reachable_nets`): the book keeps and selects
+    /// only addresses on them. IPv4 and IPv6 by default, the networks a socket address reaches.
+    pub reachable: Vec<NetKind>,
 }
 
 impl Default for NodeSettings {
@@ -131,6 +134,7 @@ impl Default for NodeSettings {
             getaddr_max: 1_000,
             getaddr_pct: 23,
             max_manual_connections: 8,
+            reachable: vec![NetKind::Ipv4, NetKind::Ipv6],
         }
     }
 }
