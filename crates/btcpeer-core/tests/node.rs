@@ -181,6 +181,8 @@ fn r_n_eviction_respects_the_protected_categories_through_node_core() {
             input: vec![],
             output: vec![],
         };
+        // Asked for by us: an answer to our getdata (an unsolicited one earns nothing).
+        n.requested(id, &[btcpeer_core::wire::Inventory::Tx(tx.compute_txid())]);
         n.received(id, &Message::Tx(tx), t1, UNIX);
     }
     let protected: HashSet<ConnId> = fast.iter().chain(&tx_relayers).copied().collect();

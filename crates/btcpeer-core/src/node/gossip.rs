@@ -3,15 +3,14 @@
 
 use std::time::Instant;
 
-use bitcoin::hashes::Hash;
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::AddrV2Message;
 
 use super::relay::{
-    ID_ADDRESS_RELAY, ID_RECENT, MAX_ADDR_TO_SEND, MAX_RELAY_MESSAGE, RELAY_FRESH_SECS, ROTATE_RELAY_SECS, addr_key,
-    addr_of, needs_addrv2, peer_of, socket_of,
+    ID_ADDRESS_RELAY, MAX_ADDR_TO_SEND, MAX_RELAY_MESSAGE, RELAY_FRESH_SECS, ROTATE_RELAY_SECS, addr_key, addr_of,
+    needs_addrv2, peer_of, socket_of,
 };
-use super::{ConnId, ConnKind, NodeCore};
+use super::{Action, ConnId, ConnKind, NodeCore, NodeReason};
 use crate::addrbook::{NetKind, Peer, is_routable};
 use crate::wire::Message;
 
@@ -21,8 +20,10 @@ const ANCIENT_TIME: u32 = 100_000_000;
 const FIVE_DAYS: u64 = 5 * 24 * 3600;
 
 impl NodeCore {
-    /// Whether [`received`](NodeCore::received) does anything with `message`: a driver skips the
-    /// rest (pings, headers, inventory …) without taking the policy's lock on every message.
+    /// Whether [`received`](NodeCore::received) does anything with `message` from any peer: a
+    /// driver skips the rest (pings, inventory …) without taking the policy's lock on every
+    /// message — except `inv` from a block-relay-only peer, which it passes on too (see
+    /// [`received`](NodeCore::received)).
     ///
     /// ```
     /// use btcpeer_core::node::NodeCore;
@@ -39,6 +40,7 @@ impl NodeCore {
                 | Message::Tx(_)
                 | Message::Block(_)
                 | Message::CmpctBlock(_)
+                | Message::Headers(_)
                 | Message::FilterLoad(_)
                 | Message::FilterClear
         )
@@ -46,8 +48,24 @@ impl NodeCore {
 
     /// A message from `id` after its handshake: `addr` and `addrv2` are rate-limited, added to
     /// the book with the sender as source, and small fresh unsolicited ones relayed;
-    /// `getaddr` from an inbound peer is answered once; transactions and blocks seen first from
-    /// it, and `filterload`, feed eviction's statistics. Other messages are not the policy's.
+    /// `getaddr` from an inbound peer is answered once; `filterload` and what earns eviction
+    /// protection feed eviction's statistics. Other messages are not the policy's.
+    ///
+    /// Eviction protection must cost the peer something (Core credits a transaction accepted to
+    /// its mempool and a new valid block, `m_last_tx_time`, `m_last_block_time`). A node that
+    /// validates nothing credits what it can check:
+    /// - a transaction ([`ConnInfo::last_tx`](super::ConnInfo::last_tx)) that decoded, is new,
+    ///   and was asked for by us from that peer ([`requested`](NodeCore::requested));
+    /// - a `block`, `cmpctblock` or header of `headers` ([`ConnInfo::last_block`](super::ConnInfo::last_block))
+    ///   that is new, has valid proof of work for the target it states, within
+    ///   [`NodeSettings::pow_limit`](super::NodeSettings::pow_limit), and is on or near the best
+    ///   chain seen: it extends a header that counted at a target at most 4 times easier than
+    ///   the hardest seen, or its target is at least as hard as that (the first valid header
+    ///   counts).
+    ///
+    /// A block-relay-only peer that sends a transaction or announces one in an `inv` is
+    /// disconnected ([`NodeReason::TxFromBlockRelay`](super::NodeReason::TxFromBlockRelay); Core's
+    /// `RejectIncomingTxs`), not discouraged.
     pub fn received(&mut self, id: ConnId, message: &Message, now: Instant, unix: u64) {
         self.last_now = self.last_now.max(now);
         match message {
@@ -70,15 +88,25 @@ impl NodeCore {
             Message::AddrV2(addrs) => self.process_addrs(id, addrs.clone(), addrs.len(), now, unix),
             Message::GetAddr => self.process_getaddr(id, now, unix),
             Message::Tx(tx) => {
-                let h = self.keyed.hash(ID_RECENT, &[b"t", tx.compute_txid().as_byte_array()]);
-                if self.recent.insert(h) {
-                    if let Some(c) = self.conns.get_mut(&id) {
-                        c.info.last_tx = Some(now);
-                    }
+                if self.conns.get(&id).is_some_and(|c| c.info.kind == ConnKind::BlockRelay) {
+                    self.tx_from_block_relay(id);
+                } else {
+                    self.tx_seen(id, tx, now);
                 }
             }
-            Message::Block(block) => self.block_seen(id, block.block_hash().to_byte_array(), now),
-            Message::CmpctBlock(cmpct) => self.block_seen(id, cmpct.header.block_hash().to_byte_array(), now),
+            Message::Inv(items) => {
+                let block_relay = self.conns.get(&id).is_some_and(|c| c.info.kind == ConnKind::BlockRelay);
+                if block_relay && items.iter().any(|i| i.is_transaction()) {
+                    self.tx_from_block_relay(id);
+                }
+            }
+            Message::Block(block) => self.header_seen(id, &block.header, now),
+            Message::CmpctBlock(cmpct) => self.header_seen(id, &cmpct.header, now),
+            Message::Headers(headers) => {
+                for h in headers {
+                    self.header_seen(id, h, now);
+                }
+            }
             Message::FilterLoad(_) => {
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.bloom = true;
@@ -93,12 +121,12 @@ impl NodeCore {
         }
     }
 
-    fn block_seen(&mut self, id: ConnId, hash: [u8; 32], now: Instant) {
-        let h = self.keyed.hash(ID_RECENT, &[b"b", &hash]);
-        if self.recent.insert(h) {
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.info.last_block = Some(now);
-            }
+    /// A block-relay-only peer sent a transaction or announced one: Core's `ProcessMessage`
+    /// disconnects it (`RejectIncomingTxs`: "transaction sent in violation of protocol"), without
+    /// discouraging it.
+    fn tx_from_block_relay(&mut self, id: ConnId) {
+        if self.conns.remove(&id).is_some() {
+            self.push_action(Action::Disconnect { id, reason: NodeReason::TxFromBlockRelay });
         }
     }
 

@@ -38,6 +38,7 @@ mod dial;
 mod gossip;
 mod misbehaviour;
 mod outbound;
+mod proof;
 mod relay;
 mod types;
 
@@ -86,6 +87,8 @@ struct Conn {
     net_group: u64,
     /// Addresses waiting for their timer, and the timers (Core's `MaybeSendAddr`).
     addr_send: addr_send::AddrSend,
+    /// Transactions we asked it for ([`NodeCore::requested`]).
+    requested: RecentSet,
 }
 
 /// The connection manager: see the [module](self).
@@ -112,6 +115,8 @@ pub struct NodeCore {
     last_now: Instant,
     recent: RecentSet,
     cache: AddrCache,
+    /// The headers that earned eviction protection (see `proof`).
+    chain: proof::Chain,
 }
 
 impl NodeCore {
@@ -145,6 +150,7 @@ impl NodeCore {
             last_now: now,
             recent: RecentSet::new(RECENT_HASHES),
             cache: AddrCache::default(),
+            chain: proof::Chain::default(),
         }
     }
 
@@ -280,6 +286,7 @@ impl NodeCore {
             bloom: false,
             net_group: self.net_group_of(addr.ip()),
             addr_send: addr_send::AddrSend::default(),
+            requested: RecentSet::new(proof::REQUESTED_TXS),
         };
         self.conns.insert(id, conn);
         id

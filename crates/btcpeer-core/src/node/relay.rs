@@ -78,6 +78,11 @@ impl RecentSet {
         RecentSet { cap: cap.max(1), set: HashSet::new(), order: VecDeque::new() }
     }
 
+    /// Whether `h` is there.
+    pub(crate) fn contains(&self, h: u64) -> bool {
+        self.set.contains(&h)
+    }
+
     /// Inserts `h`; true if it was not there.
     pub(crate) fn insert(&mut self, h: u64) -> bool {
         if !self.set.insert(h) {

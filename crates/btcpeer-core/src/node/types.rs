@@ -106,6 +106,10 @@ pub struct NodeSettings {
     pub getaddr_pct: usize,
     /// Manual connections open at once (`MAX_ADDNODE_CONNECTIONS`, 8).
     pub max_manual_connections: usize,
+    /// The easiest target a block header may state and still earn eviction protection (the
+    /// network's proof-of-work limit; mainnet's by default). See [`NodeCore::requested`](super::NodeCore::requested)
+    /// and [`NodeCore::received`](super::NodeCore::received) for what earns it.
+    pub pow_limit: bitcoin::pow::Target,
     /// The networks the node can dial (Core's `g_reachable_nets`): the book keeps and selects
     /// only addresses on them. IPv4 and IPv6 by default, the networks a socket address reaches.
     pub reachable: Vec<NetKind>,
@@ -134,6 +138,7 @@ impl Default for NodeSettings {
             getaddr_max: 1_000,
             getaddr_pct: 23,
             max_manual_connections: 8,
+            pow_limit: bitcoin::pow::Target::MAX_ATTAINABLE_MAINNET,
             reachable: vec![NetKind::Ipv4, NetKind::Ipv6],
         }
     }
@@ -317,10 +322,13 @@ pub enum NodeReason {
     Misbehaved,
     /// The node is shutting down.
     Shutdown,
+    /// A block-relay-only peer sent or announced a transaction (Core disconnects it).
+    TxFromBlockRelay,
 }
 
 impl NodeReason {
-    /// A stable name: `evicted`, `feeler_done`, `banned`, `discouraged`, `misbehaved`, `shutdown`.
+    /// A stable name: `evicted`, `feeler_done`, `banned`, `discouraged`, `misbehaved`, `shutdown`,
+    /// `tx_from_block_relay`.
     ///
     /// ```
     /// use btcpeer_core::node::NodeReason;
@@ -334,6 +342,7 @@ impl NodeReason {
             NodeReason::Discouraged => "discouraged",
             NodeReason::Misbehaved => "misbehaved",
             NodeReason::Shutdown => "shutdown",
+            NodeReason::TxFromBlockRelay => "tx_from_block_relay",
         }
     }
 }
@@ -359,9 +368,11 @@ pub struct ConnInfo {
     pub hello: Option<Hello>,
     /// Its fastest ping.
     pub min_ping: Option<Duration>,
-    /// When it last sent a transaction we had not seen.
+    /// When it last sent a transaction we had not seen and had asked it for
+    /// ([`NodeCore::requested`](super::NodeCore::requested)).
     pub last_tx: Option<Instant>,
-    /// When it last sent a block we had not seen.
+    /// When it last sent a block or header we had not seen, with valid proof of work on or near
+    /// the best chain we know (see [`NodeCore::received`](super::NodeCore::received)).
     pub last_block: Option<Instant>,
     /// Addresses from it that were processed.
     pub addr_processed: u64,

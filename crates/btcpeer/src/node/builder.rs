@@ -206,6 +206,18 @@ impl NodeBuilder {
             settings.local_addr = self.config.inner.advertised_address;
         }
         settings.services = self.config.services();
+        // The network's proof-of-work limit: a header easier than it earns no eviction protection.
+        settings.pow_limit = {
+            use bitcoin::pow::Target;
+            match self.config.network().bitcoin_network() {
+                Some(bitcoin::Network::Bitcoin) => Target::MAX_ATTAINABLE_MAINNET,
+                Some(bitcoin::Network::Regtest) => Target::MAX_ATTAINABLE_REGTEST,
+                Some(bitcoin::Network::Signet) => Target::MAX_ATTAINABLE_SIGNET,
+                Some(_) => Target::MAX_ATTAINABLE_TESTNET,
+                // A network of the application's own (`--magic`): any target.
+                None => Target::from_be_bytes([0xff; 32]),
+            }
+        };
         let mut core = NodeCore::new(settings, book, now);
         *core.bans_mut() = bans;
         *core.discouraged_mut() = discouraged;

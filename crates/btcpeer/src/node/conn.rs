@@ -208,7 +208,10 @@ impl Handler for ConnHandler {
         };
         // The policy's lock (and the clock) only for the messages the policy reads: most traffic
         // (inventory, headers, pings) goes by without touching the node's shared state.
-        if NodeCore::handles(&message) {
+        // A block-relay-only peer's `inv` too: one naming a transaction ends it (Core's
+        // `RejectIncomingTxs`).
+        let tx_inv = self.conn.kind == ConnKind::BlockRelay && matches!(message, Message::Inv(_));
+        if NodeCore::handles(&message) || tx_inv {
             let (now, unix) = clock();
             if let Ok(mut core) = node.core.lock() {
                 core.received(self.conn.id, &message, now, unix);
