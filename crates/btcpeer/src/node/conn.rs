@@ -32,6 +32,9 @@ pub(super) struct ConnState {
     /// before the peer's task has read it (dropped at the handshake and at the end).
     probe: Mutex<Option<std::net::TcpStream>>,
     heard: AtomicBool,
+    /// When an `inv` was last written to it (what a `getdata` may ask for: Core's
+    /// `FindTxForGetData` serves transactions older than the last announcement).
+    pub(super) last_inv_sent: Mutex<Option<std::time::Instant>>,
 }
 
 impl ConnState {
@@ -47,6 +50,7 @@ impl ConnState {
             established: AtomicBool::new(false),
             probe: Mutex::new(None),
             heard: AtomicBool::new(false),
+            last_inv_sent: Mutex::new(None),
         })
     }
 
@@ -150,6 +154,11 @@ impl Handler for ConnHandler {
     }
 
     fn on_write(&self, peer: &Peer, command: Command, bytes: usize) {
+        if command == Command::INV {
+            if let Ok(mut at) = self.conn.last_inv_sent.lock() {
+                *at = Some(clock().0);
+            }
+        }
         if let Some(a) = &self.app {
             a.on_write(peer, command, bytes);
         }
