@@ -64,7 +64,7 @@ impl NodeCore {
     ///   counts).
     ///
     /// A block-relay-only peer that sends a transaction or announces one in an `inv` is
-    /// disconnected ([`NodeReason::TxFromBlockRelay`](super::NodeReason::TxFromBlockRelay); Core's
+    /// disconnected ([`NodeReason::TxFromBlockRelay`]; Core's
     /// `RejectIncomingTxs`), not discouraged.
     pub fn received(&mut self, id: ConnId, message: &Message, now: Instant, unix: u64) {
         self.last_now = self.last_now.max(now);
