@@ -484,3 +484,28 @@ fn r_n_only_reachable_networks_are_stored_and_selected() {
     book.set_reachable(&[NetKind::Ipv4, NetKind::Onion]);
     assert_eq!(book.select(false, Some(&[NetKind::Onion]), NOW).unwrap().peer.addr, onion);
 }
+
+#[test]
+fn r_n_a_file_written_before_these_changes_still_loads() {
+    // Written by the book as it was before issue 23 (format version 1, unchanged since): key
+    // [42; 32]; 8.8.4.4 tried (tried at +10, good at +12), an onion address, and 1.2.3.4 with
+    // one failed attempt, all from 9.9.9.9.
+    const OLD: &str = concat!(
+        "42544350424f4f4b012a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a03000000010408",
+        "080404208d0900000000000000e0d45365000000000cf15365000000000cf153650000000000000000010409090909010004",
+        "200707070707070707070707070707070707070707070707070707070707070707208d0900000000000000d0c65365000000",
+        "0000000000000000000000000000000000000000000104090909090000010401020304208d09000000000000006083526500",
+        "00000014f15365000000000000000000000000010000000104090909090000fad4d94034289177dcc54ad4d7d4b66d882030",
+        "307b2247fcff446febebbfa42e",
+    );
+    let bytes: Vec<u8> = (0..OLD.len()).step_by(2).map(|i| u8::from_str_radix(&OLD[i..i + 2], 16).unwrap()).collect();
+    let mut book = AddrBook::decode(&bytes, 1).unwrap();
+    book.check().unwrap();
+    assert_eq!((book.len(), book.tried_len()), (3, 1));
+    let tried = book.info(&Peer::new(AddrV2::Ipv4(Ipv4Addr::new(8, 8, 4, 4)), 8333)).unwrap();
+    assert_eq!((tried.last_try, tried.last_success, tried.in_tried), (NOW + 12, NOW + 12, true));
+    let failed = book.info(&Peer::new(AddrV2::Ipv4(Ipv4Addr::new(1, 2, 3, 4)), 8333)).unwrap();
+    assert_eq!((failed.attempts, failed.last_try), (1, NOW + 20));
+    assert!(book.select(false, Some(&[NetKind::Onion]), NOW).is_some());
+    assert_eq!(book.encode(), bytes, "and is written back the same");
+}
