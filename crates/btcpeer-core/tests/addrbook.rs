@@ -509,3 +509,19 @@ fn r_n_a_file_written_before_these_changes_still_loads() {
     assert!(book.select(false, Some(&[NetKind::Onion]), NOW).is_some());
     assert_eq!(book.encode(), bytes, "and is written back the same");
 }
+
+#[test]
+fn r_n_an_occupant_we_are_connected_to_is_marked_good_and_stays() {
+    // Core's `ThreadOpenConnections`: a feeler would test an occupant we are already connected
+    // to; instead `addrman.Good(addr)` marks it, so the connected peer is not evicted.
+    let (mut book, occupant, newcomer) = collision(39, NOW - 6 * 3_600, NOW);
+    assert_eq!(book.tried_collision().map(|c| c.peer.clone()), Some(occupant.clone()));
+    book.good(&occupant, NOW + 5);
+    book.resolve_collisions(NOW + 41 * 60);
+    assert!(in_tried(&book, &occupant) && !in_tried(&book, &newcomer));
+    assert!(book.tried_collision().is_none(), "the move is dropped");
+    // Without that, the untested occupant would have gone after 40 minutes.
+    let (mut book, occupant, _) = collision(39, NOW - 6 * 3_600, NOW);
+    book.resolve_collisions(NOW + 41 * 60);
+    assert!(!in_tried(&book, &occupant));
+}
