@@ -422,7 +422,7 @@ fn r_n_an_offline_node_counts_one_failure_per_address_until_a_success() {
     book.attempt(&peers[0], t + 20);
     book.attempt(&peers[0], t + 30);
     assert_eq!(book.info(&peers[0]).unwrap().attempts, 2);
-    // An uncounted attempt (a feeler, or no connection at all) records the try only.
+    // An uncounted attempt (the node looks offline, or a manual peer) records the try only.
     book.good(&other, t + 40);
     book.attempt_uncounted(&peers[1], t + 50);
     assert_eq!((book.info(&peers[1]).unwrap().attempts, book.info(&peers[1]).unwrap().last_try), (1, t + 50));
