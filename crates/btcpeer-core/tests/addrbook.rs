@@ -422,7 +422,7 @@ fn r_n_an_offline_node_counts_one_failure_per_address_until_a_success() {
     book.attempt(&peers[0], t + 20);
     book.attempt(&peers[0], t + 30);
     assert_eq!(book.info(&peers[0]).unwrap().attempts, 2);
-    // An uncounted attempt (a feeler, or no connection at all) records the try only.
+    // An uncounted attempt (the node looks offline, or a manual peer) records the try only.
     book.good(&other, t + 40);
     book.attempt_uncounted(&peers[1], t + 50);
     assert_eq!((book.info(&peers[1]).unwrap().attempts, book.info(&peers[1]).unwrap().last_try), (1, t + 50));
@@ -483,4 +483,45 @@ fn r_n_only_reachable_networks_are_stored_and_selected() {
     assert_eq!(book.len(), 4, "kept, in case they become reachable again");
     book.set_reachable(&[NetKind::Ipv4, NetKind::Onion]);
     assert_eq!(book.select(false, Some(&[NetKind::Onion]), NOW).unwrap().peer.addr, onion);
+}
+
+#[test]
+fn r_n_a_file_written_before_these_changes_still_loads() {
+    // Written by the book as it was before issue 23 (format version 1, unchanged since): key
+    // [42; 32]; 8.8.4.4 tried (tried at +10, good at +12), an onion address, and 1.2.3.4 with
+    // one failed attempt, all from 9.9.9.9.
+    const OLD: &str = concat!(
+        "42544350424f4f4b012a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a03000000010408",
+        "080404208d0900000000000000e0d45365000000000cf15365000000000cf153650000000000000000010409090909010004",
+        "200707070707070707070707070707070707070707070707070707070707070707208d0900000000000000d0c65365000000",
+        "0000000000000000000000000000000000000000000104090909090000010401020304208d09000000000000006083526500",
+        "00000014f15365000000000000000000000000010000000104090909090000fad4d94034289177dcc54ad4d7d4b66d882030",
+        "307b2247fcff446febebbfa42e",
+    );
+    let bytes: Vec<u8> = (0..OLD.len()).step_by(2).map(|i| u8::from_str_radix(&OLD[i..i + 2], 16).unwrap()).collect();
+    let mut book = AddrBook::decode(&bytes, 1).unwrap();
+    book.check().unwrap();
+    assert_eq!((book.len(), book.tried_len()), (3, 1));
+    let tried = book.info(&Peer::new(AddrV2::Ipv4(Ipv4Addr::new(8, 8, 4, 4)), 8333)).unwrap();
+    assert_eq!((tried.last_try, tried.last_success, tried.in_tried), (NOW + 12, NOW + 12, true));
+    let failed = book.info(&Peer::new(AddrV2::Ipv4(Ipv4Addr::new(1, 2, 3, 4)), 8333)).unwrap();
+    assert_eq!((failed.attempts, failed.last_try), (1, NOW + 20));
+    assert!(book.select(false, Some(&[NetKind::Onion]), NOW).is_some());
+    assert_eq!(book.encode(), bytes, "and is written back the same");
+}
+
+#[test]
+fn r_n_an_occupant_we_are_connected_to_is_marked_good_and_stays() {
+    // Core's `ThreadOpenConnections`: a feeler would test an occupant we are already connected
+    // to; instead `addrman.Good(addr)` marks it, so the connected peer is not evicted.
+    let (mut book, occupant, newcomer) = collision(39, NOW - 6 * 3_600, NOW);
+    assert_eq!(book.tried_collision().map(|c| c.peer.clone()), Some(occupant.clone()));
+    book.good(&occupant, NOW + 5);
+    book.resolve_collisions(NOW + 41 * 60);
+    assert!(in_tried(&book, &occupant) && !in_tried(&book, &newcomer));
+    assert!(book.tried_collision().is_none(), "the move is dropped");
+    // Without that, the untested occupant would have gone after 40 minutes.
+    let (mut book, occupant, _) = collision(39, NOW - 6 * 3_600, NOW);
+    book.resolve_collisions(NOW + 41 * 60);
+    assert!(!in_tried(&book, &occupant));
 }

@@ -26,9 +26,11 @@ impl AddrBook {
         self.attempt_with(peer, true, now);
     }
 
-    /// A connection attempt to `peer` started that must not count as a failure: a feeler, or a
-    /// dial while the node has no working connection (Core's `fCountFailure` false). Only the
-    /// time of the try is recorded.
+    /// A connection attempt to `peer` started that must not count as a failure (Core's
+    /// `fCountFailure` false). Only the time of the try is recorded. Core passes false while the
+    /// node looks offline — its automatic dials (feelers included) count only once it has
+    /// outbound connections in at least `min(max automatic connections - 1, 2)` network groups
+    /// (`ThreadOpenConnections`: `count_failures`) — and for `-addnode` peers.
     ///
     /// ```
     /// # use btcpeer_core::addrbook::{AddrBook, Peer};

@@ -15,7 +15,8 @@
 //! - an `addr` message: [`add`](AddrBook::add), with only [reachable](AddrBook::set_reachable)
 //!   networks kept;
 //! - a dial: [`attempt`](AddrBook::attempt), or
-//!   [`attempt_uncounted`](AddrBook::attempt_uncounted) for a feeler or while offline;
+//!   [`attempt_uncounted`](AddrBook::attempt_uncounted) while the node looks offline (fewer than
+//!   two outbound groups connected) or for a manual peer;
 //! - an outbound handshake: [`good`](AddrBook::good) and [`set_services`](AddrBook::set_services)
 //!   (neither changes the address's time);
 //! - the end of a full-relay or manual outbound connection: [`connected`](AddrBook::connected);

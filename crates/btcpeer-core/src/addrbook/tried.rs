@@ -125,11 +125,13 @@ impl AddrBook {
     /// connection (a feeler): one of the pending moves picked at random, as Core's
     /// `SelectTriedCollision_` (`None` when none waits, or the picked one's slot has emptied).
     ///
-    /// Dial it only as Core's `OpenNetworkConnection` would: not when already connected to it.
-    /// Its test is the dial: record it with [`attempt_uncounted`](AddrBook::attempt_uncounted)
-    /// (or [`attempt`](AddrBook::attempt)), and [`good`](AddrBook::good) only when that
-    /// connection's handshake succeeds — never because of another connection to it; a
-    /// connection that was already open says nothing about whether the address answers now.
+    /// Its test is a feeler: record the dial with [`attempt`](AddrBook::attempt) or
+    /// [`attempt_uncounted`](AddrBook::attempt_uncounted), and call [`good`](AddrBook::good) when
+    /// its handshake succeeds; a silence of more than 60 seconds is a failed test. If we are
+    /// already connected to it, do not dial it: mark it [`good`](AddrBook::good) — it answers —
+    /// and take a new-table address for the feeler instead (Core's `ThreadOpenConnections`:
+    /// `AlreadyConnectedToAddress(addr)` → `addrman.Good(addr)`, "this avoids inadvertently
+    /// evicting a currently-connected peer").
     ///
     /// ```
     /// use btcpeer_core::addrbook::AddrBook;
