@@ -1,7 +1,7 @@
-//! NodeCore against Core's connection policy (issue 23, items 6–14): what earns eviction
-//! protection, who goes first among unfinished inbound connections, random keys, the address
-//! relay timers, the getaddr cache's key, bad ports, outbound group diversity and where a peer is
-//! discouraged. Time is an argument throughout.
+//! NodeCore against Core's connection policy (issue 23, items 7–12 and the book's rules wired):
+//! who goes first among unfinished inbound connections, random keys, the address relay timers,
+//! the getaddr cache's key, bad ports, outbound group diversity, reachable networks, the book's
+//! times and counted failures, collisions with connected peers. Time is an argument throughout.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -421,144 +421,48 @@ fn a_handshake_keeps_the_addresses_time_and_the_end_of_the_connection_refreshes_
     assert_eq!(info(&n).time, UNIX + 3600, "refreshed when the connection is over");
 }
 
-use btcpeer_core::bitcoin::block::{Header, Version as BlockVersion};
-use btcpeer_core::bitcoin::hashes::Hash;
-use btcpeer_core::bitcoin::pow::{CompactTarget, Target};
-use btcpeer_core::bitcoin::{BlockHash, Transaction, TxMerkleNode};
-use btcpeer_core::wire::{Inventory, Message};
-
-fn tx(n: u32) -> Transaction {
-    Transaction {
-        version: btcpeer_core::bitcoin::transaction::Version::TWO,
-        lock_time: btcpeer_core::bitcoin::absolute::LockTime::from_consensus(n),
-        input: vec![],
-        output: vec![],
-    }
-}
-
-/// A header on `prev` at `bits` whose proof of work is valid (`valid`) or not.
-fn header(prev: BlockHash, bits: u32, salt: u32, valid: bool) -> Header {
-    let mut h = Header {
-        version: BlockVersion::TWO,
-        prev_blockhash: prev,
-        merkle_root: TxMerkleNode::from_byte_array([salt as u8; 32]),
-        time: 1_700_000_000 + salt,
-        bits: CompactTarget::from_consensus(bits),
-        nonce: 0,
-    };
-    while h.validate_pow(h.target()).is_ok() != valid {
-        h.nonce += 1;
-    }
-    h
-}
-
-fn inbound_peers(n: &mut NodeCore, count: usize, t0: Instant) -> Vec<ConnId> {
-    (0..count)
-        .map(|i| {
-            let id = accept(n, addr(i), t0);
-            n.established(id, &hello(), t0, UNIX);
-            id
-        })
-        .collect()
-}
-
-// Item 6. Core credits `m_last_tx_time` for a transaction accepted to its mempool; a relay node
-// credits one that is new and was asked for by us.
-#[test]
-fn only_a_new_transaction_we_asked_for_earns_eviction_protection() {
-    let t0 = Instant::now();
-    let mut n = NodeCore::new(settings(), AddrBook::new([1; 32], 1), t0);
-    let ids = inbound_peers(&mut n, 3, t0);
-    let t1 = t0 + Duration::from_secs(5);
-    let last_tx = |n: &NodeCore, id| n.conn(id).unwrap().last_tx;
-    // Never-seen junk, unsolicited: nothing (it used to take one of the 4 protected places).
-    for k in 0..100 {
-        n.received(ids[0], &Message::Tx(tx(k)), t1, UNIX);
-    }
-    assert_eq!(last_tx(&n, ids[0]), None);
-    // The answer to our getdata, by wtxid: credited.
-    n.requested(ids[1], &[Inventory::WTx(tx(500).compute_wtxid())]);
-    n.received(ids[1], &Message::Tx(tx(500)), t1, UNIX);
-    assert_eq!(last_tx(&n, ids[1]), Some(t1));
-    // The same transaction again, asked for from another peer: not new, nothing.
-    n.requested(ids[2], &[Inventory::Tx(tx(500).compute_txid())]);
-    n.received(ids[2], &Message::Tx(tx(500)), t1, UNIX);
-    assert_eq!(last_tx(&n, ids[2]), None);
-}
-
-// Item 6. Core credits `m_last_block_time` for a new valid block; a relay node credits a block
-// or header with valid proof of work on or near the best chain it has seen.
-#[test]
-fn only_a_block_or_header_with_valid_work_near_the_best_chain_earns_eviction_protection() {
-    let t0 = Instant::now();
-    let mut s = settings();
-    s.pow_limit = Target::MAX_ATTAINABLE_REGTEST;
-    let mut n = NodeCore::new(s, AddrBook::new([1; 32], 1), t0);
-    let ids = inbound_peers(&mut n, 4, t0);
-    let t1 = t0 + Duration::from_secs(5);
-    let last_block = |n: &NodeCore, id| n.conn(id).unwrap().last_block;
-    let genesis = BlockHash::all_zeros();
-    // Junk headers (proof of work not met), never seen before: nothing.
-    let junk: Vec<Header> = (0..20).map(|k| header(genesis, 0x1f00_ffff, k, false)).collect();
-    n.received(ids[0], &Message::Headers(junk), t1, UNIX);
-    assert_eq!(last_block(&n, ids[0]), None);
-    // A header with valid work: credited (the first one the node sees).
-    let hard = header(genesis, 0x1f00_ffff, 100, true);
-    n.received(ids[0], &Message::Headers(vec![hard]), t1, UNIX);
-    assert_eq!(last_block(&n, ids[0]), Some(t1));
-    // A much cheaper header (target over 4 times easier), not on that chain: nothing.
-    let cheap = header(BlockHash::from_byte_array([9; 32]), 0x207f_ffff, 101, true);
-    n.received(ids[1], &Message::Headers(vec![cheap]), t1, UNIX);
-    assert_eq!(last_block(&n, ids[1]), None);
-    // One extending the chain at a target 4 times easier (a retarget's bound): credited.
-    let next = header(hard.block_hash(), 0x1f03_fffc, 102, true);
-    n.received(ids[1], &Message::Headers(vec![next]), t1, UNIX);
-    assert_eq!(last_block(&n, ids[1]), Some(t1));
-    // The same header again from someone else: not new, nothing.
-    n.received(ids[2], &Message::Headers(vec![hard]), t1, UNIX);
-    assert_eq!(last_block(&n, ids[2]), None);
-    // On mainnet's limit, even valid regtest-difficulty work earns nothing.
-    let mut n = NodeCore::new(settings(), AddrBook::new([1; 32], 1), t0);
-    let ids = inbound_peers(&mut n, 1, t0);
-    n.received(ids[0], &Message::Headers(vec![hard]), t1, UNIX);
-    assert_eq!(last_block(&n, ids[0]), None);
-}
-
-// Item 14, the policy's part. Core: `RejectIncomingTxs` — a block-relay-only peer that sends a
-// `tx` or announces one is disconnected (not discouraged).
-#[test]
-fn a_block_relay_only_peer_that_sends_or_announces_a_transaction_is_disconnected() {
-    let t0 = Instant::now();
-    let mut s = settings();
-    s.full_relay = 0;
-    s.block_relay = 2;
-    s.feelers = false;
-    let mut n = NodeCore::new(s, book_with([addr(1), addr(2)]), t0);
-    let dials: Vec<_> = std::iter::from_fn(|| n.poll_dial(t0, UNIX)).collect();
-    assert_eq!(dials.len(), 2);
-    for d in &dials {
-        assert_eq!(d.kind, ConnKind::BlockRelay);
-        n.established(d.id, &hello(), t0, UNIX);
-    }
-    let _ = actions(&mut n);
-    n.received(dials[0].id, &Message::Tx(tx(1)), t0, UNIX);
-    n.received(dials[1].id, &Message::Inv(vec![Inventory::WTx(tx(2).compute_wtxid())]), t0, UNIX);
-    let ends = actions(&mut n);
-    for d in &dials {
-        assert!(
-            ends.contains(&Action::Disconnect { id: d.id, reason: btcpeer_core::node::NodeReason::TxFromBlockRelay }),
-            "{ends:?}"
+/// A book in which `newcomer` (good) collides with the tried `occupant` (good six hours ago).
+fn collision_book() -> (AddrBook, Peer, Peer) {
+    let mut book = AddrBook::new([39; 32], 1);
+    let peers: Vec<Peer> =
+        (0..3_000u32).map(|i| Peer::new(AddrV2::Ipv4(std::net::Ipv4Addr::from(0x0d0d_0000 + i)), 8333)).collect();
+    for (i, p) in peers.iter().enumerate() {
+        let m = AddrV2Message { time: UNIX as u32, services: full(), addr: p.addr.clone(), port: 8333 };
+        book.add(
+            &[m],
+            &Peer::new(AddrV2::Ipv4(std::net::Ipv4Addr::from(0x5000_0000 + (i as u32) * 65_536)), 8333),
+            UNIX,
         );
-        assert!(!n.discouraged().is_discouraged(d.addr.ip()));
     }
-    // A block announcement is what it is for: kept.
+    let held: Vec<Peer> = peers.iter().filter(|p| book.info(p).is_some()).cloned().collect();
+    for p in &held {
+        book.good(p, UNIX - 6 * 3_600);
+        if let Some(occupant) = book.tried_collision().map(|c| c.peer.clone()) {
+            book.good(p, UNIX);
+            return (book, occupant, p.clone());
+        }
+    }
+    panic!("no collision");
+}
+
+// Book wiring. Core's `ThreadOpenConnections`: a feeler that would test a tried occupant we are
+// connected to marks it `Good` instead, so test-before-evict does not evict a connected peer.
+#[test]
+fn a_collision_with_a_peer_we_are_connected_to_keeps_that_peer_in_tried() {
+    let t0 = Instant::now();
+    let (book, occupant, newcomer) = collision_book();
     let mut s = settings();
     s.full_relay = 0;
-    s.block_relay = 1;
-    s.feelers = false;
-    let mut n = NodeCore::new(s, book_with([addr(3)]), t0);
-    let d = n.poll_dial(t0, UNIX).unwrap();
-    n.established(d.id, &hello(), t0, UNIX);
-    n.received(d.id, &Message::Inv(vec![Inventory::Block(BlockHash::all_zeros())]), t0, UNIX);
-    assert!(n.conn(d.id).is_some());
+    s.block_relay = 0;
+    let mut n = NodeCore::new(s, book, t0);
+    // The occupant is connected to us (inbound, from its own address).
+    let AddrV2::Ipv4(ip) = occupant.addr else { panic!() };
+    let id = accept(&mut n, SocketAddr::from((ip, occupant.port)), t0);
+    n.established(id, &hello(), t0, UNIX);
+    let due = n.poll_timeout().expect("a feeler is due").max(t0);
+    let _ = n.poll_dial(due, UNIX + 10);
+    n.book_mut().resolve_collisions(UNIX + 41 * 60);
+    let tried = |n: &NodeCore, p: &Peer| n.book().info(p).is_some_and(|i| i.in_tried);
+    assert!(tried(&n, &occupant), "a connected peer evicted from tried");
+    assert!(!tried(&n, &newcomer));
 }

@@ -219,18 +219,18 @@ impl NodeCore {
         let v2 = self.book.info(&peer).map_or(V2Support::Unknown, |i| i.v2);
         if kind != ConnKind::Manual {
             // Core's `CConnman::ConnectNode`: `addrman.Attempt(addr, fCountFailure)`, where
-            // `ThreadOpenConnections` counts failures only once the node has outbound peers
-            // (`setConnected.size() >= min(nMaxConnections - 1, 2)`): a node that is offline does
-            // not make its whole book terrible. A feeler's failure is not counted either.
-            let connected = self
+            // `ThreadOpenConnections` counts failures only once the node has outbound peers in
+            // at least two groups (`count_failures`: `outbound_ipv46_peer_netgroups.size() +
+            // outbound_privacy_network_peers >= min(m_max_automatic_connections - 1, 2)`), feelers
+            // included: a node that is offline does not make its whole book terrible.
+            let outbound = self
                 .conns
                 .values()
-                .filter(|c| {
-                    c.info.established
-                        && matches!(c.info.kind, ConnKind::FullRelay | ConnKind::BlockRelay | ConnKind::Manual)
-                })
-                .count();
-            let count = kind != ConnKind::Feeler && connected >= 2;
+                .filter(|c| matches!(c.info.kind, ConnKind::FullRelay | ConnKind::BlockRelay | ConnKind::Manual))
+                .map(|c| self.diversity_key(c.info.addr))
+                .collect::<HashSet<_>>()
+                .len();
+            let count = outbound >= self.settings.max_connections.saturating_sub(1).min(2);
             self.book.attempt_with(&peer, count, unix);
         }
         let id: ConnId = self.new_conn(addr, kind, persistent, now);
@@ -336,7 +336,15 @@ impl NodeCore {
             // A feeler tests a tried address a new one collides with first (Core's
             // `SelectTriedCollision`), else a new address (`Select(/*new_only=*/true)`).
             let info = if feeler {
-                let collision = if tries == 1 { self.book.tried_collision().cloned() } else { None };
+                let mut collision = if tries == 1 { self.book.tried_collision().cloned() } else { None };
+                // Core's `ThreadOpenConnections`: an occupant we are connected to already is
+                // marked good instead (it cannot be dialed, and must not be evicted).
+                if let Some(c) = collision.take() {
+                    match socket_of(&c.peer) {
+                        Some(a) if self.connected_to(a) => self.book.good(&c.peer, unix),
+                        _ => collision = Some(c),
+                    }
+                }
                 collision.or_else(|| self.book.select(true, None, unix))
             } else {
                 self.book.select(false, None, unix)
