@@ -1,8 +1,10 @@
 //! `btcpeer listen ADDR` (R-C3): accept inbound peers, answer their pings (the peer does that),
 //! and report what each one sends. It is a [`btcpeer::node::Node`] that only accepts: at most
 //! `--max-peers` inbound peers, a full table making room by Core's eviction (a connection that
-//! never finished its handshake first, so a flood of silent connections cannot lock honest peers
-//! out), `getaddr` answered once per connection from its book, address gossip rate-limited.
+//! never finished its handshake first, from the network group with the most of them — each
+//! loopback address its own group on regtest — so that neither a flood of silent connections nor
+//! one address reconnecting can lock honest peers out), `getaddr` answered once per connection
+//! from its book, address gossip rate-limited.
 //!
 //! `--transport auto` (the default) accepts v1 and BIP324 v2 initiators alike (a v1 initiator is
 //! recognised from its first 16 bytes, which are not lost); `--transport v2` refuses v1 initiators
@@ -107,8 +109,9 @@ pub struct ListenArgs {
     addr: String,
     #[command(flatten)]
     common: PeerArgs,
-    /// Inbound peers at once. When full, a newcomer makes room by Core's eviction (the oldest
-    /// connection still without a handshake first); refused when nobody may be evicted.
+    /// Inbound peers at once. When full, a newcomer makes room by Core's eviction (a connection
+    /// still without a handshake first, from the address group with the most of them); refused
+    /// when nobody may be evicted.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     max_peers: u32,
     /// The address book: what peers gossip (rate-limited, as Core) is kept here, and `getaddr` is

@@ -1,7 +1,9 @@
 //! `btcpeer node`: a small relay node on [`btcpeer::node::Node`]: it listens, dials from its
-//! address book (or only `--connect` peers), learns and relays addresses as Core does, relays
-//! transactions (asks for what an `inv` names, keeps the last 5,000 it received, announces each
-//! new one to every other relaying peer and serves `getdata` for them), and shows its peers.
+//! address book (or only `--connect` peers), learns and relays addresses as Core does (on its
+//! timers), relays transactions (asks for what an `inv` names — never of a block-relay-only
+//! connection —, keeps the last 5,000 it received, announces each new one to every other relaying
+//! peer, and serves `getdata` for one only to a peer an `inv` went to after we received it, as
+//! Core's `FindTxForGetData`), and shows its peers.
 //!
 //! On a terminal, stdout is a live table redrawn twice a second: a title (network, listening
 //! address, connections by kind against their limits, the book), a row per peer (id, address,
@@ -21,7 +23,7 @@
 //! `--book FILE` keeps the address book in FILE, the bans in `FILE.bans` and the block-relay-only
 //! anchors in `FILE.anchors`; a corrupt one is kept as `NAME.corrupt`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -29,11 +31,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use btcpeer::bitcoin::p2p::ServiceFlags;
-use btcpeer::bitcoin::{Transaction, Txid, Wtxid};
 use btcpeer::node::{ConnKind, Node, NodeEvent, NodePeer};
-use btcpeer::wire::{Inventory, Message};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+
+mod relay;
+
+use relay::Relay;
 
 use crate::common::{interrupted, refusal_text, report_recovered};
 use crate::events::Event;
@@ -41,8 +45,6 @@ use crate::report::{Output, PeerArgs, parse_secs, parse_target};
 use crate::text::{bytes, fit, rtt_text};
 use crate::{EXIT_FAILURE, EXIT_OK};
 
-/// Transactions kept to serve `getdata` (the oldest go first).
-const KEPT_TXS: usize = 5_000;
 /// Lines of the latest events under the live table.
 const LOG_LINES: usize = 6;
 
@@ -214,92 +216,6 @@ fn row(p: &NodePeer) -> Row {
     }
 }
 
-/// The transactions relayed: the last [`KEPT_TXS`] received, by txid and by wtxid.
-#[derive(Default)]
-struct Relay {
-    txs: HashMap<Txid, Transaction>,
-    by_wtxid: HashMap<Wtxid, Txid>,
-    order: VecDeque<(Txid, Wtxid)>,
-    relayed: u64,
-}
-
-impl Relay {
-    fn knows(&self, inv: &Inventory) -> bool {
-        match inv {
-            Inventory::Tx(t) | Inventory::WitnessTx(t) => self.txs.contains_key(t),
-            Inventory::WTx(w) => self.by_wtxid.contains_key(w),
-            _ => true,
-        }
-    }
-
-    fn get(&self, inv: &Inventory) -> Option<&Transaction> {
-        match inv {
-            Inventory::Tx(t) | Inventory::WitnessTx(t) => self.txs.get(t),
-            Inventory::WTx(w) => self.by_wtxid.get(w).and_then(|t| self.txs.get(t)),
-            _ => None,
-        }
-    }
-
-    /// Keeps `tx` (whose ids the caller computed); false if it was known.
-    fn insert(&mut self, txid: Txid, wtxid: Wtxid, tx: Transaction) -> bool {
-        if self.txs.contains_key(&txid) {
-            return false;
-        }
-        if self.order.len() >= KEPT_TXS {
-            if let Some((old, old_w)) = self.order.pop_front() {
-                self.txs.remove(&old);
-                self.by_wtxid.remove(&old_w);
-            }
-        }
-        self.by_wtxid.insert(wtxid, txid);
-        self.order.push_back((txid, wtxid));
-        self.txs.insert(txid, tx);
-        true
-    }
-
-    /// What a peer's message asks of the relay: getdata for what an `inv` names that we lack,
-    /// announcements for a new `tx`, the transactions (or `notfound`) a `getdata` wants.
-    fn on_message(&mut self, node: &Node, id: u64, message: &Message) {
-        match message {
-            Message::Inv(items) => {
-                let wanted: Vec<Inventory> =
-                    items.iter().filter(|i| i.is_transaction() && !self.knows(i)).copied().collect();
-                if let (false, Some(peer)) = (wanted.is_empty(), node.peer(id)) {
-                    let _ = peer.queue_message(&Message::GetData(wanted));
-                }
-            }
-            Message::Tx(tx) => {
-                let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
-                if !self.txs.contains_key(&txid) && self.insert(txid, wtxid, tx.clone()) {
-                    self.relayed = self.relayed.saturating_add(1);
-                    node.announce_transaction(txid, wtxid);
-                }
-            }
-            Message::GetData(items) => {
-                let Some(peer) = node.peer(id) else { return };
-                let mut missing = Vec::new();
-                for inv in items {
-                    match (self.get(inv), inv) {
-                        // MSG_TX asks for the serialization without witnesses (Core's TX_NO_WITNESS).
-                        (Some(tx), Inventory::Tx(_)) => {
-                            let _ = peer.queue_without_witness(&Message::Tx(tx.clone()));
-                        }
-                        (Some(tx), _) => {
-                            let _ = peer.queue_message(&Message::Tx(tx.clone()));
-                        }
-                        (None, i) if i.is_transaction() => missing.push(*i),
-                        _ => {}
-                    }
-                }
-                if !missing.is_empty() {
-                    let _ = peer.queue_message(&Message::NotFound(missing));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 /// Parses `ADDR` (HOST:PORT or HOST, the network's port) to a socket address.
 fn socket(text: &str, port: u16) -> Result<SocketAddr, String> {
     let target = parse_target(text, port)?;
@@ -417,6 +333,7 @@ async fn serve(
                 if let Some(line) = line_of(&event) {
                     view.line(&line);
                 }
+                relay.on_event(&event);
                 if let NodeEvent::Message { id, message, .. } = &event {
                     relay.on_message(&node, *id, message);
                 }
@@ -585,25 +502,6 @@ fn screen(title: &str, table: &NodeLine, log: &VecDeque<String>) -> Vec<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_relay_keeps_at_most_its_bound_and_forgets_the_oldest() {
-        let mut relay = Relay::default();
-        let tx = |n: u32| Transaction {
-            version: btcpeer::bitcoin::transaction::Version::TWO,
-            lock_time: btcpeer::bitcoin::absolute::LockTime::from_consensus(n),
-            input: vec![],
-            output: vec![],
-        };
-        let keep = |relay: &mut Relay, t: Transaction| relay.insert(t.compute_txid(), t.compute_wtxid(), t);
-        for n in 0..(KEPT_TXS as u32 + 10) {
-            assert!(keep(&mut relay, tx(n)));
-        }
-        assert!(!keep(&mut relay, tx(KEPT_TXS as u32 + 9)), "known");
-        assert_eq!((relay.txs.len(), relay.by_wtxid.len(), relay.order.len()), (KEPT_TXS, KEPT_TXS, KEPT_TXS));
-        assert!(!relay.knows(&Inventory::Tx(tx(0).compute_txid())), "the oldest went first");
-        assert!(relay.knows(&Inventory::WTx(tx(KEPT_TXS as u32).compute_wtxid())));
-    }
 
     #[test]
     fn the_table_has_a_row_per_peer_under_its_header() {

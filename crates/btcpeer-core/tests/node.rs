@@ -67,6 +67,13 @@ fn actions(n: &mut NodeCore) -> Vec<Action> {
     std::iter::from_fn(|| n.poll_action()).collect()
 }
 
+/// The actions once every address timer has fired (an hour later: Core's `MaybeSendAddr` sends
+/// each peer's queue on a timer of mean 30 s).
+fn actions_later(n: &mut NodeCore, now: Instant) -> Vec<Action> {
+    n.poll_addr_relay(now + Duration::from_secs(3600), UNIX + 3600);
+    actions(n)
+}
+
 fn accept(n: &mut NodeCore, remote: SocketAddr, now: Instant) -> ConnId {
     match n.inbound(remote, now, UNIX) {
         Admission::Accept(id) => id,
@@ -174,6 +181,8 @@ fn r_n_eviction_respects_the_protected_categories_through_node_core() {
             input: vec![],
             output: vec![],
         };
+        // Asked for by us: an answer to our getdata (an unsolicited one earns nothing).
+        n.requested(id, &[btcpeer_core::wire::Inventory::Tx(tx.compute_txid())]);
         n.received(id, &Message::Tx(tx), t1, UNIX);
     }
     let protected: HashSet<ConnId> = fast.iter().chain(&tx_relayers).copied().collect();
@@ -390,12 +399,12 @@ fn r_n_getaddr_is_answered_once_per_inbound_connection_and_never_to_outbound() {
     let inbound = accept(&mut n, addr(500), t0);
     n.established(inbound, &hello(), t0, UNIX);
     n.received(inbound, &Message::GetAddr, t0, UNIX);
-    let answer = actions(&mut n);
+    let answer = actions_later(&mut n, t0);
     let [Action::Addr { to, addrs }] = answer.as_slice() else { panic!("{answer:?}") };
     assert_eq!(*to, inbound);
     assert_eq!(addrs.len(), 23, "23 % of 100");
     n.received(inbound, &Message::GetAddr, t0, UNIX);
-    assert_eq!(actions(&mut n), vec![], "only once per connection");
+    assert_eq!(actions_later(&mut n, t0), vec![], "only once per connection");
     // An outbound peer asking is ignored.
     n.add_peer(addr(501), false);
     let d = n.poll_dial(t0, UNIX).unwrap();
@@ -410,7 +419,7 @@ fn getaddr_answer(n: &mut NodeCore, from: SocketAddr, now: Instant, unix: u64) -
     n.established(id, &hello(), now, unix);
     n.received(id, &Message::GetAddr, now, unix);
     let mut out = HashSet::new();
-    for a in actions(n) {
+    for a in actions_later(n, now) {
         if let Action::Addr { to, addrs } = a {
             assert_eq!(to, id);
             out.extend(addrs.into_iter().map(|mut m| {
@@ -514,7 +523,7 @@ fn r_n_relay_targets_are_stable_per_address_per_day_and_never_the_source() {
     let a = msg(addr(300), UNIX);
     let targets: HashSet<ConnId> = n.relay_targets(ids[0], &a, UNIX).into_iter().collect();
     n.received(ids[0], &Message::AddrV2(vec![a.clone()]), t0, UNIX);
-    let sent: HashSet<ConnId> = actions(&mut n)
+    let sent: HashSet<ConnId> = actions_later(&mut n, t0)
         .into_iter()
         .filter_map(|x| match x {
             Action::Addr { to, addrs } if addrs == vec![a.clone()] => Some(to),
@@ -524,7 +533,7 @@ fn r_n_relay_targets_are_stable_per_address_per_day_and_never_the_source() {
     assert_eq!(sent, targets);
     // Heard again from someone else the same day: the targets know it already.
     n.received(ids[5], &Message::AddrV2(vec![a.clone()]), t0 + Duration::from_secs(20), UNIX + 20);
-    let again: Vec<Action> = actions(&mut n);
+    let again: Vec<Action> = actions_later(&mut n, t0 + Duration::from_secs(3600));
     assert!(again.iter().all(|x| !matches!(x, Action::Addr { to, .. } if targets.contains(to))), "{again:?}");
 }
 

@@ -12,7 +12,7 @@ use btcpeer_core::addrbook::{AddrBook, Peer, group};
 use btcpeer_core::bitcoin::p2p::ServiceFlags;
 use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message, Address};
 use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, Hello, NodeCore, NodeSettings};
-use btcpeer_core::peer::{CoreConfig, Direction, DisconnectReason, Event};
+use btcpeer_core::peer::{CoreConfig, Direction, Event};
 use btcpeer_core::sim::{App, NodeCtx, PeerId, Sim};
 use btcpeer_core::wire::Message;
 
@@ -83,6 +83,7 @@ impl NodeApp {
             let peer = ctx.dial_with(d.addr, config);
             self.map(d.id, peer);
         }
+        self.core.poll_addr_relay(now, unix);
         while let Some(action) = self.core.poll_action() {
             match action {
                 Action::GetAddr { to } => {
@@ -152,7 +153,7 @@ impl App for NodeApp {
             Event::Pong { rtt } => self.core.ping_sample(id, *rtt),
             Event::Disconnected(reason) => {
                 self.unmap(peer);
-                let misbehaved = matches!(reason, DisconnectReason::Protocol(_) | DisconnectReason::Payload(_));
+                let misbehaved = btcpeer_core::node::discourages(reason);
                 self.core.closed(id, misbehaved, now, unix);
             }
             _ => {}
@@ -292,7 +293,9 @@ fn r_n_sim_200_nodes_each_from_one_seed_address_connect_through_addr_gossip_with
     // The outbound slots filled up over the network (8 full-relay each once addresses spread).
     assert!(outbound > nodes * 6, "{outbound}");
     assert!(feelers > 0, "feelers ran");
-    assert_eq!(tried, feelers, "every feeler's address moved to tried");
+    // A feeler's success moves its address to tried unless the tried slot is taken: then Core's
+    // `Good_` (test-before-evict) leaves it in new with a collision to resolve, so nearly all.
+    assert!(tried * 100 >= feelers * 99, "feelers' addresses moved to tried: {tried} of {feelers}");
 }
 
 /// Sends `addr` of 1,000 fresh addresses every second to every peer once its handshake is done.

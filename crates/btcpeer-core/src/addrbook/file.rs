@@ -139,20 +139,16 @@ impl AddrBook {
         self.entries.insert(id, info);
         let tried_slot = self.slot(false, self.tried_bucket(&peer), &peer);
         if tried && self.tried_table.get(tried_slot) == Some(&EMPTY) {
-            if let Some(s) = self.tried_table.get_mut(tried_slot) {
-                *s = id;
-            }
             if let Some(e) = self.entries.get_mut(&id) {
                 e.in_tried = true;
             }
+            self.set_slot(true, tried_slot, id);
             self.tried_count = self.tried_count.saturating_add(1);
             return;
         }
         let slot = self.slot(true, self.new_bucket(&peer, &source), &peer);
         if self.new_table.get(slot) == Some(&EMPTY) {
-            if let Some(s) = self.new_table.get_mut(slot) {
-                *s = id;
-            }
+            self.set_slot(false, slot, id);
             if let Some(e) = self.entries.get_mut(&id) {
                 e.ref_count = 1;
             }

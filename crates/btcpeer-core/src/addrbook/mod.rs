@@ -9,6 +9,20 @@
 //! entries. Everything is sans I/O: time (Unix seconds) is an argument, randomness comes from a
 //! seeded generator, and the file format ([`AddrBook::encode`]) is bytes in, bytes out.
 //!
+//! [`select`](AddrBook::select) always draws a bucket, then a slot (Core's `Select_`), so a
+//! source group wins at most the share of non-empty new buckets it reaches, at any book size.
+//! What a node tells the book, and when (as Core's `CConnman` and `PeerManager` call `AddrMan`):
+//! - an `addr` message: [`add`](AddrBook::add), with only [reachable](AddrBook::set_reachable)
+//!   networks kept;
+//! - a dial: [`attempt`](AddrBook::attempt), or
+//!   [`attempt_uncounted`](AddrBook::attempt_uncounted) while the node looks offline (fewer than
+//!   two outbound groups connected) or for a manual peer;
+//! - an outbound handshake: [`good`](AddrBook::good) and [`set_services`](AddrBook::set_services)
+//!   (neither changes the address's time);
+//! - the end of a full-relay or manual outbound connection: [`connected`](AddrBook::connected);
+//! - before choosing a feeler: [`resolve_collisions`](AddrBook::resolve_collisions), then
+//!   [`tried_collision`](AddrBook::tried_collision) (test-before-evict).
+//!
 //! ```
 //! use btcpeer_core::addrbook::{AddrBook, Peer};
 //! use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
@@ -25,10 +39,12 @@
 //! assert_eq!((book.new_len(), book.tried_len()), (0, 1));
 //! ```
 
+mod conn;
 mod file;
 mod group;
 mod name;
 mod select;
+mod table;
 mod tried;
 
 use std::collections::HashMap;
@@ -161,6 +177,17 @@ pub struct AddrBook {
     tried_count: usize,
     /// Tried entries to be tested before they may be evicted, as Core's `m_tried_collisions`.
     collisions: Vec<u32>,
+    /// Which buckets hold entries of each network (see `table`).
+    occupancy: Vec<table::Occupancy>,
+    /// The networks the node can reach: only their addresses are stored and selected.
+    reachable: table::NetMask,
+    /// The last [`good`](AddrBook::good) of any address (Core's `m_last_good`, 1 at start).
+    last_good: u64,
+    /// When each entry's last counted failure was (Core's `m_last_count_attempt`); not saved,
+    /// as Core does not save it.
+    counted: HashMap<u32, u64>,
+    /// The generator behind [`tried_collision`](AddrBook::tried_collision)'s pick.
+    pick: tried::PickRng,
 }
 
 impl AddrBook {
@@ -179,6 +206,11 @@ impl AddrBook {
             new_count: 0,
             tried_count: 0,
             collisions: Vec::new(),
+            occupancy: table::empty_occupancy(),
+            reachable: table::ALL_NETS,
+            last_good: 1,
+            counted: HashMap::new(),
+            pick: tried::PickRng::new(seed),
         }
     }
 
@@ -256,6 +288,7 @@ impl AddrBook {
 
     /// Forgets an entry that no table holds any more.
     fn delete(&mut self, id: u32) {
+        self.counted.remove(&id);
         if let Some(info) = self.entries.remove(&id) {
             self.index.remove(&info.peer);
             if !info.in_tried {
@@ -267,12 +300,9 @@ impl AddrBook {
 
     /// Empties a new-table slot, deleting its entry when no other bucket holds it.
     fn clear_new_slot(&mut self, slot: usize) {
-        let Some(&id) = self.new_table.get(slot) else { return };
+        let id = self.take_slot(false, slot);
         if id == EMPTY {
             return;
-        }
-        if let Some(s) = self.new_table.get_mut(slot) {
-            *s = EMPTY;
         }
         let gone = self.entries.get_mut(&id).is_some_and(|e| {
             e.ref_count = e.ref_count.saturating_sub(1);
@@ -284,9 +314,11 @@ impl AddrBook {
     }
 
     /// Adds what `source` told us (`addr` / `addrv2` entries); returns how many were new. Unroutable
-    /// addresses are refused unless [`allow_local`](AddrBook::allow_local); times in the future
-    /// are taken as now, and addresses an hour or more old get a two-hour penalty, as Core's
-    /// `AddrManImpl::Add` does for what others relay.
+    /// addresses are refused unless [`allow_local`](AddrBook::allow_local), and so are those on
+    /// networks not [reachable](AddrBook::set_reachable); times in the future are taken as now,
+    /// and what others relay gets a two-hour time penalty, as Core's `AddrManImpl::Add` does.
+    /// An address already known gains a bucket reference only when its time is newer than the
+    /// one the book holds (Core's `AddSingle`: no new information, no new reference).
     pub fn add(&mut self, addrs: &[AddrV2Message], source: &Peer, now: u64) -> usize {
         addrs.iter().filter(|a| self.add_one(a, &source.addr, now)).count()
     }
@@ -295,21 +327,33 @@ impl AddrBook {
         if NetKind::of(&msg.addr).is_none() || (!self.allow_local && !is_routable(&msg.addr)) {
             return false;
         }
+        if !self.is_reachable_addr(&msg.addr) {
+            // Core adds only addresses on reachable networks (`ProcessMessage`, ADDR:
+            // `g_reachable_nets.Contains(addr)`).
+            return false;
+        }
         let peer = Peer::new(msg.addr.clone(), msg.port);
         let penalty = if peer.addr == *source { 0 } else { 2 * 3600 };
-        let time = u64::from(msg.time).min(now).saturating_sub(penalty);
+        let announced = u64::from(msg.time).min(now);
+        let time = announced.saturating_sub(penalty);
         let v2 = if msg.services.has(ServiceFlags::P2P_V2) { V2Support::Yes } else { V2Support::Unknown };
         let (id, fresh) = match self.index.get(&peer).copied() {
             Some(id) => {
                 let Some(info) = self.entries.get_mut(&id) else { return false };
-                // Periodically refreshed: keep the newest time, gain the services announced.
-                let update_interval = if now.saturating_sub(time) < 24 * 3600 { 3600 } else { 24 * 3600 };
+                // Periodically refreshed: keep the newest time, gain the services announced
+                // (Core's `AddrManImpl::AddSingle`).
+                let update_interval = if now.saturating_sub(announced) < 24 * 3600 { 3600 } else { 24 * 3600 };
                 if time > info.time.saturating_add(update_interval) {
                     info.time = time;
                 }
                 info.services |= msg.services;
                 if v2 == V2Support::Yes && info.v2 == V2Support::Unknown {
                     info.v2 = v2;
+                }
+                // No new information, no new bucket reference (Core: `addr.nTime <=
+                // pinfo->nTime`): repeating an address must not spread it over more buckets.
+                if announced <= info.time {
+                    return false;
                 }
                 if info.in_tried || info.ref_count >= NEW_BUCKETS_PER_ADDRESS {
                     return false;
@@ -361,48 +405,11 @@ impl AddrBook {
             }
             self.clear_new_slot(slot);
         }
-        if let Some(s) = self.new_table.get_mut(slot) {
-            *s = id;
-        }
+        self.set_slot(false, slot, id);
         if let Some(e) = self.entries.get_mut(&id) {
             e.ref_count = e.ref_count.saturating_add(1);
         }
         fresh
-    }
-
-    /// A connection attempt to `peer` started (a failure unless [`good`](AddrBook::good) follows).
-    pub fn attempt(&mut self, peer: &Peer, now: u64) {
-        let Some(id) = self.index.get(peer).copied() else { return };
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.last_try = now;
-            e.attempts = e.attempts.saturating_add(1);
-        }
-    }
-
-    /// Records what is known of `peer`'s v2 support, and nothing else (a failed v2 attempt, or a
-    /// v1 handshake after trying v2: the next dial goes straight to v1).
-    pub fn set_v2(&mut self, peer: &Peer, v2: V2Support) {
-        let Some(id) = self.index.get(peer).copied() else { return };
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.v2 = v2;
-        }
-    }
-
-    /// Records the services a connection saw and whether v2 worked (`Some(true)`) or failed.
-    pub fn connected(&mut self, peer: &Peer, services: ServiceFlags, v2: Option<bool>, now: u64) {
-        let Some(id) = self.index.get(peer).copied() else { return };
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.services = services;
-            // Core updates the time of a connected peer at most every 20 minutes.
-            if now.saturating_sub(e.time) > 20 * 60 {
-                e.time = now;
-            }
-            match v2 {
-                Some(true) => e.v2 = V2Support::Yes,
-                Some(false) => e.v2 = V2Support::Failed,
-                None => {}
-            }
-        }
     }
 
     /// Addresses to answer a `getaddr` with: at most `max` and at most `max_pct` % of the book
@@ -460,6 +467,6 @@ impl AddrBook {
         if self.entries.len() > MAX_ENTRIES || self.index.len() != self.entries.len() {
             return Err("bounds".into());
         }
-        Ok(())
+        self.check_occupancy()
     }
 }

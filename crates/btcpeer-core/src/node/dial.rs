@@ -10,7 +10,7 @@ use bitcoin::p2p::ServiceFlags;
 use super::outbound::{MAX_MANUAL, MAX_SELECT_RETRY, Manual};
 use super::relay::{addr_of, peer_of, socket_of};
 use super::{ConnId, ConnKind, Dial, MAX_ANCHORS, NodeCore};
-use crate::addrbook::{AddrInfo, V2Support, group, is_routable};
+use crate::addrbook::{AddrInfo, NetKind, V2Support, group, is_routable};
 
 /// Selection attempts per round (Core: `if (nTries > 100) break;`).
 const MAX_TRIES: u32 = 100;
@@ -18,6 +18,109 @@ const MAX_TRIES: u32 = 100;
 /// `if (current_time - addr_last_try < 10min && nTries < 30) continue;`).
 const RECENT_TRY_TRIES: u32 = 30;
 const RECENT_TRY_SECS: u64 = 10 * 60;
+/// Below this many attempts, addresses on a bad port are passed over (Core's
+/// `ThreadOpenConnections`: `if (nTries < 50 && (addr.IsIPv4() || addr.IsIPv6()) &&
+/// IsBadPort(addr.GetPort())) continue;`).
+const BAD_PORT_TRIES: u32 = 50;
+
+/// Whether `port` is one of another service (SMTP, SSH, HTTP-adjacent, databases …) that an
+/// automatic dial avoids, so that gossip cannot point the node at a third party's server (Core's
+/// `IsBadPort`, `netbase.cpp`, documented in Core's `doc/p2p-bad-ports.md`).
+///
+/// ```
+/// use btcpeer_core::node::is_bad_port;
+/// assert!(is_bad_port(25) && is_bad_port(22) && is_bad_port(6667));
+/// assert!(!is_bad_port(8333) && !is_bad_port(18444));
+/// ```
+pub fn is_bad_port(port: u16) -> bool {
+    matches!(
+        port,
+        1 | 7
+            | 9
+            | 11
+            | 13
+            | 15
+            | 17
+            | 19
+            | 20
+            | 21
+            | 22
+            | 23
+            | 25
+            | 37
+            | 42
+            | 43
+            | 53
+            | 69
+            | 77
+            | 79
+            | 87
+            | 95
+            | 101
+            | 102
+            | 103
+            | 104
+            | 109
+            | 110
+            | 111
+            | 113
+            | 115
+            | 117
+            | 119
+            | 123
+            | 135
+            | 137
+            | 139
+            | 143
+            | 161
+            | 179
+            | 389
+            | 427
+            | 465
+            | 512
+            | 513
+            | 514
+            | 515
+            | 526
+            | 530
+            | 531
+            | 532
+            | 540
+            | 548
+            | 554
+            | 556
+            | 563
+            | 587
+            | 601
+            | 636
+            | 989
+            | 990
+            | 993
+            | 995
+            | 1719
+            | 1720
+            | 1723
+            | 2049
+            | 3306
+            | 3389
+            | 3659
+            | 4045
+            | 5060
+            | 5061
+            | 5432
+            | 5900
+            | 6000
+            | 6566
+            | 6665
+            | 6666
+            | 6667
+            | 6668
+            | 6669
+            | 6697
+            | 10080
+            | 27017
+    )
+}
 
 impl NodeCore {
     /// Block-relay-only peers to dial first at start (saved at the last shutdown from
@@ -80,12 +183,18 @@ impl NodeCore {
         self.settings.local_addr == Some(addr)
     }
 
-    /// The network groups of automatic outbound connections (Core's
-    /// `outbound_ipv46_peer_netgroups`: full-relay, block-relay-only and feelers; not manual).
+    /// The network groups the next automatic outbound connection must avoid (Core's
+    /// `outbound_ipv46_peer_netgroups` in `CConnman::ThreadOpenConnections`): those of full-relay,
+    /// block-relay-only and manual connections — not feelers (short-lived, they should not steer
+    /// selection) nor inbound ones (free to make, an attacker's tool to keep us from groups).
+    /// Tor, I2P and CJDNS peers are exempt: their groups are random, unrelated to any route.
     fn outbound_groups(&self) -> HashSet<Vec<u8>> {
         self.conns
             .values()
-            .filter(|c| matches!(c.info.kind, ConnKind::FullRelay | ConnKind::BlockRelay | ConnKind::Feeler))
+            .filter(|c| matches!(c.info.kind, ConnKind::FullRelay | ConnKind::BlockRelay | ConnKind::Manual))
+            .filter(|c| {
+                !matches!(NetKind::of(&addr_of(c.info.addr.ip())), Some(NetKind::Onion | NetKind::I2p | NetKind::Cjdns))
+            })
             .map(|c| self.diversity_key(c.info.addr))
             .collect()
     }
@@ -109,9 +218,20 @@ impl NodeCore {
         let peer = peer_of(addr);
         let v2 = self.book.info(&peer).map_or(V2Support::Unknown, |i| i.v2);
         if kind != ConnKind::Manual {
-            // Core's `CConnman::ConnectNode`: `addrman.Attempt(addr, fCountFailure)` (a later
-            // `Good` clears it).
-            self.book.attempt(&peer, unix);
+            // Core's `CConnman::ConnectNode`: `addrman.Attempt(addr, fCountFailure)`, where
+            // `ThreadOpenConnections` counts failures only once the node has outbound peers in
+            // at least two groups (`count_failures`: `outbound_ipv46_peer_netgroups.size() +
+            // outbound_privacy_network_peers >= min(m_max_automatic_connections - 1, 2)`), feelers
+            // included: a node that is offline does not make its whole book terrible.
+            let outbound = self
+                .conns
+                .values()
+                .filter(|c| matches!(c.info.kind, ConnKind::FullRelay | ConnKind::BlockRelay | ConnKind::Manual))
+                .map(|c| self.diversity_key(c.info.addr))
+                .collect::<HashSet<_>>()
+                .len();
+            let count = outbound >= self.settings.max_connections.saturating_sub(1).min(2);
+            self.book.attempt_with(&peer, count, unix);
         }
         let id: ConnId = self.new_conn(addr, kind, persistent, now);
         Dial { id, addr, kind, v2 }
@@ -120,8 +240,10 @@ impl NodeCore {
     /// The next connection to open, if any: anchors first (as block-relay-only), then manual
     /// peers, then automatic full-relay connections up to their target, then block-relay-only
     /// ones, then — once both are full — a feeler when one is due (a *new* address, or a tried
-    /// address whose slot a new one wants). Automatic choices come from the book, at most one per
-    /// network group, never banned, discouraged, already connected or backing off (Core's
+    /// address whose slot a new one wants). Automatic choices come from the book: never in the
+    /// network group of a full-relay, block-relay-only or manual connection (feelers excepted),
+    /// never banned, discouraged, already connected or backing off, and not on another service's
+    /// port ([`is_bad_port`]) for the first 50 tries of a round (Core's
     /// `CConnman::ThreadOpenConnections`). Each dial counts in [`counts`](NodeCore::counts) until
     /// its outcome is reported.
     pub fn poll_dial(&mut self, now: Instant, unix: u64) -> Option<Dial> {
@@ -214,7 +336,15 @@ impl NodeCore {
             // A feeler tests a tried address a new one collides with first (Core's
             // `SelectTriedCollision`), else a new address (`Select(/*new_only=*/true)`).
             let info = if feeler {
-                let collision = if tries == 1 { self.book.tried_collision().cloned() } else { None };
+                let mut collision = if tries == 1 { self.book.tried_collision().cloned() } else { None };
+                // Core's `ThreadOpenConnections`: an occupant we are connected to already is
+                // marked good instead (it cannot be dialed, and must not be evicted).
+                if let Some(c) = collision.take() {
+                    match socket_of(&c.peer) {
+                        Some(a) if self.connected_to(a) => self.book.good(&c.peer, unix),
+                        _ => collision = Some(c),
+                    }
+                }
                 collision.or_else(|| self.book.select(true, None, unix))
             } else {
                 self.book.select(false, None, unix)
@@ -234,6 +364,10 @@ impl NodeCore {
             if !feeler && !desirable(&info) {
                 continue;
             }
+            // Not another service's port, unless 50 tries found nothing better.
+            if tries < BAD_PORT_TRIES && is_bad_port(addr.port()) {
+                continue;
+            }
             if self.backoff.waiting(&addr, now) {
                 continue;
             }
@@ -244,10 +378,15 @@ impl NodeCore {
 
     /// When [`poll_dial`](NodeCore::poll_dial) may next have something: now while outbound slots
     /// are open (or after a fruitless round, its retry), the next feeler once they are full, and
-    /// the end of a pending manual peer's backoff.
+    /// the end of a pending manual peer's backoff; and when
+    /// [`poll_addr_relay`](NodeCore::poll_addr_relay) has an address message or a
+    /// self-announcement due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut at: Option<Instant> = None;
         let mut consider = |t: Instant| at = Some(at.map_or(t, |a: Instant| a.min(t)));
+        if let Some(t) = self.addr_relay_timeout() {
+            consider(t);
+        }
         let counts = self.counts();
         if self.settings.dial_outbound {
             if !self.anchors.is_empty() && counts.block_relay < self.settings.block_relay {

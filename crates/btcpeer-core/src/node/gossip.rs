@@ -1,18 +1,16 @@
 //! Messages the policy reads: `addr`/`addrv2` (rate limit, book, relay), `getaddr` (the cached
 //! answer), and transactions, blocks and filters for eviction's statistics.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use bitcoin::hashes::Hash;
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::AddrV2Message;
 
 use super::relay::{
-    ID_ADDRESS_RELAY, ID_RECENT, MAX_ADDR_TO_SEND, MAX_RELAY_MESSAGE, RELAY_FRESH_SECS, ROTATE_RELAY_SECS, addr_key,
-    addr_of, needs_addrv2, peer_of, socket_of,
+    ID_ADDRESS_RELAY, MAX_ADDR_TO_SEND, MAX_RELAY_MESSAGE, RELAY_FRESH_SECS, ROTATE_RELAY_SECS, addr_key, addr_of,
+    needs_addrv2, peer_of, socket_of,
 };
-use super::{Action, ConnId, ConnKind, NodeCore};
+use super::{Action, ConnId, ConnKind, NodeCore, NodeReason};
 use crate::addrbook::{NetKind, Peer, is_routable};
 use crate::wire::Message;
 
@@ -22,8 +20,10 @@ const ANCIENT_TIME: u32 = 100_000_000;
 const FIVE_DAYS: u64 = 5 * 24 * 3600;
 
 impl NodeCore {
-    /// Whether [`received`](NodeCore::received) does anything with `message`: a driver skips the
-    /// rest (pings, headers, inventory …) without taking the policy's lock on every message.
+    /// Whether [`received`](NodeCore::received) does anything with `message` from any peer: a
+    /// driver skips the rest (pings, inventory …) without taking the policy's lock on every
+    /// message — except `inv` from a block-relay-only peer, which it passes on too (see
+    /// [`received`](NodeCore::received)).
     ///
     /// ```
     /// use btcpeer_core::node::NodeCore;
@@ -40,6 +40,7 @@ impl NodeCore {
                 | Message::Tx(_)
                 | Message::Block(_)
                 | Message::CmpctBlock(_)
+                | Message::Headers(_)
                 | Message::FilterLoad(_)
                 | Message::FilterClear
         )
@@ -47,8 +48,24 @@ impl NodeCore {
 
     /// A message from `id` after its handshake: `addr` and `addrv2` are rate-limited, added to
     /// the book with the sender as source, and small fresh unsolicited ones relayed;
-    /// `getaddr` from an inbound peer is answered once; transactions and blocks seen first from
-    /// it, and `filterload`, feed eviction's statistics. Other messages are not the policy's.
+    /// `getaddr` from an inbound peer is answered once; `filterload` and what earns eviction
+    /// protection feed eviction's statistics. Other messages are not the policy's.
+    ///
+    /// Eviction protection must cost the peer something (Core credits a transaction accepted to
+    /// its mempool and a new valid block, `m_last_tx_time`, `m_last_block_time`). A node that
+    /// validates nothing credits what it can check:
+    /// - a transaction ([`ConnInfo::last_tx`](super::ConnInfo::last_tx)) that decoded, is new,
+    ///   and was asked for by us from that peer ([`requested`](NodeCore::requested));
+    /// - a `block`, `cmpctblock` or header of `headers` ([`ConnInfo::last_block`](super::ConnInfo::last_block))
+    ///   that is new, has valid proof of work for the target it states, within
+    ///   [`NodeSettings::pow_limit`](super::NodeSettings::pow_limit), and is on or near the best
+    ///   chain seen: it extends a header that counted at a target at most 4 times easier than
+    ///   the hardest seen, or its target is at least as hard as that (the first valid header
+    ///   counts).
+    ///
+    /// A block-relay-only peer that sends a transaction or announces one in an `inv` is
+    /// disconnected ([`NodeReason::TxFromBlockRelay`]; Core's
+    /// `RejectIncomingTxs`), not discouraged.
     pub fn received(&mut self, id: ConnId, message: &Message, now: Instant, unix: u64) {
         self.last_now = self.last_now.max(now);
         match message {
@@ -71,15 +88,25 @@ impl NodeCore {
             Message::AddrV2(addrs) => self.process_addrs(id, addrs.clone(), addrs.len(), now, unix),
             Message::GetAddr => self.process_getaddr(id, now, unix),
             Message::Tx(tx) => {
-                let h = self.keyed.hash(ID_RECENT, &[b"t", tx.compute_txid().as_byte_array()]);
-                if self.recent.insert(h) {
-                    if let Some(c) = self.conns.get_mut(&id) {
-                        c.info.last_tx = Some(now);
-                    }
+                if self.conns.get(&id).is_some_and(|c| c.info.kind == ConnKind::BlockRelay) {
+                    self.tx_from_block_relay(id);
+                } else {
+                    self.tx_seen(id, tx, now);
                 }
             }
-            Message::Block(block) => self.block_seen(id, block.block_hash().to_byte_array(), now),
-            Message::CmpctBlock(cmpct) => self.block_seen(id, cmpct.header.block_hash().to_byte_array(), now),
+            Message::Inv(items) => {
+                let block_relay = self.conns.get(&id).is_some_and(|c| c.info.kind == ConnKind::BlockRelay);
+                if block_relay && items.iter().any(|i| i.is_transaction()) {
+                    self.tx_from_block_relay(id);
+                }
+            }
+            Message::Block(block) => self.header_seen(id, &block.header, now),
+            Message::CmpctBlock(cmpct) => self.header_seen(id, &cmpct.header, now),
+            Message::Headers(headers) => {
+                for h in headers {
+                    self.header_seen(id, h, now);
+                }
+            }
             Message::FilterLoad(_) => {
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.bloom = true;
@@ -94,34 +121,25 @@ impl NodeCore {
         }
     }
 
-    fn block_seen(&mut self, id: ConnId, hash: [u8; 32], now: Instant) {
-        let h = self.keyed.hash(ID_RECENT, &[b"b", &hash]);
-        if self.recent.insert(h) {
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.info.last_block = Some(now);
-            }
+    /// A block-relay-only peer sent a transaction or announced one: Core's `ProcessMessage`
+    /// disconnects it (`RejectIncomingTxs`: "transaction sent in violation of protocol"), without
+    /// discouraging it.
+    fn tx_from_block_relay(&mut self, id: ConnId) {
+        if self.conns.remove(&id).is_some() {
+            self.push_action(Action::Disconnect { id, reason: NodeReason::TxFromBlockRelay });
         }
     }
 
-    /// Address relay starts with `id` (Core's `SetupAddressRelay`): our own address goes first
-    /// (Core's self-announcement in `MaybeSendAddr`).
-    pub(super) fn start_addr_relay(&mut self, id: ConnId, unix: u64) {
-        let local = self.settings.local_addr;
-        let services = self.settings.services;
+    /// Address relay starts with `id` (Core's `SetupAddressRelay`): our own address is queued
+    /// first, to go at the first [`poll_addr_relay`](NodeCore::poll_addr_relay) (Core's
+    /// self-announcement in `MaybeSendAddr`, at once the first time).
+    pub(super) fn start_addr_relay(&mut self, id: ConnId, now: Instant, unix: u64) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
         if conn.addr_relay || !conn.info.kind.relays_addr() {
             return;
         }
         conn.addr_relay = true;
-        let Some(local) = local else { return };
-        let peer = peer_of(local);
-        let me =
-            AddrV2Message { time: u32::try_from(unix).unwrap_or(u32::MAX), services, addr: peer.addr, port: peer.port };
-        let h = self.keyed.hash(ID_ADDRESS_RELAY, &[&addr_key(&me)]);
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.known.insert(h);
-        }
-        self.push_action(Action::Addr { to: id, addrs: vec![me] });
+        self.announce_self(id, now, unix);
     }
 
     /// Core's `PeerManagerImpl::ProcessAddrs` (`net_processing.cpp`).
@@ -136,7 +154,7 @@ impl NodeCore {
             self.misbehaving(id, now);
             return;
         }
-        self.start_addr_relay(id, unix);
+        self.start_addr_relay(id, now, unix);
         // Shuffled first, so that a sender cannot choose which of its addresses the bucket drops.
         for i in (1..addrs.len()).rev() {
             let j = usize::try_from(self.random().checked_rem((i as u64).saturating_add(1)).unwrap_or(0)).unwrap_or(0);
@@ -187,18 +205,13 @@ impl NodeCore {
         }
         let source = peer_of(conn.info.addr);
         self.book.add(&keep, &source, unix);
-        let mut out: BTreeMap<ConnId, Vec<AddrV2Message>> = BTreeMap::new();
+        // Queued for each target, to go on its timer (`RelayAddress` → `PushAddress`).
         for (a, h) in relay {
             for to in self.relay_targets_hashed(id, &a, h, unix) {
-                if let Some(c) = self.conns.get_mut(&to) {
-                    if c.known.insert(h) {
-                        out.entry(to).or_default().push(a.clone());
-                    }
+                if self.conns.get_mut(&to).is_some_and(|c| c.known.insert(h)) {
+                    self.queue_addr(to, a.clone(), now);
                 }
             }
-        }
-        for (to, addrs) in out {
-            self.push_action(Action::Addr { to, addrs });
         }
     }
 
@@ -234,7 +247,8 @@ impl NodeCore {
 
     /// Core's `PeerManagerImpl::ProcessGetAddr`: only inbound peers are answered (an outbound
     /// peer asking could be fingerprinting us), once per connection, from the cached answer for
-    /// the requestor's network (`CConnman::GetAddresses`).
+    /// the requestor's network and the local address and port it connected to
+    /// (`CConnman::GetAddresses`; see [`NodeCore::inbound_on`]).
     fn process_getaddr(&mut self, id: ConnId, now: Instant, unix: u64) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
         if conn.info.kind != ConnKind::Inbound || !conn.info.established || conn.getaddr_recvd {
@@ -242,10 +256,11 @@ impl NodeCore {
         }
         conn.getaddr_recvd = true;
         let net = NetKind::of(&addr_of(conn.info.addr.ip()));
-        self.start_addr_relay(id, unix);
+        let local = conn.info.local;
+        self.start_addr_relay(id, now, unix);
         let random = self.random();
         let limits = (self.settings.getaddr_max, self.settings.getaddr_pct);
-        let cached = self.cache.get(&self.keyed, net, &mut self.book, random, limits, now, unix);
+        let cached = self.cache.get(&self.keyed, net, local, &mut self.book, random, limits, now, unix);
         let hashes: Vec<u64> = cached.iter().map(|a| self.keyed.hash(ID_ADDRESS_RELAY, &[&addr_key(a)])).collect();
         let Some(conn) = self.conns.get_mut(&id) else { return };
         let addrv2 = conn.info.hello.as_ref().is_some_and(|h| h.wants_addrv2);
@@ -255,8 +270,9 @@ impl NodeCore {
                 addrs.push(a);
             }
         }
-        if !addrs.is_empty() {
-            self.push_action(Action::Addr { to: id, addrs });
+        // Queued: the answer goes with the next address message (at once, when it is the first).
+        for a in addrs {
+            self.queue_addr(id, a, now);
         }
     }
 }

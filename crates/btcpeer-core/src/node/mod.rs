@@ -33,9 +33,12 @@
 pub mod bans;
 pub mod eviction;
 
+mod addr_send;
 mod dial;
 mod gossip;
+mod misbehaviour;
 mod outbound;
+mod proof;
 mod relay;
 mod types;
 
@@ -45,9 +48,11 @@ use std::time::{Duration, Instant};
 
 use bitcoin::p2p::ServiceFlags;
 
-use crate::addrbook::{AddrBook, NetKind, group};
+use crate::addrbook::{AddrBook, NetKind, group, is_routable};
 use bans::{BanList, Discouraged, MAX_ANCHORS, Subnet};
+pub use dial::is_bad_port;
 use eviction::{EvictionCandidate, select_node_to_evict};
+pub use misbehaviour::discourages;
 use outbound::{Backoff, Manual};
 use relay::{ADDR_KNOWN, AddrCache, ID_NETGROUP, Keyed, RecentSet, TokenBucket, addr_of, peer_of};
 pub use types::{
@@ -80,6 +85,10 @@ struct Conn {
     bloom: bool,
     /// The keyed hash of its network group (Core's `CConnman::CalculateKeyedNetGroup`).
     net_group: u64,
+    /// Addresses waiting for their timer, and the timers (Core's `MaybeSendAddr`).
+    addr_send: addr_send::AddrSend,
+    /// Transactions we asked it for ([`NodeCore::requested`]).
+    requested: RecentSet,
 }
 
 /// The connection manager: see the [module](self).
@@ -106,11 +115,17 @@ pub struct NodeCore {
     last_now: Instant,
     recent: RecentSet,
     cache: AddrCache,
+    /// The headers that earned eviction protection (see `proof`).
+    chain: proof::Chain,
 }
 
 impl NodeCore {
     /// A node with `settings`, starting from `book`, at `now`.
     pub fn new(settings: NodeSettings, book: AddrBook, now: Instant) -> Self {
+        // Core's `g_reachable_nets`: addresses on networks the node cannot dial are neither kept
+        // (`ProcessAddrs`) nor selected (`Select(…, reachable_nets)`).
+        let mut book = book;
+        book.set_reachable(&settings.reachable);
         let mut rng = settings.seed | 1;
         let first_feeler = outbound::exponential(settings.feeler_interval, crate::rng::next(&mut rng));
         NodeCore {
@@ -135,6 +150,7 @@ impl NodeCore {
             last_now: now,
             recent: RecentSet::new(RECENT_HASHES),
             cache: AddrCache::default(),
+            chain: proof::Chain::default(),
         }
     }
 
@@ -224,8 +240,19 @@ impl NodeCore {
         crate::rng::next(&mut self.rng)
     }
 
+    /// The keyed hash of `ip`'s network group (Core's `CConnman::CalculateKeyedNetGroup`). With
+    /// `allow_local`, a loopback or private address is a group of its own (as for outbound
+    /// diversity): on one machine every peer would otherwise share Core's one "local" group.
     fn net_group_of(&self, ip: IpAddr) -> u64 {
-        self.keyed.hash(ID_NETGROUP, &[&group(&addr_of(ip))])
+        let a = addr_of(ip);
+        if self.settings.allow_local && !is_routable(&a) {
+            let bytes = match ip {
+                IpAddr::V4(v4) => v4.octets().to_vec(),
+                IpAddr::V6(v6) => v6.octets().to_vec(),
+            };
+            return self.keyed.hash(ID_NETGROUP, &[&[0xff], &bytes]);
+        }
+        self.keyed.hash(ID_NETGROUP, &[&group(&a)])
     }
 
     fn new_conn(&mut self, addr: SocketAddr, kind: ConnKind, persistent: bool, now: Instant) -> ConnId {
@@ -234,6 +261,7 @@ impl NodeCore {
         let info = ConnInfo {
             id,
             addr,
+            local: None,
             kind,
             since: now,
             established: false,
@@ -257,6 +285,8 @@ impl NodeCore {
             prefer_evict: self.discouraged.is_discouraged(addr.ip()),
             bloom: false,
             net_group: self.net_group_of(addr.ip()),
+            addr_send: addr_send::AddrSend::default(),
+            requested: RecentSet::new(proof::REQUESTED_TXS),
         };
         self.conns.insert(id, conn);
         id
@@ -265,9 +295,37 @@ impl NodeCore {
     /// Someone connected from `remote`: admit it, evicting an inbound peer if the table is full,
     /// or refuse it (Core's `CConnman::CreateNodeFromAcceptedSocket`, `net.cpp`): banned addresses
     /// are refused; discouraged ones only while there is room for one more after them; a full
-    /// table makes room by ending the oldest inbound connection that has not finished its
-    /// handshake, else by [`eviction::select_node_to_evict`], or refuses.
+    /// table makes room by ending an inbound connection that has not finished its handshake
+    /// (from the network group with the most of them, then the least advanced and oldest), else
+    /// by [`eviction::select_node_to_evict`], or refuses.
     pub fn inbound(&mut self, remote: SocketAddr, now: Instant, unix: u64) -> Admission {
+        self.admit(remote, None, now, unix)
+    }
+
+    /// As [`inbound`](NodeCore::inbound), for a connection that came in on our address and port
+    /// `local` (a listener's, or the accepted socket's local address): `getaddr` answers are
+    /// cached per local address and port as well as per network (Core's
+    /// `CConnman::GetAddresses` keys its cache with `addrBind`), so a node listening on two
+    /// addresses — an onion service's connections from 127.0.0.1 and IPv4 — gives each its own
+    /// answer and the two cannot be linked by them.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use btcpeer_core::addrbook::AddrBook;
+    /// use btcpeer_core::node::{Admission, NodeCore, NodeSettings};
+    ///
+    /// let now = Instant::now();
+    /// let mut node = NodeCore::new(NodeSettings::default(), AddrBook::new([1; 32], 1), now);
+    /// let local = "127.0.0.1:8334".parse()?;
+    /// let Admission::Accept(id) = node.inbound_on("127.0.0.1:50000".parse()?, local, now, 1_700_000_000) else { panic!() };
+    /// assert_eq!(node.conn(id).and_then(|c| c.local), Some(local));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn inbound_on(&mut self, remote: SocketAddr, local: SocketAddr, now: Instant, unix: u64) -> Admission {
+        self.admit(remote, Some(local), now, unix)
+    }
+
+    fn admit(&mut self, remote: SocketAddr, local: Option<SocketAddr>, now: Instant, unix: u64) -> Admission {
         self.last_now = self.last_now.max(now);
         let ip = remote.ip();
         if self.bans.is_banned(ip, unix) {
@@ -283,10 +341,18 @@ impl NodeCore {
             let Some(evict) = evict else { return Admission::Refuse(Refusal::Full) };
             self.conns.remove(&evict);
             self.push_action(Action::Disconnect { id: evict, reason: NodeReason::Evicted });
-            let id = self.new_conn(remote, ConnKind::Inbound, false, now);
+            let id = self.new_inbound(remote, local, now);
             return Admission::AcceptEvicting { id, evict };
         }
-        Admission::Accept(self.new_conn(remote, ConnKind::Inbound, false, now))
+        Admission::Accept(self.new_inbound(remote, local, now))
+    }
+
+    fn new_inbound(&mut self, remote: SocketAddr, local: Option<SocketAddr>, now: Instant) -> ConnId {
+        let id = self.new_conn(remote, ConnKind::Inbound, false, now);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.info.local = local;
+        }
+        id
     }
 
     /// The remote of connection `id` sent its first byte.
@@ -306,24 +372,32 @@ impl NodeCore {
     }
 
     /// The inbound connection to end first for room among those that have not finished their
-    /// handshake: one that never sent a byte, else one that sent bytes but no `version`, else one
-    /// whose `version` came; of each kind the one that has waited longest.
+    /// handshake: from the network group with the most such connections (as Core's
+    /// `AttemptToEvictConnection` weighs groups in `SelectNodeToEvict`), so that one address
+    /// reconnecting cannot push out peers of other groups mid-handshake; within it — and between
+    /// groups of one size — one that never sent a byte, else one that sent bytes but no
+    /// `version`, else one whose `version` came; of each kind the one that has waited longest.
     ///
     /// Not Core's rule, and the one place this policy goes beyond it: Core leaves such connections
     /// to its inactivity check (`CConnman::InactivityCheck` in `net.cpp` ends a peer whose
     /// handshake has not completed within `-peertimeout`, 60 s) and relies on 125 slots, while its
     /// `SelectNodeToEvict` protects up to 28 candidates and so never evicts from a small table. A
     /// node with a handful of slots full of connections that never speak (slow-loris) would turn
-    /// honest peers away for that long; ending the oldest of them first makes room at once and
-    /// never touches a peer that completed its handshake. Connections that never sent a byte go
-    /// before those that sent only bytes, and those before the ones whose `version` arrived, so
-    /// that a flood of silent (or one-byte) connections arriving while an honest peer handshakes
-    /// cannot push it out.
+    /// honest peers away for that long; ending one of them first makes room at once and never
+    /// touches a peer that completed its handshake. With `allow_local`, each loopback or private
+    /// address is a group of its own here.
     fn oldest_unfinished_inbound(&self) -> Option<ConnId> {
-        self.conns
-            .values()
-            .filter(|c| c.info.kind == ConnKind::Inbound && !c.info.established)
-            .min_by_key(|c| (c.info.heard, c.info.version_received, c.info.since, c.info.id))
+        let unfinished = || self.conns.values().filter(|c| c.info.kind == ConnKind::Inbound && !c.info.established);
+        let mut sizes: BTreeMap<u64, usize> = BTreeMap::new();
+        for c in unfinished() {
+            let n = sizes.entry(c.net_group).or_insert(0);
+            *n = n.saturating_add(1);
+        }
+        unfinished()
+            .min_by_key(|c| {
+                let size = sizes.get(&c.net_group).copied().unwrap_or(0);
+                (std::cmp::Reverse(size), c.info.heard, c.info.version_received, c.info.since, c.info.id)
+            })
             .map(|c| c.info.id)
     }
 
@@ -394,18 +468,24 @@ impl NodeCore {
         self.reset_select(now);
     }
 
-    /// The connection `id` ended. With `misbehaved` (it broke the protocol: the driver saw a
-    /// `DisconnectReason::Protocol`, a malformed payload …) its address is discouraged, unless
-    /// manual or loopback (Core's `Misbehaving` and `MaybeDiscourageAndDisconnect`,
+    /// The connection `id` ended. With `misbehaved` (it did what Core scores with `Misbehaving`:
+    /// see [`discourages`], which tells it from the peer's `DisconnectReason`) its address is
+    /// discouraged, unless manual or loopback (Core's `Misbehaving` and `MaybeDiscourageAndDisconnect`,
     /// `net_processing.cpp`). An outbound connection that never completed its handshake counts
     /// as a failed dial for its address's backoff.
     pub fn closed(&mut self, id: ConnId, misbehaved: bool, now: Instant, unix: u64) {
-        let _ = unix;
         self.last_now = self.last_now.max(now);
         let Some(conn) = self.conns.remove(&id) else { return };
         let (addr, kind) = (conn.info.addr, conn.info.kind);
         if misbehaved && kind != ConnKind::Manual && !addr.ip().is_loopback() {
             self.discouraged.discourage(addr.ip());
+        }
+        if kind.is_outbound() && kind != ConnKind::BlockRelay && conn.info.established {
+            // Core's `FinalizeNode`: `AddrMan::Connected` for an outbound peer that completed its
+            // handshake, block-relay-only ones excepted (their addresses stay private).
+            if let Some(h) = &conn.info.hello {
+                self.book.connected(&peer_of(addr), h.services, h.v2.then_some(true), unix);
+            }
         }
         if kind.is_outbound() {
             if conn.info.established {
@@ -420,10 +500,10 @@ impl NodeCore {
         self.reset_select(now);
     }
 
-    /// A handshake completed. For outbound peers the book learns the success (Core's
-    /// `AddrMan::Good` in `PeerManagerImpl::ProcessMessage`, `VERSION`, for every outbound kind;
-    /// `Connected` — services, time, v2 — not for block-relay-only ones, as `FinalizeNode`); a
-    /// feeler is then ended ([`NodeReason::FeelerDone`]); an address-relaying outbound peer is
+    /// A handshake completed. For outbound peers the book learns the success and the services
+    /// (Core's `AddrMan::Good` and `SetServices` in `PeerManagerImpl::ProcessMessage`, `VERSION`,
+    /// for every outbound kind), without a new time for the address; `Connected` follows when
+    /// the connection ends ([`closed`](NodeCore::closed)); a feeler is then ended ([`NodeReason::FeelerDone`]); an address-relaying outbound peer is
     /// sent `getaddr` (with 1,000 more address tokens for its answer) and our address.
     pub fn established(&mut self, id: ConnId, hello: &Hello, now: Instant, unix: u64) {
         self.last_now = self.last_now.max(now);
@@ -436,11 +516,17 @@ impl NodeCore {
         }
         self.backoff.succeeded(addr);
         let peer = peer_of(addr);
-        self.book.good(&peer, unix);
-        if kind != ConnKind::BlockRelay {
-            self.book.connected(&peer, hello.services, hello.v2.then_some(true), unix);
+        // Core's `ProcessMessage`, `VERSION`: `SetServices` and `Good` for an outbound peer —
+        // neither moves the address's time (a `getaddr` answer must not show our current peers);
+        // `Connected` comes at the end of the connection (`FinalizeNode`, in `closed`).
+        self.book.set_services(&peer, hello.services);
+        if hello.v2 {
+            self.book.set_v2(&peer, crate::addrbook::V2Support::Yes);
         }
+        self.book.good(&peer, unix);
         if kind == ConnKind::Feeler {
+            // Its work is done: it ends now, and `FinalizeNode` records it as connected.
+            self.book.connected(&peer, hello.services, hello.v2.then_some(true), unix);
             self.conns.remove(&id);
             self.push_action(Action::Disconnect { id, reason: NodeReason::FeelerDone });
             return;
@@ -451,7 +537,7 @@ impl NodeCore {
                 conn.bucket.grant(relay::MAX_ADDR_TO_SEND as f64);
             }
             self.push_action(Action::GetAddr { to: id });
-            self.start_addr_relay(id, unix);
+            self.start_addr_relay(id, now, unix);
         }
     }
 

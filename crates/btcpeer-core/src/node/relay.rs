@@ -23,6 +23,8 @@ pub(crate) const ROTATE_RELAY_SECS: u64 = 24 * 3600;
 pub(crate) const ADDR_KNOWN: usize = 5_000;
 /// A `getaddr` cache entry lives this long plus up to [`CACHE_JITTER`] (`CConnman::GetAddresses`).
 pub(crate) const CACHE_LIFETIME: Duration = Duration::from_secs(21 * 3600);
+/// `getaddr` answers cached at most (one per network and local address and port).
+pub(crate) const MAX_CACHES: usize = 64;
 /// The random part of a cache entry's life.
 pub(crate) const CACHE_JITTER: Duration = Duration::from_secs(6 * 3600);
 
@@ -74,6 +76,11 @@ pub(crate) struct RecentSet {
 impl RecentSet {
     pub(crate) fn new(cap: usize) -> Self {
         RecentSet { cap: cap.max(1), set: HashSet::new(), order: VecDeque::new() }
+    }
+
+    /// Whether `h` is there.
+    pub(crate) fn contains(&self, h: u64) -> bool {
+        self.set.contains(&h)
     }
 
     /// Inserts `h`; true if it was not there.
@@ -180,22 +187,27 @@ struct CacheEntry {
     expires: Instant,
 }
 
-/// Core's `CConnman::m_addr_response_caches`: one answer per requestor network, rebuilt from the
-/// book once it is 21 h + up to 6 h old, so that repeated `getaddr`s learn nothing new about the
-/// book within a day. Bounded: one entry per network kind (and one for none).
+/// Core's `CConnman::m_addr_response_caches`: one answer per requestor network and local address
+/// and port the request came in on, rebuilt from the book once it is 21 h + up to 6 h old, so that
+/// repeated `getaddr`s learn nothing new about the book within a day, and a node reachable on two
+/// addresses (an onion service arriving from 127.0.0.1, and IPv4) does not link them by identical
+/// answers. Bounded: expired entries are dropped, and at most [`MAX_CACHES`] are kept.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AddrCache {
     entries: HashMap<u64, CacheEntry>,
 }
 
 impl AddrCache {
-    /// The answer for a requestor on `net` (Core's `CConnman::GetAddresses(requestor, …)`), at
-    /// most `limits.0` addresses and `limits.1` % of the book.
+    /// The answer for a requestor on `net` that reached us on `local` (Core's
+    /// `CConnman::GetAddresses(requestor, …)`: the cache id hashes `ConnectedThroughNetwork()`,
+    /// `addrBind`'s bytes and, for inbound connections, its port), at most `limits.0` addresses
+    /// and `limits.1` % of the book.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn get(
         &mut self,
         keyed: &Keyed,
         net: Option<NetKind>,
+        local: Option<SocketAddr>,
         book: &mut AddrBook,
         random: u64,
         limits: (usize, usize),
@@ -210,9 +222,25 @@ impl AddrCache {
             Some(NetKind::I2p) => 4,
             Some(NetKind::Cjdns) => 5,
         };
-        let id = keyed.hash(ID_ADDRCACHE, &[&[tag]]);
+        let (bind, port): (Vec<u8>, u16) = match local {
+            Some(SocketAddr::V4(a)) => (a.ip().octets().to_vec(), a.port()),
+            Some(SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
+                Some(v4) => (v4.octets().to_vec(), a.port()),
+                None => (a.ip().octets().to_vec(), a.port()),
+            },
+            None => (Vec::new(), 0),
+        };
+        let id = keyed.hash(ID_ADDRCACHE, &[&[tag], &bind, &port.to_le_bytes()]);
         let fresh = self.entries.get(&id).is_some_and(|e| e.expires >= now);
         if !fresh {
+            // Core keeps every entry; the number of local addresses is the operator's, but the
+            // map stays bounded all the same.
+            self.entries.retain(|_, e| e.expires >= now);
+            if self.entries.len() >= MAX_CACHES {
+                if let Some(first) = self.entries.iter().min_by_key(|(k, e)| (e.expires, **k)).map(|(k, _)| *k) {
+                    self.entries.remove(&first);
+                }
+            }
             let jitter = CACHE_JITTER.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64);
             let expires = now.checked_add(CACHE_LIFETIME.saturating_add(jitter)).unwrap_or(now);
             let addrs = book.get_addr(limits.0, limits.1, unix);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::AddrV2Message;
 
-use crate::addrbook::V2Support;
+use crate::addrbook::{NetKind, V2Support};
 use crate::peer::{RemoteInfo, Transport};
 
 /// A connection's id, unique for the life of a [`NodeCore`](super::NodeCore).
@@ -80,10 +80,13 @@ pub struct NodeSettings {
     /// peers are still dialed).
     pub dial_outbound: bool,
     /// The seed of the generator behind every random choice (feeler times, shuffles, cache
-    /// lifetimes).
+    /// lifetimes). Random by default (drawn from the operating system); fix it only for
+    /// reproducible runs (tests, the simulator) with [`NodeSettings::fixed`].
     pub seed: u64,
     /// The secret of the keyed hashes: network groups for eviction, address relay targets, the
-    /// `getaddr` cache.
+    /// `getaddr` cache (Core's `CConnman::nSeed0`/`nSeed1`, random at every start). Random by
+    /// default: a key an attacker knows lets it predict which groups eviction protects and
+    /// where relayed addresses go. Fix it only on request ([`NodeSettings::fixed`]).
     pub key: [u8; 32],
     /// The address we listen on, announced to address-relaying peers when relay starts (Core's
     /// self-announcement, `PeerManagerImpl::MaybeSendAddr`); `None` announces nothing.
@@ -103,10 +106,19 @@ pub struct NodeSettings {
     pub getaddr_pct: usize,
     /// Manual connections open at once (`MAX_ADDNODE_CONNECTIONS`, 8).
     pub max_manual_connections: usize,
+    /// The easiest target a block header may state and still earn eviction protection (the
+    /// network's proof-of-work limit; mainnet's by default). See [`NodeCore::requested`](super::NodeCore::requested)
+    /// and [`NodeCore::received`](super::NodeCore::received) for what earns it.
+    pub pow_limit: bitcoin::pow::Target,
+    /// The networks the node can dial (Core's `g_reachable_nets`): the book keeps and selects
+    /// only addresses on them. IPv4 and IPv6 by default, the networks a socket address reaches.
+    pub reachable: Vec<NetKind>,
 }
 
 impl Default for NodeSettings {
+    /// Core's limits, with a random [`key`](NodeSettings::key) and [`seed`](NodeSettings::seed).
     fn default() -> Self {
+        let (key, seed) = random_key();
         NodeSettings {
             max_connections: 125,
             full_relay: 8,
@@ -116,8 +128,8 @@ impl Default for NodeSettings {
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(600),
             dial_outbound: true,
-            seed: 1,
-            key: [0; 32],
+            seed,
+            key,
             local_addr: None,
             services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
             allow_local: false,
@@ -126,11 +138,49 @@ impl Default for NodeSettings {
             getaddr_max: 1_000,
             getaddr_pct: 23,
             max_manual_connections: 8,
+            pow_limit: bitcoin::pow::Target::MAX_ATTAINABLE_MAINNET,
+            reachable: vec![NetKind::Ipv4, NetKind::Ipv6],
         }
     }
 }
 
+/// A key and a seed from the operating system's generator (should it fail, which it does not
+/// on the platforms the crate supports, the clock's nanoseconds: at least not a constant).
+fn random_key() -> ([u8; 32], u64) {
+    let mut key = [0u8; 32];
+    if getrandom::fill(&mut key).is_err() || key == [0u8; 32] {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let mut state = u64::from(nanos) ^ 0x9e37_79b9_7f4a_7c15 | 1;
+        for chunk in key.chunks_mut(8) {
+            chunk.copy_from_slice(&crate::rng::next(&mut state).to_le_bytes());
+        }
+    }
+    // A seed of its own: the generator's outputs must not reveal the key.
+    let seed = getrandom::u64().unwrap_or_else(|_| {
+        let mut state =
+            u64::from_le_bytes([key[31], key[30], key[29], key[28], key[27], key[26], key[25], key[24]]) | 1;
+        crate::rng::next(&mut state)
+    });
+    (key, seed | 1)
+}
+
 impl NodeSettings {
+    /// The same settings with a fixed `key` and `seed`, for reproducible runs (tests, the
+    /// simulator). A node on a network should keep the random ones of
+    /// [`NodeSettings::default`].
+    ///
+    /// ```
+    /// use btcpeer_core::node::NodeSettings;
+    /// let s = NodeSettings::default().fixed([7; 32], 42);
+    /// assert_eq!((s.key, s.seed), ([7; 32], 42));
+    /// assert_ne!(NodeSettings::default().key, [0; 32]);
+    /// ```
+    pub fn fixed(mut self, key: [u8; 32], seed: u64) -> Self {
+        self.key = key;
+        self.seed = seed;
+        self
+    }
+
     /// Inbound connections at most: `max_connections` less the outbound targets and one feeler,
     /// as Core's `m_max_inbound` (`CConnman::Init`, `net.h`).
     pub fn max_inbound(&self) -> usize {
@@ -272,10 +322,13 @@ pub enum NodeReason {
     Misbehaved,
     /// The node is shutting down.
     Shutdown,
+    /// A block-relay-only peer sent or announced a transaction (Core disconnects it).
+    TxFromBlockRelay,
 }
 
 impl NodeReason {
-    /// A stable name: `evicted`, `feeler_done`, `banned`, `discouraged`, `misbehaved`, `shutdown`.
+    /// A stable name: `evicted`, `feeler_done`, `banned`, `discouraged`, `misbehaved`, `shutdown`,
+    /// `tx_from_block_relay`.
     ///
     /// ```
     /// use btcpeer_core::node::NodeReason;
@@ -289,6 +342,7 @@ impl NodeReason {
             NodeReason::Discouraged => "discouraged",
             NodeReason::Misbehaved => "misbehaved",
             NodeReason::Shutdown => "shutdown",
+            NodeReason::TxFromBlockRelay => "tx_from_block_relay",
         }
     }
 }
@@ -301,6 +355,9 @@ pub struct ConnInfo {
     pub id: ConnId,
     /// The remote's address.
     pub addr: SocketAddr,
+    /// Our address and port it came in on, for an inbound connection admitted with
+    /// [`NodeCore::inbound_on`](super::NodeCore::inbound_on) (Core's `addrBind`).
+    pub local: Option<SocketAddr>,
     /// What it is for.
     pub kind: ConnKind,
     /// When it was dialed or accepted.
@@ -311,9 +368,11 @@ pub struct ConnInfo {
     pub hello: Option<Hello>,
     /// Its fastest ping.
     pub min_ping: Option<Duration>,
-    /// When it last sent a transaction we had not seen.
+    /// When it last sent a transaction we had not seen and had asked it for
+    /// ([`NodeCore::requested`](super::NodeCore::requested)).
     pub last_tx: Option<Instant>,
-    /// When it last sent a block we had not seen.
+    /// When it last sent a block or header we had not seen, with valid proof of work on or near
+    /// the best chain we know (see [`NodeCore::received`](super::NodeCore::received)).
     pub last_block: Option<Instant>,
     /// Addresses from it that were processed.
     pub addr_processed: u64,

@@ -65,15 +65,14 @@ pub struct NodeBuilder {
 
 impl NodeBuilder {
     pub(super) fn new(config: PeerConfig) -> NodeBuilder {
-        let mut settings = NodeSettings::default();
-        let mut key = [0u8; 32];
-        let _ = getrandom::fill(&mut key);
-        settings.key = key;
-        settings.seed = u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]) | 1;
+        // Core's limits and a random key and seed (`NodeSettings::default`).
+        let settings = NodeSettings::default();
         NodeBuilder { config, settings, files: Files::default(), handler: None, peer_handler: None, dial_timeout: None }
     }
 
-    /// All of the policy's settings at once (limits, targets, feelers, backoff, keys).
+    /// All of the policy's settings at once (limits, targets, feelers, backoff, keys). Start from
+    /// [`NodeSettings::default`], whose key and seed are random; fix them only for reproducible
+    /// tests ([`NodeSettings::fixed`]).
     pub fn settings(mut self, settings: NodeSettings) -> Self {
         self.settings = settings;
         self
@@ -207,6 +206,18 @@ impl NodeBuilder {
             settings.local_addr = self.config.inner.advertised_address;
         }
         settings.services = self.config.services();
+        // The network's proof-of-work limit: a header easier than it earns no eviction protection.
+        settings.pow_limit = {
+            use bitcoin::pow::Target;
+            match self.config.network().bitcoin_network() {
+                Some(bitcoin::Network::Bitcoin) => Target::MAX_ATTAINABLE_MAINNET,
+                Some(bitcoin::Network::Regtest) => Target::MAX_ATTAINABLE_REGTEST,
+                Some(bitcoin::Network::Signet) => Target::MAX_ATTAINABLE_SIGNET,
+                Some(_) => Target::MAX_ATTAINABLE_TESTNET,
+                // A network of the application's own (`--magic`): any target.
+                None => Target::from_be_bytes([0xff; 32]),
+            }
+        };
         let mut core = NodeCore::new(settings, book, now);
         *core.bans_mut() = bans;
         *core.discouraged_mut() = discouraged;

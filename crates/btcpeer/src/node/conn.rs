@@ -32,6 +32,9 @@ pub(super) struct ConnState {
     /// before the peer's task has read it (dropped at the handshake and at the end).
     probe: Mutex<Option<std::net::TcpStream>>,
     heard: AtomicBool,
+    /// When an `inv` was last written to it (what a `getdata` may ask for: Core's
+    /// `FindTxForGetData` serves transactions older than the last announcement).
+    pub(super) last_inv_sent: Mutex<Option<std::time::Instant>>,
 }
 
 impl ConnState {
@@ -47,6 +50,7 @@ impl ConnState {
             established: AtomicBool::new(false),
             probe: Mutex::new(None),
             heard: AtomicBool::new(false),
+            last_inv_sent: Mutex::new(None),
         })
     }
 
@@ -118,11 +122,11 @@ impl ConnState {
     }
 }
 
-/// Whether `reason` is a protocol violation that discourages the remote's address (Core's
-/// `Misbehaving` → `MaybeDiscourageAndDisconnect` in `net_processing.cpp`: malformed or oversized
-/// messages, broken protocol rules). Timeouts, closes, I/O and transport failures are not.
+/// Whether `reason` discourages the remote's address: only what Core scores with `Misbehaving`
+/// ([`btcpeer_core::node::discourages`]), not our own policy, not what Core only disconnects,
+/// not a payload that merely failed to decode.
 pub(super) fn is_misbehaviour(reason: &DisconnectReason) -> bool {
-    matches!(reason, DisconnectReason::Protocol(_) | DisconnectReason::Payload(_))
+    btcpeer_core::node::discourages(reason)
 }
 
 /// The handler of every peer of a node: the policy learns each event, the application hears it
@@ -150,6 +154,11 @@ impl Handler for ConnHandler {
     }
 
     fn on_write(&self, peer: &Peer, command: Command, bytes: usize) {
+        if command == Command::INV {
+            if let Ok(mut at) = self.conn.last_inv_sent.lock() {
+                *at = Some(clock().0);
+            }
+        }
         if let Some(a) = &self.app {
             a.on_write(peer, command, bytes);
         }
@@ -208,7 +217,10 @@ impl Handler for ConnHandler {
         };
         // The policy's lock (and the clock) only for the messages the policy reads: most traffic
         // (inventory, headers, pings) goes by without touching the node's shared state.
-        if NodeCore::handles(&message) {
+        // A block-relay-only peer's `inv` too: one naming a transaction ends it (Core's
+        // `RejectIncomingTxs`).
+        let tx_inv = self.conn.kind == ConnKind::BlockRelay && matches!(message, Message::Inv(_));
+        if NodeCore::handles(&message) || tx_inv {
             let (now, unix) = clock();
             if let Ok(mut core) = node.core.lock() {
                 core.received(self.conn.id, &message, now, unix);
@@ -268,5 +280,28 @@ impl Handler for ConnHandler {
                 by_node: self.conn.node_reason(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::Violation;
+    use crate::wire::Command;
+
+    #[test]
+    fn a_node_discourages_only_where_cores_misbehaving_does() {
+        for v in [
+            Violation::V1NotAllowed,
+            Violation::TooManyIgnored { count: 100 },
+            Violation::FeatureAfterVerack(Command::SENDADDRV2),
+            Violation::BloomNotOffered(Command::FILTERADD),
+        ] {
+            assert!(!is_misbehaviour(&DisconnectReason::Protocol(v.clone())), "{v}");
+        }
+        let garbage = Message::decode(Command::PING, Bytes::from_static(&[1])).unwrap_err();
+        assert!(!is_misbehaviour(&DisconnectReason::Payload(garbage)), "a payload that failed to decode");
+        let oversized = Message::decode(Command::INV, Bytes::from_static(&[0xfd, 0x51, 0xc3])).unwrap_err();
+        assert!(is_misbehaviour(&DisconnectReason::Payload(oversized)), "Core: inv message size");
     }
 }

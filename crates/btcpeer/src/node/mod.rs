@@ -5,7 +5,7 @@
 //! `SelectNodeToEvict`; dials outbound full-relay and block-relay-only peers from its address book
 //! (one per network group), feelers to test new addresses, anchors first and manual peers; answers
 //! `getaddr` once per inbound connection from a cache, relays small fresh `addr` messages, holds
-//! each peer to Core's address rate limit, and discourages peers that break the protocol. Its
+//! each peer to Core's address rate limit, and discourages peers where Core's `Misbehaving` would (oversized messages). Its
 //! book, bans and anchors are files that survive a restart.
 //!
 //! ```no_run
@@ -400,6 +400,38 @@ impl Node {
             }
         }
         queued
+    }
+
+    /// Asks connection `id` for these transactions (a `getdata`) and tells the policy so: a
+    /// transaction it then sends that is new earns it eviction protection (Core credits
+    /// transactions accepted to its mempool; a node that validates nothing credits the answers
+    /// to its own requests, see [`NodeCore::requested`]). Returns whether the message was
+    /// queued. Never ask a block-relay-only connection for transactions.
+    ///
+    /// ```no_run
+    /// # fn f(node: &btcpeer::node::Node, id: u64, txid: bitcoin::Txid) {
+    /// use btcpeer::wire::Inventory;
+    /// node.request_transactions(id, vec![Inventory::WitnessTx(txid)]);
+    /// # }
+    /// ```
+    pub fn request_transactions(&self, id: ConnId, items: Vec<Inventory>) -> bool {
+        let items: Vec<Inventory> = items.into_iter().filter(|i| i.is_transaction()).collect();
+        let Some(conn) = self.shared.conn(id) else { return false };
+        if items.is_empty() || !conn.kind.relays_tx() {
+            return false;
+        }
+        if let Ok(mut core) = self.shared.core.lock() {
+            core.requested(id, &items);
+        }
+        conn.peer().is_some_and(|p| p.queue_message(&crate::wire::Message::GetData(items)).is_ok())
+    }
+
+    /// When an `inv` was last written to connection `id` (on the node's clock, tokio's): a
+    /// relay serves a transaction to a peer only if it had the transaction before then — it was
+    /// announced to the peer, or could have been (Core's `FindTxForGetData`) — so that a spy
+    /// cannot learn with `getdata` what we received before we announce it.
+    pub fn last_inventory_sent(&self, id: ConnId) -> Option<Instant> {
+        self.shared.conn(id).and_then(|c| c.last_inv_sent.lock().ok().and_then(|t| *t))
     }
 
     /// The peer of connection `id`, while it is connected: to answer a message an event brought

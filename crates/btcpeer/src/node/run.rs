@@ -40,7 +40,8 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut 
             }
         };
         let (now, unix) = clock();
-        // Which unfinished inbound connections have sent a byte: the silent ones go first.
+        // Our end of the connection: `getaddr` answers are cached per local address and port.
+        let local = stream.local_addr().ok();
         let heard: Vec<_> = shared
             .all_conns()
             .into_iter()
@@ -53,7 +54,10 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut 
                 for id in heard {
                     core.heard(id);
                 }
-                core.inbound(from, now, unix)
+                match local {
+                    Some(local) => core.inbound_on(from, local, now, unix),
+                    None => core.inbound(from, now, unix),
+                }
             }
             Err(_) => break,
         };
@@ -133,6 +137,8 @@ pub(super) async fn policy_loop(shared: Arc<Shared>, mut stop: watch::Receiver<b
                     let Some(d) = core.poll_dial(now, unix) else { break };
                     dials.push(d);
                 }
+                // Address messages whose timers fired (Core's `MaybeSendAddr`).
+                core.poll_addr_relay(now, unix);
                 let actions: Vec<Action> = std::iter::from_fn(|| core.poll_action()).collect();
                 (dials, actions, core.poll_timeout())
             }
