@@ -292,7 +292,16 @@ impl PeerCore {
             return false;
         }
         if !inv.is_transaction() && self.established {
-            return self.state.announce_block(&inv) && self.send(Message::Inv(vec![inv]));
+            // Checked and marked in one step; given back when it cannot be queued, so that a
+            // retry is sent rather than taken for a duplicate.
+            if !self.state.announce_block(&inv) {
+                return false;
+            }
+            if self.send(Message::Inv(vec![inv])) {
+                return true;
+            }
+            self.state.known.remove(&inv);
+            return false;
         }
         let (mean, random) = (self.config.trickle_mean, crate::rng::next(&mut self.rng));
         matches!(
@@ -414,8 +423,13 @@ impl PeerCore {
             return false;
         }
         let nonce = crate::rng::next(&mut self.rng);
+        // Marked queued only once it is: a ping refused by a full queue must not block every
+        // later one (nor count as outstanding for the pong deadline).
+        if !self.send(Message::Ping(nonce)) {
+            return false;
+        }
         self.ping_queued = Some(nonce);
-        self.send(Message::Ping(nonce))
+        true
     }
 
     /// The next message to write. Take them all, write them, then wait; the stall and pong clocks
@@ -479,17 +493,27 @@ impl PeerCore {
                     self.ping(now);
                 }
                 if due.trickle {
-                    self.flush_trickle();
+                    self.flush_trickle(now);
                 }
             }
         }
     }
 
-    /// Every waiting announcement goes out, in `inv` messages of at most 1,000 entries.
-    fn flush_trickle(&mut self) {
-        let (_, items) = self.state.take_trickle();
+    /// Every waiting announcement goes out, in `inv` messages of at most 1,000 entries. What does
+    /// not fit a full queue goes back for a later tick (it stays marked known: it will be sent).
+    fn flush_trickle(&mut self, now: Instant) {
+        let (kept, items) = self.state.take_trickle();
+        let mut done: usize = 0;
         for batch in inv_batches(&items) {
-            self.push_out(Message::Inv(batch));
+            if self.out.len() >= MAX_OUTGOING {
+                break;
+            }
+            done = done.saturating_add(batch.len());
+            self.out.push_back(Message::Inv(batch));
+        }
+        if let Some(rest) = kept.get(done..).filter(|r| !r.is_empty()) {
+            let delay = self.config.trickle_mean.max(Duration::from_millis(100));
+            self.state.requeue(rest, now, delay);
         }
     }
 }

@@ -1,0 +1,101 @@
+//! `PeerCore` driven directly: what happens when its bounded queue is full (issue 22's bugs that
+//! only the core had), on a pair of cores joined in memory.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use btcpeer_core::bitcoin::hashes::Hash;
+use btcpeer_core::bitcoin::{BlockHash, Wtxid};
+use btcpeer_core::peer::{CoreConfig, Direction, Event, PeerCore};
+use btcpeer_core::wire::frame::RawFrame;
+use btcpeer_core::wire::{Inventory, Message};
+
+/// Carries every message written by `from` to `to`.
+fn carry(from: &mut PeerCore, to: &mut PeerCore, now: Instant) {
+    while let Some(m) = from.poll_transmit(now) {
+        let frame = RawFrame::from_message(&m).expect("encodes");
+        to.handle_frame(frame, now, SystemTime::now());
+    }
+}
+
+/// Two cores with their handshake done, and the events it gave taken.
+fn established(now: Instant) -> (PeerCore, PeerCore) {
+    let mut a = PeerCore::new(CoreConfig::seeded(Direction::Outbound, 1), now, SystemTime::now());
+    let mut b = PeerCore::new(CoreConfig::seeded(Direction::Inbound, 2), now, SystemTime::now());
+    for _ in 0..4 {
+        carry(&mut a, &mut b, now);
+        carry(&mut b, &mut a, now);
+    }
+    assert!(matches!(a.poll_event(), Some(Event::Handshake(_))));
+    assert!(matches!(b.poll_event(), Some(Event::Handshake(_))));
+    (a, b)
+}
+
+/// Queues messages until the core refuses one.
+fn fill(core: &mut PeerCore) {
+    for _ in 0..100_000 {
+        if !core.send(Message::GetAddr) {
+            return;
+        }
+    }
+    panic!("the queue never filled");
+}
+
+/// Takes every message queued, without delivering it.
+fn drain(core: &mut PeerCore, now: Instant) -> Vec<Message> {
+    std::iter::from_fn(|| core.poll_transmit(now)).collect()
+}
+
+#[test]
+fn a_ping_refused_by_a_full_queue_does_not_block_later_pings() {
+    let now = Instant::now();
+    let (mut a, _b) = established(now);
+    fill(&mut a);
+    assert!(!a.ping(now), "no room for the ping");
+    drain(&mut a, now);
+    assert!(a.ping(now), "a later ping goes out once there is room");
+    assert!(drain(&mut a, now).iter().any(|m| matches!(m, Message::Ping(_))));
+}
+
+#[test]
+fn a_block_announcement_refused_by_a_full_queue_is_not_marked_known() {
+    let now = Instant::now();
+    let (mut a, _b) = established(now);
+    let block = Inventory::Block(BlockHash::from_byte_array([7; 32]));
+    fill(&mut a);
+    assert!(!a.announce(block, now), "no room for the announcement");
+    assert!(!a.knows(&block), "an announcement never sent is not known to the remote");
+    drain(&mut a, now);
+    assert!(a.announce(block, now), "the retry is sent");
+    assert!(drain(&mut a, now).contains(&Message::Inv(vec![block])));
+}
+
+#[test]
+fn a_trickle_flush_on_a_full_queue_requeues_its_announcements() {
+    let start = Instant::now();
+    let (mut a, _b) = established(start);
+    let tx = Inventory::WTx(Wtxid::from_byte_array([9; 32]));
+    assert!(a.announce(tx, start), "queued for the trickle tick");
+    fill(&mut a);
+    // Run the clock with the queue full: the tick finds no room.
+    let mut now = start;
+    let mut ticks = 0;
+    while now < start + Duration::from_secs(60) && ticks < 1_000 {
+        now = a.poll_timeout(now).unwrap_or(now + Duration::from_secs(1)).max(now + Duration::from_millis(10));
+        a.handle_timeout(now);
+        ticks += 1;
+    }
+    assert!(!a.is_ended());
+    let first: Vec<Message> = drain(&mut a, now);
+    assert!(!first.iter().any(|m| matches!(m, Message::Inv(_))), "no room for the inv while full");
+    // With room again, a later tick sends it.
+    let mut sent = false;
+    for _ in 0..1_000 {
+        now = a.poll_timeout(now).unwrap_or(now + Duration::from_secs(1)).max(now + Duration::from_millis(10));
+        a.handle_timeout(now);
+        if drain(&mut a, now).contains(&Message::Inv(vec![tx])) {
+            sent = true;
+            break;
+        }
+    }
+    assert!(sent, "the announcement went back for a later tick, not lost");
+}
