@@ -99,3 +99,44 @@ fn a_trickle_flush_on_a_full_queue_requeues_its_announcements() {
     }
     assert!(sent, "the announcement went back for a later tick, not lost");
 }
+
+#[test]
+fn a_repeated_getheaders_is_not_sent_again_but_a_refused_one_may_be_retried() {
+    let now = Instant::now();
+    let (mut a, _b) = established(now);
+    let (tip, stop) = (BlockHash::from_byte_array([1; 32]), BlockHash::all_zeros());
+    assert!(a.get_headers(vec![tip], stop));
+    assert!(!a.get_headers(vec![tip], stop), "the same request again is filtered");
+    assert!(a.get_blocks(vec![tip], stop), "getblocks has its own memory");
+    assert!(!a.get_headers(vec![BlockHash::all_zeros(); 102], stop), "at most 101 locator hashes");
+    drain(&mut a, now);
+    let other = BlockHash::from_byte_array([2; 32]);
+    fill(&mut a);
+    assert!(!a.get_headers(vec![other], stop), "no room");
+    drain(&mut a, now);
+    assert!(a.get_headers(vec![other], stop), "a request never queued is not a duplicate");
+}
+
+#[test]
+fn the_core_counts_traffic_and_ends_past_the_misbehaviour_limit() {
+    let now = Instant::now();
+    let mut config = CoreConfig::seeded(Direction::Inbound, 3);
+    config.ignored_limit = Some(2);
+    let mut core = PeerCore::new(config, now, SystemTime::now());
+    // Messages before `version` are ignored, as Core does, and counted.
+    for _ in 0..2 {
+        core.handle_frame(RawFrame::from_message(&Message::Ping(1)).unwrap(), now, SystemTime::now());
+    }
+    assert!(!core.is_ended());
+    assert_eq!(core.state().traffic.messages_received(), 2);
+    assert_eq!(core.state().traffic.bytes_received(), 2 * 32);
+    assert_eq!(core.state().traffic.per_command().of(btcpeer_core::wire::Command::PING).messages_received, 2);
+    core.handle_frame(RawFrame::from_message(&Message::Ping(1)).unwrap(), now, SystemTime::now());
+    assert!(core.is_ended());
+    assert!(matches!(
+        std::iter::from_fn(|| core.poll_event()).last(),
+        Some(Event::Disconnected(btcpeer_core::peer::DisconnectReason::Protocol(
+            btcpeer_core::peer::Violation::TooManyIgnored { count: 3 }
+        )))
+    ));
+}

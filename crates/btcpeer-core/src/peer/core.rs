@@ -12,9 +12,12 @@ use super::rules::{BloomPolicy, Preferences, Rule, before_decode};
 use super::state::{Announced, ProtocolState};
 use super::{Direction, DisconnectReason, RemoteInfo, Transport};
 use crate::transport::v1::{V1Codec, V1Error};
-use crate::wire::frame::RawFrame;
+use crate::wire::frame::{HEADER_LEN, RawFrame};
+use crate::wire::limits::MAX_LOCATOR_HASHES;
 use crate::wire::version::{REJECT_VERSION, ping_has_nonce};
-use crate::wire::{Inventory, Message, Reject, RejectCode};
+use crate::wire::{Command, Inventory, Message, Reject, RejectCode};
+use bitcoin::BlockHash;
+use bitcoin::p2p::message_blockdata::{GetBlocksMessage, GetHeadersMessage};
 
 /// Messages waiting to be written at most; what the remote makes us send beyond it (pongs) is
 /// dropped and counted, as a full send buffer would.
@@ -52,6 +55,9 @@ pub struct CoreConfig {
     pub bloom: BloomPolicy,
     /// The seed of the generator for nonces and trickle delays.
     pub seed: u64,
+    /// Frames ignored or dropped at most before the connection ends (`None`: no limit, as Core,
+    /// which only logs them).
+    pub ignored_limit: Option<u64>,
 }
 
 impl CoreConfig {
@@ -85,6 +91,7 @@ impl CoreConfig {
             trickle_limit: 50_000,
             bloom: BloomPolicy::default(),
             seed,
+            ignored_limit: None,
         }
     }
 
@@ -310,6 +317,37 @@ impl PeerCore {
         )
     }
 
+    /// Asks for the headers after `locator` (at most 101 hashes) up to `stop`. A request repeating
+    /// the previous `getheaders` (same first locator hash and stop hash) is not sent again, as btcd
+    /// filters it. Returns whether it was queued.
+    pub fn get_headers(&mut self, locator: Vec<BlockHash>, stop: BlockHash) -> bool {
+        self.locator_request(Command::GETHEADERS, locator, stop)
+    }
+
+    /// Asks for the block inventory after `locator`, with the same rules as
+    /// [`get_headers`](PeerCore::get_headers).
+    pub fn get_blocks(&mut self, locator: Vec<BlockHash>, stop: BlockHash) -> bool {
+        self.locator_request(Command::GETBLOCKS, locator, stop)
+    }
+
+    fn locator_request(&mut self, command: Command, locator: Vec<BlockHash>, stop: BlockHash) -> bool {
+        if self.ended || locator.len() as u64 > MAX_LOCATOR_HASHES {
+            return false;
+        }
+        let Some(undo) = self.state.locator_request(command, locator.first().copied(), stop) else { return false };
+        let version = self.state.negotiated(self.config.rules.protocol_version);
+        let message = if command == Command::GETBLOCKS {
+            Message::GetBlocks(GetBlocksMessage { version, locator_hashes: locator, stop_hash: stop })
+        } else {
+            Message::GetHeaders(GetHeadersMessage { version, locator_hashes: locator, stop_hash: stop })
+        };
+        let queued = self.send(message);
+        if !queued {
+            self.state.locator_failed(undo);
+        }
+        queued
+    }
+
     /// Takes every whole v1 frame at the front of `buf` (bytes read from the remote) through
     /// `codec`. A frame Core would drop (a bad checksum) is skipped; any other framing error ends
     /// the connection with its reason.
@@ -318,8 +356,16 @@ impl PeerCore {
             match codec.decode_frame(buf) {
                 Ok(Some(frame)) => self.handle_frame(frame, now, wall),
                 Ok(None) => return,
-                // Core keeps a connection whose frame had a bad checksum; so do we.
-                Err(V1Error::Dropped { .. }) => {}
+                // Core keeps a connection whose frame had a bad checksum; so do we, counting it.
+                Err(V1Error::Dropped { bytes, .. }) => {
+                    self.state.traffic.dropped(bytes);
+                    if let Some(l) = self.state.liveness.as_mut() {
+                        l.alive(now);
+                    }
+                    if let Err(reason) = self.state.check_misbehaviour(self.config.ignored_limit) {
+                        self.end(reason);
+                    }
+                }
                 Err(V1Error::Frame(e)) => self.closed(Some(DisconnectReason::Frame(e))),
                 Err(e) => self.closed(Some(DisconnectReason::io(&std::io::Error::other(e.to_string())))),
             }
@@ -334,9 +380,11 @@ impl PeerCore {
         if let Some(l) = self.state.liveness.as_mut() {
             l.alive(now);
         }
+        // Counted as a v1 frame: the header and the payload.
+        self.state.traffic.received(frame.command, frame.payload.len().saturating_add(HEADER_LEN));
         let result =
             if self.established { self.after_handshake(frame, now) } else { self.in_handshake(&frame, now, wall) };
-        if let Err(reason) = result {
+        if let Err(reason) = result.and_then(|()| self.state.check_misbehaviour(self.config.ignored_limit)) {
             self.end(reason);
         }
     }

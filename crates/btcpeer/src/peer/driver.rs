@@ -82,8 +82,7 @@ where
             let (reader, writer, sent, received) = crate::transport::stream::v2_pair(rd, wr, session);
             peer.counters(|c| {
                 c.transport = Transport::V2;
-                c.bytes_sent = c.bytes_sent.saturating_add(sent as u64);
-                c.bytes_received = c.bytes_received.saturating_add(received as u64);
+                c.proto.traffic.handshake_bytes(sent, received);
             });
             tracing::debug!(sent, received, "v2 transport established");
             Ok((reader, writer))
@@ -328,7 +327,7 @@ where
                 // One lock for the whole batch's statistics and deadlines.
                 peer.counters(|c| {
                     for item in &batch {
-                        c.sent(item.command, writer.wire_len(item.command, item.payload.len()));
+                        c.proto.traffic.sent(item.command, writer.wire_len(item.command, item.payload.len()));
                         if let Some(l) = c.proto.liveness.as_mut() {
                             l.sent(item.command, &item.payload, now);
                         }

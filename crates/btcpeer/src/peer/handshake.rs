@@ -22,7 +22,6 @@ use btcpeer_core::peer::{HandshakeRules, HandshakeStep, VersionHandshake};
 use super::error::DisconnectReason;
 use super::io::{read_frame, send_direct_batch};
 use super::rules::misbehaved;
-use super::stats::Counters;
 use super::{Peer, PeerAddr, RemoteInfo, Transport};
 use crate::transport::stream::{FrameReader, FrameWriter};
 use crate::wire::{Message, VersionMessage, blank_address};
@@ -106,12 +105,12 @@ where
     loop {
         let (frame, _) = read_frame(peer, reader, true).await?;
         match handshake.handle_frame(&frame, SystemTime::now())? {
-            HandshakeStep::Ignored => misbehaved(peer, Counters::ignored)?,
+            HandshakeStep::Ignored => misbehaved(peer, |c| c.proto.ignored())?,
             HandshakeStep::Unknown => {
                 peer.counters(|c| c.proto.unknown_received = c.proto.unknown_received.saturating_add(1))
             }
             HandshakeStep::Preference(message) if !super::rules::record_preference(peer, &message) => {
-                misbehaved(peer, Counters::ignored)?;
+                misbehaved(peer, |c| c.proto.ignored())?;
             }
             HandshakeStep::Version => {
                 let Some(info) = handshake.remote().cloned() else { continue };

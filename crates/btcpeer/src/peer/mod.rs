@@ -77,7 +77,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use addr::PeerAddr;
 pub use ask::{BroadcastOutcome, RequestError, Requests, TxRef};
-pub use btcpeer_core::peer::{Direction, KnownInventory, RemoteInfo, Transport};
+pub use btcpeer_core::peer::{CommandStats, CommandTable, Direction, KnownInventory, RemoteInfo, Transport};
 pub use config::{PeerConfig, PeerConfigBuilder, V2Policy};
 pub use connect::ConnectError;
 pub use error::{AssociateError, ConfigError, DisconnectReason, QueueError, SendOutcome, Violation};
@@ -87,7 +87,7 @@ pub use nonce::{NonceEntry, NonceRegistry, RandomError};
 pub use owner::WeakPeer;
 pub use push::{AnnounceError, PushError};
 pub use queue::Completion;
-pub use stats::{CommandStats, CommandTable, PeerStats};
+pub use stats::PeerStats;
 
 /// The driver's clock as the core's `Instant`: tokio's time (paused in tests), so the core's
 /// deadlines follow tokio's timers.

@@ -15,9 +15,6 @@ use btcpeer_core::peer::Announced;
 use btcpeer_core::peer::inventory::{Pending, inv_batches, tx_kind_mismatch};
 use btcpeer_core::peer::liveness::poisson_delay;
 
-/// The previous `getblocks` / `getheaders` request: first locator hash and stop hash.
-type LocatorKey = (Option<BlockHash>, BlockHash);
-
 /// Why an announcement was refused ([`Peer::try_queue_inventory`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -293,20 +290,9 @@ impl Peer {
         if locator.len() as u64 > MAX_LOCATOR_HASHES {
             return Err(PushError::LocatorTooLong(locator.len()));
         }
-        let key = (locator.first().copied(), stop);
-        fn slot_of(c: &mut super::stats::Counters, command: Command) -> &mut Option<LocatorKey> {
-            if command == Command::GETBLOCKS { &mut c.last_getblocks } else { &mut c.last_getheaders }
-        }
-        // Checked and recorded under one lock; the previous request is put back if queueing
-        // fails, so that a retry is not taken for a duplicate.
-        let previous = self.counters(|c| {
-            let slot = slot_of(c, command);
-            if key.0.is_some() && *slot == Some(key) {
-                return Err(());
-            }
-            Ok(slot.replace(key))
-        });
-        let Ok(previous) = previous else { return Ok(None) };
+        // Checked and recorded under one lock by the core's rule; put back if queueing fails.
+        let first = locator.first().copied();
+        let Some(undo) = self.counters(|c| c.proto.locator_request(command, first, stop)) else { return Ok(None) };
         let version = self.negotiated_version();
         let msg = if command == Command::GETBLOCKS {
             Message::GetBlocks(GetBlocksMessage { version, locator_hashes: locator, stop_hash: stop })
@@ -316,12 +302,7 @@ impl Peer {
         match self.queue_message(&msg) {
             Ok(done) => Ok(Some(done)),
             Err(e) => {
-                self.counters(|c| {
-                    let slot = slot_of(c, command);
-                    if *slot == Some(key) {
-                        *slot = previous;
-                    }
-                });
+                self.counters(|c| c.proto.locator_failed(undo));
                 Err(e.into())
             }
         }

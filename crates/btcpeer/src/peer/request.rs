@@ -336,7 +336,7 @@ impl super::Peer {
             return Some(message);
         }
         let mut st = self.lock();
-        let announcing = st.counters.per_command.of(Command::SENDHEADERS).messages_sent > 0;
+        let announcing = st.counters.proto.traffic.per_command().of(Command::SENDHEADERS).messages_sent > 0;
         let rest = st.requests.offer(message, announcing, rtt);
         self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
         rest

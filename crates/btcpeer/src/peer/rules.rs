@@ -10,7 +10,7 @@ use bytes::Bytes;
 use btcpeer_core::peer::rules::{self, BloomPolicy, Rule};
 
 use super::Peer;
-use super::error::{DisconnectReason, Violation};
+use super::error::DisconnectReason;
 use crate::wire::frame::RawFrame;
 use crate::wire::version::REJECT_VERSION;
 use crate::wire::{Command, Message, Reject, RejectCode};
@@ -19,16 +19,13 @@ use crate::wire::{Command, Message, Reject, RejectCode};
 const REJECT_GRACE: Duration = Duration::from_secs(2);
 
 /// Counts a frame that was ignored or dropped and enforces the configured misbehaviour limit
-/// (default none, as Core, which only logs such frames).
+/// (the core's rule, [`ProtocolState::check_misbehaviour`](btcpeer_core::peer::ProtocolState::check_misbehaviour)).
 pub(crate) fn misbehaved(peer: &Peer, f: impl FnOnce(&mut super::stats::Counters)) -> Result<(), DisconnectReason> {
-    let count = peer.counters(|c| {
+    let limit = peer.shared.config.inner.ignored_limit;
+    peer.counters(|c| {
         f(c);
-        c.misbehaviour()
-    });
-    match peer.shared.config.inner.ignored_limit {
-        Some(limit) if count > limit => Err(DisconnectReason::Protocol(Violation::TooManyIgnored { count })),
-        _ => Ok(()),
-    }
+        c.proto.check_misbehaviour(limit)
+    })
 }
 
 /// Sends a reject (when the remote's version has them) and waits briefly for it to be written. Callers
