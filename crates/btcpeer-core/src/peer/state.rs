@@ -9,7 +9,7 @@ use super::reason::{DisconnectReason, Violation};
 use super::rules::{BloomPolicy, Preferences, Rule, classify, learn_inventory};
 use super::stats::Traffic;
 use crate::wire::version::is_defined;
-use crate::wire::{Command, Inventory, Message};
+use crate::wire::{Command, Inventory, Message, PayloadError};
 
 /// The first locator hash and the stop hash of a `getblocks` or `getheaders`.
 type LocatorKey = (Option<bitcoin::BlockHash>, bitcoin::BlockHash);
@@ -213,6 +213,23 @@ impl ProtocolState {
             _ => {}
         }
         (rule, rtt)
+    }
+
+    /// A block kept undecoded (a driver's raw-block mode), through the same rules as a decoded
+    /// one: refused when decoding it would fail, else the remote is alive, answered a request,
+    /// and knows the block. The check ([`check_block`](crate::wire::check_block), a walk of the
+    /// whole payload) is the caller's to run first, outside any lock; `checked` is its result.
+    pub fn receive_raw_block(
+        &mut self,
+        checked: Result<bitcoin::BlockHash, PayloadError>,
+        now: Instant,
+    ) -> Result<bitcoin::BlockHash, PayloadError> {
+        let hash = checked?;
+        if let Some(l) = self.liveness.as_mut() {
+            l.received(Command::BLOCK, now);
+        }
+        self.known.insert(&Inventory::Block(hash));
+        Ok(hash)
     }
 
     /// Keeps the last block the remote announced up to date.

@@ -107,20 +107,23 @@ pub(crate) fn record_preference(peer: &Peer, message: &Message) -> bool {
     peer.counters(|c| c.proto.prefs.record(message))
 }
 
-/// A block handed on undecoded: only its header is hashed, for the known-inventory cache.
+/// A block handed on undecoded: its shape checked as decoding would, its header hashed for the
+/// known-inventory cache.
 async fn dispatch_raw_block(peer: &Peer, payload: Bytes) -> Result<(), DisconnectReason> {
-    use bitcoin::hashes::{Hash, sha256d};
-    let now = super::now();
-    let hash = payload.get(..80).map(|h| bitcoin::BlockHash::from_raw_hash(sha256d::Hash::hash(h)));
-    peer.counters(|c| {
-        if let Some(l) = c.proto.liveness.as_mut() {
-            l.received(Command::BLOCK, now);
+    // The core's rule for an undecoded block: refused as a decoded one would be, else the same
+    // bookkeeping (the remote answered, it knows the block).
+    let checked = crate::wire::check_block(&payload);
+    let checked = peer.counters(|c| {
+        let now = super::now();
+        let checked = c.proto.receive_raw_block(checked, now);
+        if let (Ok(_), Some(l)) = (&checked, c.proto.liveness.as_mut()) {
             l.handler_started(now);
         }
-        if let Some(h) = hash {
-            c.proto.known.insert(&crate::wire::Inventory::Block(h));
-        }
+        checked
     });
+    if let Err(e) = checked {
+        return Box::pin(malformed(peer, e)).await;
+    }
     // A block a request waits for is decoded for it (raw delivery is for the application's own).
     let taken = peer.has_requests()
         && match Message::decode(Command::BLOCK, payload.clone()) {
