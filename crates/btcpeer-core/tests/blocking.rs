@@ -29,7 +29,7 @@ fn r_l2_two_cores_handshake_and_ping_over_blocking_tcp() {
     let stream = TcpStream::connect(addr).unwrap();
     let mut peer = BlockingPeer::new(stream, Network::REGTEST, CoreConfig::new(Direction::Outbound));
     let remote = peer.handshake(STEP).unwrap();
-    assert!(remote.version.user_agent.starts_with("/btcpeer-core:"));
+    assert!(remote.version.user_agent.starts_with("/btcpeer:"), "the library's one default user agent");
     assert!(remote.wtxid_relay && remote.wants_addrv2);
     let rtt = peer.ping(STEP).unwrap();
     assert!(rtt < STEP);

@@ -25,7 +25,13 @@ const MAX_OUTGOING: usize = 4_096;
 /// Events waiting for the application at most; beyond it messages are dropped and counted.
 const MAX_EVENTS: usize = 4_096;
 
-/// How a [`PeerCore`] behaves. Defaults follow Bitcoin Core.
+/// How a [`PeerCore`] behaves. These are the library's one set of defaults: `btcpeer`'s
+/// `PeerConfig` starts from them and converts back (`PeerConfig::core_config`), and a test holds
+/// the two equal. They follow Bitcoin Core where a light peer behaves as Core does (ping every
+/// 2 minutes, a pong within 20, bloom messages refused, trickle means of 5 s inbound and 2 s
+/// outbound); they are tighter where a peer that serves nothing should give up sooner (a 30 s
+/// handshake, 5 minutes of silence, 90 s for headers), remember less (1,000 inventory entries,
+/// btcd's `maxKnownInventory`) and offer no services.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct CoreConfig {
@@ -75,21 +81,23 @@ impl CoreConfig {
             rules: HandshakeRules::default(),
             timeouts: Timeouts {
                 ping_interval: Duration::from_secs(120),
-                pong_timeout: Duration::from_secs(1200),
-                idle_timeout: Duration::from_secs(1200),
+                pong_timeout: Duration::from_secs(20 * 60),
+                idle_timeout: Duration::from_secs(5 * 60),
                 stall: Duration::from_secs(30),
-                headers_stall: Duration::from_secs(120),
+                headers_stall: Duration::from_secs(90),
                 stall_enabled: true,
             },
-            handshake_timeout: Duration::from_secs(60),
-            services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
-            user_agent: format!("/btcpeer-core:{}/", env!("CARGO_PKG_VERSION")),
+            handshake_timeout: Duration::from_secs(30),
+            services: ServiceFlags::NONE,
+            user_agent: format!("/btcpeer:{}/", env!("CARGO_PKG_VERSION")),
             start_height: 0,
             transport: Transport::V1,
             trickle_mean: Duration::from_secs(if direction == Direction::Inbound { 5 } else { 2 }),
-            known_capacity: 5_000,
+            known_capacity: 1_000,
             trickle_limit: 50_000,
-            bloom: BloomPolicy::default(),
+            // We do not offer NODE_BLOOM, so bloom messages are refused, as Core with its default
+            // `-peerbloomfilters=0`.
+            bloom: BloomPolicy { refuse: true },
             seed,
             ignored_limit: None,
         }

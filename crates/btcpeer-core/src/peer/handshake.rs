@@ -68,12 +68,16 @@ impl HandshakeRules {
 }
 
 impl Default for HandshakeRules {
-    /// Core's current behaviour: version 70016, accepting 70001 and up, no services required,
-    /// relaying, with wtxidrelay and addrv2.
+    /// Core's current behaviour: version 70016 ([`PROTOCOL_VERSION`]), accepting 31800 and up
+    /// ([`MIN_PEER_PROTO_VERSION`], Core's `MIN_PEER_PROTO_VERSION` in `net_processing.h`), no
+    /// services required, relaying, with wtxidrelay and addrv2.
+    ///
+    /// [`PROTOCOL_VERSION`]: crate::wire::version::PROTOCOL_VERSION
+    /// [`MIN_PEER_PROTO_VERSION`]: crate::wire::version::MIN_PEER_PROTO_VERSION
     fn default() -> Self {
         HandshakeRules {
-            protocol_version: 70016,
-            min_protocol_version: 70001,
+            protocol_version: crate::wire::version::PROTOCOL_VERSION,
+            min_protocol_version: crate::wire::version::MIN_PEER_PROTO_VERSION,
             required_services: ServiceFlags::NONE,
             relay: true,
             wtxid_relay: true,

@@ -45,6 +45,7 @@ mod addr;
 mod ask;
 mod config;
 mod connect;
+mod core_config;
 mod driver;
 mod error;
 mod handler;

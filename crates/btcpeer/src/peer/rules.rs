@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use btcpeer_core::peer::rules::{self, BloomPolicy, Rule};
+use btcpeer_core::peer::rules::{self, Rule};
 
 use super::Peer;
 use super::error::DisconnectReason;
@@ -56,7 +56,7 @@ pub(crate) async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), Disconn
     // preferences and relay, a pong's round trip, the rule for the message; and the start of our
     // own processing time.
     let cfg = &peer.shared.config.inner;
-    let bloom = BloomPolicy { refuse: cfg.enforce_bloom && !cfg.services.has(bitcoin::p2p::ServiceFlags::BLOOM) };
+    let bloom = cfg.bloom_policy();
     let (ours, len) = (cfg.protocol_version, frame.payload.len());
     let (rule, rtt) = peer.counters(|c| {
         let now = super::now();
