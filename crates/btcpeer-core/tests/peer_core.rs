@@ -140,3 +140,102 @@ fn the_core_counts_traffic_and_ends_past_the_misbehaviour_limit() {
         )))
     ));
 }
+
+mod framed {
+    use super::*;
+    use btcpeer_core::network::Network;
+    use btcpeer_core::peer::{DisconnectReason, Transport, Violation};
+    use btcpeer_core::transport::framing::{Framing, TransportPolicy};
+    use bytes::BytesMut;
+
+    fn core(direction: Direction, policy: TransportPolicy, seed: u64, now: Instant) -> PeerCore {
+        let framing = Framing::new(Network::REGTEST, direction, policy, Default::default()).unwrap();
+        PeerCore::framed(CoreConfig::seeded(direction, seed), framing, now, SystemTime::now())
+    }
+
+    /// Carries bytes both ways `rounds` times.
+    fn exchange(a: &mut PeerCore, b: &mut PeerCore, now: Instant, rounds: usize) {
+        let (mut ab, mut ba) = (BytesMut::new(), BytesMut::new());
+        for _ in 0..rounds {
+            a.poll_transmit_bytes(now, &mut ab);
+            b.handle_bytes(&mut ab, now, SystemTime::now());
+            b.poll_transmit_bytes(now, &mut ba);
+            a.handle_bytes(&mut ba, now, SystemTime::now());
+        }
+    }
+
+    fn handshake_transport(core: &mut PeerCore) -> Option<Transport> {
+        std::iter::from_fn(|| core.poll_event()).find_map(|e| match e {
+            Event::Handshake(info) => Some(info.transport),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn two_framed_cores_speak_v2_ping_and_count_the_handshake_bytes() {
+        let now = Instant::now();
+        let mut a = core(Direction::Outbound, TransportPolicy::V2, 1, now);
+        let mut b = core(Direction::Inbound, TransportPolicy::Auto, 2, now);
+        exchange(&mut a, &mut b, now, 6);
+        assert_eq!(handshake_transport(&mut a), Some(Transport::V2));
+        assert_eq!(handshake_transport(&mut b), Some(Transport::V2));
+        assert!(a.ping(now));
+        let later = now + Duration::from_millis(5);
+        exchange(&mut a, &mut b, later, 2);
+        assert!(a.last_rtt().is_some(), "the pong came back over v2");
+        // 64 bytes of key at least each way, beyond the messages.
+        let t = &a.state().traffic;
+        assert!(t.bytes_sent() > 64 && t.bytes_received() > 64);
+        assert!(t.per_command().of(btcpeer_core::wire::Command::PING).messages_sent == 1);
+    }
+
+    #[test]
+    fn an_inbound_auto_core_takes_a_v1_initiator() {
+        let now = Instant::now();
+        let mut a = core(Direction::Outbound, TransportPolicy::V1, 1, now);
+        let mut b = core(Direction::Inbound, TransportPolicy::Auto, 2, now);
+        exchange(&mut a, &mut b, now, 4);
+        assert_eq!(handshake_transport(&mut a), Some(Transport::V1));
+        assert_eq!(handshake_transport(&mut b), Some(Transport::V1));
+    }
+
+    #[test]
+    fn a_v2_only_inbound_core_refuses_a_v1_initiator() {
+        let now = Instant::now();
+        let mut a = core(Direction::Outbound, TransportPolicy::V1, 1, now);
+        let mut b = core(Direction::Inbound, TransportPolicy::V2, 2, now);
+        exchange(&mut a, &mut b, now, 2);
+        assert!(b.is_ended());
+        let last = std::iter::from_fn(|| b.poll_event()).last();
+        assert_eq!(last, Some(Event::Disconnected(DisconnectReason::Protocol(Violation::V1NotAllowed))));
+    }
+
+    #[test]
+    fn an_outbound_auto_core_closed_before_any_byte_advises_a_v1_retry() {
+        let now = Instant::now();
+        let mut a = core(Direction::Outbound, TransportPolicy::Auto, 1, now);
+        let mut out = BytesMut::new();
+        assert_eq!(a.poll_transmit_bytes(now, &mut out), out.len());
+        assert!(out.len() >= 64, "the key goes out first");
+        a.stream_closed(None);
+        assert_eq!(a.poll_event(), Some(Event::Disconnected(DisconnectReason::V1RetryAdvised)));
+        let mut b = core(Direction::Outbound, TransportPolicy::V2, 1, now);
+        b.stream_closed(None);
+        assert_eq!(b.poll_event(), Some(Event::Disconnected(DisconnectReason::V2Unanswered)));
+    }
+
+    #[test]
+    fn a_v1_frame_with_a_bad_checksum_is_dropped_and_counted() {
+        let now = Instant::now();
+        let mut b = core(Direction::Inbound, TransportPolicy::V1, 2, now);
+        let mut frame = BytesMut::new();
+        btcpeer_core::wire::frame::encode_frame(&Message::Ping(1), &Network::REGTEST, &mut frame).unwrap();
+        if let Some(c) = frame.get_mut(20) {
+            *c ^= 0xff;
+        }
+        b.handle_bytes(&mut frame, now, SystemTime::now());
+        assert!(!b.is_ended());
+        assert_eq!(b.state().traffic.dropped_frames(), 1);
+        assert_eq!(b.state().traffic.bytes_received(), 32);
+    }
+}

@@ -1,5 +1,7 @@
 //! [`PeerCore`]: one connection driven from outside (documented on the type).
 
+mod framed;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,6 +13,7 @@ use super::liveness::{Timeouts, poisson_delay_from};
 use super::rules::{BloomPolicy, Preferences, Rule, before_decode};
 use super::state::{Announced, ProtocolState};
 use super::{Direction, DisconnectReason, RemoteInfo, Transport};
+use crate::transport::framing::{Framed, Framing};
 use crate::transport::v1::{V1Codec, V1Error};
 use crate::wire::frame::{HEADER_LEN, RawFrame};
 use crate::wire::limits::MAX_LOCATOR_HASHES;
@@ -171,6 +174,8 @@ pub struct PeerCore {
     dropped: u64,
     ended: bool,
     rng: u64,
+    /// Bytes ⇄ frames, when the core is driven with bytes ([`PeerCore::framed`]).
+    framing: Option<Box<Framing>>,
 }
 
 impl PeerCore {
@@ -195,6 +200,7 @@ impl PeerCore {
             ended: false,
             rng,
             config,
+            framing: None,
         };
         core.pull_handshake_output();
         core
@@ -365,31 +371,39 @@ impl PeerCore {
                 Ok(Some(frame)) => self.handle_frame(frame, now, wall),
                 Ok(None) => return,
                 // Core keeps a connection whose frame had a bad checksum; so do we, counting it.
-                Err(V1Error::Dropped { bytes, .. }) => {
-                    self.state.traffic.dropped(bytes);
-                    if let Some(l) = self.state.liveness.as_mut() {
-                        l.alive(now);
-                    }
-                    if let Err(reason) = self.state.check_misbehaviour(self.config.ignored_limit) {
-                        self.end(reason);
-                    }
-                }
+                Err(V1Error::Dropped { bytes, .. }) => self.dropped(bytes, now),
                 Err(V1Error::Frame(e)) => self.closed(Some(DisconnectReason::Frame(e))),
                 Err(e) => self.closed(Some(DisconnectReason::io(&std::io::Error::other(e.to_string())))),
             }
         }
     }
 
-    /// Takes one frame read from the remote.
+    /// A frame dropped unread (Core's leniency): counted, the remote is alive, and the
+    /// misbehaviour limit applies.
+    fn dropped(&mut self, wire: usize, now: Instant) {
+        self.state.traffic.dropped(wire);
+        if let Some(l) = self.state.liveness.as_mut() {
+            l.alive(now);
+        }
+        if let Err(reason) = self.state.check_misbehaviour(self.config.ignored_limit) {
+            self.end(reason);
+        }
+    }
+
+    /// Takes one frame read from the remote (counted as a v1 frame on the wire).
     pub fn handle_frame(&mut self, frame: RawFrame, now: Instant, wall: SystemTime) {
+        let wire = frame.payload.len().saturating_add(HEADER_LEN);
+        self.receive_frame(frame, wire, now, wall);
+    }
+
+    fn receive_frame(&mut self, frame: RawFrame, wire: usize, now: Instant, wall: SystemTime) {
         if self.ended {
             return;
         }
         if let Some(l) = self.state.liveness.as_mut() {
             l.alive(now);
         }
-        // Counted as a v1 frame: the header and the payload.
-        self.state.traffic.received(frame.command, frame.payload.len().saturating_add(HEADER_LEN));
+        self.state.traffic.received(frame.command, wire);
         let result =
             if self.established { self.after_handshake(frame, now) } else { self.in_handshake(&frame, now, wall) };
         if let Err(reason) = result.and_then(|()| self.state.check_misbehaviour(self.config.ignored_limit)) {

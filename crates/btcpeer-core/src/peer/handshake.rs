@@ -166,6 +166,12 @@ fn unix_secs(t: SystemTime) -> i64 {
 }
 
 impl VersionHandshake {
+    /// The transport settled after the handshake began (an inbound connection that told v1 from
+    /// v2 by its first bytes): what [`RemoteInfo::transport`] will say.
+    pub fn set_transport(&mut self, transport: Transport) {
+        self.transport = transport;
+    }
+
     /// A handshake that will send `ours` (an outbound side queues it at once).
     pub fn new(direction: Direction, rules: HandshakeRules, ours: VersionMessage, transport: Transport) -> Self {
         let mut out = VecDeque::with_capacity(5);

@@ -4,7 +4,8 @@
 use btcpeer_core::peer::rules::BloomPolicy;
 use btcpeer_core::peer::{CoreConfig, Direction, HandshakeRules};
 
-use super::config::{ConfigInner, PeerConfig};
+use super::config::{ConfigInner, PeerConfig, V2Policy};
+use btcpeer_core::transport::framing::TransportPolicy;
 
 impl PeerConfig {
     /// The core's configuration for a connection in `direction` under these settings (its
@@ -57,6 +58,15 @@ impl ConfigInner {
             wtxid_relay: self.wtxid_relay,
             addrv2: self.addrv2,
             txrcncl: self.txrcncl,
+        }
+    }
+
+    /// The v2 policy as the core's transport policy.
+    pub(crate) fn transport_policy(&self) -> TransportPolicy {
+        match self.v2 {
+            V2Policy::Never => TransportPolicy::V1,
+            V2Policy::Prefer => TransportPolicy::Auto,
+            V2Policy::Require => TransportPolicy::V2,
         }
     }
 

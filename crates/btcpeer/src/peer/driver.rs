@@ -15,10 +15,11 @@ use super::queue::Outgoing;
 use super::rules::dispatch;
 use super::{Direction, HandshakeState, Peer, Transport, V2Policy, handshake};
 use crate::transport::stream::{DIRECT_WRITE, FrameReader, FrameWriter};
-use crate::transport::v2_handshake::{self, V2HandshakeError};
+use crate::transport::v2_handshake;
 use crate::wire::frame::HEADER_LEN;
 use crate::wire::version::ping_has_nonce;
 use crate::wire::{Command, Message};
+use btcpeer_core::transport::framing::v2_failure;
 
 /// Bytes the writer takes from the queue for one write.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -87,24 +88,8 @@ where
             tracing::debug!(sent, received, "v2 transport established");
             Ok((reader, writer))
         }
-        Err(e) => Err(match e {
-            V2HandshakeError::ClosedBeforeAnyByte | V2HandshakeError::RemoteSpeaksV1
-                if policy == V2Policy::Prefer && peer.direction() == Direction::Outbound =>
-            {
-                DisconnectReason::V1RetryAdvised
-            }
-            V2HandshakeError::RemoteSpeaksV1 => DisconnectReason::Protocol(Violation::V1NotAllowed),
-            // With `Require` no retry is advised, but the likely cause is named.
-            V2HandshakeError::ClosedBeforeAnyByte if peer.direction() == Direction::Outbound => {
-                DisconnectReason::V2Unanswered
-            }
-            V2HandshakeError::ClosedBeforeAnyByte | V2HandshakeError::Closed => {
-                DisconnectReason::RemoteClosed { during_handshake: true }
-            }
-            V2HandshakeError::Packet(e) => DisconnectReason::V2(e),
-            V2HandshakeError::Io(e) => DisconnectReason::io(&e),
-            other => DisconnectReason::io(&std::io::Error::other(other.to_string())),
-        }),
+        // The core's mapping: one home for why a v2 handshake failure ends the peer.
+        Err(e) => Err(v2_failure(e, peer.direction(), cfg.transport_policy())),
     }
 }
 
