@@ -145,13 +145,20 @@ impl Framing {
         opts: V2Options,
     ) -> Result<Framing, DisconnectReason> {
         let state = match (policy, direction) {
-            (TransportPolicy::V1, _) => State::V1(V1Codec::new(network.clone())),
+            (TransportPolicy::V1, _) => return Ok(Framing::v1(network, direction)),
             (_, Direction::Inbound) => State::Detect,
             (_, Direction::Outbound) => State::V2Handshake(Box::new(
                 V2Handshake::initiator(&network, &opts).map_err(|e| v2_failure(e, direction, policy))?,
             )),
         };
         Ok(Framing { network, direction, policy, opts, state, out: BytesMut::new(), handshake: (0, 0) })
+    }
+
+    /// Plain v1 framing (which, drawing no key, cannot fail).
+    pub fn v1(network: Network, direction: Direction) -> Framing {
+        let state = State::V1(V1Codec::new(network.clone()));
+        let (policy, opts) = (TransportPolicy::V1, V2Options::default());
+        Framing { network, direction, policy, opts, state, out: BytesMut::new(), handshake: (0, 0) }
     }
 
     /// The transport, once settled.
