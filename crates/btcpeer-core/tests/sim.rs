@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use btcpeer_core::bitcoin::Txid;
 use btcpeer_core::bitcoin::hashes::Hash;
-use btcpeer_core::peer::{CoreConfig, Direction, DisconnectReason, Event};
+use btcpeer_core::peer::{CoreConfig, Direction, DisconnectReason, Event, Transport};
 use btcpeer_core::sim::{App, LinkConfig, NodeCtx, PeerId, Sim};
 use btcpeer_core::wire::{Command, Inventory, Message};
 
@@ -63,8 +63,13 @@ fn txid_relay(direction: Direction) -> CoreConfig {
     c
 }
 
-/// `nodes` nodes, each dialing `degree` distinct others chosen by a seeded generator.
+/// `nodes` nodes, each dialing `degree` distinct others chosen by a seeded generator, over v1.
 fn network(seed: u64, nodes: usize, degree: usize) -> (Sim, Vec<PeerId>) {
+    network_over(seed, nodes, degree, Transport::V1)
+}
+
+/// The same, the dialers speaking `transport`.
+fn network_over(seed: u64, nodes: usize, degree: usize, transport: Transport) -> (Sim, Vec<PeerId>) {
     let mut sim = Sim::new(seed);
     let ids: Vec<_> = (0..nodes).map(|_| sim.add_node(Relay::default())).collect();
     let mut x = seed | 1;
@@ -84,7 +89,9 @@ fn network(seed: u64, nodes: usize, degree: usize) -> (Sim, Vec<PeerId>) {
                 continue;
             }
             let link = LinkConfig { latency: Duration::from_millis(20 + next() % 180), ..LinkConfig::default() };
-            let (x, y) = sim.connect_with(a, b, link, txid_relay(Direction::Outbound), txid_relay(Direction::Inbound));
+            let mut outbound = txid_relay(Direction::Outbound);
+            outbound.transport = transport;
+            let (x, y) = sim.connect_with(a, b, link, outbound, txid_relay(Direction::Inbound));
             ends.extend([x, y]);
             made += 1;
         }
@@ -129,6 +136,24 @@ fn r_n_sim_1000_peers_relay_inventory_for_a_simulated_hour() {
         assert!(core.is_established());
         let rtt = core.last_rtt().expect("pinged");
         assert!(rtt >= Duration::from_millis(40) && rtt < Duration::from_millis(500), "{rtt:?}");
+    }
+}
+
+#[test]
+fn r_n_sim_v2_peers_relay_inventory_over_bip324() {
+    let nodes = 20;
+    let (mut sim, ends) = network_over(5, nodes, 3, Transport::V2);
+    let sent = run_with_transactions(&mut sim, nodes, Duration::from_secs(10), Duration::from_secs(300));
+    for node in 0..nodes {
+        let app = sim.app::<Relay>(node).unwrap();
+        assert_eq!(app.first_seen.len(), sent as usize, "node {node}");
+        assert!(app.ended.is_empty(), "node {node}: {:?}", app.ended);
+    }
+    // Every end, dialer and listener, settled on v2 and relayed through it.
+    for &end in &ends {
+        let core = sim.core(end).unwrap();
+        assert_eq!(core.remote().map(|r| r.transport), Some(Transport::V2));
+        assert!(core.state().traffic.per_command().of(Command::INV).messages_received > 0);
     }
 }
 

@@ -1,7 +1,9 @@
 //! A deterministic simulator (feature `sim`): many [`PeerCore`]s on nodes, linked by in-memory
 //! links with latency, bandwidth and loss, on simulated time, from one seed.
 //!
-//! Each link carries v1 bytes both ways as TCP would: in order, each direction serialised at the
+//! Each link carries bytes both ways as TCP would — v1 frames, or BIP324 v2 packets when the
+//! outbound end's [`CoreConfig::transport`] is [`Transport::V2`](crate::peer::Transport::V2) (inbound
+//! ends tell v1 from v2 by the first bytes, as a Core listener does) — in order, each direction serialised at the
 //! link's bandwidth, arriving after its latency; a lost segment arrives late (a retransmission
 //! timeout), never out of order. A link can be cut (after a number of bytes, mid-frame if so) or
 //! blackholed one way (bytes sent are never delivered, as a remote that vanished without a FIN).
@@ -361,12 +363,12 @@ impl Sim {
                 Delivery::Bytes(peer, bytes) => {
                     let Some(e) = self.inner.ends.get_mut(peer).filter(|e| !e.closed) else { continue };
                     e.inbuf.extend_from_slice(&bytes);
-                    e.core.handle_v1_bytes(&mut e.codec, &mut e.inbuf, now, wall_clock());
+                    e.core.handle_bytes(&mut e.inbuf, now, wall_clock());
                     peer
                 }
                 Delivery::Close(peer) => {
                     let Some(e) = self.inner.ends.get_mut(peer).filter(|e| !e.closed) else { continue };
-                    e.core.closed(None);
+                    e.core.stream_closed(None);
                     e.closed = true;
                     peer
                 }
