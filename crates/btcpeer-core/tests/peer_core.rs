@@ -19,8 +19,12 @@ fn carry(from: &mut PeerCore, to: &mut PeerCore, now: Instant) {
 
 /// Two cores with their handshake done, and the events it gave taken.
 fn established(now: Instant) -> (PeerCore, PeerCore) {
-    let mut a = PeerCore::new(CoreConfig::seeded(Direction::Outbound, 1), now, SystemTime::now());
-    let mut b = PeerCore::new(CoreConfig::seeded(Direction::Inbound, 2), now, SystemTime::now());
+    established_with(CoreConfig::seeded(Direction::Outbound, 1), CoreConfig::seeded(Direction::Inbound, 2), now)
+}
+
+fn established_with(a: CoreConfig, b: CoreConfig, now: Instant) -> (PeerCore, PeerCore) {
+    let mut a = PeerCore::new(a, now, SystemTime::now());
+    let mut b = PeerCore::new(b, now, SystemTime::now());
     for _ in 0..4 {
         carry(&mut a, &mut b, now);
         carry(&mut b, &mut a, now);
@@ -139,6 +143,37 @@ fn the_core_counts_traffic_and_ends_past_the_misbehaviour_limit() {
             btcpeer_core::peer::Violation::TooManyIgnored { count: 3 }
         )))
     ));
+}
+
+#[test]
+fn a_transaction_to_a_remote_without_node_witness_goes_without_its_witness() {
+    use btcpeer_core::bitcoin::p2p::ServiceFlags;
+    use btcpeer_core::bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
+    let tx = Transaction {
+        version: btcpeer_core::bitcoin::transaction::Version::TWO,
+        lock_time: btcpeer_core::bitcoin::absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::from_slice(&[vec![1u8, 2, 3]]),
+        }],
+        output: vec![TxOut { value: Amount::from_sat(1), script_pubkey: ScriptBuf::new() }],
+    };
+    let witnesses_received = |b_services: ServiceFlags| {
+        let now = Instant::now();
+        let mut b = CoreConfig::seeded(Direction::Inbound, 2);
+        b.services = b_services;
+        let (mut a, mut b) = established_with(CoreConfig::seeded(Direction::Outbound, 1), b, now);
+        assert!(a.send(Message::Tx(tx.clone())));
+        carry(&mut a, &mut b, now);
+        match b.poll_event() {
+            Some(Event::Message(Message::Tx(t))) => t.input[0].witness.len(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(witnesses_received(ServiceFlags::NONE), 0, "stripped for a remote without NODE_WITNESS");
+    assert_eq!(witnesses_received(ServiceFlags::WITNESS), 1, "kept for one with it");
 }
 
 mod framed {

@@ -291,12 +291,20 @@ impl PeerCore {
         self.end(DisconnectReason::LocalRequest);
     }
 
-    /// Queues an application message (held until the handshake completes). Returns false if the
-    /// connection ended or the queue is full.
+    /// Queues an application message (held until the handshake completes; a block or transaction
+    /// to a remote without `NODE_WITNESS` loses its witnesses). Returns false if the connection
+    /// ended or the queue is full.
     pub fn send(&mut self, message: Message) -> bool {
         if self.ended || self.out.len().saturating_add(self.held.len()) >= MAX_OUTGOING {
             return false;
         }
+        // Blocks and transactions go to a remote without NODE_WITNESS without their witnesses, as
+        // Core serializes them for such a peer.
+        let lacks_witness = self.state.remote.as_ref().is_some_and(|r| !r.version.services.has(ServiceFlags::WITNESS));
+        let message = match lacks_witness.then(|| crate::wire::without_witness(&message)).flatten() {
+            Some(stripped) => stripped,
+            None => message,
+        };
         if self.established {
             self.out.push_back(message)
         } else {

@@ -1,5 +1,7 @@
-//! A `block` payload checked without decoding it: for drivers that hand blocks on undecoded
-//! (`btcpeer`'s raw-block mode), so that a malformed block is refused as a decoded one would be.
+//! Blocks and transactions beyond their decoding: a `block` payload checked without decoding it
+//! (for drivers that hand blocks on undecoded, so that a malformed block is refused as a decoded
+//! one would be), and messages in their serialization without witnesses (for a remote without
+//! `NODE_WITNESS`).
 
 use bitcoin::BlockHash;
 use bitcoin::hashes::{Hash, sha256d};
@@ -7,7 +9,39 @@ use bitcoin::hashes::{Hash, sha256d};
 use super::command::Command;
 use super::error::PayloadError;
 use super::limits::MAX_COMPACT_SIZE;
+use super::message::Message;
 use super::read::{MIN_TX_LEN, Reader};
+
+/// `message` without witnesses when it is a `tx` or a `block` (Core's `TX_NO_WITNESS`
+/// serialization, what a remote that does not signal `NODE_WITNESS` reads, and what a `getdata`
+/// for `MSG_TX` or `MSG_BLOCK` asks for); `None` for any other message, which goes as it is.
+///
+/// ```
+/// use btcpeer_core::bitcoin::{blockdata::constants::genesis_block, Network};
+/// use btcpeer_core::wire::{Message, without_witness};
+///
+/// let block = Message::Block(genesis_block(Network::Regtest));
+/// assert!(matches!(without_witness(&block), Some(Message::Block(_))));
+/// assert!(without_witness(&Message::Ping(1)).is_none());
+/// ```
+pub fn without_witness(message: &Message) -> Option<Message> {
+    let strip = |tx: &bitcoin::Transaction| {
+        let mut stripped = tx.clone();
+        for input in &mut stripped.input {
+            input.witness.clear();
+        }
+        stripped
+    };
+    match message {
+        Message::Tx(tx) => Some(Message::Tx(strip(tx))),
+        Message::Block(block) => {
+            let mut stripped = block.clone();
+            stripped.txdata = block.txdata.iter().map(strip).collect();
+            Some(Message::Block(stripped))
+        }
+        _ => None,
+    }
+}
 
 /// Checks that `payload` is a `block` that [`Message::decode`](super::Message::decode) would
 /// accept, without building it (no allocation), and returns its hash.

@@ -34,7 +34,7 @@ mod read;
 pub mod version;
 mod write;
 
-pub use block::check_block;
+pub use block::{check_block, without_witness};
 pub use command::{COMMAND_LEN, Command, CommandError};
 pub use compat::CompatError;
 pub use error::{ConsensusError, DecodeError, EncodeError, FrameError, PayloadError, PayloadErrorKind};
