@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bitcoin::p2p::ServiceFlags;
 
 use super::handshake::{HandshakeRules, HandshakeStep, VersionHandshake};
-use super::inventory::{Pending, inv_batches};
+use super::inventory::Pending;
 use super::liveness::{Timeouts, poisson_delay_from};
 use super::rules::{BloomPolicy, Preferences, Rule, before_decode};
 use super::state::{Announced, ProtocolState};
@@ -321,16 +321,18 @@ impl PeerCore {
             return false;
         }
         if !inv.is_transaction() && self.established {
-            // Checked and marked in one step; given back when it cannot be queued, so that a
-            // retry is sent rather than taken for a duplicate.
-            if !self.state.announce_block(&inv) {
-                return false;
-            }
-            if self.send(Message::Inv(vec![inv])) {
-                return true;
-            }
-            self.state.known.remove(&inv);
-            return false;
+            // The state's rule: checked and marked in one step, given back when it cannot be
+            // queued, so that a retry is sent rather than taken for a duplicate.
+            let room = self.out.len().saturating_add(self.held.len()) < MAX_OUTGOING;
+            let out = &mut self.out;
+            let queued = self.state.announce_block_with(&inv, |m| {
+                if !room {
+                    return Err(());
+                }
+                out.push_back(m);
+                Ok(())
+            });
+            return queued == Ok(true);
         }
         let (mean, random) = (self.config.trickle_mean, crate::rng::next(&mut self.rng));
         matches!(
@@ -577,21 +579,17 @@ impl PeerCore {
         }
     }
 
-    /// Every waiting announcement goes out, in `inv` messages of at most 1,000 entries. What does
-    /// not fit a full queue goes back for a later tick (it stays marked known: it will be sent).
+    /// The trickle tick, by the state's rule ([`ProtocolState::flush_trickle`]): what does not
+    /// fit a full queue goes back for a later tick.
     fn flush_trickle(&mut self, now: Instant) {
-        let (kept, items) = self.state.take_trickle();
-        let mut done: usize = 0;
-        for batch in inv_batches(&items) {
-            if self.out.len() >= MAX_OUTGOING {
-                break;
+        let retry = self.config.trickle_mean.max(Duration::from_millis(100));
+        let out = &mut self.out;
+        self.state.flush_trickle(now, retry, |m| {
+            let room = out.len() < MAX_OUTGOING;
+            if room {
+                out.push_back(m);
             }
-            done = done.saturating_add(batch.len());
-            self.out.push_back(Message::Inv(batch));
-        }
-        if let Some(rest) = kept.get(done..).filter(|r| !r.is_empty()) {
-            let delay = self.config.trickle_mean.max(Duration::from_millis(100));
-            self.state.requeue(rest, now, delay);
-        }
+            room
+        });
     }
 }

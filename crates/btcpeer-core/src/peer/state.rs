@@ -280,6 +280,46 @@ impl ProtocolState {
         fresh
     }
 
+    /// Announces a block at once unless the remote knows it: checked and marked in one step (so
+    /// two callers cannot both announce it), then handed to `queue` as an `inv`; if `queue`
+    /// refuses it (a full outbound queue) the mark is given back, so that a retry is sent. `Ok(false)`:
+    /// the remote knows it.
+    pub fn announce_block_with<E>(
+        &mut self,
+        inv: &Inventory,
+        queue: impl FnOnce(Message) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        if !self.announce_block(inv) {
+            return Ok(false);
+        }
+        match queue(Message::Inv(vec![*inv])) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.known.remove(inv);
+                Err(e)
+            }
+        }
+    }
+
+    /// The trickle tick: everything waiting goes to `queue` in `inv` messages of at most 1,000
+    /// entries, until `queue` refuses one (a full outbound queue); what did not fit goes back for
+    /// a tick `retry` from `now` (still marked known: it will be sent). Transactions the remote
+    /// must not get are left out and counted ([`take_trickle`](ProtocolState::take_trickle)).
+    pub fn flush_trickle(&mut self, now: Instant, retry: Duration, mut queue: impl FnMut(Message) -> bool) {
+        let (kept, items) = self.take_trickle();
+        let mut done: usize = 0;
+        for batch in super::inventory::inv_batches(&items) {
+            let n = batch.len();
+            if !queue(Message::Inv(batch)) {
+                break;
+            }
+            done = done.saturating_add(n);
+        }
+        if let Some(rest) = kept.get(done..).filter(|r| !r.is_empty()) {
+            self.requeue(rest, now, retry);
+        }
+    }
+
     /// Queues an announcement for the trickle tick unless the remote knows it or wants no
     /// transactions, marking it known at once so that a second request before the tick is not a
     /// duplicate. The first item waiting schedules the tick after `delay()` (the caller's Poisson
