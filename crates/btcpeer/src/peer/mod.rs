@@ -3,9 +3,9 @@
 //! A [`Peer`] is a cheap, cloneable, `Send + Sync` handle. The application owns dialing and
 //! listening; it creates a peer with [`Peer::outbound`] or [`Peer::inbound`] and hands it a connected
 //! stream (any `AsyncRead + AsyncWrite`), either at once or later with [`Peer::associate`]. The peer
-//! then runs on two tokio tasks: the reading task performs the handshake, reads and dispatches
-//! messages to the application's [`Handler`]; the writing task drains the outbound queue. When the
-//! peer ends, for whatever [`DisconnectReason`], both tasks stop, the stream is closed, every queued
+//! then runs on one tokio task, which performs the handshake, then reads and dispatches messages to
+//! the application's [`Handler`] and drains the outbound queue, both in that one task. When the
+//! peer ends, for whatever [`DisconnectReason`], the task stops, the stream is closed, every queued
 //! message's [`Completion`] resolves, the handler's `on_disconnect` runs once, and only then does
 //! [`Peer::wait_for_disconnect`] return.
 //!
