@@ -176,6 +176,23 @@ fn a_transaction_to_a_remote_without_node_witness_goes_without_its_witness() {
     assert_eq!(witnesses_received(ServiceFlags::WITNESS), 1, "kept for one with it");
 }
 
+#[test]
+fn time_in_our_own_handler_is_not_charged_to_the_remote() {
+    let silent_for = |handled: bool| {
+        let now = Instant::now();
+        let (mut a, _b) = established(now);
+        let later = now + Duration::from_secs(600);
+        if handled {
+            a.event_taken(now);
+            a.event_handled(later);
+        }
+        a.handle_timeout(later);
+        a.is_established()
+    };
+    assert!(!silent_for(false), "ten silent minutes end the connection (idle timeout)");
+    assert!(silent_for(true), "not when we spent them handling an event");
+}
+
 mod framed {
     use super::*;
     use btcpeer_core::network::Network;

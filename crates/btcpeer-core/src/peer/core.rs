@@ -1,6 +1,7 @@
 //! [`PeerCore`]: one connection driven from outside (documented on the type).
 
 mod framed;
+mod handler_time;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
