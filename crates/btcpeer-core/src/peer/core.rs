@@ -71,12 +71,12 @@ pub struct CoreConfig {
 }
 
 impl CoreConfig {
-    /// Core's defaults for a connection in `direction`, seeded from the OS.
+    /// The library's defaults (see the type) for a connection in `direction`, seeded from the OS.
     pub fn new(direction: Direction) -> Self {
         Self::seeded(direction, getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15))
     }
 
-    /// Core's defaults, with `seed` for the generator of nonces and delays (reproducible runs: the
+    /// The library's defaults, with `seed` for the generator of nonces and delays (reproducible runs: the
     /// simulator, fuzzing). Two peers of one process with one seed would take each other for a
     /// self-connection.
     pub fn seeded(direction: Direction, seed: u64) -> Self {

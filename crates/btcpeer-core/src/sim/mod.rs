@@ -162,7 +162,7 @@ impl NodeCtx<'_> {
         }
     }
 
-    /// Dials `addr` with Core's defaults; see [`dial_with`](NodeCtx::dial_with).
+    /// Dials `addr` with the library's defaults ([`CoreConfig::new`]); see [`dial_with`](NodeCtx::dial_with).
     pub fn dial(&mut self, addr: SocketAddr) -> PeerId {
         self.dial_with(addr, CoreConfig::new(Direction::Outbound))
     }
@@ -282,7 +282,7 @@ impl Sim {
         Some(if a == peer { b } else { a })
     }
 
-    /// Connects `from` (outbound) to `to` (inbound) with Core's defaults; returns both ends.
+    /// Connects `from` (outbound) to `to` (inbound) with the library's defaults ([`CoreConfig::new`]); returns both ends.
     pub fn connect(&mut self, from: NodeId, to: NodeId, link: LinkConfig) -> (PeerId, PeerId) {
         let a = CoreConfig::new(Direction::Outbound);
         let b = CoreConfig::new(Direction::Inbound);
