@@ -277,6 +277,34 @@ mod framed {
     }
 
     #[test]
+    fn the_core_waits_for_the_drivers_verdict_on_the_remotes_version_leaving_later_bytes_unread() {
+        let now = Instant::now();
+        let mut a = core(Direction::Outbound, TransportPolicy::V1, 1, now);
+        let mut config = CoreConfig::seeded(Direction::Inbound, 2);
+        config.version_decision = true;
+        let framing = Framing::new(Network::REGTEST, Direction::Inbound, TransportPolicy::V1, Default::default());
+        let mut b = PeerCore::framed(config, framing.unwrap(), now, SystemTime::now());
+        let mut ab = BytesMut::new();
+        a.poll_transmit_bytes(now, &mut ab);
+        // A second frame right behind the version.
+        btcpeer_core::wire::frame::encode_frame(&Message::SendHeaders, &Network::REGTEST, &mut ab).unwrap();
+        b.handle_bytes(&mut ab, now, SystemTime::now());
+        assert!(
+            matches!(b.poll_event(), Some(Event::Version(info)) if info.version.user_agent.starts_with("/btcpeer:"))
+        );
+        assert!(b.is_deciding());
+        assert_eq!(ab.len(), 24, "the frame behind the version waits unread");
+        let mut ba = BytesMut::new();
+        assert_eq!(b.poll_transmit_bytes(now, &mut ba), 0, "nothing answered before the verdict");
+        b.decide_version(Ok(()), now, SystemTime::now());
+        exchange(&mut a, &mut b, now, 4);
+        b.handle_bytes(&mut ab, now, SystemTime::now());
+        assert_eq!(handshake_transport(&mut a), Some(Transport::V1));
+        assert_eq!(handshake_transport(&mut b), Some(Transport::V1));
+        assert!(b.preferences().wants_headers, "the frame that waited was taken after the verdict");
+    }
+
+    #[test]
     fn a_v1_frame_with_a_bad_checksum_is_dropped_and_counted() {
         let now = Instant::now();
         let mut b = core(Direction::Inbound, TransportPolicy::V1, 2, now);

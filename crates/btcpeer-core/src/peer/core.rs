@@ -1,5 +1,6 @@
 //! [`PeerCore`]: one connection driven from outside (documented on the type).
 
+mod decide;
 mod framed;
 mod handler_time;
 
@@ -68,6 +69,10 @@ pub struct CoreConfig {
     /// Frames ignored or dropped at most before the connection ends (`None`: no limit, as Core,
     /// which only logs them).
     pub ignored_limit: Option<u64>,
+    /// Whether the driver decides on the remote's version: the core then pauses at it with
+    /// [`Event::Version`] until [`PeerCore::decide_version`] (node-wide state goes in as an input,
+    /// not a callback). Off: the core accepts by its own rules.
+    pub version_decision: bool,
 }
 
 impl CoreConfig {
@@ -104,6 +109,7 @@ impl CoreConfig {
             bloom: BloomPolicy { refuse: true },
             seed,
             ignored_limit: None,
+            version_decision: false,
         }
     }
 
@@ -118,6 +124,10 @@ impl CoreConfig {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
+    /// The remote's version arrived and [`CoreConfig::version_decision`] is on: the core waits
+    /// for [`PeerCore::decide_version`] (the driver's checks: a node-wide nonce registry, the
+    /// application's refusal) before it answers.
+    Version(RemoteInfo),
     /// The handshake completed.
     Handshake(RemoteInfo),
     /// A message after the handshake, after the peer's own handling.
@@ -177,6 +187,10 @@ pub struct PeerCore {
     rng: u64,
     /// Bytes ⇄ frames, when the core is driven with bytes ([`PeerCore::framed`]).
     framing: Option<Box<Framing>>,
+    /// Waiting for [`PeerCore::decide_version`].
+    deciding: bool,
+    /// Frames handed in while deciding, taken once decided.
+    paused: VecDeque<(RawFrame, usize)>,
 }
 
 impl PeerCore {
@@ -202,6 +216,8 @@ impl PeerCore {
             rng,
             config,
             framing: None,
+            deciding: false,
+            paused: VecDeque::new(),
         };
         core.pull_handshake_output();
         core
@@ -411,6 +427,10 @@ impl PeerCore {
         if self.ended {
             return;
         }
+        if self.deciding {
+            self.hold_while_deciding(frame, wire);
+            return;
+        }
         if let Some(l) = self.state.liveness.as_mut() {
             l.alive(now);
         }
@@ -434,6 +454,13 @@ impl PeerCore {
                     self.state.version_received(info);
                 }
                 let theirs = hs.remote().map(|r| r.version.nonce);
+                if theirs != Some(self.nonce) && self.config.version_decision {
+                    if let Some(info) = hs.remote().cloned() {
+                        self.deciding = true;
+                        self.push_event(Event::Version(info));
+                        return Ok(());
+                    }
+                }
                 let accepted =
                     if theirs == Some(self.nonce) { Err(DisconnectReason::SelfConnection) } else { hs.accept() };
                 self.pull_handshake_output();

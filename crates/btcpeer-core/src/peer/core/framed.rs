@@ -47,7 +47,8 @@ impl PeerCore {
     /// Takes the bytes read from the remote at the front of `buf` (whole frames are consumed, a
     /// partial one stays for the next call).
     pub fn handle_bytes(&mut self, buf: &mut BytesMut, now: Instant, wall: SystemTime) {
-        while !self.ended {
+        // While the driver decides on the remote's version, bytes wait in `buf`.
+        while !self.ended && !self.deciding {
             let Some(framing) = self.framing.as_mut() else { return };
             match framing.poll_input(buf) {
                 Ok(Some(Framed::Frame { frame, wire })) => self.receive_frame(frame, wire, now, wall),
