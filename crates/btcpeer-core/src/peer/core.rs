@@ -210,7 +210,9 @@ impl PeerCore {
         }
     }
 
-    /// The transport ended (the remote closed, or a read failed with `reason`).
+    /// The transport ended (the remote closed, or a read failed with `reason`). A core driven
+    /// with bytes ([`PeerCore::framed`]) should be told with [`PeerCore::stream_closed`], whose
+    /// reason follows the transport's stage.
     pub fn closed(&mut self, reason: Option<DisconnectReason>) {
         let during_handshake = !self.established;
         self.end(reason.unwrap_or(DisconnectReason::RemoteClosed { during_handshake }));

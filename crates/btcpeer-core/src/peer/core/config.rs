@@ -9,7 +9,8 @@ use crate::peer::liveness::Timeouts;
 use crate::peer::rules::BloomPolicy;
 use crate::peer::{Direction, HandshakeRules, Transport};
 
-/// How a [`PeerCore`](crate::peer::PeerCore) behaves. These are the library's one set of defaults: `btcpeer`'s
+/// How a [`PeerCore`](crate::peer::PeerCore) behaves. These are the library's one set of
+/// defaults: `btcpeer`'s
 /// `PeerConfig` starts from them and converts back (`PeerConfig::core_config`), and a test holds
 /// the two equal. They follow Bitcoin Core where a light peer behaves as Core does (ping every
 /// 2 minutes, a pong within 20, bloom messages refused, trickle means of 5 s inbound and 2 s
@@ -49,7 +50,8 @@ pub struct CoreConfig {
     /// which only logs them).
     pub ignored_limit: Option<u64>,
     /// Whether the driver decides on the remote's version: the core then pauses at it with
-    /// [`Event::Version`](crate::peer::Event::Version) until [`PeerCore::decide_version`](crate::peer::PeerCore::decide_version) (node-wide state goes in as an input,
+    /// [`Event::Version`](crate::peer::Event::Version) until
+    /// [`PeerCore::decide_version`](crate::peer::PeerCore::decide_version) (node-wide state goes in as an input,
     /// not a callback). Off: the core accepts by its own rules.
     pub version_decision: bool,
 }
