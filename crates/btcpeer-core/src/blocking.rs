@@ -1,5 +1,5 @@
 //! A [`PeerCore`] over a blocking stream, with no async runtime: `std::net::TcpStream` (or any
-//! [`BlockingStream`]), v1 framing, one thread. For scripts, tools and tests that want a handshake
+//! [`BlockingStream`]), v1 or BIP324 v2 framing (the core's [`Framing`]), one thread. For scripts, tools and tests that want a handshake
 //! and a few requests without tokio; the `blocking` example is built on it.
 //!
 //! ```no_run
@@ -24,7 +24,7 @@ use bytes::BytesMut;
 
 use crate::network::Network;
 use crate::peer::{CoreConfig, DisconnectReason, Event, PeerCore, RemoteInfo};
-use crate::transport::v1::V1Codec;
+use crate::transport::framing::{Framing, TransportPolicy};
 
 /// A blocking byte stream whose reads can wait a bounded time.
 pub trait BlockingStream: Read + Write {
@@ -63,7 +63,6 @@ fn after(within: Duration) -> Instant {
 #[derive(Debug)]
 pub struct BlockingPeer<S> {
     stream: S,
-    codec: V1Codec,
     core: PeerCore,
     inbuf: BytesMut,
     outbuf: BytesMut,
@@ -73,10 +72,43 @@ pub struct BlockingPeer<S> {
 impl<S: BlockingStream> BlockingPeer<S> {
     /// A peer speaking v1 for `network` on `stream`, starting now.
     pub fn new(stream: S, network: Network, config: CoreConfig) -> Self {
+        let framing = Framing::v1(network, config.direction);
+        Self::framed(stream, config, framing)
+    }
+
+    /// A peer for `network` on `stream` under `policy` (an outbound [`TransportPolicy::V2`] or
+    /// [`TransportPolicy::Auto`] is a BIP324 initiator; an inbound `Auto` takes v1 and v2 alike),
+    /// starting now. Fails only if the v2 key cannot be drawn.
+    ///
+    /// ```no_run
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use btcpeer_core::blocking::BlockingPeer;
+    /// use btcpeer_core::network::Network;
+    /// use btcpeer_core::peer::{CoreConfig, Direction, Transport};
+    /// use btcpeer_core::transport::framing::TransportPolicy;
+    ///
+    /// let stream = TcpStream::connect("127.0.0.1:18444")?;
+    /// let config = CoreConfig::new(Direction::Outbound);
+    /// let mut peer = BlockingPeer::with_transport(stream, Network::REGTEST, config, TransportPolicy::V2)?;
+    /// assert_eq!(peer.handshake(Duration::from_secs(10))?.transport, Transport::V2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_transport(
+        stream: S,
+        network: Network,
+        config: CoreConfig,
+        policy: TransportPolicy,
+    ) -> Result<Self, BlockingError> {
+        let framing =
+            Framing::new(network, config.direction, policy, Default::default()).map_err(BlockingError::Disconnected)?;
+        Ok(Self::framed(stream, config, framing))
+    }
+
+    fn framed(stream: S, config: CoreConfig, framing: Framing) -> Self {
         BlockingPeer {
             stream,
-            codec: V1Codec::new(network),
-            core: PeerCore::new(config, Instant::now(), SystemTime::now()),
+            core: PeerCore::framed(config, framing, Instant::now(), SystemTime::now()),
             inbuf: BytesMut::new(),
             outbuf: BytesMut::new(),
             chunk: vec![0u8; 16 * 1024],
@@ -114,13 +146,13 @@ impl<S: BlockingStream> BlockingPeer<S> {
     pub fn next_event(&mut self, deadline: Instant) -> Result<Event, BlockingError> {
         loop {
             let now = Instant::now();
-            while let Some(message) = self.core.poll_transmit(now) {
-                // A message that cannot be encoded (the application's) is not sent.
-                let _ = self.codec.encode_message(&message, &mut self.outbuf);
-            }
+            self.core.poll_transmit_bytes(now, &mut self.outbuf);
             if !self.outbuf.is_empty() {
-                self.stream.write_all(&self.outbuf.split())?;
-                self.stream.flush()?;
+                let written = self.stream.write_all(&self.outbuf).and_then(|()| self.stream.flush());
+                self.outbuf.clear();
+                if let Err(e) = written {
+                    self.core.stream_closed(Some(&e));
+                }
             }
             match self.core.poll_event() {
                 Some(Event::Disconnected(reason)) => return Err(BlockingError::Disconnected(reason)),
@@ -133,13 +165,13 @@ impl<S: BlockingStream> BlockingPeer<S> {
             let wake = self.core.poll_timeout(now).map_or(deadline, |t| t.min(deadline));
             self.stream.set_wait(wake.saturating_duration_since(now))?;
             match self.stream.read(&mut self.chunk) {
-                Ok(0) => self.core.closed(None),
+                Ok(0) => self.core.stream_closed(None),
                 Ok(n) => self.inbuf.extend_from_slice(self.chunk.get(..n).unwrap_or_default()),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
-                Err(e) => self.core.closed(Some(DisconnectReason::io(&e))),
+                Err(e) => self.core.stream_closed(Some(&e)),
             }
             let now = Instant::now();
-            self.core.handle_v1_bytes(&mut self.codec, &mut self.inbuf, now, SystemTime::now());
+            self.core.handle_bytes(&mut self.inbuf, now, SystemTime::now());
             self.core.handle_timeout(now);
         }
     }

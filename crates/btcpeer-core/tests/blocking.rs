@@ -29,7 +29,7 @@ fn r_l2_two_cores_handshake_and_ping_over_blocking_tcp() {
     let stream = TcpStream::connect(addr).unwrap();
     let mut peer = BlockingPeer::new(stream, Network::REGTEST, CoreConfig::new(Direction::Outbound));
     let remote = peer.handshake(STEP).unwrap();
-    assert!(remote.version.user_agent.starts_with("/btcpeer-core:"));
+    assert!(remote.version.user_agent.starts_with("/btcpeer:"), "the library's one default user agent");
     assert!(remote.wtxid_relay && remote.wants_addrv2);
     let rtt = peer.ping(STEP).unwrap();
     assert!(rtt < STEP);
@@ -56,4 +56,28 @@ fn r_l2_a_wrong_network_fails_with_a_reason_not_a_hang() {
     assert!(matches!(server, BlockingError::Disconnected(DisconnectReason::Frame(_))), "{server:?}");
     drop(peer);
     assert!(matches!(client, BlockingError::Disconnected(_)), "{client:?}");
+}
+
+#[test]
+fn r_t_two_blocking_cores_speak_bip324_v2_over_tcp() {
+    use btcpeer_core::peer::Transport;
+    use btcpeer_core::transport::framing::TransportPolicy;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let config = CoreConfig::new(Direction::Inbound);
+        let mut peer = BlockingPeer::with_transport(stream, Network::REGTEST, config, TransportPolicy::Auto).unwrap();
+        let remote = peer.handshake(STEP).unwrap();
+        while peer.next_event(std::time::Instant::now() + STEP).is_ok() {}
+        remote
+    });
+    let stream = TcpStream::connect(addr).unwrap();
+    let config = CoreConfig::new(Direction::Outbound);
+    let mut peer = BlockingPeer::with_transport(stream, Network::REGTEST, config, TransportPolicy::V2).unwrap();
+    let remote = peer.handshake(STEP).unwrap();
+    assert_eq!(remote.transport, Transport::V2);
+    assert!(peer.ping(STEP).unwrap() < STEP);
+    drop(peer);
+    assert_eq!(server.join().unwrap().transport, Transport::V2, "the listener detected a v2 initiator");
 }

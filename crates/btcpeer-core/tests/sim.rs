@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use btcpeer_core::bitcoin::Txid;
 use btcpeer_core::bitcoin::hashes::Hash;
-use btcpeer_core::peer::{CoreConfig, Direction, DisconnectReason, Event};
+use btcpeer_core::peer::{CoreConfig, Direction, DisconnectReason, Event, Transport};
 use btcpeer_core::sim::{App, LinkConfig, NodeCtx, PeerId, Sim};
 use btcpeer_core::wire::{Command, Inventory, Message};
 
@@ -63,8 +63,13 @@ fn txid_relay(direction: Direction) -> CoreConfig {
     c
 }
 
-/// `nodes` nodes, each dialing `degree` distinct others chosen by a seeded generator.
+/// `nodes` nodes, each dialing `degree` distinct others chosen by a seeded generator, over v1.
 fn network(seed: u64, nodes: usize, degree: usize) -> (Sim, Vec<PeerId>) {
+    network_over(seed, nodes, degree, Transport::V1)
+}
+
+/// The same, the dialers speaking `transport`.
+fn network_over(seed: u64, nodes: usize, degree: usize, transport: Transport) -> (Sim, Vec<PeerId>) {
     let mut sim = Sim::new(seed);
     let ids: Vec<_> = (0..nodes).map(|_| sim.add_node(Relay::default())).collect();
     let mut x = seed | 1;
@@ -84,7 +89,9 @@ fn network(seed: u64, nodes: usize, degree: usize) -> (Sim, Vec<PeerId>) {
                 continue;
             }
             let link = LinkConfig { latency: Duration::from_millis(20 + next() % 180), ..LinkConfig::default() };
-            let (x, y) = sim.connect_with(a, b, link, txid_relay(Direction::Outbound), txid_relay(Direction::Inbound));
+            let mut outbound = txid_relay(Direction::Outbound);
+            outbound.transport = transport;
+            let (x, y) = sim.connect_with(a, b, link, outbound, txid_relay(Direction::Inbound));
             ends.extend([x, y]);
             made += 1;
         }
@@ -129,6 +136,24 @@ fn r_n_sim_1000_peers_relay_inventory_for_a_simulated_hour() {
         assert!(core.is_established());
         let rtt = core.last_rtt().expect("pinged");
         assert!(rtt >= Duration::from_millis(40) && rtt < Duration::from_millis(500), "{rtt:?}");
+    }
+}
+
+#[test]
+fn r_n_sim_v2_peers_relay_inventory_over_bip324() {
+    let nodes = 20;
+    let (mut sim, ends) = network_over(5, nodes, 3, Transport::V2);
+    let sent = run_with_transactions(&mut sim, nodes, Duration::from_secs(10), Duration::from_secs(300));
+    for node in 0..nodes {
+        let app = sim.app::<Relay>(node).unwrap();
+        assert_eq!(app.first_seen.len(), sent as usize, "node {node}");
+        assert!(app.ended.is_empty(), "node {node}: {:?}", app.ended);
+    }
+    // Every end, dialer and listener, settled on v2 and relayed through it.
+    for &end in &ends {
+        let core = sim.core(end).unwrap();
+        assert_eq!(core.remote().map(|r| r.transport), Some(Transport::V2));
+        assert!(core.state().traffic.per_command().of(Command::INV).messages_received > 0);
     }
 }
 
@@ -189,16 +214,18 @@ fn secs_between(a: Instant, b: Instant) -> f64 {
 
 #[test]
 fn r_v3_sim_an_unanswered_remote_ends_on_the_idle_timeout() {
-    let (mut sim, _, pb) =
-        pair(LinkConfig::default(), CoreConfig::new(Direction::Outbound), CoreConfig::new(Direction::Inbound));
+    let a = CoreConfig::new(Direction::Outbound);
+    let limit = a.timeouts.idle_timeout.as_secs_f64();
+    let (mut sim, _, pb) = pair(LinkConfig::default(), a, CoreConfig::new(Direction::Inbound));
     let last = sim.now();
     sim.blackhole(pb);
     sim.run_for(Duration::from_secs(3000));
     let (at, reason) = sim.app::<Recorder>(0).unwrap().ended().unwrap();
     assert_eq!(reason, DisconnectReason::IdleTimeout);
-    // The idle timeout (1,200 s) counts from the last bytes received, shortly before `last`.
+    // The idle timeout (300 s by default) counts from the last bytes received, shortly before
+    // `last`.
     let idle = secs_between(sim.app::<Recorder>(0).unwrap().handshake_at(), at);
-    assert!((1199.0..=1201.0).contains(&idle), "{idle}");
+    assert!((limit - 1.0..=limit + 1.0).contains(&idle), "{idle}");
     assert!(at > last);
 }
 
@@ -206,7 +233,10 @@ fn r_v3_sim_an_unanswered_remote_ends_on_the_idle_timeout() {
 fn r_v2_sim_an_unanswered_ping_ends_on_the_pong_timeout() {
     let mut a = CoreConfig::new(Direction::Outbound);
     a.timeouts.idle_timeout = Duration::ZERO;
-    let (mut sim, _, pb) = pair(LinkConfig::default(), a, CoreConfig::new(Direction::Inbound));
+    // Neither may the silent side give up first.
+    let mut b = CoreConfig::new(Direction::Inbound);
+    b.timeouts.idle_timeout = Duration::ZERO;
+    let (mut sim, _, pb) = pair(LinkConfig::default(), a, b);
     sim.blackhole(pb);
     sim.run_for(Duration::from_secs(3000));
     let rec = sim.app::<Recorder>(0).unwrap();
@@ -219,8 +249,9 @@ fn r_v2_sim_an_unanswered_ping_ends_on_the_pong_timeout() {
 
 #[test]
 fn r_v4_sim_an_unanswered_request_ends_on_its_stall_deadline() {
-    let (mut sim, pa, _) =
-        pair(LinkConfig::default(), CoreConfig::new(Direction::Outbound), CoreConfig::new(Direction::Inbound));
+    let a = CoreConfig::new(Direction::Outbound);
+    let limit = a.timeouts.headers_stall.as_secs_f64();
+    let (mut sim, pa, _) = pair(LinkConfig::default(), a, CoreConfig::new(Direction::Inbound));
     let asked = sim.now();
     let locator = btcpeer_core::bitcoin::p2p::message_blockdata::GetHeadersMessage::new(vec![], Hash::all_zeros());
     sim.act(0, |_: &mut Recorder, ctx| ctx.core(pa).unwrap().send(Message::GetHeaders(locator)));
@@ -228,7 +259,7 @@ fn r_v4_sim_an_unanswered_request_ends_on_its_stall_deadline() {
     let (at, reason) = sim.app::<Recorder>(0).unwrap().ended().unwrap();
     assert_eq!(reason, DisconnectReason::StallTimeout { request: Command::GETHEADERS });
     let waited = secs_between(asked, at);
-    assert!((119.9..=120.1).contains(&waited), "{waited}");
+    assert!((limit - 0.1..=limit + 0.1).contains(&waited), "{waited}");
 }
 
 #[test]

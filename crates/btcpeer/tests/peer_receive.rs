@@ -535,6 +535,32 @@ async fn r_o1_last_block_height_only_rises() {
 fn _uses(_: VersionMessage) {}
 
 #[tokio::test]
+async fn r_r1_a_malformed_raw_block_is_refused_as_a_decoded_one_would_be() {
+    #[derive(Clone, Default)]
+    struct Raw(Log<Bytes>);
+    impl Handler for Raw {
+        fn on_raw_block(&self, _: &Peer, raw: Bytes) {
+            self.0.lock().unwrap().push(raw);
+        }
+    }
+    let got = Raw::default();
+    let (peer, mut remote) = outbound_to_remote(builder().raw_blocks(true).build().unwrap(), got.clone());
+    remote.accept_handshake(70016).await;
+    within(peer.handshake()).await.unwrap();
+    let block = one_of_each().into_iter().find(|m| m.command() == Command::BLOCK).unwrap();
+    let Message::Block(b) = &block else { unreachable!() };
+    let whole = btcpeer::bitcoin::consensus::serialize(b);
+    // One byte short: the last transaction's lock time is cut.
+    remote.writer.push(Command::BLOCK, &Bytes::copy_from_slice(&whole[..whole.len() - 1]));
+    remote.writer.flush().await.unwrap();
+    let reason = within(peer.wait_for_disconnect()).await;
+    assert!(matches!(&reason, DisconnectReason::Payload(e) if e.command == Command::BLOCK), "{reason:?}");
+    let sent = remote.drain().await;
+    assert!(sent.iter().any(|m| matches!(m, Message::Reject(r) if r.message == "block")), "{sent:?}");
+    assert!(got.0.lock().unwrap().is_empty(), "a malformed block is not handed on");
+}
+
+#[tokio::test]
 async fn r_r1_raw_blocks_are_handed_on_undecoded_when_asked() {
     #[derive(Clone, Default)]
     struct Raw(Log<Bytes>, Log<&'static str>);

@@ -1,20 +1,31 @@
 //! [`PeerCore`]: one connection driven from outside (documented on the type).
 
+mod config;
+mod decide;
+mod framed;
+mod handler_time;
+
+pub use config::CoreConfig;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use bitcoin::p2p::ServiceFlags;
 
-use super::handshake::{HandshakeRules, HandshakeStep, VersionHandshake};
-use super::inventory::{Pending, inv_batches};
-use super::liveness::{Timeouts, poisson_delay_from};
-use super::rules::{BloomPolicy, Preferences, Rule, before_decode};
+use super::handshake::{HandshakeStep, VersionHandshake};
+use super::inventory::Pending;
+use super::liveness::poisson_delay_from;
+use super::rules::{Preferences, Rule, before_decode};
 use super::state::{Announced, ProtocolState};
-use super::{Direction, DisconnectReason, RemoteInfo, Transport};
+use super::{DisconnectReason, RemoteInfo};
+use crate::transport::framing::{Framed, Framing};
 use crate::transport::v1::{V1Codec, V1Error};
-use crate::wire::frame::RawFrame;
+use crate::wire::frame::{HEADER_LEN, RawFrame};
+use crate::wire::limits::MAX_LOCATOR_HASHES;
 use crate::wire::version::{REJECT_VERSION, ping_has_nonce};
-use crate::wire::{Inventory, Message, Reject, RejectCode};
+use crate::wire::{Command, Inventory, Message, Reject, RejectCode};
+use bitcoin::BlockHash;
+use bitcoin::p2p::message_blockdata::{GetBlocksMessage, GetHeadersMessage};
 
 /// Messages waiting to be written at most; what the remote makes us send beyond it (pongs) is
 /// dropped and counted, as a full send buffer would.
@@ -22,83 +33,14 @@ const MAX_OUTGOING: usize = 4_096;
 /// Events waiting for the application at most; beyond it messages are dropped and counted.
 const MAX_EVENTS: usize = 4_096;
 
-/// How a [`PeerCore`] behaves. Defaults follow Bitcoin Core.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct CoreConfig {
-    /// Whether we dialed the remote.
-    pub direction: Direction,
-    /// What the handshake offers and requires.
-    pub rules: HandshakeRules,
-    /// Liveness deadlines.
-    pub timeouts: Timeouts,
-    /// The whole handshake's deadline.
-    pub handshake_timeout: Duration,
-    /// Services we offer.
-    pub services: ServiceFlags,
-    /// Our user agent.
-    pub user_agent: String,
-    /// The height in our version.
-    pub start_height: i32,
-    /// The transport under the frames.
-    pub transport: Transport,
-    /// The mean trickle delay for transaction announcements (Core: 5 s inbound, 2 s outbound).
-    pub trickle_mean: Duration,
-    /// Inventory entries remembered per peer.
-    pub known_capacity: usize,
-    /// Announcements waiting for the trickle tick at most.
-    pub trickle_limit: usize,
-    /// Bloom-filter messages refused.
-    pub bloom: BloomPolicy,
-    /// The seed of the generator for nonces and trickle delays.
-    pub seed: u64,
-}
-
-impl CoreConfig {
-    /// Core's defaults for a connection in `direction`, seeded from the OS.
-    pub fn new(direction: Direction) -> Self {
-        Self::seeded(direction, getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15))
-    }
-
-    /// Core's defaults, with `seed` for the generator of nonces and delays (reproducible runs: the
-    /// simulator, fuzzing). Two peers of one process with one seed would take each other for a
-    /// self-connection.
-    pub fn seeded(direction: Direction, seed: u64) -> Self {
-        CoreConfig {
-            direction,
-            rules: HandshakeRules::default(),
-            timeouts: Timeouts {
-                ping_interval: Duration::from_secs(120),
-                pong_timeout: Duration::from_secs(1200),
-                idle_timeout: Duration::from_secs(1200),
-                stall: Duration::from_secs(30),
-                headers_stall: Duration::from_secs(120),
-                stall_enabled: true,
-            },
-            handshake_timeout: Duration::from_secs(60),
-            services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
-            user_agent: format!("/btcpeer-core:{}/", env!("CARGO_PKG_VERSION")),
-            start_height: 0,
-            transport: Transport::V1,
-            trickle_mean: Duration::from_secs(if direction == Direction::Inbound { 5 } else { 2 }),
-            known_capacity: 5_000,
-            trickle_limit: 50_000,
-            bloom: BloomPolicy::default(),
-            seed,
-        }
-    }
-
-    /// The same with `seed` for the generator (reproducible runs).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-}
-
 /// What happened, for the application.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
+    /// The remote's version arrived and [`CoreConfig::version_decision`] is on: the core waits
+    /// for [`PeerCore::decide_version`] (the driver's checks: a node-wide nonce registry, the
+    /// application's refusal) before it answers.
+    Version(RemoteInfo),
     /// The handshake completed.
     Handshake(RemoteInfo),
     /// A message after the handshake, after the peer's own handling.
@@ -156,6 +98,12 @@ pub struct PeerCore {
     dropped: u64,
     ended: bool,
     rng: u64,
+    /// Bytes ⇄ frames, when the core is driven with bytes ([`PeerCore::framed`]).
+    framing: Option<Box<Framing>>,
+    /// Waiting for [`PeerCore::decide_version`].
+    deciding: bool,
+    /// Frames handed in while deciding, taken once decided.
+    paused: VecDeque<(RawFrame, usize)>,
 }
 
 impl PeerCore {
@@ -180,6 +128,9 @@ impl PeerCore {
             ended: false,
             rng,
             config,
+            framing: None,
+            deciding: false,
+            paused: VecDeque::new(),
         };
         core.pull_handshake_output();
         core
@@ -259,7 +210,9 @@ impl PeerCore {
         }
     }
 
-    /// The transport ended (the remote closed, or a read failed with `reason`).
+    /// The transport ended (the remote closed, or a read failed with `reason`). A core driven
+    /// with bytes ([`PeerCore::framed`]) should be told with [`PeerCore::stream_closed`], whose
+    /// reason follows the transport's stage.
     pub fn closed(&mut self, reason: Option<DisconnectReason>) {
         let during_handshake = !self.established;
         self.end(reason.unwrap_or(DisconnectReason::RemoteClosed { during_handshake }));
@@ -270,12 +223,20 @@ impl PeerCore {
         self.end(DisconnectReason::LocalRequest);
     }
 
-    /// Queues an application message (held until the handshake completes). Returns false if the
-    /// connection ended or the queue is full.
+    /// Queues an application message (held until the handshake completes; a block or transaction
+    /// to a remote without `NODE_WITNESS` loses its witnesses). Returns false if the connection
+    /// ended or the queue is full.
     pub fn send(&mut self, message: Message) -> bool {
         if self.ended || self.out.len().saturating_add(self.held.len()) >= MAX_OUTGOING {
             return false;
         }
+        // Blocks and transactions go to a remote without NODE_WITNESS without their witnesses, as
+        // Core serializes them for such a peer.
+        let lacks_witness = self.state.remote.as_ref().is_some_and(|r| !r.version.services.has(ServiceFlags::WITNESS));
+        let message = match lacks_witness.then(|| crate::wire::without_witness(&message)).flatten() {
+            Some(stripped) => stripped,
+            None => message,
+        };
         if self.established {
             self.out.push_back(message)
         } else {
@@ -292,13 +253,55 @@ impl PeerCore {
             return false;
         }
         if !inv.is_transaction() && self.established {
-            return self.state.announce_block(&inv) && self.send(Message::Inv(vec![inv]));
+            // The state's rule: checked and marked in one step, given back when it cannot be
+            // queued, so that a retry is sent rather than taken for a duplicate.
+            let room = self.out.len().saturating_add(self.held.len()) < MAX_OUTGOING;
+            let out = &mut self.out;
+            let queued = self.state.announce_block_with(&inv, |m| {
+                if !room {
+                    return Err(());
+                }
+                out.push_back(m);
+                Ok(())
+            });
+            return queued == Ok(true);
         }
         let (mean, random) = (self.config.trickle_mean, crate::rng::next(&mut self.rng));
         matches!(
             self.state.announce(Pending::Plain(inv), now, || poisson_delay_from(mean, random)),
             Announced::Queued { .. }
         )
+    }
+
+    /// Asks for the headers after `locator` (at most 101 hashes) up to `stop`. A request repeating
+    /// the previous `getheaders` (same first locator hash and stop hash) is not sent again, as btcd
+    /// filters it. Returns whether it was queued.
+    pub fn get_headers(&mut self, locator: Vec<BlockHash>, stop: BlockHash) -> bool {
+        self.locator_request(Command::GETHEADERS, locator, stop)
+    }
+
+    /// Asks for the block inventory after `locator`, with the same rules as
+    /// [`get_headers`](PeerCore::get_headers).
+    pub fn get_blocks(&mut self, locator: Vec<BlockHash>, stop: BlockHash) -> bool {
+        self.locator_request(Command::GETBLOCKS, locator, stop)
+    }
+
+    fn locator_request(&mut self, command: Command, locator: Vec<BlockHash>, stop: BlockHash) -> bool {
+        if self.ended || locator.len() as u64 > MAX_LOCATOR_HASHES {
+            return false;
+        }
+        let Some(undo) = self.state.locator_request(command, locator.first().copied(), stop) else { return false };
+        let version = self.state.negotiated(self.config.rules.protocol_version);
+        let message = if command == Command::GETBLOCKS {
+            Message::GetBlocks(GetBlocksMessage { version, locator_hashes: locator, stop_hash: stop })
+        } else {
+            Message::GetHeaders(GetHeadersMessage { version, locator_hashes: locator, stop_hash: stop })
+        };
+        let queued = self.send(message);
+        if !queued {
+            self.state.locator_failed(undo);
+        }
+        queued
     }
 
     /// Takes every whole v1 frame at the front of `buf` (bytes read from the remote) through
@@ -309,25 +312,47 @@ impl PeerCore {
             match codec.decode_frame(buf) {
                 Ok(Some(frame)) => self.handle_frame(frame, now, wall),
                 Ok(None) => return,
-                // Core keeps a connection whose frame had a bad checksum; so do we.
-                Err(V1Error::Dropped { .. }) => {}
+                // Core keeps a connection whose frame had a bad checksum; so do we, counting it.
+                Err(V1Error::Dropped { bytes, .. }) => self.dropped(bytes, now),
                 Err(V1Error::Frame(e)) => self.closed(Some(DisconnectReason::Frame(e))),
                 Err(e) => self.closed(Some(DisconnectReason::io(&std::io::Error::other(e.to_string())))),
             }
         }
     }
 
-    /// Takes one frame read from the remote.
+    /// A frame dropped unread (Core's leniency): counted, the remote is alive, and the
+    /// misbehaviour limit applies.
+    fn dropped(&mut self, wire: usize, now: Instant) {
+        self.state.traffic.dropped(wire);
+        if let Some(l) = self.state.liveness.as_mut() {
+            l.alive(now);
+        }
+        if let Err(reason) = self.state.check_misbehaviour(self.config.ignored_limit) {
+            self.end(reason);
+        }
+    }
+
+    /// Takes one frame read from the remote (counted as a v1 frame on the wire).
     pub fn handle_frame(&mut self, frame: RawFrame, now: Instant, wall: SystemTime) {
+        let wire = frame.payload.len().saturating_add(HEADER_LEN);
+        self.receive_frame(frame, wire, now, wall);
+    }
+
+    fn receive_frame(&mut self, frame: RawFrame, wire: usize, now: Instant, wall: SystemTime) {
         if self.ended {
+            return;
+        }
+        if self.deciding {
+            self.hold_while_deciding(frame, wire);
             return;
         }
         if let Some(l) = self.state.liveness.as_mut() {
             l.alive(now);
         }
+        self.state.traffic.received(frame.command, wire);
         let result =
             if self.established { self.after_handshake(frame, now) } else { self.in_handshake(&frame, now, wall) };
-        if let Err(reason) = result {
+        if let Err(reason) = result.and_then(|()| self.state.check_misbehaviour(self.config.ignored_limit)) {
             self.end(reason);
         }
     }
@@ -344,6 +369,13 @@ impl PeerCore {
                     self.state.version_received(info);
                 }
                 let theirs = hs.remote().map(|r| r.version.nonce);
+                if theirs != Some(self.nonce) && self.config.version_decision {
+                    if let Some(info) = hs.remote().cloned() {
+                        self.deciding = true;
+                        self.push_event(Event::Version(info));
+                        return Ok(());
+                    }
+                }
                 let accepted =
                     if theirs == Some(self.nonce) { Err(DisconnectReason::SelfConnection) } else { hs.accept() };
                 self.pull_handshake_output();
@@ -414,8 +446,13 @@ impl PeerCore {
             return false;
         }
         let nonce = crate::rng::next(&mut self.rng);
+        // Marked queued only once it is: a ping refused by a full queue must not block every
+        // later one (nor count as outstanding for the pong deadline).
+        if !self.send(Message::Ping(nonce)) {
+            return false;
+        }
         self.ping_queued = Some(nonce);
-        self.send(Message::Ping(nonce))
+        true
     }
 
     /// The next message to write. Take them all, write them, then wait; the stall and pong clocks
@@ -479,17 +516,23 @@ impl PeerCore {
                     self.ping(now);
                 }
                 if due.trickle {
-                    self.flush_trickle();
+                    self.flush_trickle(now);
                 }
             }
         }
     }
 
-    /// Every waiting announcement goes out, in `inv` messages of at most 1,000 entries.
-    fn flush_trickle(&mut self) {
-        let (_, items) = self.state.take_trickle();
-        for batch in inv_batches(&items) {
-            self.push_out(Message::Inv(batch));
-        }
+    /// The trickle tick, by the state's rule ([`ProtocolState::flush_trickle`]): what does not
+    /// fit a full queue goes back for a later tick.
+    fn flush_trickle(&mut self, now: Instant) {
+        let retry = self.config.trickle_mean.max(Duration::from_millis(100));
+        let out = &mut self.out;
+        self.state.flush_trickle(now, retry, |m| {
+            let room = out.len() < MAX_OUTGOING;
+            if room {
+                out.push_back(m);
+            }
+            room
+        });
     }
 }

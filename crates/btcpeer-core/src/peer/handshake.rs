@@ -68,12 +68,16 @@ impl HandshakeRules {
 }
 
 impl Default for HandshakeRules {
-    /// Core's current behaviour: version 70016, accepting 70001 and up, no services required,
-    /// relaying, with wtxidrelay and addrv2.
+    /// Core's current behaviour: version 70016 ([`PROTOCOL_VERSION`]), accepting 31800 and up
+    /// ([`MIN_PEER_PROTO_VERSION`], Core's `MIN_PEER_PROTO_VERSION` in `net_processing.h`), no
+    /// services required, relaying, with wtxidrelay and addrv2.
+    ///
+    /// [`PROTOCOL_VERSION`]: crate::wire::version::PROTOCOL_VERSION
+    /// [`MIN_PEER_PROTO_VERSION`]: crate::wire::version::MIN_PEER_PROTO_VERSION
     fn default() -> Self {
         HandshakeRules {
-            protocol_version: 70016,
-            min_protocol_version: 70001,
+            protocol_version: crate::wire::version::PROTOCOL_VERSION,
+            min_protocol_version: crate::wire::version::MIN_PEER_PROTO_VERSION,
             required_services: ServiceFlags::NONE,
             relay: true,
             wtxid_relay: true,
@@ -162,6 +166,12 @@ fn unix_secs(t: SystemTime) -> i64 {
 }
 
 impl VersionHandshake {
+    /// The transport settled after the handshake began (an inbound connection that told v1 from
+    /// v2 by its first bytes): what [`RemoteInfo::transport`] will say.
+    pub fn set_transport(&mut self, transport: Transport) {
+        self.transport = transport;
+    }
+
     /// A handshake that will send `ours` (an outbound side queues it at once).
     pub fn new(direction: Direction, rules: HandshakeRules, ours: VersionMessage, transport: Transport) -> Self {
         let mut out = VecDeque::with_capacity(5);

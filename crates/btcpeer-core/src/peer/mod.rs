@@ -16,6 +16,7 @@
 //!   `handle_timeout`).
 //! - [`OutboundQueue`] and [`Progress`]: the outbound queue's accounting and what became of each
 //!   queued message (every completion resolves).
+//! - [`Traffic`] and [`CommandTable`]: bytes and messages each way, per command, bounded.
 //! - [`DisconnectReason`]: why a connection ended, for every path.
 
 mod core;
@@ -26,6 +27,7 @@ pub mod outbound;
 mod reason;
 pub mod rules;
 mod state;
+mod stats;
 
 pub use self::core::{CoreConfig, Event, PeerCore};
 pub use handshake::{HandshakeRules, HandshakeStep, VersionHandshake};
@@ -33,7 +35,8 @@ pub use inventory::{KnownInventory, TrickleQueue};
 pub use liveness::{Liveness, Timeouts};
 pub use outbound::{OutboundQueue, Progress, QueueError, SendOutcome};
 pub use reason::{DisconnectReason, Violation};
-pub use state::{Announced, ProtocolState};
+pub use state::{Announced, LocatorUndo, ProtocolState};
+pub use stats::{CommandStats, CommandTable, Traffic};
 
 use crate::wire::{SendTxRcncl, VersionMessage};
 

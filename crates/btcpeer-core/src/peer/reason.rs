@@ -8,73 +8,82 @@ use crate::wire::{Command, FrameError, PayloadError};
 
 /// Why a peer disconnected. Every disconnect has one; it is in the stats snapshot, given to
 /// the handler's `on_disconnect`, and carried by every message dropped with the peer.
+///
+/// One enum for every layer; each variant says which produces it. *Core*: the protocol engine
+/// ([`PeerCore`](super::PeerCore), its [`ProtocolState`](super::ProtocolState) and handshake),
+/// whatever drives it. *Framing*: the core's [`Framing`](crate::transport::framing::Framing) (or a
+/// driver's own reading of frames). *Driver*: only a driver that owns a socket, a task or an
+/// application handle produces it (`btcpeer`'s tokio `Peer`, the blocking driver).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisconnectReason {
-    /// The application called `disconnect`.
+    /// The application called `disconnect`. *Core* ([`PeerCore::disconnect`](super::PeerCore::disconnect)) or *driver*.
     LocalRequest,
-    /// The application dropped its last handle to the peer.
+    /// The application dropped its last handle to the peer. *Driver* (`btcpeer`'s `Peer`).
     LocalDropped,
-    /// The remote closed the connection.
+    /// The remote closed the connection. *Framing* or *driver*, as the stream ends.
     RemoteClosed {
         /// Whether the handshake was still in progress.
         during_handshake: bool,
     },
-    /// The handshake did not complete within the negotiation deadline.
+    /// The handshake did not complete within the negotiation deadline. *Core* (and the tokio
+    /// driver's own deadline, which covers the v2 handshake too).
     HandshakeTimeout,
-    /// Nothing was received for the idle timeout.
+    /// Nothing was received for the idle timeout. *Core* (its liveness clock).
     IdleTimeout,
-    /// A ping went unanswered for the pong timeout.
+    /// A ping went unanswered for the pong timeout. *Core*.
     PongTimeout,
-    /// A request got no answer within its stall deadline.
+    /// A request got no answer within its stall deadline. *Core*.
     StallTimeout {
         /// The request that went unanswered.
         request: Command,
     },
-    /// Queued bytes made no progress on the socket within the write deadline.
+    /// Queued bytes made no progress on the socket within the write deadline. *Driver* only: the
+    /// core never writes.
     WriteTimeout,
     /// The remote's version carried a nonce of one of our own handshakes in flight: we connected to
-    /// ourselves.
+    /// ourselves. *Core* (its own nonce) or *driver* (a node-wide nonce registry).
     SelfConnection,
-    /// The remote's protocol version is below the configured minimum.
+    /// The remote's protocol version is below the configured minimum. *Core*.
     ObsoleteVersion {
         /// The version the remote advertised.
         version: u32,
         /// The configured minimum.
         minimum: u32,
     },
-    /// The remote lacks services the configuration requires.
+    /// The remote lacks services the configuration requires. *Core*.
     MissingServices {
         /// Services the remote advertised.
         advertised: bitcoin::p2p::ServiceFlags,
         /// Services required.
         required: bitcoin::p2p::ServiceFlags,
     },
-    /// The application's version hook refused the remote.
+    /// The application's version hook refused the remote. *Core* (`VersionHandshake::refuse`),
+    /// asked by a driver.
     Refused(String),
-    /// The remote broke the protocol.
+    /// The remote broke the protocol. *Core*, or *framing* for v1 where v2 is required.
     Protocol(Violation),
-    /// A frame was refused (wrong magic, bad checksum, oversized …).
+    /// A frame was refused (wrong magic, oversized …). *Framing*.
     Frame(FrameError),
-    /// A payload was malformed.
+    /// A payload was malformed. *Core*.
     Payload(PayloadError),
     /// A v2 (BIP324) packet or handshake failed: a tampered or oversized packet, no garbage
-    /// terminator …
+    /// terminator … *Framing*.
     V2(V2Error),
     /// An outbound v2 attempt met a remote that closed without sending a byte (or answered in v1):
-    /// it probably speaks only v1, so dialing again in v1 is advised.
+    /// it probably speaks only v1, so dialing again in v1 is advised. *Framing*.
     V1RetryAdvised,
     /// An outbound v2 attempt that had to be v2 (no v1 retry allowed) met a remote that closed
-    /// without sending a byte: it probably speaks only v1.
+    /// without sending a byte: it probably speaks only v1. *Framing*.
     V2Unanswered,
     /// A handler method (or anything else in the peer's task) panicked; the text is the panic's
     /// message. The peer ended as for any other reason: its stream closed, every queued message
-    /// dropped, waits released.
+    /// dropped, waits released. *Driver* only (`btcpeer`'s task).
     HandlerPanicked(String),
     /// One of our own messages could not be encoded (a bug in what the application built, not
-    /// the remote's doing).
+    /// the remote's doing). *Driver* (it encodes what it writes).
     Encode(crate::wire::EncodeError),
-    /// The connection failed.
+    /// The connection failed. *Driver* or *framing* (an I/O error it is told of).
     Io {
         /// The error's kind.
         kind: std::io::ErrorKind,

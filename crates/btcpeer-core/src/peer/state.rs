@@ -5,9 +5,14 @@ use std::time::{Duration, Instant};
 use super::RemoteInfo;
 use super::inventory::{KnownInventory, Pending, TrickleQueue};
 use super::liveness::{Liveness, Timeouts};
+use super::reason::{DisconnectReason, Violation};
 use super::rules::{BloomPolicy, Preferences, Rule, classify, learn_inventory};
+use super::stats::Traffic;
 use crate::wire::version::is_defined;
-use crate::wire::{Inventory, Message};
+use crate::wire::{Command, Inventory, Message, PayloadError};
+
+/// The first locator hash and the stop hash of a `getblocks` or `getheaders`.
+type LocatorKey = (Option<bitcoin::BlockHash>, bitcoin::BlockHash);
 
 /// [`ProtocolState`]: what one connection's protocol knows and owes after the handshake, and the
 /// compound operations on it — the one place both drivers keep it. [`PeerCore`](super::PeerCore)
@@ -42,6 +47,18 @@ pub struct ProtocolState {
     pub min_rtt: Option<Duration>,
     /// The last block the remote announced (`inv` or `headers`), as btcd's sync manager tracks it.
     pub last_announced_block: Option<bitcoin::BlockHash>,
+    /// Bytes and messages each way, per command, and frames dropped unread.
+    pub traffic: Traffic,
+    /// The last `getblocks` and `getheaders` sent (first locator hash, stop hash).
+    last_locators: [Option<LocatorKey>; 2],
+}
+
+/// What [`ProtocolState::locator_request`] replaced, to put back if the request could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocatorUndo {
+    slot: usize,
+    key: LocatorKey,
+    previous: Option<LocatorKey>,
 }
 
 /// What became of an announcement ([`ProtocolState::announce`]).
@@ -79,6 +96,53 @@ impl ProtocolState {
             last_rtt: None,
             min_rtt: None,
             last_announced_block: None,
+            traffic: Traffic::default(),
+            last_locators: [None, None],
+        }
+    }
+
+    /// Frames ignored or dropped so far: what the misbehaviour limit counts.
+    pub fn misbehaviour(&self) -> u64 {
+        self.ignored_received.saturating_add(self.traffic.dropped_frames())
+    }
+
+    /// The misbehaviour limit (`None`: none, as Core, which only logs such frames): the end once
+    /// more frames than `limit` were ignored or dropped.
+    pub fn check_misbehaviour(&self, limit: Option<u64>) -> Result<(), DisconnectReason> {
+        let count = self.misbehaviour();
+        match limit {
+            Some(limit) if count > limit => Err(DisconnectReason::Protocol(Violation::TooManyIgnored { count })),
+            _ => Ok(()),
+        }
+    }
+
+    /// A `getblocks` or `getheaders` (`command`) with this first locator hash and stop hash is about
+    /// to be queued: `None` when it repeats the previous one of its kind, which is then not sent
+    /// (btcd's `PushGetBlocksMsg` / `PushGetHeadersMsg` filter; an empty locator is never taken for
+    /// a repeat). Otherwise it is recorded, and the returned undo puts the previous one back if
+    /// queueing fails, so that a retry is not taken for a duplicate.
+    pub fn locator_request(
+        &mut self,
+        command: Command,
+        first: Option<bitcoin::BlockHash>,
+        stop: bitcoin::BlockHash,
+    ) -> Option<LocatorUndo> {
+        let slot = usize::from(command != Command::GETBLOCKS);
+        let key = (first, stop);
+        let last = self.last_locators.get_mut(slot)?;
+        if first.is_some() && *last == Some(key) {
+            return None;
+        }
+        let previous = last.replace(key);
+        Some(LocatorUndo { slot, key, previous })
+    }
+
+    /// The request [`ProtocolState::locator_request`] recorded could not be queued.
+    pub fn locator_failed(&mut self, undo: LocatorUndo) {
+        if let Some(last) = self.last_locators.get_mut(undo.slot) {
+            if *last == Some(undo.key) {
+                *last = undo.previous;
+            }
         }
     }
 
@@ -151,6 +215,23 @@ impl ProtocolState {
         (rule, rtt)
     }
 
+    /// A block kept undecoded (a driver's raw-block mode), through the same rules as a decoded
+    /// one: refused when decoding it would fail, else the remote is alive, answered a request,
+    /// and knows the block. The check ([`check_block`](crate::wire::check_block), a walk of the
+    /// whole payload) is the caller's to run first, outside any lock; `checked` is its result.
+    pub fn receive_raw_block(
+        &mut self,
+        checked: Result<bitcoin::BlockHash, PayloadError>,
+        now: Instant,
+    ) -> Result<bitcoin::BlockHash, PayloadError> {
+        let hash = checked?;
+        if let Some(l) = self.liveness.as_mut() {
+            l.received(Command::BLOCK, now);
+        }
+        self.known.insert(&Inventory::Block(hash));
+        Ok(hash)
+    }
+
     /// Keeps the last block the remote announced up to date.
     fn note_announcement(&mut self, message: &Message) {
         let announced = match message {
@@ -197,6 +278,46 @@ impl ProtocolState {
             self.known.insert(inv);
         }
         fresh
+    }
+
+    /// Announces a block at once unless the remote knows it: checked and marked in one step (so
+    /// two callers cannot both announce it), then handed to `queue` as an `inv`; if `queue`
+    /// refuses it (a full outbound queue) the mark is given back, so that a retry is sent. `Ok(false)`:
+    /// the remote knows it.
+    pub fn announce_block_with<E>(
+        &mut self,
+        inv: &Inventory,
+        queue: impl FnOnce(Message) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        if !self.announce_block(inv) {
+            return Ok(false);
+        }
+        match queue(Message::Inv(vec![*inv])) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.known.remove(inv);
+                Err(e)
+            }
+        }
+    }
+
+    /// The trickle tick: everything waiting goes to `queue` in `inv` messages of at most 1,000
+    /// entries, until `queue` refuses one (a full outbound queue); what did not fit goes back for
+    /// a tick `retry` from `now` (still marked known: it will be sent). Transactions the remote
+    /// must not get are left out and counted ([`take_trickle`](ProtocolState::take_trickle)).
+    pub fn flush_trickle(&mut self, now: Instant, retry: Duration, mut queue: impl FnMut(Message) -> bool) {
+        let (kept, items) = self.take_trickle();
+        let mut done: usize = 0;
+        for batch in super::inventory::inv_batches(&items) {
+            let n = batch.len();
+            if !queue(Message::Inv(batch)) {
+                break;
+            }
+            done = done.saturating_add(n);
+        }
+        if let Some(rest) = kept.get(done..).filter(|r| !r.is_empty()) {
+            self.requeue(rest, now, retry);
+        }
     }
 
     /// Queues an announcement for the trickle tick unless the remote knows it or wants no

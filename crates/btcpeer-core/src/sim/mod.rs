@@ -1,7 +1,9 @@
 //! A deterministic simulator (feature `sim`): many [`PeerCore`]s on nodes, linked by in-memory
 //! links with latency, bandwidth and loss, on simulated time, from one seed.
 //!
-//! Each link carries v1 bytes both ways as TCP would: in order, each direction serialised at the
+//! Each link carries bytes both ways as TCP would — v1 frames, or BIP324 v2 packets when the
+//! outbound end's [`CoreConfig::transport`] is [`Transport::V2`](crate::peer::Transport::V2) (inbound
+//! ends tell v1 from v2 by the first bytes, as a Core listener does) — in order, each direction serialised at the
 //! link's bandwidth, arriving after its latency; a lost segment arrives late (a retransmission
 //! timeout), never out of order. A link can be cut (after a number of bytes, mid-frame if so) or
 //! blackholed one way (bytes sent are never delivered, as a remote that vanished without a FIN).
@@ -160,7 +162,7 @@ impl NodeCtx<'_> {
         }
     }
 
-    /// Dials `addr` with Core's defaults; see [`dial_with`](NodeCtx::dial_with).
+    /// Dials `addr` with the library's defaults ([`CoreConfig::new`]); see [`dial_with`](NodeCtx::dial_with).
     pub fn dial(&mut self, addr: SocketAddr) -> PeerId {
         self.dial_with(addr, CoreConfig::new(Direction::Outbound))
     }
@@ -280,7 +282,7 @@ impl Sim {
         Some(if a == peer { b } else { a })
     }
 
-    /// Connects `from` (outbound) to `to` (inbound) with Core's defaults; returns both ends.
+    /// Connects `from` (outbound) to `to` (inbound) with the library's defaults ([`CoreConfig::new`]); returns both ends.
     pub fn connect(&mut self, from: NodeId, to: NodeId, link: LinkConfig) -> (PeerId, PeerId) {
         let a = CoreConfig::new(Direction::Outbound);
         let b = CoreConfig::new(Direction::Inbound);
@@ -361,12 +363,12 @@ impl Sim {
                 Delivery::Bytes(peer, bytes) => {
                     let Some(e) = self.inner.ends.get_mut(peer).filter(|e| !e.closed) else { continue };
                     e.inbuf.extend_from_slice(&bytes);
-                    e.core.handle_v1_bytes(&mut e.codec, &mut e.inbuf, now, wall_clock());
+                    e.core.handle_bytes(&mut e.inbuf, now, wall_clock());
                     peer
                 }
                 Delivery::Close(peer) => {
                     let Some(e) = self.inner.ends.get_mut(peer).filter(|e| !e.closed) else { continue };
-                    e.core.closed(None);
+                    e.core.stream_closed(None);
                     e.closed = true;
                     peer
                 }

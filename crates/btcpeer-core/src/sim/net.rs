@@ -10,8 +10,10 @@ use bytes::{Bytes, BytesMut};
 
 use super::{LinkConfig, NodeId, PeerId};
 use crate::network::Network;
+use crate::peer::Transport;
 use crate::peer::{CoreConfig, Direction, PeerCore};
-use crate::transport::v1::V1Codec;
+use crate::transport::framing::{Framing, TransportPolicy};
+use crate::transport::v2_handshake::V2Options;
 
 /// One end of a link.
 pub(super) struct End {
@@ -19,7 +21,6 @@ pub(super) struct End {
     pub(super) link: usize,
     pub(super) side: usize,
     pub(super) core: PeerCore,
-    pub(super) codec: V1Codec,
     pub(super) inbuf: BytesMut,
     pub(super) out: BytesMut,
     pub(super) timer: Option<Instant>,
@@ -141,13 +142,13 @@ impl Inner {
         let (a, b) = (self.ends.len(), self.ends.len().saturating_add(1));
         for (side, (node, config)) in [(from, outbound), (to, inbound)].into_iter().enumerate() {
             let seed = self.random();
-            let core = PeerCore::new(config.seed(seed), self.now, wall_clock());
+            let framing = self.framing(config.direction, config.transport);
+            let core = PeerCore::framed(config.seed(seed), framing, self.now, wall_clock());
             self.ends.push(End {
                 node,
                 link: link_id,
                 side,
                 core,
-                codec: V1Codec::new(self.network.clone()),
                 inbuf: BytesMut::new(),
                 out: BytesMut::new(),
                 timer: None,
@@ -171,6 +172,20 @@ impl Inner {
         self.pump(a);
         self.pump(b);
         (a, b)
+    }
+
+    /// An end's framing: an outbound end speaks its configuration's transport; an inbound end
+    /// takes v1 and v2 initiators alike, as a Core listener does. v2 handshakes send no garbage and
+    /// no decoys here, so that a seeded run's byte counts (and so its timing) repeat.
+    fn framing(&self, direction: Direction, transport: Transport) -> Framing {
+        let policy = match (direction, transport) {
+            (Direction::Inbound, _) => TransportPolicy::Auto,
+            (Direction::Outbound, Transport::V2) => TransportPolicy::V2,
+            (Direction::Outbound, _) => TransportPolicy::V1,
+        };
+        let opts = V2Options { garbage_len: Some(0), decoys: Vec::new() };
+        Framing::new(self.network.clone(), direction, policy, opts)
+            .unwrap_or_else(|_| Framing::v1(self.network.clone(), direction))
     }
 
     /// `from` dials `addr` with `config`: the outbound end now, the listener's decision after the
@@ -211,9 +226,7 @@ impl Inner {
         let now = self.now;
         let soonest = self.soonest();
         let Some(e) = self.ends.get_mut(end) else { return };
-        while let Some(message) = e.core.poll_transmit(now) {
-            let _ = e.codec.encode_message(&message, &mut e.out);
-        }
+        e.core.poll_transmit_bytes(now, &mut e.out);
         let (link_id, side, bytes, ended) = (e.link, e.side, e.out.split().freeze(), e.core.is_ended());
         let timer = e.core.poll_timeout(now).map(|t| t.max(soonest));
         if !bytes.is_empty() {

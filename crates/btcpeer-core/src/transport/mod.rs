@@ -4,8 +4,10 @@
 //! checksum pass per frame, payloads handed on as `Bytes` without a copy, and messages encoded once
 //! straight into the write buffer. [`v2`] is BIP324's packet framing over the ciphers of
 //! [`v2_cipher`] (session keys, FSChaCha20, FSChaCha20Poly1305 on `ring`'s assembly), with the
-//! handshake as a state machine in [`v2_handshake`].
+//! handshake as a state machine in [`v2_handshake`]. [`framing`] puts them together for one
+//! connection: v1 or v2 detection, the handshake, decoys, what is dropped and why it ends.
 
+pub mod framing;
 pub mod v1;
 pub mod v2;
 pub mod v2_cipher;

@@ -22,6 +22,7 @@
 //! assert_eq!(decoded, inv);
 //! ```
 
+mod block;
 mod command;
 mod compat;
 mod error;
@@ -33,6 +34,7 @@ mod read;
 pub mod version;
 mod write;
 
+pub use block::{check_block, without_witness};
 pub use command::{COMMAND_LEN, Command, CommandError};
 pub use compat::CompatError;
 pub use error::{ConsensusError, DecodeError, EncodeError, FrameError, PayloadError, PayloadErrorKind};

@@ -186,6 +186,13 @@ impl<'a> Reader<'a> {
     /// returns its encoded length without consuming it. Mirrors rust-bitcoin's reading of the
     /// segwit marker so that the length matches what its decoder consumes.
     pub(crate) fn tx_len(&self, field: &'static str) -> Result<u64> {
+        self.tx_walk(field, false)
+    }
+
+    /// [`Reader::tx_len`], and with `whole` also the one check rust-bitcoin's decoder makes beyond
+    /// the shape (a segwit flag with no witness present), so that a transaction kept undecoded is
+    /// refused exactly when decoding it would be.
+    pub(crate) fn tx_walk(&self, field: &'static str, whole: bool) -> Result<u64> {
         let mut s = Reader { buf: self.buf, pos: self.pos, command: self.command };
         s.take(field, 4)?; // version
         let mut inputs = s.compact_size(field)?;
@@ -213,13 +220,19 @@ impl<'a> Reader<'a> {
             s.take(field, script)?;
         }
         if segwit {
+            let mut witnessed = false;
             for _ in 0..inputs {
                 let elements = s.compact_size(field)?;
+                witnessed |= elements > 0;
                 s.backed(field, elements, 1)?;
                 for _ in 0..elements {
                     let len = s.compact_size(field)?;
                     s.take(field, len)?;
                 }
+            }
+            // rust-bitcoin: "witness flag set but no witnesses present".
+            if whole && inputs > 0 && !witnessed {
+                return Err(s.error(field, PayloadErrorKind::Invalid("witness flag set but no witnesses present")));
             }
         }
         s.take(field, 4)?; // lock time

@@ -13,8 +13,8 @@ use super::nonce::NonceRegistry;
 use super::user_agent::user_agent;
 use crate::network::Network;
 use crate::transport::v2_handshake::V2Options;
-use crate::wire::version::{MIN_PEER_PROTO_VERSION, PROTOCOL_VERSION};
 use btcpeer_core::peer::liveness::Timeouts;
+use btcpeer_core::peer::{CoreConfig, Direction};
 
 /// Whether a peer uses the BIP324 v2 transport.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -102,41 +102,38 @@ impl std::fmt::Debug for HeightSource {
 impl PeerConfig {
     /// Starts a configuration for `network` with the defaults listed on [`PeerConfigBuilder`].
     pub fn builder(network: Network) -> PeerConfigBuilder {
+        // The library's one set of defaults is the core's (`CoreConfig`); `core_config` converts
+        // back, and a test holds the two equal.
+        let out = CoreConfig::seeded(Direction::Outbound, 0);
+        let inbound_trickle = CoreConfig::seeded(Direction::Inbound, 0).trickle_mean;
         PeerConfigBuilder {
             network,
-            protocol_version: PROTOCOL_VERSION,
-            min_protocol_version: MIN_PEER_PROTO_VERSION,
-            services: ServiceFlags::NONE,
-            required_services: ServiceFlags::NONE,
+            protocol_version: out.rules.protocol_version,
+            min_protocol_version: out.rules.min_protocol_version,
+            services: out.services,
+            required_services: out.rules.required_services,
             ua_name: None,
             ua_comments: Vec::new(),
-            relay: true,
-            wtxid_relay: true,
-            addrv2: true,
-            txrcncl: None,
+            relay: out.rules.relay,
+            wtxid_relay: out.rules.wtxid_relay,
+            addrv2: out.rules.addrv2,
+            txrcncl: out.rules.txrcncl,
             advertised_address: None,
             proxy: None,
-            handshake_timeout: Duration::from_secs(30),
+            handshake_timeout: out.handshake_timeout,
             max_queue_bytes: 8 * 1024 * 1024,
             write_timeout: Duration::from_secs(20),
             write_timeout_per_256k: Duration::from_secs(1),
-            enforce_bloom: true,
+            enforce_bloom: out.bloom.refuse,
             allow_self_connection: false,
             nonces: None,
             node: None,
-            ignored_limit: None,
-            timeouts: Timeouts {
-                ping_interval: Duration::from_secs(120),
-                pong_timeout: Duration::from_secs(20 * 60),
-                idle_timeout: Duration::from_secs(5 * 60),
-                stall: Duration::from_secs(30),
-                headers_stall: Duration::from_secs(90),
-                stall_enabled: true,
-            },
-            trickle_inbound: Duration::from_secs(5),
-            trickle_outbound: Duration::from_secs(2),
-            known_inventory: 1_000,
-            max_pending_inventory: 50_000,
+            ignored_limit: out.ignored_limit,
+            timeouts: out.timeouts,
+            trickle_inbound: inbound_trickle,
+            trickle_outbound: out.trickle_mean,
+            known_inventory: out.known_capacity,
+            max_pending_inventory: out.trickle_limit,
             v2: V2Policy::Never,
             v2_options: V2Options::default(),
             raw_blocks: false,

@@ -15,10 +15,11 @@ use super::queue::Outgoing;
 use super::rules::dispatch;
 use super::{Direction, HandshakeState, Peer, Transport, V2Policy, handshake};
 use crate::transport::stream::{DIRECT_WRITE, FrameReader, FrameWriter};
-use crate::transport::v2_handshake::{self, V2HandshakeError};
+use crate::transport::v2_handshake;
 use crate::wire::frame::HEADER_LEN;
 use crate::wire::version::ping_has_nonce;
 use crate::wire::{Command, Message};
+use btcpeer_core::transport::framing::v2_failure;
 
 /// Bytes the writer takes from the queue for one write.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -82,30 +83,13 @@ where
             let (reader, writer, sent, received) = crate::transport::stream::v2_pair(rd, wr, session);
             peer.counters(|c| {
                 c.transport = Transport::V2;
-                c.bytes_sent = c.bytes_sent.saturating_add(sent as u64);
-                c.bytes_received = c.bytes_received.saturating_add(received as u64);
+                c.proto.traffic.handshake_bytes(sent, received);
             });
             tracing::debug!(sent, received, "v2 transport established");
             Ok((reader, writer))
         }
-        Err(e) => Err(match e {
-            V2HandshakeError::ClosedBeforeAnyByte | V2HandshakeError::RemoteSpeaksV1
-                if policy == V2Policy::Prefer && peer.direction() == Direction::Outbound =>
-            {
-                DisconnectReason::V1RetryAdvised
-            }
-            V2HandshakeError::RemoteSpeaksV1 => DisconnectReason::Protocol(Violation::V1NotAllowed),
-            // With `Require` no retry is advised, but the likely cause is named.
-            V2HandshakeError::ClosedBeforeAnyByte if peer.direction() == Direction::Outbound => {
-                DisconnectReason::V2Unanswered
-            }
-            V2HandshakeError::ClosedBeforeAnyByte | V2HandshakeError::Closed => {
-                DisconnectReason::RemoteClosed { during_handshake: true }
-            }
-            V2HandshakeError::Packet(e) => DisconnectReason::V2(e),
-            V2HandshakeError::Io(e) => DisconnectReason::io(&e),
-            other => DisconnectReason::io(&std::io::Error::other(other.to_string())),
-        }),
+        // The core's mapping: one home for why a v2 handshake failure ends the peer.
+        Err(e) => Err(v2_failure(e, peer.direction(), cfg.transport_policy())),
     }
 }
 
@@ -328,7 +312,7 @@ where
                 // One lock for the whole batch's statistics and deadlines.
                 peer.counters(|c| {
                     for item in &batch {
-                        c.sent(item.command, writer.wire_len(item.command, item.payload.len()));
+                        c.proto.traffic.sent(item.command, writer.wire_len(item.command, item.payload.len()));
                         if let Some(l) = c.proto.liveness.as_mut() {
                             l.sent(item.command, &item.payload, now);
                         }

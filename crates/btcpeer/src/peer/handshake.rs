@@ -17,12 +17,11 @@ use std::time::SystemTime;
 use bitcoin::p2p::{Address, ServiceFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use btcpeer_core::peer::{HandshakeRules, HandshakeStep, VersionHandshake};
+use btcpeer_core::peer::{HandshakeStep, VersionHandshake};
 
 use super::error::DisconnectReason;
 use super::io::{read_frame, send_direct_batch};
 use super::rules::misbehaved;
-use super::stats::Counters;
 use super::{Peer, PeerAddr, RemoteInfo, Transport};
 use crate::transport::stream::{FrameReader, FrameWriter};
 use crate::wire::{Message, VersionMessage, blank_address};
@@ -43,19 +42,6 @@ fn receiver_address(peer: &Peer) -> Address {
     }
 }
 
-/// What the configuration offers and requires, as the core's handshake takes it.
-fn rules(cfg: &super::config::ConfigInner) -> HandshakeRules {
-    HandshakeRules {
-        protocol_version: cfg.protocol_version,
-        min_protocol_version: cfg.min_protocol_version,
-        required_services: cfg.required_services,
-        relay: cfg.relay,
-        wtxid_relay: cfg.wtxid_relay,
-        addrv2: cfg.addrv2,
-        txrcncl: cfg.txrcncl,
-    }
-}
-
 /// Our version message: the core's, with our advertised address and the remote's.
 pub(crate) fn our_version(peer: &Peer, nonce: u64) -> VersionMessage {
     let cfg = &peer.shared.config.inner;
@@ -63,7 +49,8 @@ pub(crate) fn our_version(peer: &Peer, nonce: u64) -> VersionMessage {
         Some(height) => (height.0)(),
         None => peer.handler().map_or(0, |h| h.start_height()),
     };
-    let mut version = rules(cfg).version(cfg.services, nonce, &cfg.user_agent, start_height, SystemTime::now());
+    let mut version =
+        cfg.handshake_rules().version(cfg.services, nonce, &cfg.user_agent, start_height, SystemTime::now());
     if let Some(addr) = cfg.advertised_address {
         version.sender = Address::new(&addr, cfg.services);
     }
@@ -101,17 +88,18 @@ where
 {
     let cfg = peer.shared.config.inner.clone();
     let transport = if reader.is_v2() { Transport::V2 } else { Transport::V1 };
-    let mut handshake = VersionHandshake::new(peer.direction(), rules(&cfg), our_version(peer, nonce), transport);
+    let mut handshake =
+        VersionHandshake::new(peer.direction(), cfg.handshake_rules(), our_version(peer, nonce), transport);
     flush(peer, writer, &mut handshake).await?;
     loop {
         let (frame, _) = read_frame(peer, reader, true).await?;
         match handshake.handle_frame(&frame, SystemTime::now())? {
-            HandshakeStep::Ignored => misbehaved(peer, Counters::ignored)?,
+            HandshakeStep::Ignored => misbehaved(peer, |c| c.proto.ignored())?,
             HandshakeStep::Unknown => {
                 peer.counters(|c| c.proto.unknown_received = c.proto.unknown_received.saturating_add(1))
             }
             HandshakeStep::Preference(message) if !super::rules::record_preference(peer, &message) => {
-                misbehaved(peer, Counters::ignored)?;
+                misbehaved(peer, |c| c.proto.ignored())?;
             }
             HandshakeStep::Version => {
                 let Some(info) = handshake.remote().cloned() else { continue };

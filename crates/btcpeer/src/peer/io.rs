@@ -41,7 +41,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         match reader.read_frame().await {
             Ok((frame, bytes)) => {
                 peer.counters(|c| {
-                    c.received(frame.command, bytes);
+                    c.proto.traffic.received(frame.command, bytes);
                     c.last_recv = Some(SystemTime::now());
                 });
                 tracing::debug!(command = %frame.command, bytes, "recv");
@@ -58,7 +58,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
                 }
                 let now = super::now();
                 misbehaved(peer, |c| {
-                    c.dropped(bytes);
+                    c.proto.traffic.dropped(bytes);
                     c.last_recv = Some(SystemTime::now());
                     // The remote is alive: a dropped frame still counts as traffic for the idle timer.
                     if let Some(l) = c.proto.liveness.as_mut() {
@@ -101,7 +101,7 @@ pub(crate) async fn send_direct_batch<W: AsyncWrite + Unpin>(
 
 fn sent(peer: &Peer, command: Command, payload: &Bytes, bytes: usize) {
     peer.counters(|c| {
-        c.sent(command, bytes);
+        c.proto.traffic.sent(command, bytes);
         c.last_send = Some(SystemTime::now());
     });
     written_hooks(peer, command, payload, bytes);

@@ -3,9 +3,9 @@
 //! A [`Peer`] is a cheap, cloneable, `Send + Sync` handle. The application owns dialing and
 //! listening; it creates a peer with [`Peer::outbound`] or [`Peer::inbound`] and hands it a connected
 //! stream (any `AsyncRead + AsyncWrite`), either at once or later with [`Peer::associate`]. The peer
-//! then runs on two tokio tasks: the reading task performs the handshake, reads and dispatches
-//! messages to the application's [`Handler`]; the writing task drains the outbound queue. When the
-//! peer ends, for whatever [`DisconnectReason`], both tasks stop, the stream is closed, every queued
+//! then runs on one tokio task, which performs the handshake, then reads and dispatches messages to
+//! the application's [`Handler`] and drains the outbound queue, both in that one task. When the
+//! peer ends, for whatever [`DisconnectReason`], the task stops, the stream is closed, every queued
 //! message's [`Completion`] resolves, the handler's `on_disconnect` runs once, and only then does
 //! [`Peer::wait_for_disconnect`] return.
 //!
@@ -46,6 +46,7 @@ mod addr;
 mod ask;
 mod config;
 mod connect;
+mod core_config;
 mod driver;
 mod error;
 mod handler;
@@ -78,7 +79,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use addr::PeerAddr;
 pub use ask::{BroadcastOutcome, RequestError, Requests, TxRef};
-pub use btcpeer_core::peer::{Direction, KnownInventory, RemoteInfo, Transport};
+pub use btcpeer_core::peer::{CommandStats, CommandTable, Direction, KnownInventory, RemoteInfo, Transport};
 pub use config::{PeerConfig, PeerConfigBuilder, V2Policy};
 pub use connect::ConnectError;
 pub use error::{AssociateError, ConfigError, DisconnectReason, QueueError, SendOutcome, Violation};
@@ -88,7 +89,7 @@ pub use nonce::{NonceEntry, NonceRegistry, RandomError};
 pub use owner::WeakPeer;
 pub use push::{AnnounceError, PushError};
 pub use queue::Completion;
-pub use stats::{CommandStats, CommandTable, PeerStats};
+pub use stats::PeerStats;
 
 /// The driver's clock as the core's `Instant`: tokio's time (paused in tests), so the core's
 /// deadlines follow tokio's timers.

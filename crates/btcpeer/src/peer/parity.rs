@@ -55,14 +55,9 @@ impl Peer {
     /// witness kinds) asks for, and what a remote without `NODE_WITNESS` can read (Core's
     /// `TX_NO_WITNESS`). Other messages go as they are.
     pub fn queue_without_witness(&self, message: &Message) -> Result<Completion, QueueError> {
-        match message {
-            Message::Tx(tx) => self.shared.queue.push(&Message::Tx(super::ask::without_witness(tx))),
-            Message::Block(block) => {
-                let mut stripped = block.clone();
-                stripped.txdata = stripped.txdata.iter().map(super::ask::without_witness).collect();
-                self.shared.queue.push(&Message::Block(stripped))
-            }
-            other => self.shared.queue.push(other),
+        match crate::wire::without_witness(message) {
+            Some(stripped) => self.shared.queue.push(&stripped),
+            None => self.shared.queue.push(message),
         }
     }
 

@@ -12,11 +12,8 @@ use crate::wire::limits::{MAX_ADDR_ENTRIES, MAX_LOCATOR_HASHES};
 use crate::wire::version::is_defined;
 use crate::wire::{Command, Inventory, Message, Reject, RejectCode};
 use btcpeer_core::peer::Announced;
-use btcpeer_core::peer::inventory::{Pending, inv_batches, tx_kind_mismatch};
+use btcpeer_core::peer::inventory::{Pending, tx_kind_mismatch};
 use btcpeer_core::peer::liveness::poisson_delay;
-
-/// The previous `getblocks` / `getheaders` request: first locator hash and stop hash.
-type LocatorKey = (Option<BlockHash>, BlockHash);
 
 /// Why an announcement was refused ([`Peer::try_queue_inventory`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -154,19 +151,11 @@ impl Peer {
             }
         }
         if inv.is_block() {
-            // Checked and marked under one lock, so two tasks cannot both announce it; given back
-            // if queueing fails, so that a retry is sent.
-            let fresh = self.counters(|c| c.proto.announce_block(&inv));
-            if !fresh {
-                return Ok(false);
-            }
-            return match self.queue_message(&Message::Inv(vec![inv])) {
-                Ok(_) => Ok(true),
-                Err(e) => {
-                    self.counters(|c| c.proto.known.remove(&inv));
-                    Err(AnnounceError::Queue(e))
-                }
-            };
+            // The core's rule, under one lock: checked and marked known, given back if queueing
+            // fails, so that a retry is sent.
+            return self
+                .counters(|c| c.proto.announce_block_with(&inv, |m| self.queue_message(&m).map(drop)))
+                .map_err(AnnounceError::Queue);
         }
         Ok(self.trickle(Pending::Plain(inv)))
     }
@@ -232,22 +221,10 @@ impl Peer {
     /// of id) are left out and counted. Items that do not fit in a full outbound queue go back for
     /// the next tick.
     pub(crate) fn flush_trickle(&self) {
-        let (kept, announce) = self.counters(|c| c.proto.take_trickle());
-        if kept.is_empty() {
-            return;
-        }
-        let mut done: usize = 0;
-        for batch in inv_batches(&announce) {
-            let n = batch.len();
-            match self.queue_message(&Message::Inv(batch)) {
-                Ok(_) => done = done.saturating_add(n),
-                Err(_) => break,
-            }
-        }
-        if let Some(rest) = kept.get(done..).filter(|r| !r.is_empty()) {
-            let mean = self.shared.config.inner.trickle_outbound.max(std::time::Duration::from_millis(100));
-            self.counters(|c| c.proto.requeue(rest, super::now(), mean));
-        }
+        let retry = self.shared.config.inner.trickle_outbound.max(std::time::Duration::from_millis(100));
+        let now = super::now();
+        // The core's rule (`ProtocolState::flush_trickle`) under one lock; the queue has its own.
+        self.counters(|c| c.proto.flush_trickle(now, retry, |m| self.queue_message(&m).is_ok()));
     }
 
     /// Sends addresses: `addrv2` if the remote asked for it, otherwise `addr` (entries only
@@ -293,20 +270,9 @@ impl Peer {
         if locator.len() as u64 > MAX_LOCATOR_HASHES {
             return Err(PushError::LocatorTooLong(locator.len()));
         }
-        let key = (locator.first().copied(), stop);
-        fn slot_of(c: &mut super::stats::Counters, command: Command) -> &mut Option<LocatorKey> {
-            if command == Command::GETBLOCKS { &mut c.last_getblocks } else { &mut c.last_getheaders }
-        }
-        // Checked and recorded under one lock; the previous request is put back if queueing
-        // fails, so that a retry is not taken for a duplicate.
-        let previous = self.counters(|c| {
-            let slot = slot_of(c, command);
-            if key.0.is_some() && *slot == Some(key) {
-                return Err(());
-            }
-            Ok(slot.replace(key))
-        });
-        let Ok(previous) = previous else { return Ok(None) };
+        // Checked and recorded under one lock by the core's rule; put back if queueing fails.
+        let first = locator.first().copied();
+        let Some(undo) = self.counters(|c| c.proto.locator_request(command, first, stop)) else { return Ok(None) };
         let version = self.negotiated_version();
         let msg = if command == Command::GETBLOCKS {
             Message::GetBlocks(GetBlocksMessage { version, locator_hashes: locator, stop_hash: stop })
@@ -316,12 +282,7 @@ impl Peer {
         match self.queue_message(&msg) {
             Ok(done) => Ok(Some(done)),
             Err(e) => {
-                self.counters(|c| {
-                    let slot = slot_of(c, command);
-                    if *slot == Some(key) {
-                        *slot = previous;
-                    }
-                });
+                self.counters(|c| c.proto.locator_failed(undo));
                 Err(e.into())
             }
         }

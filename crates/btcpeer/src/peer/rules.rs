@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use btcpeer_core::peer::rules::{self, BloomPolicy, Rule};
+use btcpeer_core::peer::rules::{self, Rule};
 
 use super::Peer;
-use super::error::{DisconnectReason, Violation};
+use super::error::DisconnectReason;
 use crate::wire::frame::RawFrame;
 use crate::wire::version::REJECT_VERSION;
 use crate::wire::{Command, Message, Reject, RejectCode};
@@ -19,16 +19,13 @@ use crate::wire::{Command, Message, Reject, RejectCode};
 const REJECT_GRACE: Duration = Duration::from_secs(2);
 
 /// Counts a frame that was ignored or dropped and enforces the configured misbehaviour limit
-/// (default none, as Core, which only logs such frames).
+/// (the core's rule, [`ProtocolState::check_misbehaviour`](btcpeer_core::peer::ProtocolState::check_misbehaviour)).
 pub(crate) fn misbehaved(peer: &Peer, f: impl FnOnce(&mut super::stats::Counters)) -> Result<(), DisconnectReason> {
-    let count = peer.counters(|c| {
+    let limit = peer.shared.config.inner.ignored_limit;
+    peer.counters(|c| {
         f(c);
-        c.misbehaviour()
-    });
-    match peer.shared.config.inner.ignored_limit {
-        Some(limit) if count > limit => Err(DisconnectReason::Protocol(Violation::TooManyIgnored { count })),
-        _ => Ok(()),
-    }
+        c.proto.check_misbehaviour(limit)
+    })
 }
 
 /// Sends a reject (when the remote's version has them) and waits briefly for it to be written. Callers
@@ -59,7 +56,7 @@ pub(crate) async fn dispatch(peer: &Peer, frame: RawFrame) -> Result<(), Disconn
     // preferences and relay, a pong's round trip, the rule for the message; and the start of our
     // own processing time.
     let cfg = &peer.shared.config.inner;
-    let bloom = BloomPolicy { refuse: cfg.enforce_bloom && !cfg.services.has(bitcoin::p2p::ServiceFlags::BLOOM) };
+    let bloom = cfg.bloom_policy();
     let (ours, len) = (cfg.protocol_version, frame.payload.len());
     let (rule, rtt) = peer.counters(|c| {
         let now = super::now();
@@ -110,20 +107,23 @@ pub(crate) fn record_preference(peer: &Peer, message: &Message) -> bool {
     peer.counters(|c| c.proto.prefs.record(message))
 }
 
-/// A block handed on undecoded: only its header is hashed, for the known-inventory cache.
+/// A block handed on undecoded: its shape checked as decoding would, its header hashed for the
+/// known-inventory cache.
 async fn dispatch_raw_block(peer: &Peer, payload: Bytes) -> Result<(), DisconnectReason> {
-    use bitcoin::hashes::{Hash, sha256d};
-    let now = super::now();
-    let hash = payload.get(..80).map(|h| bitcoin::BlockHash::from_raw_hash(sha256d::Hash::hash(h)));
-    peer.counters(|c| {
-        if let Some(l) = c.proto.liveness.as_mut() {
-            l.received(Command::BLOCK, now);
+    // The core's rule for an undecoded block: refused as a decoded one would be, else the same
+    // bookkeeping (the remote answered, it knows the block).
+    let checked = crate::wire::check_block(&payload);
+    let checked = peer.counters(|c| {
+        let now = super::now();
+        let checked = c.proto.receive_raw_block(checked, now);
+        if let (Ok(_), Some(l)) = (&checked, c.proto.liveness.as_mut()) {
             l.handler_started(now);
         }
-        if let Some(h) = hash {
-            c.proto.known.insert(&crate::wire::Inventory::Block(h));
-        }
+        checked
     });
+    if let Err(e) = checked {
+        return Box::pin(malformed(peer, e)).await;
+    }
     // A block a request waits for is decoded for it (raw delivery is for the application's own).
     let taken = peer.has_requests()
         && match Message::decode(Command::BLOCK, payload.clone()) {

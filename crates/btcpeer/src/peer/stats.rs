@@ -9,154 +9,8 @@ use bitcoin::p2p::message_compact_blocks::SendCmpct;
 
 use super::error::DisconnectReason;
 use super::{Direction, PeerAddr, Transport};
-use crate::wire::Command;
-use bitcoin::BlockHash;
-use btcpeer_core::peer::ProtocolState;
 use btcpeer_core::peer::liveness::Liveness;
-
-/// Traffic of one command.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CommandStats {
-    /// Messages sent.
-    pub messages_sent: u64,
-    /// Bytes sent, frame headers included.
-    pub bytes_sent: u64,
-    /// Messages received.
-    pub messages_received: u64,
-    /// Bytes received, frame headers included.
-    pub bytes_received: u64,
-}
-
-/// Traffic per command: one entry for each command btcpeer knows (the 36 of [`Command::KNOWN`])
-/// and one `other` bucket for everything else, as Bitcoin Core counts (`NET_MESSAGE_TYPE_OTHER`
-/// in `net.cpp`). It is indexed by command, never by a name the remote chose, and holds at most
-/// 37 entries: a remote sending a million distinct unknown command names changes one bucket,
-/// not the peer's memory. Entries are made on a command's first traffic, so an idle peer keeps
-/// only the dozen it saw.
-///
-/// ```
-/// use btcpeer::peer::CommandTable;
-/// use btcpeer::wire::Command;
-///
-/// let table = CommandTable::default();
-/// assert_eq!(table.of(Command::PING).messages_received, 0);
-/// assert_eq!(table.get("ping"), None, "no traffic yet");
-/// assert_eq!(table["ping"], table[Command::PING]);
-/// assert_eq!(table.iter().count(), 0, "only commands with traffic are listed");
-/// ```
-#[derive(Clone, Debug)]
-pub struct CommandTable {
-    /// For each known command (by [`Command::known_index`]) and then `other`: 0 when it has seen
-    /// no traffic, else its position in `used` plus one. Indexed by command, never by a name.
-    slot: [u8; SLOTS],
-    /// The entries of the commands that saw traffic (at most [`SLOTS`]): an idle peer that saw a
-    /// dozen commands keeps a dozen entries, not 37.
-    used: Vec<CommandStats>,
-}
-
-/// The known commands and the `other` bucket.
-const SLOTS: usize = Command::KNOWN.len() + 1;
-/// The `other` bucket's slot.
-const OTHER: usize = Command::KNOWN.len();
-
-impl Default for CommandTable {
-    fn default() -> Self {
-        CommandTable { slot: [0; SLOTS], used: Vec::new() }
-    }
-}
-
-/// Equal when every command's traffic is (whatever order the commands first appeared in).
-impl PartialEq for CommandTable {
-    fn eq(&self, other: &Self) -> bool {
-        (0..SLOTS).all(|i| self.at(i) == other.at(i))
-    }
-}
-
-impl Eq for CommandTable {}
-
-impl CommandTable {
-    fn slot_of(command: Command) -> usize {
-        command.known_index().unwrap_or(OTHER)
-    }
-
-    /// The entry of a slot, made on first use. `None` only for a slot out of range, which
-    /// [`CommandTable::slot_of`] never gives.
-    fn entry_at(&mut self, slot: usize) -> Option<&mut CommandStats> {
-        let s = self.slot.get_mut(slot)?;
-        if *s == 0 {
-            self.used.push(CommandStats::default());
-            // One entry per slot: at most 37, so the position fits a byte.
-            *s = u8::try_from(self.used.len()).unwrap_or(u8::MAX);
-        }
-        self.used.get_mut(usize::from(*s).saturating_sub(1))
-    }
-
-    fn entry(&mut self, command: Command) -> Option<&mut CommandStats> {
-        self.entry_at(Self::slot_of(command))
-    }
-
-    /// The entry of a slot that saw traffic.
-    fn used_at(&self, slot: usize) -> Option<&CommandStats> {
-        match self.slot.get(slot) {
-            Some(&s) if s > 0 => self.used.get(usize::from(s).saturating_sub(1)),
-            _ => None,
-        }
-    }
-
-    /// A slot's traffic, zero when it saw none.
-    fn at_ref(&self, slot: usize) -> &CommandStats {
-        self.used_at(slot).unwrap_or(&NO_TRAFFIC)
-    }
-
-    fn at(&self, slot: usize) -> CommandStats {
-        *self.at_ref(slot)
-    }
-
-    /// The traffic of `command`; for a command btcpeer does not know, the `other` bucket.
-    pub fn of(&self, command: Command) -> CommandStats {
-        self.at(Self::slot_of(command))
-    }
-
-    /// The traffic of the command named `name`, if it saw any, as a map keyed by name would give it
-    /// (`per_command.get("inv")`); a name btcpeer does not know gives the `other` bucket.
-    pub fn get(&self, name: &str) -> Option<&CommandStats> {
-        self.used_at(Command::new(name).map_or(OTHER, Self::slot_of))
-    }
-
-    /// The traffic of every command btcpeer does not know, and of frames dropped before their
-    /// command could be trusted (bad checksum, invalid command bytes).
-    pub fn other(&self) -> CommandStats {
-        self.at(OTHER)
-    }
-
-    /// The known commands that saw any traffic, in [`Command::KNOWN`] order.
-    pub fn iter(&self) -> impl Iterator<Item = (Command, CommandStats)> + '_ {
-        Command::KNOWN.iter().enumerate().filter_map(|(i, c)| self.used_at(i).map(|s| (*c, *s)))
-    }
-}
-
-/// No traffic: what indexing gives for a command that saw none.
-static NO_TRAFFIC: CommandStats =
-    CommandStats { messages_sent: 0, bytes_sent: 0, messages_received: 0, bytes_received: 0 };
-
-impl std::ops::Index<Command> for CommandTable {
-    type Output = CommandStats;
-
-    /// The traffic of `command` (the `other` bucket for a command btcpeer does not know).
-    fn index(&self, command: Command) -> &CommandStats {
-        self.at_ref(CommandTable::slot_of(command))
-    }
-}
-
-/// `stats.per_command["ping"]`: the traffic of the command of that name; a name btcpeer does not
-/// know, or that is no valid command, gives the `other` bucket.
-impl std::ops::Index<&str> for CommandTable {
-    type Output = CommandStats;
-
-    fn index(&self, name: &str) -> &CommandStats {
-        self.at_ref(Command::new(name).map_or(OTHER, Self::slot_of))
-    }
-}
+use btcpeer_core::peer::{CommandTable, ProtocolState};
 
 /// A consistent copy of a peer's statistics.
 #[derive(Clone, Debug)]
@@ -262,20 +116,12 @@ pub(crate) struct Counters {
     /// The protocol state (known inventory, trickle, deadlines, the remote, its preferences, relay,
     /// pings, counts): the core's, kept here under the peer's one lock.
     pub(crate) proto: ProtocolState,
-    pub(crate) last_getblocks: Option<(Option<BlockHash>, BlockHash)>,
-    pub(crate) last_getheaders: Option<(Option<BlockHash>, BlockHash)>,
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) connected_at: Option<SystemTime>,
     pub(crate) handshake_at: Option<SystemTime>,
     pub(crate) last_block_height: i32,
     pub(crate) last_send: Option<SystemTime>,
     pub(crate) last_recv: Option<SystemTime>,
-    pub(crate) bytes_sent: u64,
-    pub(crate) bytes_received: u64,
-    pub(crate) messages_sent: u64,
-    pub(crate) messages_received: u64,
-    pub(crate) per_command: CommandTable,
-    pub(crate) dropped_frames: u64,
 }
 
 impl Counters {
@@ -283,63 +129,13 @@ impl Counters {
         Counters {
             transport: Transport::V1,
             proto: ProtocolState::new(known_capacity, max_pending),
-            last_getblocks: None,
-            last_getheaders: None,
             local_addr: None,
             connected_at: None,
             handshake_at: None,
             last_block_height: 0,
             last_send: None,
             last_recv: None,
-            bytes_sent: 0,
-            bytes_received: 0,
-            messages_sent: 0,
-            messages_received: 0,
-            per_command: CommandTable::default(),
-            dropped_frames: 0,
         }
-    }
-
-    pub(crate) fn sent(&mut self, command: Command, bytes: usize) {
-        let bytes = bytes as u64;
-        self.bytes_sent = self.bytes_sent.saturating_add(bytes);
-        self.messages_sent = self.messages_sent.saturating_add(1);
-        if let Some(c) = self.per_command.entry(command) {
-            c.messages_sent = c.messages_sent.saturating_add(1);
-            c.bytes_sent = c.bytes_sent.saturating_add(bytes);
-        }
-    }
-
-    pub(crate) fn received(&mut self, command: Command, bytes: usize) {
-        let bytes = bytes as u64;
-        self.bytes_received = self.bytes_received.saturating_add(bytes);
-        self.messages_received = self.messages_received.saturating_add(1);
-        if let Some(c) = self.per_command.entry(command) {
-            c.messages_received = c.messages_received.saturating_add(1);
-            c.bytes_received = c.bytes_received.saturating_add(bytes);
-        }
-    }
-
-    /// A frame was dropped unread (bad checksum, invalid command): counted in the `other` bucket,
-    /// as Core's `V1Transport` counts a rejected message.
-    pub(crate) fn dropped(&mut self, bytes: usize) {
-        let bytes = bytes as u64;
-        self.bytes_received = self.bytes_received.saturating_add(bytes);
-        self.dropped_frames = self.dropped_frames.saturating_add(1);
-        if let Some(c) = self.per_command.entry_at(OTHER) {
-            c.messages_received = c.messages_received.saturating_add(1);
-            c.bytes_received = c.bytes_received.saturating_add(bytes);
-        }
-    }
-
-    /// A message was ignored.
-    pub(crate) fn ignored(&mut self) {
-        self.proto.ignored();
-    }
-
-    /// Frames ignored or dropped so far: what the misbehaviour limit counts.
-    pub(crate) fn misbehaviour(&self) -> u64 {
-        self.proto.ignored_received.saturating_add(self.dropped_frames)
     }
 
     pub(crate) fn snapshot(&mut self, base: SnapshotBase) -> PeerStats {
@@ -362,14 +158,14 @@ impl Counters {
             handshake_at: self.handshake_at,
             last_send: self.last_send,
             last_recv: self.last_recv,
-            bytes_sent: self.bytes_sent,
-            bytes_received: self.bytes_received,
-            messages_sent: self.messages_sent,
-            messages_received: self.messages_received,
-            per_command: self.per_command.clone(),
+            bytes_sent: p.traffic.bytes_sent(),
+            bytes_received: p.traffic.bytes_received(),
+            messages_sent: p.traffic.messages_sent(),
+            messages_received: p.traffic.messages_received(),
+            per_command: p.traffic.per_command().clone(),
             unknown_received: p.unknown_received,
             ignored_received: p.ignored_received,
-            dropped_frames: self.dropped_frames,
+            dropped_frames: p.traffic.dropped_frames(),
             relay: p.relay,
             refused_announcements: p.refused_announcements,
             last_ping_rtt: p.last_rtt,
@@ -398,29 +194,4 @@ pub(crate) struct SnapshotBase {
     pub(crate) our_version: u32,
     pub(crate) queue: (usize, usize),
     pub(crate) reason: Option<DisconnectReason>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn c_item1_the_command_table_holds_at_most_one_entry_per_known_command_and_one_other() {
-        let mut c = Counters::new(10, 10);
-        for i in 0..100_000u32 {
-            c.received(Command::new(&format!("n{i}")).unwrap_or(Command::PING), 24);
-        }
-        for k in Command::KNOWN {
-            c.received(k, 24);
-            c.sent(k, 24);
-        }
-        c.dropped(30);
-        assert_eq!(c.per_command.used.len(), Command::KNOWN.len() + 1);
-        assert_eq!(c.per_command.other().messages_received, 100_001);
-        assert_eq!(c.per_command.other().bytes_received, 100_000 * 24 + 30);
-        assert_eq!(c.per_command.iter().count(), Command::KNOWN.len());
-        assert_eq!(c.per_command.get("ping").map(|s| s.messages_sent), Some(1));
-        assert_eq!(c.per_command.get("n5"), Some(&c.per_command.other()), "unknown names share a bucket");
-        assert!(c.per_command.iter().all(|(_, s)| s.messages_sent == 1 && s.messages_received == 1));
-    }
 }
