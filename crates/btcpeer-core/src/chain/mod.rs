@@ -31,11 +31,15 @@
 mod checkpoints;
 mod filters;
 mod headers;
+#[cfg(test)]
+mod headers_tests;
 mod index;
 mod params;
 mod pow;
 mod store;
 mod sync;
+#[cfg(test)]
+mod testutil;
 
 pub use filters::{
     BASIC_FILTER, CFCHECKPT_INTERVAL, Divergence, FilterError, FilterHeaderChain, FilterHeadersOutcome, MAX_CFHEADERS,

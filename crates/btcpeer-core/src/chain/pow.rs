@@ -184,9 +184,13 @@ pub(crate) fn next_work_required(
             // Otherwise the bits of the last block that was not at the minimum by that rule.
             let mut h = last_height;
             let mut link = last;
+            // (The walk ends at genesis, or at the start of a chain started from a checkpoint.)
             while h > 0 && h.checked_rem(interval).unwrap_or(0) != 0 && link.bits == limit {
                 h = h.saturating_sub(1);
-                link = ancestor(h)?;
+                match ancestor(h) {
+                    Some(l) => link = l,
+                    None => break,
+                }
             }
             return Some(link.bits);
         }
