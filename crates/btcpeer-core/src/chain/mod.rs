@@ -30,6 +30,8 @@
 
 mod checkpoints;
 mod filters;
+#[cfg(test)]
+mod filters_tests;
 mod headers;
 #[cfg(test)]
 mod headers_tests;
