@@ -331,7 +331,6 @@ impl FilterHeaderChain {
     }
 
     /// Appends filter headers already checked (the store's reload), from the next height.
-    #[allow(dead_code)] // Used by the store's reload.
     pub(crate) fn push_trusted(&mut self, fh: FilterHeader) {
         self.headers.push(fh);
     }

@@ -39,6 +39,8 @@ mod index;
 mod params;
 mod pow;
 mod store;
+#[cfg(test)]
+mod store_tests;
 mod sync;
 #[cfg(test)]
 mod testutil;
