@@ -36,12 +36,15 @@ mod headers;
 #[cfg(test)]
 mod headers_tests;
 mod index;
+mod outcome;
 mod params;
 mod pow;
 mod store;
 #[cfg(test)]
 mod store_tests;
 mod sync;
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod testutil;
 

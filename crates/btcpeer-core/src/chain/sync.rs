@@ -47,6 +47,48 @@ impl Default for SyncConfig {
     }
 }
 
+impl SyncConfig {
+    /// The same, with filters wanted from `height` (a wallet's birthday).
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::SyncConfig;
+    /// assert_eq!(SyncConfig::default().with_filters_from(800_000).filters_from, 800_000);
+    /// ```
+    #[must_use]
+    pub fn with_filters_from(mut self, height: u32) -> SyncConfig {
+        self.filters_from = height;
+        self
+    }
+
+    /// The same, with another stall timeout.
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::SyncConfig;
+    /// # use std::time::Duration;
+    /// let c = SyncConfig::default().with_request_timeout(Duration::from_secs(5));
+    /// assert_eq!(c.request_timeout, Duration::from_secs(5));
+    /// ```
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> SyncConfig {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The same, with other filter in-flight limits (each at least 1).
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::SyncConfig;
+    /// let c = SyncConfig::default().with_filters_in_flight(3, 12);
+    /// assert_eq!((c.filters_in_flight_per_peer, c.filters_in_flight_total), (3, 12));
+    /// ```
+    #[must_use]
+    pub fn with_filters_in_flight(mut self, per_peer: usize, total: usize) -> SyncConfig {
+        self.filters_in_flight_per_peer = per_peer.max(1);
+        self.filters_in_flight_total = total.max(1);
+        self
+    }
+}
+
 /// A request for the caller to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
