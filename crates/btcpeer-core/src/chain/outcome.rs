@@ -8,6 +8,14 @@ use bitcoin::block::Header;
 use super::headers::{HeaderChain, MAX_HEADERS};
 
 /// Why headers were refused. Nothing of a refused batch is connected.
+///
+/// ```
+/// use btcpeer_core::chain::{ChainParams, HeaderChain, HeaderError};
+/// let mut chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+/// let g = chain.params().genesis;
+/// let err = chain.connect_headers(&vec![g; 2001], 0).unwrap_err();
+/// assert_eq!(err, HeaderError::TooMany { count: 2001 });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HeaderError {
@@ -138,6 +146,13 @@ pub enum HeaderError {
 }
 
 /// A block connected to the main chain.
+///
+/// ```
+/// use btcpeer_core::chain::HeadersOutcome;
+/// for c in HeadersOutcome::default().connected {
+///     println!("{} at {}: merkle root {}", c.hash, c.height, c.header.merkle_root);
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectedHeader {
     /// Its height.
@@ -152,6 +167,13 @@ pub struct ConnectedHeader {
 ///
 /// On a reorg, `disconnected` lists the blocks taken off the main chain (highest first), then
 /// `connected` the blocks of the new branch (lowest first), all in one outcome.
+///
+/// ```
+/// use btcpeer_core::chain::HeadersOutcome;
+/// let outcome = HeadersOutcome::default();
+/// for (height, hash) in &outcome.disconnected { println!("disconnected {hash} at {height}"); }
+/// for c in &outcome.connected { println!("connected {} at {}", c.hash, c.height); }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HeadersOutcome {

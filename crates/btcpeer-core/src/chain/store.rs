@@ -38,6 +38,16 @@ pub const HEADERS_FILE: &str = "headers.dat";
 pub const FILTER_HEADERS_FILE: &str = "filter_headers.dat";
 
 /// Why the store failed.
+///
+/// ```
+/// use btcpeer_core::chain::{ChainParams, ChainStore, StoreError};
+/// let dir = std::env::temp_dir().join(format!("btcpeer-store-err-{}", std::process::id()));
+/// ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+/// let err = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Signet)).unwrap_err();
+/// assert!(matches!(err, StoreError::OtherChain { .. }));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # Ok::<(), StoreError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -66,6 +76,15 @@ pub enum StoreError {
 }
 
 /// What [`ChainStore::open`] found.
+///
+/// ```
+/// use btcpeer_core::chain::{ChainParams, ChainStore};
+/// let dir = std::env::temp_dir().join(format!("btcpeer-store-loaded-{}", std::process::id()));
+/// let (_store, loaded) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+/// println!("resuming at height {}; repairs: {:?}", loaded.headers.height(), loaded.repairs);
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # Ok::<(), btcpeer_core::chain::StoreError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Loaded {
@@ -242,6 +261,17 @@ impl ChainStore {
     ///
     /// Errors: [`StoreError::Io`]; [`StoreError::OtherChain`] for a file of another network or
     /// kind (left untouched).
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// let dir = std::env::temp_dir().join(format!("btcpeer-store-{}-{}", std::process::id(), line!()));
+    /// let (mut store, loaded) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// let (mut headers, mut filters) = (loaded.headers, loaded.filter_headers);
+    /// assert!(loaded.repairs.is_empty());
+    /// assert_eq!((headers.height(), filters.height()), (0, None));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(dir: &Path, params: ChainParams) -> Result<(ChainStore, Loaded), StoreError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let genesis = params.genesis_hash().to_byte_array();
@@ -327,6 +357,17 @@ impl ChainStore {
     ///
     /// Errors: [`StoreError::Io`]; [`StoreError::OutOfOrder`] when the connected headers do
     /// not start right after what the file holds.
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// let dir = std::env::temp_dir().join(format!("btcpeer-store-{}-{}", std::process::id(), line!()));
+    /// let (mut store, loaded) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// let (mut headers, mut filters) = (loaded.headers, loaded.filter_headers);
+    /// let outcome = headers.connect_headers(&[], 1_700_000_000)?; // headers from a peer
+    /// store.apply_headers(&outcome)?;
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn apply_headers(&mut self, outcome: &HeadersOutcome) -> Result<(), StoreError> {
         let hpath = self.dir.join(HEADERS_FILE);
         if let Some(fork) = outcome.fork_height().filter(|_| outcome.is_reorg()) {
@@ -365,6 +406,23 @@ impl ChainStore {
     ///
     /// Errors: [`StoreError::Io`]; [`StoreError::OutOfOrder`] when they do not start right
     /// after what the file holds.
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// let dir = std::env::temp_dir().join(format!("btcpeer-store-{}-{}", std::process::id(), line!()));
+    /// let (mut store, loaded) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// let (mut headers, mut filters) = (loaded.headers, loaded.filter_headers);
+    /// use bitcoin::{bip158::{FilterHash, FilterHeader}, hashes::Hash, p2p::message_filter::CFHeaders};
+    /// let msg = CFHeaders { filter_type: 0, stop_hash: headers.tip(),
+    ///     previous_filter_header: FilterHeader::all_zeros(), filter_hashes: vec![FilterHash::all_zeros()] };
+    /// let outcome = filters.connect_cfheaders(&msg, &headers)?;
+    /// store.apply_filter_headers(&outcome)?;
+    /// drop(store);
+    /// let (_, again) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// assert_eq!(again.filter_headers.height(), Some(0));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn apply_filter_headers(&mut self, outcome: &FilterHeadersOutcome) -> Result<(), StoreError> {
         let fpath = self.dir.join(FILTER_HEADERS_FILE);
         let Some(first) = outcome.connected.first() else { return Ok(()) };
@@ -390,6 +448,17 @@ impl ChainStore {
     /// [`FilterHeaderChain::truncate`] did.
     ///
     /// Errors: [`StoreError::Io`].
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// let dir = std::env::temp_dir().join(format!("btcpeer-store-{}-{}", std::process::id(), line!()));
+    /// let (mut store, loaded) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// let (mut headers, mut filters) = (loaded.headers, loaded.filter_headers);
+    /// filters.truncate(None);
+    /// store.truncate_filter_headers(None)?;
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn truncate_filter_headers(&mut self, height: Option<u32>) -> Result<(), StoreError> {
         let fpath = self.dir.join(FILTER_HEADERS_FILE);
         let keep = height.map_or(0, |h| u64::from(h).saturating_add(1));
