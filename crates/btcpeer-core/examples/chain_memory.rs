@@ -14,11 +14,13 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use bitcoin::bip158::{FilterHash, FilterHeader};
 use bitcoin::block::{Header, Version};
 use bitcoin::hashes::Hash;
+use bitcoin::p2p::message_filter::{CFHeaders, CFilter};
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::{BlockHash, TxMerkleNode};
-use btcpeer_core::chain::{ChainParams, HeaderChain};
+use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain};
 
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -105,7 +107,48 @@ fn main() {
         n / sha.as_secs_f64(),
         connect.as_secs_f64() / sha.as_secs_f64()
     );
-    drop(headers);
+    // Filter headers and filter checks on the same chain.
+    let mut chain = HeaderChain::new(params.clone());
+    for b in headers.chunks(2000) {
+        chain.connect_headers(b, NOW).expect("valid headers");
+    }
+    let filters: Vec<Vec<u8>> = (0..=10_000u32).map(|i| i.to_le_bytes().repeat(8)).collect();
+    let hashes: Vec<FilterHash> = filters.iter().map(|f| FilterHash::hash(f)).collect();
+    let start = Instant::now();
+    let mut fchain = FilterHeaderChain::new();
+    for _ in 0..rounds {
+        fchain = FilterHeaderChain::new();
+        let mut prev = FilterHeader::all_zeros();
+        let mut at = 0usize;
+        while at <= 10_000 {
+            let stop = (at + 1999).min(10_000);
+            let msg = CFHeaders {
+                filter_type: 0,
+                stop_hash: chain.hash_at(stop as u32).unwrap(),
+                previous_filter_header: prev,
+                filter_hashes: hashes[at..=stop].to_vec(),
+            };
+            fchain.connect_cfheaders(&msg, &chain).expect("valid filter headers");
+            prev = fchain.filter_header_at(stop as u32).unwrap();
+            at = stop + 1;
+        }
+    }
+    let fh = start.elapsed();
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for (h, f) in filters.iter().enumerate() {
+            let msg = CFilter { filter_type: 0, block_hash: chain.hash_at(h as u32).unwrap(), filter: f.clone() };
+            fchain.check_filter(&msg, &chain).expect("valid filter");
+        }
+    }
+    let fc = start.elapsed();
+    let nf = (rounds * filters.len()) as f64;
+    println!(
+        "connect_cfheaders: {:.0} filter headers/s; check_filter: {:.0} filters/s (32-byte filters)",
+        nf / fh.as_secs_f64(),
+        nf / fc.as_secs_f64()
+    );
+    drop((headers, chain, fchain, filters, hashes));
 
     // 2. Memory of a `total`-header chain.
     let before = LIVE.load(Ordering::Relaxed);

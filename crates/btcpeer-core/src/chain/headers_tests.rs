@@ -346,3 +346,55 @@ fn the_chain_holds_about_fifty_bytes_a_header() {
     assert!(per_header <= 96, "{per_header} bytes a header");
     assert_eq!(c.height_of(&c.hash_at(12_345).unwrap()), Some(12_345));
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Headers made of arbitrary bytes, on a real chain tip or not: an error or an outcome,
+        /// never a panic, and the chain stays consistent.
+        #[test]
+        fn arbitrary_headers_never_panic(raw in proptest::collection::vec(any::<[u8; 80]>(), 0..20), link in any::<bool>(), bits in any::<u32>()) {
+            let mut c = regtest();
+            c.connect_headers(&extend(c.tip(), tip_time(&c), 3, 600, REG, 1), NOW).unwrap();
+            let mut prev = c.tip();
+            let headers: Vec<bitcoin::block::Header> = raw
+                .iter()
+                .map(|b| {
+                    let mut h: bitcoin::block::Header = bitcoin::consensus::deserialize(b).unwrap();
+                    if link {
+                        h.prev_blockhash = prev;
+                        h.bits = bitcoin::CompactTarget::from_consensus(bits);
+                        prev = h.block_hash();
+                    }
+                    h
+                })
+                .collect();
+            let height = c.height();
+            if let Ok(out) = c.connect_headers(&headers, NOW) {
+                prop_assert_eq!(c.height() as usize, height as usize + out.connected.len() - out.disconnected.len());
+            }
+            prop_assert_eq!(c.height_of(&c.tip()), Some(c.height()));
+        }
+
+        /// Arbitrary cfheaders against a real chain: never a panic.
+        #[test]
+        fn arbitrary_cfheaders_never_panic(count in 0usize..40, stop in 0u32..8, prev in any::<[u8; 32]>(), ty in 0u8..2) {
+            use bitcoin::bip158::{FilterHash, FilterHeader};
+            let mut c = regtest();
+            c.connect_headers(&extend(c.tip(), tip_time(&c), 5, 600, REG, 1), NOW).unwrap();
+            let mut f = super::super::filters::FilterHeaderChain::new();
+            let msg = bitcoin::p2p::message_filter::CFHeaders {
+                filter_type: ty,
+                stop_hash: c.hash_at(stop).unwrap_or(BlockHash::all_zeros()),
+                previous_filter_header: FilterHeader::from_byte_array(prev),
+                filter_hashes: (0..count).map(|i| FilterHash::hash(&[i as u8])).collect(),
+            };
+            let _ = f.connect_cfheaders(&msg, &c);
+            prop_assert!(f.height().unwrap_or(0) <= c.height());
+        }
+    }
+}
