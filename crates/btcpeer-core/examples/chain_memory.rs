@@ -192,12 +192,13 @@ fn main() {
     let took = start.elapsed();
     assert_eq!(loaded.headers.tip(), tip);
     println!(
-        "reload of {} headers ({:.1} MB file): {:.2} s ({:.0} headers/s), peak allocated {:.1} MB",
+        "reload of {} headers ({:.1} MB file): {:.2} s ({:.0} headers/s), peak allocated {:.1} MB, the reloaded chain holds {:.1} MB",
         loaded.headers.height(),
         std::fs::metadata(dir.join(btcpeer_core::chain::HEADERS_FILE)).map(|m| m.len()).unwrap_or(0) as f64 / 1e6,
         took.as_secs_f64(),
         f64::from(loaded.headers.height()) / took.as_secs_f64(),
         (PEAK.load(Ordering::Relaxed) - before) as f64 / 1e6,
+        (LIVE.load(Ordering::Relaxed) - before) as f64 / 1e6,
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -312,6 +312,11 @@ impl ChainStore {
         let mut repairs = Vec::new();
 
         let mut headers = HeaderChain::new(params);
+        // Room for every saved header at once (a 930,000-header chain grows by doubling otherwise).
+        if let Ok(meta) = std::fs::metadata(&hpath) {
+            let records = meta.len().saturating_sub(PREFIX_LEN).checked_div(HEADER_RECORD).unwrap_or(0);
+            headers.reserve(usize::try_from(records).unwrap_or(0));
+        }
         let hs = scan(&hpath, HEADERS_MAGIC, &genesis, HEADER_RECORD, 1, |bodies| {
             let parsed: Vec<Header> = bodies.iter().map_while(|b| encode::deserialize::<Header>(b).ok()).collect();
             let mut accepted = 0usize;
