@@ -6,6 +6,9 @@
 //! - `filter_headers.dat`: `BTCPFHDR` | version 1 | genesis hash | checksum, then per height
 //!   its 32-byte filter header and the first 4 bytes of SHA256d(height ‖ filter header).
 //!
+//! The store keeps chains that start at genesis ([`HeaderChain::new`]); a chain started from a
+//! checkpoint is not saved (its first outcome is refused as out of order).
+//!
 //! A reorg truncates a file to the fork and appends. After a crash, a torn tail (a partial
 //! last record, or a last record whose checksum fails) is dropped; a bad record before the
 //! last means corruption: the file is kept aside as `FILE.corrupt` and the good records before

@@ -260,3 +260,68 @@ fn filters_start_at_the_wallet_birthday() {
     assert_eq!(first, 2500);
     assert_eq!(c.plan.filters_height(), 3001);
 }
+
+mod shuffled {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Answers delivered in any order, some held back a round, one peer possibly silent:
+        /// the sync still ends with every filter received, and no batch is ever above the limits.
+        #[test]
+        fn any_answer_order_still_syncs(seed in any::<u64>(), silent in 0u64..4, n in 1usize..3500) {
+            let server = Server::new(n);
+            let mut c = Client::new(SyncConfig::default());
+            for p in 1..=3 {
+                c.plan.add_peer(p, n as u32);
+            }
+            let mut rng = seed;
+            let mut next = |m: usize| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                (rng % m.max(1) as u64) as usize
+            };
+            let mut held: Vec<(PeerId, SyncRequest)> = Vec::new();
+            let mut synced = false;
+            for _ in 0..400 {
+                if c.plan.phase(&c.chain, &c.filters) == SyncPhase::Synced {
+                    synced = true;
+                    break;
+                }
+                let mut reqs = c.plan.next_requests(c.now, &c.chain, &c.filters);
+                for (_, r) in &reqs {
+                    if let SyncRequest::Filters { start_height, stop_height, .. } = r {
+                        prop_assert!(stop_height - start_height < 1000);
+                    }
+                }
+                reqs.append(&mut held);
+                // Shuffle, and hold some back for a round.
+                for i in (1..reqs.len()).rev() {
+                    let j = next(i + 1);
+                    reqs.swap(i, j);
+                }
+                for (peer, req) in reqs {
+                    if peer == silent {
+                        continue;
+                    }
+                    if next(4) == 0 {
+                        held.push((peer, req));
+                        continue;
+                    }
+                    c.answer(&server, peer, req);
+                }
+                c.now += Duration::from_secs(3);
+                for p in c.plan.stalled(c.now) {
+                    c.plan.remove_peer(p);
+                    held.retain(|(id, _)| *id != p);
+                }
+            }
+            prop_assert!(synced, "not synced: {:?}", c.plan.phase(&c.chain, &c.filters));
+            prop_assert_eq!(c.plan.filters_height(), n as u32 + 1);
+            prop_assert_eq!(c.filters.height(), Some(n as u32));
+        }
+    }
+}
