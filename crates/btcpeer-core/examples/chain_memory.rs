@@ -182,6 +182,32 @@ fn main() {
     let mid = chain.height() / 2;
     assert_eq!(chain.height_of(&chain.hash_at(mid).unwrap()), Some(mid));
 
+    // Filter headers for every block of it.
+    let before_f = LIVE.load(Ordering::Relaxed);
+    let mut fchain = FilterHeaderChain::new();
+    let mut at = 0u32;
+    while at <= chain.height() {
+        let stop = (at + 1999).min(chain.height());
+        let msg = CFHeaders {
+            filter_type: 0,
+            stop_hash: chain.hash_at(stop).unwrap(),
+            previous_filter_header: at
+                .checked_sub(1)
+                .map_or(FilterHeader::all_zeros(), |p| fchain.filter_header_at(p).unwrap()),
+            filter_hashes: (at..=stop).map(|i| FilterHash::hash(&i.to_le_bytes())).collect(),
+        };
+        fchain.connect_cfheaders(&msg, &chain).expect("valid filter headers");
+        at = stop + 1;
+    }
+    println!(
+        "{} filter headers: {:.1} MB ({:.1} bytes a filter header); both chains together {:.1} MB",
+        fchain.next_height(),
+        (LIVE.load(Ordering::Relaxed) - before_f) as f64 / 1e6,
+        (LIVE.load(Ordering::Relaxed) - before_f) as f64 / f64::from(fchain.next_height()),
+        (LIVE.load(Ordering::Relaxed) - before) as f64 / 1e6,
+    );
+    drop(fchain);
+
     // 3. A restart: the store reloads the file, checking every header again.
     let tip = chain.tip();
     drop((chain, store));

@@ -209,6 +209,18 @@ impl FilterHeaderChain {
         &self.checkpoints
     }
 
+    /// Reserves room for `additional` more filter headers at once (capped at 2,000,000).
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::FilterHeaderChain;
+    /// let mut f = FilterHeaderChain::new();
+    /// f.reserve(10);
+    /// assert!(f.heap_bytes() >= 320);
+    /// ```
+    pub fn reserve(&mut self, additional: usize) {
+        self.headers.reserve_exact(additional.min(2_000_000));
+    }
+
     /// Bytes of memory held.
     ///
     /// ```

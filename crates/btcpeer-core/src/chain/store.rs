@@ -342,6 +342,10 @@ impl ChainStore {
         // Filter headers: at most one per block of the header chain.
         let mut filters = FilterHeaderChain::new();
         let room = u64::from(headers.height()).saturating_add(1);
+        if let Ok(meta) = std::fs::metadata(&fpath) {
+            let records = meta.len().saturating_sub(PREFIX_LEN).checked_div(FILTER_RECORD).unwrap_or(0).min(room);
+            filters.reserve(usize::try_from(records).unwrap_or(0));
+        }
         let mut trimmed = false;
         let fs = scan(&fpath, FILTERS_MAGIC, &genesis, FILTER_RECORD, 0, |bodies| {
             let mut accepted = 0usize;
