@@ -38,6 +38,13 @@ pub struct SyncConfig {
     pub filters_in_flight_total: usize,
     /// The first height whose filter is wanted (a wallet's birthday; default 0).
     pub filters_from: u32,
+    /// Peers asked for each range of filter headers (default 2): connect the first answer,
+    /// then the others — an answer that differs gives [`FilterError::Conflict`] at the first
+    /// height that differs (see also [`first_divergence`]); fetch that block to see who lied.
+    ///
+    /// [`FilterError::Conflict`]: super::FilterError::Conflict
+    /// [`first_divergence`]: super::first_divergence
+    pub filter_headers_peers: usize,
 }
 
 impl Default for SyncConfig {
@@ -47,6 +54,7 @@ impl Default for SyncConfig {
             filters_in_flight_per_peer: 2,
             filters_in_flight_total: 8,
             filters_from: 0,
+            filter_headers_peers: 2,
         }
     }
 }
@@ -75,6 +83,18 @@ impl SyncConfig {
     #[must_use]
     pub fn with_request_timeout(mut self, timeout: Duration) -> SyncConfig {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// The same, with filter headers asked of `peers` peers for each range (at least 1).
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::SyncConfig;
+    /// assert_eq!(SyncConfig::default().with_filter_headers_peers(3).filter_headers_peers, 3);
+    /// ```
+    #[must_use]
+    pub fn with_filter_headers_peers(mut self, peers: usize) -> SyncConfig {
+        self.filter_headers_peers = peers.max(1);
         self
     }
 
@@ -183,7 +203,8 @@ impl PeerState {
 ///
 /// Headers are asked of one peer at a time, until every peer has answered with fewer than
 /// 2,000 (it has no more); then each peer's `getcfcheckpt` (for the caller to cross-check);
-/// then filter headers, one range at a time (they must connect in order); filters from
+/// then filter headers, one range at a time (they must connect in order), each range asked of
+/// [`SyncConfig::filter_headers_peers`] peers so their answers are cross-checked; filters from
 /// several peers in parallel. A filter is received once [`filter_received`](Self::filter_received)
 /// reports it (after [`FilterHeaderChain::check_filter`]).
 ///
@@ -360,12 +381,16 @@ impl SyncPlanner {
         if any_in_flight(&self.peers, &|r| matches!(r, SyncRequest::FilterCheckpoints { .. })) {
             return out;
         }
-        // 3. Filter headers, one range at a time.
+        // 3. Filter headers, one range at a time, each asked of several peers to cross-check.
         let next = filters.next_height();
         if next <= tip && !any_in_flight(&self.peers, &|r| matches!(r, SyncRequest::FilterHeaders { .. })) {
             let stop = next.saturating_add(u32::try_from(MAX_CFHEADERS).unwrap_or(2000).saturating_sub(1)).min(tip);
-            if let (Some(stop_hash), Some(id)) = (chain.hash_at(stop), self.least_busy(|_| true)) {
-                self.send(id, SyncRequest::FilterHeaders { start_height: next, stop_hash }, now, 0, &mut out);
+            if let Some(stop_hash) = chain.hash_at(stop) {
+                let mut ids: Vec<(usize, PeerId)> = self.peers.iter().map(|(id, p)| (p.in_flight.len(), *id)).collect();
+                ids.sort_unstable();
+                for (_, id) in ids.into_iter().take(self.config.filter_headers_peers.max(1)) {
+                    self.send(id, SyncRequest::FilterHeaders { start_height: next, stop_hash }, now, 0, &mut out);
+                }
             }
         }
         // 4. Filters, in batches, where filter headers are known.
