@@ -72,6 +72,14 @@ pub enum StoreError {
         /// What differs.
         problem: String,
     },
+    /// A record read back does not match its checksum (the file changed under the store).
+    #[error("{path}: {problem}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// What is to be written does not follow what the file holds (a bug of the caller: an
     /// outcome applied twice or skipped).
     #[error("{0}")]
@@ -440,6 +448,41 @@ impl ChainStore {
         self.headers.sync_data().map_err(io_err(&hpath))?;
         self.header_records = self.header_records.saturating_add(outcome.connected.len() as u64);
         Ok(())
+    }
+
+    /// Reads the saved header at `height` (the chain in memory keeps only hash, time and bits
+    /// of each block): `None` for height 0 (the genesis header is in the
+    /// [params](ChainParams::genesis)) or above what the file holds.
+    ///
+    /// Errors: [`StoreError::Io`]; [`StoreError::Corrupt`] when the record's checksum fails
+    /// (the file changed under the store).
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// let dir = std::env::temp_dir().join(format!("btcpeer-store-read-{}", std::process::id()));
+    /// let (mut store, _) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// assert_eq!(store.read_header(1)?, None);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), btcpeer_core::chain::StoreError>(())
+    /// ```
+    pub fn read_header(&mut self, height: u32) -> Result<Option<Header>, StoreError> {
+        let hpath = self.dir.join(HEADERS_FILE);
+        let h = u64::from(height);
+        if h == 0 || h > self.header_records {
+            return Ok(None);
+        }
+        let at = PREFIX_LEN.saturating_add(h.saturating_sub(1).saturating_mul(HEADER_RECORD));
+        let mut rec = [0u8; HEADER_RECORD as usize];
+        self.headers.seek(SeekFrom::Start(at)).map_err(io_err(&hpath))?;
+        self.headers.read_exact(&mut rec).map_err(io_err(&hpath))?;
+        let (body, sum) = rec.split_at(80);
+        if record_sum(h, body) != sum {
+            return Err(StoreError::OutOfOrder(format!(
+                "{}: the record at height {height} is corrupt",
+                hpath.display()
+            )));
+        }
+        encode::deserialize(body).map(Some).map_err(|e| StoreError::OutOfOrder(e.to_string()))
     }
 
     /// Appends what [`FilterHeaderChain::connect_cfheaders`] connected, and syncs the file.

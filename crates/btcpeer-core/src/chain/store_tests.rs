@@ -237,3 +237,26 @@ fn a_long_file_loads_batch_by_batch_and_corruption_in_a_later_batch_keeps_what_i
     assert!(d.join(format!("{HEADERS_FILE}.corrupt")).exists());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_saved_header_is_read_back_by_height() {
+    let d = dir("read");
+    let (chain, _) = build(&d, 20);
+    let (mut store, _) = ChainStore::open(&d, params()).unwrap();
+    for h in 1..=20 {
+        assert_eq!(store.read_header(h).unwrap().map(|x| x.block_hash()), chain.hash_at(h));
+    }
+    assert_eq!(store.read_header(0).unwrap(), None);
+    assert_eq!(store.read_header(21).unwrap(), None);
+    // Appending after a read still appends at the end.
+    let mut chain = chain;
+    let more = extend(chain.tip(), chain.time_at(20).unwrap(), 2, 600, 0x207f_ffff, 5);
+    let out = chain.connect_headers(&more, NOW).unwrap();
+    store.read_header(3).unwrap();
+    store.apply_headers(&out).unwrap();
+    assert_eq!(store.read_header(22).unwrap().map(|x| x.block_hash()), Some(more[1].block_hash()));
+    drop(store);
+    let (_s, loaded) = ChainStore::open(&d, params()).unwrap();
+    assert_eq!(loaded.headers.height(), 22);
+    let _ = std::fs::remove_dir_all(&d);
+}
