@@ -220,7 +220,7 @@ fn a_lying_peers_filter_headers_conflict_with_the_honest_answer_for_the_same_ran
             c.filters.connect_cfheaders(&honest, &c.chain).unwrap();
             // The liar's answer differs from the first height on.
             assert_eq!(c.filters.connect_cfheaders(&lie, &c.chain), Err(FilterError::Conflict { height: 0 }));
-            assert_eq!(super::filters::first_divergence(&honest, &lie, 100), super::filters::Divergence::At(0));
+            assert_eq!(super::crosscheck::first_divergence(&honest, &lie, 100), super::crosscheck::Divergence::At(0));
             break;
         }
         for (p, r) in reqs {
