@@ -6,7 +6,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::p2p::message_filter::CFHeaders;
 use bitcoin::{Block, OutPoint, ScriptBuf};
 
-use super::filters::{CFCHECKPT_INTERVAL, FilterError};
+use super::filters::{CFCHECKPT_INTERVAL, FilterError, filter_element_count};
 
 /// Where two peers' `cfheaders` for the same range first differ.
 ///
@@ -119,12 +119,23 @@ pub fn basic_filter(
 /// ```
 pub fn check_outputs_in_filter(filter: &[u8], block: &Block) -> Result<(), FilterError> {
     let block_hash = block.block_hash();
+    filter_element_count(filter)?;
     let filter = BlockFilter::new(filter);
-    for out in block.txdata.iter().flat_map(|tx| tx.output.iter()) {
-        let script = &out.script_pubkey;
-        if script.is_empty() || script.is_op_return() {
-            continue;
-        }
+    let scripts: Vec<&ScriptBuf> = block
+        .txdata
+        .iter()
+        .flat_map(|tx| tx.output.iter())
+        .map(|o| &o.script_pubkey)
+        .filter(|s| !s.is_empty() && !s.is_op_return())
+        .collect();
+    // One pass over the filter for all of them; only on a miss, find which one.
+    let all = filter
+        .match_all(&block_hash, scripts.iter().map(|s| s.as_bytes()))
+        .map_err(|e| FilterError::Filter(e.to_string()))?;
+    if all {
+        return Ok(());
+    }
+    for script in scripts {
         let found = filter
             .match_any(&block_hash, std::iter::once(script.as_bytes()))
             .map_err(|e| FilterError::Filter(e.to_string()))?;

@@ -132,6 +132,49 @@ pub struct FilterHeaderChain {
     checkpoints: Vec<(u32, FilterHeader)>,
 }
 
+/// BIP158's Golomb-Rice parameter P for basic filters: each element takes at least P + 1 bits.
+const BASIC_P: u64 = 19;
+
+/// The element count a basic filter starts with, once checked against its size: each element
+/// takes at least 20 bits (BIP158: a unary quotient of at least one bit and a 19-bit
+/// remainder), so a filter cannot have more than its bits allow. rust-bitcoin's matching
+/// multiplies the count by BIP158's M before reading anything (an overflow in a debug build
+/// for a hostile count): a filter that passes this check is safe to match.
+///
+/// Errors: [`FilterError::Filter`] for an empty filter, a truncated count, or a count its
+/// size cannot hold.
+///
+/// ```
+/// use btcpeer_core::chain::filter_element_count;
+/// assert_eq!(filter_element_count(&[0]), Ok(0));
+/// assert_eq!(filter_element_count(&[1, 0, 0, 0]), Ok(1)); // 24 bits: room for one
+/// assert!(filter_element_count(&[2, 0, 0, 0]).is_err()); // not for two
+/// assert!(filter_element_count(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+/// ```
+pub fn filter_element_count(filter: &[u8]) -> Result<u64, FilterError> {
+    let bad = |why: &str| FilterError::Filter(format!("filter of {} bytes: {why}", filter.len()));
+    let (&first, rest) = filter.split_first().ok_or_else(|| bad("empty"))?;
+    let width = match first {
+        0xfd => 2,
+        0xfe => 4,
+        0xff => 8,
+        _ => 0,
+    };
+    let (count, body) = if width == 0 {
+        (u64::from(first), rest)
+    } else {
+        let (bytes, body) = rest.split_at_checked(width).ok_or_else(|| bad("its element count is truncated"))?;
+        let mut le = [0u8; 8];
+        le.get_mut(..width).ok_or_else(|| bad("its element count is truncated"))?.copy_from_slice(bytes);
+        (u64::from_le_bytes(le), body)
+    };
+    let bits = u64::try_from(body.len()).unwrap_or(u64::MAX).saturating_mul(8);
+    if count.saturating_mul(BASIC_P.saturating_add(1)) > bits {
+        return Err(bad(&format!("{count} elements do not fit in {bits} bits")));
+    }
+    Ok(count)
+}
+
 /// The filter headers `hashes` make after `prev` (BIP157: `SHA256d(filter hash ‖ previous)`).
 ///
 /// ```
@@ -379,7 +422,8 @@ impl FilterHeaderChain {
     ///
     /// Errors: [`FilterError::FilterType`], [`FilterError::UnknownBlock`] (not on the main
     /// chain), [`FilterError::NotYet`] (no filter header at that height yet),
-    /// [`FilterError::FilterMismatch`] (a wrong filter).
+    /// [`FilterError::FilterMismatch`] (a wrong filter), [`FilterError::Filter`] (a filter whose
+    /// element count does not fit its size).
     ///
     /// ```
     /// use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain};
@@ -413,9 +457,11 @@ impl FilterHeaderChain {
     }
 
     /// Checks filter bytes against the filter header at `height` (see
-    /// [`check_filter`](Self::check_filter)); `block` is named in the error.
+    /// [`check_filter`](Self::check_filter)), and that its element count fits its size
+    /// ([`filter_element_count`]); `block` is named in the error. A filter that passes is
+    /// safe to match.
     ///
-    /// Errors: [`FilterError::NotYet`], [`FilterError::FilterMismatch`].
+    /// Errors: [`FilterError::NotYet`], [`FilterError::FilterMismatch`], [`FilterError::Filter`].
     ///
     /// ```
     /// # use btcpeer_core::chain::FilterHeaderChain;
@@ -428,6 +474,9 @@ impl FilterHeaderChain {
         if FilterHash::hash(filter).filter_header(&prev) != ours {
             return Err(FilterError::FilterMismatch { block, height });
         }
+        // The chain of headers may come from the same liar: the filter must also be sane to
+        // match against.
+        filter_element_count(filter)?;
         Ok(())
     }
 }

@@ -214,3 +214,27 @@ fn an_empty_block_filter_from_core_matches_the_genesis_vector() {
     let script = &v.block.txdata[0].output[0].script_pubkey;
     assert!(filter.match_any(&v.block.block_hash(), std::iter::once(script.as_bytes())).unwrap());
 }
+
+#[test]
+fn a_filter_with_more_elements_than_bytes_is_refused_before_anything_decodes_it() {
+    // A liar serving a consistent header chain and a filter claiming 2^64 - 1 elements.
+    let c = chain(3);
+    let hostile = vec![0xff; 40];
+    let mut f = FilterHeaderChain::new();
+    let msg = CFHeaders {
+        filter_type: 0,
+        stop_hash: c.hash_at(0).unwrap(),
+        previous_filter_header: FilterHeader::all_zeros(),
+        filter_hashes: vec![FilterHash::hash(&hostile)],
+    };
+    f.connect_cfheaders(&msg, &c).unwrap();
+    let cf = CFilter { filter_type: 0, block_hash: c.hash_at(0).unwrap(), filter: hostile.clone() };
+    assert!(matches!(f.check_filter(&cf, &c), Err(FilterError::Filter(_))));
+    // The output check refuses it too, instead of overflowing in rust-bitcoin's matcher.
+    let block = bitcoin::constants::genesis_block(bitcoin::Network::Regtest);
+    assert!(matches!(check_outputs_in_filter(&hostile, &block), Err(FilterError::Filter(_))));
+    // Every real vector fits.
+    for v in vectors() {
+        assert!(filter_element_count(&v.filter).is_ok());
+    }
+}

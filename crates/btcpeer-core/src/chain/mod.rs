@@ -56,7 +56,7 @@ pub use crosscheck::{
 };
 pub use filters::{
     BASIC_FILTER, CFCHECKPT_INTERVAL, FilterError, FilterHeaderChain, FilterHeadersOutcome, MAX_CFHEADERS,
-    MAX_CFILTERS, chain_filter_headers,
+    MAX_CFILTERS, chain_filter_headers, filter_element_count,
 };
 pub use headers::{
     ConnectedHeader, HeaderChain, HeaderError, HeadersOutcome, MAX_FUTURE_BLOCK_TIME, MAX_HEADERS, MAX_SIDE_HEADERS,
