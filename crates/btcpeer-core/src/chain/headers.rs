@@ -106,7 +106,8 @@ impl HeaderChain {
     /// the median time past of the first ten blocks after it is taken over the fewer blocks
     /// known, and [`total_work`](HeaderChain::total_work) counts from it.
     ///
-    /// Errors: [`HeaderError::StartNotAtRetarget`].
+    /// Errors: [`HeaderError::StartNotAtRetarget`]; [`HeaderError::BadProofOfWork`] when the
+    /// header does not meet its own target.
     ///
     /// ```
     /// # use btcpeer_core::chain::{ChainParams, HeaderChain};
@@ -119,6 +120,12 @@ impl HeaderChain {
         let interval = params.difficulty_adjustment_interval();
         if !params.no_retargeting && height.checked_rem(interval).unwrap_or(0) != 0 {
             return Err(HeaderError::StartNotAtRetarget { height, interval });
+        }
+        // Its work counts as every other's: it must have its proof of work.
+        let hash = header.block_hash();
+        if pow::check_proof_of_work(hash, header.bits.to_consensus(), &params).is_err() {
+            let reason = "the start header's proof of work is invalid".to_string();
+            return Err(HeaderError::BadProofOfWork { hash, height, reason });
         }
         Ok(HeaderChain::start_at(params, height, &header))
     }

@@ -316,6 +316,13 @@ fn a_chain_from_a_checkpoint_extends_and_refuses_bad_starts() {
         HeaderChain::from_checkpoint(ChainParams::new(bitcoin::Network::Bitcoin), 5, hs[4]),
         Err(HeaderError::StartNotAtRetarget { height: 5, interval: 2016 })
     ));
+    // A start header without its proof of work (its work would count as real).
+    let mut fake = hs[4];
+    fake.bits = bitcoin::CompactTarget::from_consensus(0x0300_0001);
+    assert!(matches!(
+        HeaderChain::from_checkpoint(ChainParams::new(bitcoin::Network::Regtest), 5, fake),
+        Err(HeaderError::BadProofOfWork { height: 5, .. })
+    ));
 }
 
 #[test]
