@@ -250,6 +250,33 @@ mod tests {
         assert_eq!(bits, 0x1d00e1fd);
     }
 
+    // rust-bitcoin's `compact_target_from_upwards_difficulty_adjustment`: signet's first
+    // retarget (genesis 0x1e0377ae at 1598918400, block 2015 at 1599332177) → 0x1e012fa7.
+    #[test]
+    fn signet_first_retarget_upwards() {
+        let p = params(bitcoin::Network::Signet);
+        let bits = calculate_next_work_required(&p, link(1599332177, 503543726), link(1598918400, 503543726));
+        assert_eq!(bits, 503394215);
+    }
+
+    // rust-bitcoin's `compact_target_from_downwards_difficulty_adjustment`: signet's second
+    // retarget (block 2016 at 1599332844, block 4031 at 1600591200).
+    #[test]
+    fn signet_second_retarget_downwards() {
+        let p = params(bitcoin::Network::Signet);
+        let bits = calculate_next_work_required(&p, link(1600591200, 503394215), link(1599332844, 503394215));
+        assert_eq!(bits, 503397348);
+    }
+
+    // rust-bitcoin's `compact_target_from_adjustment_is_max_target`: slow blocks at signet's
+    // limit stay at the limit.
+    #[test]
+    fn signet_slow_blocks_stay_at_the_limit() {
+        let p = params(bitcoin::Network::Signet);
+        let bits = calculate_next_work_required(&p, link(5 * 1_209_600, 503543726), link(0, 503543726));
+        assert_eq!(bits, 503543726);
+    }
+
     #[test]
     fn the_product_never_loses_bits_and_caps_at_the_limit() {
         let p = params(bitcoin::Network::Bitcoin);
