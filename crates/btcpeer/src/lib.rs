@@ -130,9 +130,16 @@
 //! let block = peer.get_block(chain_of_headers[99].block_hash()).await?;
 //! assert!(block.check_merkle_root());
 //!
-//! // BIP157 filters for a range of heights (the remote signals NODE_COMPACT_FILTERS).
-//! let filters = peer.get_cfilters(0, 1, chain_of_headers[9].block_hash()).await?;
-//! assert_eq!(filters.len(), 10);
+//! // BIP157 filters (the remote signals NODE_COMPACT_FILTERS), a full range at a time: 1,000
+//! // blocks, the most one request may cover. Each range comes whole and in order; its filters are
+//! // checked against the header chain. (`chain_of_headers[k]` is the header at height k + 1.)
+//! for (i, range) in chain_of_headers.chunks(1_000).enumerate() {
+//!     let start = u32::try_from(i * 1_000 + 1)?;
+//!     let stop = range.last().expect("chunks are not empty").block_hash();
+//!     let filters = peer.get_cfilters(0, start, stop).await?;
+//!     assert_eq!(filters.len(), range.len());
+//!     assert!(filters.iter().zip(range).all(|(f, h)| f.block_hash == h.block_hash()));
+//! }
 //! # Ok(()) }
 //! ```
 //!

@@ -300,3 +300,212 @@ async fn r_a_get_merkle_block_returns_the_filtered_block() {
     m.extract_matches(&mut matches, &mut indexes).unwrap();
     assert_eq!(matches, vec![chain.block(4).txdata[0].compute_txid()]);
 }
+
+/// The server's own filters for `heights`, as `(block hash, filter)`.
+fn own_filters(chain: &SyntheticChain, heights: std::ops::RangeInclusive<usize>) -> Vec<(BlockHash, Vec<u8>)> {
+    heights.map(|h| (chain.hash(h), chain.filter(h))).collect()
+}
+
+fn as_pairs(filters: &[btcpeer::bitcoin::p2p::message_filter::CFilter]) -> Vec<(BlockHash, Vec<u8>)> {
+    filters.iter().map(|f| (f.block_hash, f.filter.clone())).collect()
+}
+
+fn filter_server(len: usize) -> (Arc<SyntheticChain>, ChainServer, ServiceFlags) {
+    let chain = chain(len);
+    let services = ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::COMPACT_FILTERS;
+    (chain.clone(), ChainServer::new(chain), services)
+}
+
+/// Item 15: the protocol's whole range (1,000 filters, Core's `MAX_GETCFILTERS_SIZE`) comes back
+/// complete and in order, filter by filter the server's own; none reaches the handler.
+#[tokio::test]
+async fn r_a_get_cfilters_of_1000_blocks_returns_every_filter_in_order() {
+    let (chain, server, services) = filter_server(1_100);
+    let (client, _server, mut rx) = pair(server, services).await;
+    let filters = within(client.get_cfilters(0, 1, chain.hash(1_000))).await.unwrap();
+    assert_eq!(filters.len(), 1_000);
+    assert_eq!(as_pairs(&filters), own_filters(&chain, 1..=1_000));
+    // Nothing was diverted to the handler.
+    while let Ok(event) = rx.try_recv() {
+        assert!(!matches!(event, Event::Message(Message::CFilter(_))), "a filter reached the handler");
+    }
+}
+
+/// Item 15: a consumer that polls its request only now and then (a busy task) still gets the
+/// whole range: the request holds it, nothing is diverted while it is not looking.
+#[tokio::test(start_paused = true)]
+async fn r_a_get_cfilters_holds_the_whole_range_for_a_slow_consumer() {
+    let (chain, server, services) = filter_server(1_100);
+    let (client, _server, mut rx) = pair(server, services).await;
+    let request = client.get_cfilters(0, 1, chain.hash(1_000));
+    let mut request = std::pin::pin!(request);
+    // Polled once every 50 ms (of paused time: everything that can arrive meanwhile arrives).
+    let mut filters = None;
+    for _ in 0..100 {
+        if let Ok(done) = tokio::time::timeout(Duration::ZERO, request.as_mut()).await {
+            filters = Some(done.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let filters = filters.expect("done within 100 polls");
+    assert_eq!(as_pairs(&filters), own_filters(&chain, 1..=1_000));
+    while let Ok(event) = rx.try_recv() {
+        assert!(!matches!(event, Event::Message(Message::CFilter(_))), "a filter reached the handler");
+    }
+}
+
+/// Item 15: concurrent ranges, each matched to its own request (by its range, not by arrival),
+/// beside filter headers of the same stop.
+#[tokio::test]
+async fn r_a_concurrent_get_cfilters_each_get_their_own_range() {
+    let (chain, server, services) = filter_server(2_100);
+    let (client, _server, _rx) = pair(server, services).await;
+    let ranges = [(1usize, 1_000usize), (1_001, 2_000), (500, 1_499), (1_990, 2_000), (1, 1_000)];
+    let chain2 = chain.clone();
+    let got = within(concurrently(&client, ranges, move |p, (a, b)| {
+        let stop = chain2.hash(b);
+        async move { p.get_cfilters(0, a as u32, stop).await }
+    }))
+    .await;
+    for ((a, b), result) in ranges.into_iter().zip(got) {
+        let filters = result.unwrap();
+        assert_eq!(as_pairs(&filters), own_filters(&chain, a..=b), "range {a}..={b}");
+    }
+    let headers = within(client.get_cfheaders(0, 1_001, chain.hash(2_000))).await.unwrap();
+    assert_eq!(headers.filter_hashes.len(), 1_000);
+}
+
+/// Items 15–16: a range over BIP157's 1,000 filters is refused here, with the limit named, before
+/// a `getcfilters` Core would disconnect for (`PrepareBlockFilterRequest`) is sent.
+#[tokio::test]
+async fn r_a_get_cfilters_over_1000_blocks_is_refused_naming_the_limit() {
+    let (chain, server, services) = filter_server(1_100);
+    let (client, _server, _rx) = pair(server, services).await;
+    let err = within(client.get_cfilters(0, 1, chain.hash(1_001))).await.unwrap_err();
+    assert_eq!(err, RequestError::RangeTooLarge { blocks: 1_001, limit: 1_000 });
+    assert!(client.is_connected());
+    assert_eq!(within(client.get_cfilters(0, 2, chain.hash(1_001))).await.unwrap().len(), 1_000);
+}
+
+/// Item 15: a `headers` that does not start on the locator is an announcement, not the answer:
+/// it reaches the handler and the request waits for its own answer. An answer that starts on the
+/// locator but does not connect is refused (Core: `ProcessHeadersMessage`, "non-continuous headers
+/// sequence").
+#[tokio::test(start_paused = true)]
+async fn r_a_get_headers_takes_only_headers_that_start_on_its_locator() {
+    let chain = chain(30);
+    let (rec, mut rx) = recorder();
+    let (client, mut remote) = common::outbound_to_remote(quiet().build().unwrap(), rec);
+    common::within_simulated(60, remote.accept_handshake(70016)).await;
+    within(client.handshake()).await.unwrap();
+    let request = tokio::spawn({
+        let (client, locator) = (client.clone(), chain.hash(10));
+        async move { client.get_headers(&[locator], BlockHash::all_zeros()).await }
+    });
+    let Some(Message::GetHeaders(_)) = common::within_simulated(60, remote.recv_untimed()).await else {
+        panic!("getheaders sent")
+    };
+    // An announcement of block 25 (its parent is not in the locator) comes first.
+    remote.send(&Message::Headers(vec![chain.block(25).header])).await;
+    let answer: Vec<_> = (11..20).map(|h| chain.block(h).header).collect();
+    remote.send(&Message::Headers(answer.clone())).await;
+    let got = within(request).await.unwrap().unwrap();
+    assert_eq!(got, answer);
+    let announced = common::next_message(&mut rx, |m| matches!(m, Message::Headers(_))).await;
+    assert!(matches!(announced, Message::Headers(h) if h == vec![chain.block(25).header]));
+
+    // Starts on the locator, then a gap: the answer is refused with a reason.
+    let request = tokio::spawn({
+        let (client, locator) = (client.clone(), chain.hash(10));
+        async move { client.get_headers(&[locator], BlockHash::all_zeros()).await }
+    });
+    let Some(Message::GetHeaders(_)) = common::within_simulated(60, remote.recv_untimed()).await else {
+        panic!("getheaders sent")
+    };
+    let gapped = vec![chain.block(11).header, chain.block(13).header];
+    remote.send(&Message::Headers(gapped)).await;
+    assert!(matches!(within(request).await.unwrap(), Err(RequestError::InvalidAnswer(_))));
+}
+
+/// Item 15: a one-address `addr` (a remote announcing itself, or relaying one address, as Core
+/// does unasked) is not taken as the answer to `getaddr`.
+#[tokio::test(start_paused = true)]
+async fn r_a_get_addr_leaves_a_single_address_announcement_to_the_handler() {
+    let (rec, mut rx) = recorder();
+    let (client, mut remote) = common::outbound_to_remote(quiet().build().unwrap(), rec);
+    common::within_simulated(60, remote.accept_handshake(70016)).await;
+    within(client.handshake()).await.unwrap();
+    let request = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_addr().await }
+    });
+    loop {
+        match common::within_simulated(60, remote.recv_untimed()).await {
+            Some(Message::GetAddr) => break,
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+    let entry = |n: u8| {
+        let socket = std::net::SocketAddr::from(([10, 0, 0, n], 8333));
+        (1_700_000_000u32, btcpeer::bitcoin::p2p::Address::new(&socket, ServiceFlags::NETWORK))
+    };
+    remote.send(&Message::Addr(vec![entry(99)])).await;
+    remote.send(&Message::Addr(vec![entry(1), entry(2), entry(3)])).await;
+    let addrs = within(request).await.unwrap().unwrap();
+    let got: Vec<_> = addrs.iter().map(|a| a.addr.clone()).collect();
+    let wanted: Vec<_> = (1..=3).map(|n| AddrV2::Ipv4(std::net::Ipv4Addr::new(10, 0, 0, n))).collect();
+    assert_eq!(got, wanted);
+    let single = common::next_message(&mut rx, |m| matches!(m, Message::Addr(_))).await;
+    assert!(matches!(single, Message::Addr(a) if a.len() == 1));
+}
+
+/// Item 16: more requests than the 1,024 that may wait at once are not failed: the rest wait for
+/// a slot and all are answered.
+#[tokio::test(start_paused = true)]
+async fn r_a_requests_beyond_1024_in_flight_wait_for_a_slot() {
+    let chain = chain(5);
+    let (client, _server, _rx) = pair(Slow(chain.clone()), ServiceFlags::NETWORK | ServiceFlags::WITNESS).await;
+    let hash = chain.hash(3);
+    let all = common::within_simulated(
+        120,
+        concurrently(&client, 0..1_100, move |p, _| async move { p.get_block(hash).await.map(|b| b.block_hash()) }),
+    )
+    .await;
+    let failed: Vec<_> = all.iter().filter(|r| r.is_err()).collect();
+    assert!(failed.is_empty(), "{} of 1,100 failed: {:?}", failed.len(), failed.first());
+}
+
+/// Asks for an announced transaction twice: by wtxid, then again by txid (`MSG_TX`) at once.
+#[derive(Clone, Default)]
+struct AsksTwice {
+    got: Arc<Mutex<Vec<Transaction>>>,
+}
+
+impl Handler for AsksTwice {
+    fn on_inv(&self, peer: &Peer, inv: Vec<Inventory>) {
+        let _ = peer.queue_message(&Message::GetData(inv));
+        let again = Inventory::Tx(samples::tx().compute_txid());
+        let _ = peer.queue_message(&Message::GetData(vec![again]));
+    }
+    fn on_tx(&self, _peer: &Peer, tx: Transaction) {
+        self.got.lock().unwrap().push(tx);
+    }
+}
+
+/// Item 17: a second `getdata` for the broadcast transaction during its reject window is served
+/// (without witnesses, as `MSG_TX` asks), not swallowed.
+#[tokio::test(start_paused = true)]
+async fn r_a_broadcast_serves_a_second_getdata_during_the_reject_window() {
+    let tx = samples::tx();
+    let server = AsksTwice::default();
+    let (client, _s, _rx) = pair(server.clone(), ServiceFlags::NETWORK | ServiceFlags::WITNESS).await;
+    assert_eq!(client.broadcast_transaction(tx.clone()).await.unwrap(), BroadcastOutcome::Requested);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = server.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "both getdatas served");
+    assert_eq!(got[0].compute_wtxid(), tx.compute_wtxid());
+    assert_eq!(got[1].compute_txid(), tx.compute_txid());
+    assert!(got[1].input.iter().all(|i| i.witness.is_empty()), "MSG_TX: without witnesses");
+}

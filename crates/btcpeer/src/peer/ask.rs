@@ -3,10 +3,24 @@
 //!
 //! All are cancel-safe (dropping the future forgets the request; an answer arriving later is
 //! delivered to the application as unsolicited), may be used concurrently (answers are matched
-//! by what they answer: a block by its hash, a filter by its type and stop hash …), and are never
-//! suppressed as duplicates. **An answer taken by a request does not reach the handler or the
-//! channel**; everything else does. Each waits at most the peer's stall timeout (30 s, 90 s
-//! for headers, by default), or what [`Peer::requests`] sets for one call.
+//! by what they answer: a block by its hash, a filter by its type and its position in the range
+//! asked, headers by the locator they start on …), and are never suppressed as duplicates. **An
+//! answer taken by a request does not reach the handler or the channel**; everything else does,
+//! and so does a message that cannot be an answer (a `headers` announcement that does not start on
+//! the locator, a one-address `addr`). Each waits at most the peer's stall timeout (30 s, 90 s for
+//! headers, by default), or what [`Peer::requests`] sets for one call; a multi-answer request
+//! (`get_cfilters`) waits that long for each answer.
+//!
+//! # Limits
+//!
+//! - **1,024 requests in flight per peer.** A request beyond them waits for a slot (its timeout
+//!   starts once it has one); none fails for it.
+//! - **Per request, the protocol's:** `get_headers` is answered with at most 2,000 headers (Core's
+//!   `MAX_HEADERS_RESULTS`), `get_cfilters` covers at most 1,000 blocks (`MAX_GETCFILTERS_SIZE`)
+//!   and `get_cfheaders` 2,000 (`MAX_GETCFHEADERS_SIZE`) — Core disconnects a peer that asks for a
+//!   longer range — and `get_addr` gathers at most 1,000 addresses (`MAX_ADDR_TO_SEND`).
+//! - A request's message goes into the outbound queue like any other: a full queue is
+//!   [`RequestError::Queue`] with [`QueueError::Full`], which names the queue's limit.
 
 use std::time::Duration;
 
@@ -20,7 +34,7 @@ use bitcoin::{Block, BlockHash, MerkleBlock, Transaction, Txid, Wtxid};
 
 use super::Peer;
 use super::error::{DisconnectReason, QueueError, SendOutcome};
-use super::request::{Answer, Registration, Want};
+use super::request::{Answer, MAX_CFHEADERS, MAX_CFILTERS, MAX_HEADERS, Registration, Want};
 use crate::wire::version::ping_has_nonce;
 use crate::wire::{Inventory, Message, RejectCode};
 
@@ -44,15 +58,32 @@ pub enum RequestError {
     /// The peer ended before the answer came.
     #[error("disconnected: {0}")]
     Disconnected(DisconnectReason),
-    /// The outbound queue is full, or too many requests wait already.
+    /// No longer produced: a full outbound queue is
+    /// [`RequestError::Queue`]`(`[`QueueError::Full`]`)`, which names the queue's limit, and a
+    /// request beyond the 1,024 in flight waits for a slot.
+    #[deprecated(note = "a full queue is `RequestError::Queue(QueueError::Full { .. })`; a full request table waits")]
     #[error("the outbound queue or the request table is full")]
     QueueFull,
-    /// The request could not be queued (it does not encode, or does not fit a v2 packet).
+    /// The request could not be queued: the outbound queue is full ([`QueueError::Full`], with its
+    /// limit in bytes), or the message does not encode or does not fit a v2 packet.
     #[error(transparent)]
     Queue(QueueError),
     /// The negotiated version or the remote's services do not allow the request.
     #[error("not supported by this remote: {0}")]
     NotSupported(&'static str),
+    /// The remote's answer cannot be right (headers that do not connect, a range whose last filter
+    /// is not the stop block's …): nothing of it is returned.
+    #[error("the remote's answer is invalid: {0}")]
+    InvalidAnswer(&'static str),
+    /// The range spans more blocks than one request may (BIP157: 1,000 filters, 2,000 filter
+    /// headers; Core disconnects a peer that asks for more).
+    #[error("the range spans {blocks} blocks; one request takes at most {limit}")]
+    RangeTooLarge {
+        /// Blocks from the start height to the stop block, as the remote counted them.
+        blocks: usize,
+        /// The protocol's limit for this request.
+        limit: usize,
+    },
 }
 
 /// What became of a broadcast transaction.
@@ -127,8 +158,14 @@ impl Peer {
         self.requests().ping().await
     }
 
-    /// The headers after `locator` up to `stop` (all zeros: as many as the remote sends, 2,000 at
-    /// most). An empty list: the remote has nothing after the locator.
+    /// The headers after `locator` up to `stop` (all zeros: as many as the remote sends, **2,000 at
+    /// most**, Core's `MAX_HEADERS_RESULTS`: ask again from the last to go on). An empty list: the
+    /// remote has nothing after the locator. An empty locator asks for the one header `stop`.
+    ///
+    /// Only a `headers` that starts right after a block of the locator (or after the genesis
+    /// block, where a remote that knows none of it starts) is taken as the answer; a block
+    /// announcement goes to the handler. An answer over 2,000 headers or whose headers do not
+    /// connect is [`RequestError::InvalidAnswer`].
     ///
     /// ```no_run
     /// # async fn f(peer: &btcpeer::peer::Peer, genesis: btcpeer::bitcoin::BlockHash) -> Result<(), btcpeer::peer::RequestError> {
@@ -165,11 +202,25 @@ impl Peer {
         self.requests().get_merkle_block(hash).await
     }
 
-    /// BIP157 filters of `filter_type` (0: basic) from `start_height` up to the block `stop`.
+    /// BIP157 filters of `filter_type` (0: basic) from `start_height` up to the block `stop`:
+    /// every filter of the range, in order, or an error — never a range with gaps.
+    ///
+    /// **One request covers at most 1,000 blocks** (BIP157; Core's `MAX_GETCFILTERS_SIZE`): a longer
+    /// range is [`RequestError::RangeTooLarge`], refused before the `getcfilters` a remote would
+    /// disconnect for is sent. The range's filter hashes are asked first (`getcfheaders`, one round
+    /// trip and 32 bytes a block): they count the range and match each filter to its place by its
+    /// hash, so a filter is never taken by the wrong request nor an unsolicited one taken at all.
+    /// The whole range is held for the caller however slowly it reads. The timeout bounds the wait
+    /// for each filter.
+    ///
+    /// A full range, 1,000 blocks ending at `stop` (at height `stop_height`):
     ///
     /// ```no_run
-    /// # async fn f(peer: &btcpeer::peer::Peer, stop: btcpeer::bitcoin::BlockHash) -> Result<(), btcpeer::peer::RequestError> {
-    /// for filter in peer.get_cfilters(0, 1, stop).await? {
+    /// # async fn f(peer: &btcpeer::peer::Peer, stop: btcpeer::bitcoin::BlockHash, stop_height: u32) -> Result<(), btcpeer::peer::RequestError> {
+    /// let start = stop_height.saturating_sub(999);
+    /// let filters = peer.get_cfilters(0, start, stop).await?;
+    /// assert_eq!(filters.last().map(|f| f.block_hash), Some(stop));
+    /// for filter in &filters {
     ///     println!("{}: {} bytes", filter.block_hash, filter.filter.len());
     /// }
     /// # Ok(()) }
@@ -183,7 +234,15 @@ impl Peer {
         self.requests().get_cfilters(filter_type, start_height, stop).await
     }
 
-    /// BIP157 filter headers from `start_height` up to `stop`.
+    /// BIP157 filter headers from `start_height` up to `stop`: **2,000 blocks at most** per request
+    /// (BIP157; Core's `MAX_GETCFHEADERS_SIZE`, and Core disconnects a peer that asks for more).
+    ///
+    /// ```no_run
+    /// # async fn f(peer: &btcpeer::peer::Peer, stop: btcpeer::bitcoin::BlockHash) -> Result<(), btcpeer::peer::RequestError> {
+    /// let headers = peer.get_cfheaders(0, 1, stop).await?;
+    /// println!("{} filter hashes after {}", headers.filter_hashes.len(), headers.previous_filter_header);
+    /// # Ok(()) }
+    /// ```
     pub async fn get_cfheaders(
         &self,
         filter_type: u8,
@@ -193,20 +252,38 @@ impl Peer {
         self.requests().get_cfheaders(filter_type, start_height, stop).await
     }
 
-    /// BIP157 filter-header checkpoints (every 1,000 blocks) up to `stop`.
+    /// BIP157 filter-header checkpoints (every 1,000 blocks) up to `stop`: one message, no limit
+    /// on the range.
+    ///
+    /// ```no_run
+    /// # async fn f(peer: &btcpeer::peer::Peer, stop: btcpeer::bitcoin::BlockHash) -> Result<(), btcpeer::peer::RequestError> {
+    /// let checkpoints = peer.get_cfcheckpt(0, stop).await?;
+    /// println!("{} checkpoints", checkpoints.filter_headers.len());
+    /// # Ok(()) }
+    /// ```
     pub async fn get_cfcheckpt(&self, filter_type: u8, stop: BlockHash) -> Result<CFCheckpt, RequestError> {
         self.requests().get_cfcheckpt(filter_type, stop).await
     }
 
     /// Sends `getaddr` and gathers the `addr` / `addrv2` answers until 1,000 came or three seconds
     /// pass without more (Core answers once per connection, from a cache). Addresses come as
-    /// `addrv2` entries whichever message carried them.
+    /// `addrv2` entries whichever message carried them. A message of one address is not taken: it
+    /// is a remote announcing itself or relaying, as Core does unasked (it goes to the handler).
+    ///
+    /// ```no_run
+    /// # async fn f(peer: &btcpeer::peer::Peer) -> Result<(), btcpeer::peer::RequestError> {
+    /// let addrs = peer.get_addr().await?;
+    /// println!("{} addresses", addrs.len());
+    /// # Ok(()) }
+    /// ```
     pub async fn get_addr(&self) -> Result<Vec<AddrV2Message>, RequestError> {
         self.requests().get_addr().await
     }
 
     /// Announces `tx` (by wtxid or txid, as negotiated), serves the remote's `getdata` for it
-    /// (without witnesses when it asks by `MSG_TX`, as Core), and says what happened.
+    /// (without witnesses when it asks by `MSG_TX`, as Core), and says what happened. After the
+    /// first `getdata` it waits two seconds for a `reject`; another `getdata` for it meanwhile is
+    /// served too.
     ///
     /// ```no_run
     /// # async fn f(peer: &btcpeer::peer::Peer, tx: btcpeer::bitcoin::Transaction) -> Result<(), btcpeer::peer::RequestError> {
@@ -255,22 +332,10 @@ impl<'a> Requests<'a> {
         self.peer.disconnect_reason().unwrap_or(DisconnectReason::LocalRequest)
     }
 
-    /// Registers `want`: the peer's end, or a full request table, is an error.
-    fn register(&self, want: Want) -> Result<Registration<'a>, RequestError> {
-        self.peer.register(want).ok_or_else(|| match self.peer.disconnect_reason() {
-            Some(reason) => RequestError::Disconnected(reason),
-            None => RequestError::QueueFull,
-        })
-    }
-
-    /// Registers `want`, queues `message`, and returns the registration to wait on.
-    fn ask(&self, want: Want, message: &Message) -> Result<Registration<'a>, RequestError> {
-        let registration = self.register(want)?;
-        let _ = self.peer.queue_message(message).map_err(|e| match e {
-            QueueError::Full { .. } => RequestError::QueueFull,
-            e => RequestError::Queue(e),
-        })?;
-        Ok(registration)
+    /// Registers `want` and queues `message` in one step (waiting for a slot while 1,024 requests
+    /// wait), and returns the registration to wait on.
+    async fn ask(&self, want: Want, message: &Message) -> Result<Registration<'a>, RequestError> {
+        self.peer.register(want, Some(message)).await
     }
 
     /// The next answer, or why none came.
@@ -286,7 +351,7 @@ impl<'a> Requests<'a> {
     /// One answer that is a message, `notfound` as [`RequestError::NotFound`].
     async fn one(&self, want: Want, message: &Message, headers: bool) -> Result<Message, RequestError> {
         let limit = self.limit(headers);
-        let mut registration = self.ask(want, message)?;
+        let mut registration = self.ask(want, message).await?;
         match self.next(&mut registration, limit).await? {
             Answer::Message(m) => Ok(m),
             Answer::NotFound => Err(RequestError::NotFound),
@@ -300,7 +365,7 @@ impl<'a> Requests<'a> {
             .await?;
         let nonce = getrandom::u64().unwrap_or(0x5eed_0fd1_ce00_0001);
         let limit = self.limit(false);
-        let mut registration = self.ask(Want::Pong(nonce), &Message::Ping(nonce))?;
+        let mut registration = self.ask(Want::Pong(nonce), &Message::Ping(nonce)).await?;
         match self.next(&mut registration, limit).await? {
             Answer::Pong(Some(rtt)) => Ok(rtt),
             // Another ping was written after ours: measured from when ours was asked.
@@ -314,8 +379,10 @@ impl<'a> Requests<'a> {
         let version = self.peer.shared.config.inner.protocol_version;
         let request =
             Message::GetHeaders(GetHeadersMessage { version, locator_hashes: locator.to_vec(), stop_hash: stop });
-        match self.one(Want::Headers(locator.to_vec()), &request, true).await? {
-            Message::Headers(h) => Ok(h),
+        let genesis = self.peer.shared.config.inner.network.genesis_hash();
+        let want = Want::Headers { locator: locator.to_vec(), stop, genesis };
+        match self.one(want, &request, true).await? {
+            Message::Headers(h) => check_headers(h),
             _ => Err(RequestError::NotSupported("an unexpected answer")),
         }
     }
@@ -369,6 +436,12 @@ impl<'a> Requests<'a> {
     }
 
     /// See [`Peer::get_cfilters`].
+    ///
+    /// The range's filter hashes are asked first (`getcfheaders`, one round trip, 32 bytes a
+    /// block): they say how many filters the range holds, so that a range over the limit is refused
+    /// here instead of by the remote (Core disconnects: `PrepareBlockFilterRequest`), and each
+    /// filter is then matched to its position by its hash: the answer is the whole range in order or
+    /// an error, never a range with gaps.
     pub async fn get_cfilters(
         self,
         filter_type: u8,
@@ -377,21 +450,35 @@ impl<'a> Requests<'a> {
     ) -> Result<Vec<CFilter>, RequestError> {
         self.ready(Self::needs_filters).await?;
         let limit = self.limit(false);
+        let request = Message::GetCFHeaders(GetCFHeaders { filter_type, start_height, stop_hash: stop });
+        let expected = match self.one(Want::CFHeaders { filter_type, stop }, &request, false).await? {
+            Message::CFHeaders(h) => h.filter_hashes,
+            _ => return Err(RequestError::NotSupported("an unexpected answer")),
+        };
+        if expected.is_empty() {
+            return Err(RequestError::InvalidAnswer("no filter hashes for the range"));
+        }
+        if expected.len() > MAX_CFILTERS {
+            return Err(RequestError::RangeTooLarge { blocks: expected.len(), limit: MAX_CFILTERS });
+        }
+        let count = expected.len();
         let request = Message::GetCFilters(GetCFilters { filter_type, start_height, stop_hash: stop });
-        let mut registration = self.ask(Want::CFilters { filter_type, stop }, &request)?;
-        let mut filters = Vec::new();
-        // Core answers at most 1,000 filters per request (`MAX_GETCFILTERS_SIZE`).
-        while filters.len() < 1_000 {
-            match self.next(&mut registration, limit).await? {
-                Answer::Message(Message::CFilter(f)) => {
-                    let last = f.block_hash == stop;
-                    filters.push(f);
-                    if last {
-                        break;
-                    }
-                }
-                _ => return Err(RequestError::NotSupported("an unexpected answer")),
+        let mut registration = self.ask(Want::CFilters { filter_type, expected, next: 0 }, &request).await?;
+        let mut filters = Vec::with_capacity(count);
+        while filters.len() < count {
+            // The limit bounds the wait for each filter: a long range is not cut short while the
+            // remote makes progress.
+            match tokio::time::timeout(limit, registration.answers.recv()).await {
+                Ok(Some(Answer::Message(Message::CFilter(f)))) => filters.push(f),
+                Ok(Some(_)) => return Err(RequestError::NotSupported("an unexpected answer")),
+                Ok(None) => return Err(RequestError::Disconnected(self.reason())),
+                Err(_) => return Err(RequestError::Timeout(limit)),
             }
+        }
+        // Every filter is the one whose hash the remote gave for its position; the last must be
+        // the stop block's.
+        if filters.last().map(|f| f.block_hash) != Some(stop) {
+            return Err(RequestError::InvalidAnswer("the range's last filter is not the stop block's"));
         }
         Ok(filters)
     }
@@ -406,6 +493,9 @@ impl<'a> Requests<'a> {
         self.ready(Self::needs_filters).await?;
         let request = Message::GetCFHeaders(GetCFHeaders { filter_type, start_height, stop_hash: stop });
         match self.one(Want::CFHeaders { filter_type, stop }, &request, false).await? {
+            Message::CFHeaders(h) if h.filter_hashes.len() > MAX_CFHEADERS => {
+                Err(RequestError::InvalidAnswer("more filter hashes than one request is answered with"))
+            }
             Message::CFHeaders(h) => Ok(h),
             _ => Err(RequestError::NotSupported("an unexpected answer")),
         }
@@ -425,7 +515,7 @@ impl<'a> Requests<'a> {
     pub async fn get_addr(self) -> Result<Vec<AddrV2Message>, RequestError> {
         self.ready(|_| Ok(())).await?;
         let limit = self.limit(false);
-        let mut registration = self.ask(Want::Addr, &Message::GetAddr)?;
+        let mut registration = self.ask(Want::Addr, &Message::GetAddr).await?;
         let mut addrs = Vec::new();
         while addrs.len() < MAX_ADDR {
             // The first answer may take the whole timeout; later ones come within the quiet period.
@@ -453,11 +543,10 @@ impl<'a> Requests<'a> {
         }
         let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
         let limit = self.limit(false);
-        let mut registration = self.peer.register(Want::Broadcast { txid, wtxid }).ok_or(RequestError::QueueFull)?;
         // Announced as the negotiation wants, at once (a broadcast is not trickled: the caller
         // waits on it). The remote may already know it: then it will not ask.
         let inv = if self.peer.wtxid_relay() { Inventory::WTx(wtxid) } else { Inventory::Tx(txid) };
-        let _ = self.peer.queue_message(&Message::Inv(vec![inv])).map_err(|_| RequestError::QueueFull)?;
+        let mut registration = self.ask(Want::Broadcast { txid, wtxid }, &Message::Inv(vec![inv])).await?;
         self.peer.counters(|c| c.proto.known.insert(&inv));
         let asked = match self.next(&mut registration, limit).await {
             Ok(Answer::Requested(asked)) => asked,
@@ -465,19 +554,50 @@ impl<'a> Requests<'a> {
             Err(RequestError::Timeout(_)) => return Ok(BroadcastOutcome::NotRequested),
             Err(e) => return Err(e),
         };
-        // `MSG_TX` asks for the serialization without witnesses (Core's `TX_NO_WITNESS`).
-        let served = if matches!(asked, Inventory::Tx(_)) { without_witness(&tx) } else { tx };
-        let written = self.peer.queue_message(&Message::Tx(served)).map_err(|_| RequestError::QueueFull)?.wait().await;
+        let written = self.serve(&tx, asked)?.wait().await;
         if let SendOutcome::Dropped(reason) = written {
             return Err(RequestError::Disconnected(reason));
         }
-        match tokio::time::timeout(REJECT_WINDOW, registration.answers.recv()).await {
-            Ok(Some(Answer::Message(Message::Reject(r)))) => {
-                Ok(BroadcastOutcome::Rejected { code: r.code, reason: r.reason })
+        // The reject window: a `reject` of it ends the broadcast; another `getdata` for it (the
+        // remote lost it, or asks again in the other form) is served as the first was.
+        let window = tokio::time::Instant::now();
+        loop {
+            let left = REJECT_WINDOW.saturating_sub(window.elapsed());
+            match tokio::time::timeout(left, registration.answers.recv()).await {
+                Ok(Some(Answer::Message(Message::Reject(r)))) => {
+                    return Ok(BroadcastOutcome::Rejected { code: r.code, reason: r.reason });
+                }
+                Ok(Some(Answer::Requested(again))) => {
+                    let _ = self.serve(&tx, again)?;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return Ok(BroadcastOutcome::Requested),
             }
-            _ => Ok(BroadcastOutcome::Requested),
         }
     }
+
+    /// Queues `tx` as `asked` wants it: `MSG_TX` asks for the serialization without witnesses
+    /// (Core's `TX_NO_WITNESS`).
+    fn serve(&self, tx: &Transaction, asked: Inventory) -> Result<super::Completion, RequestError> {
+        let served = if matches!(asked, Inventory::Tx(_)) { without_witness(tx) } else { tx.clone() };
+        self.peer.queue_message(&Message::Tx(served)).map_err(RequestError::Queue)
+    }
+}
+
+/// A `headers` answer as Core checks one (`ProcessHeadersMessage`): at most `MAX_HEADERS_RESULTS`,
+/// each header the child of the one before ("non-continuous headers sequence").
+fn check_headers(headers: Vec<Header>) -> Result<Vec<Header>, RequestError> {
+    if headers.len() > MAX_HEADERS {
+        return Err(RequestError::InvalidAnswer("more headers than one request is answered with"));
+    }
+    let connected = headers.windows(2).all(|w| match w {
+        [a, b] => b.prev_blockhash == a.block_hash(),
+        _ => true,
+    });
+    if !connected {
+        return Err(RequestError::InvalidAnswer("headers that do not connect"));
+    }
+    Ok(headers)
 }
 
 /// `tx` serialized without its witnesses.

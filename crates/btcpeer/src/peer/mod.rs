@@ -129,7 +129,7 @@ struct State {
     reason: Option<DisconnectReason>,
     counters: Counters,
     /// The awaitable requests in flight.
-    requests: request::Requests,
+    requests: request::InFlight,
     /// The application's own values.
     extensions: parity::Extensions,
 }
@@ -208,7 +208,7 @@ impl Peer {
                     assoc: Assoc::Waiting,
                     reason: None,
                     counters,
-                    requests: request::Requests::default(),
+                    requests: request::InFlight::default(),
                     extensions: parity::Extensions::default(),
                 }),
                 queue,

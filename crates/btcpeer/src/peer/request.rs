@@ -4,43 +4,68 @@
 //! …) registers what answers it; every message received after the handshake is offered here
 //! before it reaches the application. A message that answers a request goes to that request only
 //! (the handler or channel never sees it); everything else, an answer that came after its request
-//! was dropped included, is delivered as usual. At most [`MAX_REQUESTS`] wait at once.
+//! was dropped included, is delivered as usual.
+//!
+//! A request is registered and its message queued in one step under the peer's lock, so requests
+//! are in the table in the order their messages go out: where several could take the same answer
+//! (two `getheaders` from the same locator), the remote's answers, which come in the order asked
+//! (Core processes one message of a peer at a time), go to them in that order.
+//!
+//! No answer is lost: a request's channel holds everything it can be given (a range of filters is
+//! matched filter by filter against the filter hashes the remote announced for it, up to
+//! Core's `MAX_GETCFILTERS_SIZE`), so a consumer that is slow to read is never bypassed. At most
+//! [`MAX_REQUESTS`] wait at once; more wait for a slot.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use bitcoin::block::Header;
+use bitcoin::hashes::Hash as _;
 use bitcoin::p2p::address::AddrV2Message;
-use bitcoin::{BlockHash, Txid, Wtxid};
-use tokio::sync::mpsc;
-
-use std::sync::atomic::Ordering;
+use bitcoin::p2p::message_filter::CFilter;
+use bitcoin::{BlockHash, FilterHash, Txid, Wtxid};
+use tokio::sync::{Notify, mpsc};
 
 use super::Assoc;
-use crate::wire::{Command, Inventory, Message};
+use super::ask::RequestError;
+use crate::wire::{Inventory, Message};
 
-/// Requests waiting at once, at most.
+/// Requests waiting at once, at most; more wait for a slot.
 pub(crate) const MAX_REQUESTS: usize = 1_024;
-/// Answers waiting to be taken by one request, at most: a remote that sends faster than the
-/// request reads gets the rest treated as unsolicited, never a growing queue.
+/// Answers waiting to be taken by one request whose answers are not counted in advance (addresses,
+/// the `getdata`s of a broadcast): a remote that sends faster than the request reads gets the rest
+/// delivered as unsolicited, never a growing queue.
 const MAX_WAITING_ANSWERS: usize = 32;
-/// Answers one request is given in all, at most (a range of filters is 1,000 at most, Core's
-/// `MAX_GETCFILTERS_SIZE`; an address request ends by 1,000 addresses).
-const MAX_ANSWERS: u32 = 1_000;
+/// Filters one `getcfilters` is answered with, at most (Core: `MAX_GETCFILTERS_SIZE`).
+pub(crate) const MAX_CFILTERS: usize = 1_000;
+/// Filter hashes one `getcfheaders` is answered with, at most (Core: `MAX_GETCFHEADERS_SIZE`).
+pub(crate) const MAX_CFHEADERS: usize = 2_000;
+/// Headers one `getheaders` is answered with, at most (Core: `MAX_HEADERS_RESULTS`).
+pub(crate) const MAX_HEADERS: usize = 2_000;
 
 /// What a request waits for.
 #[derive(Debug, Clone)]
 pub(crate) enum Want {
     /// The pong with this nonce.
     Pong(u64),
-    /// A `headers` answering a `getheaders` with this locator.
-    Headers(Vec<BlockHash>),
+    /// A `headers` answering a `getheaders` with this locator and stop.
+    Headers {
+        locator: Vec<BlockHash>,
+        stop: BlockHash,
+        /// The network's genesis block: a remote that knows none of the locator starts after it
+        /// (Core: `FindForkInGlobalIndex` falls back to the genesis block).
+        genesis: Option<BlockHash>,
+    },
     /// This block (or a `notfound` for it).
     Block(BlockHash),
     /// This transaction, by txid or wtxid (or a `notfound` for it).
     Tx([u8; 32]),
     /// The `merkleblock` of this block (or a `notfound` for it).
     MerkleBlock(BlockHash),
-    /// `cfilter`s of this type up to the one for `stop`.
-    CFilters { filter_type: u8, stop: BlockHash },
+    /// `cfilter`s of this type whose hashes are `expected`, in that order; `next` is the position
+    /// of the next one.
+    CFilters { filter_type: u8, expected: Vec<FilterHash>, next: usize },
     /// The `cfheaders` ending at `stop`.
     CFHeaders { filter_type: u8, stop: BlockHash },
     /// The `cfcheckpt` ending at `stop`.
@@ -49,6 +74,18 @@ pub(crate) enum Want {
     Addr,
     /// The `getdata` for a transaction we announced, then a `reject` of it.
     Broadcast { txid: Txid, wtxid: Wtxid },
+}
+
+impl Want {
+    /// Answers the request's channel must hold so that none is ever handed back for want of room.
+    fn capacity(&self) -> usize {
+        match self {
+            Want::CFilters { expected, .. } => expected.len().clamp(1, MAX_CFILTERS),
+            Want::Addr | Want::Broadcast { .. } => MAX_WAITING_ANSWERS,
+            // One answer, then the request is forgotten.
+            _ => 1,
+        }
+    }
 }
 
 /// What a request is given.
@@ -72,37 +109,68 @@ struct Entry {
     id: u64,
     want: Want,
     tx: mpsc::Sender<Answer>,
-    /// Answers given so far.
-    given: u32,
 }
 
-/// The requests in flight, oldest first.
+/// The requests in flight, in the order their messages were queued.
 #[derive(Debug, Default)]
-pub(crate) struct Requests {
+pub(crate) struct InFlight {
     next_id: u64,
     entries: Vec<Entry>,
+    /// Wakes callers waiting for a slot (made when the first has to wait).
+    slots: Option<Arc<Notify>>,
 }
 
-impl Requests {
+impl InFlight {
     /// Registers a request; `None` when [`MAX_REQUESTS`] already wait.
-    pub(crate) fn add(&mut self, want: Want) -> Option<(u64, mpsc::Receiver<Answer>)> {
+    fn add(&mut self, want: Want) -> Option<(u64, mpsc::Receiver<Answer>)> {
         if self.entries.len() >= MAX_REQUESTS {
             return None;
         }
-        let (tx, rx) = mpsc::channel(MAX_WAITING_ANSWERS);
+        let (tx, rx) = mpsc::channel(want.capacity());
         self.next_id = self.next_id.wrapping_add(1);
-        self.entries.push(Entry { id: self.next_id, want, tx, given: 0 });
+        self.entries.push(Entry { id: self.next_id, want, tx });
         Some((self.next_id, rx))
+    }
+
+    /// Whether a slot is free.
+    fn has_slot(&self) -> bool {
+        self.entries.len() < MAX_REQUESTS
+    }
+
+    /// The wake-up of callers waiting for a slot.
+    fn slot_waiters(&mut self) -> Arc<Notify> {
+        Arc::clone(self.slots.get_or_insert_with(Arc::default))
+    }
+
+    fn freed(&self) {
+        if let Some(n) = &self.slots {
+            n.notify_one();
+        }
     }
 
     /// Forgets a request (done, or its future dropped).
     pub(crate) fn remove(&mut self, id: u64) {
+        let before = self.entries.len();
         self.entries.retain(|e| e.id != id);
+        if self.entries.len() < before {
+            self.freed();
+        }
     }
 
-    /// Forgets every request: their receivers end, and they report the disconnect.
+    fn remove_at(&mut self, i: usize) {
+        if i < self.entries.len() {
+            self.entries.remove(i);
+            self.freed();
+        }
+    }
+
+    /// Forgets every request: their receivers end, and they report the disconnect; callers waiting
+    /// for a slot look again (and find the peer ended).
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
+        if let Some(n) = &self.slots {
+            n.notify_waiters();
+        }
     }
 
     /// Requests waiting.
@@ -113,31 +181,68 @@ impl Requests {
     /// Gives `answer` to the oldest request `matches` accepts (`None`), `once` requests being then
     /// forgotten; or hands it back (`Some`) when none takes it.
     fn give(&mut self, matches: impl Fn(&Want) -> bool, once: bool, answer: Answer) -> Option<Answer> {
-        let Some(i) = self.entries.iter().position(|e| e.given < MAX_ANSWERS && matches(&e.want)) else {
-            return Some(answer);
-        };
-        let entry = self.entries.get_mut(i)?;
+        match self.entries.iter().position(|e| matches(&e.want)) {
+            Some(i) => self.give_at(i, once, answer),
+            None => Some(answer),
+        }
+    }
+
+    /// Gives `answer` to the request at `i` (see [`InFlight::give`]).
+    fn give_at(&mut self, i: usize, once: bool, answer: Answer) -> Option<Answer> {
+        let Some(entry) = self.entries.get_mut(i) else { return Some(answer) };
         let (back, gone) = match entry.tx.try_send(answer) {
-            Ok(()) => {
-                entry.given = entry.given.saturating_add(1);
-                (None, false)
-            }
-            // Its reader is behind: this answer is unsolicited after all.
+            Ok(()) => (None, false),
+            // Only requests of uncounted answers (addresses, a broadcast's getdatas) can be full:
+            // what they do not hold is unsolicited after all.
             Err(mpsc::error::TrySendError::Full(a)) => (Some(a), false),
             // Its future is gone.
             Err(mpsc::error::TrySendError::Closed(a)) => (Some(a), true),
         };
         if once && back.is_none() || gone {
-            self.entries.remove(i);
+            self.remove_at(i);
         }
         back
     }
 
+    /// A filter goes to the request whose next expected filter it is (its type, and its hash the
+    /// one the remote's `cfheaders` gave for that position): never to a request it cannot belong
+    /// to, and a request is complete only with every filter of its range, in order.
+    fn give_filter(&mut self, filter: CFilter) -> Option<Message> {
+        if !self.entries.iter().any(|e| matches!(e.want, Want::CFilters { .. })) {
+            return Some(Message::CFilter(filter));
+        }
+        let hash = FilterHash::hash(&filter.filter);
+        let t = filter.filter_type;
+        let i = self.entries.iter().position(|e| {
+            matches!(&e.want, Want::CFilters { filter_type, expected, next } if *filter_type == t && expected.get(*next) == Some(&hash))
+        });
+        let Some(i) = i else { return Some(Message::CFilter(filter)) };
+        let entry = self.entries.get_mut(i)?;
+        match entry.tx.try_send(Answer::Message(Message::CFilter(filter))) {
+            Ok(()) => {
+                if let Want::CFilters { expected, next, .. } = &mut entry.want {
+                    *next = next.saturating_add(1);
+                    if *next >= expected.len() {
+                        self.remove_at(i);
+                    }
+                }
+                None
+            }
+            // The channel holds the whole range: full cannot happen; closed: the request is gone.
+            Err(mpsc::error::TrySendError::Full(a) | mpsc::error::TrySendError::Closed(a)) => {
+                self.remove_at(i);
+                match a {
+                    Answer::Message(m) => Some(m),
+                    _ => None,
+                }
+            }
+        }
+    }
+
     /// Offers a received message to the requests: `None` when one took it, else the message (or
     /// what is left of it: a `notfound` or `getdata` some of whose entries answered requests).
-    /// `announcing` says whether the remote may announce blocks with `headers` (we sent
-    /// `sendheaders`); `rtt` is the writer's round trip for a pong.
-    pub(crate) fn offer(&mut self, message: Message, announcing: bool, rtt: Option<Duration>) -> Option<Message> {
+    /// `rtt` is the writer's round trip for a pong.
+    pub(crate) fn offer(&mut self, message: Message, rtt: Option<Duration>) -> Option<Message> {
         if self.entries.is_empty() {
             return Some(message);
         }
@@ -150,14 +255,13 @@ impl Requests {
                 .give(|w| matches!(w, Want::Pong(n) if *n == nonce), true, Answer::Pong(rtt))
                 .map(|_| Message::Pong(nonce)),
             Message::Headers(headers) => {
-                // A short `headers` that does not follow our locator, from a remote that announces
-                // blocks so, is an announcement (Core announces up to 8), not an answer.
-                let first_prev = headers.first().map(|h| h.prev_blockhash);
-                let follows =
-                    |locator: &Vec<BlockHash>| first_prev.is_none_or(|p| locator.is_empty() || locator.contains(&p));
-                let announcement = announcing && headers.len() <= 8;
-                let matches = |w: &Want| matches!(w, Want::Headers(l) if !announcement || follows(l));
-                self.give(matches, true, Answer::Message(Message::Headers(headers))).and_then(back)
+                let i = self.entries.iter().position(|e| {
+                    matches!(&e.want, Want::Headers { locator, stop, genesis } if answers_getheaders(&headers, locator, *stop, *genesis))
+                });
+                match i {
+                    Some(i) => self.give_at(i, true, Answer::Message(Message::Headers(headers))).and_then(back),
+                    None => Some(Message::Headers(headers)),
+                }
             }
             Message::Block(block) => {
                 let hash = block.block_hash();
@@ -182,21 +286,7 @@ impl Requests {
                 )
                 .and_then(back)
             }
-            Message::CFilter(f) => {
-                let (t, hash) = (f.filter_type, f.block_hash);
-                // The last filter of the range (the stop block's) completes the request.
-                let last = self
-                    .entries
-                    .iter()
-                    .find(|e| matches!(&e.want, Want::CFilters { filter_type, .. } if *filter_type == t))
-                    .is_some_and(|e| matches!(&e.want, Want::CFilters { stop, .. } if *stop == hash));
-                self.give(
-                    |w| matches!(w, Want::CFilters { filter_type, .. } if *filter_type == t),
-                    last,
-                    Answer::Message(Message::CFilter(f)),
-                )
-                .and_then(back)
-            }
+            Message::CFilter(f) => self.give_filter(f),
             Message::CFHeaders(h) => {
                 let (t, stop) = (h.filter_type, h.stop_hash);
                 self.give(
@@ -215,6 +305,11 @@ impl Requests {
                 )
                 .and_then(back)
             }
+            // A single address is an announcement, not an answer: Core announces its own address
+            // alone (`MaybeSendAddr`, `m_next_local_addr_send`) and relays unsolicited addresses
+            // from messages of at most 10 (`ProcessMessage`, `ADDR`: `vAddr.size() <= 10`).
+            Message::AddrV2(addrs) if addrs.len() <= 1 => Some(Message::AddrV2(addrs)),
+            Message::Addr(addrs) if addrs.len() <= 1 => Some(Message::Addr(addrs)),
             Message::AddrV2(addrs) => {
                 self.give(|w| matches!(w, Want::Addr), false, Answer::Addrs(addrs)).and_then(|a| match a {
                     Answer::Addrs(a) => Some(Message::AddrV2(a)),
@@ -222,6 +317,9 @@ impl Requests {
                 })
             }
             Message::Addr(addrs) => {
+                if !self.entries.iter().any(|e| matches!(e.want, Want::Addr)) {
+                    return Some(Message::Addr(addrs));
+                }
                 let converted = addrs.iter().filter_map(|(time, a)| to_addrv2(*time, a)).collect();
                 self.give(|w| matches!(w, Want::Addr), false, Answer::Addrs(converted)).map(|_| Message::Addr(addrs))
             }
@@ -257,7 +355,19 @@ impl Requests {
     }
 }
 
-use bitcoin::hashes::Hash as _;
+/// Whether `headers` can be the answer to a `getheaders` of `locator` and `stop`: nothing (the
+/// remote has nothing after the locator); the one header `stop` for an empty locator (Core:
+/// `ProcessMessage`, `GETHEADERS`, "If locator is null, return the hashStop block"); else headers
+/// that start right after a block of the locator, or after the genesis block when the remote knows
+/// none of it (`FindForkInGlobalIndex`). An announcement of new blocks that does not start on the
+/// locator is not an answer.
+fn answers_getheaders(headers: &[Header], locator: &[BlockHash], stop: BlockHash, genesis: Option<BlockHash>) -> bool {
+    let Some(first) = headers.first() else { return true };
+    if locator.is_empty() {
+        return headers.len() == 1 && first.block_hash() == stop;
+    }
+    locator.contains(&first.prev_blockhash) || genesis == Some(first.prev_blockhash)
+}
 
 /// Whether a `notfound` entry answers a request.
 fn answers(want: &Want, inv: &Inventory) -> bool {
@@ -305,15 +415,53 @@ impl Drop for Registration<'_> {
 }
 
 impl super::Peer {
-    /// Registers a request; `None` when too many wait or the peer has ended.
-    pub(crate) fn register(&self, want: Want) -> Option<Registration<'_>> {
-        let mut st = self.lock();
-        if st.assoc == Assoc::Ended {
-            return None;
+    /// Registers a request and queues its `message` in one step (so that the table's order is the
+    /// order sent), waiting for a slot while [`MAX_REQUESTS`] wait. Fails when the peer has ended or
+    /// the message cannot be queued (then nothing stays registered).
+    pub(crate) async fn register(
+        &self,
+        want: Want,
+        message: Option<&Message>,
+    ) -> Result<Registration<'_>, RequestError> {
+        let mut want = Some(want);
+        loop {
+            let waiters = {
+                let mut st = self.lock();
+                if st.assoc == Assoc::Ended {
+                    drop(st);
+                    return Err(self.ended());
+                }
+                if st.requests.has_slot() {
+                    let Some((id, answers)) = want.take().and_then(|w| st.requests.add(w)) else {
+                        return Err(RequestError::NotSupported("a request registered twice"));
+                    };
+                    if let Some(message) = message {
+                        if let Err(e) = self.shared.queue.push(message) {
+                            st.requests.remove(id);
+                            return Err(RequestError::Queue(e));
+                        }
+                    }
+                    self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
+                    return Ok(Registration { peer: self, id, answers, started: Instant::now() });
+                }
+                st.requests.slot_waiters()
+            };
+            // Registered as a waiter before looking again, so that a slot freed in between wakes it.
+            let notified = waiters.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let still_full = {
+                let st = self.lock();
+                st.assoc != Assoc::Ended && !st.requests.has_slot()
+            };
+            if still_full {
+                notified.await;
+            }
         }
-        let (id, answers) = st.requests.add(want)?;
-        self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
-        Some(Registration { peer: self, id, answers, started: std::time::Instant::now() })
+    }
+
+    fn ended(&self) -> RequestError {
+        RequestError::Disconnected(self.disconnect_reason().unwrap_or(super::DisconnectReason::LocalRequest))
     }
 
     /// Whether any awaitable request waits.
@@ -336,8 +484,7 @@ impl super::Peer {
             return Some(message);
         }
         let mut st = self.lock();
-        let announcing = st.counters.per_command.of(Command::SENDHEADERS).messages_sent > 0;
-        let rest = st.requests.offer(message, announcing, rtt);
+        let rest = st.requests.offer(message, rtt);
         self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
         rest
     }
