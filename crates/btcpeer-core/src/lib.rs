@@ -26,6 +26,8 @@
 //!   leniencies), liveness and stall deadlines.
 //! - [`addrbook`]: an address book on Bitcoin Core's design (new and tried tables, keyed
 //!   buckets, test-before-evict), bounded, with a checksummed file format.
+//! - [`chain`]: the sans-IO chain logic of a BIP157/158 light client: the header chain with
+//!   Core's checks, the filter-header chain, a sync planner, persistence.
 //! - [`node`]: a node's connection policy: Core's inbound eviction, manual bans, the
 //!   discouragement filter, the anchors file.
 //! - [`persist`]: the framing (magic, version, checksum) and atomic write every file uses.
@@ -64,6 +66,7 @@ pub use bitcoin;
 
 pub mod addrbook;
 pub mod blocking;
+pub mod chain;
 pub mod network;
 pub mod node;
 pub mod peer;
