@@ -150,7 +150,7 @@ impl LightClientBuilder {
         self
     }
 
-    /// Filters asked for per `getcfilters` (1 to 1,000, Core's `MAX_GETCFILTERS_SIZE`; default 32).
+    /// Filters asked for per `getcfilters` (1 to 1,000; default 1,000, Core's `MAX_GETCFILTERS_SIZE`).
     pub fn filter_batch(mut self, n: u32) -> Self {
         self.batch = n.clamp(1, 1_000);
         self
@@ -205,9 +205,7 @@ impl LightClient {
             capacity: 1_024,
             v2: V2Policy::Prefer,
             timeout: Duration::from_secs(20),
-            // `Peer::get_cfilters` loses answers beyond 32 until the request fix lands (trust issue,
-            // item 15); then Core's 1,000.
-            batch: 32,
+            batch: 1_000,
         }
     }
 

@@ -36,23 +36,40 @@ pub(crate) fn from_book(book: &AddrBook) -> Vec<String> {
     entries.into_iter().map(|e| e.peer.to_string()).collect()
 }
 
-/// Wakes the sync when a peer announces a block or goes away.
+/// Wakes the sync when a peer announces a block or goes away, and notes the peers that sent a
+/// filter no request took (one that does not hash to the filter hashes the peer itself gave).
 #[derive(Debug, Clone)]
-pub(crate) struct Wake(pub mpsc::Sender<()>);
+pub(crate) struct Wake {
+    pub wake: mpsc::Sender<()>,
+    pub stray_filters: std::sync::Arc<std::sync::Mutex<HashSet<u64>>>,
+}
+
+impl Wake {
+    /// Whether `peer` sent a filter no request took.
+    pub(crate) fn sent_stray_filter(&self, peer: &Peer) -> bool {
+        self.stray_filters.lock().is_ok_and(|s| s.contains(&peer.id()))
+    }
+}
 
 impl Handler for Wake {
     fn on_inv(&self, _peer: &Peer, inv: Vec<Inventory>) {
         if inv.iter().any(|i| matches!(i, Inventory::Block(_) | Inventory::WitnessBlock(_))) {
-            let _ = self.0.try_send(());
+            let _ = self.wake.try_send(());
+        }
+    }
+
+    fn on_cfilter(&self, peer: &Peer, _msg: bitcoin::p2p::message_filter::CFilter) {
+        if let Ok(mut s) = self.stray_filters.lock() {
+            s.insert(peer.id());
         }
     }
 
     fn on_headers(&self, _peer: &Peer, _headers: Vec<bitcoin::block::Header>) {
-        let _ = self.0.try_send(());
+        let _ = self.wake.try_send(());
     }
 
     fn on_disconnect(&self, _peer: &Peer, _reason: &DisconnectReason) {
-        let _ = self.0.try_send(());
+        let _ = self.wake.try_send(());
     }
 }
 
@@ -70,7 +87,7 @@ pub(crate) struct PeerSet {
     pub live: Vec<LightPeer>,
     pub reasons: Vec<String>,
     config: PeerConfig,
-    wake: Wake,
+    pub wake: Wake,
     target: usize,
     next: usize,
 }

@@ -12,10 +12,11 @@ use bitcoin::p2p::message_filter::CFHeaders;
 use bitcoin::{Amount, Block, BlockHash, FilterHash, FilterHeader, OutPoint, ScriptBuf};
 use tokio::sync::mpsc;
 
-use super::headers::HeaderChain;
-use super::peers::{PeerSet, Wake};
+use super::headers::ChainState;
+use super::peers::{LightPeer, PeerSet, Wake};
 use super::store::Store;
 use super::{Command, LightClientBuilder, LightError, LightEvent, RelevantTx, Stage, TxKind};
+use crate::core::chain::check_outputs_in_filter;
 use crate::peer::{NonceRegistry, PeerConfig, RequestError};
 
 /// BIP157: at most 2,000 filter headers per `getcfheaders` (Core's `MAX_GETCFHEADERS_SIZE`).
@@ -33,19 +34,19 @@ fn now() -> u32 {
 /// The chain as loaded from the data directory.
 #[derive(Debug)]
 pub(crate) struct State {
-    pub chain: HeaderChain,
+    pub chain: ChainState,
     pub store: Option<Store>,
     pub repaired: Option<String>,
 }
 
 impl State {
     pub(crate) fn open(network: bitcoin::Network, dir: Option<&Path>) -> Result<State, LightError> {
-        let mut chain = HeaderChain::new(network);
+        let mut chain = ChainState::new(network);
         let (store, repaired) = match dir {
             Some(dir) => {
                 let (store, loaded) = Store::open(dir, &mut chain, now())
                     .map_err(|e| LightError::Store(format!("{}: {e}", dir.display())))?;
-                (Some(store), loaded.repaired)
+                (Some(store), loaded)
             }
             None => (None, None),
         };
@@ -62,6 +63,15 @@ pub(crate) fn filter_matches<'a>(
     scripts: impl Iterator<Item = &'a [u8]>,
     all: bool,
 ) -> Result<bool, &'static str> {
+    check_count(filter)?;
+    let f = BlockFilter::new(filter);
+    let r = if all { f.match_all(hash, scripts) } else { f.match_any(hash, scripts) };
+    r.map_err(|_| "a filter that does not decode")
+}
+
+/// A filter whose element count its bytes can hold: rust-bitcoin's matcher multiplies the count
+/// unchecked (an overflow panic on a hostile count in a debug build).
+fn check_count(filter: &[u8]) -> Result<(), &'static str> {
     let mut cursor = filter;
     let n = bitcoin::consensus::Decodable::consensus_decode(&mut cursor)
         .map(|v: bitcoin::VarInt| v.0)
@@ -70,24 +80,7 @@ pub(crate) fn filter_matches<'a>(
     if n.saturating_mul(20) > u64::try_from(cursor.len()).unwrap_or(u64::MAX).saturating_mul(8) {
         return Err("a filter claiming more elements than its bytes hold");
     }
-    let f = BlockFilter::new(filter);
-    let r = if all { f.match_all(hash, scripts) } else { f.match_any(hash, scripts) };
-    r.map_err(|_| "a filter that does not decode")
-}
-
-/// The scripts a block's basic filter must hold whatever else: its output scripts (not empty, not
-/// `OP_RETURN`), as BIP158 puts them in.
-fn output_scripts(block: &Block) -> Vec<ScriptBuf> {
-    let mut set: Vec<ScriptBuf> = block
-        .txdata
-        .iter()
-        .flat_map(|t| &t.output)
-        .filter(|o| !o.script_pubkey.is_empty() && !o.script_pubkey.is_op_return())
-        .map(|o| o.script_pubkey.clone())
-        .collect();
-    set.sort();
-    set.dedup();
-    set
+    Ok(())
 }
 
 /// An output paying to a watched script.
@@ -101,7 +94,7 @@ struct Coin {
 
 struct Sync {
     settings: LightClientBuilder,
-    chain: HeaderChain,
+    chain: ChainState,
     store: Option<Store>,
     peers: PeerSet,
     events: mpsc::Sender<LightEvent>,
@@ -140,7 +133,12 @@ pub(crate) async fn run(
             return;
         }
     };
-    let peers = PeerSet::new(settings.peers.clone(), config, Wake(wake_tx), settings.target_peers);
+    let peers = PeerSet::new(
+        settings.peers.clone(),
+        config,
+        Wake { wake: wake_tx, stray_filters: Default::default() },
+        settings.target_peers,
+    );
     let mut sync = Sync {
         watched: settings.watch.iter().cloned().collect(),
         scanned: settings.from_height,
@@ -242,11 +240,9 @@ impl Sync {
         Ok(false)
     }
 
-    fn save(&mut self) -> Result<(), LightError> {
-        if let Some(store) = &mut self.store {
-            store.save(&self.chain).map_err(|e| LightError::Store(format!("{}: {e}", store.dir().display())))?;
-        }
-        Ok(())
+    fn store_error(&self, e: std::io::Error) -> LightError {
+        let dir = self.store.as_ref().map(|s| s.dir().display().to_string()).unwrap_or_default();
+        LightError::Store(format!("{dir}: {e}"))
     }
 
     /// Asks each peer for the headers after our tip until it has no more.
@@ -271,11 +267,17 @@ impl Sync {
                 let before = self.chain.tip();
                 match self.chain.connect(&headers, now()) {
                     Ok(done) => {
-                        self.save()?;
-                        if let Some(first) = done.connected.first() {
-                            self.connected(&done.disconnected, &done.connected, before, first.0).await?;
+                        if let Some(store) = &mut self.store {
+                            if let Err(e) = store.apply_headers(&done) {
+                                return Err(self.store_error(e));
+                            }
                         }
-                        if !full || done.connected.is_empty() {
+                        let connected: Vec<(u32, BlockHash)> =
+                            done.connected.iter().map(|c| (c.height, c.hash)).collect();
+                        if let Some(first) = connected.first() {
+                            self.connected(&done.disconnected, &connected, before, first.0).await?;
+                        }
+                        if !full || connected.is_empty() {
                             break;
                         }
                     }
@@ -361,14 +363,19 @@ impl Sync {
         });
         match differ {
             None => {
-                let mut headers = Vec::with_capacity(count);
-                let mut last = prev;
-                for fh in first {
-                    last = fh.filter_header(&last);
-                    headers.push(last);
+                let hashes = first.clone();
+                if let Err(e) = self.chain.connect_filter_hashes(start, stop, &hashes) {
+                    // Every peer agrees on what the chain refuses (a checkpoint, say): none is kept.
+                    for (addr, _) in &answers {
+                        self.peers.drop_peer(addr, format!("filter headers: {e}"), &self.events).await;
+                    }
+                    return Ok(());
                 }
-                self.chain.push_filter_headers(&headers);
-                self.save()?;
+                if let Some(store) = &mut self.store {
+                    if let Err(e) = store.append_filter_hashes(start, &hashes) {
+                        return Err(self.store_error(e));
+                    }
+                }
                 let target = self.chain.tip_height();
                 self.emit(LightEvent::Progress { stage: Stage::FilterHeaders, height: stop_height, target }).await
             }
@@ -391,7 +398,6 @@ impl Sync {
     ) -> Result<(), LightError> {
         let Some(hash) = self.chain.hash(height) else { return Ok(()) };
         let Some(block) = self.fetch_block(height, hash).await? else { return Ok(()) };
-        let scripts = output_scripts(&block);
         let mut sides: Vec<(FilterHash, Vec<String>)> = Vec::new();
         for (addr, a) in &answers {
             let Some(fh) = a.get(i) else { continue };
@@ -416,8 +422,8 @@ impl Sync {
                     verdict = Some(false);
                     break;
                 }
-                let ok = filter_matches(&filter.filter, &hash, scripts.iter().map(|s| s.as_bytes()), true);
-                verdict = Some(ok == Ok(true));
+                let ok = check_count(&filter.filter).is_ok() && check_outputs_in_filter(&filter.filter, &block).is_ok();
+                verdict = Some(ok);
                 break;
             }
             match verdict {
@@ -462,45 +468,101 @@ impl Sync {
         Ok(None)
     }
 
-    /// Fetches the next batch of filters from one peer, checks each against its filter header,
-    /// and scans the blocks whose filter matches the watch list.
+    /// Fetches the next batches of filters, one batch from each peer at once, checks each filter
+    /// against its filter header, and scans (in height order) the blocks whose filter matches the
+    /// watch list. A peer whose batch fails is dropped; the batches after it wait for the next round.
     async fn scan_filters(&mut self) -> Result<(), LightError> {
-        let start = self.scanned;
         let top = self.chain.filter_headers_len().saturating_sub(1).min(self.chain.tip_height());
-        let stop_height = start.saturating_add(self.settings.batch.saturating_sub(1)).min(top);
-        let Some(stop) = self.chain.hash(stop_height) else { return Ok(()) };
-        let Some(p) = self.peers.pick() else { return Ok(()) };
-        let answer = p.peer.requests().timeout(self.settings.timeout).get_cfilters(BASIC, start, stop).await;
+        let mut asks = tokio::task::JoinSet::new();
+        let mut next = self.scanned;
+        let mut rounds = 0usize;
+        for (i, p) in self.peers.live.clone().into_iter().enumerate() {
+            if next > top {
+                break;
+            }
+            let start = next;
+            let stop_height = start.saturating_add(self.settings.batch.saturating_sub(1)).min(top);
+            let Some(stop) = self.chain.hash(stop_height) else { break };
+            let timeout = self.settings.timeout;
+            asks.spawn(async move {
+                let r = p.peer.requests().timeout(timeout).get_cfilters(BASIC, start, stop).await;
+                (i, p, start, stop_height, r)
+            });
+            next = stop_height.saturating_add(1);
+            rounds = rounds.saturating_add(1);
+        }
+        let mut answers = Vec::with_capacity(rounds);
+        while let Some(done) = asks.join_next().await {
+            if let Ok(a) = done {
+                answers.push(a);
+            }
+        }
+        answers.sort_by_key(|a| a.0);
+        let mut failed = false;
+        for (_, p, start, stop_height, answer) in answers {
+            match self.check_filters(&p, start, stop_height, answer).await {
+                Some(matched) if !failed => {
+                    for (height, hash) in matched {
+                        let Some(block) = self.fetch_block(height, hash).await? else {
+                            // No peer gave the block: this batch again, with the peers left.
+                            return Ok(());
+                        };
+                        self.scan_block(&block, height, hash).await?;
+                        let target = self.chain.tip_height();
+                        self.emit(LightEvent::Progress { stage: Stage::Blocks, height, target }).await?;
+                    }
+                    self.scanned = stop_height.saturating_add(1);
+                    let target = self.chain.tip_height();
+                    self.emit(LightEvent::Progress { stage: Stage::Filters, height: stop_height, target }).await?;
+                }
+                Some(_) => {}
+                None => failed = true,
+            }
+        }
+        Ok(())
+    }
+
+    /// The heights (with hashes) of a batch whose filters match the watch list, or `None` when
+    /// the peer failed the batch (it is then dropped with the reason).
+    async fn check_filters(
+        &mut self,
+        p: &LightPeer,
+        start: u32,
+        stop_height: u32,
+        answer: Result<Vec<bitcoin::p2p::message_filter::CFilter>, RequestError>,
+    ) -> Option<Vec<(u32, BlockHash)>> {
         let filters = match answer {
             Ok(f) => f,
+            Err(RequestError::Timeout(_)) if self.peers.wake.sent_stray_filter(&p.peer) => {
+                let reason = format!("a filter in {start}..={stop_height} that does not match its filter header");
+                self.peers.drop_peer(&p.addr, reason, &self.events).await;
+                return None;
+            }
             Err(RequestError::Timeout(t)) => {
                 let reason = format!("withheld filters: no answer within {t:?}");
                 self.peers.drop_peer(&p.addr, reason, &self.events).await;
-                return Ok(());
+                return None;
             }
             Err(e) => {
                 self.peers.drop_peer(&p.addr, format!("filters: {e}"), &self.events).await;
-                return Ok(());
+                return None;
             }
         };
         let mut matched = Vec::new();
         let mut height = start;
         for f in &filters {
-            let (Some(hash), Some(header)) = (self.chain.hash(height), self.chain.filter_header(height)) else { break };
-            let prev =
-                height.checked_sub(1).and_then(|h| self.chain.filter_header(h)).unwrap_or_else(FilterHeader::all_zeros);
-            if f.block_hash != hash || BlockFilter::new(&f.filter).filter_header(&prev) != header {
+            let Some(hash) = self.chain.hash(height) else { break };
+            if f.block_hash != hash || self.chain.filters.check_filter_at(height, hash, &f.filter).is_err() {
                 let reason = format!("a filter at {height} that does not match its filter header");
                 self.peers.drop_peer(&p.addr, reason, &self.events).await;
-                return Ok(());
+                return None;
             }
-            let hit = filter_matches(&f.filter, &hash, self.watched.iter().map(|s| s.as_bytes()), false);
-            match hit {
+            match filter_matches(&f.filter, &hash, self.watched.iter().map(|s| s.as_bytes()), false) {
                 Ok(true) => matched.push((height, hash)),
                 Ok(false) => {}
                 Err(reason) => {
                     self.peers.drop_peer(&p.addr, format!("{reason} at {height}"), &self.events).await;
-                    return Ok(());
+                    return None;
                 }
             }
             height = height.saturating_add(1);
@@ -509,27 +571,12 @@ impl Sync {
             }
         }
         if height <= stop_height {
-            // Fewer filters than asked for: what came is kept only if it reached the stop.
-            let reason = format!(
-                "withheld filters: {} of {}",
-                filters.len(),
-                stop_height.saturating_sub(start).saturating_add(1)
-            );
+            let asked = stop_height.saturating_sub(start).saturating_add(1);
+            let reason = format!("withheld filters: {} of {asked}", filters.len());
             self.peers.drop_peer(&p.addr, reason, &self.events).await;
-            return Ok(());
+            return None;
         }
-        for (height, hash) in matched {
-            let Some(block) = self.fetch_block(height, hash).await? else {
-                // No peer gave the block: try this batch again with the peers left.
-                return Ok(());
-            };
-            self.scan_block(&block, height, hash).await?;
-            let target = self.chain.tip_height();
-            self.emit(LightEvent::Progress { stage: Stage::Blocks, height, target }).await?;
-        }
-        self.scanned = stop_height.saturating_add(1);
-        let target = self.chain.tip_height();
-        self.emit(LightEvent::Progress { stage: Stage::Filters, height: stop_height, target }).await
+        Some(matched)
     }
 
     async fn scan_block(&mut self, block: &Block, height: u32, hash: BlockHash) -> Result<(), LightError> {

@@ -11,7 +11,7 @@ use bitcoin::bip158::BlockFilter;
 use bitcoin::block::{Header, Version};
 use bitcoin::blockdata::constants::genesis_block;
 use bitcoin::hashes::Hash;
-use bitcoin::script::{Builder, PushBytesBuf};
+use bitcoin::script::Builder;
 use bitcoin::{
     Amount, Block, BlockHash, FilterHash, FilterHeader, OutPoint, ScriptBuf, Sequence, Target, Transaction, TxIn,
     TxMerkleNode, TxOut, Txid, Witness, transaction,
@@ -48,9 +48,8 @@ pub struct SyntheticChain {
 }
 
 fn coinbase(height: usize, tag: u32) -> Transaction {
-    let mut height_bytes = PushBytesBuf::new();
-    let _ = height_bytes.extend_from_slice(&(height as u64).to_le_bytes());
-    let mut script = Builder::new().push_slice(height_bytes);
+    // BIP34: the height first, as a script number.
+    let mut script = Builder::new().push_int(height as i64);
     if tag != 0 {
         script = script.push_int(i64::from(tag));
     }
@@ -200,7 +199,8 @@ impl ChainBuilder {
             .unwrap_or_else(TxMerkleNode::all_zeros);
         let bits = chain.blocks.first().map_or(prev.bits, |g| g.header.bits);
         let mut header = Header {
-            version: Version::TWO,
+            // BIP9 version bits, as miners signal: past the BIP34/65/66 version floors.
+            version: Version::from_consensus(0x2000_0000),
             prev_blockhash: prev.block_hash(),
             merkle_root,
             time: prev.time.saturating_add(600),
