@@ -1,0 +1,137 @@
+//! `btcpeer scan` against btcpeer-served regtest chains on 127.0.0.1: payments and spends printed
+//! as JSON lines, a lying peer and a peer of another network dropped with a line while the honest
+//! one finishes, exit 1 when no honest peer is left, a second run resuming from --data-dir.
+
+mod common;
+
+use std::sync::Arc;
+
+use btcpeer::bitcoin::{Address, Amount, OutPoint, ScriptBuf, Txid};
+use btcpeer::network::Network;
+use btcpeer::testing::{ChainBuilder, ChainServer, Misbehaviour, SyntheticChain};
+use common::{run_json, run_line, serve_chains};
+
+fn watched() -> ScriptBuf {
+    let mut bytes = vec![0x00, 0x14];
+    bytes.extend([7u8; 20]);
+    ScriptBuf::from_bytes(bytes)
+}
+
+struct Wallet {
+    chain: Arc<SyntheticChain>,
+    paid: Vec<OutPoint>,
+    spend: Txid,
+}
+
+fn wallet() -> Wallet {
+    let mut b = ChainBuilder::new(btcpeer::bitcoin::Network::Regtest);
+    b.mine(30);
+    let a = b.pay(&watched(), Amount::from_sat(11_000));
+    b.mine(1_200);
+    let c = b.pay(&watched(), Amount::from_sat(22_000));
+    let spend = b.spend(a, &ScriptBuf::from_bytes(vec![0x51]));
+    b.mine(20);
+    Wallet { chain: Arc::new(b.build()), paid: vec![a, c], spend }
+}
+
+fn address() -> String {
+    Address::from_script(&watched(), btcpeer::bitcoin::Network::Regtest).expect("p2wpkh").to_string()
+}
+
+#[test]
+fn scan_json_prints_payments_spends_and_drops_a_liar_and_a_peer_of_another_network() {
+    let w = wallet();
+    let addrs = serve_chains(vec![
+        (Network::REGTEST, ChainServer::new(w.chain.clone())),
+        (Network::REGTEST, ChainServer::misbehaving(w.chain.clone(), Misbehaviour::WrongFilterHeaders)),
+        (Network::TESTNET4, ChainServer::new(w.chain.clone())),
+    ]);
+    let r = run_json(&format!(
+        "scan --network regtest --connect {} {} {} --watch {} --json --timeout 5 --transport v1",
+        addrs[0],
+        addrs[1],
+        addrs[2],
+        address()
+    ));
+    let txs = r.of("tx");
+    assert_eq!(txs.len(), 3, "{r:?}");
+    let (a, c) = (w.paid[0], w.paid[1]);
+    assert_eq!(txs[0]["kind"], "received");
+    assert_eq!(txs[0]["txid"], a.txid.to_string());
+    assert_eq!(txs[0]["vout"], 0);
+    assert_eq!(txs[0]["value"], 11_000);
+    assert_eq!(txs[0]["height"], 31);
+    assert_eq!(txs[0]["block"], w.chain.hash(31).to_string());
+    assert_eq!(txs[1]["kind"], "received");
+    assert_eq!(txs[1]["txid"], c.txid.to_string());
+    assert_eq!(txs[2]["kind"], "spent");
+    assert_eq!(txs[2]["txid"], a.txid.to_string(), "the output spent");
+    assert_eq!(txs[2]["spending_txid"], w.spend.to_string());
+    assert_eq!(txs[2]["value"], 11_000);
+    let dropped = r.of("peer_dropped");
+    assert_eq!(dropped.len(), 2, "{r:?}");
+    let reason_of =
+        |addr: &str| dropped.iter().find(|d| d["addr"] == addr).map(|d| d["reason"].as_str().unwrap_or("").to_string());
+    assert!(reason_of(&addrs[1]).is_some_and(|r| r.contains("contradicted by block")), "{r:?}");
+    assert!(reason_of(&addrs[2]).is_some(), "{r:?}");
+    let synced = r.events.last().expect("events");
+    assert_eq!(synced["event"], "synced");
+    assert_eq!(synced["height"], w.chain.len() - 1);
+    assert_eq!(synced["tip"], w.chain.tip().to_string());
+    assert_eq!((synced["received"].as_u64(), synced["spent"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(synced["unspent_value"], 22_000);
+}
+
+#[test]
+fn scan_exits_1_with_the_reasons_when_no_honest_peer_is_left() {
+    let w = wallet();
+    let addrs =
+        serve_chains(vec![(Network::REGTEST, ChainServer::misbehaving(w.chain.clone(), Misbehaviour::WrongFilters))]);
+    let r = run_line(&format!(
+        "scan --network regtest --connect {} --watch {} --json --timeout 2",
+        addrs[0],
+        watched().to_hex_string()
+    ));
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("no honest peer left") && r.stderr.contains("does not match its filter header"), "{r:?}");
+    assert_eq!(r.of("peer_dropped").len(), 1, "{r:?}");
+    assert!(r.of("synced").is_empty());
+}
+
+#[test]
+fn scan_resumes_from_its_data_dir_and_scans_from_a_height() {
+    let w = wallet();
+    let server = ChainServer::new(w.chain.clone());
+    let addrs = serve_chains(vec![(Network::REGTEST, server.clone())]);
+    let dir = std::env::temp_dir().join(format!("btcpeer-scan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let line = format!(
+        "scan --network regtest --connect {} --watch {} --json --data-dir {}",
+        addrs[0],
+        watched().to_hex_string(),
+        dir.display()
+    );
+    let first = run_json(&line);
+    assert_eq!(first.of("tx").len(), 3);
+    let before = server.requests();
+    // From height 100: the first payment is below it, so its spend is not seen as one either.
+    let second = run_json(&format!("{line} --from 100"));
+    let after = server.requests();
+    assert_eq!(second.of("tx").len(), 1, "{second:?}");
+    assert_eq!(second.of("tx")[0]["txid"], w.paid[1].txid.to_string());
+    assert_eq!(second.events.last().map(|e| e["height"].clone()), Some((w.chain.len() - 1).into()));
+    // Headers and filter headers came from the data directory: one getheaders (nothing new), and
+    // the only getcfheaders were those each getcfilters asks first.
+    assert_eq!(after.headers - before.headers, 1);
+    assert_eq!(after.cfheaders - before.cfheaders, after.cfilters - before.cfilters);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn scan_refuses_a_watch_that_is_neither_an_address_nor_a_script() {
+    let r = run_line("scan --network regtest --connect 127.0.0.1:1 --watch nonsense");
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("neither an address nor a script"), "{r:?}");
+    let r = run_line("scan --network regtest --connect 127.0.0.1:1 --watch bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4");
+    assert_eq!(r.code, 2, "a mainnet address on regtest: {r:?}");
+}
