@@ -283,3 +283,49 @@ async fn a_restart_resumes_from_the_data_directory() {
     assert!(filter_header_batches <= 2, "{first:?} {second:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_on_a_shorter_branch_is_left_out_not_dropped() {
+    let w = wallet_chain(700);
+    let mut behind = ChainBuilder::fork(&w.chain, w.chain.len() - 20, 5);
+    behind.mine(3);
+    let servers = vec![ChainServer::new(w.chain.clone()), ChainServer::new(Arc::new(behind.build()))];
+    let addrs = serve_all(&servers).await;
+    let mut handle = client(&addrs).target_peers(2).build().expect("builds").start().expect("starts");
+    let events = until_synced(&mut handle).await;
+    assert_found_the_wallet(&w, &events);
+    assert!(dropped(&events).is_empty(), "{:?}", dropped(&events));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_more_scripts_at_runtime_rescans_from_the_height_given() {
+    let w = wallet_chain(800);
+    let addrs = serve_all(&[ChainServer::new(w.chain.clone())]).await;
+    let mut handle = client(&addrs).build().expect("builds").start().expect("starts");
+    let events = until_synced(&mut handle).await;
+    assert_eq!(received(&events).len(), 3);
+    // script(2) was paid once, at height 72; a rescan from 0 finds it, from 100 does not.
+    handle.watch([script(2)], 100).await;
+    let events = until_synced(&mut handle).await;
+    assert!(received(&events).iter().all(|r| r.2 != 5_000), "{events:#?}");
+    handle.watch([script(2)], 0).await;
+    let events = until_synced(&mut handle).await;
+    let found: Vec<u64> = received(&events).iter().map(|r| r.2).collect();
+    assert!(found.contains(&5_000), "{events:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_sends_the_transaction_to_every_peer_and_says_what_each_did() {
+    let w = wallet_chain(300);
+    let servers = vec![ChainServer::new(w.chain.clone()), ChainServer::new(w.chain.clone())];
+    let addrs = serve_all(&servers).await;
+    let mut handle = client(&addrs).target_peers(2).build().expect("builds").start().expect("starts");
+    until_synced(&mut handle).await;
+    let tx = w.chain.block(w.chain.len() - 1).txdata[1].clone();
+    let outcomes = tokio::time::timeout(WAIT, handle.broadcast(tx.clone())).await.expect("in time");
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(outcomes.iter().all(|(_, o)| *o == Ok(btcpeer::peer::BroadcastOutcome::Requested)), "{outcomes:?}");
+    for s in &servers {
+        assert_eq!(s.transactions(), vec![tx.clone()]);
+    }
+}

@@ -33,9 +33,11 @@
 //! # Ok(()) }
 //! ```
 
+mod crosscheck;
 mod event;
 mod headers;
 mod peers;
+mod scan;
 mod store;
 mod sync;
 

@@ -42,9 +42,23 @@ pub(crate) fn from_book(book: &AddrBook) -> Vec<String> {
 pub(crate) struct Wake {
     pub wake: mpsc::Sender<()>,
     pub stray_filters: std::sync::Arc<std::sync::Mutex<HashSet<u64>>>,
+    /// The last block each peer (by id) announced or sent a header of: its tip, as far as we know.
+    pub tips: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, bitcoin::BlockHash>>>,
 }
 
 impl Wake {
+    /// The last block `peer` announced or sent the header of.
+    pub(crate) fn tip_of(&self, peer: &Peer) -> Option<bitcoin::BlockHash> {
+        self.tips.lock().ok().and_then(|t| t.get(&peer.id()).copied())
+    }
+
+    /// Records `hash` as `peer`'s tip.
+    pub(crate) fn set_tip(&self, peer: &Peer, hash: bitcoin::BlockHash) {
+        if let Ok(mut t) = self.tips.lock() {
+            t.insert(peer.id(), hash);
+        }
+    }
+
     /// Whether `peer` sent a filter no request took.
     pub(crate) fn sent_stray_filter(&self, peer: &Peer) -> bool {
         self.stray_filters.lock().is_ok_and(|s| s.contains(&peer.id()))

@@ -79,6 +79,7 @@ struct Inner {
     served: RwLock<Arc<Served>>,
     behaviour: Misbehaviour,
     peers: Mutex<Vec<WeakPeer>>,
+    transactions: Mutex<Vec<bitcoin::Transaction>>,
     headers: AtomicU64,
     cfheaders: AtomicU64,
     cfilters: AtomicU64,
@@ -126,6 +127,7 @@ impl ChainServer {
                 served: RwLock::new(Arc::new(Served::new(chain, behaviour))),
                 behaviour,
                 peers: Mutex::new(Vec::new()),
+                transactions: Mutex::new(Vec::new()),
                 headers: AtomicU64::new(0),
                 cfheaders: AtomicU64::new(0),
                 cfilters: AtomicU64::new(0),
@@ -153,6 +155,11 @@ impl ChainServer {
             cfilters: i.cfilters.load(Ordering::Relaxed),
             blocks: i.blocks.load(Ordering::Relaxed),
         }
+    }
+
+    /// The transactions peers sent (the server asks for every transaction announced to it).
+    pub fn transactions(&self) -> Vec<bitcoin::Transaction> {
+        lock(&self.inner.transactions).clone()
     }
 
     /// Serves `chain` from now on (a longer chain, or a heavier fork of the old one) and announces
@@ -183,6 +190,24 @@ impl Handler for ChainServer {
 
     fn on_handshake(&self, peer: &Peer, _remote: &RemoteInfo) {
         lock(&self.inner.peers).push(peer.downgrade());
+    }
+
+    fn on_inv(&self, peer: &Peer, inv: Vec<Inventory>) {
+        let wanted: Vec<Inventory> = inv
+            .into_iter()
+            .filter(|i| matches!(i, Inventory::Tx(_) | Inventory::WTx(_) | Inventory::WitnessTx(_)))
+            .collect();
+        if !wanted.is_empty() {
+            let _ = peer.queue_message(&Message::GetData(wanted));
+        }
+    }
+
+    fn on_tx(&self, _peer: &Peer, tx: bitcoin::Transaction) {
+        let mut txs = lock(&self.inner.transactions);
+        // A test fixture: a few transactions at most.
+        if txs.len() < 1_000 {
+            txs.push(tx);
+        }
     }
 
     fn on_getheaders(&self, peer: &Peer, msg: GetHeadersMessage) {
