@@ -20,6 +20,13 @@ pub const CFCHECKPT_INTERVAL: u32 = 1000;
 pub const BASIC_FILTER: u8 = 0;
 
 /// Why filter headers or a filter were refused. Nothing changes on an error.
+///
+/// ```
+/// use btcpeer_core::chain::{FilterError, FilterHeaderChain};
+/// use bitcoin::hashes::Hash;
+/// let err = FilterHeaderChain::new().check_filter_at(5, bitcoin::BlockHash::all_zeros(), &[0]).unwrap_err();
+/// assert_eq!(err, FilterError::NotYet(5));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FilterError {
@@ -97,6 +104,11 @@ pub enum FilterError {
 }
 
 /// What [`FilterHeaderChain::connect_cfheaders`] did.
+///
+/// ```
+/// use btcpeer_core::chain::FilterHeadersOutcome;
+/// assert!(FilterHeadersOutcome::default().connected.is_empty());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FilterHeadersOutcome {
@@ -331,7 +343,6 @@ impl FilterHeaderChain {
     }
 
     /// Appends filter headers already checked (the store's reload), from the next height.
-    #[allow(dead_code)] // Used by the store's reload.
     pub(crate) fn push_trusted(&mut self, fh: FilterHeader) {
         self.headers.push(fh);
     }
@@ -410,6 +421,11 @@ impl FilterHeaderChain {
 }
 
 /// Where two peers' `cfheaders` for the same range first differ.
+///
+/// ```
+/// use btcpeer_core::chain::Divergence;
+/// assert_ne!(Divergence::At(5), Divergence::None);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Divergence {
@@ -532,6 +548,15 @@ pub fn check_outputs_in_filter(filter: &[u8], block: &Block) -> Result<(), Filte
 }
 
 /// Who lied, once a block's true filter is known.
+///
+/// ```
+/// use btcpeer_core::chain::{judge_filters, Verdict};
+/// use bitcoin::bip158::{BlockFilter, FilterHash};
+/// use bitcoin::hashes::Hash;
+/// let truth = BlockFilter::new(&[0]);
+/// let h = FilterHash::hash(&truth.content);
+/// assert_eq!(judge_filters(&truth, &h, &h), Verdict::BothHonest);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Verdict {

@@ -30,12 +30,23 @@
 
 mod checkpoints;
 mod filters;
+#[cfg(test)]
+mod filters_tests;
 mod headers;
+#[cfg(test)]
+mod headers_tests;
 mod index;
+mod outcome;
 mod params;
 mod pow;
 mod store;
+#[cfg(test)]
+mod store_tests;
 mod sync;
+#[cfg(test)]
+mod sync_tests;
+#[cfg(test)]
+mod testutil;
 
 pub use filters::{
     BASIC_FILTER, CFCHECKPT_INTERVAL, Divergence, FilterError, FilterHeaderChain, FilterHeadersOutcome, MAX_CFHEADERS,

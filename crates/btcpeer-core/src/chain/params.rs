@@ -7,6 +7,12 @@ use bitcoin::block::Header;
 use bitcoin::pow::Target;
 
 /// A block every valid chain of the network has at `height` (Core's `checkpointData`).
+///
+/// ```
+/// use btcpeer_core::chain::ChainParams;
+/// let first = ChainParams::new(bitcoin::Network::Bitcoin).checkpoints[0];
+/// assert_eq!(first.height, 11111);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Checkpoint {
     /// The block's height.
@@ -65,6 +71,14 @@ impl ChainParams {
     ///
     /// Signet is checked as mainnet is (retargets every 2,016 blocks); the signet block
     /// signature (in the coinbase) is not checked: a header chain cannot see it.
+    ///
+    /// ```
+    /// use btcpeer_core::chain::ChainParams;
+    /// let p = ChainParams::new(bitcoin::Network::Bitcoin);
+    /// assert_eq!(p.checkpoints.len(), 13);
+    /// assert!(!p.allow_min_difficulty_blocks && !p.no_retargeting);
+    /// assert!(ChainParams::new(bitcoin::Network::Regtest).no_retargeting);
+    /// ```
     pub fn new(network: bitcoin::Network) -> ChainParams {
         let p = bitcoin::params::Params::new(network);
         ChainParams {

@@ -11,11 +11,26 @@
 //! last means corruption: the file is kept aside as `FILE.corrupt` and the good records before
 //! it are kept, never a corrupt chain. Headers are checked again as they are loaded.
 
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use bitcoin::bip158::FilterHeader;
+use bitcoin::block::Header;
+use bitcoin::consensus::encode;
+use bitcoin::hashes::{Hash, sha256d};
+
 use super::filters::{FilterHeaderChain, FilterHeadersOutcome};
-use super::headers::{HeaderChain, HeadersOutcome};
+use super::headers::{HeaderChain, HeadersOutcome, MAX_HEADERS};
 use super::params::ChainParams;
+
+const HEADERS_MAGIC: &[u8; 8] = b"BTCPHDRS";
+const FILTERS_MAGIC: &[u8; 8] = b"BTCPFHDR";
+const VERSION: u8 = 1;
+/// magic, version, genesis hash, 4-byte checksum.
+const PREFIX_LEN: u64 = 8 + 1 + 32 + 4;
+const HEADER_RECORD: u64 = 80 + 4;
+const FILTER_RECORD: u64 = 32 + 4;
 
 /// The headers file's name in the data directory.
 pub const HEADERS_FILE: &str = "headers.dat";
@@ -23,6 +38,16 @@ pub const HEADERS_FILE: &str = "headers.dat";
 pub const FILTER_HEADERS_FILE: &str = "filter_headers.dat";
 
 /// Why the store failed.
+///
+/// ```
+/// use btcpeer_core::chain::{ChainParams, ChainStore, StoreError};
+/// let dir = std::env::temp_dir().join(format!("btcpeer-store-err-{}", std::process::id()));
+/// ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+/// let err = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Signet)).unwrap_err();
+/// assert!(matches!(err, StoreError::OtherChain { .. }));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # Ok::<(), StoreError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -51,6 +76,15 @@ pub enum StoreError {
 }
 
 /// What [`ChainStore::open`] found.
+///
+/// ```
+/// use btcpeer_core::chain::{ChainParams, ChainStore};
+/// let dir = std::env::temp_dir().join(format!("btcpeer-store-loaded-{}", std::process::id()));
+/// let (_store, loaded) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+/// println!("resuming at height {}; repairs: {:?}", loaded.headers.height(), loaded.repairs);
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # Ok::<(), btcpeer_core::chain::StoreError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Loaded {
@@ -64,6 +98,10 @@ pub struct Loaded {
 
 /// The chain files of a data directory, open for appending.
 ///
+/// After a reorg, [`apply_headers`](Self::apply_headers) also drops the filter headers above
+/// the fork from the file; drop them from the [`FilterHeaderChain`] too
+/// ([`FilterHeaderChain::truncate`]).
+///
 /// ```
 /// use btcpeer_core::chain::{ChainParams, ChainStore};
 /// let dir = std::env::temp_dir().join(format!("btcpeer-store-doc-{}", std::process::id()));
@@ -76,40 +114,333 @@ pub struct Loaded {
 #[derive(Debug)]
 pub struct ChainStore {
     dir: PathBuf,
+    headers: File,
+    filters: File,
+    /// Header records in the file (heights 1 ..= this).
+    header_records: u64,
+    /// Filter header records in the file (heights 0 .. this).
+    filter_records: u64,
+}
+
+/// The checksum of a record: the first 4 bytes of SHA256d(height ‖ body).
+fn record_sum(height: u64, body: &[u8]) -> [u8; 4] {
+    let mut engine = sha256d::Hash::engine();
+    bitcoin::hashes::HashEngine::input(&mut engine, &height.to_le_bytes());
+    bitcoin::hashes::HashEngine::input(&mut engine, body);
+    let h = sha256d::Hash::from_engine(engine).to_byte_array();
+    [h[0], h[1], h[2], h[3]]
+}
+
+fn prefix(magic: &[u8; 8], genesis: &[u8; 32]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(PREFIX_LEN as usize);
+    p.extend_from_slice(magic);
+    p.push(VERSION);
+    p.extend_from_slice(genesis);
+    let sum = sha256d::Hash::hash(&p).to_byte_array();
+    p.extend_from_slice(&sum[..4]);
+    p
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// One file's records after the checks: the good records' bodies and what was repaired.
+struct Scan {
+    bodies: Vec<Vec<u8>>,
+    /// Keep this many bytes of the file (the rest is a torn tail or corruption).
+    keep_len: u64,
+    /// The file is corrupt: keep a copy aside before truncating.
+    corrupt: bool,
+    repair: Option<String>,
+}
+
+/// Reads a chain file: its prefix, then fixed-size records, each checksummed. `first_height`
+/// is the height of record 0.
+fn scan(path: &Path, magic: &[u8; 8], genesis: &[u8; 32], record: u64, first_height: u64) -> Result<Scan, StoreError> {
+    let mut data = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut data).map_err(io_err(path))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(path)(e)),
+    }
+    let name = path.display();
+    let want = prefix(magic, genesis);
+    let plen = PREFIX_LEN as usize;
+    if data.len() < plen {
+        // Missing, or torn while it was being created: start it afresh.
+        let repair = (!data.is_empty())
+            .then(|| format!("{name}: {} bytes, shorter than its header: started afresh", data.len()));
+        return Ok(Scan { bodies: Vec::new(), keep_len: 0, corrupt: false, repair });
+    }
+    let (head, rest) = data.split_at(plen);
+    if head != want.as_slice() {
+        let (m, g) = (head.get(..8), head.get(9..41));
+        let sum_ok =
+            head.get(41..45) == Some(&sha256d::Hash::hash(head.get(..41).unwrap_or_default()).to_byte_array()[..4]);
+        if sum_ok && m != Some(magic.as_slice()) {
+            return Err(StoreError::OtherChain {
+                path: path.to_path_buf(),
+                problem: "not a btcpeer chain file of this kind".into(),
+            });
+        }
+        if sum_ok && g != Some(genesis.as_slice()) {
+            return Err(StoreError::OtherChain {
+                path: path.to_path_buf(),
+                problem: "the file is for another network (another genesis block)".into(),
+            });
+        }
+        if sum_ok {
+            return Err(StoreError::OtherChain {
+                path: path.to_path_buf(),
+                problem: "another version of the file".into(),
+            });
+        }
+        return Ok(Scan {
+            bodies: Vec::new(),
+            keep_len: 0,
+            corrupt: true,
+            repair: Some(format!("{name}: its header is corrupt: kept aside as .corrupt, started afresh")),
+        });
+    }
+    let rec = record as usize;
+    let full = rest.len().checked_div(rec).unwrap_or(0);
+    let tail = rest.len().checked_rem(rec).unwrap_or(0);
+    let mut bodies = Vec::with_capacity(full);
+    let mut repair = (tail != 0).then(|| format!("{name}: a torn last record ({tail} bytes) dropped"));
+    let mut corrupt = false;
+    for (i, chunk) in rest.chunks_exact(rec).enumerate() {
+        let (body, sum) = chunk.split_at(rec.saturating_sub(4));
+        let height = first_height.saturating_add(i as u64);
+        if record_sum(height, body) != sum {
+            if i.saturating_add(1) == full {
+                repair = Some(format!("{name}: the last record (height {height}) is torn: dropped"));
+            } else {
+                corrupt = true;
+                repair = Some(format!(
+                    "{name}: record at height {height} is corrupt: the file is kept aside as .corrupt and the {i} records before it kept"
+                ));
+            }
+            break;
+        }
+        bodies.push(body.to_vec());
+    }
+    let keep_len = PREFIX_LEN.saturating_add((bodies.len() as u64).saturating_mul(record));
+    Ok(Scan { bodies, keep_len, corrupt, repair })
+}
+
+/// Opens `path` for writing, with the prefix and `keep_len` bytes (a copy set aside first when
+/// `corrupt`).
+fn reopen(path: &Path, magic: &[u8; 8], genesis: &[u8; 32], keep_len: u64, corrupt: bool) -> Result<File, StoreError> {
+    if corrupt {
+        let mut aside = path.as_os_str().to_os_string();
+        aside.push(".corrupt");
+        std::fs::copy(path, PathBuf::from(aside)).map_err(io_err(path))?;
+    }
+    let mut f =
+        OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io_err(path))?;
+    if keep_len < PREFIX_LEN {
+        f.set_len(0).map_err(io_err(path))?;
+        f.write_all(&prefix(magic, genesis)).map_err(io_err(path))?;
+    } else {
+        f.set_len(keep_len).map_err(io_err(path))?;
+    }
+    f.sync_all().map_err(io_err(path))?;
+    Ok(f)
 }
 
 impl ChainStore {
     /// Opens (creating the directory and files if needed) the chain files of `dir` for
-    /// `params`' network, loads and checks them (repairing a torn tail or setting a corrupt
-    /// file aside, reported in [`Loaded::repairs`]).
+    /// `params`' network, loads and checks them: a torn tail is dropped, a corrupt record ends
+    /// the chain there (the file is first copied aside as `FILE.corrupt`), and every header is
+    /// checked again as [`HeaderChain::connect_headers`] checks it (a header that fails ends the
+    /// chain there, the same way). Filter headers above the header chain are dropped. What was
+    /// repaired is in [`Loaded::repairs`].
     ///
-    /// Errors: [`StoreError::Io`], [`StoreError::OtherChain`].
+    /// Errors: [`StoreError::Io`]; [`StoreError::OtherChain`] for a file of another network or
+    /// kind (left untouched).
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// let dir = std::env::temp_dir().join(format!("btcpeer-store-{}-{}", std::process::id(), line!()));
+    /// let (mut store, loaded) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// let (mut headers, mut filters) = (loaded.headers, loaded.filter_headers);
+    /// assert!(loaded.repairs.is_empty());
+    /// assert_eq!((headers.height(), filters.height()), (0, None));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(dir: &Path, params: ChainParams) -> Result<(ChainStore, Loaded), StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
-        let loaded =
-            Loaded { headers: HeaderChain::new(params), filter_headers: FilterHeaderChain::new(), repairs: Vec::new() };
-        Ok((ChainStore { dir: dir.to_path_buf() }, loaded))
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let genesis = params.genesis_hash().to_byte_array();
+        let hpath = dir.join(HEADERS_FILE);
+        let fpath = dir.join(FILTER_HEADERS_FILE);
+        let mut repairs = Vec::new();
+
+        let mut hs = scan(&hpath, HEADERS_MAGIC, &genesis, HEADER_RECORD, 1)?;
+        let fs = scan(&fpath, FILTERS_MAGIC, &genesis, FILTER_RECORD, 0)?;
+        let mut headers = HeaderChain::new(params);
+        let parsed: Vec<Header> = hs.bodies.iter().map_while(|b| encode::deserialize::<Header>(b).ok()).collect();
+        let mut good = 0usize;
+        for batch in parsed.chunks(MAX_HEADERS) {
+            match headers.connect_headers(batch, u64::MAX) {
+                Ok(_) => good = good.saturating_add(batch.len()),
+                Err(_) => {
+                    // Find the first bad one.
+                    for h in batch {
+                        if headers.connect_headers(std::slice::from_ref(h), u64::MAX).is_err() {
+                            break;
+                        }
+                        good = good.saturating_add(1);
+                    }
+                    break;
+                }
+            }
+        }
+        if good < hs.bodies.len() {
+            hs.corrupt = true;
+            hs.keep_len = PREFIX_LEN.saturating_add((good as u64).saturating_mul(HEADER_RECORD));
+            hs.repair = Some(format!(
+                "{}: the header at height {} fails the chain's checks: the file is kept aside as .corrupt and the headers before it kept",
+                hpath.display(),
+                good.saturating_add(1)
+            ));
+        }
+        repairs.extend(hs.repair.take());
+        let hfile = reopen(&hpath, HEADERS_MAGIC, &genesis, hs.keep_len, hs.corrupt)?;
+
+        // Filter headers: at most one per block of the header chain.
+        let mut filters = FilterHeaderChain::new();
+        let max = u64::from(headers.height()).saturating_add(1);
+        let mut fkeep = fs.keep_len;
+        for body in fs.bodies.iter().take(usize::try_from(max).unwrap_or(usize::MAX)) {
+            let mut a = [0u8; 32];
+            a.copy_from_slice(body);
+            filters.push_trusted(FilterHeader::from_byte_array(a));
+        }
+        if (fs.bodies.len() as u64) > max {
+            fkeep = PREFIX_LEN.saturating_add(max.saturating_mul(FILTER_RECORD));
+            repairs.push(format!("{}: filter headers above the header chain dropped", fpath.display()));
+        }
+        repairs.extend(fs.repair);
+        let ffile = reopen(&fpath, FILTERS_MAGIC, &genesis, fkeep, fs.corrupt)?;
+
+        let store = ChainStore {
+            dir: dir.to_path_buf(),
+            headers: hfile,
+            filters: ffile,
+            header_records: u64::from(headers.height()),
+            filter_records: u64::from(filters.next_height()),
+        };
+        Ok((store, Loaded { headers, filter_headers: filters, repairs }))
     }
 
     /// The data directory.
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// # let dir = std::env::temp_dir().join(format!("btcpeer-store-dir-{}", std::process::id()));
+    /// let (store, _) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// assert!(store.dir().join("headers.dat").exists());
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), btcpeer_core::chain::StoreError>(())
+    /// ```
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Writes what [`HeaderChain::connect_headers`] did: truncates to the fork on a reorg,
-    /// appends the connected headers, and syncs the file.
+    /// Writes what [`HeaderChain::connect_headers`] did: on a reorg, truncates the headers
+    /// file to the fork (and the filter headers file too), then appends the connected
+    /// headers and syncs.
     ///
-    /// Errors: [`StoreError::Io`], [`StoreError::OutOfOrder`].
+    /// Errors: [`StoreError::Io`]; [`StoreError::OutOfOrder`] when the connected headers do
+    /// not start right after what the file holds.
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// let dir = std::env::temp_dir().join(format!("btcpeer-store-{}-{}", std::process::id(), line!()));
+    /// let (mut store, loaded) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// let (mut headers, mut filters) = (loaded.headers, loaded.filter_headers);
+    /// let outcome = headers.connect_headers(&[], 1_700_000_000)?; // headers from a peer
+    /// store.apply_headers(&outcome)?;
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn apply_headers(&mut self, outcome: &HeadersOutcome) -> Result<(), StoreError> {
-        let _ = outcome;
+        let hpath = self.dir.join(HEADERS_FILE);
+        if let Some(fork) = outcome.fork_height().filter(|_| outcome.is_reorg()) {
+            let fork = u64::from(fork);
+            if fork < self.header_records {
+                self.headers
+                    .set_len(PREFIX_LEN.saturating_add(fork.saturating_mul(HEADER_RECORD)))
+                    .map_err(io_err(&hpath))?;
+                self.header_records = fork;
+            }
+            self.truncate_filter_headers(u32::try_from(fork).ok())?;
+        }
+        let Some(first) = outcome.connected.first() else {
+            return self.headers.sync_data().map_err(io_err(&hpath));
+        };
+        if u64::from(first.height) != self.header_records.saturating_add(1) {
+            return Err(StoreError::OutOfOrder(format!(
+                "headers from height {} but the file ends at {}",
+                first.height, self.header_records
+            )));
+        }
+        let mut buf = Vec::with_capacity(outcome.connected.len().saturating_mul(HEADER_RECORD as usize));
+        for c in &outcome.connected {
+            let body = encode::serialize(&c.header);
+            buf.extend_from_slice(&body);
+            buf.extend_from_slice(&record_sum(u64::from(c.height), &body));
+        }
+        self.headers.seek(SeekFrom::End(0)).map_err(io_err(&hpath))?;
+        self.headers.write_all(&buf).map_err(io_err(&hpath))?;
+        self.headers.sync_data().map_err(io_err(&hpath))?;
+        self.header_records = self.header_records.saturating_add(outcome.connected.len() as u64);
         Ok(())
     }
 
     /// Appends what [`FilterHeaderChain::connect_cfheaders`] connected, and syncs the file.
     ///
-    /// Errors: [`StoreError::Io`], [`StoreError::OutOfOrder`].
+    /// Errors: [`StoreError::Io`]; [`StoreError::OutOfOrder`] when they do not start right
+    /// after what the file holds.
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// let dir = std::env::temp_dir().join(format!("btcpeer-store-{}-{}", std::process::id(), line!()));
+    /// let (mut store, loaded) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// let (mut headers, mut filters) = (loaded.headers, loaded.filter_headers);
+    /// use bitcoin::{bip158::{FilterHash, FilterHeader}, hashes::Hash, p2p::message_filter::CFHeaders};
+    /// let msg = CFHeaders { filter_type: 0, stop_hash: headers.tip(),
+    ///     previous_filter_header: FilterHeader::all_zeros(), filter_hashes: vec![FilterHash::all_zeros()] };
+    /// let outcome = filters.connect_cfheaders(&msg, &headers)?;
+    /// store.apply_filter_headers(&outcome)?;
+    /// drop(store);
+    /// let (_, again) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// assert_eq!(again.filter_headers.height(), Some(0));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn apply_filter_headers(&mut self, outcome: &FilterHeadersOutcome) -> Result<(), StoreError> {
-        let _ = outcome;
+        let fpath = self.dir.join(FILTER_HEADERS_FILE);
+        let Some(first) = outcome.connected.first() else { return Ok(()) };
+        if u64::from(first.0) != self.filter_records {
+            return Err(StoreError::OutOfOrder(format!(
+                "filter headers from height {} but the file holds {}",
+                first.0, self.filter_records
+            )));
+        }
+        let mut buf = Vec::with_capacity(outcome.connected.len().saturating_mul(FILTER_RECORD as usize));
+        for (height, fh) in &outcome.connected {
+            buf.extend_from_slice(fh.as_byte_array());
+            buf.extend_from_slice(&record_sum(u64::from(*height), fh.as_byte_array()));
+        }
+        self.filters.seek(SeekFrom::End(0)).map_err(io_err(&fpath))?;
+        self.filters.write_all(&buf).map_err(io_err(&fpath))?;
+        self.filters.sync_data().map_err(io_err(&fpath))?;
+        self.filter_records = self.filter_records.saturating_add(outcome.connected.len() as u64);
         Ok(())
     }
 
@@ -117,8 +448,27 @@ impl ChainStore {
     /// [`FilterHeaderChain::truncate`] did.
     ///
     /// Errors: [`StoreError::Io`].
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// let dir = std::env::temp_dir().join(format!("btcpeer-store-{}-{}", std::process::id(), line!()));
+    /// let (mut store, loaded) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// let (mut headers, mut filters) = (loaded.headers, loaded.filter_headers);
+    /// filters.truncate(None);
+    /// store.truncate_filter_headers(None)?;
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn truncate_filter_headers(&mut self, height: Option<u32>) -> Result<(), StoreError> {
-        let _ = height;
+        let fpath = self.dir.join(FILTER_HEADERS_FILE);
+        let keep = height.map_or(0, |h| u64::from(h).saturating_add(1));
+        if keep < self.filter_records {
+            self.filters
+                .set_len(PREFIX_LEN.saturating_add(keep.saturating_mul(FILTER_RECORD)))
+                .map_err(io_err(&fpath))?;
+            self.filters.sync_data().map_err(io_err(&fpath))?;
+            self.filter_records = keep;
+        }
         Ok(())
     }
 }

@@ -13,6 +13,10 @@ use super::filters::{FilterHeaderChain, MAX_CFHEADERS, MAX_CFILTERS};
 use super::headers::{HeaderChain, MAX_HEADERS};
 
 /// A peer, as the caller numbers them.
+///
+/// ```
+/// let peer: btcpeer_core::chain::PeerId = 7;
+/// ```
 pub type PeerId = u64;
 
 /// Limits and timeouts of a [`SyncPlanner`].
@@ -47,7 +51,55 @@ impl Default for SyncConfig {
     }
 }
 
+impl SyncConfig {
+    /// The same, with filters wanted from `height` (a wallet's birthday).
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::SyncConfig;
+    /// assert_eq!(SyncConfig::default().with_filters_from(800_000).filters_from, 800_000);
+    /// ```
+    #[must_use]
+    pub fn with_filters_from(mut self, height: u32) -> SyncConfig {
+        self.filters_from = height;
+        self
+    }
+
+    /// The same, with another stall timeout.
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::SyncConfig;
+    /// # use std::time::Duration;
+    /// let c = SyncConfig::default().with_request_timeout(Duration::from_secs(5));
+    /// assert_eq!(c.request_timeout, Duration::from_secs(5));
+    /// ```
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> SyncConfig {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The same, with other filter in-flight limits (each at least 1).
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::SyncConfig;
+    /// let c = SyncConfig::default().with_filters_in_flight(3, 12);
+    /// assert_eq!((c.filters_in_flight_per_peer, c.filters_in_flight_total), (3, 12));
+    /// ```
+    #[must_use]
+    pub fn with_filters_in_flight(mut self, per_peer: usize, total: usize) -> SyncConfig {
+        self.filters_in_flight_per_peer = per_peer.max(1);
+        self.filters_in_flight_total = total.max(1);
+        self
+    }
+}
+
 /// A request for the caller to send.
+///
+/// ```
+/// use btcpeer_core::chain::SyncRequest;
+/// let r = SyncRequest::Headers { locator: vec![] };
+/// assert!(matches!(r, SyncRequest::Headers { .. }));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SyncRequest {
@@ -80,6 +132,13 @@ pub enum SyncRequest {
 }
 
 /// Where a sync is.
+///
+/// ```
+/// use btcpeer_core::chain::{SyncConfig, SyncPlanner, SyncPhase, ChainParams, HeaderChain, FilterHeaderChain};
+/// let plan = SyncPlanner::new(SyncConfig::default());
+/// let chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+/// assert_eq!(plan.phase(&chain, &FilterHeaderChain::new()), SyncPhase::Headers);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SyncPhase {
@@ -249,6 +308,20 @@ impl SyncPlanner {
 
     /// The requests to send now, each to its peer, within the in-flight limits. Each is in
     /// flight from `now` until its answer is reported or it stalls.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain, SyncConfig, SyncPlanner, SyncPhase, SyncRequest};
+    /// let chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+    /// let filters = FilterHeaderChain::new();
+    /// let mut plan = SyncPlanner::new(SyncConfig::default());
+    /// plan.add_peer(1, 0);
+    /// let now = Instant::now();
+    /// for (peer, request) in plan.next_requests(now, &chain, &filters) {
+    ///     assert_eq!(peer, 1);
+    ///     assert!(matches!(request, SyncRequest::Headers { .. }));
+    /// }
+    /// ```
     pub fn next_requests(
         &mut self,
         now: Instant,
@@ -351,6 +424,19 @@ impl SyncPlanner {
 
     /// A `headers` answer of `count` headers from `peer` was connected (or refused: then
     /// remove the peer instead). Fewer than 2,000 means the peer has no more.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain, SyncConfig, SyncPlanner, SyncPhase, SyncRequest};
+    /// let chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+    /// let filters = FilterHeaderChain::new();
+    /// let mut plan = SyncPlanner::new(SyncConfig::default());
+    /// plan.add_peer(1, 0);
+    /// let now = Instant::now();
+    /// plan.next_requests(now, &chain, &filters);
+    /// plan.headers_received(1, 0); // nothing new: the peer is done with headers
+    /// assert_ne!(plan.phase(&chain, &filters), SyncPhase::Headers);
+    /// ```
     pub fn headers_received(&mut self, peer: PeerId, count: usize) {
         self.answered(peer, |r| matches!(r, SyncRequest::Headers { .. }));
         if let Some(p) = self.peers.get_mut(&peer) {
@@ -361,17 +447,63 @@ impl SyncPlanner {
     }
 
     /// A `cfcheckpt` answer from `peer` was handled.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain, SyncConfig, SyncPlanner, SyncPhase, SyncRequest};
+    /// let chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+    /// let filters = FilterHeaderChain::new();
+    /// let mut plan = SyncPlanner::new(SyncConfig::default());
+    /// plan.add_peer(1, 0);
+    /// let now = Instant::now();
+    /// plan.next_requests(now, &chain, &filters);
+    /// plan.headers_received(1, 0);
+    /// let reqs = plan.next_requests(now, &chain, &filters);
+    /// assert!(matches!(reqs[0].1, SyncRequest::FilterCheckpoints { .. }));
+    /// plan.checkpoints_received(1);
+    /// let reqs = plan.next_requests(now, &chain, &filters);
+    /// assert!(matches!(reqs[0].1, SyncRequest::FilterHeaders { start_height: 0, .. }));
+    /// ```
     pub fn checkpoints_received(&mut self, peer: PeerId) {
         self.answered(peer, |r| matches!(r, SyncRequest::FilterCheckpoints { .. }));
     }
 
     /// A `cfheaders` answer from `peer` was connected.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain, SyncConfig, SyncPlanner, SyncPhase, SyncRequest};
+    /// let chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+    /// let filters = FilterHeaderChain::new();
+    /// let mut plan = SyncPlanner::new(SyncConfig::default());
+    /// plan.add_peer(1, 0);
+    /// let now = Instant::now();
+    /// plan.next_requests(now, &chain, &filters);
+    /// plan.headers_received(1, 0);
+    /// plan.next_requests(now, &chain, &filters);
+    /// plan.checkpoints_received(1);
+    /// plan.next_requests(now, &chain, &filters); // getcfheaders
+    /// plan.filter_headers_received(1);
+    /// assert_eq!(plan.poll_timeout(), None); // nothing in flight
+    /// ```
     pub fn filter_headers_received(&mut self, peer: PeerId) {
         self.answered(peer, |r| matches!(r, SyncRequest::FilterHeaders { .. }));
     }
 
     /// The filter at `height` from `peer` was checked. A batch is complete when each of its
     /// filters has been reported.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain, SyncConfig, SyncPlanner, SyncPhase, SyncRequest};
+    /// let chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+    /// let filters = FilterHeaderChain::new();
+    /// let mut plan = SyncPlanner::new(SyncConfig::default());
+    /// plan.add_peer(1, 0);
+    /// let now = Instant::now();
+    /// plan.filter_received(1, 0); // not asked: ignored
+    /// assert_eq!(plan.filters_height(), 0);
+    /// ```
     pub fn filter_received(&mut self, peer: PeerId, height: u32) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
         let Some(i) = p.in_flight.iter().position(|f| {
@@ -395,6 +527,18 @@ impl SyncPlanner {
 
     /// Peers with a request unanswered past the timeout at `now`. Their requests are freed
     /// (another peer gets them); the caller decides whether to drop the peer.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain, SyncConfig, SyncPlanner, SyncPhase, SyncRequest};
+    /// let chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+    /// let filters = FilterHeaderChain::new();
+    /// let mut plan = SyncPlanner::new(SyncConfig::default());
+    /// plan.add_peer(1, 0);
+    /// let now = Instant::now();
+    /// plan.next_requests(now, &chain, &filters);
+    /// assert_eq!(plan.stalled(now + Duration::from_secs(30)), vec![1]);
+    /// ```
     pub fn stalled(&mut self, now: Instant) -> Vec<PeerId> {
         let timeout = self.config.request_timeout;
         let mut stalled = Vec::new();
@@ -418,6 +562,19 @@ impl SyncPlanner {
     }
 
     /// When [`stalled`](Self::stalled) should next be called: the earliest deadline in flight.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain, SyncConfig, SyncPlanner, SyncPhase, SyncRequest};
+    /// let chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+    /// let filters = FilterHeaderChain::new();
+    /// let mut plan = SyncPlanner::new(SyncConfig::default());
+    /// plan.add_peer(1, 0);
+    /// let now = Instant::now();
+    /// assert_eq!(plan.poll_timeout(), None);
+    /// plan.next_requests(now, &chain, &filters);
+    /// assert_eq!(plan.poll_timeout(), Some(now + Duration::from_secs(30)));
+    /// ```
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timeout = self.config.request_timeout;
         self.peers.values().flat_map(|p| p.in_flight.iter()).filter_map(|f| f.since.checked_add(timeout)).min()
@@ -425,6 +582,13 @@ impl SyncPlanner {
 
     /// A reorg disconnected every block above `fork_height`: requests in flight for ranges
     /// above it are dropped and filters above it are wanted again.
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{SyncConfig, SyncPlanner};
+    /// let mut plan = SyncPlanner::new(SyncConfig::default());
+    /// plan.reorged(100);
+    /// assert_eq!(plan.filters_height(), 0);
+    /// ```
     pub fn reorged(&mut self, fork_height: u32) {
         let above = fork_height.saturating_add(1);
         // A batch that reaches above the fork is cut at it; what is above is wanted again.
@@ -456,11 +620,28 @@ impl SyncPlanner {
     }
 
     /// The next filter height not yet received (everything from `filters_from` below it was).
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{SyncConfig, SyncPlanner};
+    /// let plan = SyncPlanner::new(SyncConfig::default().with_filters_from(500));
+    /// assert_eq!(plan.filters_height(), 500);
+    /// ```
     pub fn filters_height(&self) -> u32 {
         self.filters_next
     }
 
     /// Where the sync is, given the chains.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain, SyncConfig, SyncPlanner, SyncPhase, SyncRequest};
+    /// let chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+    /// let filters = FilterHeaderChain::new();
+    /// let mut plan = SyncPlanner::new(SyncConfig::default());
+    /// plan.add_peer(1, 0);
+    /// let now = Instant::now();
+    /// assert_eq!(plan.phase(&chain, &filters), SyncPhase::Headers);
+    /// ```
     pub fn phase(&self, chain: &HeaderChain, filters: &FilterHeaderChain) -> SyncPhase {
         if self.peers.is_empty() || self.peers.values().any(|p| !p.headers_done) {
             SyncPhase::Headers

@@ -1,0 +1,262 @@
+//! The sync planner driven against simulated peers on simulated time.
+
+use std::time::{Duration, Instant};
+
+use bitcoin::bip158::{FilterHash, FilterHeader};
+use bitcoin::block::Header;
+use bitcoin::hashes::Hash;
+use bitcoin::p2p::message_filter::{CFHeaders, CFilter};
+
+use super::filters::{FilterHeaderChain, chain_filter_headers};
+use super::headers::HeaderChain;
+use super::params::ChainParams;
+use super::sync::{PeerId, SyncConfig, SyncPhase, SyncPlanner, SyncRequest};
+use super::testutil::{NOW, extend};
+
+/// What a serving peer has: headers after genesis, and a filter per height.
+struct Server {
+    headers: Vec<Header>,
+    salt: u8,
+}
+
+impl Server {
+    fn new(n: usize) -> Server {
+        let g = ChainParams::new(bitcoin::Network::Regtest).genesis;
+        Server { headers: extend(g.block_hash(), g.time, n, 600, 0x207f_ffff, 1), salt: 0 }
+    }
+    fn hash_at(&self, h: u32) -> bitcoin::BlockHash {
+        if h == 0 {
+            ChainParams::new(bitcoin::Network::Regtest).genesis_hash()
+        } else {
+            self.headers[h as usize - 1].block_hash()
+        }
+    }
+    fn height_of(&self, hash: &bitcoin::BlockHash) -> Option<u32> {
+        (0..=self.headers.len() as u32).find(|h| self.hash_at(*h) == *hash)
+    }
+    fn filter(&self, h: u32) -> Vec<u8> {
+        let hash = self.hash_at(h);
+        vec![1, self.salt, hash[0], hash[1]]
+    }
+    fn answer_headers(&self, locator: &[bitcoin::BlockHash]) -> Vec<Header> {
+        let from = locator.iter().find_map(|h| self.height_of(h)).unwrap_or(0) as usize;
+        self.headers.iter().skip(from).take(2000).copied().collect()
+    }
+    fn answer_cfheaders(&self, start: u32, stop_hash: bitcoin::BlockHash) -> CFHeaders {
+        let stop = self.height_of(&stop_hash).unwrap();
+        let hashes: Vec<FilterHash> = (0..=stop).map(|h| FilterHash::hash(&self.filter(h))).collect();
+        let all = chain_filter_headers(FilterHeader::all_zeros(), &hashes);
+        let prev = if start == 0 { FilterHeader::all_zeros() } else { all[start as usize - 1] };
+        CFHeaders {
+            filter_type: 0,
+            stop_hash,
+            previous_filter_header: prev,
+            filter_hashes: hashes[start as usize..].to_vec(),
+        }
+    }
+}
+
+struct Client {
+    chain: HeaderChain,
+    filters: FilterHeaderChain,
+    plan: SyncPlanner,
+    now: Instant,
+    sent: Vec<(PeerId, SyncRequest)>,
+}
+
+impl Client {
+    fn new(config: SyncConfig) -> Client {
+        Client {
+            chain: HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest)),
+            filters: FilterHeaderChain::new(),
+            plan: SyncPlanner::new(config),
+            now: Instant::now(),
+            sent: Vec::new(),
+        }
+    }
+
+    /// Answers every request from `server`, except those to `silent` peers; returns how many
+    /// rounds it took to reach Synced.
+    fn run(&mut self, server: &Server, silent: &[PeerId]) -> usize {
+        for round in 0..200 {
+            if self.plan.phase(&self.chain, &self.filters) == SyncPhase::Synced {
+                return round;
+            }
+            let reqs = self.plan.next_requests(self.now, &self.chain, &self.filters);
+            self.sent.extend(reqs.iter().cloned());
+            for (peer, req) in reqs {
+                if silent.contains(&peer) {
+                    continue;
+                }
+                self.answer(server, peer, req);
+            }
+            self.now += Duration::from_secs(1);
+            for p in self.plan.stalled(self.now) {
+                self.plan.remove_peer(p);
+            }
+        }
+        panic!("not synced after 200 rounds: {:?}", self.plan.phase(&self.chain, &self.filters));
+    }
+
+    fn answer(&mut self, server: &Server, peer: PeerId, req: SyncRequest) {
+        match req {
+            SyncRequest::Headers { locator } => {
+                let hs = server.answer_headers(&locator);
+                let out = self.chain.connect_headers(&hs, NOW).unwrap();
+                if let Some(fork) = out.fork_height().filter(|_| out.is_reorg()) {
+                    self.filters.truncate(Some(fork));
+                    self.plan.reorged(fork);
+                }
+                self.plan.headers_received(peer, hs.len());
+            }
+            SyncRequest::FilterCheckpoints { .. } => self.plan.checkpoints_received(peer),
+            SyncRequest::FilterHeaders { start_height, stop_hash } => {
+                assert!(self.chain.height_of(&stop_hash).unwrap() - start_height < 2000);
+                let msg = server.answer_cfheaders(start_height, stop_hash);
+                self.filters.connect_cfheaders(&msg, &self.chain).unwrap();
+                self.plan.filter_headers_received(peer);
+            }
+            SyncRequest::Filters { start_height, stop_height, stop_hash } => {
+                assert!(stop_height - start_height < 1000);
+                assert_eq!(self.chain.hash_at(stop_height), Some(stop_hash));
+                for h in start_height..=stop_height {
+                    let msg = CFilter { filter_type: 0, block_hash: server.hash_at(h), filter: server.filter(h) };
+                    assert_eq!(self.filters.check_filter(&msg, &self.chain), Ok(h));
+                    self.plan.filter_received(peer, h);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn two_peers_sync_headers_then_filter_headers_then_every_filter() {
+    let server = Server::new(4500);
+    let mut c = Client::new(SyncConfig::default());
+    c.plan.add_peer(1, 4500);
+    c.plan.add_peer(2, 4500);
+    c.run(&server, &[]);
+    assert_eq!(c.chain.height(), 4500);
+    assert_eq!(c.filters.height(), Some(4500));
+    assert_eq!(c.plan.filters_height(), 4501);
+    // Headers were asked three times of one peer (2000, 2000, 500) and once of the other.
+    let headers = c.sent.iter().filter(|(_, r)| matches!(r, SyncRequest::Headers { .. })).count();
+    assert_eq!(headers, 4);
+    // Every peer was asked for its checkpoints; filter headers came in 3 ranges.
+    assert_eq!(c.sent.iter().filter(|(_, r)| matches!(r, SyncRequest::FilterCheckpoints { .. })).count(), 2);
+    assert_eq!(c.sent.iter().filter(|(_, r)| matches!(r, SyncRequest::FilterHeaders { .. })).count(), 3);
+    // Filters were spread over both peers.
+    let filters_to = |p| c.sent.iter().filter(|(id, r)| *id == p && matches!(r, SyncRequest::Filters { .. })).count();
+    assert!(filters_to(1) > 0 && filters_to(2) > 0);
+}
+
+#[test]
+fn filter_batches_respect_the_in_flight_limits() {
+    let server = Server::new(6000);
+    let mut c = Client::new(SyncConfig::default());
+    c.plan.add_peer(1, 6000);
+    // Headers and filter headers first.
+    while c.plan.phase(&c.chain, &c.filters) != SyncPhase::Filters {
+        for (p, r) in c.plan.next_requests(c.now, &c.chain, &c.filters) {
+            assert!(!matches!(r, SyncRequest::Filters { .. }) || c.filters.height().is_some());
+            if matches!(r, SyncRequest::Filters { .. }) {
+                continue; // Left unanswered for now.
+            }
+            c.answer(&server, p, r);
+        }
+    }
+    let in_flight = c.plan.next_requests(c.now, &c.chain, &c.filters);
+    // The per-peer limit (2), counting a batch possibly sent above.
+    assert!(in_flight.len() <= 2);
+    let mut c2 = Client::new(SyncConfig::default().with_filters_in_flight(5, 3));
+    c2.chain = c.chain.clone();
+    c2.filters = c.filters.clone();
+    for p in 1..=4 {
+        c2.plan.add_peer(p, 6000);
+        c2.plan.headers_received(p, 0);
+        c2.plan.checkpoints_received(p);
+    }
+    let _ = c2.plan.next_requests(c2.now, &c2.chain, &c2.filters); // the checkpoints
+    for p in 1..=4 {
+        c2.plan.checkpoints_received(p);
+    }
+    let reqs = c2.plan.next_requests(c2.now, &c2.chain, &c2.filters);
+    let batches: Vec<(u32, u32)> = reqs
+        .iter()
+        .filter_map(|(_, r)| match r {
+            SyncRequest::Filters { start_height, stop_height, .. } => Some((*start_height, *stop_height)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(batches, vec![(0, 999), (1000, 1999), (2000, 2999)]);
+}
+
+#[test]
+fn a_stalled_peer_is_reported_and_its_filters_go_to_another() {
+    let server = Server::new(2500);
+    let mut c = Client::new(SyncConfig::default());
+    c.plan.add_peer(1, 2500);
+    c.plan.add_peer(2, 2500);
+    // Peer 2 never answers: it stalls after 30 s, is dropped, and peer 1 does everything.
+    c.run(&server, &[2]);
+    assert_eq!(c.plan.peer_count(), 1);
+    assert_eq!(c.plan.filters_height(), 2501);
+    assert_eq!(c.filters.height(), Some(2500));
+    // Nothing is left in flight.
+    assert_eq!(c.plan.poll_timeout(), None);
+}
+
+#[test]
+fn the_deadline_is_the_oldest_request_plus_the_timeout() {
+    let mut c = Client::new(SyncConfig::default());
+    c.plan.add_peer(1, 10);
+    let t0 = c.now;
+    let reqs = c.plan.next_requests(t0, &c.chain, &c.filters);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(c.plan.poll_timeout(), Some(t0 + Duration::from_secs(30)));
+    assert!(c.plan.stalled(t0 + Duration::from_secs(29)).is_empty());
+    assert_eq!(c.plan.stalled(t0 + Duration::from_secs(30)), vec![1]);
+}
+
+#[test]
+fn after_a_reorg_the_sync_restarts_from_the_fork() {
+    let mut server = Server::new(1500);
+    let mut c = Client::new(SyncConfig::default());
+    c.plan.add_peer(1, 1500);
+    c.run(&server, &[]);
+    let old_tip = c.chain.tip();
+    // The server reorgs from height 1200 onto a longer branch with other filters.
+    let base = server.headers[1199];
+    let branch = extend(base.block_hash(), base.time, 400, 601, 0x207f_ffff, 7);
+    server.headers.truncate(1200);
+    server.headers.extend(branch);
+    c.plan.peer_announced(1, 1600);
+    c.run(&server, &[]);
+    assert_ne!(c.chain.tip(), old_tip);
+    assert_eq!(c.chain.height(), 1600);
+    assert_eq!(c.filters.height(), Some(1600));
+    assert_eq!(c.plan.filters_height(), 1601);
+    // Filters above the fork were fetched again: some batch starts at 1201.
+    assert!(c.sent.iter().any(|(_, r)| matches!(
+        r,
+        SyncRequest::Filters { start_height: 1201, .. } | SyncRequest::Filters { start_height: 1000, .. }
+    )));
+}
+
+#[test]
+fn filters_start_at_the_wallet_birthday() {
+    let server = Server::new(3000);
+    let mut c = Client::new(SyncConfig::default().with_filters_from(2500));
+    c.plan.add_peer(1, 3000);
+    c.run(&server, &[]);
+    let first = c
+        .sent
+        .iter()
+        .find_map(|(_, r)| match r {
+            SyncRequest::Filters { start_height, .. } => Some(*start_height),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(first, 2500);
+    assert_eq!(c.plan.filters_height(), 3001);
+}
