@@ -5,6 +5,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::p2p::message_filter::CFHeaders;
 use bitcoin::{BlockHash, FilterHash, FilterHeader};
 
+use super::headers::ChainStateError;
 use super::scan::check_count;
 use super::sync::{BASIC, CFHEADERS_BATCH, Sync};
 use super::{LightError, LightEvent, Stage};
@@ -48,17 +49,16 @@ impl Sync {
         match differ {
             None => {
                 let hashes = first.clone();
-                if let Err(e) = self.chain.connect_filter_hashes(start, stop, &hashes) {
-                    // Every peer agrees on what the chain refuses (a checkpoint, say): none is kept.
-                    for (addr, _) in &answers {
-                        self.peers.drop_peer(addr, format!("filter headers: {e}"), &self.events).await;
+                match self.chain.connect_filter_hashes(start, stop, &hashes) {
+                    Ok(_) => {}
+                    Err(ChainStateError::Filters(e)) => {
+                        // Every peer agrees on what the chain refuses (a checkpoint, say): none is kept.
+                        for (addr, _) in &answers {
+                            self.peers.drop_peer(addr, format!("filter headers: {e}"), &self.events).await;
+                        }
+                        return Ok(());
                     }
-                    return Ok(());
-                }
-                if let Some(store) = &mut self.store {
-                    if let Err(e) = store.append_filter_hashes(start, &hashes) {
-                        return Err(self.store_error(e));
-                    }
+                    Err(e) => return Err(self.store_error(e)),
                 }
                 let target = self.chain.tip_height();
                 self.emit(LightEvent::Progress { stage: Stage::FilterHeaders, height: stop_height, target }).await

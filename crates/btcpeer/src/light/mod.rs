@@ -38,7 +38,6 @@ mod event;
 mod headers;
 mod peers;
 mod scan;
-mod store;
 mod sync;
 
 pub use event::{LightEvent, RelevantTx, Stage, TxKind};

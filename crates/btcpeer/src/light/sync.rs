@@ -10,9 +10,8 @@ use bitcoin::p2p::ServiceFlags;
 use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf};
 use tokio::sync::mpsc;
 
-use super::headers::ChainState;
+use super::headers::{ChainState, ChainStateError};
 use super::peers::{LightPeer, PeerSet, Wake};
-use super::store::Store;
 use super::{Command, LightClientBuilder, LightError, LightEvent, Stage};
 use crate::peer::{NonceRegistry, PeerConfig, RequestError};
 
@@ -32,22 +31,16 @@ pub(super) fn now() -> u32 {
 #[derive(Debug)]
 pub(crate) struct State {
     pub chain: ChainState,
-    pub store: Option<Store>,
     pub repaired: Option<String>,
 }
 
 impl State {
     pub(crate) fn open(network: bitcoin::Network, dir: Option<&Path>) -> Result<State, LightError> {
-        let mut chain = ChainState::new(network);
-        let (store, repaired) = match dir {
-            Some(dir) => {
-                let (store, loaded) = Store::open(dir, &mut chain, now())
-                    .map_err(|e| LightError::Store(format!("{}: {e}", dir.display())))?;
-                (Some(store), loaded)
-            }
-            None => (None, None),
-        };
-        Ok(State { chain, store, repaired })
+        let (chain, repairs) = ChainState::open(network, dir).map_err(|e| {
+            LightError::Store(format!("{}: {e}", dir.map(|d| d.display().to_string()).unwrap_or_default()))
+        })?;
+        let repaired = (!repairs.is_empty()).then(|| repairs.join("; "));
+        Ok(State { chain, repaired })
     }
 }
 
@@ -63,7 +56,6 @@ pub(super) struct Coin {
 pub(super) struct Sync {
     pub(super) settings: LightClientBuilder,
     pub(super) chain: ChainState,
-    pub(super) store: Option<Store>,
     pub(super) peers: PeerSet,
     pub(super) events: mpsc::Sender<LightEvent>,
     pub(super) watched: HashSet<ScriptBuf>,
@@ -112,7 +104,6 @@ pub(crate) async fn run(
         scanned: settings.from_height,
         settings,
         chain: state.chain,
-        store: state.store,
         peers,
         events,
         coins: HashMap::new(),
@@ -224,8 +215,8 @@ impl Sync {
         Ok(false)
     }
 
-    pub(super) fn store_error(&self, e: std::io::Error) -> LightError {
-        let dir = self.store.as_ref().map(|s| s.dir().display().to_string()).unwrap_or_default();
+    pub(super) fn store_error(&self, e: impl std::fmt::Display) -> LightError {
+        let dir = self.chain.dir().map(|d| d.display().to_string()).unwrap_or_default();
         LightError::Store(format!("{dir}: {e}"))
     }
 
@@ -254,11 +245,6 @@ impl Sync {
                 let before = self.chain.tip();
                 match self.chain.connect(&headers, now()) {
                     Ok(done) => {
-                        if let Some(store) = &mut self.store {
-                            if let Err(e) = store.apply_headers(&done) {
-                                return Err(self.store_error(e));
-                            }
-                        }
                         let connected: Vec<(u32, BlockHash)> =
                             done.connected.iter().map(|c| (c.height, c.hash)).collect();
                         if let Some(first) = connected.first() {
@@ -268,10 +254,11 @@ impl Sync {
                             break;
                         }
                     }
-                    Err(e) => {
+                    Err(ChainStateError::Headers(e)) => {
                         self.peers.drop_peer(&p.addr, format!("invalid headers: {e}"), &self.events).await;
                         break;
                     }
+                    Err(e) => return Err(self.store_error(e)),
                 }
             }
         }
