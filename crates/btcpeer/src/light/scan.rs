@@ -6,6 +6,10 @@ use bitcoin::{Block, BlockHash, OutPoint};
 
 use super::peers::LightPeer;
 use super::sync::{BASIC, Coin, Sync};
+
+/// Matched blocks fetched at once (over the peers): enough to fill the link, few enough to bound
+/// memory (16 blocks of at most 4 MB).
+const BLOCKS_AT_ONCE: usize = 16;
 use super::{LightError, LightEvent, RelevantTx, Stage, TxKind};
 use crate::peer::RequestError;
 
@@ -73,14 +77,23 @@ impl Sync {
         for (_, p, start, stop_height, answer) in answers {
             match self.check_filters(&p, start, stop_height, answer).await {
                 Some(matched) if !failed => {
-                    for (height, hash) in matched {
-                        let Some(block) = self.fetch_block(height, hash).await? else {
-                            // No peer gave the block: this batch again, with the peers left.
-                            return Ok(());
-                        };
-                        self.scan_block(&block, height, hash).await?;
-                        let target = self.chain.tip_height();
-                        self.emit(LightEvent::Progress { stage: Stage::Blocks, height, target }).await?;
+                    for chunk in matched.chunks(BLOCKS_AT_ONCE) {
+                        let mut blocks = self.fetch_blocks(chunk).await;
+                        for (i, (height, hash)) in chunk.iter().copied().enumerate() {
+                            let fetched = blocks.get_mut(i).and_then(Option::take);
+                            let block = match fetched {
+                                Some(b) => b,
+                                // Not given at once: one peer after another (a liar is dropped).
+                                None => match self.fetch_block(height, hash).await? {
+                                    Some(b) => b,
+                                    // No peer gave the block: this batch again, with the peers left.
+                                    None => return Ok(()),
+                                },
+                            };
+                            self.scan_block(&block, height, hash).await?;
+                            let target = self.chain.tip_height();
+                            self.emit(LightEvent::Progress { stage: Stage::Blocks, height, target }).await?;
+                        }
                     }
                     self.scanned = stop_height.saturating_add(1);
                     let target = self.chain.tip_height();
@@ -91,6 +104,30 @@ impl Sync {
             }
         }
         Ok(())
+    }
+
+    /// `blocks` fetched at once, spread over the peers, each checked (hash and merkle root); a
+    /// block not given (or not right) at once is `None`, for [`Sync::fetch_block`] to try again.
+    async fn fetch_blocks(&self, blocks: &[(u32, BlockHash)]) -> Vec<Option<Block>> {
+        let peers = self.peers.live.clone();
+        let mut asks = tokio::task::JoinSet::new();
+        for (i, (_, hash)) in blocks.iter().copied().enumerate() {
+            let Some(p) = peers.get(i.checked_rem(peers.len()).unwrap_or(0)).cloned() else { break };
+            let timeout = self.settings.timeout;
+            asks.spawn(async move {
+                let block = p.peer.requests().timeout(timeout).get_block(hash).await.ok();
+                (i, block.filter(|b| b.block_hash() == hash && b.check_merkle_root()))
+            });
+        }
+        let mut out: Vec<Option<Block>> = blocks.iter().map(|_| None).collect();
+        while let Some(done) = asks.join_next().await {
+            if let Ok((i, block)) = done {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = block;
+                }
+            }
+        }
+        out
     }
 
     /// The heights (with hashes) of a batch whose filters match the watch list, or `None` when
