@@ -3,6 +3,11 @@
 use bitcoin::{Amount, BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
 
 /// A stage of the sync, for [`LightEvent::Progress`].
+///
+/// ```
+/// use btcpeer::light::Stage;
+/// assert_eq!(Stage::Headers.as_str(), "headers");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Stage {
@@ -33,6 +38,17 @@ impl Stage {
 }
 
 /// How a relevant transaction touches the watch list.
+///
+/// ```
+/// use btcpeer::light::TxKind;
+/// # fn f(kind: TxKind) {
+/// match kind {
+///     TxKind::Received { vout, value, .. } => println!("received {value} at output {vout}"),
+///     TxKind::Spent { outpoint, .. } => println!("spent {outpoint}"),
+///     _ => {}
+/// }
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TxKind {
@@ -58,6 +74,12 @@ pub enum TxKind {
 
 /// A transaction of a connected block that pays to or spends from the watch list (one event per
 /// output received and per input spent).
+///
+/// ```
+/// # fn f(t: btcpeer::light::RelevantTx) {
+/// println!("{} in block {} at height {}: {:?}", t.txid, t.block, t.height, t.kind);
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RelevantTx {

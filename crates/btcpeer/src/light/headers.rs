@@ -14,7 +14,7 @@ use crate::core::chain::{
     HeadersOutcome, StoreError,
 };
 
-pub use crate::core::chain::HeaderError;
+use crate::core::chain::HeaderError;
 
 /// The two chains.
 #[derive(Debug)]

@@ -41,7 +41,6 @@ mod scan;
 mod sync;
 
 pub use event::{LightEvent, RelevantTx, Stage, TxKind};
-pub use headers::HeaderError;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,6 +52,14 @@ use crate::network::Network;
 use crate::peer::{BroadcastOutcome, RequestError, V2Policy};
 
 /// Why a light client could not start or stopped.
+///
+/// ```
+/// use btcpeer::light::{LightClient, LightError};
+/// let e = LightClient::builder(btcpeer::network::Network::REGTEST).build().unwrap_err();
+/// assert_eq!(e, LightError::NoPeers);
+/// let e = LightError::NoHonestPeer(vec!["127.0.0.1:18444: withheld filters".into()]);
+/// assert_eq!(e.to_string(), "no honest peer left (127.0.0.1:18444: withheld filters)");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LightError {
@@ -77,6 +84,18 @@ pub enum LightError {
 }
 
 /// The settings of a [`LightClient`]: [`LightClient::builder`].
+///
+/// ```
+/// use btcpeer::light::LightClient;
+/// use btcpeer::network::Network;
+/// let client = LightClient::builder(Network::REGTEST)
+///     .peers(["127.0.0.1:18444"])
+///     .target_peers(1)
+///     .from_height(100)
+///     .build()
+///     .unwrap();
+/// assert_eq!(client.tip_height(), 0);
+/// ```
 #[derive(Clone, Debug)]
 pub struct LightClientBuilder {
     network: Network,
@@ -93,12 +112,27 @@ pub struct LightClientBuilder {
 
 impl LightClientBuilder {
     /// Where headers and filter headers are kept (none: in memory only, a restart starts over).
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let b = LightClient::builder(Network::SIGNET).data_dir(std::env::temp_dir().join("light-signet"));
+    /// ```
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
         self
     }
 
     /// Scripts to watch (added to those given before).
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let script = bitcoin::ScriptBuf::from_hex("0014751e76e8199196d454941c45d1b3a323f1433bd6").unwrap();
+    /// let b = LightClient::builder(Network::REGTEST).watch([script]);
+    /// ```
     pub fn watch(mut self, scripts: impl IntoIterator<Item = ScriptBuf>) -> Self {
         self.watch.extend(scripts);
         self
@@ -107,6 +141,13 @@ impl LightClientBuilder {
     /// Addresses (`HOST:PORT`) of peers to dial, in order of preference; those beyond
     /// [`target_peers`](Self::target_peers) replace peers that are dropped. Addresses in distinct
     /// network groups are dialed first.
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let b = LightClient::builder(Network::REGTEST).peers(["127.0.0.1:18444", "127.0.0.2:18444"]);
+    /// ```
     pub fn peers<S: Into<String>>(mut self, addrs: impl IntoIterator<Item = S>) -> Self {
         self.peers.extend(addrs.into_iter().map(Into::into));
         self
@@ -114,12 +155,27 @@ impl LightClientBuilder {
 
     /// Candidates from an address book: addresses that advertise `NODE_COMPACT_FILTERS`, those
     /// marked tried first, one per network group before a second of any group.
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let book = btcpeer::core::addrbook::AddrBook::new([7; 32], 1);
+    /// let b = LightClient::builder(Network::SIGNET).peers_from_book(&book);
+    /// ```
     pub fn peers_from_book(mut self, book: &crate::core::addrbook::AddrBook) -> Self {
         self.peers.extend(peers::from_book(book));
         self
     }
 
     /// How many peers to sync from at once (default 3).
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let b = LightClient::builder(Network::REGTEST).target_peers(2);
+    /// ```
     pub fn target_peers(mut self, n: usize) -> Self {
         self.target_peers = n.max(1);
         self
@@ -127,18 +183,39 @@ impl LightClientBuilder {
 
     /// The height from which filters are matched (default 0: the whole chain). Headers and filter
     /// headers are synced from genesis whatever this is.
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let b = LightClient::builder(Network::REGTEST).from_height(200);
+    /// ```
     pub fn from_height(mut self, height: u32) -> Self {
         self.from_height = height;
         self
     }
 
     /// The capacity of the event channel (default 1,024): a slow reader slows the sync down.
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let b = LightClient::builder(Network::REGTEST).event_capacity(64);
+    /// ```
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
     }
 
     /// The transport policy (default [`V2Policy::Prefer`]: v2, falling back to v1).
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let b = LightClient::builder(Network::REGTEST).v2(btcpeer::peer::V2Policy::Never);
+    /// ```
     pub fn v2(mut self, policy: V2Policy) -> Self {
         self.v2 = policy;
         self
@@ -146,18 +223,40 @@ impl LightClientBuilder {
 
     /// How long a peer may take to answer one request before it is dropped for withholding
     /// (default 20 s).
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let b = LightClient::builder(Network::REGTEST).request_timeout(std::time::Duration::from_secs(5));
+    /// ```
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Filters asked for per `getcfilters` (1 to 1,000; default 1,000, Core's `MAX_GETCFILTERS_SIZE`).
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let b = LightClient::builder(Network::REGTEST).filter_batch(500);
+    /// ```
     pub fn filter_batch(mut self, n: u32) -> Self {
         self.batch = n.clamp(1, 1_000);
         self
     }
 
     /// Checks the settings and opens the data directory.
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// assert!(LightClient::builder(Network::REGTEST).build().is_err(), "no peer");
+    /// assert!(LightClient::builder(Network::REGTEST).peers(["127.0.0.1:18444"]).build().is_ok());
+    /// ```
     pub fn build(self) -> Result<LightClient, LightError> {
         if self.peers.is_empty() {
             return Err(LightError::NoPeers);
@@ -172,6 +271,12 @@ impl LightClientBuilder {
 
 /// A compact-filter light client, built by [`LightClient::builder`] and run by
 /// [`LightClient::start`]. See the [module docs](self).
+///
+/// ```
+/// use btcpeer::light::LightClient;
+/// let client = LightClient::builder(btcpeer::network::Network::REGTEST).peers(["127.0.0.1:18444"]).build().unwrap();
+/// assert_eq!(client.tip_height(), 0);
+/// ```
 #[derive(Debug)]
 pub struct LightClient {
     settings: LightClientBuilder,
@@ -211,22 +316,56 @@ impl LightClient {
     }
 
     /// The height of the best header loaded from the data directory.
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let client = LightClient::builder(Network::REGTEST).peers(["127.0.0.1:18444"]).build().unwrap();
+    /// assert_eq!(client.tip_height(), 0);
+    /// ```
     pub fn tip_height(&self) -> u32 {
         self.state.chain.tip_height()
     }
 
     /// The hash of that header.
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let client = LightClient::builder(Network::REGTEST).peers(["127.0.0.1:18444"]).build().unwrap();
+    /// assert_eq!(Some(client.tip()), Network::REGTEST.genesis_hash());
+    /// ```
     pub fn tip(&self) -> BlockHash {
         self.state.chain.tip()
     }
 
     /// What loading the data directory repaired (a torn tail dropped, a corrupt file kept aside).
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// use btcpeer::network::Network;
+    ///
+    /// let client = LightClient::builder(Network::REGTEST).peers(["127.0.0.1:18444"]).build().unwrap();
+    /// assert_eq!(client.repaired(), None);
+    /// ```
     pub fn repaired(&self) -> Option<&str> {
         self.state.repaired.as_deref()
     }
 
     /// Starts the client on the current tokio runtime: it dials its peers and syncs, and keeps
     /// following the chain until the handle is dropped or [`LightHandle::shutdown`] is called.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), btcpeer::light::LightError> {
+    /// use btcpeer::light::LightClient;
+    /// let mut client = LightClient::builder(btcpeer::network::Network::REGTEST).peers(["127.0.0.1:18444"]).build()?.start()?;
+    /// while let Some(event) = client.next_event().await {
+    ///     println!("{event:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn start(self) -> Result<LightHandle, LightError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| LightError::NoRuntime)?;
         let (events_tx, events) = mpsc::channel(self.settings.capacity);
@@ -237,6 +376,15 @@ impl LightClient {
 }
 
 /// A running [`LightClient`]: its events, and what can be asked of it.
+///
+/// ```no_run
+/// # async fn f(mut client: btcpeer::light::LightHandle, tx: bitcoin::Transaction) {
+/// let outcomes = client.broadcast(tx).await;
+/// while let Some(event) = client.next_event().await {
+///     println!("{event:?}");
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct LightHandle {
     events: mpsc::Receiver<LightEvent>,
@@ -246,6 +394,14 @@ pub struct LightHandle {
 
 impl LightHandle {
     /// The next event; `None` once the client has stopped and every event was read.
+    ///
+    /// ```no_run
+    /// # async fn f(mut client: btcpeer::light::LightHandle) {
+    /// while let Some(event) = client.next_event().await {
+    ///     println!("{event:?}");
+    /// }
+    /// # }
+    /// ```
     pub async fn next_event(&mut self) -> Option<LightEvent> {
         self.events.recv().await
     }
@@ -281,6 +437,12 @@ impl LightHandle {
     }
 
     /// Stops the client (its peers hang up; what was synced is on disk).
+    ///
+    /// ```no_run
+    /// # fn f(client: btcpeer::light::LightHandle) {
+    /// client.shutdown();
+    /// # }
+    /// ```
     pub fn shutdown(self) {
         self.task.abort();
     }
