@@ -160,11 +160,40 @@ fn parse_watch(s: &str, network: &Network) -> Result<ScriptBuf, String> {
     }
 }
 
-/// What the scan found, for the summary.
+/// What the scan found on the current chain, for the summary: each output received with its
+/// value, the height it was received at, and the height it was spent at.
 #[derive(Default)]
 struct Tally {
-    received: HashMap<OutPoint, u64>,
-    spent: usize,
+    outputs: HashMap<OutPoint, (u64, u32, Option<u32>)>,
+}
+
+impl Tally {
+    fn received(&mut self, outpoint: OutPoint, value: u64, height: u32) {
+        self.outputs.insert(outpoint, (value, height, None));
+    }
+
+    fn spent(&mut self, outpoint: OutPoint, height: u32) {
+        if let Some(o) = self.outputs.get_mut(&outpoint) {
+            o.2 = Some(height);
+        }
+    }
+
+    /// Blocks above `fork` left the chain: what they received is gone, what they spent is not.
+    fn reorg(&mut self, fork: u32) {
+        self.outputs.retain(|_, o| o.1 <= fork);
+        for o in self.outputs.values_mut() {
+            if o.2.is_some_and(|h| h > fork) {
+                o.2 = None;
+            }
+        }
+    }
+
+    /// Outputs received, those spent, and the value of the others.
+    fn summary(&self) -> (usize, usize, u64) {
+        let spent = self.outputs.values().filter(|o| o.2.is_some()).count();
+        let unspent = self.outputs.values().filter(|o| o.2.is_none()).map(|o| o.0).sum();
+        (self.outputs.len(), spent, unspent)
+    }
 }
 
 /// Runs `btcpeer scan`; returns the exit code.
@@ -252,7 +281,7 @@ async fn scan(client: LightClient, json: bool, follow: bool) -> u8 {
             }
             LightEvent::Tx(t) => Some(match t.kind {
                 TxKind::Received { vout, value, script, .. } => {
-                    tally.received.insert(OutPoint { txid: t.txid, vout }, value.to_sat());
+                    tally.received(OutPoint { txid: t.txid, vout }, value.to_sat(), t.height);
                     ScanEvent::Tx {
                         kind: "received",
                         txid: t.txid.to_string(),
@@ -266,8 +295,7 @@ async fn scan(client: LightClient, json: bool, follow: bool) -> u8 {
                     }
                 }
                 TxKind::Spent { vin, outpoint, value, .. } => {
-                    tally.received.remove(&outpoint);
-                    tally.spent = tally.spent.saturating_add(1);
+                    tally.spent(outpoint, t.height);
                     ScanEvent::Tx {
                         kind: "spent",
                         txid: outpoint.txid.to_string(),
@@ -282,24 +310,27 @@ async fn scan(client: LightClient, json: bool, follow: bool) -> u8 {
                 }
                 _ => continue,
             }),
-            LightEvent::Reorg { fork_height, disconnected, old_tip, new_tip, .. } => Some(ScanEvent::Reorg {
-                fork_height,
-                disconnected,
-                old_tip: old_tip.to_string(),
-                new_tip: new_tip.to_string(),
-            }),
+            LightEvent::Reorg { fork_height, disconnected, old_tip, new_tip, .. } => {
+                tally.reorg(fork_height);
+                Some(ScanEvent::Reorg {
+                    fork_height,
+                    disconnected,
+                    old_tip: old_tip.to_string(),
+                    new_tip: new_tip.to_string(),
+                })
+            }
             LightEvent::BlockConnected { height, hash, .. } if follow => {
                 Some(ScanEvent::Block { height, hash: hash.to_string() })
             }
             LightEvent::Synced { height, tip, .. } => {
                 progress.bar.finish_and_clear();
-                let received = tally.received.len().saturating_add(tally.spent);
+                let (received, spent, unspent_value) = tally.summary();
                 let synced = ScanEvent::Synced {
                     height,
                     tip: tip.to_string(),
                     received,
-                    spent: tally.spent,
-                    unspent_value: tally.received.values().sum(),
+                    spent,
+                    unspent_value,
                     elapsed_ms: millis(started.elapsed()),
                 };
                 out.emit(&synced);
@@ -362,6 +393,18 @@ mod tests {
         assert_eq!(parse_watch("0014751e76e8199196d454941c45d1b3a323f1433bd6", &regtest), Ok(script));
         assert!(parse_watch("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", &regtest).is_err(), "a mainnet address");
         assert!(parse_watch("zz", &regtest).is_err());
+    }
+
+    #[test]
+    fn the_summary_forgets_what_a_reorg_took_away() {
+        let (a, b) = (OutPoint { vout: 0, ..OutPoint::null() }, OutPoint { vout: 1, ..OutPoint::null() });
+        let mut t = Tally::default();
+        t.received(a, 10, 5);
+        t.received(b, 20, 50);
+        t.spent(a, 60);
+        assert_eq!(t.summary(), (2, 1, 20));
+        t.reorg(40);
+        assert_eq!(t.summary(), (1, 0, 10), "b's block is gone, a's spend too");
     }
 
     #[test]

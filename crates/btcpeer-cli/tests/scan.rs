@@ -135,3 +135,58 @@ fn scan_refuses_a_watch_that_is_neither_an_address_nor_a_script() {
     let r = run_line("scan --network regtest --connect 127.0.0.1:1 --watch bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4");
     assert_eq!(r.code, 2, "a mainnet address on regtest: {r:?}");
 }
+
+#[test]
+fn scan_follow_reports_a_reorg_and_the_payments_of_the_new_branch() {
+    use std::time::{Duration, Instant};
+    let w = wallet();
+    let server = ChainServer::new(w.chain.clone());
+    let addrs = serve_chains(vec![(Network::REGTEST, server.clone())]);
+    let mut child = common::btcpeer()
+        .args(["scan", "--network", "regtest", "--connect", &addrs[0], "--watch", &address(), "--json", "--follow"])
+        .spawn()
+        .expect("starts");
+    let lines = common::lines_of(child.stdout.take().expect("stdout"));
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    let mut wait_for = |name: &str, events: &mut Vec<serde_json::Value>| {
+        let deadline = Instant::now() + common::DEADLINE;
+        while Instant::now() < deadline {
+            let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) else { continue };
+            let e: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+            let done = e["event"] == name;
+            events.push(e);
+            if done {
+                return;
+            }
+        }
+        panic!("no {name} event: {events:?}");
+    };
+    wait_for("synced", &mut events);
+    assert_eq!(events.iter().filter(|e| e["event"] == "tx").count(), 3);
+
+    // A heavier fork from below the second payment: it pays again, and has no spend.
+    let fork_at = 1_000;
+    let mut fork = ChainBuilder::fork(&w.chain, fork_at, 3);
+    let again = fork.pay(&watched(), Amount::from_sat(33_000));
+    fork.mine(300);
+    let fork = Arc::new(fork.build());
+    server.reorg(fork.clone());
+    events.clear();
+    wait_for("synced", &mut events);
+    let _ = child.kill();
+    let _ = child.wait();
+    let reorg = events.iter().find(|e| e["event"] == "reorg").expect("a reorg event");
+    assert_eq!(reorg["fork_height"], fork_at);
+    assert_eq!(reorg["new_tip"], fork.tip().to_string());
+    assert_eq!(reorg["disconnected"], w.chain.len() - 1 - fork_at);
+    let txs: Vec<_> = events.iter().filter(|e| e["event"] == "tx").collect();
+    assert_eq!(txs.len(), 1, "{events:?}");
+    assert_eq!(txs[0]["txid"], again.txid.to_string());
+    let blocks = events.iter().filter(|e| e["event"] == "block").count();
+    assert_eq!(blocks, fork.len() - 1 - fork_at);
+    let synced = events.last().expect("synced");
+    assert_eq!(synced["tip"], fork.tip().to_string());
+    // The first payment is unspent again (its spend was in the blocks taken away), the second gone.
+    assert_eq!((synced["received"].as_u64(), synced["spent"].as_u64()), (Some(2), Some(0)), "{synced}");
+    assert_eq!(synced["unspent_value"], 11_000 + 33_000);
+}
