@@ -148,7 +148,7 @@ fn scan_follow_reports_a_reorg_and_the_payments_of_the_new_branch() {
         .expect("starts");
     let lines = common::lines_of(child.stdout.take().expect("stdout"));
     let mut events: Vec<serde_json::Value> = Vec::new();
-    let mut wait_for = |name: &str, events: &mut Vec<serde_json::Value>| {
+    let wait_for = |name: &str, events: &mut Vec<serde_json::Value>| {
         let deadline = Instant::now() + common::DEADLINE;
         while Instant::now() < deadline {
             let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) else { continue };
