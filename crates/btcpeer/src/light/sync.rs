@@ -19,6 +19,8 @@ use crate::peer::{NonceRegistry, PeerConfig, RequestError};
 pub(super) const CFHEADERS_BATCH: u32 = 2_000;
 /// How often a synced client asks its peers for headers when none announced a block.
 const POLL: Duration = Duration::from_secs(30);
+/// How long to wait before asking again for a block no peer gave.
+const BLOCK_RETRY: Duration = Duration::from_secs(1);
 /// The basic filter type (BIP158).
 pub(super) const BASIC: u8 = 0;
 
@@ -317,6 +319,9 @@ impl Sync {
                 Err(e) => self.peers.drop_peer(&p.addr, format!("block {height}: {e}"), &self.events).await,
             }
         }
+        // Every peer said notfound (or was dropped): the caller tries again; not at once, so that
+        // peers that all lack a block do not spin the task.
+        tokio::time::sleep(BLOCK_RETRY).await;
         Ok(None)
     }
 }
