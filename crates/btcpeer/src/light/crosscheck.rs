@@ -94,6 +94,7 @@ impl Sync {
         let mut liars = Vec::new();
         for (fh, addrs) in &sides {
             let mut verdict = None;
+            let mut elements = 0u64;
             for addr in addrs {
                 let Some(p) = self.peers.live.iter().find(|p| &p.addr == addr).cloned() else { continue };
                 let r = p.peer.requests().timeout(self.settings.timeout).get_cfilters(BASIC, height, hash).await;
@@ -107,11 +108,12 @@ impl Sync {
                     break;
                 }
                 let ok = check_count(&filter.filter).is_ok() && check_outputs_in_filter(&filter.filter, &block).is_ok();
+                elements = element_count(&filter.filter);
                 verdict = Some(ok);
                 break;
             }
             match verdict {
-                Some(true) => honest.push((fh, addrs)),
+                Some(true) => honest.push((elements, addrs)),
                 Some(false) => liars.extend(addrs.iter().map(|a| {
                     (
                         a.clone(),
@@ -123,10 +125,14 @@ impl Sync {
             }
         }
         if honest.len() > 1 {
-            // The block cannot tell (the sides differ on previous-output scripts): majority.
-            honest.sort_by_key(|(_, addrs)| std::cmp::Reverse(addrs.len()));
+            // The block cannot tell (the sides differ on previous-output scripts). A filter with
+            // fewer elements is the one that can hide a spend (one with more costs only a false
+            // positive), so the side with more elements wins, then the majority.
+            honest.sort_by_key(|(elements, addrs)| std::cmp::Reverse((*elements, addrs.len())));
             for (_, addrs) in honest.iter().skip(1) {
-                liars.extend(addrs.iter().map(|a| (a.clone(), format!("outvoted on the filter header at {height}"))));
+                liars.extend(addrs.iter().map(|a| {
+                    (a.clone(), format!("filter headers at {height} whose filter omits elements the others have"))
+                }));
             }
         }
         for (addr, reason) in liars {
@@ -134,6 +140,12 @@ impl Sync {
         }
         Ok(())
     }
+}
+
+/// The element count a basic filter starts with (0 when it cannot be read).
+fn element_count(filter: &[u8]) -> u64 {
+    let mut cursor = filter;
+    bitcoin::consensus::Decodable::consensus_decode(&mut cursor).map_or(0, |v: bitcoin::VarInt| v.0)
 }
 
 /// The filter hashes of a `cfheaders` answer, or why the peer is dropped.

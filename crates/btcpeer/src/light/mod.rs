@@ -341,6 +341,17 @@ impl LightClient {
         self.state.chain.tip()
     }
 
+    /// The height of the last filter header loaded from the data directory (`None`: none yet).
+    ///
+    /// ```
+    /// use btcpeer::light::LightClient;
+    /// let client = LightClient::builder(btcpeer::network::Network::REGTEST).peers(["127.0.0.1:18444"]).build().unwrap();
+    /// assert_eq!(client.filter_header_height(), None);
+    /// ```
+    pub fn filter_header_height(&self) -> Option<u32> {
+        self.state.chain.filter_headers_len().checked_sub(1)
+    }
+
     /// What loading the data directory repaired (a torn tail dropped, a corrupt file kept aside).
     ///
     /// ```

@@ -33,6 +33,10 @@ pub enum Misbehaviour {
     WrongFilters,
     /// Never answers `getcfilters`.
     WithholdFilters,
+    /// Serves filters without the scripts of the outputs each block spends (so spends of a
+    /// watched script go unseen), and the filter headers that commit to them: a lie the block's
+    /// own outputs cannot expose.
+    OmitSpends,
 }
 
 /// How many requests of each kind a [`ChainServer`] answered (all its connections together).
@@ -49,28 +53,37 @@ pub struct ServedRequests {
     pub blocks: u64,
 }
 
-/// The chain being served, with the lying filter headers when the server lies about them.
+/// The chain being served, with the filters and filter headers a lying server serves instead.
 #[derive(Debug)]
 struct Served {
     chain: Arc<SyntheticChain>,
+    lying_filters: Vec<Vec<u8>>,
     lying_headers: Vec<FilterHeader>,
 }
 
 impl Served {
     fn new(chain: Arc<SyntheticChain>, behaviour: Misbehaviour) -> Self {
-        let lying_headers = if behaviour == Misbehaviour::WrongFilterHeaders {
-            let step = bitcoin::bip158::BlockFilter::new(&EMPTY_FILTER);
-            let mut prev = FilterHeader::all_zeros();
-            (0..chain.len())
-                .map(|_| {
-                    prev = step.filter_header(&prev);
-                    prev
+        let lying_filters: Vec<Vec<u8>> = match behaviour {
+            Misbehaviour::WrongFilterHeaders => (0..chain.len()).map(|_| EMPTY_FILTER.to_vec()).collect(),
+            Misbehaviour::OmitSpends => (0..chain.len())
+                .map(|h| {
+                    let no_prevouts = |_: &bitcoin::OutPoint| Ok(bitcoin::ScriptBuf::new());
+                    bitcoin::bip158::BlockFilter::new_script_filter(chain.block(h), no_prevouts)
+                        .map(|f| f.content)
+                        .unwrap_or_default()
                 })
-                .collect()
-        } else {
-            Vec::new()
+                .collect(),
+            _ => Vec::new(),
         };
-        Served { chain, lying_headers }
+        let mut prev = FilterHeader::all_zeros();
+        let lying_headers = lying_filters
+            .iter()
+            .map(|f| {
+                prev = bitcoin::bip158::BlockFilter::new(f).filter_header(&prev);
+                prev
+            })
+            .collect();
+        Served { chain, lying_filters, lying_headers }
     }
 }
 
@@ -228,13 +241,17 @@ impl Handler for ChainServer {
         if self.inner.behaviour == Misbehaviour::WithholdFilters {
             return;
         }
-        let lie = matches!(self.inner.behaviour, Misbehaviour::WrongFilters | Misbehaviour::WrongFilterHeaders);
-        let chain = self.chain();
+        let served = self.served();
+        let chain = &served.chain;
         let Some(stop) = chain.height_of(&msg.stop_hash) else { return };
         let start = usize::try_from(msg.start_height).unwrap_or(usize::MAX);
         // Core serves at most 1,000 per request (`MAX_GETCFILTERS_SIZE`).
         for height in (start..=stop).take(1_000) {
-            let filter = if lie { EMPTY_FILTER.to_vec() } else { chain.filter(height) };
+            let filter = match served.lying_filters.get(height) {
+                Some(lie) => lie.clone(),
+                None if self.inner.behaviour == Misbehaviour::WrongFilters => EMPTY_FILTER.to_vec(),
+                None => chain.filter(height),
+            };
             let _ = peer.queue_message(&Message::CFilter(CFilter {
                 filter_type: 0,
                 block_hash: chain.hash(height),
@@ -257,7 +274,7 @@ impl Handler for ChainServer {
         let header_at = |h: usize| if lying { served.lying_headers[h] } else { chain.filter_header(h) };
         let previous_filter_header = start.checked_sub(1).map_or_else(FilterHeader::all_zeros, header_at);
         let filter_hashes = (start..=stop)
-            .map(|h| if lying { FilterHash::hash(&EMPTY_FILTER) } else { chain.filter_hash(h) })
+            .map(|h| if lying { FilterHash::hash(&served.lying_filters[h]) } else { chain.filter_hash(h) })
             .collect();
         let headers = CFHeaders { filter_type: 0, stop_hash: msg.stop_hash, previous_filter_header, filter_hashes };
         let _ = peer.queue_message(&Message::CFHeaders(headers));
