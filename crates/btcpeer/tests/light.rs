@@ -164,8 +164,12 @@ async fn a_peer_serving_wrong_filters_is_dropped() {
     let servers =
         vec![ChainServer::misbehaving(w.chain.clone(), Misbehaviour::WrongFilters), ChainServer::new(w.chain.clone())];
     let addrs = serve_all(&servers).await;
-    let mut handle = client(&addrs).target_peers(2).build().expect("builds").start().expect("starts");
+    // A long request timeout: the wrong filter is seen when it comes, not when the request expires.
+    let started = std::time::Instant::now();
+    let builder = client(&addrs).target_peers(2).request_timeout(Duration::from_secs(60));
+    let mut handle = builder.build().expect("builds").start().expect("starts");
     let events = until_synced(&mut handle).await;
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
     assert_found_the_wallet(&w, &events);
     let d = dropped(&events);
     assert_eq!(d.len(), 1, "{d:?}");

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::LightEvent;
 use crate::core::addrbook::{AddrBook, group};
-use crate::peer::{DisconnectReason, Handler, Peer, PeerConfig, RemoteInfo, Transport};
+use crate::peer::{DisconnectReason, Handler, Peer, PeerConfig, RemoteInfo, RequestError, Transport};
 use crate::wire::Inventory;
 
 /// The network group of `addr` (Core's `NetGroupManager::GetGroup`), or the host name itself.
@@ -36,12 +36,17 @@ pub(crate) fn from_book(book: &AddrBook) -> Vec<String> {
     entries.into_iter().map(|e| e.peer.to_string()).collect()
 }
 
+/// Why a filter request ended early: the peer sent a filter its own filter hashes refute.
+pub(crate) const STRAY_FILTER: &str = "a filter that does not hash to the filter hash it gave for its block";
+
 /// Wakes the sync when a peer announces a block or goes away, and notes the peers that sent a
 /// filter no request took (one that does not hash to the filter hashes the peer itself gave).
 #[derive(Debug, Clone)]
 pub(crate) struct Wake {
     pub wake: mpsc::Sender<()>,
     pub stray_filters: std::sync::Arc<std::sync::Mutex<HashSet<u64>>>,
+    /// Woken on each stray filter.
+    pub stray_notify: std::sync::Arc<tokio::sync::Notify>,
     /// The last block each peer (by id) announced or sent a header of: its tip, as far as we know.
     pub tips: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, bitcoin::BlockHash>>>,
 }
@@ -56,6 +61,32 @@ impl Wake {
     pub(crate) fn set_tip(&self, peer: &Peer, hash: bitcoin::BlockHash) {
         if let Ok(mut t) = self.tips.lock() {
             t.insert(peer.id(), hash);
+        }
+    }
+
+    /// Requests filters from `p` (see [`Peer::get_cfilters`]), ending early with
+    /// [`RequestError::InvalidAnswer`] when the peer sends a filter the request did not take: one
+    /// that does not hash to the filter hash the peer itself gave for its block.
+    pub(crate) async fn get_cfilters(
+        &self,
+        p: &Peer,
+        timeout: std::time::Duration,
+        start: u32,
+        stop: bitcoin::BlockHash,
+    ) -> Result<Vec<bitcoin::p2p::message_filter::CFilter>, RequestError> {
+        let request = p.requests().timeout(timeout).get_cfilters(0, start, stop);
+        let stray = async {
+            loop {
+                let notified = self.stray_notify.notified();
+                if self.sent_stray_filter(p) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::select! {
+            r = request => r,
+            () = stray => Err(RequestError::InvalidAnswer(STRAY_FILTER)),
         }
     }
 
@@ -76,6 +107,7 @@ impl Handler for Wake {
         if let Ok(mut s) = self.stray_filters.lock() {
             s.insert(peer.id());
         }
+        self.stray_notify.notify_waiters();
     }
 
     fn on_headers(&self, _peer: &Peer, _headers: Vec<bitcoin::block::Header>) {

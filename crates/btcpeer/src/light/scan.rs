@@ -5,7 +5,7 @@ use bitcoin::bip158::BlockFilter;
 use bitcoin::{Block, BlockHash, OutPoint};
 
 use super::peers::LightPeer;
-use super::sync::{BASIC, Coin, Sync};
+use super::sync::{Coin, Sync};
 
 /// Matched blocks fetched at once (over the peers): enough to fill the link, few enough to bound
 /// memory (16 blocks of at most 4 MB).
@@ -59,8 +59,9 @@ impl Sync {
             let stop_height = start.saturating_add(self.settings.batch.saturating_sub(1)).min(top);
             let Some(stop) = self.chain.hash(stop_height) else { break };
             let timeout = self.settings.timeout;
+            let wake = self.peers.wake.clone();
             asks.spawn(async move {
-                let r = p.peer.requests().timeout(timeout).get_cfilters(BASIC, start, stop).await;
+                let r = wake.get_cfilters(&p.peer, timeout, start, stop).await;
                 (i, p, start, stop_height, r)
             });
             next = stop_height.saturating_add(1);
@@ -141,7 +142,7 @@ impl Sync {
     ) -> Option<Vec<(u32, BlockHash)>> {
         let filters = match answer {
             Ok(f) => f,
-            Err(RequestError::Timeout(_)) if self.peers.wake.sent_stray_filter(&p.peer) => {
+            Err(_) if self.peers.wake.sent_stray_filter(&p.peer) => {
                 let reason = format!("a filter in {start}..={stop_height} that does not match its filter header");
                 self.peers.drop_peer(&p.addr, reason, &self.events).await;
                 return None;
