@@ -217,3 +217,32 @@ impl PeerSet {
         self.live.get(self.next.checked_rem(self.live.len()).unwrap_or(0)).cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_of_distinct_network_groups_are_dialed_first() {
+        let addrs = ["1.2.3.4:8333", "1.2.9.9:8333", "5.6.7.8:8333", "1.2.5.5:8333", "9.9.9.9:8333"];
+        let order: Vec<String> = spread(addrs.iter().map(|a| a.to_string()).collect()).into();
+        // 1.2.x.x is one /16 group: its second and third addresses wait for the other groups.
+        assert_eq!(order, ["1.2.3.4:8333", "5.6.7.8:8333", "9.9.9.9:8333", "1.2.9.9:8333", "1.2.5.5:8333"]);
+    }
+
+    #[test]
+    fn the_book_gives_only_addresses_that_serve_filters() {
+        use bitcoin::p2p::address::AddrV2Message;
+        let mut book = AddrBook::new([1; 32], 7);
+        let source = crate::core::addrbook::Peer::new(AddrV2::Ipv4([8, 8, 8, 8].into()), 8333);
+        let entry = |ip: [u8; 4], services: ServiceFlags| AddrV2Message {
+            time: 1_700_000_000,
+            services,
+            addr: AddrV2::Ipv4(ip.into()),
+            port: 8333,
+        };
+        let filters = ServiceFlags::NETWORK | ServiceFlags::COMPACT_FILTERS;
+        book.add(&[entry([11, 1, 1, 1], filters), entry([12, 1, 1, 1], ServiceFlags::NETWORK)], &source, 1_700_000_000);
+        assert_eq!(from_book(&book), vec!["11.1.1.1:8333".to_string()]);
+    }
+}
