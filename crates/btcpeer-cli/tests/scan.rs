@@ -190,3 +190,20 @@ fn scan_follow_reports_a_reorg_and_the_payments_of_the_new_branch() {
     assert_eq!((synced["received"].as_u64(), synced["spent"].as_u64()), (Some(2), Some(0)), "{synced}");
     assert_eq!(synced["unspent_value"], 11_000 + 33_000);
 }
+
+#[test]
+fn scan_prints_readable_lines_and_a_summary_without_json() {
+    let w = wallet();
+    let addrs = serve_chains(vec![(Network::REGTEST, ChainServer::new(w.chain.clone()))]);
+    let r = run_line(&format!("scan --network regtest --connect {} --watch {}", addrs[0], address()));
+    assert_eq!(r.code, 0, "{r:?}");
+    let (a, c) = (w.paid[0], w.paid[1]);
+    let out = r.stdout.join("\n");
+    assert!(out.contains(&format!("received  {}:0 11000 sat at height 31", a.txid)), "{out}");
+    assert!(out.contains(&format!("received  {}:0 22000 sat", c.txid)), "{out}");
+    assert!(out.contains(&format!("spent     {}:0 11000 sat at height", a.txid)), "{out}");
+    let last = r.stdout.last().expect("a summary");
+    assert!(last.starts_with(&format!("synced to height {}", w.chain.len() - 1)), "{last}");
+    assert!(last.contains("2 outputs received, 1 spent, 22000 sat unspent"), "{last}");
+    assert!(r.stderr.is_empty(), "no progress bar off a terminal: {r:?}");
+}
