@@ -347,3 +347,18 @@ async fn a_peer_hiding_spends_loses_a_one_to_one_dispute_and_the_spend_is_found(
     assert_eq!(d[0].0, addrs[0]);
     assert!(d[0].1.contains("omits elements"), "{d:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nothing_watched_no_filter_is_fetched_until_a_watch() {
+    let w = wallet_chain(300);
+    let server = ChainServer::new(w.chain.clone());
+    let addrs = serve_all(std::slice::from_ref(&server)).await;
+    let builder = LightClient::builder(Network::REGTEST).peers(addrs.clone());
+    let mut handle = builder.build().expect("builds").start().expect("starts");
+    let events = until_synced(&mut handle).await;
+    assert_eq!(synced(&events), Some((w.chain.len() as u32 - 1, w.chain.tip())));
+    assert_eq!(server.requests().cfilters, 0);
+    handle.watch([script(1)], 0).await;
+    let events = until_synced(&mut handle).await;
+    assert_found_the_wallet(&w, &events);
+}

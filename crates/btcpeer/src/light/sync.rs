@@ -215,7 +215,8 @@ impl Sync {
             self.sync_filter_headers().await?;
             return Ok(true);
         }
-        if self.scanned <= tip {
+        // Nothing watched: no filter to fetch (a later `watch` rescans from the height it gives).
+        if self.scanned <= tip && !self.watched.is_empty() {
             self.scan_filters().await?;
             return Ok(true);
         }
