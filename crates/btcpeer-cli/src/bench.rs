@@ -36,6 +36,7 @@ use btcpeer::peer::{Handler, NonceRegistry, NoopHandler, Peer, PeerConfig, V2Pol
 use btcpeer::wire::{Command, Inventory, Message};
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use crate::bench_crypto;
@@ -162,9 +163,6 @@ pub struct BenchArgs {
     scale_only: Option<Measured>,
 }
 
-/// The runtime of the listening node (see [`run`]).
-static LISTENING_NODE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
-
 /// Counts what a receiving peer sees and wakes the bench when a target is reached.
 #[derive(Default)]
 struct Counter {
@@ -251,7 +249,8 @@ enum Layout {
     /// not the operating system's cross-core wake-up (tens of microseconds and very noisy on a
     /// shared virtual machine; Go's scheduler hides it by spinning idle threads).
     OneThread,
-    /// The listening node on its own thread (`LISTENING_NODE`): both cores work, for throughput.
+    /// The listening node on its own runtime and thread (see [`run`]): both cores work, for
+    /// throughput.
     TwoThreads,
 }
 
@@ -262,8 +261,9 @@ async fn pair(
     inb: impl Handler,
     raw: bool,
     layout: Layout,
+    listening: &Handle,
 ) -> Result<Pair, BenchError> {
-    pair_of(listener, &Nodes::new(policy, raw), out, inb, layout).await
+    pair_of(listener, &Nodes::new(policy, raw), out, inb, layout, listening).await
 }
 
 async fn pair_of(
@@ -272,8 +272,9 @@ async fn pair_of(
     out: impl Handler,
     inb: impl Handler,
     layout: Layout,
+    listening: &Handle,
 ) -> Result<Pair, BenchError> {
-    let remote = LISTENING_NODE.get().filter(|_| layout == Layout::TwoThreads);
+    let remote = (layout == Layout::TwoThreads).then_some(listening);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
     let client = client.map_err(|e| e.to_string())?;
@@ -333,23 +334,30 @@ async fn wait_counter(c: &Counter, timeout: Duration) -> Result<(), BenchError> 
 }
 
 /// Every figure for one transport.
-async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration) -> Result<Figures, BenchError> {
+async fn transport_figures(
+    args: &BenchArgs,
+    policy: V2Policy,
+    timeout: Duration,
+    listening: &Handle,
+) -> Result<Figures, BenchError> {
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
 
     // Sequential handshakes, TCP connect included.
     let start = Instant::now();
     for _ in 0..args.handshakes {
-        let p =
-            tokio::time::timeout(timeout, pair(&listener, policy, NoopHandler, NoopHandler, false, Layout::OneThread))
-                .await
-                .map_err(|_| BenchError::Timeout("handshake timed out".to_string()))??;
+        let p = tokio::time::timeout(
+            timeout,
+            pair(&listener, policy, NoopHandler, NoopHandler, false, Layout::OneThread, listening),
+        )
+        .await
+        .map_err(|_| BenchError::Timeout("handshake timed out".to_string()))??;
         close(p).await;
     }
     let handshakes = f64::from(args.handshakes) / start.elapsed().as_secs_f64();
 
     // Pings, one at a time, then pipelined.
     let pongs = Arc::new(Counter::default());
-    let p = pair(&listener, policy, Counting(pongs.clone()), NoopHandler, false, Layout::OneThread).await?;
+    let p = pair(&listener, policy, Counting(pongs.clone()), NoopHandler, false, Layout::OneThread, listening).await?;
     let start = Instant::now();
     for n in 0..args.pings {
         pongs.expect(1);
@@ -358,7 +366,7 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
     }
     let ping_rtt = f64::from(args.pings) / start.elapsed().as_secs_f64();
     close(p).await;
-    let p = pair(&listener, policy, Counting(pongs.clone()), NoopHandler, false, Layout::TwoThreads).await?;
+    let p = pair(&listener, policy, Counting(pongs.clone()), NoopHandler, false, Layout::TwoThreads, listening).await?;
     pongs.expect(u64::from(args.pipelined));
     let start = Instant::now();
     for n in 0..args.pipelined {
@@ -372,7 +380,8 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
     let mut inv_rates = Vec::new();
     for (count, entries) in [(args.inv1, 1usize), (args.inv1000, 1_000)] {
         let got = Arc::new(Counter::default());
-        let p = pair(&listener, policy, NoopHandler, Counting(got.clone()), false, Layout::TwoThreads).await?;
+        let p =
+            pair(&listener, policy, NoopHandler, Counting(got.clone()), false, Layout::TwoThreads, listening).await?;
         let items: Vec<Inventory> =
             (0..entries).map(|i| Inventory::Block(BlockHash::from_byte_array([(i % 251) as u8; 32]))).collect();
         // Encoded once (checksum included), sent many times, as a relay would.
@@ -396,7 +405,7 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
     let mut block_rates = Vec::new();
     for raw in [false, true] {
         let got = Arc::new(Counter::default());
-        let p = pair(&listener, policy, NoopHandler, Counting(got.clone()), raw, Layout::TwoThreads).await?;
+        let p = pair(&listener, policy, NoopHandler, Counting(got.clone()), raw, Layout::TwoThreads, listening).await?;
         got.expect(u64::from(args.blocks));
         let start = Instant::now();
         for _ in 0..args.blocks {
@@ -434,11 +443,11 @@ async fn transport_figures(args: &BenchArgs, policy: V2Policy, timeout: Duration
 
 /// The scale figures for `transport`, measured by this binary in a fresh process (in this one when
 /// the executable cannot be found again).
-async fn scale_in_child(args: &BenchArgs, transport: Measured) -> Result<ScaleFigures, BenchError> {
+async fn scale_in_child(args: &BenchArgs, transport: Measured, listening: &Handle) -> Result<ScaleFigures, BenchError> {
     let name = transport.name();
     let Ok(exe) = std::env::current_exe() else {
         let (hold, timeout) = (Duration::from_secs(args.hold), Duration::from_secs(args.timeout));
-        return scale(args.peers, hold, timeout, transport.policy()).await;
+        return scale(args.peers, hold, timeout, transport.policy(), listening).await;
     };
     let output = tokio::process::Command::new(exe)
         .args(["bench", "--json", "--scale-only", name])
@@ -465,19 +474,28 @@ async fn scale_in_child(args: &BenchArgs, transport: Measured) -> Result<ScaleFi
 }
 
 /// N/2 connected pairs, held idle, then torn down.
-async fn scale(peers: u32, hold: Duration, timeout: Duration, policy: V2Policy) -> Result<ScaleFigures, BenchError> {
+async fn scale(
+    peers: u32,
+    hold: Duration,
+    timeout: Duration,
+    policy: V2Policy,
+    listening: &Handle,
+) -> Result<ScaleFigures, BenchError> {
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let pairs = peers / 2;
     // Warm the runtime and allocator up with one pair first, so the baseline is not inflated.
-    close(pair(&listener, policy, NoopHandler, NoopHandler, false, Layout::TwoThreads).await?).await;
+    close(pair(&listener, policy, NoopHandler, NoopHandler, false, Layout::TwoThreads, listening).await?).await;
     let rss_before = rss_bytes();
     let start = Instant::now();
     let mut all = Vec::with_capacity(pairs as usize);
     let nodes = Nodes::new(policy, false);
     for _ in 0..pairs {
-        let p = tokio::time::timeout(timeout, pair_of(&listener, &nodes, NoopHandler, NoopHandler, Layout::TwoThreads))
-            .await
-            .map_err(|_| BenchError::Timeout("bringing peers up timed out".to_string()))??;
+        let p = tokio::time::timeout(
+            timeout,
+            pair_of(&listener, &nodes, NoopHandler, NoopHandler, Layout::TwoThreads, listening),
+        )
+        .await
+        .map_err(|_| BenchError::Timeout("bringing peers up timed out".to_string()))??;
         all.push(p);
     }
     let bring_up = start.elapsed();
@@ -510,7 +528,8 @@ async fn scale(peers: u32, hold: Duration, timeout: Duration, policy: V2Policy) 
 /// Runs the benchmark; returns the exit code.
 pub fn run(args: BenchArgs) -> u8 {
     // Two nodes, each with one worker thread of its own, on the machine's two cores: the dialing
-    // node (and the bench itself) here, the listening node on `LISTENING_NODE`. In one shared
+    // node (and the bench itself) here, the listening node on `listening` (its handle is passed
+    // down to where pairs are made). In one shared
     // runtime, tokio would run both ends of a single connection on one thread (a woken task runs
     // next on the waker's thread), which measures the scheduler, not the peers. The latency-bound
     // figures (handshakes, pings one at a time) put both peers on one thread instead: see `Layout`.
@@ -526,7 +545,6 @@ pub fn run(args: BenchArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    let _ = LISTENING_NODE.set(listening.handle().clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -538,7 +556,7 @@ pub fn run(args: BenchArgs) -> u8 {
     // The driver runs as a task on the dialing node's worker (not on this thread), so a
     // latency-bound figure measures peer to peer, not an extra thread hop per round trip.
     let result: Result<String, BenchError> = runtime.block_on(async {
-        tokio::spawn(driver(args, timeout))
+        tokio::spawn(driver(args, timeout, listening.handle().clone()))
             .await
             .unwrap_or_else(|e| Err(BenchError::Failed(format!("the bench driver failed: {e}"))))
     });
@@ -556,9 +574,10 @@ pub fn run(args: BenchArgs) -> u8 {
 
 /// Measures what `args` asks for; returns what to print: the report (JSON or the table), or with
 /// `--scale-only` the scale figures as JSON.
-async fn driver(args: BenchArgs, timeout: Duration) -> Result<String, BenchError> {
+async fn driver(args: BenchArgs, timeout: Duration, listening: Handle) -> Result<String, BenchError> {
+    let listening = &listening;
     if let Some(transport) = args.scale_only {
-        let figures = scale(args.peers, Duration::from_secs(args.hold), timeout, transport.policy()).await?;
+        let figures = scale(args.peers, Duration::from_secs(args.hold), timeout, transport.policy(), listening).await?;
         return Ok(json_line(&figures));
     }
     let sha = bench_crypto::sha256d_mbps();
@@ -576,7 +595,7 @@ async fn driver(args: BenchArgs, timeout: Duration) -> Result<String, BenchError
     }
     for t in [Measured::V1, Measured::V2] {
         if args.transport.includes(t) {
-            let rated = Some(Rated::new(transport_figures(&args, t.policy(), timeout).await?, sha));
+            let rated = Some(Rated::new(transport_figures(&args, t.policy(), timeout, listening).await?, sha));
             match t {
                 Measured::V1 => report.v1 = rated,
                 Measured::V2 => report.v2 = rated,
@@ -585,10 +604,10 @@ async fn driver(args: BenchArgs, timeout: Duration) -> Result<String, BenchError
     }
     if args.peers > 0 {
         if args.transport.includes(Measured::V1) {
-            report.scale = Some(scale_in_child(&args, Measured::V1).await?);
+            report.scale = Some(scale_in_child(&args, Measured::V1, listening).await?);
         }
         if v2 {
-            report.scale_v2 = Some(scale_in_child(&args, Measured::V2).await?);
+            report.scale_v2 = Some(scale_in_child(&args, Measured::V2, listening).await?);
         }
     }
     report.compare();

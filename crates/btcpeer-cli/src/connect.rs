@@ -84,6 +84,7 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::common::{interrupted, nonce, parse_proxy};
 use crate::events::{Event, PeerEvent, micros, pong_text};
 use crate::headers::{HeaderSync, HeadersDone, SyncFrom, Synced, rate};
 use crate::report::{
@@ -169,49 +170,6 @@ pub struct ConnectArgs {
 
 /// Headers messages that may wait for the sync loop; only one is expected at a time.
 const HEADERS_BACKLOG: usize = 8;
-
-/// A random ping nonce.
-pub(crate) fn nonce() -> u64 {
-    getrandom::u64().unwrap_or_else(|_| {
-        // No OS randomness: the clock is unique enough to match a pong to its ping.
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
-    })
-}
-
-/// Resolves once Ctrl-C is pressed or SIGTERM arrives (never, if neither can be watched).
-pub(crate) fn interrupted() -> impl std::future::Future<Output = ()> {
-    // SIGTERM too (what `kill` and service managers send): a node then shuts down cleanly and
-    // saves its book, bans and anchors. Watched from this call on, not from the first poll.
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    async move {
-        let ctrl_c = async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        #[cfg(unix)]
-        let term = async {
-            match term.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! {
-            () = ctrl_c => {}
-            () = term => {}
-        }
-    }
-}
-
-/// Parses `--socks5 ADDR`: the proxy's IP address and port.
-pub(crate) fn parse_proxy(s: &str) -> Result<SocketAddr, String> {
-    s.trim().parse().map_err(|_| format!("{s:?} is not IP:PORT (e.g. 127.0.0.1:9050 for Tor)"))
-}
 
 /// Runs `btcpeer connect`; returns the exit code.
 pub fn run(args: ConnectArgs) -> u8 {

@@ -58,7 +58,7 @@ pub struct CrawlArgs {
     #[arg(long)]
     allow_local: bool,
     /// Dial through this SOCKS5 proxy (IP:PORT, e.g. Tor's 127.0.0.1:9050).
-    #[arg(long, value_name = "ADDR", value_parser = crate::connect::parse_proxy)]
+    #[arg(long, value_name = "ADDR", value_parser = crate::common::parse_proxy)]
     socks5: Option<SocketAddr>,
     /// The address book to start from and save to.
     #[arg(long, value_name = "FILE")]

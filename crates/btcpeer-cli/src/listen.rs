@@ -48,7 +48,7 @@ use btcpeer::wire::Message;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::connect::interrupted;
+use crate::common::{interrupted, refusal_text, report_recovered};
 use crate::events::{Event, PeerEvent};
 use crate::report::{Output, PeerArgs, Reporter, parse_secs, parse_target};
 use crate::{EXIT_FAILURE, EXIT_OK};
@@ -183,10 +183,9 @@ impl NodeHandler for ListenNode {
                 addr: addr.to_string(),
                 evicted: evicted.map(|(_, a)| a.to_string()),
             }),
-            NodeEvent::Refused { addr, refusal } => self.out.emit(&ListenEvent::Refused {
-                addr: addr.to_string(),
-                reason: crate::node::refusal_text(*refusal).into(),
-            }),
+            NodeEvent::Refused { addr, refusal } => {
+                self.out.emit(&ListenEvent::Refused { addr: addr.to_string(), reason: refusal_text(*refusal).into() })
+            }
             _ => {}
         }
     }
@@ -220,7 +219,7 @@ async fn serve(args: &ListenArgs, config: PeerConfig, addr: &str) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    crate::node::report_recovered("listen", &node);
+    report_recovered("listen", &node);
     out.emit(&ListenEvent::Listening { addr: bound.to_string(), network: network.name().to_string() });
     if let Err(e) = node.start(Some(listener)) {
         eprintln!("btcpeer listen: {e}");

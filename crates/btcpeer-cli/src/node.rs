@@ -30,11 +30,12 @@ use std::time::Duration;
 
 use btcpeer::bitcoin::p2p::ServiceFlags;
 use btcpeer::bitcoin::{Transaction, Txid, Wtxid};
-use btcpeer::node::{ConnKind, Node, NodeEvent, NodePeer, Refusal};
+use btcpeer::node::{ConnKind, Node, NodeEvent, NodePeer};
 use btcpeer::wire::{Inventory, Message};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+use crate::common::{interrupted, refusal_text, report_recovered};
 use crate::events::Event;
 use crate::report::{Output, PeerArgs, parse_secs, parse_target};
 use crate::text::{bytes, fit, rtt_text};
@@ -194,23 +195,6 @@ fn kind_name(kind: ConnKind) -> &'static str {
         ConnKind::Feeler => "feeler",
         ConnKind::Manual => "manual",
         _ => "other",
-    }
-}
-
-/// Says on stderr which files were corrupt at start and where they were kept.
-pub(crate) fn report_recovered(subcommand: &str, node: &Node) {
-    for r in node.recovered_files() {
-        let (path, kept) = (r.path.display(), r.kept_as.display());
-        eprintln!("btcpeer {subcommand}: {path}: {}; kept as {kept} and starting without it", r.problem);
-    }
-}
-
-/// Why an inbound connection was refused, in words.
-pub(crate) fn refusal_text(r: Refusal) -> &'static str {
-    match r {
-        Refusal::Banned => "banned",
-        Refusal::Discouraged => "discouraged, and the inbound table is nearly full",
-        _ => "the inbound table is full and no peer may be evicted",
     }
 }
 
@@ -421,7 +405,7 @@ async fn serve(
         }
     };
     tokio::pin!(end);
-    let stop = crate::connect::interrupted();
+    let stop = interrupted();
     tokio::pin!(stop);
     let mut redraw = tokio::time::interval(Duration::from_millis(500));
     let mut table_every = tokio::time::interval(Duration::from_secs(5));

@@ -131,15 +131,18 @@
 //! assert!(block.check_merkle_root());
 //!
 //! // BIP157 filters (the remote signals NODE_COMPACT_FILTERS), a full range at a time: 1,000
-//! // blocks, the most one request may cover. Each range comes whole and in order; its filters are
-//! // checked against the header chain. (`chain_of_headers[k]` is the header at height k + 1.)
+//! // blocks, the most one request may cover. With the headers in hand, each filter is checked to
+//! // be its block's, in order; a range comes whole or not at all. (`chain_of_headers[k]` is the
+//! // header at height k + 1.)
 //! for (i, range) in chain_of_headers.chunks(1_000).enumerate() {
 //!     let start = u32::try_from(i * 1_000 + 1)?;
-//!     let stop = range.last().expect("chunks are not empty").block_hash();
-//!     let filters = peer.get_cfilters(0, start, stop).await?;
-//!     assert_eq!(filters.len(), range.len());
-//!     assert!(filters.iter().zip(range).all(|(f, h)| f.block_hash == h.block_hash()));
+//!     let blocks: Vec<BlockHash> = range.iter().map(|h| h.block_hash()).collect();
+//!     let filters = peer.get_cfilters_of(0, start, &blocks).await?;
+//!     assert_eq!(filters.len(), blocks.len());
 //! }
+//! // Without the headers: from a height up to a block (the range's size learned from the remote).
+//! let filters = peer.get_cfilters(0, 4_001, chain_of_headers[4_498].block_hash()).await?;
+//! assert_eq!(filters.len(), 499);
 //! # Ok(()) }
 //! ```
 //!

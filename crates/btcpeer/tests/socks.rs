@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use btcpeer::network::Network;
-use btcpeer::peer::{NonceRegistry, NoopHandler, Peer, PeerConfig};
+use btcpeer::peer::{NonceRegistry, NoopHandler, Peer, PeerConfig, Transport, V2Policy};
 use btcpeer::socks::{self, SocksAuth, SocksError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -485,4 +485,40 @@ async fn r_t5_a_peer_handshakes_through_socks5_without_leaking_the_proxy_address
     outbound.disconnect();
     within(outbound.wait_for_disconnect()).await;
     within(inbound.wait_for_disconnect()).await;
+}
+
+/// Item 18 (issue 23), with the feature: `Peer::connect` sends every dial through the configured
+/// proxy, the v1 redial after a remote hung up on our v2 key included; the remote sees as many
+/// connections as the proxy was asked for, none directly. (Core: `ConnectNode` goes through
+/// `ConnectThroughProxy` whenever a proxy is set for the network.)
+#[tokio::test]
+async fn r_t5_connect_sends_every_dial_through_the_proxy_the_v1_redial_included() {
+    let config = || PeerConfig::builder(Network::REGTEST).nonce_registry(NonceRegistry::new());
+    // A v1-only btcpeer on loopback: it hangs up on a v2 key, so a v2-preferring dialer redials.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listen_addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(Mutex::new(0u32));
+    let inbound_config = config().v2(V2Policy::Never).build().unwrap();
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut peers = Vec::new();
+        while let Ok((stream, from)) = listener.accept().await {
+            *count.lock().unwrap() += 1;
+            let peer = Peer::inbound(inbound_config.clone(), from, NoopHandler);
+            peer.associate(stream).unwrap();
+            peers.push(peer);
+        }
+    });
+    let (proxy, seen) = start_proxy(ProxyOpts::default()).await;
+
+    let outbound = config().proxy(proxy).v2(V2Policy::Prefer).build().unwrap();
+    let (peer, remote) = within(Peer::connect(&listen_addr.to_string(), outbound, NoopHandler)).await.unwrap();
+    assert_eq!(peer.stats().transport, Transport::V1, "redialed in v1");
+    assert!(remote.negotiated_version > 0);
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "the v2 dial and the v1 redial both through the proxy: {asked:?}");
+    assert!(asked.iter().all(|r| r.atyp == 1 && r.target == listen_addr.to_string()));
+    assert_eq!(*accepted.lock().unwrap(), 2, "no connection reached the remote but through the proxy");
+    peer.disconnect();
+    within(peer.wait_for_disconnect()).await;
 }

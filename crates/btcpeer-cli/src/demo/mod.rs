@@ -98,7 +98,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::connect::{interrupted, nonce};
+use crate::common::{interrupted, nonce};
 use crate::events::{Handshake, Stats, json_line, micros, millis, print_line};
 use crate::fields::addrv2_network;
 use crate::headers::{HeadersDone, SyncFrom};

@@ -33,17 +33,18 @@ use bitcoin::p2p::message_filter::{CFCheckpt, CFHeaders, CFilter, GetCFCheckpt, 
 use bitcoin::{Block, BlockHash, MerkleBlock, Transaction, Txid, Wtxid};
 
 use super::Peer;
-use super::error::{DisconnectReason, QueueError, SendOutcome};
-use super::request::{Answer, MAX_CFHEADERS, MAX_CFILTERS, MAX_HEADERS, Registration, Want};
+use super::error::{DisconnectReason, QueueError};
+use super::request::{Answer, MAX_CFHEADERS, MAX_CFILTERS, MAX_HEADERS, Range, Registration, Want};
 use crate::wire::version::ping_has_nonce;
-use crate::wire::{Inventory, Message, RejectCode};
+use crate::wire::{Inventory, Message};
 
-/// How long a broadcast waits, after its transaction was written, for a `reject` of it.
-const REJECT_WINDOW: Duration = Duration::from_secs(2);
 /// How long `get_addr` waits for more addresses after the last that came.
 const ADDR_QUIET: Duration = Duration::from_secs(3);
 /// The most addresses one `getaddr` is answered with (Core's `MAX_ADDR_TO_SEND`).
 const MAX_ADDR: usize = 1_000;
+
+mod broadcast;
+pub use broadcast::BroadcastOutcome;
 
 /// Why a request failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -83,24 +84,6 @@ pub enum RequestError {
         blocks: usize,
         /// The protocol's limit for this request.
         limit: usize,
-    },
-}
-
-/// What became of a broadcast transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BroadcastOutcome {
-    /// The remote asked for it (`getdata`) and it was written to the stream.
-    Requested,
-    /// The remote did not ask for it within the timeout (it had it already, or does not want it).
-    NotRequested,
-    /// The remote rejected it (a `reject` naming it came soon after it was sent; only remotes
-    /// that still send `reject`, such as btcd, do).
-    Rejected {
-        /// The reject code.
-        code: RejectCode,
-        /// The remote's reason.
-        reason: String,
     },
 }
 
@@ -211,7 +194,10 @@ impl Peer {
     /// trip and 32 bytes a block): they count the range and match each filter to its place by its
     /// hash, so a filter is never taken by the wrong request nor an unsolicited one taken at all.
     /// The whole range is held for the caller however slowly it reads. The timeout bounds the wait
-    /// for each filter.
+    /// for each filter. A filter left out ends the request with [`RequestError::InvalidAnswer`] when
+    /// the stop block's filter comes (or with a timeout). Identical filters (empty blocks have the
+    /// same one-byte filter) cannot be told apart by their hashes; a caller that holds the headers
+    /// checks block by block, and saves the round trip, with [`Peer::get_cfilters_of`].
     ///
     /// A full range, 1,000 blocks ending at `stop` (at height `stop_height`):
     ///
@@ -232,6 +218,33 @@ impl Peer {
         stop: BlockHash,
     ) -> Result<Vec<CFilter>, RequestError> {
         self.requests().get_cfilters(filter_type, start_height, stop).await
+    }
+
+    /// BIP157 filters of `filter_type` for `blocks`, the hashes of the blocks from `start_height`
+    /// on, in order, as the caller's own headers give them (1,000 at most): every filter of the
+    /// range, each checked to be the filter of its block, in order — or an error.
+    ///
+    /// Where the caller holds the headers (a light client does), this is the stronger and faster
+    /// form of [`Peer::get_cfilters`]: no `getcfheaders` round trip first, and a range of blocks
+    /// whose filters are identical (empty blocks) is still checked block by block. A filter left
+    /// out, or a filter of a block that is not the next one, ends the request with
+    /// [`RequestError::InvalidAnswer`]; no block: an empty list, nothing sent.
+    ///
+    /// ```no_run
+    /// # async fn f(peer: &btcpeer::peer::Peer, headers: &[btcpeer::bitcoin::block::Header]) -> Result<(), btcpeer::peer::RequestError> {
+    /// // `headers[0]` is the header at height 1: a full range, heights 1 to 1,000.
+    /// let blocks: Vec<_> = headers.iter().take(1_000).map(|h| h.block_hash()).collect();
+    /// let filters = peer.get_cfilters_of(0, 1, &blocks).await?;
+    /// assert!(filters.iter().zip(&blocks).all(|(f, b)| f.block_hash == *b));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_cfilters_of(
+        &self,
+        filter_type: u8,
+        start_height: u32,
+        blocks: &[BlockHash],
+    ) -> Result<Vec<CFilter>, RequestError> {
+        self.requests().get_cfilters_of(filter_type, start_height, blocks).await
     }
 
     /// BIP157 filter headers from `start_height` up to `stop`: **2,000 blocks at most** per request
@@ -278,25 +291,6 @@ impl Peer {
     /// ```
     pub async fn get_addr(&self) -> Result<Vec<AddrV2Message>, RequestError> {
         self.requests().get_addr().await
-    }
-
-    /// Announces `tx` (by wtxid or txid, as negotiated), serves the remote's `getdata` for it
-    /// (without witnesses when it asks by `MSG_TX`, as Core), and says what happened. After the
-    /// first `getdata` it waits two seconds for a `reject`; another `getdata` for it meanwhile is
-    /// served too.
-    ///
-    /// ```no_run
-    /// # async fn f(peer: &btcpeer::peer::Peer, tx: btcpeer::bitcoin::Transaction) -> Result<(), btcpeer::peer::RequestError> {
-    /// use btcpeer::peer::BroadcastOutcome;
-    /// match peer.broadcast_transaction(tx).await? {
-    ///     BroadcastOutcome::Requested => println!("the remote took it"),
-    ///     BroadcastOutcome::NotRequested => println!("the remote did not ask for it"),
-    ///     other => println!("{other:?}"),
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn broadcast_transaction(&self, tx: Transaction) -> Result<BroadcastOutcome, RequestError> {
-        self.requests().broadcast_transaction(tx).await
     }
 }
 
@@ -449,7 +443,6 @@ impl<'a> Requests<'a> {
         stop: BlockHash,
     ) -> Result<Vec<CFilter>, RequestError> {
         self.ready(Self::needs_filters).await?;
-        let limit = self.limit(false);
         let request = Message::GetCFHeaders(GetCFHeaders { filter_type, start_height, stop_hash: stop });
         let expected = match self.one(Want::CFHeaders { filter_type, stop }, &request, false).await? {
             Message::CFHeaders(h) => h.filter_hashes,
@@ -461,22 +454,50 @@ impl<'a> Requests<'a> {
         if expected.len() > MAX_CFILTERS {
             return Err(RequestError::RangeTooLarge { blocks: expected.len(), limit: MAX_CFILTERS });
         }
+        self.cfilters(filter_type, start_height, stop, Range::Hashes(expected)).await
+    }
+
+    /// See [`Peer::get_cfilters_of`].
+    pub async fn get_cfilters_of(
+        self,
+        filter_type: u8,
+        start_height: u32,
+        blocks: &[BlockHash],
+    ) -> Result<Vec<CFilter>, RequestError> {
+        self.ready(Self::needs_filters).await?;
+        let Some(&stop) = blocks.last() else { return Ok(Vec::new()) };
+        if blocks.len() > MAX_CFILTERS {
+            return Err(RequestError::RangeTooLarge { blocks: blocks.len(), limit: MAX_CFILTERS });
+        }
+        self.cfilters(filter_type, start_height, stop, Range::Blocks(blocks.to_vec())).await
+    }
+
+    /// Sends `getcfilters` and gathers its range, each filter matched to its place by `expected`.
+    async fn cfilters(
+        &self,
+        filter_type: u8,
+        start_height: u32,
+        stop: BlockHash,
+        expected: Range,
+    ) -> Result<Vec<CFilter>, RequestError> {
+        let limit = self.limit(false);
         let count = expected.len();
         let request = Message::GetCFilters(GetCFilters { filter_type, start_height, stop_hash: stop });
-        let mut registration = self.ask(Want::CFilters { filter_type, expected, next: 0 }, &request).await?;
+        let mut registration = self.ask(Want::CFilters { filter_type, stop, expected, next: 0 }, &request).await?;
         let mut filters = Vec::with_capacity(count);
         while filters.len() < count {
             // The limit bounds the wait for each filter: a long range is not cut short while the
             // remote makes progress.
             match tokio::time::timeout(limit, registration.answers.recv()).await {
                 Ok(Some(Answer::Message(Message::CFilter(f)))) => filters.push(f),
+                Ok(Some(Answer::Invalid(why))) => return Err(RequestError::InvalidAnswer(why)),
                 Ok(Some(_)) => return Err(RequestError::NotSupported("an unexpected answer")),
                 Ok(None) => return Err(RequestError::Disconnected(self.reason())),
                 Err(_) => return Err(RequestError::Timeout(limit)),
             }
         }
-        // Every filter is the one whose hash the remote gave for its position; the last must be
-        // the stop block's.
+        // Every filter is the one the range expected at its place; the last must be the stop
+        // block's.
         if filters.last().map(|f| f.block_hash) != Some(stop) {
             return Err(RequestError::InvalidAnswer("the range's last filter is not the stop block's"));
         }
@@ -533,54 +554,6 @@ impl<'a> Requests<'a> {
             }
         }
         Ok(addrs)
-    }
-
-    /// See [`Peer::broadcast_transaction`].
-    pub async fn broadcast_transaction(self, tx: Transaction) -> Result<BroadcastOutcome, RequestError> {
-        self.ready(|_| Ok(())).await?;
-        if !self.peer.relays_transactions() {
-            return Err(RequestError::NotSupported("transactions (the remote asked for none: relay = false)"));
-        }
-        let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
-        let limit = self.limit(false);
-        // Announced as the negotiation wants, at once (a broadcast is not trickled: the caller
-        // waits on it). The remote may already know it: then it will not ask.
-        let inv = if self.peer.wtxid_relay() { Inventory::WTx(wtxid) } else { Inventory::Tx(txid) };
-        let mut registration = self.ask(Want::Broadcast { txid, wtxid }, &Message::Inv(vec![inv])).await?;
-        self.peer.counters(|c| c.proto.known.insert(&inv));
-        let asked = match self.next(&mut registration, limit).await {
-            Ok(Answer::Requested(asked)) => asked,
-            Ok(_) => return Err(RequestError::NotSupported("an unexpected answer")),
-            Err(RequestError::Timeout(_)) => return Ok(BroadcastOutcome::NotRequested),
-            Err(e) => return Err(e),
-        };
-        let written = self.serve(&tx, asked)?.wait().await;
-        if let SendOutcome::Dropped(reason) = written {
-            return Err(RequestError::Disconnected(reason));
-        }
-        // The reject window: a `reject` of it ends the broadcast; another `getdata` for it (the
-        // remote lost it, or asks again in the other form) is served as the first was.
-        let window = tokio::time::Instant::now();
-        loop {
-            let left = REJECT_WINDOW.saturating_sub(window.elapsed());
-            match tokio::time::timeout(left, registration.answers.recv()).await {
-                Ok(Some(Answer::Message(Message::Reject(r)))) => {
-                    return Ok(BroadcastOutcome::Rejected { code: r.code, reason: r.reason });
-                }
-                Ok(Some(Answer::Requested(again))) => {
-                    let _ = self.serve(&tx, again)?;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return Ok(BroadcastOutcome::Requested),
-            }
-        }
-    }
-
-    /// Queues `tx` as `asked` wants it: `MSG_TX` asks for the serialization without witnesses
-    /// (Core's `TX_NO_WITNESS`).
-    fn serve(&self, tx: &Transaction, asked: Inventory) -> Result<super::Completion, RequestError> {
-        let served = if matches!(asked, Inventory::Tx(_)) { without_witness(tx) } else { tx.clone() };
-        self.peer.queue_message(&Message::Tx(served)).map_err(RequestError::Queue)
     }
 }
 

@@ -473,7 +473,18 @@ impl PeerConfigBuilder {
     }
 
     /// The SOCKS5 proxy streams come through: when a peer's address is the proxy's, it is not put in
-    /// our version message.
+    /// our version message. [`Peer::connect`](super::Peer::connect) dials through it (feature
+    /// `socks`); built without that feature, `connect` refuses such a configuration with
+    /// [`ConnectError::ProxyWithoutSocks`](super::ConnectError::ProxyWithoutSocks) and dials
+    /// nothing, rather than dial directly and reveal our address.
+    ///
+    /// ```
+    /// use btcpeer::network::Network;
+    /// use btcpeer::peer::PeerConfig;
+    /// let tor = "127.0.0.1:9050".parse().expect("an address");
+    /// let config = PeerConfig::builder(Network::MAINNET).proxy(tor).build().expect("valid");
+    /// assert_eq!(config.proxy(), Some(tor));
+    /// ```
     pub fn proxy(mut self, proxy: SocketAddr) -> Self {
         self.proxy = Some(proxy);
         self

@@ -25,6 +25,14 @@ pub enum ConnectError {
     #[cfg(feature = "socks")]
     #[error("through the proxy: {0}")]
     Proxy(#[from] crate::socks::SocksError),
+    /// The configuration names a SOCKS5 proxy ([`PeerConfigBuilder::proxy`](super::PeerConfigBuilder::proxy))
+    /// but this build of btcpeer has no SOCKS5 dialer (feature `socks`): nothing was dialed, rather
+    /// than dial directly and reveal our address to a remote the proxy was meant to hide it from.
+    #[error("a proxy ({proxy}) is configured but btcpeer was built without the `socks` feature: not dialing directly")]
+    ProxyWithoutSocks {
+        /// The configured proxy.
+        proxy: std::net::SocketAddr,
+    },
     /// The connection and handshake did not finish within the deadline (connect timeout plus
     /// handshake timeout).
     #[error("no handshake within {0:?}")]
@@ -40,8 +48,10 @@ pub enum ConnectError {
 }
 
 impl Peer {
-    /// Dials `addr` (`HOST:PORT`; with the `socks` feature, through the configured SOCKS5 proxy
-    /// when there is one, `.onion` names included; without it the dial is direct), runs the handshake, and returns the peer with what it learned. With
+    /// Dials `addr` (`HOST:PORT`; through the configured SOCKS5 proxy when there is one, `.onion`
+    /// names included), runs the handshake, and returns the peer with what it learned. A proxy is
+    /// used only with the `socks` feature: without it, a configuration that names one is refused
+    /// ([`ConnectError::ProxyWithoutSocks`]) and nothing is dialed — never a direct dial. With
     /// [`V2Policy::Prefer`] a remote that hangs up on the v2 key is dialed again in v1. The whole
     /// call is bounded by the configuration's connect timeout plus its handshake timeout.
     ///
@@ -139,9 +149,13 @@ async fn attempt<X>(
 /// The TCP connection: direct, or through the configured proxy.
 async fn dial(addr: &str, config: &PeerConfig) -> Result<TcpStream, ConnectError> {
     let timeout = config.inner.connect_timeout;
-    #[cfg(feature = "socks")]
     if let Some(proxy) = config.inner.proxy {
+        // Core dials through the proxy or not at all (`ConnectNode` → `ConnectThroughProxy` when
+        // `GetProxy` has one for the network); so do we.
+        #[cfg(feature = "socks")]
         return Ok(crate::socks::connect_timeout(proxy, addr, None, timeout).await?);
+        #[cfg(not(feature = "socks"))]
+        return Err(ConnectError::ProxyWithoutSocks { proxy });
     }
     let dial_error = |source| ConnectError::Dial { addr: addr.to_string(), source };
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {

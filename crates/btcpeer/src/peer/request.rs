@@ -11,10 +11,10 @@
 //! (two `getheaders` from the same locator), the remote's answers, which come in the order asked
 //! (Core processes one message of a peer at a time), go to them in that order.
 //!
-//! No answer is lost: a request's channel holds everything it can be given (a range of filters is
-//! matched filter by filter against the filter hashes the remote announced for it, up to
-//! Core's `MAX_GETCFILTERS_SIZE`), so a consumer that is slow to read is never bypassed. At most
-//! [`MAX_REQUESTS`] wait at once; more wait for a slot.
+//! No answer is lost: a request's channel holds everything it can be given (a range of filters, up
+//! to Core's `MAX_GETCFILTERS_SIZE`, each matched to its place by the filter hash the remote's
+//! `cfheaders` gave for it or by the block hash the caller gave), so a consumer that is slow to
+//! read is never bypassed. At most [`MAX_REQUESTS`] wait at once; more wait for a slot.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -63,9 +63,9 @@ pub(crate) enum Want {
     Tx([u8; 32]),
     /// The `merkleblock` of this block (or a `notfound` for it).
     MerkleBlock(BlockHash),
-    /// `cfilter`s of this type whose hashes are `expected`, in that order; `next` is the position
-    /// of the next one.
-    CFilters { filter_type: u8, expected: Vec<FilterHash>, next: usize },
+    /// `cfilter`s of this type, `expected` in that order, the last the block `stop`'s; `next` is
+    /// the position of the next one.
+    CFilters { filter_type: u8, stop: BlockHash, expected: Range, next: usize },
     /// The `cfheaders` ending at `stop`.
     CFHeaders { filter_type: u8, stop: BlockHash },
     /// The `cfcheckpt` ending at `stop`.
@@ -74,6 +74,40 @@ pub(crate) enum Want {
     Addr,
     /// The `getdata` for a transaction we announced, then a `reject` of it.
     Broadcast { txid: Txid, wtxid: Wtxid },
+}
+
+/// What each filter of a range is known by, in order.
+#[derive(Debug, Clone)]
+pub(crate) enum Range {
+    /// Its hash (the remote's `cfheaders` for the range).
+    Hashes(Vec<FilterHash>),
+    /// Its block (the caller's headers).
+    Blocks(Vec<BlockHash>),
+}
+
+impl Range {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Range::Hashes(h) => h.len(),
+            Range::Blocks(b) => b.len(),
+        }
+    }
+
+    /// Whether the filter of `block` whose hash is `hash` is the one at `at`.
+    fn is_at(&self, at: usize, block: &BlockHash, hash: Option<&FilterHash>) -> bool {
+        match self {
+            Range::Hashes(h) => hash.is_some() && h.get(at) == hash,
+            Range::Blocks(b) => b.get(at) == Some(block),
+        }
+    }
+
+    /// Whether the filter of `block` belongs after `at` (then the ones before it were left out).
+    fn is_after(&self, at: usize, block: &BlockHash) -> bool {
+        match self {
+            Range::Hashes(_) => false,
+            Range::Blocks(b) => b.get(at.saturating_add(1)..).is_some_and(|rest| rest.contains(block)),
+        }
+    }
 }
 
 impl Want {
@@ -102,6 +136,8 @@ pub(crate) enum Answer {
     Addrs(Vec<AddrV2Message>),
     /// The remote asked for the broadcast transaction with this inventory kind.
     Requested(Inventory),
+    /// The remote's answer cannot be right (why); the request is over.
+    Invalid(&'static str),
 }
 
 #[derive(Debug)]
@@ -206,25 +242,45 @@ impl InFlight {
 
     /// A filter goes to the request whose next expected filter it is (its type, and its hash the
     /// one the remote's `cfheaders` gave for that position): never to a request it cannot belong
-    /// to, and a request is complete only with every filter of its range, in order.
+    /// to, and a request is complete only with every filter of its range, in order. The stop
+    /// block's filter where a range still waits for others (a filter left out), or in the last
+    /// place a filter that is not the stop block's, ends that request with an error at once.
     fn give_filter(&mut self, filter: CFilter) -> Option<Message> {
-        if !self.entries.iter().any(|e| matches!(e.want, Want::CFilters { .. })) {
+        let ranges = || {
+            self.entries.iter().filter_map(|e| match &e.want {
+                Want::CFilters { expected, .. } => Some(expected),
+                _ => None,
+            })
+        };
+        if ranges().next().is_none() {
             return Some(Message::CFilter(filter));
         }
-        let hash = FilterHash::hash(&filter.filter);
-        let t = filter.filter_type;
-        let i = self.entries.iter().position(|e| {
-            matches!(&e.want, Want::CFilters { filter_type, expected, next } if *filter_type == t && expected.get(*next) == Some(&hash))
-        });
-        let Some(i) = i else { return Some(Message::CFilter(filter)) };
-        let entry = self.entries.get_mut(i)?;
-        match entry.tx.try_send(Answer::Message(Message::CFilter(filter))) {
+        // Hashed only when a range is known by its hashes.
+        let hash = ranges().any(|r| matches!(r, Range::Hashes(_))).then(|| FilterHash::hash(&filter.filter));
+        let (t, block) = (filter.filter_type, filter.block_hash);
+        let next_of = |w: &Want| matches!(w, Want::CFilters { filter_type, expected, next, .. } if *filter_type == t && expected.is_at(*next, &block, hash.as_ref()));
+        let Some(i) = self.entries.iter().position(|e| next_of(&e.want)) else {
+            // The filter of the stop block, or of a later block of the range, for a range still
+            // short of it: a filter was left out.
+            let short = |w: &Want| matches!(w, Want::CFilters { filter_type, stop, expected, next } if *filter_type == t && (*stop == block || expected.is_after(*next, &block)));
+            if let Some(i) = self.entries.iter().position(|e| short(&e.want)) {
+                self.fail(i, "a filter of the range was left out");
+            }
+            return Some(Message::CFilter(filter));
+        };
+        let Some(Entry { want: Want::CFilters { stop, expected, next, .. }, tx, .. }) = self.entries.get_mut(i) else {
+            return Some(Message::CFilter(filter));
+        };
+        let last = next.saturating_add(1) >= expected.len();
+        if last && block != *stop {
+            self.fail(i, "the range's last filter is not the stop block's");
+            return Some(Message::CFilter(filter));
+        }
+        match tx.try_send(Answer::Message(Message::CFilter(filter))) {
             Ok(()) => {
-                if let Want::CFilters { expected, next, .. } = &mut entry.want {
-                    *next = next.saturating_add(1);
-                    if *next >= expected.len() {
-                        self.remove_at(i);
-                    }
+                *next = next.saturating_add(1);
+                if last {
+                    self.remove_at(i);
                 }
                 None
             }
@@ -237,6 +293,15 @@ impl InFlight {
                 }
             }
         }
+    }
+
+    /// Ends the request at `i` with an invalid answer (it has room: it was given fewer answers
+    /// than its channel holds).
+    fn fail(&mut self, i: usize, why: &'static str) {
+        if let Some(e) = self.entries.get(i) {
+            let _ = e.tx.try_send(Answer::Invalid(why));
+        }
+        self.remove_at(i);
     }
 
     /// Offers a received message to the requests: `None` when one took it, else the message (or
@@ -435,13 +500,16 @@ impl super::Peer {
                     let Some((id, answers)) = want.take().and_then(|w| st.requests.add(w)) else {
                         return Err(RequestError::NotSupported("a request registered twice"));
                     };
+                    // Counted before the message can go out: the reader looks at this count,
+                    // without the lock, before it offers what it reads to the requests.
+                    self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
                     if let Some(message) = message {
                         if let Err(e) = self.shared.queue.push(message) {
                             st.requests.remove(id);
+                            self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
                             return Err(RequestError::Queue(e));
                         }
                     }
-                    self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
                     return Ok(Registration { peer: self, id, answers, started: Instant::now() });
                 }
                 st.requests.slot_waiters()

@@ -2,6 +2,9 @@
 //! timeouts, a disconnect while waiting, cancellation, many at once, BIP157 against the testing
 //! chain server, `getaddr`, and the three outcomes of a broadcast.
 
+/// BIP157: filters, filter headers, checkpoints.
+mod bip157;
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::{Arc, Mutex};
@@ -147,29 +150,6 @@ async fn r_a_a_dropped_request_leaves_its_late_answer_to_the_handler() {
     assert!(client.is_connected());
 }
 
-#[tokio::test]
-async fn r_a_bip157_filters_headers_and_checkpoints_from_the_chain_server() {
-    let chain = chain(2_100);
-    let services = ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::COMPACT_FILTERS;
-    let (client, _server, _rx) = pair(ChainServer::new(chain.clone()), services).await;
-    let filters = within(client.get_cfilters(0, 10, chain.hash(30))).await.unwrap();
-    assert_eq!(filters.len(), 21);
-    for (i, f) in filters.iter().enumerate() {
-        assert_eq!(f.block_hash, chain.hash(10 + i));
-        assert_eq!(f.filter, chain.filter(10 + i));
-        assert!(!f.filter.is_empty());
-    }
-    let headers = within(client.get_cfheaders(0, 10, chain.hash(30))).await.unwrap();
-    assert_eq!(headers.filter_hashes.len(), 21);
-    assert_eq!(headers.previous_filter_header, chain.filter_header(9));
-    let checkpoints = within(client.get_cfcheckpt(0, chain.hash(2_050))).await.unwrap();
-    assert_eq!(checkpoints.filter_headers, vec![chain.filter_header(1_000), chain.filter_header(2_000)]);
-
-    // A remote without NODE_COMPACT_FILTERS is not asked.
-    let (plain, _s, _r) = pair(ChainServer::new(chain.clone()), ServiceFlags::NETWORK).await;
-    assert!(matches!(plain.get_cfilters(0, 1, chain.hash(2)).await, Err(RequestError::NotSupported(_))));
-}
-
 /// Answers `getaddr` with three addresses.
 struct Addrs;
 
@@ -301,93 +281,6 @@ async fn r_a_get_merkle_block_returns_the_filtered_block() {
     assert_eq!(matches, vec![chain.block(4).txdata[0].compute_txid()]);
 }
 
-/// The server's own filters for `heights`, as `(block hash, filter)`.
-fn own_filters(chain: &SyntheticChain, heights: std::ops::RangeInclusive<usize>) -> Vec<(BlockHash, Vec<u8>)> {
-    heights.map(|h| (chain.hash(h), chain.filter(h))).collect()
-}
-
-fn as_pairs(filters: &[btcpeer::bitcoin::p2p::message_filter::CFilter]) -> Vec<(BlockHash, Vec<u8>)> {
-    filters.iter().map(|f| (f.block_hash, f.filter.clone())).collect()
-}
-
-fn filter_server(len: usize) -> (Arc<SyntheticChain>, ChainServer, ServiceFlags) {
-    let chain = chain(len);
-    let services = ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::COMPACT_FILTERS;
-    (chain.clone(), ChainServer::new(chain), services)
-}
-
-/// Item 15: the protocol's whole range (1,000 filters, Core's `MAX_GETCFILTERS_SIZE`) comes back
-/// complete and in order, filter by filter the server's own; none reaches the handler.
-#[tokio::test]
-async fn r_a_get_cfilters_of_1000_blocks_returns_every_filter_in_order() {
-    let (chain, server, services) = filter_server(1_100);
-    let (client, _server, mut rx) = pair(server, services).await;
-    let filters = within(client.get_cfilters(0, 1, chain.hash(1_000))).await.unwrap();
-    assert_eq!(filters.len(), 1_000);
-    assert_eq!(as_pairs(&filters), own_filters(&chain, 1..=1_000));
-    // Nothing was diverted to the handler.
-    while let Ok(event) = rx.try_recv() {
-        assert!(!matches!(event, Event::Message(Message::CFilter(_))), "a filter reached the handler");
-    }
-}
-
-/// Item 15: a consumer that polls its request only now and then (a busy task) still gets the
-/// whole range: the request holds it, nothing is diverted while it is not looking.
-#[tokio::test(start_paused = true)]
-async fn r_a_get_cfilters_holds_the_whole_range_for_a_slow_consumer() {
-    let (chain, server, services) = filter_server(1_100);
-    let (client, _server, mut rx) = pair(server, services).await;
-    let request = client.get_cfilters(0, 1, chain.hash(1_000));
-    let mut request = std::pin::pin!(request);
-    // Polled once every 50 ms (of paused time: everything that can arrive meanwhile arrives).
-    let mut filters = None;
-    for _ in 0..100 {
-        if let Ok(done) = tokio::time::timeout(Duration::ZERO, request.as_mut()).await {
-            filters = Some(done.unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let filters = filters.expect("done within 100 polls");
-    assert_eq!(as_pairs(&filters), own_filters(&chain, 1..=1_000));
-    while let Ok(event) = rx.try_recv() {
-        assert!(!matches!(event, Event::Message(Message::CFilter(_))), "a filter reached the handler");
-    }
-}
-
-/// Item 15: concurrent ranges, each matched to its own request (by its range, not by arrival),
-/// beside filter headers of the same stop.
-#[tokio::test]
-async fn r_a_concurrent_get_cfilters_each_get_their_own_range() {
-    let (chain, server, services) = filter_server(2_100);
-    let (client, _server, _rx) = pair(server, services).await;
-    let ranges = [(1usize, 1_000usize), (1_001, 2_000), (500, 1_499), (1_990, 2_000), (1, 1_000)];
-    let chain2 = chain.clone();
-    let got = within(concurrently(&client, ranges, move |p, (a, b)| {
-        let stop = chain2.hash(b);
-        async move { p.get_cfilters(0, a as u32, stop).await }
-    }))
-    .await;
-    for ((a, b), result) in ranges.into_iter().zip(got) {
-        let filters = result.unwrap();
-        assert_eq!(as_pairs(&filters), own_filters(&chain, a..=b), "range {a}..={b}");
-    }
-    let headers = within(client.get_cfheaders(0, 1_001, chain.hash(2_000))).await.unwrap();
-    assert_eq!(headers.filter_hashes.len(), 1_000);
-}
-
-/// Items 15–16: a range over BIP157's 1,000 filters is refused here, with the limit named, before
-/// a `getcfilters` Core would disconnect for (`PrepareBlockFilterRequest`) is sent.
-#[tokio::test]
-async fn r_a_get_cfilters_over_1000_blocks_is_refused_naming_the_limit() {
-    let (chain, server, services) = filter_server(1_100);
-    let (client, _server, _rx) = pair(server, services).await;
-    let err = within(client.get_cfilters(0, 1, chain.hash(1_001))).await.unwrap_err();
-    assert_eq!(err, RequestError::RangeTooLarge { blocks: 1_001, limit: 1_000 });
-    assert!(client.is_connected());
-    assert_eq!(within(client.get_cfilters(0, 2, chain.hash(1_001))).await.unwrap().len(), 1_000);
-}
-
 /// Item 15: a `headers` that does not start on the locator is an announcement, not the answer:
 /// it reaches the handler and the request waits for its own answer. An answer that starts on the
 /// locator but does not connect is refused (Core: `ProcessHeadersMessage`, "non-continuous headers
@@ -508,4 +401,52 @@ async fn r_a_broadcast_serves_a_second_getdata_during_the_reject_window() {
     assert_eq!(got[0].compute_wtxid(), tx.compute_wtxid());
     assert_eq!(got[1].compute_txid(), tx.compute_txid());
     assert!(got[1].input.iter().all(|i| i.witness.is_empty()), "MSG_TX: without witnesses");
+}
+
+/// Part B (issue 22): a full outbound queue is `RequestError::Queue(QueueError::Full)`, which names
+/// the limit (no separate `QueueFull`); the request leaves nothing registered.
+#[tokio::test]
+async fn r_a_a_full_queue_is_queue_error_full_naming_the_limit() {
+    let (client, mut remote) = common::outbound_to_remote(quiet().max_queue_bytes(4_096).build().unwrap(), NoopHandler);
+    within(remote.accept_handshake(70016)).await;
+    within(client.handshake()).await.unwrap();
+    // The remote reads no more: the stream's buffer fills, then the queue (a bounded loop).
+    let filler = Message::FilterAdd(btcpeer::wire::FilterAdd { data: vec![0; 500] });
+    let mut full = false;
+    for _ in 0..10_000 {
+        if client.queue_message(&filler).is_err() {
+            full = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(full, "the queue filled");
+    // To the brim (a ping's frame is 32 bytes; the getdata below is 61).
+    for n in 0..200 {
+        if client.queue_message(&Message::Ping(n)).is_err() {
+            break;
+        }
+    }
+    let err = client.get_block(BlockHash::all_zeros()).await.unwrap_err();
+    assert!(matches!(err, RequestError::Queue(btcpeer::peer::QueueError::Full { limit: 4_096, .. })), "{err:?}");
+    assert!(client.is_connected());
+    drop(remote);
+}
+
+/// Item 16: callers waiting for one of the 1,024 slots learn the peer's end at once.
+#[tokio::test(start_paused = true)]
+async fn r_a_requests_waiting_for_a_slot_end_with_the_disconnect() {
+    let (client, server, _rx) = pair(NoopHandler, ServiceFlags::NETWORK).await;
+    let waiting: Vec<_> = (0..1_100u32)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get_block(BlockHash::from_byte_array([(n % 251) as u8; 32])).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.disconnect();
+    for w in waiting {
+        let err = common::within_simulated(10, w).await.unwrap().unwrap_err();
+        assert!(matches!(err, RequestError::Disconnected(_)), "{err:?}");
+    }
 }
