@@ -20,7 +20,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::p2p::message_filter::{CFHeaders, CFilter};
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::{BlockHash, TxMerkleNode};
-use btcpeer_core::chain::{ChainParams, FilterHeaderChain, HeaderChain};
+use btcpeer_core::chain::{ChainParams, ChainStore, FilterHeaderChain, HeaderChain};
 
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -151,6 +151,10 @@ fn main() {
     drop((headers, chain, fchain, filters, hashes));
 
     // 2. Memory of a `total`-header chain.
+    // The headers are saved by the store as they come (its own memory is a few buffers).
+    let dir = std::env::temp_dir().join(format!("btcpeer-chain-memory-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut store, _) = ChainStore::open(&dir, params.clone()).expect("store");
     let before = LIVE.load(Ordering::Relaxed);
     let mut chain = HeaderChain::new(params.clone());
     let mut built = 0usize;
@@ -158,7 +162,8 @@ fn main() {
     while built < total {
         let k = (total - built).min(2000);
         let hs = batch(chain.tip(), chain.time_at(chain.height()).unwrap(), k, built as u64);
-        chain.connect_headers(&hs, NOW).expect("valid headers");
+        let outcome = chain.connect_headers(&hs, NOW).expect("valid headers");
+        store.apply_headers(&outcome).expect("saved");
         built += k;
     }
     let took = start.elapsed();
@@ -176,4 +181,50 @@ fn main() {
     // Every block is found by hash.
     let mid = chain.height() / 2;
     assert_eq!(chain.height_of(&chain.hash_at(mid).unwrap()), Some(mid));
+
+    // Filter headers for every block of it.
+    let before_f = LIVE.load(Ordering::Relaxed);
+    let mut fchain = FilterHeaderChain::new();
+    let mut at = 0u32;
+    while at <= chain.height() {
+        let stop = (at + 1999).min(chain.height());
+        let msg = CFHeaders {
+            filter_type: 0,
+            stop_hash: chain.hash_at(stop).unwrap(),
+            previous_filter_header: at
+                .checked_sub(1)
+                .map_or(FilterHeader::all_zeros(), |p| fchain.filter_header_at(p).unwrap()),
+            filter_hashes: (at..=stop).map(|i| FilterHash::hash(&i.to_le_bytes())).collect(),
+        };
+        fchain.connect_cfheaders(&msg, &chain).expect("valid filter headers");
+        at = stop + 1;
+    }
+    println!(
+        "{} filter headers: {:.1} MB ({:.1} bytes a filter header); both chains together {:.1} MB",
+        fchain.next_height(),
+        (LIVE.load(Ordering::Relaxed) - before_f) as f64 / 1e6,
+        (LIVE.load(Ordering::Relaxed) - before_f) as f64 / f64::from(fchain.next_height()),
+        (LIVE.load(Ordering::Relaxed) - before) as f64 / 1e6,
+    );
+    drop(fchain);
+
+    // 3. A restart: the store reloads the file, checking every header again.
+    let tip = chain.tip();
+    drop((chain, store));
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let start = Instant::now();
+    let (_store, loaded) = ChainStore::open(&dir, params).expect("reload");
+    let took = start.elapsed();
+    assert_eq!(loaded.headers.tip(), tip);
+    println!(
+        "reload of {} headers ({:.1} MB file): {:.2} s ({:.0} headers/s), peak allocated {:.1} MB, the reloaded chain holds {:.1} MB",
+        loaded.headers.height(),
+        std::fs::metadata(dir.join(btcpeer_core::chain::HEADERS_FILE)).map(|m| m.len()).unwrap_or(0) as f64 / 1e6,
+        took.as_secs_f64(),
+        f64::from(loaded.headers.height()) / took.as_secs_f64(),
+        (PEAK.load(Ordering::Relaxed) - before) as f64 / 1e6,
+        (LIVE.load(Ordering::Relaxed) - before) as f64 / 1e6,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,6 +7,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::p2p::message_filter::{CFCheckpt, CFHeaders, CFilter};
 use bitcoin::{Block, BlockHash, OutPoint, ScriptBuf};
 
+use super::crosscheck::*;
 use super::filters::*;
 use super::headers::HeaderChain;
 use super::params::ChainParams;

@@ -290,6 +290,20 @@ impl HeaderChain {
             )
     }
 
+    /// Reserves room for `additional` more main-chain blocks at once (say, the size of a
+    /// saved chain before reloading it), so the chain does not grow by doubling. Capped at
+    /// 2,000,000.
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::{ChainParams, HeaderChain};
+    /// let mut chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
+    /// chain.reserve(1000);
+    /// assert!(chain.heap_bytes() >= 40_000);
+    /// ```
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve_exact(additional.min(2_000_000));
+    }
+
     /// The median time past of the tip (Core's `GetMedianTimePast`: the median of the times
     /// of the tip and the ten blocks before it).
     ///

@@ -398,3 +398,40 @@ mod hostile {
         }
     }
 }
+
+mod reorgs {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        /// Any sequence of extensions and reorgs: every main-chain block is found by its hash at
+        /// its height, every block taken off is not, and the work only grows.
+        #[test]
+        fn the_index_follows_any_sequence_of_reorgs(steps in proptest::collection::vec((0u32..40, 1usize..60), 1..25)) {
+            let mut c = regtest();
+            let mut gone: Vec<BlockHash> = Vec::new();
+            let mut salt = 0u64;
+            for (depth, len) in steps {
+                salt += 1;
+                let fork = c.height().saturating_sub(depth);
+                let base_time = c.time_at(fork).unwrap();
+                let hs = extend(c.hash_at(fork).unwrap(), base_time, len, 600, REG, salt * 7919);
+                let work = c.total_work();
+                let out = c.connect_headers(&hs, NOW).unwrap();
+                prop_assert!(c.total_work() >= work);
+                gone.extend(out.disconnected.iter().map(|d| d.1));
+                gone.retain(|h| c.height_of(h).is_none());
+            }
+            for h in 0..=c.height() {
+                prop_assert_eq!(c.height_of(&c.hash_at(h).unwrap()), Some(h));
+            }
+            for g in &gone {
+                prop_assert_eq!(c.height_of(g), None);
+            }
+            let tip = c.tip();
+            prop_assert_eq!(c.locator().first().copied(), Some(tip));
+        }
+    }
+}

@@ -29,6 +29,7 @@
 //! - [`ChainStore`]: the two chains on disk.
 
 mod checkpoints;
+mod crosscheck;
 mod filters;
 #[cfg(test)]
 mod filters_tests;
@@ -45,13 +46,17 @@ mod store_tests;
 mod sync;
 #[cfg(test)]
 mod sync_tests;
+mod sync_types;
 #[cfg(test)]
 mod testutil;
 
+pub use crosscheck::{
+    Divergence, Verdict, basic_filter, check_outputs_in_filter, first_checkpoint_difference, first_divergence,
+    judge_filters,
+};
 pub use filters::{
-    BASIC_FILTER, CFCHECKPT_INTERVAL, Divergence, FilterError, FilterHeaderChain, FilterHeadersOutcome, MAX_CFHEADERS,
-    MAX_CFILTERS, Verdict, basic_filter, chain_filter_headers, check_outputs_in_filter, first_checkpoint_difference,
-    first_divergence, judge_filters,
+    BASIC_FILTER, CFCHECKPT_INTERVAL, FilterError, FilterHeaderChain, FilterHeadersOutcome, MAX_CFHEADERS,
+    MAX_CFILTERS, chain_filter_headers,
 };
 pub use headers::{
     ConnectedHeader, HeaderChain, HeaderError, HeadersOutcome, MAX_FUTURE_BLOCK_TIME, MAX_HEADERS, MAX_SIDE_HEADERS,

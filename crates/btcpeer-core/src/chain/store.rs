@@ -6,6 +6,9 @@
 //! - `filter_headers.dat`: `BTCPFHDR` | version 1 | genesis hash | checksum, then per height
 //!   its 32-byte filter header and the first 4 bytes of SHA256d(height ‖ filter header).
 //!
+//! The store keeps chains that start at genesis ([`HeaderChain::new`]); a chain started from a
+//! checkpoint is not saved (its first outcome is refused as out of order).
+//!
 //! A reorg truncates a file to the fork and appends. After a crash, a torn tail (a partial
 //! last record, or a last record whose checksum fails) is dropped; a bad record before the
 //! last means corruption: the file is kept aside as `FILE.corrupt` and the good records before
@@ -67,6 +70,14 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
         /// What differs.
+        problem: String,
+    },
+    /// A record read back does not match its checksum (the file changed under the store).
+    #[error("{path}: {problem}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
         problem: String,
     },
     /// What is to be written does not follow what the file holds (a bug of the caller: an
@@ -145,90 +156,122 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
-/// One file's records after the checks: the good records' bodies and what was repaired.
+/// What a scan of one file kept and repaired.
 struct Scan {
-    bodies: Vec<Vec<u8>>,
-    /// Keep this many bytes of the file (the rest is a torn tail or corruption).
+    /// Keep this many bytes of the file (the rest is a torn tail, corruption, or refused).
     keep_len: u64,
     /// The file is corrupt: keep a copy aside before truncating.
     corrupt: bool,
     repair: Option<String>,
 }
 
-/// Reads a chain file: its prefix, then fixed-size records, each checksummed. `first_height`
-/// is the height of record 0.
-fn scan(path: &Path, magic: &[u8; 8], genesis: &[u8; 32], record: u64, first_height: u64) -> Result<Scan, StoreError> {
-    let mut data = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => {
-            f.read_to_end(&mut data).map_err(io_err(path))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(path)(e)),
-    }
+/// What the consumer of a batch of records did with it.
+struct Taken {
+    /// Records accepted, from the first.
+    accepted: usize,
+    /// The next record was refused as invalid (corruption), not merely not wanted.
+    invalid: bool,
+}
+
+/// Records read and handed over at once (bounded memory while loading).
+const SCAN_BATCH: usize = MAX_HEADERS;
+
+/// Reads a chain file: its prefix, then fixed-size records, each checksummed, handing the
+/// bodies of good records to `take` in batches of at most [`SCAN_BATCH`]. `first_height` is the
+/// height of record 0. Memory is one batch, whatever the file's size.
+fn scan(
+    path: &Path,
+    magic: &[u8; 8],
+    genesis: &[u8; 32],
+    record: u64,
+    first_height: u64,
+    mut take: impl FnMut(&[&[u8]]) -> Taken,
+) -> Result<Scan, StoreError> {
     let name = path.display();
-    let want = prefix(magic, genesis);
-    let plen = PREFIX_LEN as usize;
-    if data.len() < plen {
-        // Missing, or torn while it was being created: start it afresh.
-        let repair = (!data.is_empty())
-            .then(|| format!("{name}: {} bytes, shorter than its header: started afresh", data.len()));
-        return Ok(Scan { bodies: Vec::new(), keep_len: 0, corrupt: false, repair });
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Scan { keep_len: 0, corrupt: false, repair: None });
+        }
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let len = file.metadata().map_err(io_err(path))?.len();
+    let mut reader = std::io::BufReader::new(file);
+    if len < PREFIX_LEN {
+        // Torn while it was being created: start it afresh.
+        let repair = (len > 0).then(|| format!("{name}: {len} bytes, shorter than its header: started afresh"));
+        return Ok(Scan { keep_len: 0, corrupt: false, repair });
     }
-    let (head, rest) = data.split_at(plen);
-    if head != want.as_slice() {
+    let mut head = [0u8; PREFIX_LEN as usize];
+    reader.read_exact(&mut head).map_err(io_err(path))?;
+    if head.as_slice() != prefix(magic, genesis).as_slice() {
         let (m, g) = (head.get(..8), head.get(9..41));
         let sum_ok =
             head.get(41..45) == Some(&sha256d::Hash::hash(head.get(..41).unwrap_or_default()).to_byte_array()[..4]);
+        let other = |problem: &str| Err(StoreError::OtherChain { path: path.to_path_buf(), problem: problem.into() });
         if sum_ok && m != Some(magic.as_slice()) {
-            return Err(StoreError::OtherChain {
-                path: path.to_path_buf(),
-                problem: "not a btcpeer chain file of this kind".into(),
-            });
+            return other("not a btcpeer chain file of this kind");
         }
         if sum_ok && g != Some(genesis.as_slice()) {
-            return Err(StoreError::OtherChain {
-                path: path.to_path_buf(),
-                problem: "the file is for another network (another genesis block)".into(),
-            });
+            return other("the file is for another network (another genesis block)");
         }
         if sum_ok {
-            return Err(StoreError::OtherChain {
-                path: path.to_path_buf(),
-                problem: "another version of the file".into(),
-            });
+            return other("another version of the file");
         }
         return Ok(Scan {
-            bodies: Vec::new(),
             keep_len: 0,
             corrupt: true,
             repair: Some(format!("{name}: its header is corrupt: kept aside as .corrupt, started afresh")),
         });
     }
-    let rec = record as usize;
-    let full = rest.len().checked_div(rec).unwrap_or(0);
-    let tail = rest.len().checked_rem(rec).unwrap_or(0);
-    let mut bodies = Vec::with_capacity(full);
+    let full = len.saturating_sub(PREFIX_LEN).checked_div(record).unwrap_or(0);
+    let tail = len.saturating_sub(PREFIX_LEN).checked_rem(record).unwrap_or(0);
     let mut repair = (tail != 0).then(|| format!("{name}: a torn last record ({tail} bytes) dropped"));
     let mut corrupt = false;
-    for (i, chunk) in rest.chunks_exact(rec).enumerate() {
-        let (body, sum) = chunk.split_at(rec.saturating_sub(4));
-        let height = first_height.saturating_add(i as u64);
-        if record_sum(height, body) != sum {
-            if i.saturating_add(1) == full {
+    let rec = usize::try_from(record).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; rec.saturating_mul(SCAN_BATCH)];
+    let mut kept = 0u64;
+    'outer: while kept < full {
+        let n = usize::try_from(full.saturating_sub(kept)).unwrap_or(SCAN_BATCH).min(SCAN_BATCH);
+        let chunk = buf.get_mut(..n.saturating_mul(rec)).unwrap_or_default();
+        reader.read_exact(chunk).map_err(io_err(path))?;
+        let mut bodies: Vec<&[u8]> = Vec::with_capacity(n);
+        let mut bad_at = None;
+        for (i, r) in chunk.chunks_exact(rec).enumerate() {
+            let (body, sum) = r.split_at(rec.saturating_sub(4));
+            let height = first_height.saturating_add(kept).saturating_add(i as u64);
+            if record_sum(height, body) != sum {
+                bad_at = Some((i, height));
+                break;
+            }
+            bodies.push(body);
+        }
+        let taken = take(&bodies);
+        kept = kept.saturating_add(taken.accepted as u64);
+        if taken.accepted < bodies.len() {
+            if taken.invalid {
+                corrupt = true;
+                repair = Some(format!(
+                    "{name}: the record at height {} fails the chain's checks: the file is kept aside as .corrupt and the {kept} records before it kept",
+                    first_height.saturating_add(kept)
+                ));
+            }
+            break 'outer;
+        }
+        if let Some((_, height)) = bad_at {
+            if kept.saturating_add(1) == full {
                 repair = Some(format!("{name}: the last record (height {height}) is torn: dropped"));
             } else {
                 corrupt = true;
                 repair = Some(format!(
-                    "{name}: record at height {height} is corrupt: the file is kept aside as .corrupt and the {i} records before it kept"
+                    "{name}: record at height {height} is corrupt: the file is kept aside as .corrupt and the {kept} records before it kept"
                 ));
             }
-            break;
+            break 'outer;
         }
-        bodies.push(body.to_vec());
     }
-    let keep_len = PREFIX_LEN.saturating_add((bodies.len() as u64).saturating_mul(record));
-    Ok(Scan { bodies, keep_len, corrupt, repair })
+    let keep_len = PREFIX_LEN.saturating_add(kept.saturating_mul(record));
+    Ok(Scan { keep_len, corrupt, repair })
 }
 
 /// Opens `path` for writing, with the prefix and `keep_len` bytes (a copy set aside first when
@@ -279,53 +322,58 @@ impl ChainStore {
         let fpath = dir.join(FILTER_HEADERS_FILE);
         let mut repairs = Vec::new();
 
-        let mut hs = scan(&hpath, HEADERS_MAGIC, &genesis, HEADER_RECORD, 1)?;
-        let fs = scan(&fpath, FILTERS_MAGIC, &genesis, FILTER_RECORD, 0)?;
         let mut headers = HeaderChain::new(params);
-        let parsed: Vec<Header> = hs.bodies.iter().map_while(|b| encode::deserialize::<Header>(b).ok()).collect();
-        let mut good = 0usize;
-        for batch in parsed.chunks(MAX_HEADERS) {
-            match headers.connect_headers(batch, u64::MAX) {
-                Ok(_) => good = good.saturating_add(batch.len()),
-                Err(_) => {
-                    // Find the first bad one.
-                    for h in batch {
-                        if headers.connect_headers(std::slice::from_ref(h), u64::MAX).is_err() {
-                            break;
-                        }
-                        good = good.saturating_add(1);
+        // Room for every saved header at once (a 930,000-header chain grows by doubling otherwise).
+        if let Ok(meta) = std::fs::metadata(&hpath) {
+            let records = meta.len().saturating_sub(PREFIX_LEN).checked_div(HEADER_RECORD).unwrap_or(0);
+            headers.reserve(usize::try_from(records).unwrap_or(0));
+        }
+        let hs = scan(&hpath, HEADERS_MAGIC, &genesis, HEADER_RECORD, 1, |bodies| {
+            let parsed: Vec<Header> = bodies.iter().map_while(|b| encode::deserialize::<Header>(b).ok()).collect();
+            let mut accepted = 0usize;
+            if headers.connect_headers(&parsed, u64::MAX).is_ok() {
+                accepted = parsed.len();
+            } else {
+                // Find the first header that fails.
+                for h in &parsed {
+                    if headers.connect_headers(std::slice::from_ref(h), u64::MAX).is_err() {
+                        break;
                     }
-                    break;
+                    accepted = accepted.saturating_add(1);
                 }
             }
-        }
-        if good < hs.bodies.len() {
-            hs.corrupt = true;
-            hs.keep_len = PREFIX_LEN.saturating_add((good as u64).saturating_mul(HEADER_RECORD));
-            hs.repair = Some(format!(
-                "{}: the header at height {} fails the chain's checks: the file is kept aside as .corrupt and the headers before it kept",
-                hpath.display(),
-                good.saturating_add(1)
-            ));
-        }
-        repairs.extend(hs.repair.take());
+            Taken { accepted, invalid: accepted < bodies.len() }
+        })?;
+        repairs.extend(hs.repair);
         let hfile = reopen(&hpath, HEADERS_MAGIC, &genesis, hs.keep_len, hs.corrupt)?;
 
         // Filter headers: at most one per block of the header chain.
         let mut filters = FilterHeaderChain::new();
-        let max = u64::from(headers.height()).saturating_add(1);
-        let mut fkeep = fs.keep_len;
-        for body in fs.bodies.iter().take(usize::try_from(max).unwrap_or(usize::MAX)) {
-            let mut a = [0u8; 32];
-            a.copy_from_slice(body);
-            filters.push_trusted(FilterHeader::from_byte_array(a));
+        let room = u64::from(headers.height()).saturating_add(1);
+        if let Ok(meta) = std::fs::metadata(&fpath) {
+            let records = meta.len().saturating_sub(PREFIX_LEN).checked_div(FILTER_RECORD).unwrap_or(0).min(room);
+            filters.reserve(usize::try_from(records).unwrap_or(0));
         }
-        if (fs.bodies.len() as u64) > max {
-            fkeep = PREFIX_LEN.saturating_add(max.saturating_mul(FILTER_RECORD));
+        let mut trimmed = false;
+        let fs = scan(&fpath, FILTERS_MAGIC, &genesis, FILTER_RECORD, 0, |bodies| {
+            let mut accepted = 0usize;
+            for body in bodies {
+                if u64::from(filters.next_height()) >= room {
+                    trimmed = true;
+                    break;
+                }
+                let mut a = [0u8; 32];
+                a.copy_from_slice(body.get(..32).unwrap_or(&[0; 32]));
+                filters.push_trusted(FilterHeader::from_byte_array(a));
+                accepted = accepted.saturating_add(1);
+            }
+            Taken { accepted, invalid: false }
+        })?;
+        if trimmed {
             repairs.push(format!("{}: filter headers above the header chain dropped", fpath.display()));
         }
         repairs.extend(fs.repair);
-        let ffile = reopen(&fpath, FILTERS_MAGIC, &genesis, fkeep, fs.corrupt)?;
+        let ffile = reopen(&fpath, FILTERS_MAGIC, &genesis, fs.keep_len, fs.corrupt)?;
 
         let store = ChainStore {
             dir: dir.to_path_buf(),
@@ -400,6 +448,41 @@ impl ChainStore {
         self.headers.sync_data().map_err(io_err(&hpath))?;
         self.header_records = self.header_records.saturating_add(outcome.connected.len() as u64);
         Ok(())
+    }
+
+    /// Reads the saved header at `height` (the chain in memory keeps only hash, time and bits
+    /// of each block): `None` for height 0 (the genesis header is in the
+    /// [params](ChainParams::genesis)) or above what the file holds.
+    ///
+    /// Errors: [`StoreError::Io`]; [`StoreError::Corrupt`] when the record's checksum fails
+    /// (the file changed under the store).
+    ///
+    /// ```
+    /// use btcpeer_core::chain::{ChainParams, ChainStore};
+    /// let dir = std::env::temp_dir().join(format!("btcpeer-store-read-{}", std::process::id()));
+    /// let (mut store, _) = ChainStore::open(&dir, ChainParams::new(bitcoin::Network::Regtest))?;
+    /// assert_eq!(store.read_header(1)?, None);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), btcpeer_core::chain::StoreError>(())
+    /// ```
+    pub fn read_header(&mut self, height: u32) -> Result<Option<Header>, StoreError> {
+        let hpath = self.dir.join(HEADERS_FILE);
+        let h = u64::from(height);
+        if h == 0 || h > self.header_records {
+            return Ok(None);
+        }
+        let at = PREFIX_LEN.saturating_add(h.saturating_sub(1).saturating_mul(HEADER_RECORD));
+        let mut rec = [0u8; HEADER_RECORD as usize];
+        self.headers.seek(SeekFrom::Start(at)).map_err(io_err(&hpath))?;
+        self.headers.read_exact(&mut rec).map_err(io_err(&hpath))?;
+        let (body, sum) = rec.split_at(80);
+        if record_sum(h, body) != sum {
+            return Err(StoreError::OutOfOrder(format!(
+                "{}: the record at height {height} is corrupt",
+                hpath.display()
+            )));
+        }
+        encode::deserialize(body).map(Some).map_err(|e| StoreError::OutOfOrder(e.to_string()))
     }
 
     /// Appends what [`FilterHeaderChain::connect_cfheaders`] connected, and syncs the file.

@@ -34,14 +34,21 @@ fn build(d: &std::path::Path, n: usize) -> (HeaderChain, FilterHeaderChain) {
         let out = chain.connect_headers(batch, NOW).unwrap();
         store.apply_headers(&out).unwrap();
     }
-    let msg = CFHeaders {
-        filter_type: 0,
-        stop_hash: chain.tip(),
-        previous_filter_header: FilterHeader::all_zeros(),
-        filter_hashes: (0..=n as u32).map(|i| FilterHash::hash(&i.to_le_bytes())).collect(),
-    };
-    let out = filters.connect_cfheaders(&msg, &chain).unwrap();
-    store.apply_filter_headers(&out).unwrap();
+    let mut start = 0u32;
+    while start <= n as u32 {
+        let stop = (start + 1999).min(n as u32);
+        let msg = CFHeaders {
+            filter_type: 0,
+            stop_hash: chain.hash_at(stop).unwrap(),
+            previous_filter_header: start
+                .checked_sub(1)
+                .map_or(FilterHeader::all_zeros(), |p| filters.filter_header_at(p).unwrap()),
+            filter_hashes: (start..=stop).map(|i| FilterHash::hash(&i.to_le_bytes())).collect(),
+        };
+        let out = filters.connect_cfheaders(&msg, &chain).unwrap();
+        store.apply_filter_headers(&out).unwrap();
+        start = stop + 1;
+    }
     (chain, filters)
 }
 
@@ -207,5 +214,49 @@ fn outcomes_applied_out_of_order_are_refused() {
     assert!(matches!(store.apply_headers(&second), Err(StoreError::OutOfOrder(_))));
     store.apply_headers(&first).unwrap();
     store.apply_headers(&second).unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_long_file_loads_batch_by_batch_and_corruption_in_a_later_batch_keeps_what_is_before() {
+    let d = dir("long");
+    let (chain, _filters) = build(&d, 4500);
+    let (_s, loaded) = ChainStore::open(&d, params()).unwrap();
+    assert_eq!(loaded.headers.tip(), chain.tip());
+    assert_eq!(loaded.filter_headers.height(), Some(4500));
+    drop(_s);
+    // Flip a bit in the record of height 3001 (third batch of the scan).
+    let path = d.join(HEADERS_FILE);
+    let mut data = std::fs::read(&path).unwrap();
+    data[PREFIX + 3000 * 84 + 10] ^= 1;
+    std::fs::write(&path, &data).unwrap();
+    let (_s, loaded) = ChainStore::open(&d, params()).unwrap();
+    assert_eq!(loaded.headers.height(), 3000);
+    assert_eq!(loaded.headers.tip(), chain.hash_at(3000).unwrap());
+    assert_eq!(loaded.filter_headers.height(), Some(3000));
+    assert!(d.join(format!("{HEADERS_FILE}.corrupt")).exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_saved_header_is_read_back_by_height() {
+    let d = dir("read");
+    let (chain, _) = build(&d, 20);
+    let (mut store, _) = ChainStore::open(&d, params()).unwrap();
+    for h in 1..=20 {
+        assert_eq!(store.read_header(h).unwrap().map(|x| x.block_hash()), chain.hash_at(h));
+    }
+    assert_eq!(store.read_header(0).unwrap(), None);
+    assert_eq!(store.read_header(21).unwrap(), None);
+    // Appending after a read still appends at the end.
+    let mut chain = chain;
+    let more = extend(chain.tip(), chain.time_at(20).unwrap(), 2, 600, 0x207f_ffff, 5);
+    let out = chain.connect_headers(&more, NOW).unwrap();
+    store.read_header(3).unwrap();
+    store.apply_headers(&out).unwrap();
+    assert_eq!(store.read_header(22).unwrap().map(|x| x.block_hash()), Some(more[1].block_hash()));
+    drop(store);
+    let (_s, loaded) = ChainStore::open(&d, params()).unwrap();
+    assert_eq!(loaded.headers.height(), 22);
     let _ = std::fs::remove_dir_all(&d);
 }

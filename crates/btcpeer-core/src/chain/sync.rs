@@ -5,12 +5,11 @@
 //! the requests and reports the answers.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
-use bitcoin::BlockHash;
+use std::time::Instant;
 
 use super::filters::{FilterHeaderChain, MAX_CFHEADERS, MAX_CFILTERS};
 use super::headers::{HeaderChain, MAX_HEADERS};
+pub use super::sync_types::{SyncConfig, SyncPhase, SyncRequest};
 
 /// A peer, as the caller numbers them.
 ///
@@ -18,139 +17,6 @@ use super::headers::{HeaderChain, MAX_HEADERS};
 /// let peer: btcpeer_core::chain::PeerId = 7;
 /// ```
 pub type PeerId = u64;
-
-/// Limits and timeouts of a [`SyncPlanner`].
-///
-/// ```
-/// use btcpeer_core::chain::SyncConfig;
-/// let config = SyncConfig::default();
-/// assert_eq!(config.filters_in_flight_per_peer, 2);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SyncConfig {
-    /// A request unanswered for this long is a stall: the peer is reported by
-    /// [`SyncPlanner::stalled`] and the request given to another (default 30 s).
-    pub request_timeout: Duration,
-    /// Filter batches one peer may have in flight (default 2).
-    pub filters_in_flight_per_peer: usize,
-    /// Filter batches in flight over all peers (default 8).
-    pub filters_in_flight_total: usize,
-    /// The first height whose filter is wanted (a wallet's birthday; default 0).
-    pub filters_from: u32,
-}
-
-impl Default for SyncConfig {
-    fn default() -> Self {
-        SyncConfig {
-            request_timeout: Duration::from_secs(30),
-            filters_in_flight_per_peer: 2,
-            filters_in_flight_total: 8,
-            filters_from: 0,
-        }
-    }
-}
-
-impl SyncConfig {
-    /// The same, with filters wanted from `height` (a wallet's birthday).
-    ///
-    /// ```
-    /// # use btcpeer_core::chain::SyncConfig;
-    /// assert_eq!(SyncConfig::default().with_filters_from(800_000).filters_from, 800_000);
-    /// ```
-    #[must_use]
-    pub fn with_filters_from(mut self, height: u32) -> SyncConfig {
-        self.filters_from = height;
-        self
-    }
-
-    /// The same, with another stall timeout.
-    ///
-    /// ```
-    /// # use btcpeer_core::chain::SyncConfig;
-    /// # use std::time::Duration;
-    /// let c = SyncConfig::default().with_request_timeout(Duration::from_secs(5));
-    /// assert_eq!(c.request_timeout, Duration::from_secs(5));
-    /// ```
-    #[must_use]
-    pub fn with_request_timeout(mut self, timeout: Duration) -> SyncConfig {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// The same, with other filter in-flight limits (each at least 1).
-    ///
-    /// ```
-    /// # use btcpeer_core::chain::SyncConfig;
-    /// let c = SyncConfig::default().with_filters_in_flight(3, 12);
-    /// assert_eq!((c.filters_in_flight_per_peer, c.filters_in_flight_total), (3, 12));
-    /// ```
-    #[must_use]
-    pub fn with_filters_in_flight(mut self, per_peer: usize, total: usize) -> SyncConfig {
-        self.filters_in_flight_per_peer = per_peer.max(1);
-        self.filters_in_flight_total = total.max(1);
-        self
-    }
-}
-
-/// A request for the caller to send.
-///
-/// ```
-/// use btcpeer_core::chain::SyncRequest;
-/// let r = SyncRequest::Headers { locator: vec![] };
-/// assert!(matches!(r, SyncRequest::Headers { .. }));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SyncRequest {
-    /// `getheaders` with this locator (stop hash all zeros: as many as the peer has).
-    Headers {
-        /// The locator ([`HeaderChain::locator`]).
-        locator: Vec<BlockHash>,
-    },
-    /// `getcfcheckpt` (basic filters) up to `stop_hash`.
-    FilterCheckpoints {
-        /// The tip the checkpoints are for.
-        stop_hash: BlockHash,
-    },
-    /// `getcfheaders` (basic) for heights `start_height ..= height of stop_hash`.
-    FilterHeaders {
-        /// The first height.
-        start_height: u32,
-        /// The last block of the range.
-        stop_hash: BlockHash,
-    },
-    /// `getcfilters` (basic) for heights `start_height ..= stop_height`.
-    Filters {
-        /// The first height.
-        start_height: u32,
-        /// The last height.
-        stop_height: u32,
-        /// The last block of the range.
-        stop_hash: BlockHash,
-    },
-}
-
-/// Where a sync is.
-///
-/// ```
-/// use btcpeer_core::chain::{SyncConfig, SyncPlanner, SyncPhase, ChainParams, HeaderChain, FilterHeaderChain};
-/// let plan = SyncPlanner::new(SyncConfig::default());
-/// let chain = HeaderChain::new(ChainParams::new(bitcoin::Network::Regtest));
-/// assert_eq!(plan.phase(&chain, &FilterHeaderChain::new()), SyncPhase::Headers);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SyncPhase {
-    /// Fetching headers.
-    Headers,
-    /// Fetching checkpoints and filter headers.
-    FilterHeaders,
-    /// Fetching filters.
-    Filters,
-    /// Everything up to the best known tip is here.
-    Synced,
-}
 
 #[derive(Clone, Debug)]
 struct InFlight {
@@ -183,7 +49,8 @@ impl PeerState {
 ///
 /// Headers are asked of one peer at a time, until every peer has answered with fewer than
 /// 2,000 (it has no more); then each peer's `getcfcheckpt` (for the caller to cross-check);
-/// then filter headers, one range at a time (they must connect in order); filters from
+/// then filter headers, one range at a time (they must connect in order), each range asked of
+/// [`SyncConfig::filter_headers_peers`] peers so their answers are cross-checked; filters from
 /// several peers in parallel. A filter is received once [`filter_received`](Self::filter_received)
 /// reports it (after [`FilterHeaderChain::check_filter`]).
 ///
@@ -360,12 +227,16 @@ impl SyncPlanner {
         if any_in_flight(&self.peers, &|r| matches!(r, SyncRequest::FilterCheckpoints { .. })) {
             return out;
         }
-        // 3. Filter headers, one range at a time.
+        // 3. Filter headers, one range at a time, each asked of several peers to cross-check.
         let next = filters.next_height();
         if next <= tip && !any_in_flight(&self.peers, &|r| matches!(r, SyncRequest::FilterHeaders { .. })) {
             let stop = next.saturating_add(u32::try_from(MAX_CFHEADERS).unwrap_or(2000).saturating_sub(1)).min(tip);
-            if let (Some(stop_hash), Some(id)) = (chain.hash_at(stop), self.least_busy(|_| true)) {
-                self.send(id, SyncRequest::FilterHeaders { start_height: next, stop_hash }, now, 0, &mut out);
+            if let Some(stop_hash) = chain.hash_at(stop) {
+                let mut ids: Vec<(usize, PeerId)> = self.peers.iter().map(|(id, p)| (p.in_flight.len(), *id)).collect();
+                ids.sort_unstable();
+                for (_, id) in ids.into_iter().take(self.config.filter_headers_peers.max(1)) {
+                    self.send(id, SyncRequest::FilterHeaders { start_height: next, stop_hash }, now, 0, &mut out);
+                }
             }
         }
         // 4. Filters, in batches, where filter headers are known.

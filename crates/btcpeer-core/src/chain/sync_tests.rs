@@ -113,6 +113,7 @@ impl Client {
             SyncRequest::FilterHeaders { start_height, stop_hash } => {
                 assert!(self.chain.height_of(&stop_hash).unwrap() - start_height < 2000);
                 let msg = server.answer_cfheaders(start_height, stop_hash);
+                // The second peer's answer for a range agrees: all already known.
                 self.filters.connect_cfheaders(&msg, &self.chain).unwrap();
                 self.plan.filter_headers_received(peer);
             }
@@ -142,9 +143,18 @@ fn two_peers_sync_headers_then_filter_headers_then_every_filter() {
     // Headers were asked three times of one peer (2000, 2000, 500) and once of the other.
     let headers = c.sent.iter().filter(|(_, r)| matches!(r, SyncRequest::Headers { .. })).count();
     assert_eq!(headers, 4);
-    // Every peer was asked for its checkpoints; filter headers came in 3 ranges.
+    // Every peer was asked for its checkpoints; filter headers came in 3 ranges, each asked of
+    // both peers (cross-checked: the second answer agreed).
     assert_eq!(c.sent.iter().filter(|(_, r)| matches!(r, SyncRequest::FilterCheckpoints { .. })).count(), 2);
-    assert_eq!(c.sent.iter().filter(|(_, r)| matches!(r, SyncRequest::FilterHeaders { .. })).count(), 3);
+    let ranges: Vec<(PeerId, u32)> = c
+        .sent
+        .iter()
+        .filter_map(|(p, r)| match r {
+            SyncRequest::FilterHeaders { start_height, .. } => Some((*p, *start_height)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ranges, vec![(1, 0), (2, 0), (1, 2000), (2, 2000), (1, 4000), (2, 4000)]);
     // Filters were spread over both peers.
     let filters_to = |p| c.sent.iter().filter(|(id, r)| *id == p && matches!(r, SyncRequest::Filters { .. })).count();
     assert!(filters_to(1) > 0 && filters_to(2) > 0);
@@ -189,6 +199,34 @@ fn filter_batches_respect_the_in_flight_limits() {
         })
         .collect();
     assert_eq!(batches, vec![(0, 999), (1000, 1999), (2000, 2999)]);
+}
+
+#[test]
+fn a_lying_peers_filter_headers_conflict_with_the_honest_answer_for_the_same_range() {
+    use super::filters::FilterError;
+    let server = Server::new(100);
+    let liar = Server { headers: server.headers.clone(), salt: 9 };
+    let mut c = Client::new(SyncConfig::default());
+    c.plan.add_peer(1, 100);
+    c.plan.add_peer(2, 100);
+    loop {
+        let reqs = c.plan.next_requests(c.now, &c.chain, &c.filters);
+        let fh: Vec<_> = reqs.iter().filter(|(_, r)| matches!(r, SyncRequest::FilterHeaders { .. })).cloned().collect();
+        if !fh.is_empty() {
+            assert_eq!(fh.len(), 2);
+            let SyncRequest::FilterHeaders { start_height, stop_hash } = fh[0].1.clone() else { unreachable!() };
+            let honest = server.answer_cfheaders(start_height, stop_hash);
+            let lie = liar.answer_cfheaders(start_height, stop_hash);
+            c.filters.connect_cfheaders(&honest, &c.chain).unwrap();
+            // The liar's answer differs from the first height on.
+            assert_eq!(c.filters.connect_cfheaders(&lie, &c.chain), Err(FilterError::Conflict { height: 0 }));
+            assert_eq!(super::crosscheck::first_divergence(&honest, &lie, 100), super::crosscheck::Divergence::At(0));
+            break;
+        }
+        for (p, r) in reqs {
+            c.answer(&server, p, r);
+        }
+    }
 }
 
 #[test]
@@ -259,4 +297,69 @@ fn filters_start_at_the_wallet_birthday() {
         .unwrap();
     assert_eq!(first, 2500);
     assert_eq!(c.plan.filters_height(), 3001);
+}
+
+mod shuffled {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Answers delivered in any order, some held back a round, one peer possibly silent:
+        /// the sync still ends with every filter received, and no batch is ever above the limits.
+        #[test]
+        fn any_answer_order_still_syncs(seed in any::<u64>(), silent in 0u64..4, n in 1usize..3500) {
+            let server = Server::new(n);
+            let mut c = Client::new(SyncConfig::default());
+            for p in 1..=3 {
+                c.plan.add_peer(p, n as u32);
+            }
+            let mut rng = seed;
+            let mut next = |m: usize| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                (rng % m.max(1) as u64) as usize
+            };
+            let mut held: Vec<(PeerId, SyncRequest)> = Vec::new();
+            let mut synced = false;
+            for _ in 0..400 {
+                if c.plan.phase(&c.chain, &c.filters) == SyncPhase::Synced {
+                    synced = true;
+                    break;
+                }
+                let mut reqs = c.plan.next_requests(c.now, &c.chain, &c.filters);
+                for (_, r) in &reqs {
+                    if let SyncRequest::Filters { start_height, stop_height, .. } = r {
+                        prop_assert!(stop_height - start_height < 1000);
+                    }
+                }
+                reqs.append(&mut held);
+                // Shuffle, and hold some back for a round.
+                for i in (1..reqs.len()).rev() {
+                    let j = next(i + 1);
+                    reqs.swap(i, j);
+                }
+                for (peer, req) in reqs {
+                    if peer == silent {
+                        continue;
+                    }
+                    if next(4) == 0 {
+                        held.push((peer, req));
+                        continue;
+                    }
+                    c.answer(&server, peer, req);
+                }
+                c.now += Duration::from_secs(3);
+                for p in c.plan.stalled(c.now) {
+                    c.plan.remove_peer(p);
+                    held.retain(|(id, _)| *id != p);
+                }
+            }
+            prop_assert!(synced, "not synced: {:?}", c.plan.phase(&c.chain, &c.filters));
+            prop_assert_eq!(c.plan.filters_height(), n as u32 + 1);
+            prop_assert_eq!(c.filters.height(), Some(n as u32));
+        }
+    }
 }
