@@ -97,14 +97,9 @@ impl Sync {
             let mut elements = 0u64;
             for addr in addrs {
                 let Some(p) = self.peers.live.iter().find(|p| &p.addr == addr).cloned() else { continue };
-                let r = self.peers.wake.get_cfilters(&p.peer, self.settings.timeout, height, hash).await;
+                let r = p.peer.requests().timeout(self.settings.timeout).get_cfilters_of(BASIC, height, &[hash]).await;
                 let filter = match r {
                     Ok(f) => f.into_iter().find(|f| f.block_hash == hash),
-                    // Its filter does not hash to its own filter hash: a lie either way.
-                    Err(_) if self.peers.wake.sent_stray_filter(&p.peer) => {
-                        verdict = Some(false);
-                        break;
-                    }
                     Err(_) => None,
                 };
                 let Some(filter) = filter else { continue };

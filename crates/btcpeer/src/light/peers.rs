@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::LightEvent;
 use crate::core::addrbook::{AddrBook, group};
-use crate::peer::{DisconnectReason, Handler, Peer, PeerConfig, RemoteInfo, RequestError, Transport};
+use crate::peer::{DisconnectReason, Handler, Peer, PeerConfig, RemoteInfo, Transport};
 use crate::wire::Inventory;
 
 /// The network group of `addr` (Core's `NetGroupManager::GetGroup`), or the host name itself.
@@ -36,17 +36,10 @@ pub(crate) fn from_book(book: &AddrBook) -> Vec<String> {
     entries.into_iter().map(|e| e.peer.to_string()).collect()
 }
 
-/// Why a filter request ended early: the peer sent a filter its own filter hashes refute.
-pub(crate) const STRAY_FILTER: &str = "a filter that does not hash to the filter hash it gave for its block";
-
-/// Wakes the sync when a peer announces a block or goes away, and notes the peers that sent a
-/// filter no request took (one that does not hash to the filter hashes the peer itself gave).
+/// Wakes the sync when a peer announces a block or goes away, and notes each peer's tip.
 #[derive(Debug, Clone)]
 pub(crate) struct Wake {
     pub wake: mpsc::Sender<()>,
-    pub stray_filters: std::sync::Arc<std::sync::Mutex<HashSet<u64>>>,
-    /// Woken on each stray filter.
-    pub stray_notify: std::sync::Arc<tokio::sync::Notify>,
     /// The last block each peer (by id) announced or sent a header of: its tip, as far as we know.
     pub tips: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, bitcoin::BlockHash>>>,
 }
@@ -63,54 +56,24 @@ impl Wake {
             t.insert(peer.id(), hash);
         }
     }
-
-    /// Requests filters from `p` (see [`Peer::get_cfilters`]), ending early with
-    /// [`RequestError::InvalidAnswer`] when the peer sends a filter the request did not take: one
-    /// that does not hash to the filter hash the peer itself gave for its block.
-    pub(crate) async fn get_cfilters(
-        &self,
-        p: &Peer,
-        timeout: std::time::Duration,
-        start: u32,
-        stop: bitcoin::BlockHash,
-    ) -> Result<Vec<bitcoin::p2p::message_filter::CFilter>, RequestError> {
-        let request = p.requests().timeout(timeout).get_cfilters(0, start, stop);
-        let stray = async {
-            loop {
-                let notified = self.stray_notify.notified();
-                if self.sent_stray_filter(p) {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::select! {
-            r = request => r,
-            () = stray => Err(RequestError::InvalidAnswer(STRAY_FILTER)),
-        }
-    }
-
-    /// Whether `peer` sent a filter no request took.
-    pub(crate) fn sent_stray_filter(&self, peer: &Peer) -> bool {
-        self.stray_filters.lock().is_ok_and(|s| s.contains(&peer.id()))
-    }
 }
 
 impl Handler for Wake {
-    fn on_inv(&self, _peer: &Peer, inv: Vec<Inventory>) {
-        if inv.iter().any(|i| matches!(i, Inventory::Block(_) | Inventory::WitnessBlock(_))) {
+    fn on_inv(&self, peer: &Peer, inv: Vec<Inventory>) {
+        let last = inv.iter().rev().find_map(|i| match i {
+            Inventory::Block(h) | Inventory::WitnessBlock(h) => Some(*h),
+            _ => None,
+        });
+        if let Some(hash) = last {
+            self.set_tip(peer, hash);
             let _ = self.wake.try_send(());
         }
     }
 
-    fn on_cfilter(&self, peer: &Peer, _msg: bitcoin::p2p::message_filter::CFilter) {
-        if let Ok(mut s) = self.stray_filters.lock() {
-            s.insert(peer.id());
+    fn on_headers(&self, peer: &Peer, headers: Vec<bitcoin::block::Header>) {
+        if let Some(last) = headers.last() {
+            self.set_tip(peer, last.block_hash());
         }
-        self.stray_notify.notify_waiters();
-    }
-
-    fn on_headers(&self, _peer: &Peer, _headers: Vec<bitcoin::block::Header>) {
         let _ = self.wake.try_send(());
     }
 

@@ -5,7 +5,7 @@ use bitcoin::bip158::BlockFilter;
 use bitcoin::{Block, BlockHash, OutPoint};
 
 use super::peers::LightPeer;
-use super::sync::{Coin, Sync};
+use super::sync::{BASIC, Coin, Sync};
 
 /// Matched blocks fetched at once (over the peers): enough to fill the link, few enough to bound
 /// memory (16 blocks of at most 4 MB).
@@ -57,11 +57,11 @@ impl Sync {
             }
             let start = next;
             let stop_height = start.saturating_add(self.settings.batch.saturating_sub(1)).min(top);
-            let Some(stop) = self.chain.hash(stop_height) else { break };
+            // Our own headers name each block: every filter is matched to its block, in order.
+            let blocks: Vec<_> = (start..=stop_height).map_while(|h| self.chain.hash(h)).collect();
             let timeout = self.settings.timeout;
-            let wake = self.peers.wake.clone();
             asks.spawn(async move {
-                let r = wake.get_cfilters(&p.peer, timeout, start, stop).await;
+                let r = p.peer.requests().timeout(timeout).get_cfilters_of(BASIC, start, &blocks).await;
                 (i, p, start, stop_height, r)
             });
             next = stop_height.saturating_add(1);
@@ -142,11 +142,6 @@ impl Sync {
     ) -> Option<Vec<(u32, BlockHash)>> {
         let filters = match answer {
             Ok(f) => f,
-            Err(_) if self.peers.wake.sent_stray_filter(&p.peer) => {
-                let reason = format!("a filter in {start}..={stop_height} that does not match its filter header");
-                self.peers.drop_peer(&p.addr, reason, &self.events).await;
-                return None;
-            }
             Err(RequestError::Timeout(t)) => {
                 let reason = format!("withheld filters: no answer within {t:?}");
                 self.peers.drop_peer(&p.addr, reason, &self.events).await;

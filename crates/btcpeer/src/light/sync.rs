@@ -98,12 +98,7 @@ pub(crate) async fn run(
     let peers = PeerSet::new(
         settings.peers.clone(),
         config,
-        Wake {
-            wake: wake_tx,
-            stray_filters: Default::default(),
-            stray_notify: Default::default(),
-            tips: Default::default(),
-        },
+        Wake { wake: wake_tx, tips: Default::default() },
         settings.target_peers,
     );
     let mut sync = Sync {
