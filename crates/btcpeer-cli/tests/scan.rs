@@ -120,10 +120,11 @@ fn scan_resumes_from_its_data_dir_and_scans_from_a_height() {
     assert_eq!(second.of("tx").len(), 1, "{second:?}");
     assert_eq!(second.of("tx")[0]["txid"], w.paid[1].txid.to_string());
     assert_eq!(second.events.last().map(|e| e["height"].clone()), Some((w.chain.len() - 1).into()));
-    // Headers and filter headers came from the data directory: one getheaders (nothing new), and
-    // the only getcfheaders were those each getcfilters asks first.
+    // Headers and filter headers came from the data directory: one getheaders (nothing new), no
+    // getcfheaders at all.
     assert_eq!(after.headers - before.headers, 1);
-    assert_eq!(after.cfheaders - before.cfheaders, after.cfilters - before.cfilters);
+    assert_eq!(after.cfheaders, before.cfheaders);
+    assert!(after.cfilters > before.cfilters);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
