@@ -1,6 +1,6 @@
 //! Figures for `btcpeer::light`: syncing a 10,000-block regtest chain served over 127.0.0.1 (three
 //! peers), each stage beside a baseline measured in the same run over the same link (raw
-//! `get_headers` / `get_cfheaders` / `get_cfilters` / `get_block` from one peer, and the machine's
+//! `get_headers` / `get_cfheaders` / `get_cfilters_of` / `get_block` from one peer, and the machine's
 //! sha256d rate on 80-byte headers).
 //!
 //! ```sh
@@ -94,7 +94,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut start = 0;
     while start <= tip {
         let stop = (start + 999).min(tip);
-        peer.get_cfilters(0, start as u32, chain.hash(stop)).await?;
+        let blocks: Vec<BlockHash> = (start..=stop).map(|h| chain.hash(h)).collect();
+        peer.get_cfilters_of(0, start as u32, &blocks).await?;
         start = stop + 1;
     }
     let raw_filters = rate(tip + 1, started.elapsed());
@@ -120,7 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  headers        {headers_s:>10.0}/s   raw get_headers   {raw_headers:>10.0}/s");
     println!("  filter headers {fh_s:>10.0}/s   raw get_cfheaders {raw_fh:>10.0}/s   (cross-checked)");
-    println!("  filters        {filters_s:>10.0}/s   raw get_cfilters  {raw_filters:>10.0}/s");
+    println!("  filters        {filters_s:>10.0}/s   raw get_cfilters_of {raw_filters:>10.0}/s");
     println!(
         "  blocks         {blocks_s:>10.0}/s   raw get_block     {raw_blocks:>10.0}/s   (matched blocks: scan time over the idle scan's)"
     );
