@@ -60,11 +60,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             LightEvent::Tx(tx) => println!("{} at height {} ({}): {:?}", tx.txid, tx.height, tx.block, tx.kind),
             LightEvent::Synced { height, tip } => {
                 println!("synced at height {height} ({tip})");
-                break;
+                return Ok(());
             }
+            LightEvent::Stopped(e) => return Err(e.into()),
             LightEvent::Progress { .. } => {}
             other => println!("{other:?}"),
         }
     }
-    Ok(())
+    Err("the client stopped before it synced".into())
 }
