@@ -10,6 +10,18 @@
 //! goes on with the others. Headers and filter headers are kept in the data directory, so a restart
 //! resumes where the last run stopped.
 //!
+//! How it is built: the rules are `btcpeer_core::chain`'s (Core's header checks and retarget rules,
+//! the filter-header chain, `check_outputs_in_filter`, the crash-safe `ChainStore`); this module
+//! moves bytes and time around them. Headers come from each peer in turn; each range of 2,000 filter
+//! headers from every peer that has its stop block at once (a peer behind us or on another branch
+//! is left out, not dropped), compared, and a disagreement settled by the block at the first height
+//! the peers differ (a side whose filter lacks the block's outputs lied; if the block cannot tell,
+//! the filter with more elements wins — an omission can hide a spend — then the majority);
+//! filters come in ranges of 1,000, one range per peer at once, each filter matched to its block by
+//! our own headers (`get_cfilters_of`) and checked against its filter header; matching blocks come
+//! 16 at a time over the peers. The sequencing is written here rather than on the chain module's
+//! `SyncPlanner` (written in parallel); moving onto it is future work.
+//!
 //! ```no_run
 //! use btcpeer::light::{LightClient, LightEvent};
 //! use btcpeer::network::Network;
