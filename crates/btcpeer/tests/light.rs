@@ -362,3 +362,19 @@ async fn with_nothing_watched_no_filter_is_fetched_until_a_watch() {
     let events = until_synced(&mut handle).await;
     assert_found_the_wallet(&w, &events);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_compact_filters_is_a_line_and_the_sync_goes_on() {
+    use btcpeer::peer::{NonceRegistry, PeerConfig};
+    let w = wallet_chain(300);
+    let plain = PeerConfig::builder(Network::REGTEST).nonce_registry(NonceRegistry::new()).build().expect("config");
+    let (no_filters, _task) =
+        btcpeer::testing::serve_with("127.0.0.1:0", plain, ChainServer::new(w.chain.clone())).await.expect("binds");
+    let mut addrs = vec![no_filters.to_string()];
+    addrs.extend(serve_all(&[ChainServer::new(w.chain.clone())]).await);
+    let mut handle = client(&addrs).target_peers(2).build().expect("builds").start().expect("starts");
+    let events = until_synced(&mut handle).await;
+    assert_found_the_wallet(&w, &events);
+    let d = dropped(&events);
+    assert_eq!(d, vec![(addrs[0].clone(), "does not serve compact filters (no NODE_COMPACT_FILTERS)".to_string())]);
+}

@@ -54,14 +54,37 @@ pub async fn serve(
     network: Network,
     server: ChainServer,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
     let config = PeerConfig::builder(network)
         .services(ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::COMPACT_FILTERS)
         .v2(V2Policy::Prefer)
         .nonce_registry(NonceRegistry::new())
         .build()
         .map_err(std::io::Error::other)?;
+    serve_with(listen, config, server).await
+}
+
+/// [`serve`] with a configuration of the caller's (other services, another transport policy).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use btcpeer::network::Network;
+/// use btcpeer::peer::{NonceRegistry, PeerConfig};
+/// use btcpeer::testing::{ChainServer, SyntheticChain, serve_with};
+///
+/// // A node that does not advertise compact filters.
+/// let config = PeerConfig::builder(Network::REGTEST).nonce_registry(NonceRegistry::new()).build()?;
+/// let chain = Arc::new(SyntheticChain::new(bitcoin::Network::Regtest, 100));
+/// let (addr, task) = serve_with("127.0.0.1:0", config, ChainServer::new(chain)).await?;
+/// # Ok(()) }
+/// ```
+pub async fn serve_with(
+    listen: &str,
+    config: PeerConfig,
+    server: ChainServer,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         let mut peers: Vec<Peer> = Vec::new();
         loop {
