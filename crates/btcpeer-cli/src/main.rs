@@ -18,6 +18,7 @@ mod headers;
 mod listen;
 mod node;
 mod report;
+mod scan;
 mod text;
 
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ pub const EXIT_TIMEOUT: u8 = 3;
                   btcpeer demo --peers 8 --json\n  \
                   btcpeer connect 127.0.0.1:18444 --network regtest --ping 3\n  \
                   btcpeer listen 127.0.0.1:18444 --network regtest\n  \
+                  btcpeer scan --network signet --connect a.example:38333 --watch tb1q…\n  \
                   btcpeer decode --network regtest fabfb5da76657261636b000000000000000000005df6e0e2\n\n\
                   Exit codes: 0 success, 1 failure, 2 usage error, 3 timeout."
 )]
@@ -116,6 +118,23 @@ enum Command {
                             2 usage error."
     )]
     Node(node::NodeArgs),
+    /// Watch addresses or scripts with a BIP157/158 light client: sync from peers serving compact
+    /// filters, print every payment to and spend from them, then a summary.
+    ///
+    /// Headers and filter headers are synced from genesis (kept in --data-dir, so a second run
+    /// resumes); filter headers are cross-checked between the peers, and a peer that lies (the
+    /// block itself contradicts its filter headers, a filter that does not match its header, a block
+    /// that is not the one asked for), withholds filters, is on another network or has no filters is
+    /// dropped with a line, and the scan goes on with the others.
+    #[command(after_help = "Examples:\n  btcpeer scan --network regtest --connect 127.0.0.1:18444 --watch bcrt1q…\n  \
+                            btcpeer scan --network signet --connect a.example:38333 b.example:38333 c.example:38333 \
+                            --watch tb1q… --data-dir ~/.btcpeer/signet --follow\n  \
+                            btcpeer scan --network regtest --connect 127.0.0.1:18444 --watch 0014… --from 100 --json\n\n\
+                            Events (--json): peer_connected, peer_dropped, tx (kind received or spent), reorg, \
+                            block (with --follow), synced (last).\n\n\
+                            Exit codes: 0 synced (with --follow: on Ctrl-C), 1 no honest peer left (the reasons on \
+                            stderr) or the data directory cannot be used, 2 usage error.")]
+    Scan(scan::ScanArgs),
     /// Decode v1 frames given as hex (arguments, or hex lines on stdin with `-` or no argument).
     #[command(after_help = "Examples:\n  btcpeer decode f9beb4d970696e67000000000000000008000000...\n  \
                             btcpeer decode --network regtest --json --reencode - < frames.txt\n\n\
@@ -206,6 +225,7 @@ fn main() -> ExitCode {
         Some(Command::Listen(args)) => listen::run(args),
         Some(Command::Crawl(args)) => crawl::run(args),
         Some(Command::Node(args)) => node::run(args),
+        Some(Command::Scan(args)) => scan::run(args),
         Some(Command::Decode(args)) => decode::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Completions { shell }) => {

@@ -69,6 +69,29 @@ fn every_event_each_subcommand_prints_is_documented() {
     assert_eq!(r.code, 0, "{r:?}");
     check("demo", &r.events);
 
+    // scan: a served regtest chain with a payment, a liar beside the honest peer.
+    let mut b = btcpeer::testing::ChainBuilder::new(btcpeer::bitcoin::Network::Regtest);
+    b.mine(5);
+    let watched = btcpeer::bitcoin::ScriptBuf::from_bytes([vec![0x00, 0x14], vec![9; 20]].concat());
+    let paid = b.pay(&watched, btcpeer::bitcoin::Amount::from_sat(1_000));
+    b.spend(paid, &btcpeer::bitcoin::ScriptBuf::from_bytes(vec![0x51]));
+    let chain = std::sync::Arc::new(b.build());
+    let addrs = common::serve_chains(vec![
+        (btcpeer::network::Network::REGTEST, btcpeer::testing::ChainServer::new(chain.clone())),
+        (
+            btcpeer::network::Network::REGTEST,
+            btcpeer::testing::ChainServer::misbehaving(chain, btcpeer::testing::Misbehaviour::WrongFilterHeaders),
+        ),
+    ]);
+    let r = run_line(&format!(
+        "scan --network regtest --connect {} {} --watch {} --json",
+        addrs[0],
+        addrs[1],
+        watched.to_hex_string()
+    ));
+    assert_eq!(r.code, 0, "{r:?}");
+    check("scan", &r.events);
+
     let r =
         run(&["decode", "--network", "regtest", "--json", "fabfb5da76657261636b000000000000000000005df6e0e2", "00"]);
     check("decode", &r.events);

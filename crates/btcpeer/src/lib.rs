@@ -193,6 +193,7 @@ pub use btcpeer_core::bitcoin;
 pub use btcpeer_core::{network, wire};
 
 pub mod crawl;
+pub mod light;
 pub mod node;
 pub mod peer;
 #[cfg(feature = "socks")]

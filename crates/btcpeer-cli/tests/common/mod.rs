@@ -191,3 +191,22 @@ impl Drop for Listener {
         let _ = self.child.wait();
     }
 }
+
+/// Chain servers (`btcpeer::testing`) on 127.0.0.1, one per handler, run on a thread of their own
+/// until the process ends; their `HOST:PORT`s.
+pub fn serve_chains(servers: Vec<(btcpeer::network::Network, btcpeer::testing::ChainServer)>) -> Vec<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+        runtime.block_on(async move {
+            let mut addrs = Vec::new();
+            for (network, server) in servers {
+                let (addr, _task) = btcpeer::testing::serve("127.0.0.1:0", network, server).await.expect("binds");
+                addrs.push(addr.to_string());
+            }
+            tx.send(addrs).expect("the test waits");
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv_timeout(DEADLINE).expect("the servers' addresses")
+}
