@@ -3,44 +3,17 @@
 //! Time is an argument throughout.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use btcpeer_core::addrbook::{AddrBook, Peer, V2Support, group};
 use btcpeer_core::bitcoin::p2p::ServiceFlags;
 use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message};
-use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, Hello, NodeCore, NodeReason, NodeSettings, Refusal};
+use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, NodeCore, NodeReason, NodeSettings, Refusal};
 use btcpeer_core::wire::Message;
 
-const UNIX: u64 = 1_700_000_000;
-
-fn full() -> ServiceFlags {
-    ServiceFlags::NETWORK | ServiceFlags::WITNESS
-}
-
-fn hello() -> Hello {
-    Hello::new(full(), 70016, true, false, "/test/".into())
-}
-
-/// Address `i`, each in its own /16 (for i < 2,560).
-fn addr(i: usize) -> SocketAddr {
-    SocketAddr::from(([20 + (i / 256) as u8, (i % 256) as u8, 1, 1], 8333))
-}
-
-fn v2(a: SocketAddr) -> AddrV2 {
-    match a.ip() {
-        IpAddr::V4(v4) => AddrV2::Ipv4(v4),
-        IpAddr::V6(v6) => AddrV2::Ipv6(v6),
-    }
-}
-
-fn msg(a: SocketAddr, time: u64) -> AddrV2Message {
-    AddrV2Message { time: time as u32, services: full(), addr: v2(a), port: a.port() }
-}
-
-fn peer(a: SocketAddr) -> Peer {
-    Peer::new(v2(a), a.port())
-}
+mod common;
+use common::*;
 
 fn settings() -> NodeSettings {
     let mut s = NodeSettings::default();
@@ -63,22 +36,11 @@ fn node(s: NodeSettings, book: AddrBook, now: Instant) -> NodeCore {
     NodeCore::new(s, book, now)
 }
 
-fn actions(n: &mut NodeCore) -> Vec<Action> {
-    std::iter::from_fn(|| n.poll_action()).collect()
-}
-
 /// The actions once every address timer has fired (an hour later: Core's `MaybeSendAddr` sends
 /// each peer's queue on a timer of mean 30 s).
 fn actions_later(n: &mut NodeCore, now: Instant) -> Vec<Action> {
     n.poll_addr_relay(now + Duration::from_secs(3600), UNIX + 3600);
     actions(n)
-}
-
-fn accept(n: &mut NodeCore, remote: SocketAddr, now: Instant) -> ConnId {
-    match n.inbound(remote, now, UNIX) {
-        Admission::Accept(id) => id,
-        other => panic!("{other:?}"),
-    }
 }
 
 #[test]

@@ -4,64 +4,15 @@
 //! times and counted failures, collisions with connected peers. Time is an argument throughout.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use btcpeer_core::addrbook::{AddrBook, Peer, group};
-use btcpeer_core::bitcoin::p2p::ServiceFlags;
 use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message};
-use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, Hello, NodeCore, NodeSettings};
+use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, NodeCore, NodeSettings};
 
-const UNIX: u64 = 1_700_000_000;
-
-fn full() -> ServiceFlags {
-    ServiceFlags::NETWORK | ServiceFlags::WITNESS
-}
-
-fn hello() -> Hello {
-    Hello::new(full(), 70016, true, false, "/test/".into())
-}
-
-/// Address `i`, each in its own /16 (for i < 2,560).
-fn addr(i: usize) -> SocketAddr {
-    SocketAddr::from(([20 + (i / 256) as u8, (i % 256) as u8, 1, 1], 8333))
-}
-
-fn v2(a: SocketAddr) -> AddrV2 {
-    match a.ip() {
-        IpAddr::V4(v4) => AddrV2::Ipv4(v4),
-        IpAddr::V6(v6) => AddrV2::Ipv6(v6),
-    }
-}
-
-fn msg(a: SocketAddr, time: u64) -> AddrV2Message {
-    AddrV2Message { time: time as u32, services: full(), addr: v2(a), port: a.port() }
-}
-
-fn settings() -> NodeSettings {
-    NodeSettings::default().fixed([7; 32], 42)
-}
-
-/// A book holding `addrs`, each heard of from a source of its own.
-fn book_with(addrs: impl IntoIterator<Item = SocketAddr>) -> AddrBook {
-    let mut book = AddrBook::new([3; 32], 5);
-    for (k, a) in addrs.into_iter().enumerate() {
-        let source = Peer::new(AddrV2::Ipv4([90, (k % 200) as u8, (k / 200) as u8, 1].into()), 8333);
-        book.add(&[msg(a, UNIX)], &source, UNIX);
-    }
-    book
-}
-
-fn actions(n: &mut NodeCore) -> Vec<Action> {
-    std::iter::from_fn(|| n.poll_action()).collect()
-}
-
-fn accept(n: &mut NodeCore, remote: SocketAddr, now: Instant) -> ConnId {
-    match n.inbound(remote, now, UNIX) {
-        Admission::Accept(id) => id,
-        other => panic!("{other:?}"),
-    }
-}
+mod common;
+use common::*;
 
 // Item 8. Core: `CConnman` seeds its keyed hashes (`nSeed0`, `nSeed1`) from `GetRand` at start.
 #[test]

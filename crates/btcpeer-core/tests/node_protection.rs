@@ -2,58 +2,19 @@
 //! header with valid proof of work near the best chain) and the block-relay-only peer that sends
 //! transactions (item 14, Core's `RejectIncomingTxs`). Time is an argument throughout.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use btcpeer_core::addrbook::{AddrBook, Peer};
-use btcpeer_core::bitcoin::p2p::ServiceFlags;
-use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message};
-use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, Hello, NodeCore, NodeSettings};
-
-const UNIX: u64 = 1_700_000_000;
-
-fn full() -> ServiceFlags {
-    ServiceFlags::NETWORK | ServiceFlags::WITNESS
-}
-
-fn hello() -> Hello {
-    Hello::new(full(), 70016, true, false, "/test/".into())
-}
-
-fn addr(i: usize) -> SocketAddr {
-    SocketAddr::from(([20 + (i / 256) as u8, (i % 256) as u8, 1, 1], 8333))
-}
-
-fn settings() -> NodeSettings {
-    NodeSettings::default().fixed([7; 32], 42)
-}
-
-fn book_with(addrs: impl IntoIterator<Item = SocketAddr>) -> AddrBook {
-    let mut book = AddrBook::new([3; 32], 5);
-    for (k, a) in addrs.into_iter().enumerate() {
-        let std::net::IpAddr::V4(ip) = a.ip() else { continue };
-        let m = AddrV2Message { time: UNIX as u32, services: full(), addr: AddrV2::Ipv4(ip), port: a.port() };
-        book.add(&[m], &Peer::new(AddrV2::Ipv4([90, k as u8, 0, 1].into()), 8333), UNIX);
-    }
-    book
-}
-
-fn actions(n: &mut NodeCore) -> Vec<Action> {
-    std::iter::from_fn(|| n.poll_action()).collect()
-}
-
-fn accept(n: &mut NodeCore, remote: SocketAddr, now: Instant) -> ConnId {
-    match n.inbound(remote, now, UNIX) {
-        Admission::Accept(id) => id,
-        other => panic!("{other:?}"),
-    }
-}
+use btcpeer_core::addrbook::AddrBook;
+use btcpeer_core::node::{Action, ConnId, ConnKind, NodeCore};
 
 use btcpeer_core::bitcoin::block::{Header, Version as BlockVersion};
 use btcpeer_core::bitcoin::hashes::Hash;
 use btcpeer_core::bitcoin::pow::{CompactTarget, Target};
 use btcpeer_core::bitcoin::{BlockHash, Transaction, TxMerkleNode};
 use btcpeer_core::wire::{Inventory, Message};
+
+mod common;
+use common::*;
 
 fn tx(n: u32) -> Transaction {
     Transaction {
