@@ -6,39 +6,37 @@ use bitcoin::p2p::message_filter::CFHeaders;
 use bitcoin::{BlockHash, FilterHash, FilterHeader};
 
 use super::headers::ChainStateError;
+use super::round::CfHeadersAnswer;
 use super::scan::check_count;
-use super::sync::{BASIC, CFHEADERS_BATCH, Sync};
+use super::sync::{BASIC, Sync};
 use super::{LightError, LightEvent, Stage};
 use crate::core::chain::check_outputs_in_filter;
 use crate::peer::RequestError;
 
 impl Sync {
-    /// Fetches the next batch of filter headers from every peer and keeps it when they agree;
-    /// when they do not, the block at the first height they differ decides who lied.
-    pub(super) async fn sync_filter_headers(&mut self) -> Result<(), LightError> {
-        let start = self.chain.filter_headers_len();
-        let stop_height = start.saturating_add(CFHEADERS_BATCH - 1).min(self.chain.tip_height());
-        let Some(stop) = self.chain.hash(stop_height) else { return Ok(()) };
+    /// One range of filter headers, as the planner asked it of several peers: kept when they
+    /// agree; when they do not, the block at the first height they differ decides who lied.
+    pub(super) async fn filter_headers_answered(&mut self, answered: Vec<CfHeadersAnswer>) -> Result<(), LightError> {
+        let Some((_, _, start, stop, _)) = answered.first() else { return Ok(()) };
+        let (start, stop) = (*start, *stop);
+        let Some(stop_height) = self.chain.headers.height_of(&stop) else {
+            // A reorg in this round took the range away: the planner asks again.
+            for (id, ..) in &answered {
+                self.plan.filter_headers_received(*id);
+            }
+            return Ok(());
+        };
         let prev = match start.checked_sub(1) {
             Some(h) => self.chain.filter_header(h).unwrap_or_else(FilterHeader::all_zeros),
             None => FilterHeader::all_zeros(),
         };
         let count = usize::try_from(stop_height.saturating_sub(start).saturating_add(1)).unwrap_or(0);
-        let mut asks = tokio::task::JoinSet::new();
-        // A peer behind us or on another branch does not know `stop`: it is left out, not dropped.
-        for p in self.peers_with(stop_height) {
-            let timeout = self.settings.timeout;
-            asks.spawn(async move {
-                let r = p.peer.requests().timeout(timeout).get_cfheaders(BASIC, start, stop).await;
-                (p.addr, r)
-            });
-        }
         let mut answers: Vec<(String, Vec<FilterHash>)> = Vec::new();
-        while let Some(done) = asks.join_next().await {
-            let Ok((addr, r)) = done else { continue };
+        for (id, p, _, _, r) in answered {
+            self.plan.filter_headers_received(id);
             match check_cfheaders(r, stop, prev, count) {
-                Ok(hashes) => answers.push((addr, hashes)),
-                Err(reason) => self.peers.drop_peer(&addr, reason, &self.events).await,
+                Ok(hashes) => answers.push((p.addr, hashes)),
+                Err(reason) => self.peers.drop_peer(&p.addr, reason, &self.events).await,
             }
         }
         let Some((_, first)) = answers.first() else { return Ok(()) };
