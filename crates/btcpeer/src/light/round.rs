@@ -6,13 +6,13 @@ use std::collections::HashMap;
 
 use bitcoin::block::Header;
 use bitcoin::p2p::message_filter::{CFCheckpt, CFHeaders, CFilter};
-use bitcoin::{BlockHash, hashes::Hash};
+use bitcoin::{BlockHash, FilterHeader, hashes::Hash};
 
 use super::LightError;
 use super::headers::ChainStateError;
 use super::peers::LightPeer;
 use super::sync::{BASIC, Sync, now};
-use crate::core::chain::{PeerId, SyncRequest};
+use crate::core::chain::{CFCHECKPT_INTERVAL, PeerId, SyncRequest};
 use crate::peer::RequestError;
 
 /// A peer's answer to one request of a round.
@@ -214,16 +214,92 @@ impl Sync {
         Ok(())
     }
 
-    /// Each peer's `cfcheckpt`, reported to the planner.
+    /// Each peer's `cfcheckpt` (BIP157: a filter header every 1,000 blocks), reported to the
+    /// planner and checked: a peer whose checkpoint differs from the filter headers we hold, or
+    /// from what a strict majority of the peers that reached that height say, is dropped; the
+    /// checkpoints a strict majority agrees on become the filter-header chain's, so a range of
+    /// filter headers that contradicts them is refused. A tie (one against one) is left to the
+    /// cross-check of the filter headers themselves, which the block settles.
     async fn checkpoints_answered(&mut self, answers: Vec<(PeerId, LightPeer, Result<CFCheckpt, RequestError>)>) {
+        let mut lists: Vec<(LightPeer, Vec<FilterHeader>)> = Vec::new();
         for (id, p, answer) in answers {
-            match answer {
-                Ok(_) => self.plan.checkpoints_received(id),
-                Err(e) => {
-                    self.peers.drop_peer(&p.addr, format!("filter checkpoints: {e}"), &self.events).await;
-                    self.plan.remove_peer(id);
+            self.plan.checkpoints_received(id);
+            let reason = match answer {
+                Ok(cp) => {
+                    let stop = self.chain.headers.height_of(&cp.stop_hash);
+                    let allowed = stop.map_or(0, |h| h.checked_div(CFCHECKPT_INTERVAL).unwrap_or(0));
+                    let count = u32::try_from(cp.filter_headers.len()).unwrap_or(u32::MAX);
+                    if cp.filter_type != BASIC || stop.is_none() || count > allowed {
+                        format!("filter checkpoints: {count} for a block where at most {allowed} fit")
+                    } else if let Some(h) = self.checkpoint_against_ours(&cp.filter_headers) {
+                        format!("filter checkpoint at height {h} differs from the filter headers agreed before")
+                    } else {
+                        lists.push((p, cp.filter_headers));
+                        continue;
+                    }
                 }
+                Err(e) => format!("filter checkpoints: {e}"),
+            };
+            self.peers.drop_peer(&p.addr, reason, &self.events).await;
+            self.plan.remove_peer(id);
+        }
+        let (agreed, liars) = majority_checkpoints(&lists);
+        for (i, height) in liars {
+            if let Some((p, _)) = lists.get(i) {
+                let reason = format!("filter checkpoint at height {height} disagrees with the majority of peers");
+                self.peers.drop_peer(&p.addr, reason, &self.events).await;
+                self.plan.remove_peer(p.peer.id());
             }
         }
+        if !agreed.is_empty() && agreed.len() >= self.chain.filters.checkpoints().len() {
+            let msg = CFCheckpt { filter_type: BASIC, stop_hash: self.chain.tip(), filter_headers: agreed };
+            // Checked against ours above; a failure here only leaves the checkpoints as they were.
+            let _ = self.chain.filters.set_checkpoints(&msg, &self.chain.headers);
+        }
     }
+
+    /// The first checkpoint height where `list` differs from a filter header we hold.
+    fn checkpoint_against_ours(&self, list: &[FilterHeader]) -> Option<u32> {
+        let mut height = 0u32;
+        for fh in list {
+            height = height.saturating_add(CFCHECKPT_INTERVAL);
+            if self.chain.filter_header(height).is_some_and(|ours| ours != *fh) {
+                return Some(height);
+            }
+        }
+        None
+    }
+}
+
+/// Of several peers' checkpoint lists: the longest prefix on which a strict majority of the
+/// peers that reached each height agree, and the peers (index, height) that contradict such a
+/// majority at the first height they do.
+fn majority_checkpoints(lists: &[(LightPeer, Vec<FilterHeader>)]) -> (Vec<FilterHeader>, Vec<(usize, u32)>) {
+    let len = lists.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+    let mut agreed = Vec::new();
+    let mut liars: Vec<(usize, u32)> = Vec::new();
+    let mut prefix = true;
+    for k in 0..len {
+        let height = u32::try_from(k).unwrap_or(u32::MAX).saturating_add(1).saturating_mul(CFCHECKPT_INTERVAL);
+        let values: Vec<(usize, FilterHeader)> = lists
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !liars.iter().any(|(l, _)| l == i))
+            .filter_map(|(i, (_, l))| l.get(k).map(|v| (i, *v)))
+            .collect();
+        let majority = values.iter().find(|(_, v)| {
+            let n = values.iter().filter(|(_, w)| w == v).count();
+            n.saturating_mul(2) > values.len()
+        });
+        match majority {
+            Some(&(_, winner)) => {
+                liars.extend(values.iter().filter(|(_, v)| *v != winner).map(|(i, _)| (*i, height)));
+                if prefix {
+                    agreed.push(winner);
+                }
+            }
+            None => prefix = false,
+        }
+    }
+    (agreed, liars)
 }
