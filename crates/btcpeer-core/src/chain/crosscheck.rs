@@ -283,6 +283,69 @@ pub fn settle_dispute(block: &Block, sides: &[DisputeSide]) -> Vec<DisputeVerdic
     verdicts
 }
 
+/// What several peers' `cfcheckpt` lists (for the same chain) agree on: see
+/// [`majority_checkpoints`].
+///
+/// ```
+/// use btcpeer_core::chain::majority_checkpoints;
+/// let vote = majority_checkpoints(std::iter::empty());
+/// assert!(vote.agreed.is_empty() && vote.dissenters.is_empty());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointVote {
+    /// The longest prefix of checkpoints (heights 1,000, 2,000, …) on which, at each height, a
+    /// strict majority of the lists that reach it agree.
+    pub agreed: Vec<FilterHeader>,
+    /// The lists (index, in the order given) that contradict a strict majority, each with the
+    /// first checkpoint height where it does (it is not counted at the heights after).
+    pub dissenters: Vec<(usize, u32)>,
+}
+
+/// Votes on checkpoints, as neutrino does before fetching filter headers: at each checkpoint
+/// height, a value held by a strict majority of the peers that reach it wins and the peers that
+/// differ are dissenters; a tie decides nothing (the filter headers' cross-check, settled by the
+/// block, must). Peers whose list is shorter are not counted at the heights they lack.
+///
+/// ```
+/// use btcpeer_core::chain::majority_checkpoints;
+/// use bitcoin::bip158::FilterHeader;
+/// use bitcoin::hashes::Hash;
+/// let (a, b) = (FilterHeader::all_zeros(), FilterHeader::hash(b"lie"));
+/// let vote = majority_checkpoints([&[a, a][..], &[a, a][..], &[a, b][..]]);
+/// assert_eq!(vote.agreed, vec![a, a]);
+/// assert_eq!(vote.dissenters, vec![(2, 2000)]);
+/// ```
+pub fn majority_checkpoints<'a>(lists: impl IntoIterator<Item = &'a [FilterHeader]>) -> CheckpointVote {
+    let lists: Vec<&[FilterHeader]> = lists.into_iter().collect();
+    let len = lists.iter().map(|l| l.len()).max().unwrap_or(0);
+    let mut vote = CheckpointVote::default();
+    let mut prefix = true;
+    for k in 0..len {
+        let height = u32::try_from(k).unwrap_or(u32::MAX).saturating_add(1).saturating_mul(CFCHECKPT_INTERVAL);
+        let values: Vec<(usize, FilterHeader)> = lists
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !vote.dissenters.iter().any(|(d, _)| d == i))
+            .filter_map(|(i, l)| l.get(k).map(|v| (i, *v)))
+            .collect();
+        let majority = values.iter().find(|(_, v)| {
+            let n = values.iter().filter(|(_, w)| w == v).count();
+            n.saturating_mul(2) > values.len()
+        });
+        match majority {
+            Some(&(_, winner)) => {
+                vote.dissenters.extend(values.iter().filter(|(_, v)| *v != winner).map(|(i, _)| (*i, height)));
+                if prefix {
+                    vote.agreed.push(winner);
+                }
+            }
+            None => prefix = false,
+        }
+    }
+    vote
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +367,18 @@ mod tests {
     fn side(filter: Option<Vec<u8>>, peers: usize) -> DisputeSide {
         let filter_hash = FilterHash::hash(filter.as_deref().unwrap_or(&[9]));
         DisputeSide { filter_hash, peers, filter }
+    }
+
+    #[test]
+    fn a_checkpoint_tie_decides_nothing_and_a_majority_names_each_dissenter_once() {
+        let (a, b, c) = (FilterHeader::all_zeros(), FilterHeader::hash(b"b"), FilterHeader::hash(b"c"));
+        let tie = majority_checkpoints([&[a][..], &[b][..]]);
+        assert_eq!(tie, CheckpointVote { agreed: vec![], dissenters: vec![] });
+        // Peer 2 lies at 1000 and is not counted after; peer 1 is short (not counted at 2000);
+        // at 3000 peers 0 and 3 are one against one: nothing agreed there, no one named.
+        let vote = majority_checkpoints([&[a, a, a][..], &[a][..], &[b, c, c][..], &[a, a, b][..]]);
+        assert_eq!(vote.dissenters, vec![(2, 1000)]);
+        assert_eq!(vote.agreed, vec![a, a]);
     }
 
     #[test]

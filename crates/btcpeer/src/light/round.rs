@@ -12,7 +12,7 @@ use super::LightError;
 use super::headers::ChainStateError;
 use super::peers::LightPeer;
 use super::sync::{BASIC, Sync, now};
-use crate::core::chain::{CFCHECKPT_INTERVAL, PeerId, SyncRequest};
+use crate::core::chain::{CFCHECKPT_INTERVAL, PeerId, SyncRequest, majority_checkpoints};
 use crate::peer::RequestError;
 
 /// A peer's answer to one request of a round.
@@ -243,7 +243,8 @@ impl Sync {
             self.peers.drop_peer(&p.addr, reason, &self.events).await;
             self.plan.remove_peer(id);
         }
-        let (agreed, liars) = majority_checkpoints(&lists);
+        let vote = majority_checkpoints(lists.iter().map(|(_, l)| l.as_slice()));
+        let (agreed, liars) = (vote.agreed, vote.dissenters);
         for (i, height) in liars {
             if let Some((p, _)) = lists.get(i) {
                 let reason = format!("filter checkpoint at height {height} disagrees with the majority of peers");
@@ -269,37 +270,4 @@ impl Sync {
         }
         None
     }
-}
-
-/// Of several peers' checkpoint lists: the longest prefix on which a strict majority of the
-/// peers that reached each height agree, and the peers (index, height) that contradict such a
-/// majority at the first height they do.
-fn majority_checkpoints(lists: &[(LightPeer, Vec<FilterHeader>)]) -> (Vec<FilterHeader>, Vec<(usize, u32)>) {
-    let len = lists.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
-    let mut agreed = Vec::new();
-    let mut liars: Vec<(usize, u32)> = Vec::new();
-    let mut prefix = true;
-    for k in 0..len {
-        let height = u32::try_from(k).unwrap_or(u32::MAX).saturating_add(1).saturating_mul(CFCHECKPT_INTERVAL);
-        let values: Vec<(usize, FilterHeader)> = lists
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !liars.iter().any(|(l, _)| l == i))
-            .filter_map(|(i, (_, l))| l.get(k).map(|v| (i, *v)))
-            .collect();
-        let majority = values.iter().find(|(_, v)| {
-            let n = values.iter().filter(|(_, w)| w == v).count();
-            n.saturating_mul(2) > values.len()
-        });
-        match majority {
-            Some(&(_, winner)) => {
-                liars.extend(values.iter().filter(|(_, v)| *v != winner).map(|(i, _)| (*i, height)));
-                if prefix {
-                    agreed.push(winner);
-                }
-            }
-            None => prefix = false,
-        }
-    }
-    (agreed, liars)
 }
