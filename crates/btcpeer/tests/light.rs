@@ -144,12 +144,29 @@ async fn light_client_finds_every_payment_and_spend_from_three_peers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_lying_about_filter_headers_is_dropped_and_the_honest_ones_finish() {
+async fn a_peer_whose_checkpoints_disagree_with_the_majority_is_dropped_before_its_filter_headers_are_used() {
     let w = wallet_chain(2_500);
     let liar = ChainServer::misbehaving(w.chain.clone(), Misbehaviour::WrongFilterHeaders);
     let servers = vec![ChainServer::new(w.chain.clone()), liar, ChainServer::new(w.chain.clone())];
     let addrs = serve_all(&servers).await;
     let mut handle = client(&addrs).build().expect("builds").start().expect("starts");
+    let events = until_synced(&mut handle).await;
+    assert_found_the_wallet(&w, &events);
+    let d = dropped(&events);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].0, addrs[1]);
+    assert!(d[0].1.contains("filter checkpoint at height 1000 disagrees with the majority"), "{d:?}");
+    // Its `cfcheckpt` gave it away: it was never asked for filter headers.
+    assert_eq!(servers[1].requests().cfheaders, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_against_one_on_checkpoints_the_block_decides_who_lied_about_filter_headers() {
+    let w = wallet_chain(2_500);
+    let liar = ChainServer::misbehaving(w.chain.clone(), Misbehaviour::WrongFilterHeaders);
+    let servers = vec![ChainServer::new(w.chain.clone()), liar];
+    let addrs = serve_all(&servers).await;
+    let mut handle = client(&addrs).target_peers(2).build().expect("builds").start().expect("starts");
     let events = until_synced(&mut handle).await;
     assert_found_the_wallet(&w, &events);
     let d = dropped(&events);

@@ -189,3 +189,224 @@ pub fn judge_filters(truth: &BlockFilter, a: &FilterHash, b: &FilterHash) -> Ver
         (false, false) => Verdict::BothLied,
     }
 }
+
+/// One side of a dispute over the filter header at a height: the filter hash its peers gave
+/// (in their `cfheaders`), how many peers gave it, and the filter one of them served for the
+/// block when asked (`None`: withheld).
+///
+/// ```
+/// use btcpeer_core::chain::DisputeSide;
+/// use bitcoin::bip158::FilterHash;
+/// use bitcoin::hashes::Hash;
+/// let side = DisputeSide { filter_hash: FilterHash::all_zeros(), peers: 2, filter: None };
+/// assert_eq!(side.peers, 2);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisputeSide {
+    /// The filter hash the side committed to.
+    pub filter_hash: FilterHash,
+    /// Peers on this side.
+    pub peers: usize,
+    /// The filter a peer of this side served for the block, if any.
+    pub filter: Option<Vec<u8>>,
+}
+
+/// What the block says of a [`DisputeSide`].
+///
+/// ```
+/// use btcpeer_core::chain::DisputeVerdict;
+/// assert_ne!(DisputeVerdict::Honest, DisputeVerdict::Withheld);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisputeVerdict {
+    /// The side's filter is consistent with the block and, of the consistent ones, has the
+    /// most elements (then the most peers).
+    Honest,
+    /// The side served no filter for the block in the dispute.
+    Withheld,
+    /// The side's filter does not hash to what it committed to, or lacks an output script of
+    /// the block (or cannot be read): the block contradicts it.
+    Contradicted,
+    /// Consistent with the block's outputs, but with fewer elements than another consistent
+    /// side: it can hide a spend (the previous outputs' scripts), so it loses.
+    OmitsElements,
+}
+
+/// Settles a dispute over the filter at `block`'s height by block evidence, as neutrino's
+/// `resolveConflict` does: a side whose filter lacks one of the block's output scripts (or
+/// does not hash to what it committed to) lied; if several sides remain, the block alone
+/// cannot tell (they differ on previous-output scripts) and the side whose filter has more
+/// elements wins (one with more costs only false positives; one with fewer can hide a spend),
+/// then the side with more peers. One verdict per side, in order.
+///
+/// ```
+/// use btcpeer_core::chain::{basic_filter, settle_dispute, DisputeSide, DisputeVerdict};
+/// use bitcoin::bip158::FilterHash;
+/// use bitcoin::hashes::Hash;
+/// let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest);
+/// let truth = basic_filter(&genesis, |_| None)?.content;
+/// let honest = DisputeSide { filter_hash: FilterHash::hash(&truth), peers: 1, filter: Some(truth) };
+/// let liar = DisputeSide { filter_hash: FilterHash::hash(&[0]), peers: 2, filter: Some(vec![0]) };
+/// let verdicts = settle_dispute(&genesis, &[honest, liar]);
+/// assert_eq!(verdicts, vec![DisputeVerdict::Honest, DisputeVerdict::Contradicted]);
+/// # Ok::<(), btcpeer_core::chain::FilterError>(())
+/// ```
+pub fn settle_dispute(block: &Block, sides: &[DisputeSide]) -> Vec<DisputeVerdict> {
+    let mut verdicts = Vec::with_capacity(sides.len());
+    // (elements, peers, index) of the sides the block does not contradict.
+    let mut consistent = Vec::new();
+    for (i, side) in sides.iter().enumerate() {
+        let verdict = match &side.filter {
+            None => DisputeVerdict::Withheld,
+            Some(f) if FilterHash::hash(f) != side.filter_hash => DisputeVerdict::Contradicted,
+            Some(f) => match (filter_element_count(f), check_outputs_in_filter(f, block)) {
+                (Ok(elements), Ok(())) => {
+                    consistent.push((elements, side.peers, i));
+                    DisputeVerdict::Honest
+                }
+                _ => DisputeVerdict::Contradicted,
+            },
+        };
+        verdicts.push(verdict);
+    }
+    let best = consistent.iter().max_by_key(|(elements, peers, i)| (*elements, *peers, std::cmp::Reverse(*i)));
+    if let Some(&(_, _, winner)) = best {
+        for &(_, _, i) in &consistent {
+            if i != winner {
+                if let Some(v) = verdicts.get_mut(i) {
+                    *v = DisputeVerdict::OmitsElements;
+                }
+            }
+        }
+    }
+    verdicts
+}
+
+/// What several peers' `cfcheckpt` lists (for the same chain) agree on: see
+/// [`majority_checkpoints`].
+///
+/// ```
+/// use btcpeer_core::chain::majority_checkpoints;
+/// let vote = majority_checkpoints(std::iter::empty());
+/// assert!(vote.agreed.is_empty() && vote.dissenters.is_empty());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointVote {
+    /// The longest prefix of checkpoints (heights 1,000, 2,000, …) on which, at each height, a
+    /// strict majority of the lists that reach it agree.
+    pub agreed: Vec<FilterHeader>,
+    /// The lists (index, in the order given) that contradict a strict majority, each with the
+    /// first checkpoint height where it does (it is not counted at the heights after).
+    pub dissenters: Vec<(usize, u32)>,
+}
+
+/// Votes on checkpoints, as neutrino does before fetching filter headers: at each checkpoint
+/// height, a value held by a strict majority of the peers that reach it wins and the peers that
+/// differ are dissenters; a tie decides nothing (the filter headers' cross-check, settled by the
+/// block, must). Peers whose list is shorter are not counted at the heights they lack.
+///
+/// ```
+/// use btcpeer_core::chain::majority_checkpoints;
+/// use bitcoin::bip158::FilterHeader;
+/// use bitcoin::hashes::Hash;
+/// let (a, b) = (FilterHeader::all_zeros(), FilterHeader::hash(b"lie"));
+/// let vote = majority_checkpoints([&[a, a][..], &[a, a][..], &[a, b][..]]);
+/// assert_eq!(vote.agreed, vec![a, a]);
+/// assert_eq!(vote.dissenters, vec![(2, 2000)]);
+/// ```
+pub fn majority_checkpoints<'a>(lists: impl IntoIterator<Item = &'a [FilterHeader]>) -> CheckpointVote {
+    let lists: Vec<&[FilterHeader]> = lists.into_iter().collect();
+    let len = lists.iter().map(|l| l.len()).max().unwrap_or(0);
+    let mut vote = CheckpointVote::default();
+    let mut prefix = true;
+    for k in 0..len {
+        let height = u32::try_from(k).unwrap_or(u32::MAX).saturating_add(1).saturating_mul(CFCHECKPT_INTERVAL);
+        let values: Vec<(usize, FilterHeader)> = lists
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !vote.dissenters.iter().any(|(d, _)| d == i))
+            .filter_map(|(i, l)| l.get(k).map(|v| (i, *v)))
+            .collect();
+        let majority = values.iter().find(|(_, v)| {
+            let n = values.iter().filter(|(_, w)| w == v).count();
+            n.saturating_mul(2) > values.len()
+        });
+        match majority {
+            Some(&(_, winner)) => {
+                vote.dissenters.extend(values.iter().filter(|(_, v)| *v != winner).map(|(i, _)| (*i, height)));
+                if prefix {
+                    vote.agreed.push(winner);
+                }
+            }
+            None => prefix = false,
+        }
+    }
+    vote
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::{Amount, Transaction, TxIn, TxOut};
+
+    /// Genesis with a second transaction that spends an output paying `prevout`.
+    fn block_with_a_spend() -> Block {
+        let mut block = bitcoin::constants::genesis_block(bitcoin::Network::Regtest);
+        let tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: vec![TxIn { previous_output: OutPoint::new(bitcoin::Txid::all_zeros(), 7), ..TxIn::default() }],
+            output: vec![TxOut { value: Amount::from_sat(1), script_pubkey: ScriptBuf::from_bytes(vec![0x51, 0x51]) }],
+        };
+        block.txdata.push(tx);
+        block
+    }
+
+    fn side(filter: Option<Vec<u8>>, peers: usize) -> DisputeSide {
+        let filter_hash = FilterHash::hash(filter.as_deref().unwrap_or(&[9]));
+        DisputeSide { filter_hash, peers, filter }
+    }
+
+    #[test]
+    fn a_checkpoint_tie_decides_nothing_and_a_majority_names_each_dissenter_once() {
+        let (a, b, c) = (FilterHeader::all_zeros(), FilterHeader::hash(b"b"), FilterHeader::hash(b"c"));
+        let tie = majority_checkpoints([&[a][..], &[b][..]]);
+        assert_eq!(tie, CheckpointVote { agreed: vec![], dissenters: vec![] });
+        // Peer 2 lies at 1000 and is not counted after; peer 1 is short (not counted at 2000);
+        // at 3000 peers 0 and 3 are one against one: nothing agreed there, no one named.
+        let vote = majority_checkpoints([&[a, a, a][..], &[a][..], &[b, c, c][..], &[a, a, b][..]]);
+        assert_eq!(vote.dissenters, vec![(2, 1000)]);
+        assert_eq!(vote.agreed, vec![a, a]);
+    }
+
+    #[test]
+    fn a_filter_hiding_a_spend_loses_to_the_full_one_even_with_more_peers() {
+        let block = block_with_a_spend();
+        let spent = ScriptBuf::from_bytes(vec![0x52]);
+        let full = basic_filter(&block, |_| Some(spent.clone())).unwrap().content;
+        let hiding = basic_filter(&block, |_| Some(ScriptBuf::new())).unwrap().content;
+        assert_ne!(full, hiding);
+        let verdicts = settle_dispute(&block, &[side(Some(hiding), 3), side(Some(full), 1)]);
+        assert_eq!(verdicts, vec![DisputeVerdict::OmitsElements, DisputeVerdict::Honest]);
+    }
+
+    #[test]
+    fn a_side_that_withholds_or_lacks_the_outputs_or_breaks_its_hash_is_named() {
+        let block = block_with_a_spend();
+        let full = basic_filter(&block, |_| Some(ScriptBuf::from_bytes(vec![0x52]))).unwrap().content;
+        let mut broken = side(Some(full.clone()), 1);
+        broken.filter_hash = FilterHash::all_zeros();
+        let sides = [side(None, 1), side(Some(vec![0]), 1), broken, side(Some(full), 1)];
+        assert_eq!(
+            settle_dispute(&block, &sides),
+            vec![
+                DisputeVerdict::Withheld,
+                DisputeVerdict::Contradicted,
+                DisputeVerdict::Contradicted,
+                DisputeVerdict::Honest
+            ]
+        );
+    }
+}

@@ -51,8 +51,8 @@ mod sync_types;
 mod testutil;
 
 pub use crosscheck::{
-    Divergence, Verdict, basic_filter, check_outputs_in_filter, first_checkpoint_difference, first_divergence,
-    judge_filters,
+    CheckpointVote, DisputeSide, DisputeVerdict, Divergence, Verdict, basic_filter, check_outputs_in_filter,
+    first_checkpoint_difference, first_divergence, judge_filters, majority_checkpoints, settle_dispute,
 };
 pub use filters::{
     BASIC_FILTER, CFCHECKPT_INTERVAL, FilterError, FilterHeaderChain, FilterHeadersOutcome, MAX_CFHEADERS,

@@ -80,7 +80,12 @@ pub struct SyncPlanner {
     filters_done: BTreeMap<u32, u32>,
     /// Batches to ask again (their peer stalled or left): (start, stop).
     filters_retry: Vec<(u32, u32)>,
+    /// Whether filters are wanted at all (a wallet that watches nothing fetches none).
+    filters_wanted: bool,
 }
+
+#[path = "sync_control.rs"]
+mod control;
 
 impl SyncPlanner {
     /// A planner with no peer.
@@ -99,6 +104,7 @@ impl SyncPlanner {
             filters_requested_to: from,
             filters_done: BTreeMap::new(),
             filters_retry: Vec::new(),
+            filters_wanted: true,
         }
     }
 
@@ -217,12 +223,20 @@ impl SyncPlanner {
         }
         let tip = chain.height();
         // 2. Every peer's checkpoints, for the caller to cross-check.
-        let ask: Vec<PeerId> = self.peers.iter().filter(|(_, p)| !p.checkpoint_asked).map(|(id, _)| *id).collect();
-        for id in ask {
+        // Each up to the highest block of ours it has (a peer behind us does not know our tip).
+        let ask: Vec<(PeerId, u32)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.checkpoint_asked)
+            .map(|(id, p)| (*id, p.best_height.min(tip)))
+            .collect();
+        for (id, stop) in ask {
             if let Some(p) = self.peers.get_mut(&id) {
                 p.checkpoint_asked = true;
             }
-            self.send(id, SyncRequest::FilterCheckpoints { stop_hash: chain.tip() }, now, 0, &mut out);
+            if let Some(stop_hash) = chain.hash_at(stop) {
+                self.send(id, SyncRequest::FilterCheckpoints { stop_hash }, now, 0, &mut out);
+            }
         }
         if any_in_flight(&self.peers, &|r| matches!(r, SyncRequest::FilterCheckpoints { .. })) {
             return out;
@@ -232,7 +246,16 @@ impl SyncPlanner {
         if next <= tip && !any_in_flight(&self.peers, &|r| matches!(r, SyncRequest::FilterHeaders { .. })) {
             let stop = next.saturating_add(u32::try_from(MAX_CFHEADERS).unwrap_or(2000).saturating_sub(1)).min(tip);
             if let Some(stop_hash) = chain.hash_at(stop) {
-                let mut ids: Vec<(usize, PeerId)> = self.peers.iter().map(|(id, p)| (p.in_flight.len(), *id)).collect();
+                // A peer behind us (or on another branch) does not know `stop`: it is left out,
+                // unless no peer has it as far as we know.
+                let has = |p: &PeerState| p.best_height >= stop;
+                let any_has = self.peers.values().any(has);
+                let mut ids: Vec<(usize, PeerId)> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| !any_has || has(p))
+                    .map(|(id, p)| (p.in_flight.len(), *id))
+                    .collect();
                 ids.sort_unstable();
                 for (_, id) in ids.into_iter().take(self.config.filter_headers_peers.max(1)) {
                     self.send(id, SyncRequest::FilterHeaders { start_height: next, stop_hash }, now, 0, &mut out);
@@ -241,25 +264,39 @@ impl SyncPlanner {
         }
         // 4. Filters, in batches, where filter headers are known.
         let Some(known) = filters.height() else { return out };
+        if !self.filters_wanted {
+            return out;
+        }
+        let per_peer = self.config.filters_in_flight_per_peer;
+        let batch = self.config.filters_batch.clamp(1, MAX_CFILTERS);
         loop {
             let total: usize = self.peers.values().map(PeerState::filters_in_flight).sum();
-            if total >= self.config.filters_in_flight_total {
+            if total >= self.config.filters_in_flight_total
+                || self.least_busy(|p| p.filters_in_flight() < per_peer).is_none()
+            {
                 break;
             }
-            let per_peer = self.config.filters_in_flight_per_peer;
-            let Some(id) = self.least_busy(|p| p.filters_in_flight() < per_peer) else { break };
-            let (start, stop) = if let Some(batch) = self.filters_retry.pop() {
+            // The lowest batch to retry first: filters are wanted in height order.
+            let lowest = self.filters_retry.iter().enumerate().min_by_key(|(_, b)| b.0).map(|(i, _)| i);
+            let (start, stop) = if let Some(batch) = lowest.map(|i| self.filters_retry.swap_remove(i)) {
                 batch
             } else {
                 let start = self.filters_requested_to;
                 if start > known {
                     break;
                 }
-                let stop = start.saturating_add(MAX_CFILTERS.saturating_sub(1)).min(known);
+                let stop = start.saturating_add(batch.saturating_sub(1)).min(known);
                 self.filters_requested_to = stop.saturating_add(1);
                 (start, stop)
             };
-            let Some(stop_hash) = chain.hash_at(stop) else { break };
+            // Of the peers that have the batch's last block (all, when none has as far as we
+            // know), the least busy one.
+            let any_has = self.peers.values().any(|p| p.best_height >= stop);
+            let id = self.least_busy(|p| p.filters_in_flight() < per_peer && (!any_has || p.best_height >= stop));
+            let (Some(id), Some(stop_hash)) = (id, chain.hash_at(stop)) else {
+                self.filters_retry.push((start, stop));
+                break;
+            };
             let remaining = stop.saturating_sub(start).saturating_add(1);
             let request = SyncRequest::Filters { start_height: start, stop_height: stop, stop_hash };
             self.send(id, request, now, remaining, &mut out);
@@ -461,13 +498,21 @@ impl SyncPlanner {
     /// assert_eq!(plan.filters_height(), 0);
     /// ```
     pub fn reorged(&mut self, fork_height: u32) {
-        let above = fork_height.saturating_add(1);
-        // A batch that reaches above the fork is cut at it; what is above is wanted again.
+        for p in self.peers.values_mut() {
+            p.in_flight.retain(|f| !matches!(f.request, SyncRequest::FilterHeaders { .. }));
+            p.checkpoint_asked = false;
+        }
+        self.filters_again_from(fork_height.saturating_add(1));
+    }
+
+    /// Filters from height `above` on are wanted again: batches in flight that reach it are
+    /// cut at it (what is above is asked again), those received above it are forgotten.
+    fn filters_again_from(&mut self, above: u32) {
         let cut = |(start, stop): (u32, u32)| -> Option<(u32, u32)> {
             if stop < above {
                 Some((start, stop))
             } else if start < above {
-                Some((start, fork_height))
+                Some((start, above.saturating_sub(1)))
             } else {
                 None
             }
@@ -475,14 +520,12 @@ impl SyncPlanner {
         let mut retry = Vec::new();
         for p in self.peers.values_mut() {
             p.in_flight.retain(|f| match &f.request {
-                SyncRequest::FilterHeaders { .. } => false,
                 SyncRequest::Filters { start_height, stop_height, .. } if *stop_height >= above => {
                     retry.extend(cut((*start_height, *stop_height)));
                     false
                 }
                 _ => true,
             });
-            p.checkpoint_asked = false;
         }
         self.filters_retry = self.filters_retry.iter().copied().filter_map(cut).chain(retry).collect();
         self.filters_done = std::mem::take(&mut self.filters_done).into_iter().filter_map(cut).collect();

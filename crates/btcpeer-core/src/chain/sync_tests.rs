@@ -363,3 +363,99 @@ mod shuffled {
         }
     }
 }
+
+/// The filter batches `reqs` asks for: (peer, start, stop).
+fn batches(reqs: &[(PeerId, SyncRequest)]) -> Vec<(PeerId, u32, u32)> {
+    reqs.iter()
+        .filter_map(|(p, r)| match r {
+            SyncRequest::Filters { start_height, stop_height, .. } => Some((*p, *start_height, *stop_height)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Answers every request but filters until the planner is in the filters phase.
+fn to_filters_phase(c: &mut Client, server: &Server) {
+    for _ in 0..50 {
+        if c.plan.phase(&c.chain, &c.filters) == SyncPhase::Filters {
+            return;
+        }
+        for (p, r) in c.plan.next_requests(c.now, &c.chain, &c.filters) {
+            if !matches!(r, SyncRequest::Filters { .. }) {
+                c.answer(server, p, r);
+            } else {
+                c.sent.push((p, r));
+            }
+        }
+    }
+    panic!("never reached the filters phase");
+}
+
+#[test]
+fn a_peer_behind_a_range_is_not_asked_for_its_filter_headers_filters_or_later_checkpoints() {
+    let server = Server::new(2500);
+    let mut c = Client::new(SyncConfig::default().with_filters_batch(500));
+    c.plan.add_peer(1, 2500);
+    c.plan.add_peer(2, 2500);
+    // Peer 2 turned out to have our chain only up to 1200 (another branch above).
+    c.plan.set_peer_height(2, 1200);
+    c.run(&server, &[]);
+    for (p, r) in &c.sent {
+        let stop = match r {
+            SyncRequest::FilterHeaders { stop_hash, .. } | SyncRequest::FilterCheckpoints { stop_hash } => {
+                c.chain.height_of(stop_hash).unwrap()
+            }
+            SyncRequest::Filters { stop_height, .. } => *stop_height,
+            SyncRequest::Headers { .. } => 0,
+        };
+        assert!(*p == 1 || stop <= 1200, "{r:?} asked of peer 2");
+    }
+    // Peer 2 was still used where it has the blocks.
+    assert!(batches(&c.sent).iter().any(|(p, _, _)| *p == 2));
+    assert_eq!(c.plan.filters_height(), 2501);
+}
+
+#[test]
+fn batches_given_back_are_asked_again_lowest_first() {
+    let server = Server::new(3000);
+    let mut c = Client::new(SyncConfig::default().with_filters_batch(1000));
+    c.plan.add_peer(1, 3000);
+    to_filters_phase(&mut c, &server);
+    let first = batches(&c.sent);
+    assert_eq!(first, vec![(1, 0, 999), (1, 1000, 1999)]);
+    // The driver could not use them (a block was missing): it gives them back, higher first.
+    c.plan.filters_failed(1, 1000);
+    c.plan.filters_failed(1, 0);
+    let again = batches(&c.plan.next_requests(c.now, &c.chain, &c.filters));
+    assert_eq!(again, vec![(1, 0, 999), (1, 1000, 1999)]);
+}
+
+#[test]
+fn no_filter_is_asked_while_unwanted_and_a_rescan_asks_again_from_its_height() {
+    let server = Server::new(1500);
+    let mut c = Client::new(SyncConfig::default().with_filters_batch(400));
+    c.plan.add_peer(1, 1500);
+    c.plan.set_filters_wanted(false);
+    for _ in 0..20 {
+        for (p, r) in c.plan.next_requests(c.now, &c.chain, &c.filters) {
+            c.sent.push((p, r.clone()));
+            c.answer(&server, p, r);
+        }
+    }
+    assert_eq!(c.filters.height(), Some(1500));
+    assert!(batches(&c.sent).is_empty());
+    c.plan.set_filters_wanted(true);
+    c.run(&server, &[]);
+    assert_eq!(c.plan.filters_height(), 1501);
+    // Batches of the configured size, from 0.
+    assert_eq!(batches(&c.sent).first(), Some(&(1, 0, 399)));
+    c.plan.rescan_from(900);
+    assert_eq!(c.plan.filters_height(), 900);
+    let reqs = c.plan.next_requests(c.now, &c.chain, &c.filters);
+    assert_eq!(batches(&reqs).first(), Some(&(1, 900, 1299)));
+    for (p, r) in reqs {
+        c.answer(&server, p, r);
+    }
+    c.run(&server, &[]);
+    assert_eq!(c.plan.filters_height(), 1501);
+}

@@ -34,6 +34,9 @@ pub struct SyncConfig {
     /// [`FilterError::Conflict`]: super::FilterError::Conflict
     /// [`first_divergence`]: super::first_divergence
     pub filter_headers_peers: usize,
+    /// Filters asked for per `getcfilters` (1 to 1,000; default 1,000, Core's
+    /// `MAX_GETCFILTERS_SIZE`).
+    pub filters_batch: u32,
 }
 
 impl Default for SyncConfig {
@@ -44,6 +47,7 @@ impl Default for SyncConfig {
             filters_in_flight_total: 8,
             filters_from: 0,
             filter_headers_peers: 2,
+            filters_batch: super::filters::MAX_CFILTERS,
         }
     }
 }
@@ -84,6 +88,19 @@ impl SyncConfig {
     #[must_use]
     pub fn with_filter_headers_peers(mut self, peers: usize) -> SyncConfig {
         self.filter_headers_peers = peers.max(1);
+        self
+    }
+
+    /// The same, with `size` filters per `getcfilters` (clamped to 1 ..= 1,000).
+    ///
+    /// ```
+    /// # use btcpeer_core::chain::SyncConfig;
+    /// assert_eq!(SyncConfig::default().with_filters_batch(5_000).filters_batch, 1_000);
+    /// assert_eq!(SyncConfig::default().with_filters_batch(0).filters_batch, 1);
+    /// ```
+    #[must_use]
+    pub fn with_filters_batch(mut self, size: u32) -> SyncConfig {
+        self.filters_batch = size.clamp(1, super::filters::MAX_CFILTERS);
         self
     }
 

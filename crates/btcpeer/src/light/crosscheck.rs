@@ -6,39 +6,36 @@ use bitcoin::p2p::message_filter::CFHeaders;
 use bitcoin::{BlockHash, FilterHash, FilterHeader};
 
 use super::headers::ChainStateError;
-use super::scan::check_count;
-use super::sync::{BASIC, CFHEADERS_BATCH, Sync};
+use super::round::CfHeadersAnswer;
+use super::sync::{BASIC, Sync};
 use super::{LightError, LightEvent, Stage};
-use crate::core::chain::check_outputs_in_filter;
+use crate::core::chain::{DisputeSide, DisputeVerdict, settle_dispute};
 use crate::peer::RequestError;
 
 impl Sync {
-    /// Fetches the next batch of filter headers from every peer and keeps it when they agree;
-    /// when they do not, the block at the first height they differ decides who lied.
-    pub(super) async fn sync_filter_headers(&mut self) -> Result<(), LightError> {
-        let start = self.chain.filter_headers_len();
-        let stop_height = start.saturating_add(CFHEADERS_BATCH - 1).min(self.chain.tip_height());
-        let Some(stop) = self.chain.hash(stop_height) else { return Ok(()) };
+    /// One range of filter headers, as the planner asked it of several peers: kept when they
+    /// agree; when they do not, the block at the first height they differ decides who lied.
+    pub(super) async fn filter_headers_answered(&mut self, answered: Vec<CfHeadersAnswer>) -> Result<(), LightError> {
+        let Some((_, _, start, stop, _)) = answered.first() else { return Ok(()) };
+        let (start, stop) = (*start, *stop);
+        let Some(stop_height) = self.chain.headers.height_of(&stop) else {
+            // A reorg in this round took the range away: the planner asks again.
+            for (id, ..) in &answered {
+                self.plan.filter_headers_received(*id);
+            }
+            return Ok(());
+        };
         let prev = match start.checked_sub(1) {
             Some(h) => self.chain.filter_header(h).unwrap_or_else(FilterHeader::all_zeros),
             None => FilterHeader::all_zeros(),
         };
         let count = usize::try_from(stop_height.saturating_sub(start).saturating_add(1)).unwrap_or(0);
-        let mut asks = tokio::task::JoinSet::new();
-        // A peer behind us or on another branch does not know `stop`: it is left out, not dropped.
-        for p in self.peers_with(stop_height) {
-            let timeout = self.settings.timeout;
-            asks.spawn(async move {
-                let r = p.peer.requests().timeout(timeout).get_cfheaders(BASIC, start, stop).await;
-                (p.addr, r)
-            });
-        }
         let mut answers: Vec<(String, Vec<FilterHash>)> = Vec::new();
-        while let Some(done) = asks.join_next().await {
-            let Ok((addr, r)) = done else { continue };
+        for (id, p, _, _, r) in answered {
+            self.plan.filter_headers_received(id);
             match check_cfheaders(r, stop, prev, count) {
-                Ok(hashes) => answers.push((addr, hashes)),
-                Err(reason) => self.peers.drop_peer(&addr, reason, &self.events).await,
+                Ok(hashes) => answers.push((p.addr, hashes)),
+                Err(reason) => self.peers.drop_peer(&p.addr, reason, &self.events).await,
             }
         }
         let Some((_, first)) = answers.first() else { return Ok(()) };
@@ -90,62 +87,37 @@ impl Sync {
                 None => sides.push((*fh, vec![addr.clone()])),
             }
         }
-        let mut honest = Vec::new();
-        let mut liars = Vec::new();
+        // The verdicts are the core's (`settle_dispute`); this only fetched the evidence.
+        let mut evidence = Vec::with_capacity(sides.len());
         for (fh, addrs) in &sides {
-            let mut verdict = None;
-            let mut elements = 0u64;
+            let mut served = None;
             for addr in addrs {
                 let Some(p) = self.peers.live.iter().find(|p| &p.addr == addr).cloned() else { continue };
                 let r = p.peer.requests().timeout(self.settings.timeout).get_cfilters_of(BASIC, height, &[hash]).await;
-                let filter = match r {
-                    Ok(f) => f.into_iter().find(|f| f.block_hash == hash),
-                    Err(_) => None,
-                };
-                let Some(filter) = filter else { continue };
-                if FilterHash::hash(&filter.filter) != *fh {
-                    verdict = Some(false);
+                served = r.ok().and_then(|f| f.into_iter().find(|f| f.block_hash == hash)).map(|f| f.filter);
+                if served.is_some() {
                     break;
                 }
-                let ok = check_count(&filter.filter).is_ok() && check_outputs_in_filter(&filter.filter, &block).is_ok();
-                elements = element_count(&filter.filter);
-                verdict = Some(ok);
-                break;
             }
-            match verdict {
-                Some(true) => honest.push((elements, addrs)),
-                Some(false) => liars.extend(addrs.iter().map(|a| {
-                    (
-                        a.clone(),
-                        format!("filter headers contradicted by block {height}: its filter lacks the block's outputs"),
-                    )
-                })),
-                None => liars
-                    .extend(addrs.iter().map(|a| (a.clone(), format!("withheld the filter at {height} in a dispute")))),
-            }
+            evidence.push(DisputeSide { filter_hash: *fh, peers: addrs.len(), filter: served });
         }
-        if honest.len() > 1 {
-            // The block cannot tell (the sides differ on previous-output scripts). A filter with
-            // fewer elements is the one that can hide a spend (one with more costs only a false
-            // positive), so the side with more elements wins, then the majority.
-            honest.sort_by_key(|(elements, addrs)| std::cmp::Reverse((*elements, addrs.len())));
-            for (_, addrs) in honest.iter().skip(1) {
-                liars.extend(addrs.iter().map(|a| {
-                    (a.clone(), format!("filter headers at {height} whose filter omits elements the others have"))
-                }));
-            }
+        let mut liars = Vec::new();
+        for ((_, addrs), verdict) in sides.iter().zip(settle_dispute(&block, &evidence)) {
+            let reason = match verdict {
+                DisputeVerdict::Honest => continue,
+                DisputeVerdict::Withheld => format!("withheld the filter at {height} in a dispute"),
+                DisputeVerdict::OmitsElements => {
+                    format!("filter headers at {height} whose filter omits elements the others have")
+                }
+                _ => format!("filter headers contradicted by block {height}: its filter lacks the block's outputs"),
+            };
+            liars.extend(addrs.iter().map(|a| (a.clone(), reason.clone())));
         }
         for (addr, reason) in liars {
             self.peers.drop_peer(&addr, reason, &self.events).await;
         }
         Ok(())
     }
-}
-
-/// The element count a basic filter starts with (0 when it cannot be read).
-fn element_count(filter: &[u8]) -> u64 {
-    let mut cursor = filter;
-    bitcoin::consensus::Decodable::consensus_decode(&mut cursor).map_or(0, |v: bitcoin::VarInt| v.0)
 }
 
 /// The filter hashes of a `cfheaders` answer, or why the peer is dropped.

@@ -64,10 +64,6 @@ impl ChainState {
         self.headers.hash_at(height)
     }
 
-    pub(crate) fn locator(&self) -> Vec<BlockHash> {
-        self.headers.locator()
-    }
-
     /// Connects headers (and writes them); filter headers above a fork are dropped with the
     /// blocks they commit to.
     pub(crate) fn connect(

@@ -49,6 +49,7 @@ mod crosscheck;
 mod event;
 mod headers;
 mod peers;
+mod round;
 mod scan;
 mod sync;
 

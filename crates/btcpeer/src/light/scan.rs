@@ -5,7 +5,9 @@ use bitcoin::bip158::BlockFilter;
 use bitcoin::{Block, BlockHash, OutPoint};
 
 use super::peers::LightPeer;
-use super::sync::{BASIC, Coin, Sync};
+use super::round::FiltersAnswer;
+use super::sync::{Coin, Sync};
+use bitcoin::p2p::message_filter::CFilter;
 
 /// Matched blocks fetched at once (over the peers): enough to fill the link, few enough to bound
 /// memory (16 blocks of at most 4 MB).
@@ -43,68 +45,60 @@ pub(super) fn check_count(filter: &[u8]) -> Result<(), &'static str> {
 }
 
 impl Sync {
-    /// Fetches the next batches of filters, one batch from each peer at once, checks each filter
-    /// against its filter header, and scans (in height order) the blocks whose filter matches the
-    /// watch list. A peer whose batch fails is dropped; the batches after it wait for the next round.
-    pub(super) async fn scan_filters(&mut self) -> Result<(), LightError> {
-        let top = self.chain.filter_headers_len().saturating_sub(1).min(self.chain.tip_height());
-        let mut asks = tokio::task::JoinSet::new();
-        let mut next = self.scanned;
-        let mut rounds = 0usize;
-        for (i, p) in self.peers_with(top).into_iter().enumerate() {
-            if next > top {
-                break;
-            }
-            let start = next;
-            let stop_height = start.saturating_add(self.settings.batch.saturating_sub(1)).min(top);
-            // Our own headers name each block: every filter is matched to its block, in order.
-            let blocks: Vec<_> = (start..=stop_height).map_while(|h| self.chain.hash(h)).collect();
-            let timeout = self.settings.timeout;
-            asks.spawn(async move {
-                let r = p.peer.requests().timeout(timeout).get_cfilters_of(BASIC, start, &blocks).await;
-                (i, p, start, stop_height, r)
-            });
-            next = stop_height.saturating_add(1);
-            rounds = rounds.saturating_add(1);
-        }
-        let mut answers = Vec::with_capacity(rounds);
-        while let Some(done) = asks.join_next().await {
-            if let Ok(a) = done {
-                answers.push(a);
-            }
-        }
-        answers.sort_by_key(|a| a.0);
+    /// The filter batches of a round, in height order, as the planner asked them: each filter
+    /// checked against its filter header and matched against the watch list, the blocks that
+    /// match fetched and scanned, and each batch then reported to the planner. A peer whose batch
+    /// fails is dropped; the batches after it are given back to the planner (blocks are scanned
+    /// in order), which asks them again.
+    pub(super) async fn filters_answered(&mut self, batches: Vec<FiltersAnswer>) -> Result<(), LightError> {
         let mut failed = false;
-        for (_, p, start, stop_height, answer) in answers {
-            match self.check_filters(&p, start, stop_height, answer).await {
-                Some(matched) if !failed => {
-                    for chunk in matched.chunks(BLOCKS_AT_ONCE) {
-                        let mut blocks = self.fetch_blocks(chunk).await;
-                        for (i, (height, hash)) in chunk.iter().copied().enumerate() {
-                            let fetched = blocks.get_mut(i).and_then(Option::take);
-                            let block = match fetched {
-                                Some(b) => b,
-                                // Not given at once: one peer after another (a liar is dropped).
-                                None => match self.fetch_block(height, hash).await? {
-                                    Some(b) => b,
-                                    // No peer gave the block: this batch again, with the peers left.
-                                    None => return Ok(()),
-                                },
-                            };
-                            self.scan_block(&block, height, hash).await?;
-                            let target = self.chain.tip_height();
-                            self.emit(LightEvent::Progress { stage: Stage::Blocks, height, target }).await?;
-                        }
-                    }
-                    self.scanned = stop_height.saturating_add(1);
-                    let target = self.chain.tip_height();
-                    self.emit(LightEvent::Progress { stage: Stage::Filters, height: stop_height, target }).await?;
-                }
-                Some(_) => {}
-                None => failed = true,
+        for (id, p, start, stop_height, answer) in batches {
+            // Only the batch that continues what was scanned; the others wait their turn.
+            if failed || start != self.plan.filters_height() {
+                self.plan.filters_failed(id, start);
+                failed = true;
+                continue;
             }
+            let Some(matched) = self.check_filters(&p, start, stop_height, answer).await else {
+                self.plan.filters_failed(id, start);
+                failed = true;
+                continue;
+            };
+            if !self.scan_matched(&matched).await? {
+                // No peer gave a block: this batch again, with the peers left.
+                self.plan.filters_failed(id, start);
+                failed = true;
+                continue;
+            }
+            for height in start..=stop_height {
+                self.plan.filter_received(id, height);
+            }
+            let target = self.chain.tip_height();
+            self.emit(LightEvent::Progress { stage: Stage::Filters, height: stop_height, target }).await?;
         }
         Ok(())
+    }
+
+    /// Fetches and scans the matched blocks in order; `false` when a block could not be had.
+    async fn scan_matched(&mut self, matched: &[(u32, BlockHash)]) -> Result<bool, LightError> {
+        for chunk in matched.chunks(BLOCKS_AT_ONCE) {
+            let mut blocks = self.fetch_blocks(chunk).await;
+            for (i, (height, hash)) in chunk.iter().copied().enumerate() {
+                let fetched = blocks.get_mut(i).and_then(Option::take);
+                let block = match fetched {
+                    Some(b) => b,
+                    // Not given at once: one peer after another (a liar is dropped).
+                    None => match self.fetch_block(height, hash).await? {
+                        Some(b) => b,
+                        None => return Ok(false),
+                    },
+                };
+                self.scan_block(&block, height, hash).await?;
+                let target = self.chain.tip_height();
+                self.emit(LightEvent::Progress { stage: Stage::Blocks, height, target }).await?;
+            }
+        }
+        Ok(true)
     }
 
     /// `blocks` fetched at once, spread over the peers, each checked (hash and merkle root); a
@@ -138,7 +132,7 @@ impl Sync {
         p: &LightPeer,
         start: u32,
         stop_height: u32,
-        answer: Result<Vec<bitcoin::p2p::message_filter::CFilter>, RequestError>,
+        answer: Result<Vec<CFilter>, RequestError>,
     ) -> Option<Vec<(u32, BlockHash)>> {
         let filters = match answer {
             Ok(f) => f,

@@ -1,22 +1,22 @@
-//! The light client's task: headers, then filter headers cross-checked between peers, then filters
-//! matched against the watch list, then the blocks that match; then it follows the chain.
+//! The light client's task: the core's `SyncPlanner` decides what to ask whom (headers, then
+//! checkpoints and filter headers cross-checked between peers, then filters); the rounds
+//! (`round.rs`) send its requests; filters are matched against the watch list and the blocks that
+//! match fetched; then it follows the chain.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bitcoin::hashes::Hash;
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf};
 use tokio::sync::mpsc;
 
-use super::headers::{ChainState, ChainStateError};
-use super::peers::{LightPeer, PeerSet, Wake};
+use super::headers::ChainState;
+use super::peers::{PeerSet, Wake};
 use super::{Command, LightClientBuilder, LightError, LightEvent, Stage};
+use crate::core::chain::{SyncConfig, SyncPlanner};
 use crate::peer::{NonceRegistry, PeerConfig, RequestError};
 
-/// BIP157: at most 2,000 filter headers per `getcfheaders` (Core's `MAX_GETCFHEADERS_SIZE`).
-pub(super) const CFHEADERS_BATCH: u32 = 2_000;
 /// How often a synced client asks its peers for headers when none announced a block.
 const POLL: Duration = Duration::from_secs(30);
 /// How long to wait before asking again for a block no peer gave.
@@ -62,16 +62,13 @@ pub(super) struct Sync {
     pub(super) events: mpsc::Sender<LightEvent>,
     pub(super) watched: HashSet<ScriptBuf>,
     pub(super) coins: HashMap<OutPoint, Coin>,
-    /// The next height whose filter is to be matched.
-    pub(super) scanned: u32,
+    /// What to ask whom next: the core's sync state machine.
+    pub(super) plan: SyncPlanner,
     /// Headers are to be asked for (at start, on an announcement, every [`POLL`]).
     pub(super) headers_stale: bool,
     /// The tip and scan height last reported as synced.
     pub(super) synced: Option<(BlockHash, u32)>,
 }
-
-/// Stops the sync with a reason.
-type Step = Result<bool, LightError>;
 
 pub(crate) async fn run(
     settings: LightClientBuilder,
@@ -101,9 +98,15 @@ pub(crate) async fn run(
         Wake { wake: wake_tx, tips: Default::default() },
         settings.target_peers,
     );
+    let plan_config = SyncConfig::default()
+        .with_filters_from(settings.from_height)
+        .with_filters_batch(settings.batch)
+        .with_filter_headers_peers(settings.target_peers)
+        // Each request has its own timeout; the planner's is the bound behind it.
+        .with_request_timeout(settings.timeout.saturating_mul(2));
     let mut sync = Sync {
         watched: settings.watch.iter().cloned().collect(),
-        scanned: settings.from_height,
+        plan: SyncPlanner::new(plan_config),
         settings,
         chain: state.chain,
         peers,
@@ -140,8 +143,8 @@ impl Sync {
                 Err(e) => return e,
             }
             let tip = self.chain.tip();
-            if self.synced != Some((tip, self.scanned)) {
-                self.synced = Some((tip, self.scanned));
+            if self.synced != Some((tip, self.plan.filters_height())) {
+                self.synced = Some((tip, self.plan.filters_height()));
                 let height = self.chain.tip_height();
                 if let Err(e) = self.emit(LightEvent::Synced { height, tip }).await {
                     return e;
@@ -162,7 +165,7 @@ impl Sync {
         match command {
             Command::Watch { scripts, from } => {
                 self.watched.extend(scripts);
-                self.scanned = self.scanned.min(from);
+                self.plan.rescan_from(from);
                 self.synced = None;
             }
             Command::Broadcast { tx, reply } => {
@@ -182,93 +185,12 @@ impl Sync {
         }
     }
 
-    /// Whether `p` has the block at `height` of our chain, as far as we know: its last header or
-    /// announcement is on our chain at `height` or above (one off our chain: it is on another
-    /// branch, or behind), else the height it gave in its version message.
-    fn has_height(&self, p: &LightPeer, height: u32) -> bool {
-        match self.peers.wake.tip_of(&p.peer) {
-            Some(tip) => self.chain.headers.height_of(&tip).is_some_and(|h| h >= height),
-            None => u32::try_from(p.peer.last_block_height()).is_ok_and(|h| h >= height),
-        }
-    }
-
-    /// The peers that have the block at `height` (all of them when none has, as far as we know).
-    pub(super) fn peers_with(&self, height: u32) -> Vec<LightPeer> {
-        let with: Vec<LightPeer> = self.peers.live.iter().filter(|p| self.has_height(p, height)).cloned().collect();
-        if with.is_empty() { self.peers.live.clone() } else { with }
-    }
-
-    /// One piece of work; `Ok(false)` when there is nothing left to do.
-    async fn step(&mut self) -> Step {
-        if self.headers_stale {
-            self.headers_stale = false;
-            self.sync_headers().await?;
-            return Ok(true);
-        }
-        let tip = self.chain.tip_height();
-        if self.chain.filter_headers_len() <= tip {
-            self.sync_filter_headers().await?;
-            return Ok(true);
-        }
-        // Nothing watched: no filter to fetch (a later `watch` rescans from the height it gives).
-        if self.scanned <= tip && !self.watched.is_empty() {
-            self.scan_filters().await?;
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
     pub(super) fn store_error(&self, e: impl std::fmt::Display) -> LightError {
         let dir = self.chain.dir().map(|d| d.display().to_string()).unwrap_or_default();
         LightError::Store(format!("{dir}: {e}"))
     }
 
-    /// Asks each peer for the headers after our tip until it has no more.
-    async fn sync_headers(&mut self) -> Result<(), LightError> {
-        for p in self.peers.live.clone() {
-            loop {
-                let locator = self.chain.locator();
-                let answer = p
-                    .peer
-                    .requests()
-                    .timeout(self.settings.timeout)
-                    .get_headers(&locator, BlockHash::all_zeros())
-                    .await;
-                let headers = match answer {
-                    Ok(h) => h,
-                    Err(e) => {
-                        self.peers.drop_peer(&p.addr, format!("headers: {e}"), &self.events).await;
-                        break;
-                    }
-                };
-                if let Some(last) = headers.last() {
-                    self.peers.wake.set_tip(&p.peer, last.block_hash());
-                }
-                let full = headers.len() >= 2_000;
-                let before = self.chain.tip();
-                match self.chain.connect(&headers, now()) {
-                    Ok(done) => {
-                        let connected: Vec<(u32, BlockHash)> =
-                            done.connected.iter().map(|c| (c.height, c.hash)).collect();
-                        if let Some(first) = connected.first() {
-                            self.connected(&done.disconnected, &connected, before, first.0).await?;
-                        }
-                        if !full || connected.is_empty() {
-                            break;
-                        }
-                    }
-                    Err(ChainStateError::Headers(e)) => {
-                        self.peers.drop_peer(&p.addr, format!("invalid headers: {e}"), &self.events).await;
-                        break;
-                    }
-                    Err(e) => return Err(self.store_error(e)),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn connected(
+    pub(super) async fn connected(
         &mut self,
         disconnected: &[(u32, BlockHash)],
         connected: &[(u32, BlockHash)],
@@ -287,7 +209,6 @@ impl Sync {
                     c.spent = None;
                 }
             }
-            self.scanned = self.scanned.min(first);
             self.emit(LightEvent::Reorg {
                 fork_height: fork,
                 disconnected: u32::try_from(disconnected.len()).unwrap_or(u32::MAX),
