@@ -229,6 +229,45 @@ mod tests {
         }
     }
 
+    /// A transaction of `inputs` inputs (each with a `script`-byte script and the given witness
+    /// element lengths) and `outputs` outputs.
+    fn shaped_tx(inputs: usize, outputs: usize, script: usize, witness: &[usize]) -> Transaction {
+        let mut tx = segwit_tx(witness.iter().map(|&n| vec![0x30; n]).collect());
+        tx.input = (0..inputs).map(|_| tx.input[0].clone()).collect();
+        for input in &mut tx.input {
+            input.script_sig = ScriptBuf::from_bytes(vec![0x51; script]);
+        }
+        tx.output = (0..outputs).map(|_| tx.output[0].clone()).collect();
+        tx
+    }
+
+    proptest::proptest! {
+        /// Blocks of random shapes (legacy and segwit, empty and long scripts, zero to three
+        /// inputs, outputs and witness elements), then a few bytes overwritten and a possible cut:
+        /// the scan, the walk and the decoder agree on every one.
+        #[test]
+        fn a_mutated_raw_block_is_refused_exactly_when_decoding_it_would_be(
+            shapes in proptest::collection::vec(
+                (0usize..3, 0usize..3, 0usize..260, proptest::collection::vec(0usize..80, 0..3)),
+                1..4,
+            ),
+            edits in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 0..3),
+            cut in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
+        ) {
+            let mut block = genesis_block(bitcoin::Network::Regtest);
+            block.txdata.extend(shapes.iter().map(|(i, o, s, w)| shaped_tx(*i, *o, *s, w)));
+            let mut bytes = serialize(&block);
+            for (at, value) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
+            if let Some(at) = cut {
+                bytes.truncate(at.index(bytes.len()));
+            }
+            agree(&bytes);
+        }
+    }
+
     #[test]
     fn a_raw_block_is_refused_exactly_when_decoding_it_would_be() {
         let mut block = genesis_block(bitcoin::Network::Regtest);
