@@ -16,7 +16,9 @@
 //! `block_decoded_mbps`, `block_raw_per_sec`, `block_raw_mbps`, `block_size_bytes`, `layout` (which
 //! figures had both peers on one thread), `ratio_to_sha256d_mbps` (each rate divided by
 //! `sha256d_mbps`) and `times_btcd` (each rate btcd has a figure for, over it); `scale` has `peers`, `bring_up_ms`, `rss_per_peer_bytes`, `hold_secs`,
-//! `teardown_ms` (idle v1 peers), and `scale_v2` the same for v2 peers. With v2 measured: `aead_mbps`
+//! `teardown_ms` (idle v1 peers), `peers_requested`, `open_file_limit`, `open_file_limit_hard`,
+//! `local_ports`, `limited_by` (`"open files"` or `"local ports"` when N was cut, else null) and
+//! `projected_rss_100000_peers_bytes` (see `bench_scale`), and `scale_v2` the same for v2 peers. With v2 measured: `aead_mbps`
 //! and `aead_over_sha256d` (the BIP324 packet AEAD on 1 MB beside the v1 checksum's cost, the two
 //! measured in alternating slices),
 //! `v2_handshake` (`handshake_us` for both sides in memory, `floor_us` for their curve work alone,
@@ -39,10 +41,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
-use crate::bench_crypto;
-use crate::bench_report::{BenchReport, Figures, LayoutNames, Rated, ScaleFigures, V2Costs};
-use crate::events::{json_line, millis};
+use crate::bench_report::{BenchReport, Figures, LayoutNames, Rated, V2Costs};
+use crate::events::json_line;
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_TIMEOUT};
+use crate::{bench_crypto, bench_scale};
 
 /// The transports `--transport` measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -64,20 +66,20 @@ impl Transports {
 
 /// One transport measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Measured {
+pub(crate) enum Measured {
     V1,
     V2,
 }
 
 impl Measured {
-    fn policy(self) -> V2Policy {
+    pub(crate) fn policy(self) -> V2Policy {
         match self {
             Measured::V1 => V2Policy::Never,
             Measured::V2 => V2Policy::Require,
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Measured::V1 => "v1",
             Measured::V2 => "v2",
@@ -87,7 +89,7 @@ impl Measured {
 
 /// Why the bench stopped.
 #[derive(Debug)]
-enum BenchError {
+pub(crate) enum BenchError {
     /// A wait took longer than `--timeout` (exit code 3).
     Timeout(String),
     /// Anything else (exit code 1).
@@ -147,15 +149,17 @@ pub struct BenchArgs {
     /// Size of the block messages in bytes.
     #[arg(long, default_value_t = 1_000_000)]
     block_size: usize,
-    /// Scale mode: idle connected peers to bring up (N/2 pairs; up to 10,000; 0 skips it).
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(0..=10_000))]
-    peers: u32,
+    /// Scale mode: idle connected peers to bring up (N/2 pairs; 0 skips it). Up to what the
+    /// process's open-file limit allows (the soft limit is raised to the hard one first) and the
+    /// local ports allow; the report says which limit cut a larger N.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) peers: u32,
     /// Seconds to hold the idle peers in the scale mode.
     #[arg(long, default_value_t = 3)]
-    hold: u64,
+    pub(crate) hold: u64,
     /// Bound on every wait, in seconds.
     #[arg(long, default_value_t = 120)]
-    timeout: u64,
+    pub(crate) timeout: u64,
     /// Internal: measure only the scale mode for one transport and print its JSON (the full bench
     /// runs each scale measurement in a fresh process, so that memory one freed cannot hide the
     /// next one's growth).
@@ -221,20 +225,20 @@ fn unreachable_config() -> PeerConfig {
     PeerConfig::builder(Network::REGTEST).build().unwrap_or_else(|e| panic!("default config: {e}"))
 }
 
-struct Pair {
-    out: Peer,
-    inb: Peer,
+pub(crate) struct Pair {
+    pub(crate) out: Peer,
+    pub(crate) inb: Peer,
 }
 
 /// The two nodes of a measurement: one dials, one listens. Each has its own configuration (and so
 /// its own nonce registry), shared by all its peers as in a real node.
-struct Nodes {
+pub(crate) struct Nodes {
     dialer: PeerConfig,
     listener: PeerConfig,
 }
 
 impl Nodes {
-    fn new(policy: V2Policy, raw: bool) -> Nodes {
+    pub(crate) fn new(policy: V2Policy, raw: bool) -> Nodes {
         Nodes {
             dialer: config(policy, &NonceRegistry::new(), false),
             listener: config(policy, &NonceRegistry::new(), raw),
@@ -244,7 +248,7 @@ impl Nodes {
 
 /// Where the listening node's end of a pair runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Layout {
+pub(crate) enum Layout {
     /// Both peers on the dialing node's worker thread: a round trip costs what the two peers do,
     /// not the operating system's cross-core wake-up (tens of microseconds and very noisy on a
     /// shared virtual machine; Go's scheduler hides it by spinning idle threads).
@@ -254,7 +258,7 @@ enum Layout {
     TwoThreads,
 }
 
-async fn pair(
+pub(crate) async fn pair(
     listener: &TcpListener,
     policy: V2Policy,
     out: impl Handler,
@@ -266,7 +270,7 @@ async fn pair(
     pair_of(listener, &Nodes::new(policy, raw), out, inb, layout, listening).await
 }
 
-async fn pair_of(
+pub(crate) async fn pair_of(
     listener: &TcpListener,
     nodes: &Nodes,
     out: impl Handler,
@@ -306,16 +310,11 @@ async fn pair_of(
     Ok(Pair { out: o, inb: i })
 }
 
-async fn close(p: Pair) {
+pub(crate) async fn close(p: Pair) {
     p.out.disconnect();
     p.inb.disconnect();
     p.out.wait_for_disconnect().await;
     p.inb.wait_for_disconnect().await;
-}
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
 }
 
 async fn wait_counter(c: &Counter, timeout: Duration) -> Result<(), BenchError> {
@@ -441,90 +440,6 @@ async fn transport_figures(
     })
 }
 
-/// The scale figures for `transport`, measured by this binary in a fresh process (in this one when
-/// the executable cannot be found again).
-async fn scale_in_child(args: &BenchArgs, transport: Measured, listening: &Handle) -> Result<ScaleFigures, BenchError> {
-    let name = transport.name();
-    let Ok(exe) = std::env::current_exe() else {
-        let (hold, timeout) = (Duration::from_secs(args.hold), Duration::from_secs(args.timeout));
-        return scale(args.peers, hold, timeout, transport.policy(), listening).await;
-    };
-    let output = tokio::process::Command::new(exe)
-        .args(["bench", "--json", "--scale-only", name])
-        .args(["--peers", &args.peers.to_string(), "--hold", &args.hold.to_string()])
-        .args(["--timeout", &args.timeout.to_string()])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|e| format!("the scale measurement did not start: {e}"))?;
-    if !output.status.success() {
-        // The child's line already starts with the command's name.
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let why = stderr.trim();
-        let why = why.strip_prefix("btcpeer bench: ").unwrap_or(why);
-        let message = format!("the {name} scale measurement failed: {why}");
-        return Err(match output.status.code() {
-            Some(code) if code == i32::from(EXIT_TIMEOUT) => BenchError::Timeout(message),
-            _ => BenchError::Failed(message),
-        });
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(text.trim())
-        .map_err(|e| BenchError::Failed(format!("the {name} scale measurement printed no JSON: {e}")))
-}
-
-/// N/2 connected pairs, held idle, then torn down.
-async fn scale(
-    peers: u32,
-    hold: Duration,
-    timeout: Duration,
-    policy: V2Policy,
-    listening: &Handle,
-) -> Result<ScaleFigures, BenchError> {
-    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let pairs = peers / 2;
-    // Warm the runtime and allocator up with one pair first, so the baseline is not inflated.
-    close(pair(&listener, policy, NoopHandler, NoopHandler, false, Layout::TwoThreads, listening).await?).await;
-    let rss_before = rss_bytes();
-    let start = Instant::now();
-    let mut all = Vec::with_capacity(pairs as usize);
-    let nodes = Nodes::new(policy, false);
-    for _ in 0..pairs {
-        let p = tokio::time::timeout(
-            timeout,
-            pair_of(&listener, &nodes, NoopHandler, NoopHandler, Layout::TwoThreads, listening),
-        )
-        .await
-        .map_err(|_| BenchError::Timeout("bringing peers up timed out".to_string()))??;
-        all.push(p);
-    }
-    let bring_up = start.elapsed();
-    tokio::time::sleep(hold).await;
-    let rss_after = rss_bytes();
-    let connected = all.iter().filter(|p| p.out.is_connected() && p.inb.is_connected()).count();
-    let start = Instant::now();
-    for p in &all {
-        p.out.disconnect();
-        p.inb.disconnect();
-    }
-    for p in all {
-        p.out.wait_for_disconnect().await;
-        p.inb.wait_for_disconnect().await;
-    }
-    let teardown = start.elapsed();
-    let per_peer = rss_after.saturating_sub(rss_before) / u64::from((pairs * 2).max(1));
-    Ok(ScaleFigures {
-        peers: pairs * 2,
-        connected_after_hold: connected * 2,
-        bring_up_ms: millis(bring_up),
-        rss_before_bytes: rss_before,
-        rss_after_bytes: rss_after,
-        rss_per_peer_bytes: per_peer,
-        hold_secs: hold.as_secs(),
-        teardown_ms: millis(teardown),
-    })
-}
-
 /// Runs the benchmark; returns the exit code.
 pub fn run(args: BenchArgs) -> u8 {
     // Two nodes, each with one worker thread of its own, on the machine's two cores: the dialing
@@ -577,7 +492,9 @@ pub fn run(args: BenchArgs) -> u8 {
 async fn driver(args: BenchArgs, timeout: Duration, listening: Handle) -> Result<String, BenchError> {
     let listening = &listening;
     if let Some(transport) = args.scale_only {
-        let figures = scale(args.peers, Duration::from_secs(args.hold), timeout, transport.policy(), listening).await?;
+        let figures =
+            bench_scale::scale(args.peers, Duration::from_secs(args.hold), timeout, transport.policy(), listening)
+                .await?;
         return Ok(json_line(&figures));
     }
     let sha = bench_crypto::sha256d_mbps();
@@ -604,10 +521,10 @@ async fn driver(args: BenchArgs, timeout: Duration, listening: Handle) -> Result
     }
     if args.peers > 0 {
         if args.transport.includes(Measured::V1) {
-            report.scale = Some(scale_in_child(&args, Measured::V1, listening).await?);
+            report.scale = Some(bench_scale::scale_in_child(&args, Measured::V1, listening).await?);
         }
         if v2 {
-            report.scale_v2 = Some(scale_in_child(&args, Measured::V2, listening).await?);
+            report.scale_v2 = Some(bench_scale::scale_in_child(&args, Measured::V2, listening).await?);
         }
     }
     report.compare();

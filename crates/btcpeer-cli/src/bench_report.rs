@@ -97,6 +97,24 @@ pub struct ScaleFigures {
     pub rss_per_peer_bytes: u64,
     pub hold_secs: u64,
     pub teardown_ms: u64,
+    /// The `--peers` asked for; `peers` is less when a limit cut it.
+    #[serde(default)]
+    pub peers_requested: u32,
+    /// The soft open-file limit the peers were measured under (after raising it to the hard one).
+    #[serde(default)]
+    pub open_file_limit: u64,
+    /// The hard open-file limit (`None`: unlimited).
+    #[serde(default)]
+    pub open_file_limit_hard: Option<u64>,
+    /// Local ports from one address to one listener.
+    #[serde(default)]
+    pub local_ports: u64,
+    /// `"open files"` or `"local ports"` when that limit cut `peers_requested`.
+    #[serde(default)]
+    pub limited_by: Option<String>,
+    /// `rss_per_peer_bytes` × 100,000.
+    #[serde(default)]
+    pub projected_rss_100000_peers_bytes: u64,
 }
 
 /// What a v2 packet and a v2 handshake cost, beside what v1's do.
@@ -178,9 +196,19 @@ impl fmt::Display for BenchReport {
             if let Some(s) = s {
                 write!(
                     f,
-                    "\nscale ({name}): {} idle peers up in {} ms, {} bytes resident per peer, torn down in {} ms",
-                    s.peers, s.bring_up_ms, s.rss_per_peer_bytes, s.teardown_ms
+                    "\nscale ({name}): {} idle peers up in {} ms, {} bytes resident per peer, torn down in {} ms; \
+                     100,000 idle peers: {:.0} MiB projected",
+                    s.peers,
+                    s.bring_up_ms,
+                    s.rss_per_peer_bytes,
+                    s.teardown_ms,
+                    s.projected_rss_100000_peers_bytes as f64 / (1024.0 * 1024.0)
                 )?;
+                let hard = s.open_file_limit_hard.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+                write!(f, "\n  limits: open files {} (hard {hard}), local ports {}", s.open_file_limit, s.local_ports)?;
+                if let Some(limit) = &s.limited_by {
+                    write!(f, "; {} peers asked, cut by the {limit} limit", s.peers_requested)?;
+                }
             }
         }
         Ok(())

@@ -7,6 +7,7 @@
 mod bench;
 mod bench_crypto;
 mod bench_report;
+mod bench_scale;
 mod common;
 mod connect;
 mod crawl;

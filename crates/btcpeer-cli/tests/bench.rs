@@ -106,3 +106,66 @@ fn r_c5_bench_one_transport_and_usage_errors() {
     let bad = run(&["bench", "--transport", "v3"]);
     assert_eq!(bad.code, 2, "{bad:?}");
 }
+
+/// `--peers` beyond the old 10,000 cap is accepted: the soft open-file limit is raised to the hard
+/// one, the peers are cut to what it allows, and the report says which limit applied and projects
+/// 100,000 idle peers from the per-peer figure.
+#[test]
+fn bench_peers_are_bounded_by_the_open_file_limit_it_raised_and_reports() {
+    let mut cmd = std::process::Command::new("sh");
+    // Hard limit 256, soft 64: with only the soft one, no pair would fit beside the reserve.
+    cmd.args(["-c", "ulimit -Sn 64 && ulimit -Hn 256 && exec \"$@\"", "sh", env!("CARGO_BIN_EXE_btcpeer")]);
+    cmd.args(["bench", "--json", "--transport", "v1", "--handshakes", "1", "--pings", "1", "--pipelined", "1"]);
+    cmd.args(["--inv1", "1", "--inv1000", "1", "--blocks", "1", "--block-size", "1000"]);
+    cmd.args(["--peers", "100000", "--hold", "0"]);
+    let r = common::run_command(cmd, "btcpeer bench --peers 100000 under ulimit -n 256");
+    assert_eq!(r.code, 0, "{r:?}");
+    let scale = &r.events[0]["scale"];
+    assert_eq!(scale["peers_requested"], 100_000, "{scale}");
+    assert_eq!(scale["open_file_limit"], 256, "the soft limit raised to the hard one: {scale}");
+    assert_eq!(scale["open_file_limit_hard"], 256, "{scale}");
+    assert_eq!(scale["limited_by"], "open files", "{scale}");
+    let peers = scale["peers"].as_u64().unwrap();
+    assert!(peers > 100 && peers < 256 && peers % 2 == 0, "{scale}");
+    assert_eq!(scale["connected_after_hold"].as_u64(), Some(peers), "every idle peer stayed up: {scale}");
+    let per_peer = scale["rss_per_peer_bytes"].as_u64().unwrap();
+    assert_eq!(scale["projected_rss_100000_peers_bytes"].as_u64(), Some(per_peer * 100_000), "{scale}");
+}
+
+#[test]
+fn bench_peers_within_the_limits_are_not_cut_and_bad_counts_are_usage_errors() {
+    let r = run(&[
+        "bench",
+        "--json",
+        "--transport",
+        "v2",
+        "--handshakes",
+        "1",
+        "--pings",
+        "1",
+        "--pipelined",
+        "1",
+        "--inv1",
+        "1",
+        "--inv1000",
+        "1",
+        "--blocks",
+        "1",
+        "--block-size",
+        "1000",
+        "--peers",
+        "12",
+        "--hold",
+        "0",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let scale = &r.events[0]["scale_v2"];
+    assert_eq!((scale["peers"].as_u64(), scale["peers_requested"].as_u64()), (Some(12), Some(12)), "{scale}");
+    assert!(scale["limited_by"].is_null(), "{scale}");
+    assert!(scale["open_file_limit"].as_u64().is_some_and(|n| n > 12), "{scale}");
+    assert!(scale["local_ports"].as_u64().is_some_and(|n| n > 0), "{scale}");
+    for bad in ["-1", "4294967296", "many"] {
+        let r = run(&["bench", "--peers", bad]);
+        assert_eq!(r.code, 2, "--peers {bad}: {r:?}");
+    }
+}

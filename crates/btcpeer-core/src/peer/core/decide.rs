@@ -54,6 +54,56 @@ impl PeerCore {
         }
     }
 
+    /// The nonce of our `version` on this connection: what a node-wide registry records while the
+    /// handshake is in flight, so that a remote `version` carrying it is known as our own (Core:
+    /// `CNode::GetLocalNonce`, checked by `CConnman::CheckIncomingNonce`).
+    ///
+    /// ```
+    /// use std::time::{Instant, SystemTime};
+    /// use btcpeer_core::peer::{CoreConfig, Direction, PeerCore};
+    /// use btcpeer_core::wire::Message;
+    ///
+    /// let now = Instant::now();
+    /// let mut core = PeerCore::new(CoreConfig::seeded(Direction::Outbound, 7), now, SystemTime::now());
+    /// let Some(Message::Version(v)) = core.poll_transmit(now) else { unreachable!() };
+    /// assert_eq!(v.nonce, core.nonce());
+    /// ```
+    pub fn nonce(&self) -> u64 {
+        self.nonce
+    }
+
+    /// The verdict on the remote's version ([`Event::Version`](super::Event::Version)) when its
+    /// nonce is one of this node's handshakes in flight: the connection reached ourselves and ends
+    /// with [`DisconnectReason::SelfConnection`](super::DisconnectReason::SelfConnection), without
+    /// a reject (Core: `PeerManagerImpl::ProcessMessage`, "connected to self ..., disconnecting").
+    /// Nothing happens when the core is not deciding.
+    ///
+    /// ```
+    /// use std::time::{Instant, SystemTime};
+    /// use btcpeer_core::peer::{CoreConfig, Direction, DisconnectReason, Event, PeerCore};
+    /// use btcpeer_core::wire::frame::RawFrame;
+    ///
+    /// let now = Instant::now();
+    /// let mut a = PeerCore::new(CoreConfig::seeded(Direction::Outbound, 1), now, SystemTime::now());
+    /// let mut config = CoreConfig::seeded(Direction::Inbound, 2);
+    /// config.version_decision = true;
+    /// let mut b = PeerCore::new(config, now, SystemTime::now());
+    /// while let Some(m) = a.poll_transmit(now) { b.handle_frame(RawFrame::from_message(&m).unwrap(), now, SystemTime::now()); }
+    /// let Some(Event::Version(info)) = b.poll_event() else { unreachable!() };
+    /// assert_eq!(info.version.nonce, a.nonce(), "the driver finds it in its registry");
+    /// b.refuse_self_connection();
+    /// assert_eq!(b.poll_event(), Some(Event::Disconnected(DisconnectReason::SelfConnection)));
+    /// assert!(b.poll_transmit(now).is_none(), "no reject, no version");
+    /// ```
+    pub fn refuse_self_connection(&mut self) {
+        if !self.deciding || self.ended {
+            return;
+        }
+        self.deciding = false;
+        self.paused.clear();
+        self.end(super::DisconnectReason::SelfConnection);
+    }
+
     /// A frame handed in while deciding waits (a driver feeding bytes keeps them unread instead);
     /// beyond a bound it is dropped and counted, as a full queue's are.
     pub(super) fn hold_while_deciding(&mut self, frame: RawFrame, wire: usize) {
