@@ -15,33 +15,16 @@ const BLOCKS_AT_ONCE: usize = 16;
 use super::{LightError, LightEvent, RelevantTx, Stage, TxKind};
 use crate::peer::RequestError;
 
-/// Whether `filter` (a BIP158 basic filter of block `hash`) matches any (or, with `all`, every)
-/// script; an error for a filter whose element count its bytes cannot hold (hostile: the count
-/// would overflow the decoder's arithmetic).
+/// Whether `filter` (a BIP158 basic filter of block `hash`) matches any script; an error for a
+/// filter whose element count its bytes cannot hold (the core's `filter_element_count`: rust-bitcoin's
+/// matcher multiplies the count unchecked) or that does not decode.
 pub(super) fn filter_matches<'a>(
     filter: &[u8],
     hash: &BlockHash,
     scripts: impl Iterator<Item = &'a [u8]>,
-    all: bool,
-) -> Result<bool, &'static str> {
-    check_count(filter)?;
-    let f = BlockFilter::new(filter);
-    let r = if all { f.match_all(hash, scripts) } else { f.match_any(hash, scripts) };
-    r.map_err(|_| "a filter that does not decode")
-}
-
-/// A filter whose element count its bytes can hold: rust-bitcoin's matcher multiplies the count
-/// unchecked (an overflow panic on a hostile count in a debug build).
-pub(super) fn check_count(filter: &[u8]) -> Result<(), &'static str> {
-    let mut cursor = filter;
-    let n = bitcoin::consensus::Decodable::consensus_decode(&mut cursor)
-        .map(|v: bitcoin::VarInt| v.0)
-        .map_err(|_| "a filter without its element count")?;
-    // Each element takes at least P + 1 = 20 bits.
-    if n.saturating_mul(20) > u64::try_from(cursor.len()).unwrap_or(u64::MAX).saturating_mul(8) {
-        return Err("a filter claiming more elements than its bytes hold");
-    }
-    Ok(())
+) -> Result<bool, String> {
+    btcpeer_core::chain::filter_element_count(filter).map_err(|e| e.to_string())?;
+    BlockFilter::new(filter).match_any(hash, scripts).map_err(|_| "a filter that does not decode".to_string())
 }
 
 impl Sync {
@@ -155,7 +138,7 @@ impl Sync {
                 self.peers.drop_peer(&p.addr, reason, &self.events).await;
                 return None;
             }
-            match filter_matches(&f.filter, &hash, self.watched.iter().map(|s| s.as_bytes()), false) {
+            match filter_matches(&f.filter, &hash, self.watched.iter().map(|s| s.as_bytes())) {
                 Ok(true) => matched.push((height, hash)),
                 Ok(false) => {}
                 Err(reason) => {
