@@ -18,7 +18,9 @@
 //! - **Per request, the protocol's:** `get_headers` is answered with at most 2,000 headers (Core's
 //!   `MAX_HEADERS_RESULTS`), `get_cfilters` covers at most 1,000 blocks (`MAX_GETCFILTERS_SIZE`)
 //!   and `get_cfheaders` 2,000 (`MAX_GETCFHEADERS_SIZE`) — Core disconnects a peer that asks for a
-//!   longer range — and `get_addr` gathers at most 1,000 addresses (`MAX_ADDR_TO_SEND`).
+//!   longer range — and `get_addr` gathers at most 1,000 addresses (`MAX_ADDR_TO_SEND`). A filter
+//!   range holds at most 256 MiB of filters (honest mainnet ranges are tens of MB): a remote that
+//!   sends more ends the request with [`RequestError::InvalidAnswer`].
 //! - A request's message goes into the outbound queue like any other: a full queue is
 //!   [`RequestError::Queue`] with [`QueueError::Full`], which names the queue's limit.
 
@@ -483,7 +485,8 @@ impl<'a> Requests<'a> {
         let limit = self.limit(false);
         let count = expected.len();
         let request = Message::GetCFilters(GetCFilters { filter_type, start_height, stop_hash: stop });
-        let mut registration = self.ask(Want::CFilters { filter_type, stop, expected, next: 0 }, &request).await?;
+        let mut registration =
+            self.ask(Want::CFilters { filter_type, stop, expected, next: 0, held: 0 }, &request).await?;
         let mut filters = Vec::with_capacity(count);
         while filters.len() < count {
             // The limit bounds the wait for each filter: a long range is not cut short while the

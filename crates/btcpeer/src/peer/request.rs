@@ -39,6 +39,11 @@ pub(crate) const MAX_REQUESTS: usize = 1_024;
 const MAX_WAITING_ANSWERS: usize = 32;
 /// Filters one `getcfilters` is answered with, at most (Core: `MAX_GETCFILTERS_SIZE`).
 pub(crate) const MAX_CFILTERS: usize = 1_000;
+/// Filter bytes one `getcfilters` request holds at most. A range of 1,000 filters of up to a whole
+/// message each could otherwise hold 4 GB that the remote chose; an honest mainnet range is tens of
+/// MB (a basic filter averages tens of KB). Past it the request ends with an invalid answer, and the
+/// caller can ask a shorter range.
+pub(crate) const MAX_CFILTER_RANGE_BYTES: usize = 256 << 20;
 /// Filter hashes one `getcfheaders` is answered with, at most (Core: `MAX_GETCFHEADERS_SIZE`).
 pub(crate) const MAX_CFHEADERS: usize = 2_000;
 /// Headers one `getheaders` is answered with, at most (Core: `MAX_HEADERS_RESULTS`).
@@ -64,8 +69,9 @@ pub(crate) enum Want {
     /// The `merkleblock` of this block (or a `notfound` for it).
     MerkleBlock(BlockHash),
     /// `cfilter`s of this type, `expected` in that order, the last the block `stop`'s; `next` is
-    /// the position of the next one.
-    CFilters { filter_type: u8, stop: BlockHash, expected: Range, next: usize },
+    /// the position of the next one; `held` the filter bytes given so far (at most
+    /// [`MAX_CFILTER_RANGE_BYTES`]).
+    CFilters { filter_type: u8, stop: BlockHash, expected: Range, next: usize, held: usize },
     /// The `cfheaders` ending at `stop`.
     CFHeaders { filter_type: u8, stop: BlockHash },
     /// The `cfcheckpt` ending at `stop`.
@@ -262,18 +268,24 @@ impl InFlight {
         let Some(i) = self.entries.iter().position(|e| next_of(&e.want)) else {
             // The filter of the stop block, or of a later block of the range, for a range still
             // short of it: a filter was left out.
-            let short = |w: &Want| matches!(w, Want::CFilters { filter_type, stop, expected, next } if *filter_type == t && (*stop == block || expected.is_after(*next, &block)));
+            let short = |w: &Want| matches!(w, Want::CFilters { filter_type, stop, expected, next, .. } if *filter_type == t && (*stop == block || expected.is_after(*next, &block)));
             if let Some(i) = self.entries.iter().position(|e| short(&e.want)) {
                 self.fail(i, "a filter of the range was left out");
             }
             return Some(Message::CFilter(filter));
         };
-        let Some(Entry { want: Want::CFilters { stop, expected, next, .. }, tx, .. }) = self.entries.get_mut(i) else {
+        let Some(Entry { want: Want::CFilters { stop, expected, next, held, .. }, tx, .. }) = self.entries.get_mut(i)
+        else {
             return Some(Message::CFilter(filter));
         };
         let last = next.saturating_add(1) >= expected.len();
         if last && block != *stop {
             self.fail(i, "the range's last filter is not the stop block's");
+            return Some(Message::CFilter(filter));
+        }
+        *held = held.saturating_add(filter.filter.len());
+        if *held > MAX_CFILTER_RANGE_BYTES {
+            self.fail(i, "the range's filters exceed 256 MiB (ask a shorter range)");
             return Some(Message::CFilter(filter));
         }
         match tx.try_send(Answer::Message(Message::CFilter(filter))) {
@@ -555,5 +567,42 @@ impl super::Peer {
         let rest = st.requests.offer(message, rtt);
         self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
         rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    #[test]
+    fn a_filter_range_past_its_byte_budget_ends_with_an_invalid_answer_not_a_growing_hold() {
+        let blocks: Vec<BlockHash> = (0..100u8).map(|i| BlockHash::from_byte_array([i; 32])).collect();
+        let stop = blocks[99];
+        let mut requests = InFlight::default();
+        let want = Want::CFilters { filter_type: 0, stop, expected: Range::Blocks(blocks.clone()), next: 0, held: 0 };
+        let (_, mut rx) = requests.add(want).expect("a slot");
+        // Whole-message filters: the budget holds 64 of them, the 65th ends the request.
+        let big = 4_000_000;
+        let given = MAX_CFILTER_RANGE_BYTES / big;
+        for (i, block_hash) in blocks.iter().enumerate().take(given + 1) {
+            let f = CFilter { filter_type: 0, block_hash: *block_hash, filter: vec![0; big] };
+            let back = requests.give_filter(f);
+            assert_eq!(back.is_some(), i == given, "filter {i}");
+        }
+        assert_eq!(requests.len(), 0, "the request is over");
+        let mut answers = 0;
+        while let Ok(a) = rx.try_recv() {
+            match a {
+                Answer::Message(_) => answers += 1,
+                Answer::Invalid(why) => {
+                    assert!(why.contains("256 MiB"), "{why}");
+                    assert_eq!(answers, given);
+                    return;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        panic!("no invalid answer after {answers} filters");
     }
 }
