@@ -154,6 +154,10 @@ impl<S: BlockingStream> BlockingPeer<S> {
                     self.core.stream_closed(Some(&e));
                 }
             }
+            if self.core.poll_timeout(now).is_some() && !self.inbuf.is_empty() {
+                // Frames left when `handle_bytes` stopped after a batch of events.
+                self.core.handle_bytes(&mut self.inbuf, now, SystemTime::now());
+            }
             match self.core.poll_event() {
                 Some(Event::Disconnected(reason)) => return Err(BlockingError::Disconnected(reason)),
                 Some(event) => return Ok(event),

@@ -19,7 +19,17 @@ fn carry(from: &mut PeerCore, to: &mut PeerCore, now: Instant) {
 
 /// Two cores with their handshake done, and the events it gave taken.
 fn established(now: Instant) -> (PeerCore, PeerCore) {
-    established_with(CoreConfig::seeded(Direction::Outbound, 1), CoreConfig::seeded(Direction::Inbound, 2), now)
+    established_with(
+        small(CoreConfig::seeded(Direction::Outbound, 1)),
+        small(CoreConfig::seeded(Direction::Inbound, 2)),
+        now,
+    )
+}
+
+/// A queue of 4 KiB, so that filling it takes a few hundred messages.
+fn small(mut config: CoreConfig) -> CoreConfig {
+    config.max_queue_bytes = 4096;
+    config
 }
 
 fn established_with(a: CoreConfig, b: CoreConfig, now: Instant) -> (PeerCore, PeerCore) {

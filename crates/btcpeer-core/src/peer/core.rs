@@ -4,32 +4,27 @@ mod config;
 mod decide;
 mod framed;
 mod handler_time;
+mod output;
 
 pub use config::CoreConfig;
+pub use framed::Read;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
-use bitcoin::p2p::ServiceFlags;
+use bytes::Bytes;
 
 use super::handshake::{HandshakeStep, VersionHandshake};
-use super::inventory::Pending;
-use super::liveness::poisson_delay_from;
+use super::outbound::{OutboundQueue, Progress};
 use super::rules::{Preferences, Rule, before_decode};
-use super::state::{Announced, ProtocolState};
+use super::state::ProtocolState;
 use super::{DisconnectReason, RemoteInfo};
 use crate::transport::framing::{Framed, Framing};
 use crate::transport::v1::{V1Codec, V1Error};
 use crate::wire::frame::{HEADER_LEN, RawFrame};
-use crate::wire::limits::MAX_LOCATOR_HASHES;
-use crate::wire::version::{REJECT_VERSION, ping_has_nonce};
+use crate::wire::version::REJECT_VERSION;
 use crate::wire::{Command, Inventory, Message, Reject, RejectCode};
-use bitcoin::BlockHash;
-use bitcoin::p2p::message_blockdata::{GetBlocksMessage, GetHeadersMessage};
 
-/// Messages waiting to be written at most; what the remote makes us send beyond it (pongs) is
-/// dropped and counted, as a full send buffer would.
-const MAX_OUTGOING: usize = 4_096;
 /// Events waiting for the application at most; beyond it messages are dropped and counted.
 const MAX_EVENTS: usize = 4_096;
 
@@ -43,8 +38,11 @@ pub enum Event {
     Version(RemoteInfo),
     /// The handshake completed.
     Handshake(RemoteInfo),
-    /// A message after the handshake, after the peer's own handling.
+    /// A message after the handshake, after the peer's own handling (its payload as received:
+    /// [`PeerCore::poll_event_with_payload`]).
     Message(Message),
+    /// A block kept undecoded ([`CoreConfig::raw_blocks`]), checked as decoding would check it.
+    RawBlock(Bytes),
     /// Our ping was answered.
     Pong {
         /// The round trip.
@@ -56,13 +54,17 @@ pub enum Event {
 
 /// [`PeerCore`]: one connection's protocol state, owned in one place and driven from outside.
 ///
-/// Inputs are frames read ([`PeerCore::handle_frame`]), the time ([`PeerCore::handle_timeout`],
-/// whenever [`PeerCore::poll_timeout`]'s instant passes) and the application's commands
-/// ([`PeerCore::send`], [`PeerCore::announce`], [`PeerCore::disconnect`]). Outputs are messages to
-/// write ([`PeerCore::poll_transmit`]) and events ([`PeerCore::poll_event`]). Nothing here reads a
-/// socket or a clock, so the same core runs under tokio, in a blocking loop, in the simulator and
-/// in a fuzzer; randomness (ping nonces, trickle delays) comes from a seeded generator, so a seeded
-/// run is reproducible.
+/// Inputs are bytes read ([`PeerCore::handle_bytes`], for a core built with
+/// [`PeerCore::framed`]) or frames ([`PeerCore::handle_frame`]), the time
+/// ([`PeerCore::handle_timeout`], whenever [`PeerCore::poll_timeout`]'s instant passes) and the
+/// application's commands ([`PeerCore::queue_message`], [`PeerCore::announce`],
+/// [`PeerCore::disconnect`]). Outputs are bytes or messages to write
+/// ([`PeerCore::poll_transmit_batch`] then [`PeerCore::transmitted`], or
+/// [`PeerCore::poll_transmit`]) and events ([`PeerCore::poll_event`]). The outbound queue is
+/// bounded in bytes and numbers each message; [`PeerCore::progress`] says what became of each.
+/// Nothing here reads a socket or a clock, so the same core runs under tokio (`btcpeer`'s `Peer`
+/// holds one), in a blocking loop, in the simulator and in a fuzzer; randomness (nonces, trickle
+/// delays) comes from a seeded generator, so a seeded run is reproducible.
 ///
 /// ```
 /// use std::time::{Instant, SystemTime};
@@ -84,15 +86,23 @@ pub enum Event {
 pub struct PeerCore {
     config: CoreConfig,
     nonce: u64,
-    handshake: Option<VersionHandshake>,
+    handshake: Option<Box<VersionHandshake>>,
     handshake_deadline: Instant,
     /// Set once the handshake completed (the state's `remote` is set from the remote's version).
     established: bool,
     state: ProtocolState,
-    out: VecDeque<Message>,
-    /// Application messages queued before the handshake completed.
-    held: VecDeque<Message>,
-    events: VecDeque<Event>,
+    /// The handshake's messages and a last `reject`: written before the queue, and alone before
+    /// the handshake completes.
+    control: VecDeque<Message>,
+    /// Everything else, encoded once, bounded in bytes, numbered (held until the handshake
+    /// completes).
+    queue: OutboundQueue,
+    /// What became of the queue's messages.
+    progress: Progress,
+    /// Messages taken for writing and not yet reported written.
+    inflight: VecDeque<output::Inflight>,
+    events: VecDeque<(Event, Option<Bytes>)>,
+    reads: VecDeque<Read>,
     /// A ping queued and not yet taken for writing.
     ping_queued: Option<u64>,
     dropped: u64,
@@ -112,17 +122,19 @@ impl PeerCore {
     pub fn new(config: CoreConfig, now: Instant, wall: SystemTime) -> Self {
         let mut rng = config.seed | 1;
         let nonce = crate::rng::next(&mut rng);
-        let ours = config.rules.version(config.services, nonce, &config.user_agent, config.start_height, wall);
-        let handshake = VersionHandshake::new(config.direction, config.rules.clone(), ours, config.transport);
+        let queue = OutboundQueue::new(config.max_queue_bytes, config.max_payload, false);
         let mut core = PeerCore {
             nonce,
-            handshake: Some(handshake),
-            handshake_deadline: now.checked_add(config.handshake_timeout).unwrap_or(now),
+            handshake: None,
+            handshake_deadline: now,
             established: false,
             state: ProtocolState::new(config.known_capacity, config.trickle_limit),
-            out: VecDeque::new(),
-            held: VecDeque::new(),
+            control: VecDeque::new(),
+            queue,
+            progress: Progress::default(),
+            inflight: VecDeque::new(),
             events: VecDeque::new(),
+            reads: VecDeque::new(),
             ping_queued: None,
             dropped: 0,
             ended: false,
@@ -132,8 +144,63 @@ impl PeerCore {
             deciding: false,
             paused: VecDeque::new(),
         };
-        core.pull_handshake_output();
+        core.begin(now, wall);
         core
+    }
+
+    /// (Re)starts the handshake at `now`: its deadline, and our version with its timestamp.
+    fn begin(&mut self, now: Instant, wall: SystemTime) {
+        let c = &self.config;
+        let mut ours = c.rules.version(c.services, self.nonce, &c.user_agent, c.start_height, wall);
+        if let Some(sender) = &c.sender {
+            ours.sender = sender.clone();
+        }
+        if let Some(receiver) = &c.receiver {
+            ours.receiver = receiver.clone();
+        }
+        self.handshake = Some(Box::new(VersionHandshake::new(c.direction, c.rules.clone(), ours, c.transport)));
+        self.handshake_deadline = now.checked_add(c.handshake_timeout).unwrap_or(now);
+        self.control.clear();
+        self.pull_handshake_output();
+    }
+
+    /// The stream is connected now, for a core built before it was (to hold messages queued
+    /// early): the handshake deadline starts at `now`, and our version takes `wall` as its
+    /// timestamp, `start_height`, and `nonce` when given (a node-wide registry's). Nothing happens
+    /// once anything was read or taken for writing.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use btcpeer_core::peer::{CoreConfig, Direction, PeerCore};
+    /// use btcpeer_core::wire::Message;
+    ///
+    /// let created = Instant::now();
+    /// let mut core = PeerCore::new(CoreConfig::seeded(Direction::Outbound, 3), created, SystemTime::now());
+    /// let connected = created + Duration::from_secs(8);
+    /// core.connected(connected, SystemTime::now(), 812_000, Some(42));
+    /// assert_eq!(core.poll_timeout(connected), Some(connected + Duration::from_secs(30)));
+    /// let Some(Message::Version(v)) = core.poll_transmit(connected) else { unreachable!() };
+    /// assert_eq!((v.start_height, v.nonce), (812_000, 42));
+    /// ```
+    pub fn connected(&mut self, now: Instant, wall: SystemTime, start_height: i32, nonce: Option<u64>) {
+        let untouched = self.handshake.as_ref().is_some_and(|h| h.remote().is_none())
+            && !self.ended
+            && self.state.traffic.bytes_received() == 0
+            && self.state.traffic.bytes_sent() == 0
+            && self.inflight.is_empty();
+        if !untouched {
+            return;
+        }
+        self.config.start_height = start_height;
+        if let Some(nonce) = nonce {
+            self.nonce = nonce;
+        }
+        self.begin(now, wall);
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
     }
 
     /// What the handshake learned about the remote, once its version is in.
@@ -156,6 +223,12 @@ impl PeerCore {
         &self.state
     }
 
+    /// The protocol state, for a driver's bookkeeping (what the remote knows, the last block it
+    /// announced).
+    pub fn state_mut(&mut self) -> &mut ProtocolState {
+        &mut self.state
+    }
+
     /// Frames ignored (Core's leniencies) and messages dropped because a bounded queue was full.
     pub fn ignored_and_dropped(&self) -> (u64, u64) {
         (self.state.ignored_received, self.dropped)
@@ -164,6 +237,11 @@ impl PeerCore {
     /// Whether the connection ended.
     pub fn is_ended(&self) -> bool {
         self.ended
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn end_reason(&self) -> Option<&DisconnectReason> {
+        self.progress.closed.as_ref()
     }
 
     /// Whether the handshake completed.
@@ -177,8 +255,8 @@ impl PeerCore {
     }
 
     fn pull_handshake_output(&mut self) {
-        while let Some(m) = self.handshake.as_mut().and_then(VersionHandshake::poll_transmit) {
-            self.out.push_back(m);
+        while let Some(m) = self.handshake.as_mut().and_then(|h| h.poll_transmit()) {
+            self.control.push_back(m);
         }
     }
 
@@ -189,30 +267,25 @@ impl PeerCore {
             return;
         }
         self.ended = true;
-        self.out.retain(|m| matches!(m, Message::Reject(_)));
-        self.held.clear();
-        self.events.push_back(Event::Disconnected(reason));
+        self.control.retain(|m| matches!(m, Message::Reject(_)));
+        self.queue.close();
+        self.progress.closed = Some(reason.clone());
+        self.paused.clear();
+        self.events.push_back((Event::Disconnected(reason), None));
     }
 
-    fn push_event(&mut self, event: Event) {
+    fn push_event(&mut self, event: Event, payload: Option<Bytes>) {
         if self.events.len() >= MAX_EVENTS {
             self.dropped = self.dropped.saturating_add(1);
         } else {
-            self.events.push_back(event);
+            self.events.push_back((event, payload));
         }
     }
 
-    fn push_out(&mut self, message: Message) {
-        if self.out.len() >= MAX_OUTGOING {
-            self.dropped = self.dropped.saturating_add(1);
-        } else {
-            self.out.push_back(message);
-        }
-    }
-
-    /// The transport ended (the remote closed, or a read failed with `reason`). A core driven
-    /// with bytes ([`PeerCore::framed`]) should be told with [`PeerCore::stream_closed`], whose
-    /// reason follows the transport's stage.
+    /// The transport ended (the remote closed, or a read or write failed with `reason`; a driver
+    /// ends with its own reasons here too). A core driven with bytes ([`PeerCore::framed`])
+    /// should be told of a closed stream with [`PeerCore::stream_closed`], whose reason follows
+    /// the transport's stage.
     pub fn closed(&mut self, reason: Option<DisconnectReason>) {
         let during_handshake = !self.established;
         self.end(reason.unwrap_or(DisconnectReason::RemoteClosed { during_handshake }));
@@ -221,87 +294,6 @@ impl PeerCore {
     /// The application ends the connection.
     pub fn disconnect(&mut self) {
         self.end(DisconnectReason::LocalRequest);
-    }
-
-    /// Queues an application message (held until the handshake completes; a block or transaction
-    /// to a remote without `NODE_WITNESS` loses its witnesses). Returns false if the connection
-    /// ended or the queue is full.
-    pub fn send(&mut self, message: Message) -> bool {
-        if self.ended || self.out.len().saturating_add(self.held.len()) >= MAX_OUTGOING {
-            return false;
-        }
-        // Blocks and transactions go to a remote without NODE_WITNESS without their witnesses, as
-        // Core serializes them for such a peer.
-        let lacks_witness = self.state.remote.as_ref().is_some_and(|r| !r.version.services.has(ServiceFlags::WITNESS));
-        let message = match lacks_witness.then(|| crate::wire::without_witness(&message)).flatten() {
-            Some(stripped) => stripped,
-            None => message,
-        };
-        if self.established {
-            self.out.push_back(message)
-        } else {
-            self.held.push_back(message)
-        }
-        true
-    }
-
-    /// Announces inventory: blocks at once, transactions at the next trickle tick (a Poisson delay,
-    /// as Core's `SendMessages`), and nothing the remote already knows. Returns false when it was
-    /// not queued (known, refused by the remote's relay preference, or a full queue).
-    pub fn announce(&mut self, inv: Inventory, now: Instant) -> bool {
-        if self.ended {
-            return false;
-        }
-        if !inv.is_transaction() && self.established {
-            // The state's rule: checked and marked in one step, given back when it cannot be
-            // queued, so that a retry is sent rather than taken for a duplicate.
-            let room = self.out.len().saturating_add(self.held.len()) < MAX_OUTGOING;
-            let out = &mut self.out;
-            let queued = self.state.announce_block_with(&inv, |m| {
-                if !room {
-                    return Err(());
-                }
-                out.push_back(m);
-                Ok(())
-            });
-            return queued == Ok(true);
-        }
-        let (mean, random) = (self.config.trickle_mean, crate::rng::next(&mut self.rng));
-        matches!(
-            self.state.announce(Pending::Plain(inv), now, || poisson_delay_from(mean, random)),
-            Announced::Queued { .. }
-        )
-    }
-
-    /// Asks for the headers after `locator` (at most 101 hashes) up to `stop`. A request repeating
-    /// the previous `getheaders` (same first locator hash and stop hash) is not sent again, as btcd
-    /// filters it. Returns whether it was queued.
-    pub fn get_headers(&mut self, locator: Vec<BlockHash>, stop: BlockHash) -> bool {
-        self.locator_request(Command::GETHEADERS, locator, stop)
-    }
-
-    /// Asks for the block inventory after `locator`, with the same rules as
-    /// [`get_headers`](PeerCore::get_headers).
-    pub fn get_blocks(&mut self, locator: Vec<BlockHash>, stop: BlockHash) -> bool {
-        self.locator_request(Command::GETBLOCKS, locator, stop)
-    }
-
-    fn locator_request(&mut self, command: Command, locator: Vec<BlockHash>, stop: BlockHash) -> bool {
-        if self.ended || locator.len() as u64 > MAX_LOCATOR_HASHES {
-            return false;
-        }
-        let Some(undo) = self.state.locator_request(command, locator.first().copied(), stop) else { return false };
-        let version = self.state.negotiated(self.config.rules.protocol_version);
-        let message = if command == Command::GETBLOCKS {
-            Message::GetBlocks(GetBlocksMessage { version, locator_hashes: locator, stop_hash: stop })
-        } else {
-            Message::GetHeaders(GetHeadersMessage { version, locator_hashes: locator, stop_hash: stop })
-        };
-        let queued = self.send(message);
-        if !queued {
-            self.state.locator_failed(undo);
-        }
-        queued
     }
 
     /// Takes every whole v1 frame at the front of `buf` (bytes read from the remote) through
@@ -350,6 +342,9 @@ impl PeerCore {
             l.alive(now);
         }
         self.state.traffic.received(frame.command, wire);
+        if self.config.report_reads {
+            self.note_read(Read::Frame { command: frame.command, wire, payload: frame.payload.clone() });
+        }
         let result =
             if self.established { self.after_handshake(frame, now) } else { self.in_handshake(&frame, now, wall) };
         if let Err(reason) = result.and_then(|()| self.state.check_misbehaviour(self.config.ignored_limit)) {
@@ -372,7 +367,7 @@ impl PeerCore {
                 if theirs != Some(self.nonce) && self.config.version_decision {
                     if let Some(info) = hs.remote().cloned() {
                         self.deciding = true;
-                        self.push_event(Event::Version(info));
+                        self.push_event(Event::Version(info), None);
                         return Ok(());
                     }
                 }
@@ -385,8 +380,7 @@ impl PeerCore {
                 self.handshake = None;
                 self.established = true;
                 self.state.handshake_complete(info.clone(), self.config.timeouts, now);
-                self.out.extend(self.held.drain(..));
-                self.push_event(Event::Handshake(info));
+                self.push_event(Event::Handshake(info), None);
             }
             _ => {}
         }
@@ -394,6 +388,19 @@ impl PeerCore {
     }
 
     fn after_handshake(&mut self, frame: RawFrame, now: Instant) -> Result<(), DisconnectReason> {
+        if frame.command == Command::BLOCK && self.config.raw_blocks {
+            // The rule for an undecoded block: refused as a decoded one would be, else the same
+            // bookkeeping (the remote answered, it knows the block).
+            let checked = crate::wire::check_block(&frame.payload);
+            let negotiated = self.state.negotiated(self.config.rules.protocol_version);
+            return match self.state.receive_raw_block(checked, now) {
+                Ok(_) => {
+                    self.push_event(Event::RawBlock(frame.payload), None);
+                    Ok(())
+                }
+                Err(e) => Err(self.malformed(e, negotiated)),
+            };
+        }
         before_decode(frame.command)?;
         let ours = self.config.rules.protocol_version;
         let negotiated = self.state.negotiated(ours);
@@ -405,12 +412,15 @@ impl PeerCore {
         match rule {
             Rule::Deliver(builtin) => {
                 if let Some(nonce) = builtin.pong {
-                    self.push_out(Message::Pong(nonce));
+                    // A full queue drops the pong, counted, as a full send buffer would.
+                    if self.queue_message(&Message::Pong(nonce)).is_err() {
+                        self.dropped = self.dropped.saturating_add(1);
+                    }
                 }
                 if let Some(rtt) = rtt {
-                    self.push_event(Event::Pong { rtt });
+                    self.push_event(Event::Pong { rtt }, None);
                 }
-                self.push_event(Event::Message(message));
+                self.push_event(Event::Message(message), Some(frame.payload));
             }
             Rule::Malformed(e) => return Err(self.malformed(e, negotiated)),
             Rule::End(reason) => return Err(reason),
@@ -429,59 +439,45 @@ impl PeerCore {
                 reason: "malformed message".into(),
                 hash: None,
             };
-            self.out.push_back(Message::Reject(reject));
+            self.control.push_back(Message::Reject(reject));
         }
         DisconnectReason::Payload(e)
     }
 
-    /// Sends a ping now (one at a time); its round trip comes as [`Event::Pong`].
-    pub fn ping(&mut self, now: Instant) -> bool {
-        let negotiated = self.state.negotiated(0);
-        let _ = now;
-        if self.ended
-            || self.state.ping_outstanding.is_some()
-            || self.ping_queued.is_some()
-            || !ping_has_nonce(negotiated)
-        {
-            return false;
-        }
-        let nonce = crate::rng::next(&mut self.rng);
-        // Marked queued only once it is: a ping refused by a full queue must not block every
-        // later one (nor count as outstanding for the pong deadline).
-        if !self.send(Message::Ping(nonce)) {
-            return false;
-        }
-        self.ping_queued = Some(nonce);
-        true
-    }
-
-    /// The next message to write. Take them all, write them, then wait; the stall and pong clocks
-    /// start as they are taken.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Message> {
-        let message = self.out.pop_front()?;
-        if let Some(l) = self.state.liveness.as_mut() {
-            // Only a `getblocks`' stall rule reads the payload (its stop hash); every other
-            // message is told by its command, without encoding it here too.
-            match &message {
-                Message::GetBlocks(_) => {
-                    if let Ok(raw) = RawFrame::from_message(&message) {
-                        l.sent(raw.command, &raw.payload, now);
-                    }
-                }
-                other => l.sent(other.command(), &[], now),
-            }
-        }
-        if let Message::Ping(nonce) = message {
-            // The round trip counts from when the ping is taken for writing.
-            self.ping_queued = None;
-            self.state.ping_sent(nonce, now);
-        }
-        Some(message)
-    }
-
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front().map(|(event, _)| event)
+    }
+
+    /// The next event, with the payload of an [`Event::Message`] as it was received (for an
+    /// application that keeps or forwards it without encoding it again).
+    ///
+    /// ```
+    /// use std::time::{Instant, SystemTime};
+    /// use btcpeer_core::peer::{CoreConfig, Direction, Event, PeerCore};
+    /// use btcpeer_core::wire::frame::RawFrame;
+    /// use btcpeer_core::wire::Message;
+    ///
+    /// let now = Instant::now();
+    /// let mut a = PeerCore::new(CoreConfig::seeded(Direction::Outbound, 1), now, SystemTime::now());
+    /// let mut b = PeerCore::new(CoreConfig::seeded(Direction::Inbound, 2), now, SystemTime::now());
+    /// for _ in 0..4 {
+    ///     while let Some(m) = a.poll_transmit(now) { b.handle_frame(RawFrame::from_message(&m).unwrap(), now, SystemTime::now()); }
+    ///     while let Some(m) = b.poll_transmit(now) { a.handle_frame(RawFrame::from_message(&m).unwrap(), now, SystemTime::now()); }
+    /// }
+    /// while b.poll_event().is_some() {}
+    /// b.handle_frame(RawFrame::from_message(&Message::FeeFilter(1_000)).unwrap(), now, SystemTime::now());
+    /// let (event, raw) = b.poll_event_with_payload().unwrap();
+    /// assert_eq!(event, Event::Message(Message::FeeFilter(1_000)));
+    /// assert_eq!(raw.unwrap().as_ref(), &1_000i64.to_le_bytes());
+    /// ```
+    pub fn poll_event_with_payload(&mut self) -> Option<(Event, Option<Bytes>)> {
         self.events.pop_front()
+    }
+
+    /// Whether events wait for [`poll_event`](PeerCore::poll_event).
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// When [`handle_timeout`](PeerCore::handle_timeout) should next run (`None`: never, the
@@ -522,17 +518,14 @@ impl PeerCore {
         }
     }
 
-    /// The trickle tick, by the state's rule ([`ProtocolState::flush_trickle`]): what does not
-    /// fit a full queue goes back for a later tick.
-    fn flush_trickle(&mut self, now: Instant) {
-        let retry = self.config.trickle_mean.max(Duration::from_millis(100));
-        let out = &mut self.out;
-        self.state.flush_trickle(now, retry, |m| {
-            let room = out.len() < MAX_OUTGOING;
-            if room {
-                out.push_back(m);
-            }
-            room
-        });
+    /// Whether everything to be written was taken and reported written.
+    pub fn is_flushed(&self) -> bool {
+        !self.wants_transmit() && self.inflight.is_empty()
+    }
+
+    /// Whether anything waits to be written now.
+    pub fn wants_transmit(&self) -> bool {
+        let framing_out = self.framing.as_ref().is_some_and(|f| f.has_output());
+        framing_out || !self.control.is_empty() || (self.established && !self.queue.is_empty())
     }
 }

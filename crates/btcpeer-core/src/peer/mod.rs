@@ -29,7 +29,7 @@ pub mod rules;
 mod state;
 mod stats;
 
-pub use self::core::{CoreConfig, Event, PeerCore};
+pub use self::core::{CoreConfig, Event, PeerCore, Read};
 pub use handshake::{HandshakeRules, HandshakeStep, VersionHandshake};
 pub use inventory::{KnownInventory, TrickleQueue};
 pub use liveness::{Liveness, Timeouts};

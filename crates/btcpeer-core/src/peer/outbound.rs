@@ -189,6 +189,12 @@ impl OutboundQueue {
         }
     }
 
+    /// Takes the next message for writing (its bytes stay counted until
+    /// [`written`](OutboundQueue::written)).
+    pub(crate) fn pop(&mut self) -> Option<Outgoing> {
+        self.items.pop_front()
+    }
+
     /// `bytes` taken by [`take_batch`](OutboundQueue::take_batch) were written.
     pub fn written(&mut self, bytes: usize) {
         self.bytes = self.bytes.saturating_sub(bytes);

@@ -306,6 +306,35 @@ impl Framing {
         }
     }
 
+    /// Whether bytes that are not messages wait to be written (the v2 handshake's).
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty() || matches!(&self.state, State::V2Handshake(h) if h.has_output())
+    }
+
+    /// Appends only the v1 header of a message (its payload to be written after it, without a
+    /// copy) and returns the message's size on the wire; `None` unless the transport is v1.
+    pub fn encode_v1_header(
+        &mut self,
+        command: Command,
+        payload: &[u8],
+        known: Option<[u8; 4]>,
+        out: &mut BytesMut,
+    ) -> Option<usize> {
+        let State::V1(codec) = &self.state else { return None };
+        let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let checksum = known.unwrap_or_else(|| checksum(payload));
+        let header = FrameHeader { magic: codec.network().magic(), command, length, checksum };
+        out.extend_from_slice(&header.to_bytes());
+        Some(payload.len().saturating_add(HEADER_LEN))
+    }
+
+    /// An idle connection lets go of what it can rebuild (the v2 decoder's key schedule object).
+    pub fn release_idle(&mut self) {
+        if let State::V2(codec) = &mut self.state {
+            codec.0.release();
+        }
+    }
+
     /// Why the connection ended when the stream closed now (`io` the error, if one ended it):
     /// during a v2 handshake a close or reset before any byte names the likely cause (a v1-only
     /// remote: [`DisconnectReason::V1RetryAdvised`] or [`DisconnectReason::V2Unanswered`]).

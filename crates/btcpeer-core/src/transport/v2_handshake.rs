@@ -266,6 +266,11 @@ impl V2Handshake {
         self.out.split()
     }
 
+    /// Whether bytes wait to be written.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Bytes received so far.
     pub fn bytes_received(&self) -> usize {
         self.received

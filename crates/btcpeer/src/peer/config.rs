@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bitcoin::p2p::ServiceFlags;
 
+use super::context::NodeContext;
 use super::error::ConfigError;
-use super::node::NodeContext;
 use super::nonce::NonceRegistry;
 use super::user_agent::user_agent;
 use crate::network::Network;
@@ -85,6 +85,7 @@ pub(crate) struct ConfigInner {
     pub(crate) v2: V2Policy,
     pub(crate) v2_options: V2Options,
     pub(crate) raw_blocks: bool,
+    pub(crate) seed: Option<u64>,
     pub(crate) connect_timeout: Duration,
     pub(crate) start_height: Option<HeightSource>,
 }
@@ -121,7 +122,7 @@ impl PeerConfig {
             advertised_address: None,
             proxy: None,
             handshake_timeout: out.handshake_timeout,
-            max_queue_bytes: 8 * 1024 * 1024,
+            max_queue_bytes: out.max_queue_bytes,
             write_timeout: Duration::from_secs(20),
             write_timeout_per_256k: Duration::from_secs(1),
             enforce_bloom: out.bloom.refuse,
@@ -136,7 +137,8 @@ impl PeerConfig {
             max_pending_inventory: out.trickle_limit,
             v2: V2Policy::Never,
             v2_options: V2Options::default(),
-            raw_blocks: false,
+            raw_blocks: out.raw_blocks,
+            seed: None,
             connect_timeout: Duration::from_secs(10),
             start_height: None,
         }
@@ -299,6 +301,7 @@ pub struct PeerConfigBuilder {
     v2: V2Policy,
     v2_options: V2Options,
     raw_blocks: bool,
+    seed: Option<u64>,
     connect_timeout: Duration,
     start_height: Option<HeightSource>,
 }
@@ -329,6 +332,23 @@ impl PeerConfigBuilder {
     /// archivers and applications with their own block parser (default false).
     pub fn raw_blocks(mut self, raw: bool) -> Self {
         self.raw_blocks = raw;
+        self
+    }
+
+    /// Seeds the generator of each peer's nonces and trickle delays (default: drawn from the OS
+    /// for each peer). For reproducible runs only — tests, comparisons with the core driven
+    /// directly: a peer's version nonce then is the seeded core's, so two peers of one node with
+    /// one seed would collide (the second draws a fresh nonce).
+    ///
+    /// ```
+    /// use btcpeer::network::Network;
+    /// use btcpeer::peer::PeerConfig;
+    ///
+    /// let config = PeerConfig::builder(Network::REGTEST).seed(7).build().unwrap();
+    /// # let _ = config;
+    /// ```
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
         self
     }
 
@@ -600,6 +620,7 @@ impl PeerConfigBuilder {
                 v2: self.v2,
                 v2_options: self.v2_options,
                 raw_blocks: self.raw_blocks,
+                seed: self.seed,
                 connect_timeout: self.connect_timeout,
                 start_height: self.start_height,
             }),

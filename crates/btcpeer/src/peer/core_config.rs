@@ -43,6 +43,12 @@ impl PeerConfig {
         core.trickle_limit = cfg.max_pending_inventory;
         core.bloom = cfg.bloom_policy();
         core.ignored_limit = cfg.ignored_limit;
+        core.max_queue_bytes = cfg.max_queue_bytes;
+        core.max_payload = cfg.network.max_payload();
+        core.raw_blocks = cfg.raw_blocks;
+        if let Some(seed) = cfg.seed {
+            core.seed = seed;
+        }
         core
     }
 }

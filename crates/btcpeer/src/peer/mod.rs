@@ -46,35 +46,32 @@ mod addr;
 mod ask;
 mod config;
 mod connect;
+mod context;
 mod core_config;
 mod driver;
 mod error;
+mod extras;
 mod handler;
-mod handshake;
-mod heard;
-mod io;
-mod node;
 mod nonce;
 mod owner;
 mod panic;
-mod parity;
 mod push;
 mod queue;
 mod request;
-mod rules;
 mod stats;
 mod user_agent;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
 use bitcoin::p2p::message_compact_blocks::SendCmpct;
+use btcpeer_core::peer::PeerCore;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use addr::PeerAddr;
@@ -82,9 +79,9 @@ pub use ask::{BroadcastOutcome, RequestError, Requests, TxRef};
 pub use btcpeer_core::peer::{CommandStats, CommandTable, Direction, KnownInventory, RemoteInfo, Transport};
 pub use config::{PeerConfig, PeerConfigBuilder, V2Policy};
 pub use connect::ConnectError;
+pub use context::NodeContext;
 pub use error::{AssociateError, ConfigError, DisconnectReason, QueueError, SendOutcome, Violation};
 pub use handler::{Handler, NoopHandler, PeerEvent, ReadEvent};
-pub use node::NodeContext;
 pub use nonce::{NonceEntry, NonceRegistry, RandomError};
 pub use owner::WeakPeer;
 pub use push::{AnnounceError, PushError};
@@ -99,8 +96,7 @@ pub(crate) fn now() -> std::time::Instant {
 
 use handler::Sink;
 use owner::Owner;
-use queue::Queue;
-use stats::{Counters, SnapshotBase};
+use queue::ProgressCell;
 
 use crate::wire::{Command, Message};
 
@@ -114,7 +110,7 @@ struct Life {
 #[derive(Clone, Debug)]
 enum HandshakeState {
     Pending,
-    /// The details are the protocol state's (`ProtocolState::remote`), kept once.
+    /// The details are the core's (`PeerCore::remote`), kept once.
     Done,
     Failed(DisconnectReason),
 }
@@ -126,14 +122,25 @@ enum Assoc {
     Ended,
 }
 
-struct State {
+/// Everything about a connection that changes, under the peer's one lock: the protocol engine
+/// (the core: handshake, rules, queue, deadlines, statistics) and what only this driver keeps.
+struct ConnState {
     assoc: Assoc,
     reason: Option<DisconnectReason>,
-    counters: Counters,
+    /// The connection's protocol, all of it (`btcpeer_core::peer::PeerCore`).
+    core: PeerCore,
     /// The awaitable requests in flight.
     requests: request::InFlight,
     /// The application's own values.
-    extensions: parity::Extensions,
+    extensions: extras::Extensions,
+    local_addr: Option<SocketAddr>,
+    connected_at: Option<SystemTime>,
+    handshake_at: Option<SystemTime>,
+    last_block_height: i32,
+    last_send: Option<SystemTime>,
+    last_recv: Option<SystemTime>,
+    /// The remote sent a byte ([`Peer::heard_from`]).
+    heard: bool,
 }
 
 pub(crate) struct Shared {
@@ -142,8 +149,13 @@ pub(crate) struct Shared {
     addr: PeerAddr,
     config: PeerConfig,
     sink: Sink,
-    state: Mutex<State>,
-    queue: Queue,
+    state: Mutex<ConnState>,
+    /// Wakes the driver's writer: something was queued, a deadline moved, or the peer ends.
+    wake: Notify,
+    /// Wakes senders waiting for room in the queue, and a last reject's flush.
+    space: Notify,
+    /// What became of queued messages, shared with every completion.
+    progress: Arc<ProgressCell>,
     cancel: CancellationToken,
     /// The handshake's outcome and the end: one channel for both (each channel costs an idle peer
     /// a few hundred bytes).
@@ -151,14 +163,6 @@ pub(crate) struct Shared {
     span: tracing::Span,
     /// The application's handles' share: weak, so the state never keeps the peer alive.
     owner: Weak<Owner>,
-    /// How many awaitable requests wait, mirrored out of the lock so that the per-message check
-    /// costs an atomic load when none does.
-    requests_waiting: AtomicUsize,
-    /// Set at the handshake when the remote does not signal `NODE_WITNESS`: blocks and transactions
-    /// then go without witnesses (read without the lock on every `queue_message`).
-    strip_witness: AtomicBool,
-    /// The remote sent a byte ([`Peer::heard_from`]).
-    heard: AtomicBool,
 }
 
 /// A connection to one remote peer. Cheap to clone; every method is safe from any task.
@@ -193,12 +197,7 @@ impl Peer {
     fn create(config: PeerConfig, direction: Direction, addr: PeerAddr, sink: Sink) -> Peer {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let span = tracing::debug_span!("peer", id, addr = %addr, dir = %direction.as_str());
-        let queue = Queue::new(
-            config.inner.max_queue_bytes,
-            config.inner.network.max_payload(),
-            config.inner.v2 != V2Policy::Never,
-        );
-        let counters = Counters::new(config.inner.known_inventory, config.inner.max_pending_inventory);
+        let core = driver::new_core(&config, direction, &addr);
         let owner = Arc::new_cyclic(|owner| Owner {
             shared: Arc::new(Shared {
                 id,
@@ -206,21 +205,27 @@ impl Peer {
                 addr,
                 config,
                 sink,
-                state: Mutex::new(State {
+                state: Mutex::new(ConnState {
                     assoc: Assoc::Waiting,
                     reason: None,
-                    counters,
+                    core,
                     requests: request::InFlight::default(),
-                    extensions: parity::Extensions::default(),
+                    extensions: extras::Extensions::default(),
+                    local_addr: None,
+                    connected_at: None,
+                    handshake_at: None,
+                    last_block_height: 0,
+                    last_send: None,
+                    last_recv: None,
+                    heard: false,
                 }),
-                queue,
+                wake: Notify::new(),
+                space: Notify::new(),
+                progress: Arc::new(ProgressCell::default()),
                 cancel: CancellationToken::new(),
                 life: watch::Sender::new(Life { handshake: HandshakeState::Pending, done: None }),
                 span,
                 owner: owner.clone(),
-                requests_waiting: AtomicUsize::new(0),
-                strip_witness: AtomicBool::new(false),
-                heard: AtomicBool::new(false),
             }),
         });
         Peer { shared: owner.shared.clone(), owner: Some(owner) }
@@ -326,13 +331,28 @@ impl Peer {
                 }
                 Assoc::Waiting => {
                     st.assoc = Assoc::Running;
-                    st.counters.connected_at = Some(SystemTime::now());
-                    st.counters.local_addr = local;
+                    st.connected_at = Some(SystemTime::now());
+                    st.local_addr = local;
                 }
             }
         }
         driver::spawn(Peer::view(self.shared.clone()), stream);
         Ok(())
+    }
+
+    /// Whether the remote has sent anything at all (a byte of a frame, of a BIP324 key): false
+    /// for a connection that never speaks. A node evicts those first when it needs room.
+    ///
+    /// ```
+    /// use btcpeer::network::Network;
+    /// use btcpeer::peer::{NoopHandler, Peer, PeerConfig};
+    ///
+    /// let config = PeerConfig::builder(Network::REGTEST).build().unwrap();
+    /// let peer = Peer::outbound(config, "127.0.0.1:18444", NoopHandler);
+    /// assert!(!peer.heard_from());
+    /// ```
+    pub fn heard_from(&self) -> bool {
+        self.lock().heard
     }
 
     /// The peer's id: unique in the process, counting from 1.
@@ -384,7 +404,7 @@ impl Peer {
         if !self.handshake_complete() {
             return None;
         }
-        self.lock().counters.proto.remote.clone()
+        self.lock().core.remote().cloned()
     }
 
     /// Whether the handshake has completed.
@@ -394,32 +414,27 @@ impl Peer {
 
     /// The negotiated protocol version (our own before the handshake).
     pub fn negotiated_version(&self) -> u32 {
-        self.lock()
-            .counters
-            .proto
-            .remote
-            .as_ref()
-            .map_or(self.shared.config.inner.protocol_version, |r| r.negotiated_version)
+        self.lock().core.remote().map_or(self.shared.config.inner.protocol_version, |r| r.negotiated_version)
     }
 
     /// Whether the remote asked for block announcements by `headers` (BIP130).
     pub fn wants_headers(&self) -> bool {
-        self.lock().counters.proto.prefs.wants_headers
+        self.lock().core.preferences().wants_headers
     }
 
     /// Whether the remote asked for `addrv2` (BIP155).
     pub fn wants_addrv2(&self) -> bool {
-        self.lock().counters.proto.remote.as_ref().is_some_and(|r| r.wants_addrv2)
+        self.lock().core.remote().is_some_and(|r| r.wants_addrv2)
     }
 
     /// Whether transactions are announced by wtxid with this remote (BIP339).
     pub fn wtxid_relay(&self) -> bool {
-        self.lock().counters.proto.remote.as_ref().is_some_and(|r| r.wtxid_relay)
+        self.lock().core.remote().is_some_and(|r| r.wtxid_relay)
     }
 
     /// The remote's compact-block preference (BIP152).
     pub fn compact_blocks(&self) -> Option<SendCmpct> {
-        self.lock().counters.proto.prefs.compact_blocks
+        self.lock().core.preferences().compact_blocks
     }
 
     /// The remote's fee filter (BIP133) as a fee rate, rounded down to a whole sat/kwu: do not
@@ -431,19 +446,19 @@ impl Peer {
 
     /// The remote's `feefilter` exactly as sent, in satoshis per 1,000 virtual bytes.
     pub fn fee_filter_sat_per_kvb(&self) -> Option<i64> {
-        self.lock().counters.proto.prefs.fee_filter
+        self.lock().core.preferences().fee_filter
     }
 
     /// The remote's latest known height.
     pub fn last_block_height(&self) -> i32 {
-        self.lock().counters.last_block_height
+        self.lock().last_block_height
     }
 
     /// Raises the remote's latest known height; a lower height is ignored.
     pub fn update_last_block_height(&self, height: i32) {
         let mut st = self.lock();
-        if height > st.counters.last_block_height {
-            st.counters.last_block_height = height;
+        if height > st.last_block_height {
+            st.last_block_height = height;
         }
     }
 
@@ -453,32 +468,55 @@ impl Peer {
     /// a remote that does not signal `NODE_WITNESS` without their witnesses (as btcd and Core
     /// serialize them for such a peer).
     pub fn queue_message(&self, message: &Message) -> Result<Completion, QueueError> {
-        if matches!(message, Message::Tx(_) | Message::Block(_)) && self.remote_lacks_witness() {
-            return self.queue_without_witness(message);
-        }
-        self.shared.queue.push(message)
+        self.queue_with(|core| core.queue_message(message))
     }
 
     /// Queues `message`, waiting while the outbound queue is full.
     pub async fn send(&self, message: &Message) -> Result<Completion, QueueError> {
-        self.shared.queue.push_wait(message).await
+        self.wait_for_room(|| self.queue_message(message)).await
     }
 
     /// Queues an already-encoded payload under `command` (for messages btcpeer does not know, or
     /// payloads encoded once and sent to many peers).
     pub fn queue_raw(&self, command: Command, payload: Bytes) -> Result<Completion, QueueError> {
-        self.shared.queue.push_raw(command, payload, None)
+        self.queue_with(|core| core.queue_raw(command, payload, None))
     }
 
     /// Queues a message encoded once for many peers ([`Prepared`](crate::wire::frame::Prepared)):
     /// no encoding, and on v1 no checksum, is done per peer.
     pub fn queue_prepared(&self, message: &crate::wire::frame::Prepared) -> Result<Completion, QueueError> {
-        self.shared.queue.push_raw(message.command(), message.payload().clone(), Some(message.checksum()))
+        self.queue_with(|core| core.queue_raw(message.command(), message.payload().clone(), Some(message.checksum())))
     }
 
     /// Like [`Peer::queue_prepared`], waiting while the outbound queue is full.
     pub async fn send_prepared(&self, message: &crate::wire::frame::Prepared) -> Result<Completion, QueueError> {
-        self.shared.queue.push_raw_wait(message.command(), message.payload(), Some(message.checksum())).await
+        self.wait_for_room(|| self.queue_prepared(message)).await
+    }
+
+    /// Queues through the core (one lock), then wakes the writer: the completion follows the
+    /// core's progress.
+    pub(crate) fn queue_with(
+        &self,
+        push: impl FnOnce(&mut PeerCore) -> Result<u64, QueueError>,
+    ) -> Result<Completion, QueueError> {
+        let seq = push(&mut self.lock().core)?;
+        if seq != btcpeer_core::peer::outbound::NEVER {
+            self.shared.wake.notify_one();
+        }
+        Ok(Completion::new(seq, self.shared.progress.clone()))
+    }
+
+    /// Tries `push` until it finds room (or fails for another reason).
+    async fn wait_for_room(&self, push: impl Fn() -> Result<Completion, QueueError>) -> Result<Completion, QueueError> {
+        loop {
+            let notified = self.shared.space.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            match push() {
+                Err(QueueError::Full { .. }) => notified.await,
+                other => return other,
+            }
+        }
     }
 
     /// Ends the peer. Idempotent and safe from any task, before, during or after the
@@ -491,9 +529,13 @@ impl Peer {
     pub(crate) fn stop(&self, reason: DisconnectReason) {
         let finalize_now = {
             let mut st = self.lock();
+            // The first reason wins: the core's own end, if it came first.
+            let reason = st.core.end_reason().cloned().unwrap_or(reason);
             if st.reason.is_none() {
-                st.reason = Some(reason);
+                st.reason = Some(reason.clone());
             }
+            // The core's queue closes: every message not written is dropped for this reason.
+            st.core.closed(Some(reason));
             match st.assoc {
                 Assoc::Waiting => {
                     st.assoc = Assoc::Ended;
@@ -503,6 +545,7 @@ impl Peer {
             }
         };
         self.shared.cancel.cancel();
+        self.shared.wake.notify_one();
         if finalize_now {
             self.finalize();
         }
@@ -519,10 +562,12 @@ impl Peer {
             st.assoc = Assoc::Ended;
             // Every request waiting learns the end (its answers channel closes).
             st.requests.clear();
-            self.shared.requests_waiting.store(0, Ordering::Relaxed);
-            st.reason.get_or_insert(DisconnectReason::LocalRequest).clone()
+            let reason = st.reason.get_or_insert(DisconnectReason::LocalRequest).clone();
+            st.core.closed(Some(reason.clone()));
+            reason
         };
-        self.shared.queue.close(reason.clone());
+        self.shared.progress.close(reason.clone());
+        self.shared.space.notify_waiters();
         self.shared.life.send_if_modified(|l| match l.handshake {
             HandshakeState::Pending => {
                 l.handshake = HandshakeState::Failed(reason.clone());
@@ -564,24 +609,18 @@ impl Peer {
 
     /// A consistent copy of the peer's statistics.
     pub fn stats(&self) -> PeerStats {
-        let queue = self.shared.queue.depth();
+        let reason = self.shared.life.borrow().done.clone();
         let mut st = self.lock();
-        st.counters.snapshot(SnapshotBase {
-            id: self.shared.id,
-            addr: self.shared.addr.clone(),
-            direction: self.shared.direction,
-            our_version: self.shared.config.inner.protocol_version,
-            queue,
-            reason: self.shared.life.borrow().done.clone(),
-        })
+        stats::snapshot(self, &mut st, reason)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, ConnState> {
         self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn counters<T>(&self, f: impl FnOnce(&mut Counters) -> T) -> T {
-        f(&mut self.lock().counters)
+    /// Runs `f` on the core under the peer's lock.
+    pub(crate) fn with_core<T>(&self, f: impl FnOnce(&mut PeerCore) -> T) -> T {
+        f(&mut self.lock().core)
     }
 
     pub(crate) fn handler(&self) -> Option<&dyn Handler> {

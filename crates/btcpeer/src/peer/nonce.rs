@@ -61,6 +61,16 @@ impl NonceRegistry {
         }
     }
 
+    /// Records `nonce` (a seeded connection's own) unless it is 0 or already in flight.
+    pub(crate) fn register_given(&self, nonce: u64) -> Option<NonceEntry> {
+        let mut map = self.lock();
+        if nonce == 0 || map.contains_key(&nonce) {
+            return None;
+        }
+        map.insert(nonce, false);
+        Some(NonceEntry { registry: self.clone(), nonce })
+    }
+
     /// Whether `nonce` belongs to one of our handshakes in flight; if so, marks that handshake as a
     /// self-connection.
     pub fn check_and_mark(&self, nonce: u64) -> bool {

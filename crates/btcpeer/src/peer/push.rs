@@ -2,7 +2,6 @@
 
 use bitcoin::p2p::Address;
 use bitcoin::p2p::address::{AddrV2, AddrV2Message};
-use bitcoin::p2p::message_blockdata::{GetBlocksMessage, GetHeadersMessage};
 use bitcoin::{BlockHash, Txid, Wtxid};
 
 use super::error::QueueError;
@@ -13,7 +12,6 @@ use crate::wire::version::is_defined;
 use crate::wire::{Command, Inventory, Message, Reject, RejectCode};
 use btcpeer_core::peer::Announced;
 use btcpeer_core::peer::inventory::{Pending, tx_kind_mismatch};
-use btcpeer_core::peer::liveness::poisson_delay;
 
 /// Why an announcement was refused ([`Peer::try_queue_inventory`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -89,17 +87,17 @@ pub(crate) fn uniform_below(bound: u64) -> u64 {
 impl Peer {
     /// Adds an item to what the remote is known to have.
     pub fn add_known_inventory(&self, inv: &Inventory) {
-        self.counters(|c| c.proto.known.insert(inv));
+        self.with_core(|c| c.state_mut().known.insert(inv));
     }
 
     /// Whether the remote is known to have this item.
     pub fn has_known_inventory(&self, inv: &Inventory) -> bool {
-        self.counters(|c| c.proto.known.contains(inv))
+        self.with_core(|c| c.knows(inv))
     }
 
     /// Forgets that the remote has this item.
     pub fn remove_known_inventory(&self, inv: &Inventory) {
-        self.counters(|c| c.proto.known.remove(inv));
+        self.with_core(|c| c.state_mut().known.remove(inv));
     }
 
     /// Announces an item to the remote unless it already knows it. Blocks are announced at
@@ -145,25 +143,23 @@ impl Peer {
         if inv.is_transaction() {
             if let Some(wtxid_relay) = self.negotiated_wtxid_relay() {
                 if tx_kind_mismatch(&inv, wtxid_relay) {
-                    self.counters(|c| c.proto.refused_announcements = c.proto.refused_announcements.saturating_add(1));
+                    self.with_core(|c| {
+                        let s = c.state_mut();
+                        s.refused_announcements = s.refused_announcements.saturating_add(1);
+                    });
                     return Err(AnnounceError::WrongTxIdKind { inventory: inv, wtxid_relay });
                 }
             }
         }
-        if inv.is_block() {
-            // The core's rule, under one lock: checked and marked known, given back if queueing
-            // fails, so that a retry is sent.
-            return self
-                .counters(|c| c.proto.announce_block_with(&inv, |m| self.queue_message(&m).map(drop)))
-                .map_err(AnnounceError::Queue);
-        }
-        Ok(self.trickle(Pending::Plain(inv)))
+        // The core's rule (`PeerCore::announce_at`), under one lock: a block at once (checked,
+        // marked known, given back if the queue is full), the rest at the trickle tick.
+        Ok(self.trickle(Pending::Plain(inv))?)
     }
 
     /// Announces a transaction: by wtxid when wtxidrelay was negotiated (BIP339), otherwise by txid.
     /// Returns whether it will be announced (see [`Peer::queue_inventory`]).
     pub fn queue_transaction(&self, txid: Txid, wtxid: Wtxid) -> bool {
-        self.trickle(Pending::Tx { txid, wtxid })
+        self.trickle(Pending::Tx { txid, wtxid }).unwrap_or(false)
     }
 
     /// Whether wtxidrelay was negotiated, once the handshake is done: read in place, without
@@ -172,59 +168,34 @@ impl Peer {
         if !self.handshake_complete() {
             return None;
         }
-        self.counters(|c| c.proto.remote.as_ref().map(|r| r.wtxid_relay))
+        self.with_core(|c| c.remote().map(|r| r.wtxid_relay))
     }
 
     /// Whether transactions are announced to the remote: its version's relay flag, switched on by a
     /// later `filterload` or `filterclear` (BIP37). True before its version arrives.
     pub fn relays_transactions(&self) -> bool {
-        self.counters(|c| c.proto.relay)
+        self.with_core(|c| c.state().relay)
     }
 
-    fn trickle(&self, item: Pending) -> bool {
-        let cfg = &self.shared.config.inner;
-        let mean = match self.direction() {
-            Direction::Inbound => cfg.trickle_inbound,
-            Direction::Outbound => cfg.trickle_outbound,
-        };
+    fn trickle(&self, item: Pending) -> Result<bool, QueueError> {
         let now = super::now();
-        // The core's compound step (`ProtocolState::announce`), in one critical section: refused
-        // if not wanted, nothing if known, else queued and marked known at once. The first item
-        // waiting schedules the tick: inbound peers of one node share one schedule (Core's
-        // `NextInvToInbounds`), outbound peers draw their own Poisson delay.
-        let delay = || match self.direction() {
-            Direction::Inbound => cfg.node.next_inbound_trickle(now, mean).saturating_duration_since(now),
-            Direction::Outbound => poisson_delay(mean),
-        };
-        let queued = match self.counters(|c| c.proto.announce(item, now, delay)) {
-            Announced::Queued { scheduled } => Some(scheduled),
-            _ => None,
-        };
-        match queued {
-            None => false,
-            Some(_) if mean.is_zero() && self.handshake_complete() => {
-                self.flush_trickle();
-                true
+        // Inbound peers of one node share one trickle schedule (Core's `NextInvToInbounds`),
+        // passed to the core as the instant of its tick; outbound peers draw their own delay.
+        let at = match self.direction() {
+            Direction::Inbound => {
+                Some(self.shared.config.inner.node.next_inbound_trickle(now, self.shared.config.inner.trickle_inbound))
             }
-            Some(scheduled) => {
-                if scheduled {
-                    // The writer sleeps until its next deadline: tell it about the new one.
-                    self.shared.queue.writer.notify_one();
-                }
-                true
+            Direction::Outbound => None,
+        };
+        let announced = self.with_core(|c| c.announce_at(item, now, at))?;
+        match announced {
+            Announced::Queued { .. } => {
+                // The writer sleeps until its next deadline (or writes a block's inv): wake it.
+                self.shared.wake.notify_one();
+                Ok(true)
             }
+            _ => Ok(false),
         }
-    }
-
-    /// Sends everything waiting for the trickle tick, in `inv` messages of at most 1,000 entries.
-    /// Transactions the remote must not get (it asked for none, or they are named by the wrong kind
-    /// of id) are left out and counted. Items that do not fit in a full outbound queue go back for
-    /// the next tick.
-    pub(crate) fn flush_trickle(&self) {
-        let retry = self.shared.config.inner.trickle_outbound.max(std::time::Duration::from_millis(100));
-        let now = super::now();
-        // The core's rule (`ProtocolState::flush_trickle`) under one lock; the queue has its own.
-        self.counters(|c| c.proto.flush_trickle(now, retry, |m| self.queue_message(&m).is_ok()));
     }
 
     /// Sends addresses: `addrv2` if the remote asked for it, otherwise `addr` (entries only
@@ -270,22 +241,17 @@ impl Peer {
         if locator.len() as u64 > MAX_LOCATOR_HASHES {
             return Err(PushError::LocatorTooLong(locator.len()));
         }
-        // Checked and recorded under one lock by the core's rule; put back if queueing fails.
-        let first = locator.first().copied();
-        let Some(undo) = self.counters(|c| c.proto.locator_request(command, first, stop)) else { return Ok(None) };
-        let version = self.negotiated_version();
-        let msg = if command == Command::GETBLOCKS {
-            Message::GetBlocks(GetBlocksMessage { version, locator_hashes: locator, stop_hash: stop })
-        } else {
-            Message::GetHeaders(GetHeadersMessage { version, locator_hashes: locator, stop_hash: stop })
-        };
-        match self.queue_message(&msg) {
-            Ok(done) => Ok(Some(done)),
-            Err(e) => {
-                self.counters(|c| c.proto.locator_failed(undo));
-                Err(e.into())
+        // Checked, recorded and queued under one lock by the core's rule; put back if queueing
+        // fails.
+        let mut repeated = false;
+        let done = self.queue_with(|c| match c.locator_request(command, locator, stop)? {
+            Some(seq) => Ok(seq),
+            None => {
+                repeated = true;
+                Ok(btcpeer_core::peer::outbound::NEVER)
             }
-        }
+        })?;
+        Ok((!repeated).then_some(done))
     }
 
     /// Sends a BIP61 reject if the remote's version has them. Returns `Ok(None)` when it

@@ -17,7 +17,6 @@
 //! read is never bypassed. At most [`MAX_REQUESTS`] wait at once; more wait for a slot.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bitcoin::block::Header;
@@ -218,6 +217,11 @@ impl InFlight {
     /// Requests waiting.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Whether no request waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Gives `answer` to the oldest request `matches` accepts (`None`), `once` requests being then
@@ -512,15 +516,14 @@ impl super::Peer {
                     let Some((id, answers)) = want.take().and_then(|w| st.requests.add(w)) else {
                         return Err(RequestError::NotSupported("a request registered twice"));
                     };
-                    // Counted before the message can go out: the reader looks at this count,
-                    // without the lock, before it offers what it reads to the requests.
-                    self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
+                    // Registered and queued under one lock: the answer cannot come first.
                     if let Some(message) = message {
-                        if let Err(e) = self.shared.queue.push(message) {
+                        if let Err(e) = st.core.queue_message(message) {
                             st.requests.remove(id);
-                            self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
                             return Err(RequestError::Queue(e));
                         }
+                        drop(st);
+                        self.shared.wake.notify_one();
                     }
                     return Ok(Registration { peer: self, id, answers, started: Instant::now() });
                 }
@@ -544,29 +547,8 @@ impl super::Peer {
         RequestError::Disconnected(self.disconnect_reason().unwrap_or(super::DisconnectReason::LocalRequest))
     }
 
-    /// Whether any awaitable request waits.
-    pub(crate) fn has_requests(&self) -> bool {
-        self.shared.requests_waiting.load(Ordering::Relaxed) > 0
-    }
-
     pub(crate) fn forget_request(&self, id: u64) {
-        let mut st = self.lock();
-        st.requests.remove(id);
-        self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
-    }
-
-    /// Offers a received message to the requests in flight (see `request`); what is left goes to
-    /// the application.
-    pub(crate) fn offer_to_requests(&self, message: Message, rtt: Option<std::time::Duration>) -> Option<Message> {
-        // The common case, no request waiting, takes no lock. (A request registered after this
-        // load and before its own message went out cannot be answered by this message.)
-        if !self.has_requests() {
-            return Some(message);
-        }
-        let mut st = self.lock();
-        let rest = st.requests.offer(message, rtt);
-        self.shared.requests_waiting.store(st.requests.len(), Ordering::Relaxed);
-        rest
+        self.lock().requests.remove(id);
     }
 }
 

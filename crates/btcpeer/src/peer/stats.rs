@@ -8,9 +8,9 @@ use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::message_compact_blocks::SendCmpct;
 
 use super::error::DisconnectReason;
-use super::{Direction, PeerAddr, Transport};
+use super::{ConnState, Direction, Peer, PeerAddr, Transport};
+use btcpeer_core::peer::CommandTable;
 use btcpeer_core::peer::liveness::Liveness;
-use btcpeer_core::peer::{CommandTable, ProtocolState};
 
 /// A consistent copy of a peer's statistics.
 #[derive(Clone, Debug)]
@@ -109,89 +109,56 @@ pub struct PeerStats {
     pub disconnect_reason: Option<DisconnectReason>,
 }
 
-/// The mutable state behind the snapshot.
-#[derive(Debug)]
-pub(crate) struct Counters {
-    pub(crate) transport: Transport,
-    /// The protocol state (known inventory, trickle, deadlines, the remote, its preferences, relay,
-    /// pings, counts): the core's, kept here under the peer's one lock.
-    pub(crate) proto: ProtocolState,
-    pub(crate) local_addr: Option<SocketAddr>,
-    pub(crate) connected_at: Option<SystemTime>,
-    pub(crate) handshake_at: Option<SystemTime>,
-    pub(crate) last_block_height: i32,
-    pub(crate) last_send: Option<SystemTime>,
-    pub(crate) last_recv: Option<SystemTime>,
-}
-
-impl Counters {
-    pub(crate) fn new(known_capacity: usize, max_pending: usize) -> Self {
-        Counters {
-            transport: Transport::V1,
-            proto: ProtocolState::new(known_capacity, max_pending),
-            local_addr: None,
-            connected_at: None,
-            handshake_at: None,
-            last_block_height: 0,
-            last_send: None,
-            last_recv: None,
-        }
+/// A copy of the statistics: the core's protocol state and counts, and what the driver keeps
+/// (addresses, times, the queue's depth).
+pub(crate) fn snapshot(peer: &Peer, st: &mut ConnState, reason: Option<DisconnectReason>) -> PeerStats {
+    let known_inventory = st.core.state_mut().known.len();
+    let core = &st.core;
+    let p = core.state();
+    let remote = p.remote.as_ref();
+    let our_version = peer.shared.config.inner.protocol_version;
+    let (queued_messages, queued_bytes) = core.queue_depth();
+    PeerStats {
+        id: peer.shared.id,
+        addr: peer.shared.addr.clone(),
+        local_addr: st.local_addr,
+        direction: peer.shared.direction,
+        transport: core.transport().unwrap_or(Transport::V1),
+        services: remote.map_or(ServiceFlags::NONE, |r| r.version.services),
+        version: remote.map_or(0, |r| r.version.version),
+        negotiated_version: remote.map_or(our_version, |r| r.negotiated_version),
+        user_agent: remote.map(|r| r.version.user_agent.clone()).unwrap_or_default(),
+        start_height: remote.map_or(0, |r| r.version.start_height),
+        last_block_height: st.last_block_height,
+        time_offset: remote.map_or(0, |r| r.time_offset),
+        connected_at: st.connected_at,
+        handshake_at: st.handshake_at,
+        last_send: st.last_send,
+        last_recv: st.last_recv,
+        bytes_sent: p.traffic.bytes_sent(),
+        bytes_received: p.traffic.bytes_received(),
+        messages_sent: p.traffic.messages_sent(),
+        messages_received: p.traffic.messages_received(),
+        per_command: p.traffic.per_command().clone(),
+        unknown_received: p.unknown_received,
+        ignored_received: p.ignored_received,
+        dropped_frames: p.traffic.dropped_frames(),
+        relay: p.relay,
+        refused_announcements: p.refused_announcements,
+        last_ping_rtt: p.last_rtt,
+        min_ping_rtt: p.min_rtt,
+        outstanding_ping: p.ping_outstanding.map(|(n, sent)| (n, super::now().saturating_duration_since(sent))),
+        wants_headers: p.prefs.wants_headers,
+        wants_addrv2: remote.is_some_and(|r| r.wants_addrv2),
+        wtxid_relay: remote.is_some_and(|r| r.wtxid_relay),
+        compact_blocks: p.prefs.compact_blocks,
+        fee_filter: p.prefs.fee_filter,
+        queued_messages,
+        queued_bytes,
+        known_inventory,
+        pending_requests: p.liveness.as_ref().map_or(0, Liveness::pending_requests),
+        pending_announcements: p.trickle.len(),
+        dropped_announcements: p.trickle.dropped(),
+        disconnect_reason: reason,
     }
-
-    pub(crate) fn snapshot(&mut self, base: SnapshotBase) -> PeerStats {
-        let p = &mut self.proto;
-        let remote = p.remote.as_ref();
-        PeerStats {
-            id: base.id,
-            addr: base.addr,
-            local_addr: self.local_addr,
-            direction: base.direction,
-            transport: self.transport,
-            services: remote.map_or(ServiceFlags::NONE, |r| r.version.services),
-            version: remote.map_or(0, |r| r.version.version),
-            negotiated_version: remote.map_or(base.our_version, |r| r.negotiated_version),
-            user_agent: remote.map(|r| r.version.user_agent.clone()).unwrap_or_default(),
-            start_height: remote.map_or(0, |r| r.version.start_height),
-            last_block_height: self.last_block_height,
-            time_offset: remote.map_or(0, |r| r.time_offset),
-            connected_at: self.connected_at,
-            handshake_at: self.handshake_at,
-            last_send: self.last_send,
-            last_recv: self.last_recv,
-            bytes_sent: p.traffic.bytes_sent(),
-            bytes_received: p.traffic.bytes_received(),
-            messages_sent: p.traffic.messages_sent(),
-            messages_received: p.traffic.messages_received(),
-            per_command: p.traffic.per_command().clone(),
-            unknown_received: p.unknown_received,
-            ignored_received: p.ignored_received,
-            dropped_frames: p.traffic.dropped_frames(),
-            relay: p.relay,
-            refused_announcements: p.refused_announcements,
-            last_ping_rtt: p.last_rtt,
-            min_ping_rtt: p.min_rtt,
-            outstanding_ping: p.ping_outstanding.map(|(n, sent)| (n, super::now().saturating_duration_since(sent))),
-            wants_headers: p.prefs.wants_headers,
-            wants_addrv2: remote.is_some_and(|r| r.wants_addrv2),
-            wtxid_relay: remote.is_some_and(|r| r.wtxid_relay),
-            compact_blocks: p.prefs.compact_blocks,
-            fee_filter: p.prefs.fee_filter,
-            queued_messages: base.queue.0,
-            queued_bytes: base.queue.1,
-            known_inventory: p.known.len(),
-            pending_requests: p.liveness.as_ref().map_or(0, Liveness::pending_requests),
-            pending_announcements: p.trickle.len(),
-            dropped_announcements: p.trickle.dropped(),
-            disconnect_reason: base.reason,
-        }
-    }
-}
-
-pub(crate) struct SnapshotBase {
-    pub(crate) id: u64,
-    pub(crate) addr: PeerAddr,
-    pub(crate) direction: Direction,
-    pub(crate) our_version: u32,
-    pub(crate) queue: (usize, usize),
-    pub(crate) reason: Option<DisconnectReason>,
 }

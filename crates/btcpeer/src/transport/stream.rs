@@ -57,16 +57,8 @@ pub enum ReadError {
 
 /// Why a frame or packet was dropped without ending the connection (Core's `reject_message` in
 /// `V1Transport::GetReceivedMessage` and `V2Transport::GetReceivedMessage`, `net.cpp`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DroppedFrame {
-    /// A v1 frame with a bad checksum or invalid command bytes.
-    #[error("frame dropped: {0}")]
-    Frame(FrameError),
-    /// A v2 packet whose contents name no message.
-    #[error("packet dropped: {0}")]
-    Packet(V2Error),
-}
+/// A frame dropped unread, as Core drops it (the core's type).
+pub use btcpeer_core::transport::framing::Dropped as DroppedFrame;
 
 #[derive(Debug)]
 enum ReadCodec {

@@ -54,6 +54,23 @@ pub struct CoreConfig {
     /// [`PeerCore::decide_version`](crate::peer::PeerCore::decide_version) (node-wide state goes in as an input,
     /// not a callback). Off: the core accepts by its own rules.
     pub version_decision: bool,
+    /// Bytes the outbound queue holds at most (one message of any size when it is empty).
+    pub max_queue_bytes: usize,
+    /// The largest payload the network allows (a `block`'s; other commands have their own
+    /// smaller limits). [`PeerCore::framed`](crate::peer::PeerCore::framed) takes it from the
+    /// framing's network.
+    pub max_payload: u32,
+    /// Blocks are kept undecoded: checked as decoding would check them
+    /// ([`check_block`](crate::wire::check_block)), then delivered as
+    /// [`Event::RawBlock`](crate::peer::Event::RawBlock).
+    pub raw_blocks: bool,
+    /// The address our version advertises for us (`None`: a blank one).
+    pub sender: Option<bitcoin::p2p::Address>,
+    /// The address our version gives for the remote (`None`: a blank one).
+    pub receiver: Option<bitcoin::p2p::Address>,
+    /// Whether each frame read is reported ([`PeerCore::poll_read`](crate::peer::PeerCore::poll_read)),
+    /// for a driver that shows reads to its application.
+    pub report_reads: bool,
 }
 
 impl CoreConfig {
@@ -91,6 +108,12 @@ impl CoreConfig {
             seed,
             ignored_limit: None,
             version_decision: false,
+            max_queue_bytes: 8 * 1024 * 1024,
+            max_payload: crate::network::Network::MAINNET.max_payload(),
+            raw_blocks: false,
+            sender: None,
+            receiver: None,
+            report_reads: false,
         }
     }
 

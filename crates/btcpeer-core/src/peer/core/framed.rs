@@ -5,12 +5,43 @@ use std::time::{Instant, SystemTime};
 
 use bytes::BytesMut;
 
-use super::{Framed, Framing, PeerCore};
-use crate::peer::CoreConfig;
+use super::{Framed, Framing, MAX_EVENTS, PeerCore};
+use crate::peer::outbound::OutboundQueue;
+use crate::peer::{CoreConfig, DisconnectReason, Transport};
+use crate::transport::framing::Dropped;
+use crate::wire::Command;
+
+/// Events (or reads) [`PeerCore::handle_bytes`] lets wait before it stops taking frames, so that
+/// a driver delivers them before reading on (a slow application slows the remote, nothing is
+/// dropped).
+const EVENT_BATCH: usize = 64;
+
+/// A frame read, as [`PeerCore::poll_read`] reports it (with [`CoreConfig::report_reads`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Read {
+    /// A frame taken.
+    Frame {
+        /// Its command.
+        command: Command,
+        /// Its size on the wire.
+        wire: usize,
+        /// Its payload (shared, not copied).
+        payload: bytes::Bytes,
+    },
+    /// A frame dropped unread, as Core drops it.
+    Dropped {
+        /// Why.
+        error: Dropped,
+        /// Its size on the wire.
+        wire: usize,
+    },
+}
 
 impl PeerCore {
     /// A connection driven with bytes through `framing` ([`handle_bytes`](PeerCore::handle_bytes)
-    /// in, [`poll_transmit_bytes`](PeerCore::poll_transmit_bytes) out), starting at `now`.
+    /// in, [`poll_transmit_bytes`](PeerCore::poll_transmit_bytes) or
+    /// [`poll_transmit_batch`](PeerCore::poll_transmit_batch) out), starting at `now`.
     ///
     /// ```
     /// use std::time::{Instant, SystemTime};
@@ -39,57 +70,75 @@ impl PeerCore {
         if let Some(t) = framing.transport() {
             config.transport = t;
         }
+        config.max_payload = framing.network().max_payload();
+        let v2_possible = framing.transport() != Some(Transport::V1);
         let mut core = PeerCore::new(config, now, wall);
+        core.queue = OutboundQueue::new(core.config.max_queue_bytes, core.config.max_payload, v2_possible);
         core.framing = Some(Box::new(framing));
         core
     }
 
     /// Takes the bytes read from the remote at the front of `buf` (whole frames are consumed, a
-    /// partial one stays for the next call).
-    pub fn handle_bytes(&mut self, buf: &mut BytesMut, now: Instant, wall: SystemTime) {
+    /// partial one stays for the next call). Returns true when it stopped early, with events
+    /// (or reads) waiting and perhaps whole frames left in `buf`: take the events, then call it
+    /// again before reading more.
+    pub fn handle_bytes(&mut self, buf: &mut BytesMut, now: Instant, wall: SystemTime) -> bool {
         // While the driver decides on the remote's version, bytes wait in `buf`.
         while !self.ended && !self.deciding {
-            let Some(framing) = self.framing.as_mut() else { return };
+            if self.events.len() >= EVENT_BATCH || self.reads.len() >= EVENT_BATCH {
+                return true;
+            }
+            let Some(framing) = self.framing.as_mut() else { return false };
             match framing.poll_input(buf) {
                 Ok(Some(Framed::Frame { frame, wire })) => self.receive_frame(frame, wire, now, wall),
-                Ok(Some(Framed::Dropped { wire, .. })) => self.dropped(wire, now),
+                Ok(Some(Framed::Dropped { error, wire })) => {
+                    if self.config.report_reads {
+                        self.note_read(Read::Dropped { error, wire });
+                    }
+                    self.dropped(wire, now);
+                }
                 Ok(Some(Framed::Established(transport))) => {
                     let (sent, received) = framing.handshake_bytes();
                     self.state.traffic.handshake_bytes(sent, received);
                     self.config.transport = transport;
+                    self.queue.set_v2(transport == Transport::V2);
                     if let Some(hs) = self.handshake.as_mut() {
                         hs.set_transport(transport);
                     }
                 }
-                Ok(None) => return,
+                Ok(None) => return false,
                 Err(reason) => self.end(reason),
             }
         }
+        false
     }
 
-    /// Appends what is to be written to `out` and returns how many bytes: the transport's
-    /// handshake bytes, then every queued message once the transport is settled (each counted in
-    /// the statistics; the stall and pong clocks start here, as they are taken for writing).
-    pub fn poll_transmit_bytes(&mut self, now: Instant, out: &mut BytesMut) -> usize {
-        let start = out.len();
-        let Some(framing) = self.framing.as_mut() else { return 0 };
-        framing.take_output(out);
-        if !framing.is_ready() {
-            return out.len().saturating_sub(start);
+    pub(super) fn note_read(&mut self, read: Read) {
+        if self.reads.len() < MAX_EVENTS {
+            self.reads.push_back(read);
         }
-        let mut payload = BytesMut::new();
-        while let Some(message) = self.poll_transmit(now) {
-            payload.clear();
-            // A message that cannot be encoded (the application's) is not sent.
-            if message.encode_payload(&mut payload).is_err() {
-                continue;
-            }
-            let command = message.command();
-            if let Some(wire) = self.framing.as_mut().and_then(|f| f.encode(command, &payload, None, out)) {
-                self.state.traffic.sent(command, wire);
-            }
+    }
+
+    /// The next frame read (with [`CoreConfig::report_reads`]): for a driver that shows each
+    /// read to its application or log.
+    pub fn poll_read(&mut self) -> Option<Read> {
+        self.reads.pop_front()
+    }
+
+    /// The transport, once settled (v1 until then for a core driven with frames).
+    pub fn transport(&self) -> Option<Transport> {
+        match self.framing.as_ref() {
+            Some(f) => f.transport(),
+            None => Some(self.config.transport),
         }
-        out.len().saturating_sub(start)
+    }
+
+    /// Nothing is being read or written: let go of what can be rebuilt (an idle connection's v2
+    /// decoder key schedule).
+    pub fn release_idle(&mut self) {
+        if let Some(f) = self.framing.as_mut() {
+            f.release_idle();
+        }
     }
 
     /// The stream ended (`error`, if a read or write failed): the reason follows the transport's
@@ -99,8 +148,8 @@ impl PeerCore {
         let reason = match self.framing.as_ref() {
             Some(f) => f.closed(error, established),
             None => match error {
-                Some(e) => crate::peer::DisconnectReason::io(e),
-                None => crate::peer::DisconnectReason::RemoteClosed { during_handshake: !established },
+                Some(e) => DisconnectReason::io(e),
+                None => DisconnectReason::RemoteClosed { during_handshake: !established },
             },
         };
         self.end(reason);

@@ -25,13 +25,13 @@ impl Peer {
     /// The last block the remote announced (by `inv` or `headers`), or set with
     /// [`Peer::update_last_announced_block`] (btcd's `LastAnnouncedBlock`).
     pub fn last_announced_block(&self) -> Option<BlockHash> {
-        self.counters(|c| c.proto.last_announced_block)
+        self.with_core(|c| c.state().last_announced_block)
     }
 
     /// Records a block the remote is known to have, as btcd's sync manager does when it learns one
     /// by other means.
     pub fn update_last_announced_block(&self, hash: BlockHash) {
-        self.counters(|c| c.proto.last_announced_block = Some(hash));
+        self.with_core(|c| c.state_mut().last_announced_block = Some(hash));
     }
 
     /// Everything the remote is known to have, oldest first (bchd's `GetKnownTxInventory`, for
@@ -47,7 +47,7 @@ impl Peer {
     /// assert_eq!(peer.known_inventory(), vec![block]);
     /// ```
     pub fn known_inventory(&self) -> Vec<Inventory> {
-        self.counters(|c| c.proto.known.snapshot())
+        self.with_core(|c| c.state_mut().known.snapshot())
     }
 
     /// Queues `message` with blocks and transactions in their serialization without witnesses
@@ -56,14 +56,9 @@ impl Peer {
     /// `TX_NO_WITNESS`). Other messages go as they are.
     pub fn queue_without_witness(&self, message: &Message) -> Result<Completion, QueueError> {
         match crate::wire::without_witness(message) {
-            Some(stripped) => self.shared.queue.push(&stripped),
-            None => self.shared.queue.push(message),
+            Some(stripped) => self.queue_message(&stripped),
+            None => self.queue_message(message),
         }
-    }
-
-    /// Whether the handshake is done with a remote that does not signal `NODE_WITNESS`.
-    pub(crate) fn remote_lacks_witness(&self) -> bool {
-        self.shared.strip_witness.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stores the application's own value of type `T` with this peer (a sync-peer flag, a score),
