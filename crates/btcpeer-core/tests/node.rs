@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use btcpeer_core::addrbook::{AddrBook, Peer, V2Support, group};
+use btcpeer_core::addrbook::{AddrBook, Endpoint, V2Support, group};
 use btcpeer_core::bitcoin::p2p::ServiceFlags;
 use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message};
 use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, NodeCore, NodeReason, NodeSettings, Refusal};
@@ -26,7 +26,7 @@ fn settings() -> NodeSettings {
 fn book_with(addrs: impl IntoIterator<Item = SocketAddr>) -> AddrBook {
     let mut book = AddrBook::new([3; 32], 5);
     for a in addrs {
-        let source = Peer::new(AddrV2::Ipv4([90, (a.ip().to_string().len() % 7) as u8, 0, 1].into()), 8333);
+        let source = Endpoint::new(AddrV2::Ipv4([90, (a.ip().to_string().len() % 7) as u8, 0, 1].into()), 8333);
         book.add(&[msg(a, UNIX)], &source, UNIX);
     }
     book
@@ -558,7 +558,7 @@ fn r_n_with_allow_local_each_local_address_is_its_own_outbound_group() {
     let locals: Vec<SocketAddr> = (0..10u16).map(|p| SocketAddr::from(([127, 0, 0, 1], 18_000 + p))).collect();
     let mut book = AddrBook::new([3; 32], 5).allow_local(true);
     for (k, a) in locals.iter().enumerate() {
-        let source = Peer::new(AddrV2::Ipv4([127, 0, 9, k as u8].into()), 1);
+        let source = Endpoint::new(AddrV2::Ipv4([127, 0, 9, k as u8].into()), 1);
         book.add(&[msg(*a, UNIX)], &source, UNIX);
     }
     let mut s = settings();
@@ -573,7 +573,7 @@ fn r_n_with_allow_local_each_local_address_is_its_own_outbound_group() {
     let mut book = AddrBook::new([3; 32], 5);
     for i in 0..10u8 {
         let a = SocketAddr::from(([20, 1, i, 1], 8333));
-        let source = Peer::new(AddrV2::Ipv4([90, i, 0, 1].into()), 8333);
+        let source = Endpoint::new(AddrV2::Ipv4([90, i, 0, 1].into()), 8333);
         book.add(&[msg(a, UNIX)], &source, UNIX);
     }
     let mut s = settings();

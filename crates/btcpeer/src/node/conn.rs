@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use btcpeer_core::addrbook::{Peer as BookPeer, V2Support};
+use btcpeer_core::addrbook::{Endpoint, V2Support};
 use btcpeer_core::node::{ConnId, ConnKind, Hello, NodeCore, NodeReason};
 use bytes::Bytes;
 
@@ -182,7 +182,7 @@ impl Handler for ConnHandler {
             // A v1 handshake after trying v2 first: the book remembers, the next dial is v1.
             if self.conn.kind.is_outbound() && self.conn.policy == V2Policy::Prefer && remote.transport == Transport::V1
             {
-                core.book_mut().set_v2(&BookPeer::from(self.conn.addr), V2Support::Failed);
+                core.book_mut().set_v2(&Endpoint::from(self.conn.addr), V2Support::Failed);
             }
         }
         node.wake.notify_one();

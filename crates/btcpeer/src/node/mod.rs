@@ -280,7 +280,7 @@ impl Node {
         let added = self.shared.core.lock().map(|mut c| {
             let mut added = 0usize;
             for a in addrs {
-                let peer = btcpeer_core::addrbook::Peer::from(*a);
+                let peer = btcpeer_core::addrbook::Endpoint::from(*a);
                 let entry = bitcoin::p2p::address::AddrV2Message {
                     time: u32::try_from(unix).unwrap_or(u32::MAX),
                     // As Core's seeds (`ConvertSeeds`): assumed full witness nodes until a
