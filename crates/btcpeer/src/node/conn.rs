@@ -10,7 +10,7 @@ use btcpeer_core::node::{ConnId, ConnKind, Hello, NodeCore, NodeReason};
 use bytes::Bytes;
 
 use super::event::NodeEvent;
-use super::{Shared, clock};
+use super::{NodeShared, clock};
 use crate::peer::{DisconnectReason, Handler, Peer, ReadEvent, RemoteInfo, Transport, V2Policy, WeakPeer};
 use crate::wire::{Command, Message, VersionMessage};
 
@@ -132,7 +132,7 @@ pub(super) fn is_misbehaviour(reason: &DisconnectReason) -> bool {
 /// The handler of every peer of a node: the policy learns each event, the application hears it
 /// (as a [`NodeEvent`], and through its own per-peer [`Handler`] when it gave one).
 pub(super) struct ConnHandler {
-    pub(super) node: Weak<Shared>,
+    pub(super) node: Weak<NodeShared>,
     pub(super) conn: Arc<ConnState>,
     pub(super) app: Option<Arc<dyn Handler>>,
 }
