@@ -42,7 +42,7 @@ pub fn msg(a: SocketAddr, time: u64) -> AddrV2Message {
 }
 
 /// The book's name for `a`.
-pub fn peer(a: SocketAddr) -> Endpoint {
+pub fn endpoint(a: SocketAddr) -> Endpoint {
     Endpoint::new(v2(a), a.port())
 }
 
