@@ -156,12 +156,12 @@ fn main() {
 fn store_seeds(w: &mut Writer) {
     use btcpeer::bitcoin::p2p::ServiceFlags;
     use btcpeer::bitcoin::p2p::address::{AddrV2, AddrV2Message};
-    use btcpeer::core::addrbook::{AddrBook, Peer};
+    use btcpeer::core::addrbook::{AddrBook, Endpoint};
 
     let now = 1_700_000_000;
     let empty = AddrBook::new([7; 32], 1);
     let mut book = AddrBook::new([7; 32], 1);
-    let source = Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333);
+    let source = Endpoint::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333);
     let addrs: Vec<AddrV2Message> = (0..20u8)
         .map(|i| AddrV2Message {
             time: now as u32,
@@ -177,7 +177,7 @@ fn store_seeds(w: &mut Writer) {
         }])
         .collect();
     book.add(&addrs, &source, now);
-    book.good(&Peer::new(AddrV2::Ipv4([8, 1, 1, 1].into()), 8333), now);
+    book.good(&Endpoint::new(AddrV2::Ipv4([8, 1, 1, 1].into()), 8333), now);
     for (name, b) in [("addrbook-empty", &empty), ("addrbook-small", &book)] {
         let mut data = vec![0u8];
         data.extend_from_slice(&b.encode());

@@ -26,7 +26,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use btcpeer::core::addrbook::{AddrBook, NetKind, Peer as BookPeer};
+use btcpeer::core::addrbook::{AddrBook, Endpoint, NetKind};
 use btcpeer::crawl::{CrawlFailure, CrawlSummary, Crawler, NodeReport};
 use btcpeer::peer::Transport;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -215,9 +215,9 @@ pub fn run(args: CrawlArgs) -> u8 {
         Ok(n) => n,
         Err(code) => return code,
     };
-    let mut seeds: Vec<BookPeer> = Vec::new();
+    let mut seeds: Vec<Endpoint> = Vec::new();
     for s in &args.seeds {
-        if let Some(name) = s.parse::<BookPeer>().ok().filter(|p| p.socket_addr().is_none()) {
+        if let Some(name) = s.parse::<Endpoint>().ok().filter(|p| p.socket_addr().is_none()) {
             if args.socks5.is_none() {
                 return usage(format!("{s}: a Tor or I2P address needs --socks5"));
             }
@@ -229,7 +229,7 @@ pub fn run(args: CrawlArgs) -> u8 {
             Err(e) => return usage(e),
         };
         match target.to_socket_addrs() {
-            Ok(mut a) => seeds.extend(a.next().map(BookPeer::from)),
+            Ok(mut a) => seeds.extend(a.next().map(Endpoint::from)),
             Err(e) => return usage(format!("{s}: {e}")),
         }
     }
@@ -300,7 +300,7 @@ pub fn run(args: CrawlArgs) -> u8 {
 
 fn summarise(
     totals: &btcpeer::crawl::CrawlSummary,
-    nodes: &[(BookPeer, btcpeer::crawl::NodeInfo)],
+    nodes: &[(Endpoint, btcpeer::crawl::NodeInfo)],
     elapsed: Duration,
 ) -> Summary {
     let mut s = Summary {

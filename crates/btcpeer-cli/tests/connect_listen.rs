@@ -295,7 +295,7 @@ fn r_c3_listen_evicts_a_silent_connection_refuses_when_nobody_may_go_and_ends_af
     let mut honest = btcpeer::core::blocking::BlockingPeer::new(
         stream,
         Network::REGTEST,
-        btcpeer::core::peer::CoreConfig::new(btcpeer::core::peer::Direction::Outbound),
+        btcpeer::core::peer::CoreConfig::new(btcpeer::peer::Direction::Outbound),
     );
     honest.handshake(Duration::from_secs(5)).expect("the honest peer is served");
     let accept = listener.wait_for("accept", |e| e["event"] == "accept" && e["addr"] == honest_addr.as_str());

@@ -94,7 +94,7 @@ fn a_one_address_version_flood_cannot_evict_honest_peers_from_other_loopback_add
         let mut peer = btcpeer::core::blocking::BlockingPeer::new(
             stream,
             Network::REGTEST,
-            btcpeer::core::peer::CoreConfig::new(btcpeer::core::peer::Direction::Outbound),
+            btcpeer::core::peer::CoreConfig::new(btcpeer::peer::Direction::Outbound),
         );
         peer.handshake(Duration::from_secs(10)).unwrap_or_else(|e| panic!("honest peer {addr} not served: {e:?}"));
         // The listener saw the handshake through (it sent verack and got ours).

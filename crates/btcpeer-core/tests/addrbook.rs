@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use btcpeer_core::addrbook::{AddrBook, BUCKET_SIZE, LoadError, MAX_ENTRIES, NetKind, Peer, V2Support};
+use btcpeer_core::addrbook::{AddrBook, BUCKET_SIZE, Endpoint, LoadError, MAX_ENTRIES, NetKind, V2Support};
 use btcpeer_core::bitcoin::p2p::ServiceFlags;
 use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message};
 use proptest::prelude::*;
@@ -19,8 +19,8 @@ fn msg(addr: AddrV2, time: u64) -> AddrV2Message {
     AddrV2Message { time: time as u32, services: ServiceFlags::NETWORK, addr, port: 8333 }
 }
 
-fn source(n: u32) -> Peer {
-    Peer::new(AddrV2::Ipv4(Ipv4Addr::from(0x2000_0000u32.wrapping_add(n << 16))), 8333)
+fn source(n: u32) -> Endpoint {
+    Endpoint::new(AddrV2::Ipv4(Ipv4Addr::from(0x2000_0000u32.wrapping_add(n << 16))), 8333)
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn r_n_one_source_fills_at_most_its_share_of_the_new_table() {
     assert!(book.new_buckets_of_source(&attacker.addr) <= 64);
     assert!(book.new_len() <= 64 * BUCKET_SIZE, "{}", book.new_len());
     // Honest sources, each with an address of its own group, still get in.
-    let honest: Vec<_> = (2..200u32).map(|s| Peer::new(v4(40_000_000 + s * 65_536), 8333)).collect();
+    let honest: Vec<_> = (2..200u32).map(|s| Endpoint::new(v4(40_000_000 + s * 65_536), 8333)).collect();
     for (s, p) in (2..200u32).zip(&honest) {
         book.add(&[msg(p.addr.clone(), NOW)], &source(s), NOW);
     }
@@ -105,8 +105,8 @@ fn r_n_terrible_addresses_are_left_out_of_getaddr_and_getaddr_is_bounded() {
 #[test]
 fn r_n_select_prefers_what_was_not_just_tried_and_honours_networks() {
     let mut book = AddrBook::new([7; 32], 3);
-    let a = Peer::new(v4(1), 8333);
-    let onion = Peer::new(AddrV2::TorV3([9; 32]), 8333);
+    let a = Endpoint::new(v4(1), 8333);
+    let onion = Endpoint::new(AddrV2::TorV3([9; 32]), 8333);
     book.add(&[msg(a.addr.clone(), NOW), msg(onion.addr.clone(), NOW)], &source(1), NOW);
     let picked = book.select(false, Some(&[NetKind::Onion]), NOW).unwrap();
     assert_eq!(picked.peer, onion);
@@ -121,7 +121,8 @@ fn r_n_select_prefers_what_was_not_just_tried_and_honours_networks() {
 fn r_n_good_moves_to_tried_with_test_before_evict() {
     let mut book = AddrBook::new([8; 32], 5);
     // One /16: its tried entries share 8 buckets (512 slots), so 2,000 good ones collide.
-    let peers: Vec<_> = (0..2_000u32).map(|i| Peer::new(AddrV2::Ipv4(Ipv4Addr::from(0x0c0c_0000 + i)), 8333)).collect();
+    let peers: Vec<_> =
+        (0..2_000u32).map(|i| Endpoint::new(AddrV2::Ipv4(Ipv4Addr::from(0x0c0c_0000 + i)), 8333)).collect();
     for (i, p) in peers.iter().enumerate() {
         book.add(&[msg(p.addr.clone(), NOW)], &source(i as u32), NOW);
     }
@@ -157,7 +158,7 @@ fn r_n_good_moves_to_tried_with_test_before_evict() {
 #[test]
 fn r_n_v2_support_is_remembered() {
     let mut book = AddrBook::new([9; 32], 1);
-    let p = Peer::new(v4(77), 8333);
+    let p = Endpoint::new(v4(77), 8333);
     let mut m = msg(p.addr.clone(), NOW);
     m.services |= ServiceFlags::P2P_V2;
     book.add(&[m], &source(1), NOW);
@@ -219,7 +220,7 @@ proptest! {
         let mut t = NOW;
         for (op, a, s) in ops {
             t += 30;
-            let peer = Peer::new(v4(a * 257), 8333);
+            let peer = Endpoint::new(v4(a * 257), 8333);
             match op {
                 0 => { book.add(&[msg(peer.addr.clone(), t)], &source(s), t); }
                 1 => book.attempt(&peer, t),
@@ -248,7 +249,7 @@ fn r_n_select_on_a_large_book_draws_from_both_tables_as_core() {
             .collect();
         book.add(&batch, &source(s), NOW);
     }
-    let some: Vec<Peer> = book.entries().step_by(3).map(|e| e.peer.clone()).collect();
+    let some: Vec<Endpoint> = book.entries().step_by(3).map(|e| e.peer.clone()).collect();
     for p in &some {
         book.good(p, NOW);
     }
@@ -273,16 +274,16 @@ fn r_n_select_on_a_large_book_draws_from_both_tables_as_core() {
 
 /// A book with one tried entry (the occupant) and one newcomer whose move to tried collides
 /// with it, the occupant's success at `occupant_good`, the newcomer's at `newcomer_good`.
-fn collision(key: u8, occupant_good: u64, newcomer_good: u64) -> (AddrBook, Peer, Peer) {
+fn collision(key: u8, occupant_good: u64, newcomer_good: u64) -> (AddrBook, Endpoint, Endpoint) {
     let mut book = AddrBook::new([key; 32], 1);
     // One /16: its tried entries share 8 buckets, so a collision comes within a few hundred.
-    let peers: Vec<Peer> =
-        (0..3_000u32).map(|i| Peer::new(AddrV2::Ipv4(Ipv4Addr::from(0x0d0d_0000 + i)), 8333)).collect();
+    let peers: Vec<Endpoint> =
+        (0..3_000u32).map(|i| Endpoint::new(AddrV2::Ipv4(Ipv4Addr::from(0x0d0d_0000 + i)), 8333)).collect();
     for (i, p) in peers.iter().enumerate() {
         book.add(&[msg(p.addr.clone(), NOW)], &source(i as u32), NOW);
     }
     let mut moved = Vec::new();
-    let held: Vec<Peer> = peers.iter().filter(|p| book.info(p).is_some()).cloned().collect();
+    let held: Vec<Endpoint> = peers.iter().filter(|p| book.info(p).is_some()).cloned().collect();
     for p in &held {
         book.good(p, occupant_good);
         if let Some(occupant) = book.tried_collision().map(|c| c.peer.clone()) {
@@ -297,7 +298,7 @@ fn collision(key: u8, occupant_good: u64, newcomer_good: u64) -> (AddrBook, Peer
     panic!("no collision among {} tried", moved.len());
 }
 
-fn in_tried(book: &AddrBook, p: &Peer) -> bool {
+fn in_tried(book: &AddrBook, p: &Endpoint) -> bool {
     book.info(p).is_some_and(|i| i.in_tried)
 }
 
@@ -358,15 +359,16 @@ fn r_n_an_untested_occupant_is_replaced_only_after_the_newcomer_waited_forty_min
 fn r_n_tried_collision_picks_among_the_pending_moves_at_random() {
     // Core's `SelectTriedCollision_`: a random element of `m_tried_collisions`.
     let mut book = AddrBook::new([34; 32], 5);
-    let peers: Vec<_> = (0..3_000u32).map(|i| Peer::new(AddrV2::Ipv4(Ipv4Addr::from(0x0e0e_0000 + i)), 8333)).collect();
+    let peers: Vec<_> =
+        (0..3_000u32).map(|i| Endpoint::new(AddrV2::Ipv4(Ipv4Addr::from(0x0e0e_0000 + i)), 8333)).collect();
     for (i, p) in peers.iter().enumerate() {
         book.add(&[msg(p.addr.clone(), NOW)], &source(i as u32), NOW);
     }
-    let held: Vec<Peer> = peers.iter().filter(|p| book.info(p).is_some()).cloned().collect();
+    let held: Vec<Endpoint> = peers.iter().filter(|p| book.info(p).is_some()).cloned().collect();
     for p in &held {
         book.good(p, NOW);
     }
-    let picked: std::collections::HashSet<Peer> =
+    let picked: std::collections::HashSet<Endpoint> =
         (0..200).filter_map(|_| book.tried_collision().map(|c| c.peer.clone())).collect();
     assert!(picked.len() >= 3, "{} distinct occupants offered for testing", picked.len());
 }
@@ -377,7 +379,7 @@ fn r_n_a_repeated_address_without_newer_time_gains_no_bucket() {
     // bucket reference. The address announced itself (no penalty), then others relay it with
     // the same time: no new information, so it stays in its one bucket.
     let mut book = AddrBook::new([35; 32], 1);
-    let p = Peer::new(v4(4_242), 8333);
+    let p = Endpoint::new(v4(4_242), 8333);
     book.add(&[msg(p.addr.clone(), NOW)], &p, NOW);
     assert_eq!(book.buckets_in_use(false), 1);
     for s in 0..200 {
@@ -396,7 +398,7 @@ fn r_n_a_repeated_address_without_newer_time_gains_no_bucket() {
 fn r_n_an_offline_node_counts_one_failure_per_address_until_a_success() {
     // Core's `Attempt_`: a failure counts only if `m_last_count_attempt < m_last_good`.
     let mut book = AddrBook::new([36; 32], 1);
-    let peers: Vec<_> = (0..20u32).map(|i| Peer::new(v4(i * 70_001), 8333)).collect();
+    let peers: Vec<_> = (0..20u32).map(|i| Endpoint::new(v4(i * 70_001), 8333)).collect();
     for (i, p) in peers.iter().enumerate() {
         book.add(&[msg(p.addr.clone(), NOW)], &source(i as u32), NOW);
     }
@@ -416,7 +418,7 @@ fn r_n_an_offline_node_counts_one_failure_per_address_until_a_success() {
     }
     assert_eq!(book.get_addr(1_000, 100, later).len(), peers.len());
     // A success anywhere: the next failure counts again.
-    let other = Peer::new(v4(9_999_999), 8333);
+    let other = Endpoint::new(v4(9_999_999), 8333);
     book.add(&[msg(other.addr.clone(), NOW)], &source(99), NOW);
     book.good(&other, t + 10);
     book.attempt(&peers[0], t + 20);
@@ -436,7 +438,7 @@ fn r_n_a_handshake_never_refreshes_the_time_and_disconnect_does_after_twenty_min
     // currently-connected peers"), `SetServices_` at the handshake, and `Connected_` at
     // `FinalizeNode`, which moves the time only when it is more than 20 minutes old.
     let mut book = AddrBook::new([37; 32], 1);
-    let p = Peer::new(v4(31_337), 8333);
+    let p = Endpoint::new(v4(31_337), 8333);
     let heard = NOW - 3 * 24 * 3_600;
     book.add(&[msg(p.addr.clone(), heard)], &p, NOW);
     book.attempt(&p, NOW);
@@ -473,7 +475,7 @@ fn r_n_only_reachable_networks_are_stored_and_selected() {
     // Core adds only `g_reachable_nets` (ProcessMessage, ADDR) and dials only those.
     let mut clearnet = AddrBook::new([38; 32], 1).with_reachable(&[NetKind::Ipv4, NetKind::Ipv6]);
     assert_eq!(clearnet.add(&all, &source(1), NOW), 1);
-    assert!(clearnet.info(&Peer::new(onion.clone(), 8333)).is_none());
+    assert!(clearnet.info(&Endpoint::new(onion.clone(), 8333)).is_none());
     // A book that holds them (loaded, or made before): never selected once unreachable.
     book.set_reachable(&[NetKind::Ipv4]);
     for _ in 0..300 {
@@ -502,9 +504,9 @@ fn r_n_a_file_written_before_these_changes_still_loads() {
     let mut book = AddrBook::decode(&bytes, 1).unwrap();
     book.check().unwrap();
     assert_eq!((book.len(), book.tried_len()), (3, 1));
-    let tried = book.info(&Peer::new(AddrV2::Ipv4(Ipv4Addr::new(8, 8, 4, 4)), 8333)).unwrap();
+    let tried = book.info(&Endpoint::new(AddrV2::Ipv4(Ipv4Addr::new(8, 8, 4, 4)), 8333)).unwrap();
     assert_eq!((tried.last_try, tried.last_success, tried.in_tried), (NOW + 12, NOW + 12, true));
-    let failed = book.info(&Peer::new(AddrV2::Ipv4(Ipv4Addr::new(1, 2, 3, 4)), 8333)).unwrap();
+    let failed = book.info(&Endpoint::new(AddrV2::Ipv4(Ipv4Addr::new(1, 2, 3, 4)), 8333)).unwrap();
     assert_eq!((failed.attempts, failed.last_try), (1, NOW + 20));
     assert!(book.select(false, Some(&[NetKind::Onion]), NOW).is_some());
     assert_eq!(book.encode(), bytes, "and is written back the same");
@@ -524,4 +526,19 @@ fn r_n_an_occupant_we_are_connected_to_is_marked_good_and_stays() {
     let (mut book, occupant, _) = collision(39, NOW - 6 * 3_600, NOW);
     book.resolve_collisions(NOW + 41 * 60);
     assert!(!in_tried(&book, &occupant));
+}
+
+/// Issue 22: `Peer` was renamed `Endpoint`; programs written against the old names still compile
+/// (with a deprecation warning) and mean the same type.
+#[test]
+#[allow(deprecated)]
+fn the_old_names_peer_and_parse_peer_error_still_name_endpoint_types() {
+    use btcpeer_core::addrbook::{ParseEndpointError, ParsePeerError, Peer};
+    let old: Peer = Peer::new(v4(5), 8333);
+    let new: Endpoint = old.clone();
+    assert_eq!(new, old);
+    let err: ParsePeerError = "not an address".parse::<Peer>().unwrap_err();
+    let _: ParseEndpointError = err;
+    let mut book = AddrBook::new([3; 32], 1);
+    assert_eq!(book.add(&[msg(v4(6), NOW)], &old, NOW), 1);
 }

@@ -15,7 +15,7 @@
 
 use std::net::Ipv4Addr;
 
-use btcpeer_core::addrbook::{AddrBook, NetKind, Peer};
+use btcpeer_core::addrbook::{AddrBook, Endpoint, NetKind};
 use btcpeer_core::bitcoin::p2p::ServiceFlags;
 use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message};
 use proptest::prelude::*;
@@ -27,8 +27,8 @@ fn msg(addr: AddrV2) -> AddrV2Message {
 }
 
 /// The attacker's source: one address, so one source group (32.1.0.0/16).
-fn attacker() -> Peer {
-    Peer::new(AddrV2::Ipv4(Ipv4Addr::new(32, 1, 0, 1)), 8333)
+fn attacker() -> Endpoint {
+    Endpoint::new(AddrV2::Ipv4(Ipv4Addr::new(32, 1, 0, 1)), 8333)
 }
 
 /// The attacker's `i`-th address, each in a /16 of its own (so they spread over all 64 buckets
@@ -38,9 +38,9 @@ fn attack_addr(i: u32) -> AddrV2 {
 }
 
 /// An honest address and its source, each in a group of its own.
-fn honest(i: u32) -> (AddrV2, Peer) {
+fn honest(i: u32) -> (AddrV2, Endpoint) {
     let addr = AddrV2::Ipv4(Ipv4Addr::from(0x5000_0001u32.wrapping_add(i.wrapping_mul(65_539))));
-    let source = Peer::new(AddrV2::Ipv4(Ipv4Addr::from(0x2100_0001u32.wrapping_add(i << 16))), 8333);
+    let source = Endpoint::new(AddrV2::Ipv4(Ipv4Addr::from(0x2100_0001u32.wrapping_add(i << 16))), 8333);
     (addr, source)
 }
 
@@ -159,7 +159,7 @@ proptest! {
             let (addr, source) = honest(i);
             book.add(&[msg(addr.clone())], &source, NOW);
             if tried_every > 0 && i % tried_every == 0 {
-                book.good(&Peer::new(addr, 8333), NOW);
+                book.good(&Endpoint::new(addr, 8333), NOW);
             }
         }
         let n = 2_000;

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use btcpeer_core::addrbook::{AddrBook, Peer, V2Support, group};
+use btcpeer_core::addrbook::{AddrBook, Endpoint, V2Support, group};
 use btcpeer_core::bitcoin::p2p::ServiceFlags;
 use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message};
 use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, NodeCore, NodeReason, NodeSettings, Refusal};
@@ -26,7 +26,7 @@ fn settings() -> NodeSettings {
 fn book_with(addrs: impl IntoIterator<Item = SocketAddr>) -> AddrBook {
     let mut book = AddrBook::new([3; 32], 5);
     for a in addrs {
-        let source = Peer::new(AddrV2::Ipv4([90, (a.ip().to_string().len() % 7) as u8, 0, 1].into()), 8333);
+        let source = Endpoint::new(AddrV2::Ipv4([90, (a.ip().to_string().len() % 7) as u8, 0, 1].into()), 8333);
         book.add(&[msg(a, UNIX)], &source, UNIX);
     }
     book
@@ -278,7 +278,7 @@ fn r_n_dials_carry_the_books_v2_hint() {
     let mut book = book_with([failed, unknown]);
     let mut v2msg = msg(yes, UNIX);
     v2msg.services = full() | ServiceFlags::P2P_V2;
-    book.add(&[v2msg], &peer(addr(50)), UNIX);
+    book.add(&[v2msg], &endpoint(addr(50)), UNIX);
     let mut n = node(s, book, t0);
     for a in [yes, failed, unknown] {
         n.add_peer(a, true);
@@ -404,7 +404,7 @@ fn r_n_the_getaddr_cache_is_stable_within_a_day_and_rotated_after() {
     assert_eq!(first.len(), held * 23 / 100);
     // The book grows; an hour and 20 hours later the answer is the same.
     for i in 200..400 {
-        n.book_mut().add(&[msg(addr(i), UNIX)], &peer(addr(2000 + i)), UNIX);
+        n.book_mut().add(&[msg(addr(i), UNIX)], &endpoint(addr(2000 + i)), UNIX);
     }
     let h = Duration::from_secs(3600);
     assert_eq!(getaddr_answer(&mut n, addr(1001), t0 + h, UNIX + 3600), first);
@@ -507,13 +507,13 @@ fn r_n_a_feeler_moves_a_new_address_to_tried() {
     s.block_relay = 0;
     let target = addr(77);
     let mut n = node(s, book_with([target]), t0);
-    assert!(!n.book().info(&peer(target)).unwrap().in_tried);
+    assert!(!n.book().info(&endpoint(target)).unwrap().in_tried);
     let due = n.poll_timeout().expect("a feeler is scheduled");
     let at = due.max(t0);
     let d = n.poll_dial(at, UNIX + 1).expect("a feeler");
     assert_eq!((d.addr, d.kind), (target, ConnKind::Feeler));
     n.established(d.id, &hello(), at, UNIX + 1);
-    assert!(n.book().info(&peer(target)).unwrap().in_tried);
+    assert!(n.book().info(&endpoint(target)).unwrap().in_tried);
     assert_eq!(actions(&mut n), vec![Action::Disconnect { id: d.id, reason: NodeReason::FeelerDone }]);
     assert_eq!(n.counts().feeler, 0);
     // The next feeler is later.
@@ -558,7 +558,7 @@ fn r_n_with_allow_local_each_local_address_is_its_own_outbound_group() {
     let locals: Vec<SocketAddr> = (0..10u16).map(|p| SocketAddr::from(([127, 0, 0, 1], 18_000 + p))).collect();
     let mut book = AddrBook::new([3; 32], 5).allow_local(true);
     for (k, a) in locals.iter().enumerate() {
-        let source = Peer::new(AddrV2::Ipv4([127, 0, 9, k as u8].into()), 1);
+        let source = Endpoint::new(AddrV2::Ipv4([127, 0, 9, k as u8].into()), 1);
         book.add(&[msg(*a, UNIX)], &source, UNIX);
     }
     let mut s = settings();
@@ -573,7 +573,7 @@ fn r_n_with_allow_local_each_local_address_is_its_own_outbound_group() {
     let mut book = AddrBook::new([3; 32], 5);
     for i in 0..10u8 {
         let a = SocketAddr::from(([20, 1, i, 1], 8333));
-        let source = Peer::new(AddrV2::Ipv4([90, i, 0, 1].into()), 8333);
+        let source = Endpoint::new(AddrV2::Ipv4([90, i, 0, 1].into()), 8333);
         book.add(&[msg(a, UNIX)], &source, UNIX);
     }
     let mut s = settings();

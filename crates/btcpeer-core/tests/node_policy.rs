@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use btcpeer_core::addrbook::{AddrBook, Peer, group};
+use btcpeer_core::addrbook::{AddrBook, Endpoint, group};
 use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message};
 use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, NodeCore, NodeSettings};
 
@@ -358,12 +358,12 @@ fn a_handshake_keeps_the_addresses_time_and_the_end_of_the_connection_refreshes_
     let target = addr(5);
     let old = UNIX - 3 * 86_400;
     let mut book = AddrBook::new([3; 32], 5);
-    book.add(&[msg(target, old)], &Peer::new(v2(addr(90)), 8333), UNIX);
-    let before = book.info(&Peer::new(v2(target), 8333)).unwrap().time;
+    book.add(&[msg(target, old)], &Endpoint::new(v2(addr(90)), 8333), UNIX);
+    let before = book.info(&Endpoint::new(v2(target), 8333)).unwrap().time;
     let mut n = NodeCore::new(s, book, t0);
     let d = n.poll_dial(t0, UNIX).expect("a dial");
     assert_eq!(d.addr, target);
-    let info = |n: &NodeCore| n.book().info(&Peer::new(v2(target), 8333)).cloned().unwrap();
+    let info = |n: &NodeCore| n.book().info(&Endpoint::new(v2(target), 8333)).cloned().unwrap();
     assert_eq!(info(&n).attempts, 0, "no outbound peers yet: the attempt is not counted");
     n.established(d.id, &hello(), t0, UNIX + 10);
     assert!(info(&n).in_tried);
@@ -373,19 +373,19 @@ fn a_handshake_keeps_the_addresses_time_and_the_end_of_the_connection_refreshes_
 }
 
 /// A book in which `newcomer` (good) collides with the tried `occupant` (good six hours ago).
-fn collision_book() -> (AddrBook, Peer, Peer) {
+fn collision_book() -> (AddrBook, Endpoint, Endpoint) {
     let mut book = AddrBook::new([39; 32], 1);
-    let peers: Vec<Peer> =
-        (0..3_000u32).map(|i| Peer::new(AddrV2::Ipv4(std::net::Ipv4Addr::from(0x0d0d_0000 + i)), 8333)).collect();
+    let peers: Vec<Endpoint> =
+        (0..3_000u32).map(|i| Endpoint::new(AddrV2::Ipv4(std::net::Ipv4Addr::from(0x0d0d_0000 + i)), 8333)).collect();
     for (i, p) in peers.iter().enumerate() {
         let m = AddrV2Message { time: UNIX as u32, services: full(), addr: p.addr.clone(), port: 8333 };
         book.add(
             &[m],
-            &Peer::new(AddrV2::Ipv4(std::net::Ipv4Addr::from(0x5000_0000 + (i as u32) * 65_536)), 8333),
+            &Endpoint::new(AddrV2::Ipv4(std::net::Ipv4Addr::from(0x5000_0000 + (i as u32) * 65_536)), 8333),
             UNIX,
         );
     }
-    let held: Vec<Peer> = peers.iter().filter(|p| book.info(p).is_some()).cloned().collect();
+    let held: Vec<Endpoint> = peers.iter().filter(|p| book.info(p).is_some()).cloned().collect();
     for p in &held {
         book.good(p, UNIX - 6 * 3_600);
         if let Some(occupant) = book.tried_collision().map(|c| c.peer.clone()) {
@@ -413,7 +413,7 @@ fn a_collision_with_a_peer_we_are_connected_to_keeps_that_peer_in_tried() {
     let due = n.poll_timeout().expect("a feeler is due").max(t0);
     let _ = n.poll_dial(due, UNIX + 10);
     n.book_mut().resolve_collisions(UNIX + 41 * 60);
-    let tried = |n: &NodeCore, p: &Peer| n.book().info(p).is_some_and(|i| i.in_tried);
+    let tried = |n: &NodeCore, p: &Endpoint| n.book().info(p).is_some_and(|i| i.in_tried);
     assert!(tried(&n, &occupant), "a connected peer evicted from tried");
     assert!(!tried(&n, &newcomer));
 }

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use btcpeer_core::addrbook::{AddrBook, Peer, group};
+use btcpeer_core::addrbook::{AddrBook, Endpoint, group};
 use btcpeer_core::bitcoin::p2p::ServiceFlags;
 use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message, Address};
 use btcpeer_core::node::{Action, Admission, ConnId, ConnKind, Hello, NodeCore, NodeSettings};
@@ -145,7 +145,8 @@ impl App for NodeApp {
                 self.core.established(id, &Hello::from(info), now, unix);
                 if let Some((ConnKind::Feeler, addr)) = feeler {
                     self.feelers.0 += 1;
-                    let tried = self.core.book().info(&Peer::new(v2(addr), addr.port())).is_some_and(|i| i.in_tried);
+                    let tried =
+                        self.core.book().info(&Endpoint::new(v2(addr), addr.port())).is_some_and(|i| i.in_tried);
                     self.feelers.1 += usize::from(tried);
                 }
             }
@@ -235,7 +236,7 @@ fn r_n_sim_200_nodes_each_from_one_seed_address_connect_through_addr_gossip_with
         // A chain: each node starts knowing only the node before it.
         if i != 0 {
             let seed = node_addr(i - 1);
-            book.add(&[msg(seed, UNIX0)], &Peer::new(v2(seed), seed.port()), UNIX0);
+            book.add(&[msg(seed, UNIX0)], &Endpoint::new(v2(seed), seed.port()), UNIX0);
         }
         sim.add_node_at(NodeApp::new(settings(i, addr), book, t0), addr);
     }
@@ -345,7 +346,7 @@ fn flood_run(victim_dials: bool, secs: u64) -> (usize, u64) {
     let mut s = settings(0, va);
     s.feelers = false;
     if victim_dials {
-        book.add(&[msg(fa, UNIX0)], &Peer::new(v2(fa), fa.port()), UNIX0);
+        book.add(&[msg(fa, UNIX0)], &Endpoint::new(v2(fa), fa.port()), UNIX0);
     } else {
         s.dial_outbound = false;
     }

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use bitcoin::hashes::{Hash, sha256d};
 use btcpeer::bitcoin::p2p::ServiceFlags;
 use btcpeer::bitcoin::p2p::address::{AddrV2, AddrV2Message};
-use btcpeer::core::addrbook::{AddrBook, Peer};
+use btcpeer::core::addrbook::{AddrBook, Endpoint};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const NOW: u64 = 1_700_000_000;
@@ -19,7 +19,7 @@ const NOW: u64 = 1_700_000_000;
 fn book(n: u32) -> AddrBook {
     let mut book = AddrBook::new([9; 32], 1);
     for s in 0..(n / 50).max(1) {
-        let source = Peer::new(AddrV2::Ipv4(Ipv4Addr::from(0x0b00_0000u32.wrapping_add(s << 8))), 8333);
+        let source = Endpoint::new(AddrV2::Ipv4(Ipv4Addr::from(0x0b00_0000u32.wrapping_add(s << 8))), 8333);
         let addrs: Vec<AddrV2Message> = (0..50u32)
             .map(|i| AddrV2Message {
                 time: NOW as u32,
@@ -32,7 +32,7 @@ fn book(n: u32) -> AddrBook {
             .collect();
         book.add(&addrs, &source, NOW);
     }
-    let tried: Vec<Peer> = book.entries().step_by(10).map(|e| e.peer.clone()).collect();
+    let tried: Vec<Endpoint> = book.entries().step_by(10).map(|e| e.peer.clone()).collect();
     for p in &tried {
         book.good(p, NOW);
     }

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::AddrV2Message;
-use btcpeer_core::addrbook::{AddrBook, NetKind, Peer as BookPeer, V2Support, is_routable};
+use btcpeer_core::addrbook::{AddrBook, Endpoint, NetKind, V2Support, is_routable};
 use tokio::task::JoinSet;
 
 use crate::peer::{ConnectError, DisconnectReason, NoopHandler, Peer, PeerConfig, Transport, V2Policy};
@@ -70,7 +70,7 @@ pub enum CrawlFailure {
 #[non_exhaustive]
 pub struct NodeReport {
     /// The address crawled (an IP, or a `.onion` / `.b32.i2p` name dialed through the proxy).
-    pub addr: BookPeer,
+    pub addr: Endpoint,
     /// What it said, or why it failed.
     pub result: Result<NodeInfo, CrawlFailure>,
 }
@@ -139,7 +139,7 @@ impl Crawler {
 
     /// Crawls from `seeds` (socket addresses, or book peers such as `.onion` names); `on_node`
     /// sees each result as it comes, each address once.
-    pub async fn run<S: Into<BookPeer>>(
+    pub async fn run<S: Into<Endpoint>>(
         &self,
         seeds: impl IntoIterator<Item = S>,
         book: &mut AddrBook,
@@ -153,15 +153,15 @@ impl Crawler {
     /// Memory is bounded whatever the network gossips: at most `max_nodes` addresses are ever
     /// queued or remembered as seen, each node's answer is at most 1,000 addresses, and what is
     /// learnt beyond that goes only into the (bounded) book.
-    pub async fn run_with_progress<S: Into<BookPeer>>(
+    pub async fn run_with_progress<S: Into<Endpoint>>(
         &self,
         seeds: impl IntoIterator<Item = S>,
         book: &mut AddrBook,
         mut on_node: impl FnMut(&NodeReport, &CrawlSummary),
     ) -> CrawlSummary {
         let mut summary = CrawlSummary::default();
-        let mut seen: HashSet<BookPeer> = HashSet::new();
-        let mut queue: VecDeque<BookPeer> = VecDeque::new();
+        let mut seen: HashSet<Endpoint> = HashSet::new();
+        let mut queue: VecDeque<Endpoint> = VecDeque::new();
         for s in seeds {
             let s = s.into();
             if seen.len() < self.max_nodes && seen.insert(s.clone()) {
@@ -205,15 +205,15 @@ impl Crawler {
             }
             book.add(&learnt, &source, now);
             for a in &learnt {
-                let peer = BookPeer::new(a.addr.clone(), a.port);
-                if !self.dialable(&peer) || seen.len() >= self.max_nodes {
-                    if !seen.contains(&peer) {
+                let endpoint = Endpoint::new(a.addr.clone(), a.port);
+                if !self.dialable(&endpoint) || seen.len() >= self.max_nodes {
+                    if !seen.contains(&endpoint) {
                         summary.skipped = summary.skipped.saturating_add(1);
                     }
                     continue;
                 }
-                if seen.insert(peer.clone()) {
-                    queue.push_back(peer);
+                if seen.insert(endpoint.clone()) {
+                    queue.push_back(endpoint);
                 }
             }
             summary.discovered = seen.len();
@@ -222,21 +222,21 @@ impl Crawler {
         summary
     }
 
-    /// Whether `peer` can be dialed: an IP (routable, or local when allowed), or a Tor v3 / I2P
+    /// Whether `endpoint` can be dialed: an IP (routable, or local when allowed), or a Tor v3 / I2P
     /// name with a proxy to reach it through.
-    fn dialable(&self, peer: &BookPeer) -> bool {
-        match NetKind::of(&peer.addr) {
+    fn dialable(&self, endpoint: &Endpoint) -> bool {
+        match NetKind::of(&endpoint.addr) {
             Some(NetKind::Onion | NetKind::I2p) => self.config.proxy().is_some(),
-            Some(_) => self.allow_local || is_routable(&peer.addr),
+            Some(_) => self.allow_local || is_routable(&endpoint.addr),
             None => false,
         }
     }
 
-    /// The configuration to dial `peer` with. Under [`V2Policy::Prefer`] (the CLI's `auto`), v2
+    /// The configuration to dial `endpoint` with. Under [`V2Policy::Prefer`] (the CLI's `auto`), v2
     /// first, except where the book remembers a failed v2 attempt: straight to v1 then, with no
     /// wasted reconnect. `Never` and `Require` are the caller's and kept.
-    fn dial_config(&self, book: &AddrBook, peer: &BookPeer) -> PeerConfig {
-        let known = book.info(peer).map(|i| i.v2).unwrap_or_default();
+    fn dial_config(&self, book: &AddrBook, endpoint: &Endpoint) -> PeerConfig {
+        let known = book.info(endpoint).map(|i| i.v2).unwrap_or_default();
         match (known, self.config.v2_policy()) {
             (V2Support::Failed, V2Policy::Prefer) => self.config.with_v2(V2Policy::Never),
             _ => self.config.clone(),
@@ -245,7 +245,7 @@ impl Crawler {
 }
 
 /// One node: dial, handshake, a ping, its addresses, all within `timeout`.
-async fn crawl_one(addr: BookPeer, config: PeerConfig, timeout: Duration) -> (NodeReport, Vec<AddrV2Message>) {
+async fn crawl_one(addr: Endpoint, config: PeerConfig, timeout: Duration) -> (NodeReport, Vec<AddrV2Message>) {
     let target = addr.to_string();
     let work = async {
         let (peer, remote) = match Peer::connect(&target, config, NoopHandler).await {

@@ -15,14 +15,14 @@
 //!             [ tokio timers                   ] ──now──► deadlines ◄──next deadline───────── inventory
 //! ```
 //!
-//! The protocol lives in the runtime-free [`core`] (`btcpeer-core`): its transports and the peer's
+//! The protocol lives in the runtime-free core (the crate `btcpeer-core`): its transports and the peer's
 //! rules are state machines taking bytes, frames and time and giving bytes, events and deadlines;
 //! the per-connection protocol state is its `ProtocolState`, which this crate keeps under each
 //! peer's one lock (as quinn keeps `quinn-proto`'s connection). This crate adds what needs a
 //! runtime: the task that reads and writes the stream, the outbound queue with a completion per
 //! message, the [`Peer`](peer::Peer) handle, handlers and channels, SOCKS5, and `tracing` spans.
-//! The core also drives a blocking `std::net::TcpStream` (`core::blocking`) and, with its `sim`
-//! feature, a deterministic simulator.
+//! The core also drives a blocking `std::net::TcpStream` ([`core::blocking`]) and, with the `sim`
+//! feature, a deterministic simulator (`core::sim`).
 //!
 //! ## Modules
 //!
@@ -30,16 +30,43 @@
 //!   [`Handler`](peer::Handler) trait (or a channel of [`PeerEvent`](peer::PeerEvent)s), completions,
 //!   statistics and disconnect reasons.
 //! - [`crawl`]: a crawler over the network from seeds, into an address book.
-//! - [`core`]: the runtime-free core (`btcpeer-core`), re-exported.
+//! - [`core`]: the parts of the runtime-free core (`btcpeer-core`) not offered elsewhere: the
+//!   address book, the light client's chain logic, the node's policy, files, the blocking driver,
+//!   the simulator, the peer's state machine.
 //! - [`wire`]: every message Bitcoin Core speaks, decoded to typed values and encoded back
 //!   byte-for-byte, with the protocol's limits enforced before allocation; v1 frames.
-//! - [`transport`]: byte streams to frames and back: the v1 codec and BIP324 v2.
+//! - [`transport`]: byte streams to frames and back: the v1 codec, BIP324 v2 and both as one
+//!   state machine (`framing`).
 //! - [`network`]: built-in networks and custom ones (magic, port, payload limit).
 //! - `socks` (feature `socks`): dialing through a SOCKS5 proxy, `.onion` names included.
 //! - `testing` (feature `testing`): a synthetic chain and a handler that serves it.
 //!
 //! Consensus types come from rust-bitcoin 0.32, re-exported as [`bitcoin`], so applications use the
 //! same version.
+//!
+//! ## Public paths
+//!
+//! Every item has one path in this crate; the core's items are re-exported where an application
+//! looks for them, not a second time under [`core`].
+//!
+//! | Area | Path |
+//! |------|------|
+//! | Consensus types (rust-bitcoin) | [`btcpeer::bitcoin`](bitcoin) |
+//! | Messages, v1 frames | [`btcpeer::wire`](wire) |
+//! | Networks | [`btcpeer::network`](network) |
+//! | v1 codec, BIP324 packets and ciphers, bytes ⇄ frames | [`btcpeer::transport::{v1, v2, v2_cipher, framing}`](transport) |
+//! | The BIP324 handshake (state machine and async) | [`btcpeer::transport::v2_handshake`](transport::v2_handshake) |
+//! | The tokio peer, and the core's types it shows (`Direction`, `DisconnectReason`, `RemoteInfo`, `Transport`, `KnownInventory`, `CommandStats`, …) | [`btcpeer::peer`](peer) |
+//! | The tokio node, and the core's types it shows (`ConnId`, `ConnKind`, `Counts`, `NodeReason`, `NodeSettings`, `Refusal`) | [`btcpeer::node`](node) |
+//! | Crawler, light client | [`btcpeer::crawl`](crawl), [`btcpeer::light`](light) |
+//! | The peer's sans-IO state machine (`PeerCore`, `CoreConfig`, `Event`, `Timeouts`, …) | [`btcpeer::core::peer`](core::peer) |
+//! | The node's sans-IO policy (`NodeCore`), bans, eviction | [`btcpeer::core::node`](core::node) |
+//! | Address book (`AddrBook`, `Endpoint`) | [`btcpeer::core::addrbook`](core::addrbook) |
+//! | Header and filter chains, sync planner | [`btcpeer::core::chain`](core::chain) |
+//! | File framing, atomic writes | [`btcpeer::core::persist`](core::persist) |
+//! | Blocking driver over `std::net::TcpStream` | [`btcpeer::core::blocking`](core::blocking) |
+//! | Simulator (feature `sim`) | `btcpeer::core::sim` |
+//! | SOCKS5 (feature `socks`), synthetic chain server (feature `testing`) | `btcpeer::socks`, `btcpeer::testing` |
 //!
 //! ## Example: two peers, a handshake, a message and its answer
 //!
@@ -186,12 +213,10 @@
     )
 )]
 
-/// The runtime-free core this crate drives: the protocol as state machines, a blocking driver and
-/// (feature `sim` of `btcpeer-core`) the simulator.
-pub use btcpeer_core as core;
 pub use btcpeer_core::bitcoin;
 pub use btcpeer_core::{network, wire};
 
+pub mod core;
 pub mod crawl;
 pub mod light;
 pub mod node;

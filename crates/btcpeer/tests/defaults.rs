@@ -1,8 +1,9 @@
 //! One set of defaults (issue 22): a `Peer` and a `PeerCore` driven elsewhere (the simulator, the
 //! blocking driver, the fuzzers) start from the same settings.
 
-use btcpeer::core::peer::{CoreConfig, Direction};
+use btcpeer::core::peer::CoreConfig;
 use btcpeer::network::Network;
+use btcpeer::peer::Direction;
 use btcpeer::peer::PeerConfig;
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use btcpeer::bitcoin::p2p::ServiceFlags;
 use btcpeer::bitcoin::p2p::address::{AddrV2, AddrV2Message};
-use btcpeer::core::addrbook::{AddrBook, Peer as BookPeer};
+use btcpeer::core::addrbook::{AddrBook, Endpoint};
 use btcpeer::network::Network;
 use btcpeer::node::{ConnKind, Node, NodeEvent, NodeReason};
 use btcpeer::peer::{NonceRegistry, NoopHandler, Peer, PeerConfig, RequestError};
@@ -140,7 +140,7 @@ async fn r_n_a_flood_of_silent_connections_during_an_honest_handshake_does_not_p
 async fn r_n_getaddr_is_answered_from_the_book_once_per_inbound_connection() {
     let dir = temp_dir("getaddr");
     let mut book = AddrBook::new([5; 32], 1);
-    let source = BookPeer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333);
+    let source = Endpoint::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let heard: Vec<AddrV2Message> = (0..200u32)
         .map(|i| AddrV2Message {
@@ -187,7 +187,7 @@ async fn r_n_manual_peers_anchors_and_bans_survive_a_restart() {
         addr: AddrV2::Ipv4(Ipv4Addr::new(127, 0, 3, 1)),
         port: remote_addr.port(),
     };
-    book.add(&[entry], &BookPeer::new(AddrV2::Ipv4(Ipv4Addr::new(127, 0, 3, 9)), 1), now);
+    book.add(&[entry], &Endpoint::new(AddrV2::Ipv4(Ipv4Addr::new(127, 0, 3, 9)), 1), now);
     book.save(&dir.join("peers.book")).unwrap();
     let build = || {
         Node::builder(config()).allow_local(true).outbound(0, 1).feelers(false).data_dir(&dir).build_with_channel(256)
@@ -308,7 +308,7 @@ async fn r_n_a_seed_is_dialed_as_full_relay_and_its_addresses_are_learnt() {
             addr: AddrV2::Ipv4(Ipv4Addr::new(127, 0, 6, 1 + i)),
             port: 9,
         };
-        book.add(&[entry], &BookPeer::new(AddrV2::Ipv4(Ipv4Addr::new(127, 0, 7, i)), 1), now);
+        book.add(&[entry], &Endpoint::new(AddrV2::Ipv4(Ipv4Addr::new(127, 0, 7, i)), 1), now);
     }
     book.save(&dir.join("peers.book")).unwrap();
     let seed = Node::builder(config()).allow_local(true).dial_outbound(false).data_dir(&dir).build().unwrap();

@@ -11,7 +11,7 @@ pub(super) enum Heard {
 
 /// The handler of an outbound peer: reports, counts, and passes answers on to its script.
 pub(super) struct Client {
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<DemoShared>,
     pub(super) progress: Arc<Progress>,
     pub(super) heard: mpsc::UnboundedSender<Heard>,
 }

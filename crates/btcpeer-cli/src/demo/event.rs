@@ -167,7 +167,7 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
-    pub(super) fn new(shared: &Shared, peers: usize, elapsed: Duration, failure: Option<&str>) -> Summary {
+    pub(super) fn new(shared: &DemoShared, peers: usize, elapsed: Duration, failure: Option<&str>) -> Summary {
         Summary {
             peers,
             tally: shared.tally.clone(),

@@ -241,7 +241,7 @@ pub(super) enum Role {
 }
 
 /// What every part of the demo shares: the event channel, the peers, the counts.
-pub(super) struct Shared {
+pub(super) struct DemoShared {
     pub(super) events: mpsc::UnboundedSender<DemoEvent>,
     pub(super) rows: Mutex<Vec<(Peer, Role)>>,
     pub(super) served: Mutex<HashMap<u64, Served>>,
@@ -250,7 +250,7 @@ pub(super) struct Shared {
     pub(super) node_handshakes: AtomicUsize,
 }
 
-impl Shared {
+impl DemoShared {
     pub(super) fn emit(&self, event: DemoEvent) {
         // The receiver lives until the end; a send after that has nobody to tell.
         let _ = self.events.send(event);
@@ -320,7 +320,7 @@ pub(super) async fn demo(args: DemoArgs) -> u8 {
     };
 
     let (events, mut rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(DemoShared {
         events,
         rows: Mutex::new(Vec::new()),
         served: Mutex::new(HashMap::new()),

@@ -6,7 +6,7 @@ use super::*;
 /// inbound peers.
 pub(super) struct Node {
     pub(super) server: ChainServer,
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<DemoShared>,
     /// Inbound peers that completed the handshake, in order.
     pub(super) peers: Mutex<Vec<Peer>>,
     pub(super) addrs: Vec<AddrV2Message>,

@@ -4,7 +4,7 @@ use super::*;
 
 /// What every outbound peer's script needs.
 pub(super) struct Ctx {
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<DemoShared>,
     pub(super) node: SocketAddr,
     pub(super) limit: Duration,
     pub(super) peers: usize,

@@ -35,7 +35,7 @@ pub(super) enum Mode {
 /// is not a terminal nothing is redrawn and only plain lines are printed.
 pub(super) struct View {
     pub(super) mode: Mode,
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<DemoShared>,
     pub(super) title: String,
     pub(super) started: Instant,
     pub(super) log: VecDeque<String>,
@@ -44,7 +44,7 @@ pub(super) struct View {
 }
 
 impl View {
-    pub(super) fn new(mode: Mode, shared: Arc<Shared>, title: String, started: Instant) -> View {
+    pub(super) fn new(mode: Mode, shared: Arc<DemoShared>, title: String, started: Instant) -> View {
         let live = (mode == Mode::Live).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout_with_hz(10));
             // A fixed, valid template; the default would also show the message.

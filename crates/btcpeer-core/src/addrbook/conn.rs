@@ -4,7 +4,7 @@
 
 use bitcoin::p2p::ServiceFlags;
 
-use super::{AddrBook, Peer, V2Support};
+use super::{AddrBook, Endpoint, V2Support};
 
 impl AddrBook {
     /// A connection attempt to `peer` started, counted as a possible failure (Core's
@@ -12,17 +12,17 @@ impl AddrBook {
     /// [`attempt_with`](AddrBook::attempt_with)`(peer, true, now)`.
     ///
     /// ```
-    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::addrbook::{AddrBook, Endpoint};
     /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
     /// let now = 1_700_000_000;
     /// let mut book = AddrBook::new([7; 32], 1);
-    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let peer = Endpoint::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
     /// let heard = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
-    /// book.add(&[heard], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
+    /// book.add(&[heard], &Endpoint::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
     /// book.attempt(&peer, now);
     /// assert_eq!(book.info(&peer).map(|i| (i.last_try, i.attempts)), Some((now, 1)));
     /// ```
-    pub fn attempt(&mut self, peer: &Peer, now: u64) {
+    pub fn attempt(&mut self, peer: &Endpoint, now: u64) {
         self.attempt_with(peer, true, now);
     }
 
@@ -33,17 +33,17 @@ impl AddrBook {
     /// (`ThreadOpenConnections`: `count_failures`) — and for `-addnode` peers.
     ///
     /// ```
-    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::addrbook::{AddrBook, Endpoint};
     /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
     /// let now = 1_700_000_000;
     /// let mut book = AddrBook::new([7; 32], 1);
-    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let peer = Endpoint::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
     /// let heard = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
-    /// book.add(&[heard], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
+    /// book.add(&[heard], &Endpoint::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
     /// book.attempt_uncounted(&peer, now);
     /// assert_eq!(book.info(&peer).map(|i| (i.last_try, i.attempts)), Some((now, 0)));
     /// ```
-    pub fn attempt_uncounted(&mut self, peer: &Peer, now: u64) {
+    pub fn attempt_uncounted(&mut self, peer: &Endpoint, now: u64) {
         self.attempt_with(peer, false, now);
     }
 
@@ -54,20 +54,20 @@ impl AddrBook {
     /// address, and does not make its whole book terrible.
     ///
     /// ```
-    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::addrbook::{AddrBook, Endpoint};
     /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
     /// let now = 1_700_000_000;
     /// let mut book = AddrBook::new([7; 32], 1);
-    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let peer = Endpoint::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
     /// let heard = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
-    /// book.add(&[heard], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
+    /// book.add(&[heard], &Endpoint::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
     /// for i in 0..5 {
     ///     book.attempt_with(&peer, true, now + i * 60);
     /// }
     /// // No handshake succeeded anywhere in between: one failure counted, not five.
     /// assert_eq!(book.info(&peer).map(|i| i.attempts), Some(1));
     /// ```
-    pub fn attempt_with(&mut self, peer: &Peer, count_failure: bool, now: u64) {
+    pub fn attempt_with(&mut self, peer: &Endpoint, count_failure: bool, now: u64) {
         let Some(id) = self.index.get(peer).copied() else { return };
         let Some(e) = self.entries.get_mut(&id) else { return };
         e.last_try = now;
@@ -80,7 +80,7 @@ impl AddrBook {
 
     /// Records what is known of `peer`'s v2 support, and nothing else (a failed v2 attempt, or a
     /// v1 handshake after trying v2: the next dial goes straight to v1).
-    pub fn set_v2(&mut self, peer: &Peer, v2: V2Support) {
+    pub fn set_v2(&mut self, peer: &Endpoint, v2: V2Support) {
         let Some(id) = self.index.get(peer).copied() else { return };
         if let Some(e) = self.entries.get_mut(&id) {
             e.v2 = v2;
@@ -92,17 +92,17 @@ impl AddrBook {
     /// see [`connected`](AddrBook::connected).
     ///
     /// ```
-    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::addrbook::{AddrBook, Endpoint};
     /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
     /// let now = 1_700_000_000;
     /// let mut book = AddrBook::new([7; 32], 1);
-    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let peer = Endpoint::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
     /// let heard = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
-    /// book.add(&[heard], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
+    /// book.add(&[heard], &Endpoint::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
     /// book.set_services(&peer, ServiceFlags::NETWORK | ServiceFlags::WITNESS);
     /// assert!(book.info(&peer).is_some_and(|i| i.services.has(ServiceFlags::WITNESS)));
     /// ```
-    pub fn set_services(&mut self, peer: &Peer, services: ServiceFlags) {
+    pub fn set_services(&mut self, peer: &Endpoint, services: ServiceFlags) {
         let Some(id) = self.index.get(peer).copied() else { return };
         if let Some(e) = self.entries.get_mut(&id) {
             e.services = services;
@@ -121,11 +121,11 @@ impl AddrBook {
     /// only once the connection is over.
     ///
     /// ```
-    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::addrbook::{AddrBook, Endpoint};
     /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
     /// let now = 1_700_000_000;
     /// let mut book = AddrBook::new([7; 32], 1);
-    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let peer = Endpoint::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
     /// let heard = AddrV2Message { time: (now - 3 * 86_400) as u32, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
     /// book.add(&[heard], &peer, now);
     /// book.good(&peer, now); // the handshake
@@ -133,7 +133,7 @@ impl AddrBook {
     /// book.connected(&peer, ServiceFlags::NETWORK, None, now + 3_600); // the disconnection
     /// assert_eq!(book.info(&peer).map(|i| i.time), Some(now + 3_600));
     /// ```
-    pub fn connected(&mut self, peer: &Peer, services: ServiceFlags, v2: Option<bool>, now: u64) {
+    pub fn connected(&mut self, peer: &Endpoint, services: ServiceFlags, v2: Option<bool>, now: u64) {
         let Some(id) = self.index.get(peer).copied() else { return };
         if let Some(e) = self.entries.get_mut(&id) {
             e.services = services;

@@ -12,7 +12,7 @@ use std::path::Path;
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::AddrV2;
 
-use super::{AddrBook, AddrInfo, EMPTY, MAX_ENTRIES, Peer, V2Support};
+use super::{AddrBook, AddrInfo, EMPTY, Endpoint, MAX_ENTRIES, V2Support};
 use crate::persist::{self, HEADER_LEN, LoadError, Reader};
 
 const MAGIC: &[u8; 8] = b"BTCPBOOK";
@@ -107,7 +107,7 @@ impl AddrBook {
                 2 => V2Support::Failed,
                 _ => V2Support::Unknown,
             };
-            let peer = Peer::new(addr, port);
+            let peer = Endpoint::new(addr, port);
             if book.index.contains_key(&peer) {
                 return Err(format!("a duplicate entry near byte {}", c.pos()));
             }

@@ -24,16 +24,16 @@
 //!   [`tried_collision`](AddrBook::tried_collision) (test-before-evict).
 //!
 //! ```
-//! use btcpeer_core::addrbook::{AddrBook, Peer};
+//! use btcpeer_core::addrbook::{AddrBook, Endpoint};
 //! use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
 //!
 //! let now = 1_700_000_000;
 //! let mut book = AddrBook::new([7; 32], 1);
 //! let heard = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: AddrV2::Ipv4([8, 8, 4, 4].into()), port: 8333 };
-//! let source = Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333);
+//! let source = Endpoint::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333);
 //! assert_eq!(book.add(&[heard.clone()], &source, now), 1);
 //! let chosen = book.select(false, None, now).expect("one address to try");
-//! assert_eq!(chosen.peer, Peer::new(heard.addr.clone(), 8333));
+//! assert_eq!(chosen.peer, Endpoint::new(heard.addr.clone(), 8333));
 //! book.attempt(&chosen.peer, now);
 //! book.good(&chosen.peer, now);
 //! assert_eq!((book.new_len(), book.tried_len()), (0, 1));
@@ -55,7 +55,11 @@ use bitcoin::p2p::address::{AddrV2, AddrV2Message};
 
 pub use crate::persist::LoadError;
 pub use group::{NetKind, group, is_routable};
-pub use name::ParsePeerError;
+pub use name::ParseEndpointError;
+
+/// The former name of [`ParseEndpointError`], kept so that programs written against it still compile.
+#[deprecated(note = "renamed to ParseEndpointError")]
+pub type ParsePeerError = ParseEndpointError;
 
 /// Buckets of the new table (`ADDRMAN_NEW_BUCKET_COUNT`).
 pub const NEW_BUCKETS: usize = 1_024;
@@ -78,19 +82,32 @@ const TEST_WINDOW: u64 = 40 * 60;
 /// An empty position.
 const EMPTY: u32 = u32::MAX;
 
-/// An address and port: a peer as the book knows it.
+/// An address and port: where a peer can be reached, as the book knows it (not a connection; the
+/// tokio driver's connection is `btcpeer::peer::Peer`).
+///
+/// ```
+/// use btcpeer_core::addrbook::Endpoint;
+/// use btcpeer_core::bitcoin::p2p::address::AddrV2;
+///
+/// let endpoint = Endpoint::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+/// assert_eq!(endpoint, "8.8.4.4:8333".parse().unwrap());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Peer {
+pub struct Endpoint {
     /// The address.
     pub addr: AddrV2,
     /// The port.
     pub port: u16,
 }
 
-impl Peer {
-    /// A peer at `addr`:`port`.
+/// The former name of [`Endpoint`], kept so that programs written against it still compile.
+#[deprecated(note = "renamed to Endpoint")]
+pub type Peer = Endpoint;
+
+impl Endpoint {
+    /// The endpoint `addr`:`port`.
     pub fn new(addr: AddrV2, port: u16) -> Self {
-        Peer { addr, port }
+        Endpoint { addr, port }
     }
 
     /// The bytes hashed for its positions (Core's `GetKey`).
@@ -119,7 +136,7 @@ pub enum V2Support {
 #[non_exhaustive]
 pub struct AddrInfo {
     /// The address and port.
-    pub peer: Peer,
+    pub peer: Endpoint,
     /// The services it was last said to offer.
     pub services: ServiceFlags,
     /// When it was last heard of (Unix seconds; what `addr` messages carry).
@@ -169,7 +186,7 @@ pub struct AddrBook {
     rng: u64,
     allow_local: bool,
     entries: HashMap<u32, AddrInfo>,
-    index: HashMap<Peer, u32>,
+    index: HashMap<Endpoint, u32>,
     next_id: u32,
     new_table: Vec<u32>,
     tried_table: Vec<u32>,
@@ -241,7 +258,7 @@ impl AddrBook {
     }
 
     /// What the book knows of `peer`.
-    pub fn info(&self, peer: &Peer) -> Option<&AddrInfo> {
+    pub fn info(&self, peer: &Endpoint) -> Option<&AddrInfo> {
         self.index.get(peer).and_then(|id| self.entries.get(id))
     }
 
@@ -265,20 +282,20 @@ impl AddrBook {
     }
 
     /// Core's `GetTriedBucket`.
-    fn tried_bucket(&self, peer: &Peer) -> usize {
+    fn tried_bucket(&self, peer: &Endpoint) -> usize {
         let h1 = self.hash(&[&peer.key()]) % TRIED_BUCKETS_PER_GROUP;
         self.hash(&[&group(&peer.addr), &h1.to_le_bytes()]).checked_rem(TRIED_BUCKETS as u64).unwrap_or(0) as usize
     }
 
     /// Core's `GetNewBucket`.
-    fn new_bucket(&self, peer: &Peer, source: &AddrV2) -> usize {
+    fn new_bucket(&self, peer: &Endpoint, source: &AddrV2) -> usize {
         let source_group = group(source);
         let h1 = self.hash(&[&group(&peer.addr), &source_group]) % NEW_BUCKETS_PER_SOURCE_GROUP;
         self.hash(&[&source_group, &h1.to_le_bytes()]).checked_rem(NEW_BUCKETS as u64).unwrap_or(0) as usize
     }
 
     /// Core's `GetBucketPosition`: the slot of `peer` in a bucket, as an index into the table.
-    fn slot(&self, new: bool, bucket: usize, peer: &Peer) -> usize {
+    fn slot(&self, new: bool, bucket: usize, peer: &Endpoint) -> usize {
         let tag: &[u8] = if new { b"N" } else { b"K" };
         let pos =
             self.hash(&[tag, &(bucket as u32).to_le_bytes(), &peer.key()]).checked_rem(BUCKET_SIZE as u64).unwrap_or(0)
@@ -319,7 +336,7 @@ impl AddrBook {
     /// and what others relay gets a two-hour time penalty, as Core's `AddrManImpl::Add` does.
     /// An address already known gains a bucket reference only when its time is newer than the
     /// one the book holds (Core's `AddSingle`: no new information, no new reference).
-    pub fn add(&mut self, addrs: &[AddrV2Message], source: &Peer, now: u64) -> usize {
+    pub fn add(&mut self, addrs: &[AddrV2Message], source: &Endpoint, now: u64) -> usize {
         addrs.iter().filter(|a| self.add_one(a, &source.addr, now)).count()
     }
 
@@ -332,7 +349,7 @@ impl AddrBook {
             // `g_reachable_nets.Contains(addr)`).
             return false;
         }
-        let peer = Peer::new(msg.addr.clone(), msg.port);
+        let peer = Endpoint::new(msg.addr.clone(), msg.port);
         let penalty = if peer.addr == *source { 0 } else { 2 * 3600 };
         let announced = u64::from(msg.time).min(now);
         let time = announced.saturating_sub(penalty);

@@ -1,4 +1,4 @@
-//! An address book peer as text and back: `1.2.3.4:8333`, `[2001:db8::1]:8333`, Tor v3's
+//! An address book endpoint as text and back: `1.2.3.4:8333`, `[2001:db8::1]:8333`, Tor v3's
 //! `….onion:8333` (base32 of the key, a SHA3-256 checksum and the version, as Core's
 //! `CNetAddr::ToStringAddr` / `OnionToString` in `netaddress.cpp`), I2P's `….b32.i2p:0` and CJDNS
 //! as the IPv6 it is.
@@ -10,7 +10,7 @@ use std::str::FromStr;
 use bitcoin::p2p::address::AddrV2;
 use sha3::{Digest, Sha3_256};
 
-use super::Peer;
+use super::Endpoint;
 
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 const TORV3_VERSION: u8 = 3;
@@ -85,14 +85,14 @@ pub(super) fn host(addr: &AddrV2) -> Option<String> {
     })
 }
 
-impl fmt::Display for Peer {
+impl fmt::Display for Endpoint {
     /// `HOST:PORT` as it can be dialed (through a proxy for `.onion` and `.b32.i2p`).
     ///
     /// ```
-    /// use btcpeer_core::addrbook::Peer;
-    /// let p: Peer = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333".parse().unwrap();
+    /// use btcpeer_core::addrbook::Endpoint;
+    /// let p: Endpoint = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333".parse().unwrap();
     /// assert_eq!(p.to_string(), "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333");
-    /// assert_eq!("[::1]:18444".parse::<Peer>().unwrap().to_string(), "[::1]:18444");
+    /// assert_eq!("[::1]:18444".parse::<Endpoint>().unwrap().to_string(), "[::1]:18444");
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match host(&self.addr) {
@@ -102,23 +102,23 @@ impl fmt::Display for Peer {
     }
 }
 
-/// Why text is not a peer's address.
+/// Why text is not an endpoint (an address and port).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{text:?} is not IP:PORT, [IPv6]:PORT, NAME.onion:PORT or NAME.b32.i2p:PORT: {problem}")]
-pub struct ParsePeerError {
+pub struct ParseEndpointError {
     text: String,
     problem: &'static str,
 }
 
-impl FromStr for Peer {
-    type Err = ParsePeerError;
+impl FromStr for Endpoint {
+    type Err = ParseEndpointError;
 
     /// Parses what [`Display`](fmt::Display) writes; an IPv6 in fc00::/8 is CJDNS only when built
-    /// with [`Peer::new`] (text cannot tell).
+    /// with [`Endpoint::new`] (text cannot tell).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let fail = |problem| ParsePeerError { text: text.to_string(), problem };
+        let fail = |problem| ParseEndpointError { text: text.to_string(), problem };
         if let Ok(sa) = text.parse::<SocketAddr>() {
-            return Ok(Peer::from(sa));
+            return Ok(Endpoint::from(sa));
         }
         let (name, port) = text.rsplit_once(':').ok_or_else(|| fail("no port"))?;
         let port: u16 = port.parse().map_err(|_| fail("a bad port"))?;
@@ -130,19 +130,19 @@ impl FromStr for Peer {
             if raw.get(34) != Some(&TORV3_VERSION) || raw.get(32..34) != Some(&onion_checksum(&key)[..]) {
                 return Err(fail("a bad Tor v3 checksum or version"));
             }
-            return Ok(Peer::new(AddrV2::TorV3(key), port));
+            return Ok(Endpoint::new(AddrV2::TorV3(key), port));
         }
         if let Some(b) = lower.strip_suffix(".b32.i2p") {
             let raw = unbase32(b).filter(|r| r.len() == 32 && b.len() == 52).ok_or_else(|| fail("not an I2P name"))?;
             let mut hash = [0u8; 32];
             hash.copy_from_slice(&raw);
-            return Ok(Peer::new(AddrV2::I2p(hash), port));
+            return Ok(Endpoint::new(AddrV2::I2p(hash), port));
         }
         Err(fail("not an address"))
     }
 }
 
-impl From<SocketAddr> for Peer {
+impl From<SocketAddr> for Endpoint {
     fn from(sa: SocketAddr) -> Self {
         let addr = match sa.ip() {
             IpAddr::V4(ip) => AddrV2::Ipv4(ip),
@@ -151,22 +151,22 @@ impl From<SocketAddr> for Peer {
                 None => AddrV2::Ipv6(ip),
             },
         };
-        Peer::new(addr, sa.port())
+        Endpoint::new(addr, sa.port())
     }
 }
 
-impl From<&SocketAddr> for Peer {
+impl From<&SocketAddr> for Endpoint {
     fn from(sa: &SocketAddr) -> Self {
-        Peer::from(*sa)
+        Endpoint::from(*sa)
     }
 }
 
-impl Peer {
+impl Endpoint {
     /// The socket address, for IPv4, IPv6 and CJDNS (`None` for names reached through a proxy).
     ///
     /// ```
-    /// use btcpeer_core::addrbook::Peer;
-    /// let p: Peer = "127.0.0.1:18444".parse().unwrap();
+    /// use btcpeer_core::addrbook::Endpoint;
+    /// let p: Endpoint = "127.0.0.1:18444".parse().unwrap();
     /// assert_eq!(p.socket_addr(), Some("127.0.0.1:18444".parse().unwrap()));
     /// ```
     pub fn socket_addr(&self) -> Option<SocketAddr> {
@@ -186,20 +186,20 @@ mod tests {
     fn r_n_names_round_trip_as_core_writes_them() {
         // A Tor v3 address from Core's netbase tests.
         let onion = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333";
-        let p: Peer = onion.parse().unwrap();
+        let p: Endpoint = onion.parse().unwrap();
         assert!(matches!(p.addr, AddrV2::TorV3(_)));
         assert_eq!(p.to_string(), onion);
         // One character changed breaks the checksum.
-        assert!("pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryc.onion:8333".parse::<Peer>().is_err());
+        assert!("pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryc.onion:8333".parse::<Endpoint>().is_err());
         let i2p = "ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p:0";
-        let p: Peer = i2p.parse().unwrap();
+        let p: Endpoint = i2p.parse().unwrap();
         assert!(matches!(p.addr, AddrV2::I2p(_)));
         assert_eq!(p.to_string(), i2p);
         for ip in ["8.8.8.8:8333", "[2001:db8::1]:8333"] {
-            assert_eq!(ip.parse::<Peer>().unwrap().to_string(), ip);
+            assert_eq!(ip.parse::<Endpoint>().unwrap().to_string(), ip);
         }
-        assert!("8.8.8.8".parse::<Peer>().is_err());
-        assert!("x.onion:1".parse::<Peer>().is_err());
+        assert!("8.8.8.8".parse::<Endpoint>().is_err());
+        assert!("x.onion:1".parse::<Endpoint>().is_err());
     }
 
     #[test]

@@ -34,13 +34,13 @@ impl AddrBook {
     /// on how many buckets its source group could reach, not on how many addresses it sent.
     ///
     /// ```
-    /// use btcpeer_core::addrbook::{AddrBook, NetKind, Peer};
+    /// use btcpeer_core::addrbook::{AddrBook, NetKind, Endpoint};
     /// use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
     ///
     /// let now = 1_700_000_000;
     /// let mut book = AddrBook::new([7; 32], 1);
     /// let heard = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: AddrV2::Ipv4([8, 8, 4, 4].into()), port: 8333 };
-    /// book.add(&[heard], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
+    /// book.add(&[heard], &Endpoint::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now);
     /// assert!(book.select(false, None, now).is_some());
     /// assert!(book.select(false, Some(&[NetKind::Onion]), now).is_none());
     /// ```
@@ -125,14 +125,14 @@ impl AddrBook {
     /// them reachable again) but are never selected.
     ///
     /// ```
-    /// use btcpeer_core::addrbook::{AddrBook, NetKind, Peer};
+    /// use btcpeer_core::addrbook::{AddrBook, NetKind, Endpoint};
     /// use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
     ///
     /// let now = 1_700_000_000;
     /// let mut book = AddrBook::new([7; 32], 1);
     /// book.set_reachable(&[NetKind::Ipv4, NetKind::Ipv6]);
     /// let onion = AddrV2Message { time: now as u32, services: ServiceFlags::NETWORK, addr: AddrV2::TorV3([3; 32]), port: 8333 };
-    /// assert_eq!(book.add(&[onion], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now), 0);
+    /// assert_eq!(book.add(&[onion], &Endpoint::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), now), 0);
     /// assert!(!book.is_reachable(NetKind::Onion) && book.is_reachable(NetKind::Ipv4));
     /// ```
     pub fn set_reachable(&mut self, networks: &[NetKind]) {

@@ -150,13 +150,13 @@ impl AddrBook {
     /// from: one of these, uniformly, then a slot in it).
     ///
     /// ```
-    /// use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// use btcpeer_core::addrbook::{AddrBook, Endpoint};
     /// use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
     ///
     /// let mut book = AddrBook::new([7; 32], 1);
     /// assert_eq!(book.buckets_in_use(false), 0);
     /// let heard = AddrV2Message { time: 1_700_000_000, services: ServiceFlags::NETWORK, addr: AddrV2::Ipv4([8, 8, 4, 4].into()), port: 8333 };
-    /// book.add(&[heard], &Peer::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), 1_700_000_000);
+    /// book.add(&[heard], &Endpoint::new(AddrV2::Ipv4([9, 9, 9, 9].into()), 8333), 1_700_000_000);
     /// assert_eq!((book.buckets_in_use(false), book.buckets_in_use(true)), (1, 0));
     /// ```
     pub fn buckets_in_use(&self, tried: bool) -> usize {

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{AddrBook, AddrInfo, EMPTY, Peer, REPLACEMENT, TEST_WINDOW, TRIED_COLLISIONS};
+use super::{AddrBook, AddrInfo, EMPTY, Endpoint, REPLACEMENT, TEST_WINDOW, TRIED_COLLISIONS};
 
 /// A tried entry is given this long to answer its test before its silence counts as failure
 /// (Core's "Give address at least 60 seconds to successfully connect").
@@ -41,22 +41,22 @@ impl AddrBook {
     /// the collision list until [`resolve_collisions`](AddrBook::resolve_collisions).
     ///
     /// ```
-    /// # use btcpeer_core::addrbook::{AddrBook, Peer};
+    /// # use btcpeer_core::addrbook::{AddrBook, Endpoint};
     /// # use btcpeer_core::bitcoin::p2p::{ServiceFlags, address::{AddrV2, AddrV2Message}};
     /// let now = 1_700_000_000;
     /// let mut book = AddrBook::new([7; 32], 1);
-    /// let peer = Peer::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
+    /// let peer = Endpoint::new(AddrV2::Ipv4([8, 8, 4, 4].into()), 8333);
     /// let heard = AddrV2Message { time: now as u32 - 86_400, services: ServiceFlags::NETWORK, addr: peer.addr.clone(), port: 8333 };
     /// book.add(&[heard], &peer, now);
     /// book.good(&peer, now);
     /// let info = book.info(&peer).unwrap();
     /// assert!(info.in_tried && info.last_success == now && info.time == now - 86_400);
     /// ```
-    pub fn good(&mut self, peer: &Peer, now: u64) {
+    pub fn good(&mut self, peer: &Endpoint, now: u64) {
         self.good_with(peer, true, now);
     }
 
-    fn good_with(&mut self, peer: &Peer, test_before_evict: bool, now: u64) {
+    fn good_with(&mut self, peer: &Endpoint, test_before_evict: bool, now: u64) {
         self.last_good = now;
         let Some(id) = self.index.get(peer).copied() else { return };
         let Some(e) = self.entries.get_mut(&id) else { return };

@@ -11,7 +11,7 @@ use super::relay::{
     needs_addrv2, peer_of, socket_of,
 };
 use super::{Action, ConnId, ConnKind, NodeCore, NodeReason};
-use crate::addrbook::{NetKind, Peer, is_routable};
+use crate::addrbook::{Endpoint, NetKind, is_routable};
 use crate::wire::Message;
 
 /// Core's `ProcessAddrs`: an address time before this or too far ahead is replaced by five days
@@ -167,7 +167,7 @@ impl NodeCore {
         let refused: Vec<bool> = addrs
             .iter()
             .map(|a| {
-                socket_of(&Peer::new(a.addr.clone(), a.port))
+                socket_of(&Endpoint::new(a.addr.clone(), a.port))
                     .is_some_and(|s| self.bans.is_banned(s.ip(), bans_now) || self.discouraged.is_discouraged(s.ip()))
             })
             .collect();
@@ -227,7 +227,7 @@ impl NodeCore {
     fn relay_targets_hashed(&self, origin: ConnId, a: &AddrV2Message, hash_addr: u64, unix: u64) -> Vec<ConnId> {
         let day = unix.wrapping_add(hash_addr) / ROTATE_RELAY_SECS;
         let base = self.keyed.hash(ID_ADDRESS_RELAY, &[&hash_addr.to_le_bytes(), &day.to_le_bytes()]);
-        let reachable = socket_of(&Peer::new(a.addr.clone(), a.port)).is_some();
+        let reachable = socket_of(&Endpoint::new(a.addr.clone(), a.port)).is_some();
         let n = if reachable || base & 1 == 1 { 2 } else { 1 };
         let mut scored: Vec<(u64, ConnId)> = self
             .conns

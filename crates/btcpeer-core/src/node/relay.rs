@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bitcoin::hashes::siphash24;
 use bitcoin::p2p::address::{AddrV2, AddrV2Message};
 
-use crate::addrbook::{AddrBook, NetKind, Peer};
+use crate::addrbook::{AddrBook, Endpoint, NetKind};
 
 /// Addresses in one `addr` at most, and in a `getaddr` answer (`MAX_ADDR_TO_SEND`,
 /// `net_processing.cpp`).
@@ -148,12 +148,12 @@ pub(crate) fn addr_of(ip: IpAddr) -> AddrV2 {
 }
 
 /// The book's form of a socket address.
-pub(crate) fn peer_of(addr: SocketAddr) -> Peer {
-    Peer::new(addr_of(addr.ip()), addr.port())
+pub(crate) fn peer_of(addr: SocketAddr) -> Endpoint {
+    Endpoint::new(addr_of(addr.ip()), addr.port())
 }
 
 /// A dialable socket address, for IPv4 and IPv6 entries.
-pub(crate) fn socket_of(peer: &Peer) -> Option<SocketAddr> {
+pub(crate) fn socket_of(peer: &Endpoint) -> Option<SocketAddr> {
     match &peer.addr {
         AddrV2::Ipv4(v4) => Some(SocketAddr::new(IpAddr::V4(*v4), peer.port)),
         AddrV2::Ipv6(v6) => Some(SocketAddr::new(v6.to_ipv4_mapped().map_or(IpAddr::V6(*v6), IpAddr::V4), peer.port)),

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use btcpeer_core::addrbook::{AddrBook, Peer};
+use btcpeer_core::addrbook::{AddrBook, Endpoint};
 use btcpeer_core::bitcoin::p2p::ServiceFlags;
 use btcpeer_core::bitcoin::p2p::address::{AddrV2, AddrV2Message};
 use btcpeer_core::node::{Action, Admission, ConnId, Hello, NodeCore, NodeSettings};
@@ -42,8 +42,8 @@ pub fn msg(a: SocketAddr, time: u64) -> AddrV2Message {
 }
 
 /// The book's name for `a`.
-pub fn peer(a: SocketAddr) -> Peer {
-    Peer::new(v2(a), a.port())
+pub fn endpoint(a: SocketAddr) -> Endpoint {
+    Endpoint::new(v2(a), a.port())
 }
 
 /// Core's defaults with a fixed key and seed (reproducible placement).
@@ -55,7 +55,7 @@ pub fn settings() -> NodeSettings {
 pub fn book_with(addrs: impl IntoIterator<Item = SocketAddr>) -> AddrBook {
     let mut book = AddrBook::new([3; 32], 5);
     for (k, a) in addrs.into_iter().enumerate() {
-        let source = Peer::new(AddrV2::Ipv4([90, (k % 200) as u8, (k / 200) as u8, 1].into()), 8333);
+        let source = Endpoint::new(AddrV2::Ipv4([90, (k % 200) as u8, (k / 200) as u8, 1].into()), 8333);
         book.add(&[msg(a, UNIX)], &source, UNIX);
     }
     book

@@ -197,7 +197,7 @@ mod tests {
     fn the_book_gives_only_addresses_that_serve_filters() {
         use bitcoin::p2p::address::AddrV2Message;
         let mut book = AddrBook::new([1; 32], 7);
-        let source = crate::core::addrbook::Peer::new(AddrV2::Ipv4([8, 8, 8, 8].into()), 8333);
+        let source = crate::core::addrbook::Endpoint::new(AddrV2::Ipv4([8, 8, 8, 8].into()), 8333);
         let entry = |ip: [u8; 4], services: ServiceFlags| AddrV2Message {
             time: 1_700_000_000,
             services,

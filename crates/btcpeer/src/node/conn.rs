@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use btcpeer_core::addrbook::{Peer as BookPeer, V2Support};
+use btcpeer_core::addrbook::{Endpoint, V2Support};
 use btcpeer_core::node::{ConnId, ConnKind, Hello, NodeCore, NodeReason};
 use bytes::Bytes;
 
 use super::event::NodeEvent;
-use super::{Shared, clock};
+use super::{NodeShared, clock};
 use crate::peer::{DisconnectReason, Handler, Peer, ReadEvent, RemoteInfo, Transport, V2Policy, WeakPeer};
 use crate::wire::{Command, Message, VersionMessage};
 
@@ -132,7 +132,7 @@ pub(super) fn is_misbehaviour(reason: &DisconnectReason) -> bool {
 /// The handler of every peer of a node: the policy learns each event, the application hears it
 /// (as a [`NodeEvent`], and through its own per-peer [`Handler`] when it gave one).
 pub(super) struct ConnHandler {
-    pub(super) node: Weak<Shared>,
+    pub(super) node: Weak<NodeShared>,
     pub(super) conn: Arc<ConnState>,
     pub(super) app: Option<Arc<dyn Handler>>,
 }
@@ -182,7 +182,7 @@ impl Handler for ConnHandler {
             // A v1 handshake after trying v2 first: the book remembers, the next dial is v1.
             if self.conn.kind.is_outbound() && self.conn.policy == V2Policy::Prefer && remote.transport == Transport::V1
             {
-                core.book_mut().set_v2(&BookPeer::from(self.conn.addr), V2Support::Failed);
+                core.book_mut().set_v2(&Endpoint::from(self.conn.addr), V2Support::Failed);
             }
         }
         node.wake.notify_one();

@@ -94,7 +94,7 @@ pub(crate) enum Events {
 }
 
 /// What the node's handles, tasks and connections share.
-pub(crate) struct Shared {
+pub(crate) struct NodeShared {
     pub(crate) core: Mutex<NodeCore>,
     conns: Mutex<HashMap<ConnId, Arc<ConnState>>>,
     config: PeerConfig,
@@ -113,7 +113,7 @@ pub(crate) struct Shared {
     local_addr: Mutex<Option<SocketAddr>>,
 }
 
-impl Shared {
+impl NodeShared {
     pub(crate) fn emit(&self, event: NodeEvent) {
         match &self.events {
             Events::None => {}
@@ -152,11 +152,11 @@ impl Shared {
 }
 
 /// Stops the node when the application's last handle goes.
-struct Owner {
+struct NodeOwner {
     stop: watch::Sender<bool>,
 }
 
-impl Drop for Owner {
+impl Drop for NodeOwner {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
@@ -166,8 +166,8 @@ impl Drop for Owner {
 /// dropped the node stops as [`Node::shutdown`] does (its files are saved).
 #[derive(Clone)]
 pub struct Node {
-    shared: Arc<Shared>,
-    _owner: Arc<Owner>,
+    shared: Arc<NodeShared>,
+    _owner: Arc<NodeOwner>,
 }
 
 impl std::fmt::Debug for Node {
@@ -205,7 +205,7 @@ impl Node {
         dial_timeout: Duration,
     ) -> Node {
         let (stop, _) = watch::channel(false);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(NodeShared {
             core: Mutex::new(core),
             conns: Mutex::new(HashMap::new()),
             config,
@@ -223,7 +223,7 @@ impl Node {
             dial_timeout,
             local_addr: Mutex::new(None),
         });
-        Node { shared, _owner: Arc::new(Owner { stop }) }
+        Node { shared, _owner: Arc::new(NodeOwner { stop }) }
     }
 
     /// Starts the node on the current tokio runtime: accepting on `listener` (none: outbound
@@ -280,7 +280,7 @@ impl Node {
         let added = self.shared.core.lock().map(|mut c| {
             let mut added = 0usize;
             for a in addrs {
-                let peer = btcpeer_core::addrbook::Peer::from(*a);
+                let peer = btcpeer_core::addrbook::Endpoint::from(*a);
                 let entry = bitcoin::p2p::address::AddrV2Message {
                     time: u32::try_from(unix).unwrap_or(u32::MAX),
                     // As Core's seeds (`ConvertSeeds`): assumed full witness nodes until a

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::conn::{ConnHandler, ConnState};
-use super::{NodeError, NodeEvent, Shared, clock};
+use super::{NodeError, NodeEvent, NodeShared, clock};
 use crate::peer::{ConnectError, Peer, V2Policy};
 use crate::wire::Message;
 
@@ -24,7 +24,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Accepts until the node stops; each connection is admitted, admitted after an eviction, or
 /// refused by the policy before a byte is read.
-pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+pub(super) async fn accept_loop(shared: Arc<NodeShared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
@@ -125,7 +125,7 @@ fn with_probe(stream: tokio::net::TcpStream) -> std::io::Result<(tokio::net::Tcp
 
 /// The policy loop: starts the dials the policy wants, carries out its actions, saves the book
 /// now and then, and at the end shuts everything down.
-pub(super) async fn policy_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> Result<(), NodeError> {
+pub(super) async fn policy_loop(shared: Arc<NodeShared>, mut stop: watch::Receiver<bool>) -> Result<(), NodeError> {
     let after = |t: tokio::time::Instant, d: Duration| t.checked_add(d).unwrap_or(t);
     let mut next_save = after(tokio::time::Instant::now(), SAVE_EVERY);
     while !*stop.borrow() {
@@ -175,7 +175,7 @@ pub(super) async fn policy_loop(shared: Arc<Shared>, mut stop: watch::Receiver<b
 
 /// Shutdown: the anchors first (while the block-relay-only peers are still connected), then every
 /// connection ended, then the files.
-async fn finish(shared: &Arc<Shared>) -> Result<(), NodeError> {
+async fn finish(shared: &Arc<NodeShared>) -> Result<(), NodeError> {
     let anchors = shared.core.lock().map(|c| c.anchors()).unwrap_or_default();
     let conns = shared.all_conns();
     for conn in &conns {
@@ -198,7 +198,7 @@ async fn finish(shared: &Arc<Shared>) -> Result<(), NodeError> {
 
 /// One dial: the peer's configuration from the connection's kind and what the book knows of its
 /// v2 support, a deadline, and the outcome reported to the policy.
-async fn dial_task(shared: Arc<Shared>, dial: Dial) {
+async fn dial_task(shared: Arc<NodeShared>, dial: Dial) {
     let base = if dial.kind == ConnKind::BlockRelay { &shared.blocks_only } else { &shared.config };
     // A remembered v2 failure goes straight to v1; otherwise the configured policy.
     let policy = match (dial.v2, base.v2_policy()) {
@@ -242,7 +242,7 @@ async fn dial_task(shared: Arc<Shared>, dial: Dial) {
 }
 
 /// Carries out one of the policy's actions.
-fn execute(shared: &Shared, action: Action) {
+fn execute(shared: &NodeShared, action: Action) {
     match action {
         Action::GetAddr { to } => {
             if let Some(peer) = shared.conn(to).and_then(|c| c.peer()) {
@@ -263,13 +263,13 @@ fn execute(shared: &Shared, action: Action) {
     }
 }
 
-pub(super) fn save_book(shared: &Shared) -> Result<(), NodeError> {
+pub(super) fn save_book(shared: &NodeShared) -> Result<(), NodeError> {
     let Some(path) = &shared.files.book else { return Ok(()) };
     let bytes = shared.core.lock().map(|c| c.book().encode()).unwrap_or_default();
     btcpeer_core::persist::write_atomic(path, &bytes).map_err(|source| NodeError::Save { path: path.clone(), source })
 }
 
-pub(super) fn save_bans(shared: &Shared) -> Result<(), NodeError> {
+pub(super) fn save_bans(shared: &NodeShared) -> Result<(), NodeError> {
     let Some(path) = &shared.files.bans else { return Ok(()) };
     let (bans, discouraged) =
         shared.core.lock().map(|c| (c.bans().encode(), c.discouraged().encode())).unwrap_or_default();

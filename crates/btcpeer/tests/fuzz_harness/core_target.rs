@@ -4,9 +4,10 @@
 
 use std::time::{Instant, SystemTime};
 
-use btcpeer::core::peer::{CoreConfig, Direction, Event, PeerCore, rules::BloomPolicy};
-use btcpeer::core::transport::v2_cipher::SessionKeys;
+use btcpeer::core::peer::{CoreConfig, Event, PeerCore, rules::BloomPolicy};
+use btcpeer::peer::Direction;
 use btcpeer::transport::v2::V2Encoder;
+use btcpeer::transport::v2_cipher::SessionKeys;
 
 use super::peer_target::{REMOTE_VERSIONS, remote_version};
 use super::*;
