@@ -72,14 +72,8 @@ pub mod node {
 pub mod peer {
     pub use btcpeer_core::peer::{
         Announced, CoreConfig, Event, HandshakeRules, HandshakeStep, Liveness, LocatorUndo, OutboundQueue, PeerCore,
-        Progress, ProtocolState, Timeouts, Traffic, TrickleQueue, VersionHandshake, rules,
+        Progress, ProtocolState, Read, Timeouts, Traffic, TrickleQueue, VersionHandshake, rules,
     };
-
-    // The second path of `crate::peer::Direction`, hidden: a doc example in the tokio driver
-    // (`PeerConfig::core_config`, crates/btcpeer/src/peer/core_config.rs) still imports it from
-    // here. Remove once that example imports `btcpeer::peer::Direction`.
-    #[doc(hidden)]
-    pub use btcpeer_core::peer::Direction;
 
     /// Inventory bookkeeping: hashing, what to send and when. ([`KnownInventory`] is
     /// [`crate::peer::KnownInventory`]; [`TrickleQueue`] is one level up.)

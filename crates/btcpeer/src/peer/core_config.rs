@@ -14,7 +14,8 @@ impl PeerConfig {
     /// built from this configuration. The start height is asked of its source, if one was given.
     ///
     /// ```
-    /// use btcpeer::core::peer::{CoreConfig, Direction};
+    /// use btcpeer::core::peer::CoreConfig;
+    /// use btcpeer::peer::Direction;
     /// use btcpeer::network::Network;
     /// use btcpeer::peer::PeerConfig;
     ///
