@@ -328,10 +328,17 @@ impl Framing {
         Some(payload.len().saturating_add(HEADER_LEN))
     }
 
-    /// An idle connection lets go of what it can rebuild (the v2 decoder's key schedule object).
-    pub fn release_idle(&mut self) {
+    /// Nothing is being read: let go of what can be rebuilt (the v2 decoder's cipher state).
+    pub fn release_reader(&mut self) {
         if let State::V2(codec) = &mut self.state {
             codec.0.release();
+        }
+    }
+
+    /// Nothing is being written: let go of what can be rebuilt (the v2 encoder's cipher state).
+    pub fn release_writer(&mut self) {
+        if let State::V2(codec) = &mut self.state {
+            codec.1.release();
         }
     }
 

@@ -20,7 +20,7 @@ use super::error::DisconnectReason;
 use super::handler::ReadEvent;
 use super::nonce::NonceEntry;
 use super::panic::{CatchPanic, panic_message};
-use super::{Direction, HandshakeState, Peer, PeerAddr, PeerConfig, now};
+use super::{Direction, Peer, PeerAddr, PeerConfig, now};
 use crate::wire::{Command, Message};
 
 /// Bytes the writer takes from the core for one write.
@@ -28,11 +28,9 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// A payload at least this large is written from its own buffer, without a copy (v1).
 const DIRECT_WRITE: usize = 64 * 1024;
 /// Bytes an idle reader waits for on the task's stack, so that idle peers hold no read buffer.
-const IDLE_READ: usize = 256;
+const IDLE_READ: usize = 64;
 /// How much the read buffer grows by at a time.
 const READ_STEP: usize = 16 * 1024;
-/// A write buffer kept between writes at most (larger ones are let go).
-const KEEP_WRITE_BUFFER: usize = 64 * 1024;
 /// How long a last `reject` (before a disconnect) may take to be written.
 const REJECT_GRACE: Duration = Duration::from_secs(2);
 
@@ -136,11 +134,11 @@ where
     // stops the other through the peer's end.
     let reading = async {
         read_loop(&peer, rd, Some(nonce)).await;
-        peer.shared.cancel.cancel();
+        peer.stop_task();
     };
     let writing = async {
         write_loop(&peer, wr).await;
-        peer.shared.cancel.cancel();
+        peer.stop_task();
     };
     tokio::join!(reading, writing);
     peer.finalize();
@@ -192,7 +190,7 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
         if !more {
             let read = tokio::select! {
                 biased;
-                () = shared.cancel.cancelled() => return,
+                () = peer.stopped() => return,
                 r = read_some(&mut rd, &mut buf, &mut caught_up) => r,
             };
             let error = match read {
@@ -206,6 +204,7 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
             }
         }
         let (at, wall) = (now(), SystemTime::now());
+        let mut idle = false;
         {
             let mut st = peer.lock();
             let st = &mut *st;
@@ -261,7 +260,7 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
             if buf.is_empty() && caught_up {
                 // Nothing pending and the socket drained: let the buffers go.
                 buf = BytesMut::new();
-                st.core.release_idle();
+                idle = true;
             }
         }
         shared.wake.notify_one();
@@ -269,15 +268,32 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
             show_read(peer, &read);
         }
         // Delivery may wait on the application (a full channel); a disconnect still ends it.
-        let delivered = tokio::select! {
-            biased;
-            () = shared.cancel.cancelled() => return,
-            d = deliver(peer, &mut taken.events, &mut nonce) => d,
+        // Boxed, and only when there is something to deliver: an idle peer's task does not carry
+        // the delivery's state.
+        let delivered = if taken.events.is_empty() {
+            Delivered { ended: false, more: false }
+        } else {
+            tokio::select! {
+                biased;
+                () = peer.stopped() => return,
+                d = Box::pin(deliver(peer, &mut taken.events, &mut nonce)) => d,
+            }
         };
         let ended = delivered.ended;
         more |= delivered.more;
-        if std::mem::take(&mut taken.for_application) {
-            peer.with_core(|c| c.event_handled(now()));
+        let handled = std::mem::take(&mut taken.for_application);
+        if handled || idle {
+            peer.with_core(|c| {
+                if handled {
+                    c.event_handled(now());
+                }
+                if idle {
+                    c.release_reader();
+                }
+            });
+        }
+        if idle {
+            taken = Taken::default();
         }
         if ended || peer.with_core(|c| c.is_ended()) {
             end_of_input(peer).await;
@@ -312,8 +328,7 @@ async fn deliver(peer: &Peer, events: &mut Vec<(Event, Option<Bytes>)>, nonce: &
                     user_agent = %info.version.user_agent,
                     "handshake complete"
                 );
-                peer.lock().handshake_at = Some(SystemTime::now());
-                shared.life.send_modify(|l| l.handshake = HandshakeState::Done);
+                peer.handshake_done();
                 shared.sink.handshake(peer, &info).await;
             }
             Event::Message(message) => shared.sink.message(peer, message, raw.unwrap_or_default()).await,
@@ -427,7 +442,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
     let mut written: Vec<(Command, usize, Option<Bytes>)> = Vec::new();
     let dumps = tracing::enabled!(tracing::Level::TRACE);
     loop {
-        if shared.cancel.is_cancelled() {
+        if peer.is_stopping() {
             break;
         }
         let now = now();
@@ -455,7 +470,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
             };
             tokio::select! {
                 biased;
-                () = shared.cancel.cancelled() => break,
+                () = peer.stopped() => break,
                 () = shared.wake.notified() => continue,
                 () = timer => continue,
             }
@@ -464,13 +479,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
         let deadline = write_deadline(peer, bytes);
         let result = tokio::select! {
             biased;
-            () = shared.cancel.cancelled() => break,
+            () = peer.stopped() => break,
             r = tokio::time::timeout(deadline, write_all(&mut wr, &out, large.as_ref())) => r,
         };
         out.clear();
-        if out.capacity() > KEEP_WRITE_BUFFER {
-            out = BytesMut::new();
-        }
         match result {
             Err(_) => {
                 peer.stop(DisconnectReason::WriteTimeout);
@@ -493,12 +505,18 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
                         written.push((command, wire, dumps.then(|| payload.clone())));
                     });
                     st.last_send = Some(wall);
+                    if st.core.queue_depth().0 == 0 {
+                        st.core.release_writer();
+                        // Nothing waits: an idle peer keeps no write buffer.
+                        out = BytesMut::new();
+                    }
                     st.core.progress().written
                 };
                 shared.progress.written(seq);
                 shared.space.notify_waiters();
                 let handler = peer.handler();
-                for (command, bytes, payload) in written.drain(..) {
+                // Taken, not drained: an idle peer keeps no list.
+                for (command, bytes, payload) in std::mem::take(&mut written) {
                     tracing::debug!(%command, bytes, "sent");
                     if let Some(payload) = payload {
                         tracing::trace!(payload = %HexDump(&payload), "sent frame");
@@ -509,9 +527,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
                 }
             }
         }
-    }
-    if out.capacity() > 0 {
-        drop(out);
     }
 }
 
@@ -539,6 +554,21 @@ mod memory_budget {
         let (a, _b) = tokio::io::duplex(16);
         let task = std::mem::size_of_val(&super::guarded(peer, a));
         let shared = std::mem::size_of::<super::super::Shared>();
+        {
+            use btcpeer_core::peer::*;
+            eprintln!("PARTS known {} trickle {} liveness {} remote {} prefs {} traffic {} framing {} cell {} life {} cancel {} outq {} progress {} notify {} conn {}",
+              std::mem::size_of::<KnownInventory>(), std::mem::size_of::<TrickleQueue>(), std::mem::size_of::<Option<Liveness>>(),
+              std::mem::size_of::<Option<RemoteInfo>>(), std::mem::size_of::<rules::Preferences>(), std::mem::size_of::<Traffic>(),
+              std::mem::size_of::<btcpeer_core::transport::framing::Framing>(), std::mem::size_of::<super::super::queue::ProgressCell>(),
+              0, 0,
+              std::mem::size_of::<OutboundQueue>(), std::mem::size_of::<Progress>(), std::mem::size_of::<tokio::sync::Notify>(), std::mem::size_of::<super::super::ConnState>());
+            let cfg = super::super::PeerConfig::builder(crate::network::Network::REGTEST).build().unwrap();
+            let p = super::Peer::outbound(cfg, "127.0.0.1:1", super::super::NoopHandler);
+            let (a, _b) = tokio::io::duplex(16);
+            let (r, w) = tokio::io::split(a);
+            eprintln!("LOOPS read {} write {}", std::mem::size_of_val(&super::read_loop(&p, r, None)), std::mem::size_of_val(&super::write_loop(&p, w)));
+        }
+        eprintln!("SIZES task {task} shared {} core {} config {} state {} msg {} event {}", std::mem::size_of::<super::super::Shared>(), std::mem::size_of::<super::PeerCore>(), std::mem::size_of::<btcpeer_core::peer::CoreConfig>(), std::mem::size_of::<btcpeer_core::peer::ProtocolState>(), std::mem::size_of::<crate::wire::Message>(), std::mem::size_of::<super::Event>());
         assert!(task <= 3 * 1024, "the peer's task future is {task} bytes");
         assert!(shared <= 3 * 1024, "the peer's shared state is {shared} bytes");
     }

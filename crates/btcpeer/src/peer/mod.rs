@@ -63,7 +63,7 @@ mod user_agent;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
@@ -71,8 +71,7 @@ use bitcoin::p2p::message_compact_blocks::SendCmpct;
 use btcpeer_core::peer::PeerCore;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{Notify, mpsc};
 
 pub use addr::PeerAddr;
 pub use ask::{BroadcastOutcome, RequestError, Requests, TxRef};
@@ -100,19 +99,13 @@ use queue::ProgressCell;
 
 use crate::wire::{Command, Message};
 
-/// Where a peer is in its life: its handshake, and why it ended once it has.
-#[derive(Clone, Debug)]
-struct Life {
-    handshake: HandshakeState,
-    done: Option<DisconnectReason>,
-}
-
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HandshakeState {
     Pending,
     /// The details are the core's (`PeerCore::remote`), kept once.
     Done,
-    Failed(DisconnectReason),
+    /// The peer ended first, for its `reason`.
+    Failed,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -141,6 +134,12 @@ struct ConnState {
     last_recv: Option<SystemTime>,
     /// The remote sent a byte ([`Peer::heard_from`]).
     heard: bool,
+    /// The handshake's outcome.
+    handshake: HandshakeState,
+    /// The end has begun (`finalize` runs once).
+    finalizing: bool,
+    /// The peer finished ending (for its `reason`).
+    done: bool,
 }
 
 pub(crate) struct Shared {
@@ -156,10 +155,11 @@ pub(crate) struct Shared {
     space: Notify,
     /// What became of queued messages, shared with every completion.
     progress: Arc<ProgressCell>,
-    cancel: CancellationToken,
-    /// The handshake's outcome and the end: one channel for both (each channel costs an idle peer
-    /// a few hundred bytes).
-    life: watch::Sender<Life>,
+    /// The peer is stopping: its task's loops end.
+    stopping: AtomicBool,
+    /// Wakes whoever waits for the handshake, the end, or the task's stop (a `Notify`, not a
+    /// channel: an idle peer holds one, and a channel costs a few hundred bytes more).
+    changed: Notify,
     span: tracing::Span,
     /// The application's handles' share: weak, so the state never keeps the peer alive.
     owner: Weak<Owner>,
@@ -218,12 +218,15 @@ impl Peer {
                     last_send: None,
                     last_recv: None,
                     heard: false,
+                    handshake: HandshakeState::Pending,
+                    finalizing: false,
+                    done: false,
                 }),
                 wake: Notify::new(),
                 space: Notify::new(),
                 progress: Arc::new(ProgressCell::default()),
-                cancel: CancellationToken::new(),
-                life: watch::Sender::new(Life { handshake: HandshakeState::Pending, done: None }),
+                stopping: AtomicBool::new(false),
+                changed: Notify::new(),
                 span,
                 owner: owner.clone(),
             }),
@@ -377,25 +380,66 @@ impl Peer {
 
     /// Whether a stream is associated and the peer has not ended.
     pub fn is_connected(&self) -> bool {
-        self.lock().assoc == Assoc::Running && !self.shared.cancel.is_cancelled()
+        self.lock().assoc == Assoc::Running && !self.is_stopping()
     }
 
     /// Waits for the handshake: the remote's version details, or why the peer ended first.
     pub async fn handshake(&self) -> Result<RemoteInfo, DisconnectReason> {
-        let mut rx = self.shared.life.subscribe();
         loop {
-            match &rx.borrow_and_update().handshake {
-                HandshakeState::Done => {
-                    if let Some(info) = self.remote() {
-                        return Ok(info);
+            // Registered before looking, so that a change in between wakes it.
+            let changed = self.shared.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let st = self.lock();
+                match &st.handshake {
+                    HandshakeState::Done => {
+                        if let Some(info) = st.core.remote() {
+                            return Ok(info.clone());
+                        }
                     }
+                    HandshakeState::Failed => {
+                        return Err(st.reason.clone().unwrap_or(DisconnectReason::LocalRequest));
+                    }
+                    HandshakeState::Pending => {}
                 }
-                HandshakeState::Failed(reason) => return Err(reason.clone()),
-                HandshakeState::Pending => {}
             }
-            if rx.changed().await.is_err() {
-                return Err(DisconnectReason::LocalRequest);
+            changed.await;
+        }
+    }
+
+    /// The handshake completed (the driver, on the core's event).
+    pub(crate) fn handshake_done(&self) {
+        {
+            let mut st = self.lock();
+            st.handshake = HandshakeState::Done;
+            st.handshake_at = Some(SystemTime::now());
+        }
+        self.shared.changed.notify_waiters();
+    }
+
+    /// Whether the peer is stopping (its task's loops end).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::Acquire)
+    }
+
+    /// Stops the task's loops (the peer's end is recorded by whoever stops it).
+    pub(crate) fn stop_task(&self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        self.shared.changed.notify_waiters();
+        self.shared.wake.notify_one();
+    }
+
+    /// Resolves once the peer is stopping.
+    pub(crate) async fn stopped(&self) {
+        loop {
+            let changed = self.shared.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if self.is_stopping() {
+                return;
             }
+            changed.await;
         }
     }
 
@@ -409,7 +453,7 @@ impl Peer {
 
     /// Whether the handshake has completed.
     pub fn handshake_complete(&self) -> bool {
-        matches!(&self.shared.life.borrow().handshake, HandshakeState::Done)
+        matches!(&self.lock().handshake, HandshakeState::Done)
     }
 
     /// The negotiated protocol version (our own before the handshake).
@@ -544,8 +588,7 @@ impl Peer {
                 Assoc::Running | Assoc::Ended => false,
             }
         };
-        self.shared.cancel.cancel();
-        self.shared.wake.notify_one();
+        self.stop_task();
         if finalize_now {
             self.finalize();
         }
@@ -553,31 +596,29 @@ impl Peer {
 
     /// The last step of a peer's life: resolve the queue, tell the application, release waiters.
     pub(crate) fn finalize(&self) {
-        // Once: a task that panicked after its peer had ended must not end it twice.
-        if self.shared.life.borrow().done.is_some() {
-            return;
-        }
         let reason = {
             let mut st = self.lock();
+            // Once: a task that panicked after its peer had ended must not end it twice.
+            if std::mem::replace(&mut st.finalizing, true) {
+                return;
+            }
             st.assoc = Assoc::Ended;
             // Every request waiting learns the end (its answers channel closes).
             st.requests.clear();
             let reason = st.reason.get_or_insert(DisconnectReason::LocalRequest).clone();
             st.core.closed(Some(reason.clone()));
+            if matches!(st.handshake, HandshakeState::Pending) {
+                st.handshake = HandshakeState::Failed;
+            }
             reason
         };
         self.shared.progress.close(reason.clone());
         self.shared.space.notify_waiters();
-        self.shared.life.send_if_modified(|l| match l.handshake {
-            HandshakeState::Pending => {
-                l.handshake = HandshakeState::Failed(reason.clone());
-                true
-            }
-            _ => false,
-        });
+        self.shared.changed.notify_waiters();
         tracing::debug!(parent: &self.shared.span, %reason, "disconnected");
         self.shared.sink.disconnected(self, &reason);
-        self.shared.life.send_modify(|l| l.done = Some(reason));
+        self.lock().done = true;
+        self.shared.changed.notify_waiters();
     }
 
     /// Waits until the peer has ended: its tasks have stopped, the stream is closed, and every
@@ -589,28 +630,34 @@ impl Peer {
     /// The same as [`Peer::wait_for_disconnect`], as a `'static` future that does not borrow the
     /// peer.
     pub fn closed(&self) -> impl std::future::Future<Output = DisconnectReason> + Send + 'static {
-        let mut rx = self.shared.life.subscribe();
+        // The state, not the application's share: waiting does not keep the peer alive.
+        let shared = self.shared.clone();
         async move {
             loop {
-                if let Some(reason) = rx.borrow_and_update().done.clone() {
-                    return reason;
+                let changed = shared.changed.notified();
+                let mut changed = std::pin::pin!(changed);
+                changed.as_mut().enable();
+                {
+                    let st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                    if st.done {
+                        return st.reason.clone().unwrap_or(DisconnectReason::LocalRequest);
+                    }
                 }
-                if rx.changed().await.is_err() {
-                    return DisconnectReason::LocalRequest;
-                }
+                changed.await;
             }
         }
     }
 
     /// Why the peer ended, once it has.
     pub fn disconnect_reason(&self) -> Option<DisconnectReason> {
-        self.shared.life.borrow().done.clone()
+        let st = self.lock();
+        if st.done { st.reason.clone() } else { None }
     }
 
     /// A consistent copy of the peer's statistics.
     pub fn stats(&self) -> PeerStats {
-        let reason = self.shared.life.borrow().done.clone();
         let mut st = self.lock();
+        let reason = if st.done { st.reason.clone() } else { None };
         stats::snapshot(self, &mut st, reason)
     }
 

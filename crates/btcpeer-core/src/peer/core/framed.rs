@@ -133,12 +133,26 @@ impl PeerCore {
         }
     }
 
-    /// Nothing is being read or written: let go of what can be rebuilt (an idle connection's v2
-    /// decoder key schedule).
-    pub fn release_idle(&mut self) {
+    /// Nothing waits to be read: let go of what can be rebuilt (the v2 decoder's cipher state,
+    /// the buffers of the events and reads taken), so that an idle connection holds as little as
+    /// it can. See [`release_writer`](PeerCore::release_writer) for the other direction.
+    pub fn release_reader(&mut self) {
         if let Some(f) = self.framing.as_mut() {
-            f.release_idle();
+            f.release_reader();
         }
+        release(&mut self.events);
+        release(&mut self.reads);
+        release(&mut self.paused);
+    }
+
+    /// Everything was written: let go of what can be rebuilt (the v2 encoder's cipher state, the
+    /// buffers of the messages written).
+    pub fn release_writer(&mut self) {
+        if let Some(f) = self.framing.as_mut() {
+            f.release_writer();
+        }
+        release(&mut self.control);
+        release(&mut self.inflight);
     }
 
     /// The stream ended (`error`, if a read or write failed): the reason follows the transport's
@@ -153,5 +167,12 @@ impl PeerCore {
             },
         };
         self.end(reason);
+    }
+}
+
+/// Lets an empty queue's buffer go.
+fn release<T>(queue: &mut std::collections::VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > 0 {
+        *queue = std::collections::VecDeque::new();
     }
 }
