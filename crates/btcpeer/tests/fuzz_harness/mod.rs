@@ -93,7 +93,7 @@ fn take_u16(data: &[u8]) -> (u16, &[u8]) {
 
 /// Splits a `(selector, u16 length, bytes)` record off the front; the length is cut to what is
 /// there.
-fn take_record(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub fn take_record(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = data.split_first()?;
     let (len, rest) = take_u16(rest);
     let (body, rest) = rest.split_at(usize::from(len).min(rest.len()));
@@ -161,7 +161,7 @@ mod v2_targets;
 
 pub use core_target::peer;
 pub use handshake_target::v2_handshake;
-pub use peer_target::peer_tokio;
+pub use peer_target::{REMOTE_VERSIONS, peer_tokio, remote_version};
 pub use store_targets::{STORE_LOADERS, store_load};
 pub use v1_targets::{frame_v1, payload};
 pub use v2_targets::{Ciphers, ciphers, v2_cipher, v2_packet};

@@ -13,9 +13,9 @@ impl Handler for Counting {
 }
 
 /// Protocol versions the remote may claim (byte 0, bits 2–4).
-pub(super) const REMOTE_VERSIONS: [u32; 8] = [70016, 70015, 70014, 70012, 70002, 70001, 60002, 31800];
+pub const REMOTE_VERSIONS: [u32; 8] = [70016, 70015, 70014, 70012, 70002, 70001, 60002, 31800];
 
-pub(super) fn remote_version(version: u32) -> VersionMessage {
+pub fn remote_version(version: u32) -> VersionMessage {
     VersionMessage {
         version,
         services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
