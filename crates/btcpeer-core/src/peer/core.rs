@@ -10,6 +10,7 @@ pub use config::CoreConfig;
 pub use framed::Read;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -43,6 +44,9 @@ pub enum Event {
     Message(Message),
     /// A block kept undecoded ([`CoreConfig::raw_blocks`]), checked as decoding would check it.
     RawBlock(Bytes),
+    /// A frame was read (with [`CoreConfig::report_reads`]), in order with the other events: for
+    /// a driver that shows each read to its application or log.
+    Read(Read),
     /// Our ping was answered.
     Pong {
         /// The round trip.
@@ -84,7 +88,12 @@ pub enum Event {
 /// ```
 #[derive(Debug)]
 pub struct PeerCore {
-    config: CoreConfig,
+    /// Shared by the connections of one configuration ([`PeerCore::with_shared_config`]).
+    config: Arc<CoreConfig>,
+    /// The transport (the configuration's until the framing settles it).
+    transport: super::Transport,
+    /// The address our version gives for the remote (the configuration's unless set).
+    receiver: Option<Box<bitcoin::p2p::Address>>,
     nonce: u64,
     handshake: Option<Box<VersionHandshake>>,
     handshake_deadline: Instant,
@@ -102,7 +111,6 @@ pub struct PeerCore {
     /// Messages taken for writing and not yet reported written.
     inflight: VecDeque<output::Inflight>,
     events: VecDeque<(Event, Option<Bytes>)>,
-    reads: VecDeque<Read>,
     /// A ping queued and not yet taken for writing.
     ping_queued: Option<u64>,
     dropped: u64,
@@ -113,17 +121,41 @@ pub struct PeerCore {
     /// Waiting for [`PeerCore::decide_version`].
     deciding: bool,
     /// Frames handed in while deciding, taken once decided.
-    paused: VecDeque<(RawFrame, usize)>,
+    /// Boxed (only a core driven with frames ever holds some): an idle connection's size counts.
+    #[allow(clippy::box_collection)]
+    paused: Option<Box<VecDeque<(RawFrame, usize)>>>,
 }
 
 impl PeerCore {
     /// A connection starting at `now` (`wall` is the wall clock, for our version's timestamp). An
     /// outbound core has its version ready to write.
     pub fn new(config: CoreConfig, now: Instant, wall: SystemTime) -> Self {
-        let mut rng = config.seed | 1;
+        let seed = config.seed;
+        Self::with_shared_config(Arc::new(config), seed, now, wall)
+    }
+
+    /// A connection on a configuration shared with others (a node's many connections hold one
+    /// copy of it), its generator seeded with `seed` (each connection its own: nonces and delays
+    /// must not repeat across connections).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Instant, SystemTime};
+    /// use btcpeer_core::peer::{CoreConfig, Direction, PeerCore};
+    ///
+    /// let shared = Arc::new(CoreConfig::seeded(Direction::Inbound, 0));
+    /// let now = Instant::now();
+    /// let a = PeerCore::with_shared_config(shared.clone(), 1, now, SystemTime::now());
+    /// let b = PeerCore::with_shared_config(shared, 2, now, SystemTime::now());
+    /// assert_ne!(a.nonce(), b.nonce());
+    /// ```
+    pub fn with_shared_config(config: Arc<CoreConfig>, seed: u64, now: Instant, wall: SystemTime) -> Self {
+        let mut rng = seed | 1;
         let nonce = crate::rng::next(&mut rng);
         let queue = OutboundQueue::new(config.max_queue_bytes, config.max_payload, false);
         let mut core = PeerCore {
+            transport: config.transport,
+            receiver: config.receiver.clone().map(Box::new),
             nonce,
             handshake: None,
             handshake_deadline: now,
@@ -134,7 +166,6 @@ impl PeerCore {
             progress: Progress::default(),
             inflight: VecDeque::new(),
             events: VecDeque::new(),
-            reads: VecDeque::new(),
             ping_queued: None,
             dropped: 0,
             ended: false,
@@ -142,7 +173,7 @@ impl PeerCore {
             config,
             framing: None,
             deciding: false,
-            paused: VecDeque::new(),
+            paused: None,
         };
         core.begin(now, wall);
         core
@@ -150,15 +181,20 @@ impl PeerCore {
 
     /// (Re)starts the handshake at `now`: its deadline, and our version with its timestamp.
     fn begin(&mut self, now: Instant, wall: SystemTime) {
+        self.begin_at_height(now, wall, self.config.start_height);
+    }
+
+    fn begin_at_height(&mut self, now: Instant, wall: SystemTime, start_height: i32) {
         let c = &self.config;
-        let mut ours = c.rules.version(c.services, self.nonce, &c.user_agent, c.start_height, wall);
+        let mut ours = c.rules.version(c.services, self.nonce, &c.user_agent, start_height, wall);
         if let Some(sender) = &c.sender {
             ours.sender = sender.clone();
         }
-        if let Some(receiver) = &c.receiver {
-            ours.receiver = receiver.clone();
+        if let Some(receiver) = &self.receiver {
+            ours.receiver = (**receiver).clone();
         }
-        self.handshake = Some(Box::new(VersionHandshake::new(c.direction, c.rules.clone(), ours, c.transport)));
+        let handshake = VersionHandshake::new(c.direction, c.rules.clone(), ours, self.transport);
+        self.handshake = Some(Box::new(handshake));
         self.handshake_deadline = now.checked_add(c.handshake_timeout).unwrap_or(now);
         self.control.clear();
         self.pull_handshake_output();
@@ -191,11 +227,16 @@ impl PeerCore {
         if !untouched {
             return;
         }
-        self.config.start_height = start_height;
         if let Some(nonce) = nonce {
             self.nonce = nonce;
         }
-        self.begin(now, wall);
+        self.begin_at_height(now, wall, start_height);
+    }
+
+    /// The address our version gives for the remote (before [`connected`](PeerCore::connected),
+    /// which writes the version anew; a core built on a shared configuration has its own).
+    pub fn set_receiver(&mut self, receiver: bitcoin::p2p::Address) {
+        self.receiver = Some(Box::new(receiver));
     }
 
     /// The configuration.
@@ -270,7 +311,7 @@ impl PeerCore {
         self.control.retain(|m| matches!(m, Message::Reject(_)));
         self.queue.close();
         self.progress.closed = Some(reason.clone());
-        self.paused.clear();
+        self.paused = None;
         self.events.push_back((Event::Disconnected(reason), None));
     }
 
@@ -343,7 +384,8 @@ impl PeerCore {
         }
         self.state.traffic.received(frame.command, wire);
         if self.config.report_reads {
-            self.note_read(Read::Frame { command: frame.command, wire, payload: frame.payload.clone() });
+            let read = Read::Frame { command: frame.command, wire, payload: frame.payload.clone() };
+            self.push_event(Event::Read(read), None);
         }
         let result =
             if self.established { self.after_handshake(frame, now) } else { self.in_handshake(&frame, now, wall) };
@@ -378,6 +420,8 @@ impl PeerCore {
             }
             HandshakeStep::Done(info) => {
                 self.handshake = None;
+                // Our version is written: what it was built from is no longer needed.
+                self.receiver = None;
                 self.established = true;
                 self.state.handshake_complete(info.clone(), self.config.timeouts, now);
                 self.push_event(Event::Handshake(info), None);
@@ -412,7 +456,8 @@ impl PeerCore {
         match rule {
             Rule::Deliver(builtin) => {
                 if let Some(nonce) = builtin.pong {
-                    // A full queue drops the pong, counted, as a full send buffer would.
+                    // A full queue drops the pong, counted, as a full send buffer would: a remote
+                    // that never reads cannot make the queue grow past its limit.
                     if self.queue_message(&Message::Pong(nonce)).is_err() {
                         self.dropped = self.dropped.saturating_add(1);
                     }
@@ -487,7 +532,7 @@ impl PeerCore {
             return None;
         }
         match self.state.liveness.as_ref() {
-            Some(l) if self.established => l.next_wakeup(now),
+            Some(l) if self.established => l.next_wakeup(&self.config.timeouts, now),
             _ => Some(self.handshake_deadline),
         }
     }
@@ -505,7 +550,7 @@ impl PeerCore {
             }
             return;
         };
-        match liveness.check(now, outstanding) {
+        match liveness.check(&self.config.timeouts, now, outstanding) {
             Err(reason) => self.end(reason),
             Ok(due) => {
                 if due.ping {

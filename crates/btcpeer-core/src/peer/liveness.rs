@@ -80,7 +80,6 @@ pub struct Due {
 /// The deadlines of one peer, on a remote clock that does not count time spent in our handler.
 #[derive(Debug)]
 pub struct Liveness {
-    timeouts: Timeouts,
     start: Instant,
     handler_total: Duration,
     handler_since: Option<Instant>,
@@ -92,10 +91,10 @@ pub struct Liveness {
 }
 
 impl Liveness {
-    /// Deadlines starting at `now` (the handshake's are the driver's).
-    pub fn new(timeouts: Timeouts, now: Instant) -> Self {
+    /// Deadlines starting at `now` (the handshake's are the driver's). The timeouts are the
+    /// caller's, passed to each step (a connection's configuration holds them once).
+    pub fn new(now: Instant) -> Self {
         Liveness {
-            timeouts,
             start: now,
             handler_total: Duration::ZERO,
             handler_since: None,
@@ -114,10 +113,10 @@ impl Liveness {
     }
 
     /// Starts the post-handshake timers.
-    pub fn handshake_complete(&mut self, now: Instant) {
+    pub fn handshake_complete(&mut self, t: &Timeouts, now: Instant) {
         self.last_recv = self.remote_now(now);
-        if !self.timeouts.ping_interval.is_zero() {
-            self.next_ping = Some(later(now, self.timeouts.ping_interval));
+        if !t.ping_interval.is_zero() {
+            self.next_ping = Some(later(now, t.ping_interval));
         }
     }
 
@@ -147,16 +146,16 @@ impl Liveness {
     }
 
     /// A message was written: requests start their stall deadline, pings their pong timeout.
-    pub fn sent(&mut self, command: Command, payload: &[u8], now: Instant) {
+    pub fn sent(&mut self, t: &Timeouts, command: Command, payload: &[u8], now: Instant) {
         let remote_now = self.remote_now(now);
         if command == Command::PING {
             self.ping_sent = Some(remote_now);
         }
-        if !self.timeouts.stall_enabled || self.stalls.len() >= MAX_TRACKED_REQUESTS {
+        if !t.stall_enabled || self.stalls.len() >= MAX_TRACKED_REQUESTS {
             return;
         }
         if let Some(expects) = expected_answers(command, payload) {
-            let limit = if command == Command::GETHEADERS { self.timeouts.headers_stall } else { self.timeouts.stall };
+            let limit = if command == Command::GETHEADERS { t.headers_stall } else { t.stall };
             if !limit.is_zero() {
                 self.stalls.push(Stall { request: command, expects, deadline: remote_now.saturating_add(limit) });
             }
@@ -187,9 +186,8 @@ impl Liveness {
     }
 
     /// Checks every deadline: an error ends the peer, otherwise says what is due.
-    pub fn check(&mut self, now: Instant, ping_outstanding: bool) -> Result<Due, DisconnectReason> {
+    pub fn check(&mut self, t: &Timeouts, now: Instant, ping_outstanding: bool) -> Result<Due, DisconnectReason> {
         let remote_now = self.remote_now(now);
-        let t = self.timeouts;
         if !t.idle_timeout.is_zero() && remote_now.saturating_sub(self.last_recv) >= t.idle_timeout {
             return Err(DisconnectReason::IdleTimeout);
         }
@@ -215,10 +213,9 @@ impl Liveness {
     }
 
     /// When the timer should next look, in real time.
-    pub fn next_wakeup(&self, now: Instant) -> Option<Instant> {
+    pub fn next_wakeup(&self, t: &Timeouts, now: Instant) -> Option<Instant> {
         let remote_now = self.remote_now(now);
         let real = |remote_deadline: Duration| later(now, remote_deadline.saturating_sub(remote_now));
-        let t = self.timeouts;
         let candidates = [
             (!t.idle_timeout.is_zero()).then(|| real(self.last_recv.saturating_add(t.idle_timeout))),
             self.ping_sent.filter(|_| !t.pong_timeout.is_zero()).map(|s| real(s.saturating_add(t.pong_timeout))),
@@ -266,17 +263,17 @@ mod tests {
     #[test]
     fn r_v4_handler_time_is_not_charged_to_the_remote() {
         let t0 = Instant::now();
-        let mut l = Liveness::new(timeouts(), t0);
-        l.handshake_complete(t0);
-        l.sent(Command::GETDATA, &[], t0);
+        let mut l = Liveness::new(t0);
+        l.handshake_complete(&timeouts(), t0);
+        l.sent(&timeouts(), Command::GETDATA, &[], t0);
         // 25 s pass, 20 of them inside our handler.
         l.handler_started(t0 + Duration::from_secs(5));
         l.handler_finished(t0 + Duration::from_secs(25));
         // At 40 s real time the remote has had 20 s: no stall yet.
-        assert_eq!(l.check(t0 + Duration::from_secs(40), false), Ok(Due::default()));
+        assert_eq!(l.check(&timeouts(), t0 + Duration::from_secs(40), false), Ok(Due::default()));
         // At 50 s it has had 30 s.
         assert_eq!(
-            l.check(t0 + Duration::from_secs(50), false),
+            l.check(&timeouts(), t0 + Duration::from_secs(50), false),
             Err(DisconnectReason::StallTimeout { request: Command::GETDATA })
         );
     }
@@ -284,16 +281,16 @@ mod tests {
     #[test]
     fn r_v4_answers_clear_the_oldest_matching_request() {
         let t0 = Instant::now();
-        let mut l = Liveness::new(timeouts(), t0);
-        l.sent(Command::GETHEADERS, &[], t0);
-        l.sent(Command::GETDATA, &[], t0);
+        let mut l = Liveness::new(t0);
+        l.sent(&timeouts(), Command::GETHEADERS, &[], t0);
+        l.sent(&timeouts(), Command::GETDATA, &[], t0);
         assert_eq!(l.pending_requests(), 2);
         l.received(Command::TX, t0);
         assert_eq!(l.pending_requests(), 1);
         // The headers request has 90 s.
-        assert!(l.check(t0 + Duration::from_secs(60), false).is_ok());
+        assert!(l.check(&timeouts(), t0 + Duration::from_secs(60), false).is_ok());
         assert_eq!(
-            l.check(t0 + Duration::from_secs(90), false),
+            l.check(&timeouts(), t0 + Duration::from_secs(90), false),
             Err(DisconnectReason::StallTimeout { request: Command::GETHEADERS })
         );
     }
@@ -301,12 +298,12 @@ mod tests {
     #[test]
     fn r_v4_getblocks_with_a_zero_stop_hash_is_not_tracked() {
         let t0 = Instant::now();
-        let mut l = Liveness::new(timeouts(), t0);
-        l.sent(Command::GETBLOCKS, &[0u8; 69], t0);
+        let mut l = Liveness::new(t0);
+        l.sent(&timeouts(), Command::GETBLOCKS, &[0u8; 69], t0);
         assert_eq!(l.pending_requests(), 0);
         let mut payload = [0u8; 69];
         payload[68] = 1;
-        l.sent(Command::GETBLOCKS, &payload, t0);
+        l.sent(&timeouts(), Command::GETBLOCKS, &payload, t0);
         assert_eq!(l.pending_requests(), 1);
     }
 

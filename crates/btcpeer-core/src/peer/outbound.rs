@@ -130,6 +130,10 @@ impl OutboundQueue {
     /// Encodes and queues `msg`: its sequence number ([`NEVER`] once closed), or why not. A failed
     /// encode leaves nothing behind.
     pub fn push(&mut self, msg: &Message) -> Result<u64, QueueError> {
+        self.push_message(msg)
+    }
+
+    fn push_message(&mut self, msg: &Message) -> Result<u64, QueueError> {
         if self.closed {
             return Ok(NEVER);
         }

@@ -50,7 +50,8 @@ pub struct ProtocolState {
     /// Bytes and messages each way, per command, and frames dropped unread.
     pub traffic: Traffic,
     /// The last `getblocks` and `getheaders` sent (first locator hash, stop hash).
-    last_locators: [Option<LocatorKey>; 2],
+    /// Boxed on first use: most connections never send either.
+    last_locators: Option<Box<[Option<LocatorKey>; 2]>>,
 }
 
 /// What [`ProtocolState::locator_request`] replaced, to put back if the request could not be queued.
@@ -97,7 +98,7 @@ impl ProtocolState {
             min_rtt: None,
             last_announced_block: None,
             traffic: Traffic::default(),
-            last_locators: [None, None],
+            last_locators: None,
         }
     }
 
@@ -129,7 +130,7 @@ impl ProtocolState {
     ) -> Option<LocatorUndo> {
         let slot = usize::from(command != Command::GETBLOCKS);
         let key = (first, stop);
-        let last = self.last_locators.get_mut(slot)?;
+        let last = self.last_locators.get_or_insert_with(|| Box::new([None, None])).get_mut(slot)?;
         if first.is_some() && *last == Some(key) {
             return None;
         }
@@ -139,7 +140,7 @@ impl ProtocolState {
 
     /// The request [`ProtocolState::locator_request`] recorded could not be queued.
     pub fn locator_failed(&mut self, undo: LocatorUndo) {
-        if let Some(last) = self.last_locators.get_mut(undo.slot) {
+        if let Some(last) = self.last_locators.as_mut().and_then(|l| l.get_mut(undo.slot)) {
             if *last == Some(undo.key) {
                 *last = undo.previous;
             }
@@ -160,8 +161,8 @@ impl ProtocolState {
     /// The handshake completed at `now`: the deadlines start, and announcements queued before it
     /// go out at the first tick.
     pub fn handshake_complete(&mut self, info: RemoteInfo, timeouts: Timeouts, now: Instant) {
-        let mut liveness = Liveness::new(timeouts, now);
-        liveness.handshake_complete(now);
+        let mut liveness = Liveness::new(now);
+        liveness.handshake_complete(&timeouts, now);
         if !self.trickle.is_empty() {
             liveness.schedule_trickle(now, Duration::ZERO);
         }

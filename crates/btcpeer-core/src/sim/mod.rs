@@ -458,10 +458,12 @@ impl Sim {
             }
             // `handle_bytes` stops after a batch of events: take the rest of what was read.
             let now = self.inner.now;
-            let more = self.inner.ends.get_mut(p).filter(|e| !e.closed && !e.inbuf.is_empty()).is_some_and(|e| {
-                e.core.handle_bytes(&mut e.inbuf, now, wall_clock());
-                e.core.has_events()
-            });
+            let more = self
+                .inner
+                .ends
+                .get_mut(p)
+                .filter(|e| !e.closed && !e.inbuf.is_empty())
+                .is_some_and(|e| e.core.handle_bytes(&mut e.inbuf, now, wall_clock()) || e.core.has_events());
             if more {
                 touched.push(p);
             }

@@ -78,15 +78,21 @@ enum State {
     Over,
 }
 
+/// What a [`Framing`] needs only until its transport is settled.
+struct Setup {
+    opts: V2Options,
+    out: BytesMut,
+}
+
 /// One connection's framing: see the [module](self).
 pub struct Framing {
     network: Network,
     direction: Direction,
     policy: TransportPolicy,
-    opts: V2Options,
     state: State,
-    /// Bytes to write that are not messages (the v2 handshake's).
-    out: BytesMut,
+    /// What only the transport's own handshake needs (boxed, and gone once it is settled and its
+    /// bytes written): the v2 options and the handshake's bytes to write.
+    setup: Option<Box<Setup>>,
     /// Bytes the v2 handshake wrote and read.
     handshake: (usize, usize),
 }
@@ -151,14 +157,14 @@ impl Framing {
                 V2Handshake::initiator(&network, &opts).map_err(|e| v2_failure(e, direction, policy))?,
             )),
         };
-        Ok(Framing { network, direction, policy, opts, state, out: BytesMut::new(), handshake: (0, 0) })
+        let setup = Some(Box::new(Setup { opts, out: BytesMut::new() }));
+        Ok(Framing { network, direction, policy, state, setup, handshake: (0, 0) })
     }
 
     /// Plain v1 framing (which, drawing no key, cannot fail).
     pub fn v1(network: Network, direction: Direction) -> Framing {
         let state = State::V1(V1Codec::new(network.clone()));
-        let (policy, opts) = (TransportPolicy::V1, V2Options::default());
-        Framing { network, direction, policy, opts, state, out: BytesMut::new(), handshake: (0, 0) }
+        Framing { network, direction, policy: TransportPolicy::V1, state, setup: None, handshake: (0, 0) }
     }
 
     /// The transport, once settled.
@@ -202,7 +208,7 @@ impl Framing {
                         self.state = State::V1(V1Codec::new(self.network.clone()));
                         return Ok(Some(Framed::Established(Transport::V1)));
                     }
-                    Some(false) => match V2Handshake::responder(&self.network, &self.opts) {
+                    Some(false) => match V2Handshake::responder(&self.network, &self.setup_opts()) {
                         Ok(h) => self.state = State::V2Handshake(Box::new(h)),
                         Err(e) => return Err(self.fail(e)),
                     },
@@ -212,7 +218,8 @@ impl Framing {
                         return Ok(None);
                     }
                     let received = h.receive(&buf.split());
-                    self.out.extend_from_slice(&h.take_output());
+                    let bytes = h.take_output();
+                    self.setup().out.extend_from_slice(&bytes);
                     match received {
                         Ok(None) => return Ok(None),
                         Ok(Some(session)) => {
@@ -265,6 +272,16 @@ impl Framing {
         }
     }
 
+    /// The handshake's state, made again if it was let go (it is only let go once settled).
+    fn setup(&mut self) -> &mut Setup {
+        self.setup.get_or_insert_with(|| Box::new(Setup { opts: V2Options::default(), out: BytesMut::new() }))
+    }
+
+    /// The v2 options (the defaults once let go).
+    fn setup_opts(&self) -> V2Options {
+        self.setup.as_ref().map(|s| s.opts.clone()).unwrap_or_default()
+    }
+
     fn fail(&mut self, e: V2HandshakeError) -> DisconnectReason {
         self.state = State::Over;
         v2_failure(e, self.direction, self.policy)
@@ -274,12 +291,21 @@ impl Framing {
     /// and version packet).
     pub fn take_output(&mut self, out: &mut BytesMut) {
         if let State::V2Handshake(h) = &mut self.state {
-            self.out.extend_from_slice(&h.take_output());
+            let bytes = h.take_output();
+            if !bytes.is_empty() {
+                self.setup().out.extend_from_slice(&bytes);
+            }
         }
-        if !self.out.is_empty() {
-            out.extend_from_slice(&self.out.split());
-            // An idle connection keeps no handshake buffer.
-            self.out = BytesMut::new();
+        if let Some(setup) = self.setup.as_mut() {
+            if !setup.out.is_empty() {
+                out.extend_from_slice(&setup.out.split());
+                // An idle connection keeps no handshake buffer.
+                setup.out = BytesMut::new();
+            }
+        }
+        if self.is_ready() {
+            // Settled and written: the handshake's leftovers go.
+            self.setup = None;
         }
     }
 
@@ -308,7 +334,8 @@ impl Framing {
 
     /// Whether bytes that are not messages wait to be written (the v2 handshake's).
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty() || matches!(&self.state, State::V2Handshake(h) if h.has_output())
+        self.setup.as_ref().is_some_and(|s| !s.out.is_empty())
+            || matches!(&self.state, State::V2Handshake(h) if h.has_output())
     }
 
     /// Appends only the v1 header of a message (its payload to be written after it, without a

@@ -86,9 +86,16 @@ pub(crate) struct ConfigInner {
     pub(crate) v2_options: V2Options,
     pub(crate) raw_blocks: bool,
     pub(crate) seed: Option<u64>,
+    /// The core's configuration for each direction, built once and shared by the peers of this
+    /// configuration (one copy for a node's thousands of connections).
+    pub(crate) shared_cores: SharedCores,
     pub(crate) connect_timeout: Duration,
     pub(crate) start_height: Option<HeightSource>,
 }
+
+/// [`ConfigInner::shared_cores`]: outbound, then inbound.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SharedCores(pub(crate) [std::sync::OnceLock<Arc<btcpeer_core::peer::CoreConfig>>; 2]);
 
 /// Where our version's start height comes from: a number, or a function asked at each handshake.
 #[derive(Clone)]
@@ -621,6 +628,7 @@ impl PeerConfigBuilder {
                 v2_options: self.v2_options,
                 raw_blocks: self.raw_blocks,
                 seed: self.seed,
+                shared_cores: SharedCores::default(),
                 connect_timeout: self.connect_timeout,
                 start_height: self.start_height,
             }),

@@ -130,10 +130,11 @@ async fn attempt<X>(
         Ok(remote) => Ok((peer, remote, extra)),
         Err(reason) => {
             let stats = peer.stats();
+            // A close, or a reset when it closed with our version unread.
+            let closed = matches!(reason, DisconnectReason::RemoteClosed { during_handshake: true })
+                || matches!(&reason, DisconnectReason::Io { kind: std::io::ErrorKind::ConnectionReset, .. });
             let hint = match &reason {
-                DisconnectReason::RemoteClosed { during_handshake: true }
-                    if stats.bytes_received == 0 && stats.transport == Transport::V1 =>
-                {
+                _ if closed && stats.bytes_received == 0 && stats.transport == Transport::V1 => {
                     // Core and btcd close at once on a frame of another network's magic.
                     tracing::debug!(network, "the remote closed on our version without a byte");
                     Some("the remote closed on our version without a word: is it on this network?")

@@ -40,21 +40,35 @@ const REJECT_GRACE: Duration = Duration::from_secs(2);
 /// the handler.
 pub(crate) fn new_core(config: &PeerConfig, direction: Direction, addr: &PeerAddr) -> PeerCore {
     let cfg = &config.inner;
-    let mut core_config = config.core_config(direction);
-    core_config.version_decision = true;
-    core_config.report_reads = true;
-    core_config.receiver = Some(receiver_address(config, addr));
-    core_config.sender = cfg.advertised_address.map(|a| Address::new(&a, cfg.services));
+    let slot = usize::from(direction == Direction::Inbound);
+    let shared = cfg.shared_cores.0.get(slot).map(|cell| {
+        cell.get_or_init(|| {
+            let mut core_config = config.core_config(direction);
+            core_config.version_decision = true;
+            core_config.report_reads = true;
+            core_config.sender = cfg.advertised_address.map(|a| Address::new(&a, cfg.services));
+            std::sync::Arc::new(core_config)
+        })
+        .clone()
+    });
+    let shared = shared.unwrap_or_else(|| std::sync::Arc::new(config.core_config(direction)));
+    // Each connection draws its own seed (nonces and delays must not repeat across connections),
+    // unless the configuration fixes one for reproducible runs.
+    let seed = cfg.seed.unwrap_or_else(|| getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15));
     let (at, wall) = (now(), SystemTime::now());
-    match Framing::new(cfg.network.clone(), direction, cfg.transport_policy(), cfg.v2_options.clone()) {
-        Ok(framing) => PeerCore::framed(core_config, framing, at, wall),
+    let mut core = match Framing::new(cfg.network.clone(), direction, cfg.transport_policy(), cfg.v2_options.clone()) {
+        Ok(framing) => PeerCore::framed_shared(shared, seed, framing, at, wall),
         Err(reason) => {
             // No key could be drawn: the peer ends as soon as it starts.
-            let mut core = PeerCore::framed(core_config, Framing::v1(cfg.network.clone(), direction), at, wall);
+            let framing = Framing::v1(cfg.network.clone(), direction);
+            let mut core = PeerCore::framed_shared(shared, seed, framing, at, wall);
             core.closed(Some(reason));
             core
         }
-    }
+    };
+    // Our version names the remote (written anew when the stream is connected).
+    core.set_receiver(receiver_address(config, addr));
+    core
 }
 
 /// The remote's address as we put it in our version: blanked when it is the proxy's, or a
@@ -131,7 +145,9 @@ where
     let (rd, wr) = tokio::io::split(stream);
     // Reading and writing run in this one task: a pong queued while reading wakes the writer
     // without a trip to another thread, and an idle peer costs one task. Whichever ends first
-    // stops the other through the peer's end.
+    // stops the other through the peer's end. The writer is polled first each time the task
+    // runs (`biased`): what waits to go out is written before more is read, so the order of
+    // the two never depends on the scheduler's rotation.
     let reading = async {
         read_loop(&peer, rd, Some(nonce)).await;
         peer.stop_task();
@@ -140,7 +156,7 @@ where
         write_loop(&peer, wr).await;
         peer.stop_task();
     };
-    tokio::join!(reading, writing);
+    tokio::join!(biased; writing, reading);
     peer.finalize();
 }
 
@@ -174,7 +190,6 @@ async fn read_some<R: AsyncRead + Unpin>(
 #[derive(Default)]
 struct Taken {
     events: Vec<(Event, Option<Bytes>)>,
-    reads: Vec<Read>,
     /// Messages (or raw blocks) for the application among the events: the handler's time runs.
     for_application: bool,
 }
@@ -212,10 +227,9 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
                 st.heard = true;
                 st.last_recv = Some(wall);
             }
-            more = st.core.handle_bytes(&mut buf, at, wall);
-            while let Some(read) = st.core.poll_read() {
-                taken.reads.push(read);
-            }
+            // A channel takes events one at a time: read no further than it keeps up.
+            let batch = if peer.handler().is_some() { 64 } else { 1 };
+            more = st.core.handle_bytes_until(&mut buf, at, wall, batch);
             let mut rtt = None;
             while let Some((event, raw)) = st.core.poll_event_with_payload() {
                 match event {
@@ -264,9 +278,6 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
             }
         }
         shared.wake.notify_one();
-        for read in taken.reads.drain(..) {
-            show_read(peer, &read);
-        }
         // Delivery may wait on the application (a full channel); a disconnect still ends it.
         // Boxed, and only when there is something to deliver: an idle peer's task does not carry
         // the delivery's state.
@@ -333,6 +344,7 @@ async fn deliver(peer: &Peer, events: &mut Vec<(Event, Option<Bytes>)>, nonce: &
             }
             Event::Message(message) => shared.sink.message(peer, message, raw.unwrap_or_default()).await,
             Event::RawBlock(payload) => shared.sink.raw_block(peer, payload).await,
+            Event::Read(read) => show_read(peer, &read),
             Event::Disconnected(_) => delivered.ended = true,
             _ => {}
         }
@@ -406,7 +418,7 @@ async fn end_of_input(peer: &Peer) {
     }
     let flushed = async {
         loop {
-            let notified = peer.shared.space.notified();
+            let notified = peer.shared.changed.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             if peer.with_core(|c| c.is_flushed()) {
@@ -468,9 +480,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
                     None => std::future::pending().await,
                 }
             };
+            // A stop wakes this too (`stop_task` notifies `wake`), so the loop's first check ends it.
             tokio::select! {
                 biased;
-                () = peer.stopped() => break,
                 () = shared.wake.notified() => continue,
                 () = timer => continue,
             }
@@ -480,7 +492,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
         let result = tokio::select! {
             biased;
             () = peer.stopped() => break,
-            r = tokio::time::timeout(deadline, write_all(&mut wr, &out, large.as_ref())) => r,
+            // Boxed: an idle peer's task does not carry a write's state.
+            r = Box::pin(tokio::time::timeout(deadline, write_all(&mut wr, &out, large.as_ref()))) => r,
         };
         out.clear();
         match result {
@@ -513,7 +526,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
                     st.core.progress().written
                 };
                 shared.progress.written(seq);
-                shared.space.notify_waiters();
+                shared.changed.notify_waiters();
                 let handler = peer.handler();
                 // Taken, not drained: an idle peer keeps no list.
                 for (command, bytes, payload) in std::mem::take(&mut written) {
@@ -545,8 +558,9 @@ impl std::fmt::Display for HexDump<'_> {
 #[cfg(test)]
 mod memory_budget {
     /// P-3: an idle peer costs its task (this future), its shared state (the core included) and a
-    /// few small heap allocations; at 10,000 peers the whole must stay under 8 KiB each. Rarely
-    /// taken paths (rejects, channel delivery) are boxed so they do not count here.
+    /// few small heap allocations; `btcpeer bench --peers 10000` measures the whole at about
+    /// 4 KiB a v1 peer. Rarely taken paths (delivery, a write in progress, a last reject) are
+    /// boxed so they do not count here; these bounds keep what was won.
     #[test]
     fn p3_an_idle_peer_task_and_state_stay_within_budget() {
         let cfg = super::super::PeerConfig::builder(crate::network::Network::REGTEST).build().unwrap();
@@ -554,22 +568,7 @@ mod memory_budget {
         let (a, _b) = tokio::io::duplex(16);
         let task = std::mem::size_of_val(&super::guarded(peer, a));
         let shared = std::mem::size_of::<super::super::Shared>();
-        {
-            use btcpeer_core::peer::*;
-            eprintln!("PARTS known {} trickle {} liveness {} remote {} prefs {} traffic {} framing {} cell {} life {} cancel {} outq {} progress {} notify {} conn {}",
-              std::mem::size_of::<KnownInventory>(), std::mem::size_of::<TrickleQueue>(), std::mem::size_of::<Option<Liveness>>(),
-              std::mem::size_of::<Option<RemoteInfo>>(), std::mem::size_of::<rules::Preferences>(), std::mem::size_of::<Traffic>(),
-              std::mem::size_of::<btcpeer_core::transport::framing::Framing>(), std::mem::size_of::<super::super::queue::ProgressCell>(),
-              0, 0,
-              std::mem::size_of::<OutboundQueue>(), std::mem::size_of::<Progress>(), std::mem::size_of::<tokio::sync::Notify>(), std::mem::size_of::<super::super::ConnState>());
-            let cfg = super::super::PeerConfig::builder(crate::network::Network::REGTEST).build().unwrap();
-            let p = super::Peer::outbound(cfg, "127.0.0.1:1", super::super::NoopHandler);
-            let (a, _b) = tokio::io::duplex(16);
-            let (r, w) = tokio::io::split(a);
-            eprintln!("LOOPS read {} write {}", std::mem::size_of_val(&super::read_loop(&p, r, None)), std::mem::size_of_val(&super::write_loop(&p, w)));
-        }
-        eprintln!("SIZES task {task} shared {} core {} config {} state {} msg {} event {}", std::mem::size_of::<super::super::Shared>(), std::mem::size_of::<super::PeerCore>(), std::mem::size_of::<btcpeer_core::peer::CoreConfig>(), std::mem::size_of::<btcpeer_core::peer::ProtocolState>(), std::mem::size_of::<crate::wire::Message>(), std::mem::size_of::<super::Event>());
-        assert!(task <= 3 * 1024, "the peer's task future is {task} bytes");
-        assert!(shared <= 3 * 1024, "the peer's shared state is {shared} bytes");
+        assert!(task <= 1152, "the peer's task future is {task} bytes");
+        assert!(shared <= 1536, "the peer's shared state is {shared} bytes");
     }
 }

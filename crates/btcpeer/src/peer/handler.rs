@@ -348,27 +348,31 @@ pub enum PeerEvent {
     Disconnected(DisconnectReason),
 }
 
+/// A peer's channel: the sender, and the slot reserved for the last event.
+pub(crate) struct ChannelSink {
+    tx: Mutex<Option<mpsc::Sender<PeerEvent>>>,
+    last: Mutex<Option<mpsc::OwnedPermit<PeerEvent>>>,
+}
+
 /// Where a peer delivers what it receives.
 pub(crate) enum Sink {
     Handler(Arc<dyn Handler>),
     /// The sender is dropped once `Disconnected` is delivered, so that the receiver ends.
-    Channel {
-        tx: Mutex<Option<mpsc::Sender<PeerEvent>>>,
-        last: Mutex<Option<mpsc::OwnedPermit<PeerEvent>>>,
-    },
+    /// Boxed: most peers have a handler, and this variant would double every peer's size.
+    Channel(Box<ChannelSink>),
 }
 
 impl Sink {
     pub(crate) fn channel(capacity: usize) -> (Sink, mpsc::Receiver<PeerEvent>) {
         let (tx, rx) = mpsc::channel(capacity.max(2));
         let last = tx.clone().try_reserve_owned().ok();
-        (Sink::Channel { tx: Mutex::new(Some(tx)), last: Mutex::new(last) }, rx)
+        (Sink::Channel(Box::new(ChannelSink { tx: Mutex::new(Some(tx)), last: Mutex::new(last) })), rx)
     }
 
     pub(crate) fn handler(&self) -> Option<&dyn Handler> {
         match self {
             Sink::Handler(h) => Some(h.as_ref()),
-            Sink::Channel { .. } => None,
+            Sink::Channel(_) => None,
         }
     }
 
@@ -385,21 +389,21 @@ impl Sink {
         match self {
             Sink::Handler(h) => h.on_message(peer, message, raw),
             // Boxed so that handler-driven peers do not carry the send's state in their task.
-            Sink::Channel { tx, .. } => Box::pin(Sink::send(tx, PeerEvent::Message { message, raw })).await,
+            Sink::Channel(c) => Box::pin(Sink::send(&c.tx, PeerEvent::Message { message, raw })).await,
         }
     }
 
     pub(crate) async fn raw_block(&self, peer: &Peer, raw: Bytes) {
         match self {
             Sink::Handler(h) => h.on_raw_block(peer, raw),
-            Sink::Channel { tx, .. } => Box::pin(Sink::send(tx, PeerEvent::RawBlock(raw))).await,
+            Sink::Channel(c) => Box::pin(Sink::send(&c.tx, PeerEvent::RawBlock(raw))).await,
         }
     }
 
     pub(crate) async fn handshake(&self, peer: &Peer, remote: &RemoteInfo) {
         match self {
             Sink::Handler(h) => h.on_handshake(peer, remote),
-            Sink::Channel { tx, .. } => Box::pin(Sink::send(tx, PeerEvent::Handshake(remote.clone()))).await,
+            Sink::Channel(c) => Box::pin(Sink::send(&c.tx, PeerEvent::Handshake(remote.clone()))).await,
         }
     }
 
@@ -413,7 +417,8 @@ impl Sink {
                     tracing::warn!(panic = %super::panic::panic_message(&*panic), "on_disconnect panicked");
                 }
             }
-            Sink::Channel { tx, last } => {
+            Sink::Channel(c) => {
+                let (tx, last) = (&c.tx, &c.last);
                 let permit = last.lock().unwrap_or_else(|e| e.into_inner()).take();
                 if let Some(permit) = permit {
                     permit.send(PeerEvent::Disconnected(reason.clone()));

@@ -119,7 +119,6 @@ enum Assoc {
 /// (the core: handshake, rules, queue, deadlines, statistics) and what only this driver keeps.
 struct ConnState {
     assoc: Assoc,
-    reason: Option<DisconnectReason>,
     /// The connection's protocol, all of it (`btcpeer_core::peer::PeerCore`).
     core: PeerCore,
     /// The awaitable requests in flight.
@@ -142,6 +141,13 @@ struct ConnState {
     done: bool,
 }
 
+impl ConnState {
+    /// Why the peer ended (the core keeps the first reason), or `LocalRequest` before it has.
+    fn reason(&self) -> DisconnectReason {
+        self.core.end_reason().cloned().unwrap_or(DisconnectReason::LocalRequest)
+    }
+}
+
 pub(crate) struct Shared {
     id: u64,
     direction: Direction,
@@ -151,14 +157,13 @@ pub(crate) struct Shared {
     state: Mutex<ConnState>,
     /// Wakes the driver's writer: something was queued, a deadline moved, or the peer ends.
     wake: Notify,
-    /// Wakes senders waiting for room in the queue, and a last reject's flush.
-    space: Notify,
     /// What became of queued messages, shared with every completion.
     progress: Arc<ProgressCell>,
     /// The peer is stopping: its task's loops end.
     stopping: AtomicBool,
-    /// Wakes whoever waits for the handshake, the end, or the task's stop (a `Notify`, not a
-    /// channel: an idle peer holds one, and a channel costs a few hundred bytes more).
+    /// Wakes whoever waits for the handshake, the end, the task's stop, room in the queue or a
+    /// last reject's flush: one `Notify` for all (not a channel: an idle peer holds it, and a
+    /// channel costs a few hundred bytes more); each waiter looks again at what it waits for.
     changed: Notify,
     span: tracing::Span,
     /// The application's handles' share: weak, so the state never keeps the peer alive.
@@ -207,7 +212,6 @@ impl Peer {
                 sink,
                 state: Mutex::new(ConnState {
                     assoc: Assoc::Waiting,
-                    reason: None,
                     core,
                     requests: request::InFlight::default(),
                     extensions: extras::Extensions::default(),
@@ -223,7 +227,6 @@ impl Peer {
                     done: false,
                 }),
                 wake: Notify::new(),
-                space: Notify::new(),
                 progress: Arc::new(ProgressCell::default()),
                 stopping: AtomicBool::new(false),
                 changed: Notify::new(),
@@ -327,7 +330,7 @@ impl Peer {
             match st.assoc {
                 Assoc::Running => return Err(AssociateError::AlreadyAssociated(stream)),
                 Assoc::Ended => {
-                    let reason = st.reason.clone().unwrap_or(DisconnectReason::LocalRequest);
+                    let reason = st.reason();
                     drop(st);
                     drop(stream);
                     return Err(AssociateError::Disconnected(reason));
@@ -399,7 +402,7 @@ impl Peer {
                         }
                     }
                     HandshakeState::Failed => {
-                        return Err(st.reason.clone().unwrap_or(DisconnectReason::LocalRequest));
+                        return Err(st.reason());
                     }
                     HandshakeState::Pending => {}
                 }
@@ -553,7 +556,7 @@ impl Peer {
     /// Tries `push` until it finds room (or fails for another reason).
     async fn wait_for_room(&self, push: impl Fn() -> Result<Completion, QueueError>) -> Result<Completion, QueueError> {
         loop {
-            let notified = self.shared.space.notified();
+            let notified = self.shared.changed.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             match push() {
@@ -573,12 +576,8 @@ impl Peer {
     pub(crate) fn stop(&self, reason: DisconnectReason) {
         let finalize_now = {
             let mut st = self.lock();
-            // The first reason wins: the core's own end, if it came first.
-            let reason = st.core.end_reason().cloned().unwrap_or(reason);
-            if st.reason.is_none() {
-                st.reason = Some(reason.clone());
-            }
-            // The core's queue closes: every message not written is dropped for this reason.
+            // The first reason wins (the core's own end, if it came first): the core keeps it, and
+            // its queue closes, every message not written dropped for it.
             st.core.closed(Some(reason));
             match st.assoc {
                 Assoc::Waiting => {
@@ -605,15 +604,14 @@ impl Peer {
             st.assoc = Assoc::Ended;
             // Every request waiting learns the end (its answers channel closes).
             st.requests.clear();
-            let reason = st.reason.get_or_insert(DisconnectReason::LocalRequest).clone();
-            st.core.closed(Some(reason.clone()));
+            st.core.closed(Some(DisconnectReason::LocalRequest));
+            let reason = st.reason();
             if matches!(st.handshake, HandshakeState::Pending) {
                 st.handshake = HandshakeState::Failed;
             }
             reason
         };
         self.shared.progress.close(reason.clone());
-        self.shared.space.notify_waiters();
         self.shared.changed.notify_waiters();
         tracing::debug!(parent: &self.shared.span, %reason, "disconnected");
         self.shared.sink.disconnected(self, &reason);
@@ -640,7 +638,7 @@ impl Peer {
                 {
                     let st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                     if st.done {
-                        return st.reason.clone().unwrap_or(DisconnectReason::LocalRequest);
+                        return st.reason();
                     }
                 }
                 changed.await;
@@ -651,13 +649,13 @@ impl Peer {
     /// Why the peer ended, once it has.
     pub fn disconnect_reason(&self) -> Option<DisconnectReason> {
         let st = self.lock();
-        if st.done { st.reason.clone() } else { None }
+        if st.done { Some(st.reason()) } else { None }
     }
 
     /// A consistent copy of the peer's statistics.
     pub fn stats(&self) -> PeerStats {
         let mut st = self.lock();
-        let reason = if st.done { st.reason.clone() } else { None };
+        let reason = if st.done { Some(st.reason()) } else { None };
         stats::snapshot(self, &mut st, reason)
     }
 

@@ -146,7 +146,6 @@ impl Direct {
         self.input.extend_from_slice(bytes);
         for _ in 0..100_000 {
             let mut more = self.core.handle_bytes(&mut self.input, self.now, self.wall);
-            while self.core.poll_read().is_some() {}
             more |= self.events();
             self.write();
             if !more || self.core.is_ended() {

@@ -68,8 +68,8 @@ pub struct CoreConfig {
     pub sender: Option<bitcoin::p2p::Address>,
     /// The address our version gives for the remote (`None`: a blank one).
     pub receiver: Option<bitcoin::p2p::Address>,
-    /// Whether each frame read is reported ([`PeerCore::poll_read`](crate::peer::PeerCore::poll_read)),
-    /// for a driver that shows reads to its application.
+    /// Whether each frame read is reported ([`Event::Read`](crate::peer::Event::Read)), for a
+    /// driver that shows reads to its application.
     pub report_reads: bool,
 }
 

@@ -49,7 +49,8 @@ impl PeerCore {
             self.end(reason);
             return;
         }
-        while let Some((frame, wire)) = self.paused.pop_front() {
+        let paused = self.paused.take().map(|p| *p).unwrap_or_default();
+        for (frame, wire) in paused {
             self.receive_frame(frame, wire, now, wall);
         }
     }
@@ -100,15 +101,16 @@ impl PeerCore {
             return;
         }
         self.deciding = false;
-        self.paused.clear();
+        self.paused = None;
         self.end(super::DisconnectReason::SelfConnection);
     }
 
     /// A frame handed in while deciding waits (a driver feeding bytes keeps them unread instead);
     /// beyond a bound it is dropped and counted, as a full queue's are.
     pub(super) fn hold_while_deciding(&mut self, frame: RawFrame, wire: usize) {
-        if self.paused.len() < MAX_EVENTS {
-            self.paused.push_back((frame, wire));
+        let paused = self.paused.get_or_insert_with(Default::default);
+        if paused.len() < MAX_EVENTS {
+            paused.push_back((frame, wire));
         } else {
             self.dropped = self.dropped.saturating_add(1);
         }

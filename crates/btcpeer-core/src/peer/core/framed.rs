@@ -5,18 +5,19 @@ use std::time::{Instant, SystemTime};
 
 use bytes::BytesMut;
 
-use super::{Framed, Framing, MAX_EVENTS, PeerCore};
+use super::{Framed, Framing, PeerCore};
 use crate::peer::outbound::OutboundQueue;
 use crate::peer::{CoreConfig, DisconnectReason, Transport};
 use crate::transport::framing::Dropped;
 use crate::wire::Command;
 
-/// Events (or reads) [`PeerCore::handle_bytes`] lets wait before it stops taking frames, so that
+/// Events [`PeerCore::handle_bytes`] lets wait before it stops taking frames, so that
 /// a driver delivers them before reading on (a slow application slows the remote, nothing is
 /// dropped).
 const EVENT_BATCH: usize = 64;
 
-/// A frame read, as [`PeerCore::poll_read`] reports it (with [`CoreConfig::report_reads`]).
+/// A frame read, as [`Event::Read`](crate::peer::Event::Read) reports it (with
+/// [`CoreConfig::report_reads`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Read {
@@ -71,8 +72,28 @@ impl PeerCore {
             config.transport = t;
         }
         config.max_payload = framing.network().max_payload();
+        let seed = config.seed;
+        Self::framed_shared(std::sync::Arc::new(config), seed, framing, now, wall)
+    }
+
+    /// [`framed`](PeerCore::framed) on a configuration shared with other connections, seeded with
+    /// `seed` (see [`with_shared_config`](PeerCore::with_shared_config)). The configuration's
+    /// `max_payload` should be the framing network's.
+    pub fn framed_shared(
+        config: std::sync::Arc<CoreConfig>,
+        seed: u64,
+        framing: Framing,
+        now: Instant,
+        wall: SystemTime,
+    ) -> PeerCore {
         let v2_possible = framing.transport() != Some(Transport::V1);
-        let mut core = PeerCore::new(config, now, wall);
+        let mut core = PeerCore::with_shared_config(config, seed, now, wall);
+        if let Some(t) = framing.transport() {
+            core.transport = t;
+            if let Some(hs) = core.handshake.as_mut() {
+                hs.set_transport(t);
+            }
+        }
         core.queue = OutboundQueue::new(core.config.max_queue_bytes, core.config.max_payload, v2_possible);
         core.framing = Some(Box::new(framing));
         core
@@ -80,12 +101,20 @@ impl PeerCore {
 
     /// Takes the bytes read from the remote at the front of `buf` (whole frames are consumed, a
     /// partial one stays for the next call). Returns true when it stopped early, with events
-    /// (or reads) waiting and perhaps whole frames left in `buf`: take the events, then call it
-    /// again before reading more.
+    /// waiting and perhaps whole frames left in `buf`: take the events, then call it again
+    /// before reading more.
     pub fn handle_bytes(&mut self, buf: &mut BytesMut, now: Instant, wall: SystemTime) -> bool {
+        self.handle_bytes_until(buf, now, wall, EVENT_BATCH)
+    }
+
+    /// [`handle_bytes`](PeerCore::handle_bytes), stopping once `events` events wait: a driver
+    /// whose application takes events one at a time (a bounded channel) passes 1, so that it
+    /// reads no further than the application keeps up (nothing is dropped, the remote is slowed).
+    pub fn handle_bytes_until(&mut self, buf: &mut BytesMut, now: Instant, wall: SystemTime, events: usize) -> bool {
+        let most = events.clamp(1, EVENT_BATCH);
         // While the driver decides on the remote's version, bytes wait in `buf`.
         while !self.ended && !self.deciding {
-            if self.events.len() >= EVENT_BATCH || self.reads.len() >= EVENT_BATCH {
+            if self.events.len() >= most {
                 return true;
             }
             let Some(framing) = self.framing.as_mut() else { return false };
@@ -93,14 +122,14 @@ impl PeerCore {
                 Ok(Some(Framed::Frame { frame, wire })) => self.receive_frame(frame, wire, now, wall),
                 Ok(Some(Framed::Dropped { error, wire })) => {
                     if self.config.report_reads {
-                        self.note_read(Read::Dropped { error, wire });
+                        self.push_event(crate::peer::Event::Read(Read::Dropped { error, wire }), None);
                     }
                     self.dropped(wire, now);
                 }
                 Ok(Some(Framed::Established(transport))) => {
                     let (sent, received) = framing.handshake_bytes();
                     self.state.traffic.handshake_bytes(sent, received);
-                    self.config.transport = transport;
+                    self.transport = transport;
                     self.queue.set_v2(transport == Transport::V2);
                     if let Some(hs) = self.handshake.as_mut() {
                         hs.set_transport(transport);
@@ -113,36 +142,22 @@ impl PeerCore {
         false
     }
 
-    pub(super) fn note_read(&mut self, read: Read) {
-        if self.reads.len() < MAX_EVENTS {
-            self.reads.push_back(read);
-        }
-    }
-
-    /// The next frame read (with [`CoreConfig::report_reads`]): for a driver that shows each
-    /// read to its application or log.
-    pub fn poll_read(&mut self) -> Option<Read> {
-        self.reads.pop_front()
-    }
-
     /// The transport, once settled (v1 until then for a core driven with frames).
     pub fn transport(&self) -> Option<Transport> {
         match self.framing.as_ref() {
             Some(f) => f.transport(),
-            None => Some(self.config.transport),
+            None => Some(self.transport),
         }
     }
 
     /// Nothing waits to be read: let go of what can be rebuilt (the v2 decoder's cipher state,
-    /// the buffers of the events and reads taken), so that an idle connection holds as little as
+    /// the buffers of the events taken), so that an idle connection holds as little as
     /// it can. See [`release_writer`](PeerCore::release_writer) for the other direction.
     pub fn release_reader(&mut self) {
         if let Some(f) = self.framing.as_mut() {
             f.release_reader();
         }
         release(&mut self.events);
-        release(&mut self.reads);
-        release(&mut self.paused);
     }
 
     /// Everything was written: let go of what can be rebuilt (the v2 encoder's cipher state, the

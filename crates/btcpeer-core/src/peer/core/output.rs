@@ -223,7 +223,7 @@ impl PeerCore {
     /// before its question was counted.
     fn taking(&mut self, command: Command, payload: &[u8], now: Instant) {
         if let Some(l) = self.state.liveness.as_mut() {
-            l.sent(command, payload, now);
+            l.sent(&self.config.timeouts, command, payload, now);
         }
         if command == Command::PING {
             if let Some(nonce) = payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
