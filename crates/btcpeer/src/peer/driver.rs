@@ -54,7 +54,7 @@ pub(crate) fn new_core(config: &PeerConfig, direction: Direction, addr: &PeerAdd
     let shared = shared.unwrap_or_else(|| std::sync::Arc::new(config.core_config(direction)));
     // Each connection draws its own seed (nonces and delays must not repeat across connections),
     // unless the configuration fixes one for reproducible runs.
-    let seed = cfg.seed.unwrap_or_else(|| getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15));
+    let seed = cfg.seed.unwrap_or_else(connection_seed);
     let (at, wall) = (now(), SystemTime::now());
     let mut core = match Framing::new(cfg.network.clone(), direction, cfg.transport_policy(), cfg.v2_options.clone()) {
         Ok(framing) => PeerCore::framed_shared(shared, seed, framing, at, wall),
@@ -69,6 +69,23 @@ pub(crate) fn new_core(config: &PeerConfig, direction: Direction, addr: &PeerAdd
     // Our version names the remote (written anew when the stream is connected).
     core.set_receiver(receiver_address(config, addr));
     core
+}
+
+/// A seed for one connection's generator (its ping nonces and trickle delays): a process-wide
+/// secret drawn from the OS once, mixed with a counter, so that every connection's differs
+/// without a system call each (the version nonce is still drawn from the OS, by the registry).
+fn connection_seed() -> u64 {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SECRET: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let secret = *SECRET.get_or_init(|| getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15));
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // splitmix64's finalizer over the secret and the count: distinct inputs, well-mixed outputs.
+    let mut z = secret ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The remote's address as we put it in our version: blanked when it is the proxy's, or a
@@ -219,6 +236,7 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
             }
         }
         let (at, wall) = (now(), SystemTime::now());
+        let wake_writer;
         let mut idle = false;
         {
             let mut st = peer.lock();
@@ -271,13 +289,18 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
                 // Time spent in the application is not charged to the remote (R-V4).
                 st.core.event_taken(at);
             }
+            // The writer is woken only when there is something for it (an answer, the
+            // handshake's messages, the end): what arrives never brings a deadline nearer.
+            wake_writer = st.core.wants_transmit() || st.core.is_ended();
             if buf.is_empty() && caught_up {
                 // Nothing pending and the socket drained: let the buffers go.
                 buf = BytesMut::new();
                 idle = true;
             }
         }
-        shared.wake.notify_one();
+        if wake_writer {
+            shared.wake.notify_one();
+        }
         // Delivery may wait on the application (a full channel); a disconnect still ends it.
         // Boxed, and only when there is something to deliver: an idle peer's task does not carry
         // the delivery's state.
@@ -418,7 +441,7 @@ async fn end_of_input(peer: &Peer) {
     }
     let flushed = async {
         loop {
-            let notified = peer.shared.changed.notified();
+            let notified = peer.shared.progress.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             if peer.with_core(|c| c.is_flushed()) {
@@ -441,10 +464,27 @@ fn write_deadline(peer: &Peer, bytes: usize) -> Duration {
 }
 
 async fn write_all<W: AsyncWrite + Unpin>(wr: &mut W, out: &[u8], large: Option<&Bytes>) -> std::io::Result<()> {
-    wr.write_all(out).await?;
-    if let Some(large) = large {
-        wr.write_all(large).await?;
+    let Some(large) = large else {
+        wr.write_all(out).await?;
+        return wr.flush().await;
+    };
+    // The batch (ending with a frame header) and the large payload in one vectored write: no
+    // copy of the payload, and no small segment of its own for the header.
+    let (mut head, mut tail) = (out, large.as_ref());
+    while !head.is_empty() {
+        let n = wr.write_vectored(&[std::io::IoSlice::new(head), std::io::IoSlice::new(tail)]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        match head.get(n..) {
+            Some(rest) => head = rest,
+            None => {
+                tail = tail.get(n.saturating_sub(head.len())..).unwrap_or_default();
+                head = &[];
+            }
+        }
     }
+    wr.write_all(tail).await?;
     wr.flush().await
 }
 
@@ -525,8 +565,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
                     }
                     st.core.progress().written
                 };
+                // Wakes the completions, and senders waiting for room.
                 shared.progress.written(seq);
-                shared.changed.notify_waiters();
                 let handler = peer.handler();
                 // Taken, not drained: an idle peer keeps no list.
                 for (command, bytes, payload) in std::mem::take(&mut written) {

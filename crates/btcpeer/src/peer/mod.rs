@@ -161,9 +161,9 @@ pub(crate) struct Shared {
     progress: Arc<ProgressCell>,
     /// The peer is stopping: its task's loops end.
     stopping: AtomicBool,
-    /// Wakes whoever waits for the handshake, the end, the task's stop, room in the queue or a
-    /// last reject's flush: one `Notify` for all (not a channel: an idle peer holds it, and a
-    /// channel costs a few hundred bytes more); each waiter looks again at what it waits for.
+    /// Wakes whoever waits for the handshake, the end or the task's stop: one `Notify` for all
+    /// (not a channel: an idle peer holds it, and a channel costs a few hundred bytes more); each
+    /// waiter looks again at what it waits for. (Room in the queue is the progress cell's.)
     changed: Notify,
     span: tracing::Span,
     /// The application's handles' share: weak, so the state never keeps the peer alive.
@@ -556,7 +556,7 @@ impl Peer {
     /// Tries `push` until it finds room (or fails for another reason).
     async fn wait_for_room(&self, push: impl Fn() -> Result<Completion, QueueError>) -> Result<Completion, QueueError> {
         loop {
-            let notified = self.shared.changed.notified();
+            let notified = self.shared.progress.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             match push() {

@@ -34,6 +34,12 @@ impl ProgressCell {
         self.changed.notify_waiters();
     }
 
+    /// Resolves at the next update (something written, or the end): for senders waiting for
+    /// room, and a last reject's flush. Enable it before looking at what it waits for.
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
     /// Every message up to `seq` was written (the core's progress).
     pub(crate) fn written(&self, seq: u64) {
         self.update(|p| p.written = p.written.max(seq));
