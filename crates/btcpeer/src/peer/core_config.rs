@@ -28,8 +28,16 @@ impl PeerConfig {
     ///
     /// [`Peer`]: super::Peer
     pub fn core_config(&self, direction: Direction) -> CoreConfig {
+        let mut core = self.core_config_seeded(direction, 0);
+        core.seed = self.inner.seed.unwrap_or_else(|| CoreConfig::new(direction).seed);
+        core
+    }
+
+    /// [`PeerConfig::core_config`] with the generator's seed given (no draw from the OS): what
+    /// the peers of this configuration share, each with a seed of its own.
+    pub(crate) fn core_config_seeded(&self, direction: Direction, seed: u64) -> CoreConfig {
         let cfg = &self.inner;
-        let mut core = CoreConfig::new(direction);
+        let mut core = CoreConfig::seeded(direction, seed);
         core.rules = cfg.handshake_rules();
         core.timeouts = cfg.timeouts;
         core.handshake_timeout = cfg.handshake_timeout;
@@ -47,9 +55,6 @@ impl PeerConfig {
         core.max_queue_bytes = cfg.max_queue_bytes;
         core.max_payload = cfg.network.max_payload();
         core.raw_blocks = cfg.raw_blocks;
-        if let Some(seed) = cfg.seed {
-            core.seed = seed;
-        }
         core
     }
 }

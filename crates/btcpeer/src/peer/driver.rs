@@ -43,7 +43,7 @@ pub(crate) fn new_core(config: &PeerConfig, direction: Direction, addr: &PeerAdd
     let slot = usize::from(direction == Direction::Inbound);
     let shared = cfg.shared_cores.0.get(slot).map(|cell| {
         cell.get_or_init(|| {
-            let mut core_config = config.core_config(direction);
+            let mut core_config = config.core_config_seeded(direction, 0);
             core_config.version_decision = true;
             core_config.report_reads = true;
             core_config.sender = cfg.advertised_address.map(|a| Address::new(&a, cfg.services));
@@ -51,7 +51,7 @@ pub(crate) fn new_core(config: &PeerConfig, direction: Direction, addr: &PeerAdd
         })
         .clone()
     });
-    let shared = shared.unwrap_or_else(|| std::sync::Arc::new(config.core_config(direction)));
+    let shared = shared.unwrap_or_else(|| std::sync::Arc::new(config.core_config_seeded(direction, 0)));
     // Each connection draws its own seed (nonces and delays must not repeat across connections),
     // unless the configuration fixes one for reproducible runs.
     let seed = cfg.seed.unwrap_or_else(connection_seed);
@@ -177,6 +177,11 @@ where
     peer.finalize();
 }
 
+thread_local! {
+    /// One spare read buffer per thread: see the reader.
+    static SPARE_READ_BUFFER: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
+}
+
 /// Reads some bytes into `buf`: while it is empty, into a small buffer on the task's stack, so that
 /// idle peers hold no read buffer; `caught_up` records whether the read drained the socket.
 async fn read_some<R: AsyncRead + Unpin>(
@@ -190,7 +195,13 @@ async fn read_some<R: AsyncRead + Unpin>(
         buf.extend_from_slice(first.get(..n).unwrap_or_default());
         *caught_up = n < IDLE_READ;
         if !*caught_up {
-            buf.reserve(READ_STEP);
+            // More is coming: the thread's spare buffer (a large frame's, let go by a peer that
+            // went quiet) is taken back before growing one anew.
+            let spare = SPARE_READ_BUFFER.with(std::cell::Cell::take);
+            let mut reuse = spare;
+            reuse.reserve(buf.len().max(READ_STEP));
+            reuse.extend_from_slice(buf);
+            *buf = reuse;
         }
         return Ok(n);
     }
@@ -294,7 +305,14 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
             wake_writer = st.core.wants_transmit() || st.core.is_ended();
             if buf.is_empty() && caught_up {
                 // Nothing pending and the socket drained: let the buffers go.
-                buf = BytesMut::new();
+                // The buffer goes to the thread's one spare slot: the next peer (or this one) to
+                // read a large frame on this thread reuses its memory instead of allocating and
+                // faulting in a new one; idle peers still hold none.
+                let released = std::mem::take(&mut buf);
+                // (The latest is kept: its allocation, shared with the frame just delivered, is the
+                // one that comes back whole once that frame is dropped. One per thread, at most
+                // the largest frame the network allows.)
+                SPARE_READ_BUFFER.with(|spare| spare.set(released));
                 idle = true;
             }
         }
