@@ -142,9 +142,9 @@ fn the_core_counts_traffic_and_ends_past_the_misbehaviour_limit() {
         core.handle_frame(RawFrame::from_message(&Message::Ping(1)).unwrap(), now, SystemTime::now());
     }
     assert!(!core.is_ended());
-    assert_eq!(core.state().traffic.messages_received(), 2);
-    assert_eq!(core.state().traffic.bytes_received(), 2 * 32);
-    assert_eq!(core.state().traffic.per_command().of(btcpeer_core::wire::Command::PING).messages_received, 2);
+    assert_eq!(core.state().traffic().messages_received(), 2);
+    assert_eq!(core.state().traffic().bytes_received(), 2 * 32);
+    assert_eq!(core.state().traffic().per_command().of(btcpeer_core::wire::Command::PING).messages_received, 2);
     core.handle_frame(RawFrame::from_message(&Message::Ping(1)).unwrap(), now, SystemTime::now());
     assert!(core.is_ended());
     assert!(matches!(
@@ -246,7 +246,7 @@ mod framed {
         exchange(&mut a, &mut b, later, 2);
         assert!(a.last_rtt().is_some(), "the pong came back over v2");
         // 64 bytes of key at least each way, beyond the messages.
-        let t = &a.state().traffic;
+        let t = &a.state().traffic();
         assert!(t.bytes_sent() > 64 && t.bytes_received() > 64);
         assert!(t.per_command().of(btcpeer_core::wire::Command::PING).messages_sent == 1);
     }
@@ -325,7 +325,7 @@ mod framed {
         }
         b.handle_bytes(&mut frame, now, SystemTime::now());
         assert!(!b.is_ended());
-        assert_eq!(b.state().traffic.dropped_frames(), 1);
-        assert_eq!(b.state().traffic.bytes_received(), 32);
+        assert_eq!(b.state().traffic().dropped_frames(), 1);
+        assert_eq!(b.state().traffic().bytes_received(), 32);
     }
 }

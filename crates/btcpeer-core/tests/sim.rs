@@ -153,7 +153,7 @@ fn r_n_sim_v2_peers_relay_inventory_over_bip324() {
     for &end in &ends {
         let core = sim.core(end).unwrap();
         assert_eq!(core.remote().map(|r| r.transport), Some(Transport::V2));
-        assert!(core.state().traffic.per_command().of(Command::INV).messages_received > 0);
+        assert!(core.state().traffic().per_command().of(Command::INV).messages_received > 0);
     }
 }
 

@@ -71,54 +71,25 @@ pub mod node {
 /// ```
 pub mod peer {
     pub use btcpeer_core::peer::{
-        Announced, CoreConfig, Event, HandshakeRules, HandshakeStep, Liveness, LocatorUndo, OutboundQueue, PeerCore,
-        Progress, ProtocolState, Read, Timeouts, Traffic, TrickleQueue, VersionHandshake, rules,
+        Announced, CoreConfig, Event, HandshakeRules, PeerCore, Progress, ProtocolState, Read, Timeouts, Traffic,
+        poisson_delay, poisson_delay_from, rules,
     };
 
-    /// Inventory bookkeeping: hashing, what to send and when. ([`KnownInventory`] is
-    /// [`crate::peer::KnownInventory`]; [`TrickleQueue`] is one level up.)
+    /// Announcements: what waits for the trickle tick, and the transaction-id rule.
+    /// ([`KnownInventory`] is [`crate::peer::KnownInventory`].)
     ///
     /// ```
-    /// use btcpeer::core::peer::inventory::inv_batches;
+    /// use btcpeer::core::peer::inventory::tx_kind_mismatch;
     /// use btcpeer::wire::Inventory;
     /// use btcpeer::bitcoin::{hashes::Hash, Txid};
     ///
-    /// // At most 1,000 announcements per `inv`.
-    /// let items = vec![Inventory::Tx(Txid::all_zeros()); 1_001];
-    /// assert_eq!(inv_batches(&items).len(), 2);
+    /// // With wtxidrelay negotiated, a txid announcement would be ignored by Core.
+    /// assert!(tx_kind_mismatch(&Inventory::Tx(Txid::all_zeros()), true));
     /// ```
     ///
     /// [`KnownInventory`]: crate::peer::KnownInventory
     pub mod inventory {
-        pub use btcpeer_core::peer::inventory::{
-            InvHashBuilder, InvHasher, InvKey, Pending, inv_batches, tx_kind_mismatch,
-        };
-    }
-
-    /// Liveness helpers: due deadlines and Poisson delays. ([`Liveness`] and
-    /// [`Timeouts`] are one level up.)
-    ///
-    /// ```
-    /// use btcpeer::core::peer::liveness::poisson_delay_from;
-    /// use std::time::Duration;
-    ///
-    /// // Never more than 50 times the mean.
-    /// assert!(poisson_delay_from(Duration::from_secs(5), 7) <= Duration::from_secs(5 * 50));
-    /// ```
-    pub mod liveness {
-        pub use btcpeer_core::peer::liveness::{Due, poisson_delay, poisson_delay_from};
-    }
-
-    /// The outbound queue's parts. ([`OutboundQueue`] and
-    /// [`Progress`] are one level up; [`QueueError`](crate::peer::QueueError)
-    /// and [`SendOutcome`](crate::peer::SendOutcome) are in [`crate::peer`].)
-    ///
-    /// ```
-    /// use btcpeer::core::peer::outbound::NEVER;
-    /// assert_eq!(NEVER, u64::MAX);
-    /// ```
-    pub mod outbound {
-        pub use btcpeer_core::peer::outbound::{NEVER, Outgoing};
+        pub use btcpeer_core::peer::inventory::{Pending, tx_kind_mismatch};
     }
 }
 
@@ -163,6 +134,16 @@ pub mod peer {
 ///
 /// ```compile_fail,E0432
 /// use btcpeer::core::peer::liveness::Timeouts; // btcpeer::core::peer::Timeouts
+/// ```
+///
+/// The core's building blocks are its own (the one engine, `PeerCore`, holds them):
+///
+/// ```compile_fail,E0432
+/// use btcpeer::core::peer::OutboundQueue;
+/// ```
+///
+/// ```compile_fail,E0432
+/// use btcpeer::core::peer::VersionHandshake;
 /// ```
 ///
 /// ```compile_fail,E0432

@@ -52,26 +52,16 @@ fn every_area_is_named_at_its_one_public_path() {
         type_name::<btcpeer::core::peer::CoreConfig>(),
         type_name::<btcpeer::core::peer::Event>(),
         type_name::<btcpeer::core::peer::HandshakeRules>(),
-        type_name::<btcpeer::core::peer::HandshakeStep>(),
-        type_name::<btcpeer::core::peer::VersionHandshake>(),
-        type_name::<btcpeer::core::peer::TrickleQueue>(),
-        type_name::<btcpeer::core::peer::Liveness>(),
         type_name::<btcpeer::core::peer::Timeouts>(),
-        type_name::<btcpeer::core::peer::OutboundQueue>(),
         type_name::<btcpeer::core::peer::Progress>(),
+        type_name::<btcpeer::core::peer::Read>(),
         type_name::<btcpeer::core::peer::Announced>(),
-        type_name::<btcpeer::core::peer::LocatorUndo>(),
         type_name::<btcpeer::core::peer::ProtocolState>(),
         type_name::<btcpeer::core::peer::Traffic>(),
         type_name::<btcpeer::core::peer::rules::Preferences>(),
         type_name::<btcpeer::core::peer::rules::BloomPolicy>(),
         type_name::<btcpeer::core::peer::rules::Rule>(),
-        type_name::<btcpeer::core::peer::inventory::InvKey>(),
-        type_name::<btcpeer::core::peer::inventory::InvHasher>(),
-        type_name::<btcpeer::core::peer::inventory::InvHashBuilder>(),
         type_name::<btcpeer::core::peer::inventory::Pending>(),
-        type_name::<btcpeer::core::peer::liveness::Due>(),
-        type_name::<btcpeer::core::peer::outbound::Outgoing>(),
         // The core's node policy.
         type_name::<btcpeer::core::node::NodeCore>(),
         type_name::<btcpeer::core::node::Action>(),
@@ -101,13 +91,12 @@ fn every_area_is_named_at_its_one_public_path() {
     let _ = btcpeer::transport::reserve_towards;
     let _ = btcpeer::transport::framing::v2_failure;
     let _ = btcpeer::core::peer::rules::classify;
-    let _ = btcpeer::core::peer::inventory::inv_batches;
-    let _ = btcpeer::core::peer::liveness::poisson_delay_from;
+    let _ = btcpeer::core::peer::poisson_delay_from;
+    let _ = btcpeer::core::peer::inventory::tx_kind_mismatch;
     let _ = btcpeer::core::node::is_bad_port;
     let _ = btcpeer::core::node::discourages;
     let _ = btcpeer::core::node::bans::encode_anchors;
     let _ = btcpeer::core::persist::write_atomic;
-    assert_eq!(btcpeer::core::peer::outbound::NEVER, u64::MAX);
     assert_eq!(btcpeer::core::addrbook::MAX_ENTRIES, 81_920);
 }
 

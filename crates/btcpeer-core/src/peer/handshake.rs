@@ -119,39 +119,9 @@ enum Stage {
 /// for each frame read, [`poll_transmit`](VersionHandshake::poll_transmit) for the messages to
 /// write (in order; those available together are best written together).
 ///
-/// ```
-/// use std::time::SystemTime;
-/// use btcpeer_core::bitcoin::p2p::ServiceFlags;
-/// use btcpeer_core::peer::{Direction, DisconnectReason, HandshakeRules, HandshakeStep, Transport, VersionHandshake};
-/// use btcpeer_core::wire::frame::RawFrame;
-///
-/// /// Delivers what `from` has to send to `to`; true when `to` completed.
-/// fn deliver(from: &mut VersionHandshake, to: &mut VersionHandshake) -> Result<bool, DisconnectReason> {
-///     let mut done = false;
-///     while let Some(message) = from.poll_transmit() {
-///         match to.handle_frame(&RawFrame::from_message(&message).unwrap(), SystemTime::now())? {
-///             HandshakeStep::Version => to.accept()?,
-///             HandshakeStep::Done(_) => done = true,
-///             _ => {}
-///         }
-///     }
-///     Ok(done)
-/// }
-///
-/// let rules = HandshakeRules::default();
-/// let version = |nonce| rules.version(ServiceFlags::NETWORK, nonce, "/example:0.1/", 0, SystemTime::now());
-/// let mut a = VersionHandshake::new(Direction::Outbound, rules.clone(), version(1), Transport::V1);
-/// let mut b = VersionHandshake::new(Direction::Inbound, rules.clone(), version(2), Transport::V1);
-/// deliver(&mut a, &mut b)?; // a's version; b answers with version, wtxidrelay, sendaddrv2, verack
-/// assert!(deliver(&mut b, &mut a)?, "a is done");
-/// assert!(deliver(&mut a, &mut b)?, "b is done");
-/// assert_eq!(a.remote().unwrap().version.nonce, 2);
-/// assert!(a.remote().unwrap().wtxid_relay);
-/// # Ok::<(), DisconnectReason>(())
-/// ```
+/// (The core's own: see the test `two_sides_complete_the_handshake_in_three_deliveries`.)
 #[derive(Debug)]
 pub struct VersionHandshake {
-    direction: Direction,
     rules: HandshakeRules,
     ours: Option<VersionMessage>,
     transport: Transport,
@@ -179,16 +149,7 @@ impl VersionHandshake {
         if direction == Direction::Outbound {
             out.extend(ours.take().map(Message::Version));
         }
-        VersionHandshake {
-            direction,
-            rules,
-            ours,
-            transport,
-            stage: Stage::AwaitVersion,
-            remote: None,
-            we_send_wtxid: false,
-            out,
-        }
+        VersionHandshake { rules, ours, transport, stage: Stage::AwaitVersion, remote: None, we_send_wtxid: false, out }
     }
 
     /// The next message to write, if any.
@@ -329,9 +290,40 @@ impl VersionHandshake {
             self.out.push_back(Message::Reject(Reject { message: "version".into(), code, reason, hash: None }));
         }
     }
+}
 
-    /// The direction this side was made for.
-    pub fn direction(&self) -> Direction {
-        self.direction
+#[cfg(test)]
+mod doc_example {
+    #[test]
+    fn two_sides_complete_the_handshake_in_three_deliveries() -> Result<(), crate::peer::DisconnectReason> {
+        use crate::peer::handshake::{HandshakeRules, HandshakeStep, VersionHandshake};
+        use crate::peer::{Direction, DisconnectReason, Transport};
+        use crate::wire::frame::RawFrame;
+        use bitcoin::p2p::ServiceFlags;
+        use std::time::SystemTime;
+
+        /// Delivers what `from` has to send to `to`; true when `to` completed.
+        fn deliver(from: &mut VersionHandshake, to: &mut VersionHandshake) -> Result<bool, DisconnectReason> {
+            let mut done = false;
+            while let Some(message) = from.poll_transmit() {
+                match to.handle_frame(&RawFrame::from_message(&message).unwrap(), SystemTime::now())? {
+                    HandshakeStep::Version => to.accept()?,
+                    HandshakeStep::Done(_) => done = true,
+                    _ => {}
+                }
+            }
+            Ok(done)
+        }
+
+        let rules = HandshakeRules::default();
+        let version = |nonce| rules.version(ServiceFlags::NETWORK, nonce, "/example:0.1/", 0, SystemTime::now());
+        let mut a = VersionHandshake::new(Direction::Outbound, rules.clone(), version(1), Transport::V1);
+        let mut b = VersionHandshake::new(Direction::Inbound, rules.clone(), version(2), Transport::V1);
+        deliver(&mut a, &mut b)?; // a's version; b answers with version, wtxidrelay, sendaddrv2, verack
+        assert!(deliver(&mut b, &mut a)?, "a is done");
+        assert!(deliver(&mut a, &mut b)?, "b is done");
+        assert_eq!(a.remote().unwrap().version.nonce, 2);
+        assert!(a.remote().unwrap().wtxid_relay);
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@
 //! btcd's cache accidentally is — with the witness and filtered variants folded into their base
 //! type, since "the remote knows block X" does not depend on how the block was asked for.
 //!
-//! [`TrickleQueue`] holds announcements waiting for the next trickle tick; it is bounded, and each
+//! The trickle queue holds announcements waiting for the next trickle tick; it is bounded, and each
 //! tick drains it completely in `inv` messages of at most 1,000 entries.
 
 use std::collections::{HashMap, VecDeque};
@@ -19,7 +19,7 @@ use crate::wire::Inventory;
 
 /// The key an inventory entry is remembered by: the base type and the hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InvKey(u32, [u8; 32]);
+pub(crate) struct InvKey(u32, [u8; 32]);
 
 impl Hash for InvKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -38,7 +38,7 @@ impl Hash for InvKey {
 /// them from aiming for collisions; SipHash, std's default, cost four times a `sha256d` of the same
 /// `inv` (see the `known_inventory` bench).
 #[derive(Clone, Copy, Debug)]
-pub struct InvHashBuilder([u64; 2]);
+pub(crate) struct InvHashBuilder([u64; 2]);
 
 impl Default for InvHashBuilder {
     fn default() -> Self {
@@ -61,7 +61,7 @@ impl BuildHasher for InvHashBuilder {
 
 /// See [`InvHashBuilder`].
 #[derive(Debug)]
-pub struct InvHasher {
+pub(crate) struct InvHasher {
     state: u64,
     key: u64,
 }
@@ -93,7 +93,7 @@ impl Hasher for InvHasher {
 
 impl InvKey {
     /// The key of an inventory entry (witness and filtered kinds folded into their base).
-    pub fn of(inv: &Inventory) -> InvKey {
+    pub(crate) fn of(inv: &Inventory) -> InvKey {
         let base = match inv {
             Inventory::Tx(_) | Inventory::WitnessTx(_) => 1,
             Inventory::Block(_)
@@ -182,7 +182,7 @@ impl KnownInventory {
     }
 
     /// Inserts one key (the caller has settled pending entries first).
-    pub fn insert_key(&mut self, key: InvKey) {
+    pub(crate) fn insert_key(&mut self, key: InvKey) {
         self.stamp = self.stamp.wrapping_add(1);
         self.entries.insert(key, self.stamp);
         self.order.push_back((key, self.stamp));
@@ -203,13 +203,13 @@ impl KnownInventory {
     }
 
     /// Forgets one key.
-    pub fn remove_key(&mut self, key: &InvKey) {
+    pub(crate) fn remove_key(&mut self, key: &InvKey) {
         self.settle();
         self.entries.remove(key);
     }
 
     /// Whether one key is remembered.
-    pub fn contains_key(&mut self, key: &InvKey) -> bool {
+    pub(crate) fn contains_key(&mut self, key: &InvKey) -> bool {
         self.settle();
         self.entries.contains_key(key)
     }
@@ -280,7 +280,7 @@ impl Pending {
     /// remote that asked for none (`relay`), or one named by the kind of id the wtxidrelay
     /// negotiation excludes (Core ignores it: `ProcessMessage` for `INV` skips `MSG_TX` from a
     /// wtxid-relay peer and `MSG_WTX` from any other).
-    pub fn announce(&self, wtxid_relay: bool, relay: bool) -> Option<Inventory> {
+    pub(crate) fn announce(&self, wtxid_relay: bool, relay: bool) -> Option<Inventory> {
         match *self {
             Pending::Plain(inv) if inv.is_transaction() && (!relay || tx_kind_mismatch(&inv, wtxid_relay)) => None,
             Pending::Plain(inv) => Some(inv),
@@ -299,7 +299,7 @@ impl Pending {
     }
 
     /// Every key the remote learns when this is announced.
-    pub fn keys(&self) -> [Option<InvKey>; 2] {
+    pub(crate) fn keys(&self) -> [Option<InvKey>; 2] {
         match *self {
             Pending::Plain(inv) => [Some(InvKey::of(&inv)), None],
             Pending::Tx { txid, wtxid } => {
@@ -311,7 +311,7 @@ impl Pending {
 
 /// Announcements waiting for the trickle tick: bounded, drained completely at each tick.
 #[derive(Debug, Default)]
-pub struct TrickleQueue {
+pub(crate) struct TrickleQueue {
     items: Vec<Pending>,
     limit: usize,
     dropped: u64,
@@ -319,12 +319,12 @@ pub struct TrickleQueue {
 
 impl TrickleQueue {
     /// A queue holding at most `limit` announcements.
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         TrickleQueue { items: Vec::new(), limit, dropped: 0 }
     }
 
     /// Adds an item; when the queue is at its limit the item is dropped and counted.
-    pub fn push(&mut self, item: Pending) -> bool {
+    pub(crate) fn push(&mut self, item: Pending) -> bool {
         if self.items.len() >= self.limit {
             self.dropped = self.dropped.saturating_add(1);
             return false;
@@ -334,22 +334,22 @@ impl TrickleQueue {
     }
 
     /// Announcements waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
 
     /// Whether none is waiting.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// Announcements dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// Takes everything, releasing the memory.
-    pub fn take(&mut self) -> Vec<Pending> {
+    pub(crate) fn take(&mut self) -> Vec<Pending> {
         std::mem::take(&mut self.items)
     }
 }
@@ -366,7 +366,7 @@ pub fn tx_kind_mismatch(inv: &Inventory, wtxid_relay: bool) -> bool {
 
 /// Splits announcements into `inv` messages of at most 1,000 entries (Core's per-message trickle
 /// batch). Duplicates never reach this point: an item is marked known when it is queued.
-pub fn inv_batches(items: &[Inventory]) -> Vec<Vec<Inventory>> {
+pub(crate) fn inv_batches(items: &[Inventory]) -> Vec<Vec<Inventory>> {
     items.chunks(1_000).map(<[Inventory]>::to_vec).collect()
 }
 

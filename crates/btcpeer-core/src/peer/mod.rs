@@ -1,41 +1,36 @@
-//! The peer protocol as state machines: bytes and time are arguments, never read here.
+//! The peer protocol as one state machine: bytes and time are arguments, never read here.
 //!
-//! - [`VersionHandshake`]: the version handshake and its validation, in Core's
-//!   order and with Core's leniencies.
-//! - [`rules`]: what the peer does itself with each message after the handshake:
-//!   answer a ping, record a preference, ignore and count, or end the connection.
-//! - [`Liveness`]: ping schedule, pong, idle and stall deadlines on a clock that does not charge
-//!   our own processing time to the remote.
-//! - [`KnownInventory`] and [`TrickleQueue`]: what the remote already knows, and announcements
-//!   waiting for the trickle tick.
-//! - [`ProtocolState`]: one connection's state after the handshake and the compound steps on it,
-//!   kept in one place by both drivers.
-//! - [`PeerCore`]: all of the above for one connection, driven by frames in, time and commands;
-//!   giving messages to send, events and the next deadline (the shape of `quinn-proto`'s
-//!   `Connection`: `handle_frame`, `poll_transmit`, `poll_event`, `poll_timeout`,
-//!   `handle_timeout`).
-//! - [`OutboundQueue`] and [`Progress`]: the outbound queue's accounting and what became of each
-//!   queued message (every completion resolves).
-//! - [`Traffic`] and [`CommandTable`]: bytes and messages each way, per command, bounded.
-//! - [`DisconnectReason`]: why a connection ended, for every path.
+//! [`PeerCore`] is the whole protocol of one connection (the shape of `quinn-proto`'s
+//! `Connection`: bytes or frames in, `poll_transmit`, `poll_event`, `poll_timeout`,
+//! `handle_timeout`), and every driver runs it: `btcpeer`'s tokio `Peer` (one per peer, under its
+//! lock), the blocking driver, the simulator and the fuzz targets. Its parts are internal: the
+//! version handshake (Core's order and leniencies), the rules for each message after it
+//! ([`rules`]), the deadlines (a clock that does not charge our own processing time to the
+//! remote), what the remote knows ([`KnownInventory`]) and the trickle, the byte-bounded,
+//! numbered outbound queue, the statistics.
+//!
+//! What a driver or an application reads: [`CoreConfig`] (the library's one set of defaults),
+//! [`Event`], [`ProtocolState`] (through accessors), [`Progress`] (what became of each queued
+//! message: every completion resolves), [`Traffic`] and [`CommandTable`], and
+//! [`DisconnectReason`] (why a connection ended, for every path).
 
 mod core;
 mod handshake;
 pub mod inventory;
-pub mod liveness;
-pub mod outbound;
+mod liveness;
+mod outbound;
 mod reason;
 pub mod rules;
 mod state;
 mod stats;
 
 pub use self::core::{CoreConfig, Event, PeerCore, Read};
-pub use handshake::{HandshakeRules, HandshakeStep, VersionHandshake};
-pub use inventory::{KnownInventory, TrickleQueue};
-pub use liveness::{Liveness, Timeouts};
-pub use outbound::{OutboundQueue, Progress, QueueError, SendOutcome};
+pub use handshake::HandshakeRules;
+pub use inventory::KnownInventory;
+pub use liveness::{Timeouts, poisson_delay, poisson_delay_from};
+pub use outbound::{Progress, QueueError, SendOutcome};
 pub use reason::{DisconnectReason, Violation};
-pub use state::{Announced, LocatorUndo, ProtocolState};
+pub use state::{Announced, ProtocolState};
 pub use stats::{CommandStats, CommandTable, Traffic};
 
 use crate::wire::{SendTxRcncl, VersionMessage};

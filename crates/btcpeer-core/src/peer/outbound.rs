@@ -178,21 +178,6 @@ impl OutboundQueue {
         Ok(seq)
     }
 
-    /// Takes queued messages for one write: at least one, then more while under `max_bytes`.
-    pub fn take_batch(&mut self, max_bytes: usize, out: &mut Vec<Outgoing>) {
-        let mut taken = 0usize;
-        while let Some(front) = self.items.front() {
-            let size = front.payload.len().saturating_add(HEADER_LEN);
-            if !out.is_empty() && taken.saturating_add(size) > max_bytes {
-                break;
-            }
-            taken = taken.saturating_add(size);
-            if let Some(item) = self.items.pop_front() {
-                out.push(item);
-            }
-        }
-    }
-
     /// Takes the next message for writing (its bytes stay counted until
     /// [`written`](OutboundQueue::written)).
     pub(crate) fn pop(&mut self) -> Option<Outgoing> {
@@ -242,9 +227,7 @@ mod tests {
         let (a, b) = (q.push(&Message::Ping(1)).unwrap(), q.push(&Message::Ping(2)).unwrap());
         let mut p = Progress::default();
         assert_eq!(p.outcome(a), None);
-        let mut batch = Vec::new();
-        q.take_batch(usize::MAX, &mut batch);
-        p.written = batch[0].seq;
+        p.written = q.pop().unwrap().seq;
         q.written(32);
         assert_eq!((p.outcome(a), p.outcome(b)), (Some(SendOutcome::Sent), None));
         q.close();

@@ -22,33 +22,33 @@ type LocatorKey = (Option<bitcoin::BlockHash>, bitcoin::BlockHash);
 #[derive(Debug)]
 pub struct ProtocolState {
     /// What the remote knows.
-    pub known: KnownInventory,
+    pub(crate) known: KnownInventory,
     /// Announcements waiting for the trickle tick.
-    pub trickle: TrickleQueue,
+    pub(crate) trickle: TrickleQueue,
     /// Deadlines, from the end of the handshake.
-    pub liveness: Option<Liveness>,
+    pub(crate) liveness: Option<Liveness>,
     /// What the handshake learned, once the remote's version is in.
-    pub remote: Option<RemoteInfo>,
+    pub(crate) remote: Option<RemoteInfo>,
     /// The remote's preferences.
-    pub prefs: Preferences,
+    pub(crate) prefs: Preferences,
     /// The remote's relay flag, then switched on by `filterload` / `filterclear` (BIP37).
-    pub relay: bool,
+    pub(crate) relay: bool,
     /// Announcements refused (transactions to a remote that wants none, or of the wrong id kind).
-    pub refused_announcements: u64,
+    pub(crate) refused_announcements: u64,
     /// Messages of commands we do not know.
-    pub unknown_received: u64,
+    pub(crate) unknown_received: u64,
     /// Messages ignored, as Core ignores them.
-    pub ignored_received: u64,
+    pub(crate) ignored_received: u64,
     /// Our ping in flight: its nonce and when it was written.
-    pub ping_outstanding: Option<(u64, Instant)>,
+    pub(crate) ping_outstanding: Option<(u64, Instant)>,
     /// The last round trip.
-    pub last_rtt: Option<Duration>,
+    pub(crate) last_rtt: Option<Duration>,
     /// The smallest round trip.
-    pub min_rtt: Option<Duration>,
+    pub(crate) min_rtt: Option<Duration>,
     /// The last block the remote announced (`inv` or `headers`), as btcd's sync manager tracks it.
-    pub last_announced_block: Option<bitcoin::BlockHash>,
+    pub(crate) last_announced_block: Option<bitcoin::BlockHash>,
     /// Bytes and messages each way, per command, and frames dropped unread.
-    pub traffic: Traffic,
+    pub(crate) traffic: Traffic,
     /// The last `getblocks` and `getheaders` sent (first locator hash, stop hash).
     /// Boxed on first use: most connections never send either.
     last_locators: Option<Box<[Option<LocatorKey>; 2]>>,
@@ -56,13 +56,13 @@ pub struct ProtocolState {
 
 /// What [`ProtocolState::locator_request`] replaced, to put back if the request could not be queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LocatorUndo {
+pub(crate) struct LocatorUndo {
     slot: usize,
     key: LocatorKey,
     previous: Option<LocatorKey>,
 }
 
-/// What became of an announcement ([`ProtocolState::announce`]).
+/// What became of an announcement ([`PeerCore::announce_at`](crate::peer::PeerCore::announce_at)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Announced {
@@ -80,9 +80,85 @@ pub enum Announced {
 }
 
 impl ProtocolState {
+    /// What the remote is known to have (it announced or sent it, or we announced it): the
+    /// application may add to it and take from it.
+    pub fn known(&mut self) -> &mut KnownInventory {
+        &mut self.known
+    }
+
+    /// What the handshake learned, once the remote's version is in.
+    pub fn remote(&self) -> Option<&RemoteInfo> {
+        self.remote.as_ref()
+    }
+
+    /// The remote's preferences.
+    pub fn prefs(&self) -> Preferences {
+        self.prefs
+    }
+
+    /// Whether the remote wants transaction announcements: its version's relay flag, then
+    /// switched on by `filterload` / `filterclear` (BIP37).
+    pub fn relay(&self) -> bool {
+        self.relay
+    }
+
+    /// Announcements refused (transactions to a remote that wants none, or of the wrong id kind).
+    pub fn refused_announcements(&self) -> u64 {
+        self.refused_announcements
+    }
+
+    /// An announcement the driver refused before it reached the state (counted with the rest).
+    pub fn refuse_announcement(&mut self) {
+        self.refused_announcements = self.refused_announcements.saturating_add(1);
+    }
+
+    /// Messages of commands we do not know.
+    pub fn unknown_received(&self) -> u64 {
+        self.unknown_received
+    }
+
+    /// Messages ignored, as Core ignores them.
+    pub fn ignored_received(&self) -> u64 {
+        self.ignored_received
+    }
+
+    /// Our ping in flight: its nonce and when it was taken for writing.
+    pub fn ping_outstanding(&self) -> Option<(u64, Instant)> {
+        self.ping_outstanding
+    }
+
+    /// The last and the smallest round trip.
+    pub fn rtts(&self) -> (Option<Duration>, Option<Duration>) {
+        (self.last_rtt, self.min_rtt)
+    }
+
+    /// The last block the remote announced (`inv` or `headers`), as btcd's sync manager tracks it.
+    pub fn last_announced_block(&self) -> Option<bitcoin::BlockHash> {
+        self.last_announced_block
+    }
+
+    /// Records a block the remote is known to have (learnt by other means).
+    pub fn set_last_announced_block(&mut self, hash: bitcoin::BlockHash) {
+        self.last_announced_block = Some(hash);
+    }
+
+    /// Bytes and messages each way, per command, and frames dropped unread.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// Requests waiting for an answer under a stall deadline.
+    pub fn pending_requests(&self) -> usize {
+        self.liveness.as_ref().map_or(0, Liveness::pending_requests)
+    }
+
+    /// Announcements waiting for the trickle tick, and those dropped because too many waited.
+    pub fn pending_announcements(&self) -> (usize, u64) {
+        (self.trickle.len(), self.trickle.dropped())
+    }
     /// A fresh state remembering up to `known_capacity` items, with up to `trickle_limit`
     /// announcements waiting.
-    pub fn new(known_capacity: usize, trickle_limit: usize) -> Self {
+    pub(crate) fn new(known_capacity: usize, trickle_limit: usize) -> Self {
         ProtocolState {
             known: KnownInventory::new(known_capacity),
             trickle: TrickleQueue::new(trickle_limit),
@@ -103,13 +179,13 @@ impl ProtocolState {
     }
 
     /// Frames ignored or dropped so far: what the misbehaviour limit counts.
-    pub fn misbehaviour(&self) -> u64 {
+    pub(crate) fn misbehaviour(&self) -> u64 {
         self.ignored_received.saturating_add(self.traffic.dropped_frames())
     }
 
     /// The misbehaviour limit (`None`: none, as Core, which only logs such frames): the end once
     /// more frames than `limit` were ignored or dropped.
-    pub fn check_misbehaviour(&self, limit: Option<u64>) -> Result<(), DisconnectReason> {
+    pub(crate) fn check_misbehaviour(&self, limit: Option<u64>) -> Result<(), DisconnectReason> {
         let count = self.misbehaviour();
         match limit {
             Some(limit) if count > limit => Err(DisconnectReason::Protocol(Violation::TooManyIgnored { count })),
@@ -122,7 +198,7 @@ impl ProtocolState {
     /// (btcd's `PushGetBlocksMsg` / `PushGetHeadersMsg` filter; an empty locator is never taken for
     /// a repeat). Otherwise it is recorded, and the returned undo puts the previous one back if
     /// queueing fails, so that a retry is not taken for a duplicate.
-    pub fn locator_request(
+    pub(crate) fn locator_request(
         &mut self,
         command: Command,
         first: Option<bitcoin::BlockHash>,
@@ -139,7 +215,7 @@ impl ProtocolState {
     }
 
     /// The request [`ProtocolState::locator_request`] recorded could not be queued.
-    pub fn locator_failed(&mut self, undo: LocatorUndo) {
+    pub(crate) fn locator_failed(&mut self, undo: LocatorUndo) {
         if let Some(last) = self.last_locators.as_mut().and_then(|l| l.get_mut(undo.slot)) {
             if *last == Some(undo.key) {
                 *last = undo.previous;
@@ -153,14 +229,14 @@ impl ProtocolState {
     }
 
     /// The remote's version arrived: its details and relay flag are recorded.
-    pub fn version_received(&mut self, info: &RemoteInfo) {
+    pub(crate) fn version_received(&mut self, info: &RemoteInfo) {
         self.relay = info.version.relay;
         self.remote = Some(info.clone());
     }
 
     /// The handshake completed at `now`: the deadlines start, and announcements queued before it
     /// go out at the first tick.
-    pub fn handshake_complete(&mut self, info: RemoteInfo, timeouts: Timeouts, now: Instant) {
+    pub(crate) fn handshake_complete(&mut self, info: RemoteInfo, timeouts: Timeouts, now: Instant) {
         let mut liveness = Liveness::new(now);
         liveness.handshake_complete(&timeouts, now);
         if !self.trickle.is_empty() {
@@ -171,7 +247,7 @@ impl ProtocolState {
     }
 
     /// A frame was ignored.
-    pub fn ignored(&mut self) {
+    pub(crate) fn ignored(&mut self) {
         self.ignored_received = self.ignored_received.saturating_add(1);
     }
 
@@ -179,7 +255,7 @@ impl ProtocolState {
     /// announced or sent it knows; then the peer's own rule for it, with what the
     /// rule records (preferences, relay, a pong's round trip, an unknown command) applied here.
     /// Returns the rule and, for a pong answering our ping, its round trip.
-    pub fn receive(
+    pub(crate) fn receive(
         &mut self,
         message: &Message,
         payload_len: usize,
@@ -220,7 +296,7 @@ impl ProtocolState {
     /// one: refused when decoding it would fail, else the remote is alive, answered a request,
     /// and knows the block. The check ([`check_block`](crate::wire::check_block), a walk of the
     /// whole payload) is the caller's to run first, outside any lock; `checked` is its result.
-    pub fn receive_raw_block(
+    pub(crate) fn receive_raw_block(
         &mut self,
         checked: Result<bitcoin::BlockHash, PayloadError>,
         now: Instant,
@@ -249,12 +325,12 @@ impl ProtocolState {
     }
 
     /// Our ping with `nonce` was written at `now`.
-    pub fn ping_sent(&mut self, nonce: u64, now: Instant) {
+    pub(crate) fn ping_sent(&mut self, nonce: u64, now: Instant) {
         self.ping_outstanding = Some((nonce, now));
     }
 
     /// A pong arrived: if it answers the outstanding ping, the round trip is recorded and returned.
-    pub fn pong(&mut self, nonce: u64, now: Instant) -> Option<Duration> {
+    pub(crate) fn pong(&mut self, nonce: u64, now: Instant) -> Option<Duration> {
         match self.ping_outstanding {
             Some((n, sent)) if n == nonce => {
                 let rtt = now.saturating_duration_since(sent);
@@ -273,7 +349,7 @@ impl ProtocolState {
     /// A block announcement: true (and marked known) unless the remote knows it. Checked and marked
     /// in one step, so two callers cannot both announce it; [`KnownInventory::remove`] gives it
     /// back if it could not be queued.
-    pub fn announce_block(&mut self, inv: &Inventory) -> bool {
+    pub(crate) fn announce_block(&mut self, inv: &Inventory) -> bool {
         let fresh = !self.known.contains(inv);
         if fresh {
             self.known.insert(inv);
@@ -285,7 +361,7 @@ impl ProtocolState {
     /// two callers cannot both announce it), then handed to `queue` as an `inv`; if `queue`
     /// refuses it (a full outbound queue) the mark is given back, so that a retry is sent. `Ok(false)`:
     /// the remote knows it.
-    pub fn announce_block_with<E>(
+    pub(crate) fn announce_block_with<E>(
         &mut self,
         inv: &Inventory,
         queue: impl FnOnce(Message) -> Result<(), E>,
@@ -306,7 +382,7 @@ impl ProtocolState {
     /// entries, until `queue` refuses one (a full outbound queue); what did not fit goes back for
     /// a tick `retry` from `now` (still marked known: it will be sent). Transactions the remote
     /// must not get are left out and counted ([`take_trickle`](ProtocolState::take_trickle)).
-    pub fn flush_trickle(&mut self, now: Instant, retry: Duration, mut queue: impl FnMut(Message) -> bool) {
+    pub(crate) fn flush_trickle(&mut self, now: Instant, retry: Duration, mut queue: impl FnMut(Message) -> bool) {
         let (kept, items) = self.take_trickle();
         let mut done: usize = 0;
         for batch in super::inventory::inv_batches(&items) {
@@ -325,7 +401,7 @@ impl ProtocolState {
     /// transactions, marking it known at once so that a second request before the tick is not a
     /// duplicate. The first item waiting schedules the tick after `delay()` (the caller's Poisson
     /// delay, or a node-wide instant for inbound peers as Core's `NextInvToInbounds`).
-    pub fn announce(&mut self, item: Pending, now: Instant, delay: impl FnOnce() -> Duration) -> Announced {
+    pub(crate) fn announce(&mut self, item: Pending, now: Instant, delay: impl FnOnce() -> Duration) -> Announced {
         if item.is_transaction() && !self.relay {
             // Core disconnects a block-relay-only peer that announces a transaction to it.
             self.refused_announcements = self.refused_announcements.saturating_add(1);
@@ -352,7 +428,7 @@ impl ProtocolState {
     /// Takes everything waiting for the tick: the items that may go out and their inventory
     /// entries. Transactions the remote must not get (it asked for none, or they are named by the
     /// kind of id the negotiation excludes) are left out, counted, and forgotten as known.
-    pub fn take_trickle(&mut self) -> (Vec<Pending>, Vec<Inventory>) {
+    pub(crate) fn take_trickle(&mut self) -> (Vec<Pending>, Vec<Inventory>) {
         let wtxid_relay = self.remote.as_ref().is_some_and(|r| r.wtxid_relay);
         let items = self.trickle.take();
         let mut kept = Vec::with_capacity(items.len());
@@ -376,7 +452,7 @@ impl ProtocolState {
     }
 
     /// Items that could not be queued go back for a tick after `delay`.
-    pub fn requeue(&mut self, rest: &[Pending], now: Instant, delay: Duration) {
+    pub(crate) fn requeue(&mut self, rest: &[Pending], now: Instant, delay: Duration) {
         for item in rest {
             self.trickle.push(*item);
         }

@@ -13,7 +13,7 @@ use super::nonce::NonceRegistry;
 use super::user_agent::user_agent;
 use crate::network::Network;
 use crate::transport::v2_handshake::V2Options;
-use btcpeer_core::peer::liveness::Timeouts;
+use btcpeer_core::peer::Timeouts;
 use btcpeer_core::peer::{CoreConfig, Direction};
 
 /// Whether a peer uses the BIP324 v2 transport.

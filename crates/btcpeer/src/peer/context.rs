@@ -14,7 +14,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::nonce::NonceRegistry;
-use btcpeer_core::peer::liveness::poisson_delay;
+use btcpeer_core::peer::poisson_delay;
 
 /// State shared by the peers of one node. Cheap to clone: clones share it.
 ///

@@ -25,13 +25,13 @@ impl Peer {
     /// The last block the remote announced (by `inv` or `headers`), or set with
     /// [`Peer::update_last_announced_block`] (btcd's `LastAnnouncedBlock`).
     pub fn last_announced_block(&self) -> Option<BlockHash> {
-        self.with_core(|c| c.state().last_announced_block)
+        self.with_core(|c| c.state().last_announced_block())
     }
 
     /// Records a block the remote is known to have, as btcd's sync manager does when it learns one
     /// by other means.
     pub fn update_last_announced_block(&self, hash: BlockHash) {
-        self.with_core(|c| c.state_mut().last_announced_block = Some(hash));
+        self.with_core(|c| c.state_mut().set_last_announced_block(hash));
     }
 
     /// Everything the remote is known to have, oldest first (bchd's `GetKnownTxInventory`, for
@@ -47,7 +47,7 @@ impl Peer {
     /// assert_eq!(peer.known_inventory(), vec![block]);
     /// ```
     pub fn known_inventory(&self) -> Vec<Inventory> {
-        self.with_core(|c| c.state_mut().known.snapshot())
+        self.with_core(|c| c.state_mut().known().snapshot())
     }
 
     /// Queues `message` with blocks and transactions in their serialization without witnesses

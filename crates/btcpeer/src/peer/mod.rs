@@ -547,9 +547,7 @@ impl Peer {
         push: impl FnOnce(&mut PeerCore) -> Result<u64, QueueError>,
     ) -> Result<Completion, QueueError> {
         let seq = push(&mut self.lock().core)?;
-        if seq != btcpeer_core::peer::outbound::NEVER {
-            self.shared.wake.notify_one();
-        }
+        self.shared.wake.notify_one();
         Ok(Completion::new(seq, self.shared.progress.clone()))
     }
 

@@ -87,7 +87,7 @@ pub(crate) fn uniform_below(bound: u64) -> u64 {
 impl Peer {
     /// Adds an item to what the remote is known to have.
     pub fn add_known_inventory(&self, inv: &Inventory) {
-        self.with_core(|c| c.state_mut().known.insert(inv));
+        self.with_core(|c| c.state_mut().known().insert(inv));
     }
 
     /// Whether the remote is known to have this item.
@@ -97,7 +97,7 @@ impl Peer {
 
     /// Forgets that the remote has this item.
     pub fn remove_known_inventory(&self, inv: &Inventory) {
-        self.with_core(|c| c.state_mut().known.remove(inv));
+        self.with_core(|c| c.state_mut().known().remove(inv));
     }
 
     /// Announces an item to the remote unless it already knows it. Blocks are announced at
@@ -143,10 +143,7 @@ impl Peer {
         if inv.is_transaction() {
             if let Some(wtxid_relay) = self.negotiated_wtxid_relay() {
                 if tx_kind_mismatch(&inv, wtxid_relay) {
-                    self.with_core(|c| {
-                        let s = c.state_mut();
-                        s.refused_announcements = s.refused_announcements.saturating_add(1);
-                    });
+                    self.with_core(|c| c.state_mut().refuse_announcement());
                     return Err(AnnounceError::WrongTxIdKind { inventory: inv, wtxid_relay });
                 }
             }
@@ -174,7 +171,7 @@ impl Peer {
     /// Whether transactions are announced to the remote: its version's relay flag, switched on by a
     /// later `filterload` or `filterclear` (BIP37). True before its version arrives.
     pub fn relays_transactions(&self) -> bool {
-        self.with_core(|c| c.state().relay)
+        self.with_core(|c| c.state().relay())
     }
 
     fn trickle(&self, item: Pending) -> Result<bool, QueueError> {
@@ -242,16 +239,12 @@ impl Peer {
             return Err(PushError::LocatorTooLong(locator.len()));
         }
         // Checked, recorded and queued under one lock by the core's rule; put back if queueing
-        // fails.
-        let mut repeated = false;
-        let done = self.queue_with(|c| match c.locator_request(command, locator, stop)? {
-            Some(seq) => Ok(seq),
-            None => {
-                repeated = true;
-                Ok(btcpeer_core::peer::outbound::NEVER)
-            }
-        })?;
-        Ok((!repeated).then_some(done))
+        // fails. A repeat of the previous request is not sent.
+        let queued = self.with_core(|c| c.locator_request(command, locator, stop))?;
+        Ok(queued.map(|seq| {
+            self.shared.wake.notify_one();
+            Completion::new(seq, self.shared.progress.clone())
+        }))
     }
 
     /// Sends a BIP61 reject if the remote's version has them. Returns `Ok(None)` when it

@@ -11,7 +11,7 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use btcpeer_core::peer::outbound::Progress;
+use btcpeer_core::peer::Progress;
 use tokio::sync::Notify;
 
 use super::error::{DisconnectReason, SendOutcome};
@@ -124,7 +124,8 @@ mod tests {
         cell.close(DisconnectReason::LocalRequest);
         assert_eq!(c.await, SendOutcome::Dropped(DisconnectReason::LocalRequest));
         // Anything queued after the end is dropped at once, never lost.
-        let d = Completion::new(btcpeer_core::peer::outbound::NEVER, cell);
+        // (The core numbers a message refused after the end `u64::MAX`: never written.)
+        let d = Completion::new(u64::MAX, cell);
         assert_eq!(d.await, SendOutcome::Dropped(DisconnectReason::LocalRequest));
     }
 }

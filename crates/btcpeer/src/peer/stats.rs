@@ -10,7 +10,6 @@ use bitcoin::p2p::message_compact_blocks::SendCmpct;
 use super::error::DisconnectReason;
 use super::{ConnState, Direction, Peer, PeerAddr, Transport};
 use btcpeer_core::peer::CommandTable;
-use btcpeer_core::peer::liveness::Liveness;
 
 /// A consistent copy of a peer's statistics.
 #[derive(Clone, Debug)]
@@ -112,12 +111,16 @@ pub struct PeerStats {
 /// A copy of the statistics: the core's protocol state and counts, and what the driver keeps
 /// (addresses, times, the queue's depth).
 pub(crate) fn snapshot(peer: &Peer, st: &mut ConnState, reason: Option<DisconnectReason>) -> PeerStats {
-    let known_inventory = st.core.state_mut().known.len();
+    let known_inventory = st.core.state_mut().known().len();
     let core = &st.core;
     let p = core.state();
-    let remote = p.remote.as_ref();
+    let remote = p.remote();
     let our_version = peer.shared.config.inner.protocol_version;
     let (queued_messages, queued_bytes) = core.queue_depth();
+    let (last_ping_rtt, min_ping_rtt) = p.rtts();
+    let (pending_announcements, dropped_announcements) = p.pending_announcements();
+    let prefs = p.prefs();
+    let traffic = p.traffic();
     PeerStats {
         id: peer.shared.id,
         addr: peer.shared.addr.clone(),
@@ -135,30 +138,30 @@ pub(crate) fn snapshot(peer: &Peer, st: &mut ConnState, reason: Option<Disconnec
         handshake_at: st.handshake_at,
         last_send: st.last_send,
         last_recv: st.last_recv,
-        bytes_sent: p.traffic.bytes_sent(),
-        bytes_received: p.traffic.bytes_received(),
-        messages_sent: p.traffic.messages_sent(),
-        messages_received: p.traffic.messages_received(),
-        per_command: p.traffic.per_command().clone(),
-        unknown_received: p.unknown_received,
-        ignored_received: p.ignored_received,
-        dropped_frames: p.traffic.dropped_frames(),
-        relay: p.relay,
-        refused_announcements: p.refused_announcements,
-        last_ping_rtt: p.last_rtt,
-        min_ping_rtt: p.min_rtt,
-        outstanding_ping: p.ping_outstanding.map(|(n, sent)| (n, super::now().saturating_duration_since(sent))),
-        wants_headers: p.prefs.wants_headers,
+        bytes_sent: traffic.bytes_sent(),
+        bytes_received: traffic.bytes_received(),
+        messages_sent: traffic.messages_sent(),
+        messages_received: traffic.messages_received(),
+        per_command: traffic.per_command().clone(),
+        unknown_received: p.unknown_received(),
+        ignored_received: p.ignored_received(),
+        dropped_frames: traffic.dropped_frames(),
+        relay: p.relay(),
+        refused_announcements: p.refused_announcements(),
+        last_ping_rtt,
+        min_ping_rtt,
+        outstanding_ping: p.ping_outstanding().map(|(n, sent)| (n, super::now().saturating_duration_since(sent))),
+        wants_headers: prefs.wants_headers,
         wants_addrv2: remote.is_some_and(|r| r.wants_addrv2),
         wtxid_relay: remote.is_some_and(|r| r.wtxid_relay),
-        compact_blocks: p.prefs.compact_blocks,
-        fee_filter: p.prefs.fee_filter,
+        compact_blocks: prefs.compact_blocks,
+        fee_filter: prefs.fee_filter,
         queued_messages,
         queued_bytes,
         known_inventory,
-        pending_requests: p.liveness.as_ref().map_or(0, Liveness::pending_requests),
-        pending_announcements: p.trickle.len(),
-        dropped_announcements: p.trickle.dropped(),
+        pending_requests: p.pending_requests(),
+        pending_announcements,
+        dropped_announcements,
         disconnect_reason: reason,
     }
 }

@@ -121,7 +121,7 @@ pub fn peer(data: &[u8]) {
             }
         }
         assert!(
-            core.state().known.capacity() >= 1 && sent <= 4 * (data.len() + 64),
+            core.state_mut().known().capacity() >= 1 && sent <= 4 * (data.len() + 64),
             "sent {sent} for {} bytes",
             data.len()
         );

@@ -37,7 +37,7 @@ impl PeerCore {
     /// [`progress`](PeerCore::progress) later reports written or dropped, or why it was not
     /// queued. Messages wait for the handshake to complete; a block or transaction to a remote
     /// without `NODE_WITNESS` loses its witnesses (Core's `TX_NO_WITNESS` serialization). Once the
-    /// connection ended, the number is [`NEVER`](crate::peer::outbound::NEVER): dropped at once.
+    /// connection ended, the number is `u64::MAX`: dropped at once.
     ///
     /// ```
     /// use std::time::{Instant, SystemTime};

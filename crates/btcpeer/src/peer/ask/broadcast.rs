@@ -66,7 +66,7 @@ impl Requests<'_> {
         // waits on it). The remote may already know it: then it will not ask.
         let inv = if self.peer.wtxid_relay() { Inventory::WTx(wtxid) } else { Inventory::Tx(txid) };
         let mut registration = self.ask(Want::Broadcast { txid, wtxid }, &Message::Inv(vec![inv])).await?;
-        self.peer.with_core(|c| c.state_mut().known.insert(&inv));
+        self.peer.with_core(|c| c.state_mut().known().insert(&inv));
         let asked = match self.next(&mut registration, limit).await {
             Ok(Answer::Requested(asked)) => asked,
             Ok(_) => return Err(RequestError::NotSupported("an unexpected answer")),
