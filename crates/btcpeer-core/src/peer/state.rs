@@ -15,10 +15,12 @@ use crate::wire::{Command, Inventory, Message, PayloadError};
 type LocatorKey = (Option<bitcoin::BlockHash>, bitcoin::BlockHash);
 
 /// [`ProtocolState`]: what one connection's protocol knows and owes after the handshake, and the
-/// compound operations on it — the one place both drivers keep it. [`PeerCore`](super::PeerCore)
-/// owns one; the tokio driver (`btcpeer`) keeps one under its peer's lock, as `quinn` keeps
-/// `quinn-proto`'s `Connection` under its connection's, so that each compound step (check what the
-/// remote knows, mark it, queue the announcement) happens in one critical section.
+/// compound operations on it. [`PeerCore`](super::PeerCore) owns one (every driver runs a
+/// `PeerCore`: `btcpeer`'s tokio `Peer` keeps its core under the peer's one lock, as `quinn`
+/// keeps `quinn-proto`'s `Connection`), so that each compound step (check what the remote knows,
+/// mark it, queue the announcement) happens in one critical section. Drivers and applications
+/// read it through its accessors ([`PeerCore::state`](super::PeerCore::state)); its fields are
+/// the core's own.
 #[derive(Debug)]
 pub struct ProtocolState {
     /// What the remote knows.

@@ -4,7 +4,11 @@
 //! listening; it creates a peer with [`Peer::outbound`] or [`Peer::inbound`] and hands it a connected
 //! stream (any `AsyncRead + AsyncWrite`), either at once or later with [`Peer::associate`]. The peer
 //! then runs on one tokio task, which performs the handshake, then reads and dispatches messages to
-//! the application's [`Handler`] and drains the outbound queue, both in that one task. When the
+//! the application's [`Handler`] and drains the outbound queue, both in that one task. The protocol
+//! itself — the handshake, Core's rules for each message, the byte-bounded queue, the deadlines,
+//! the statistics — is the core's [`PeerCore`](crate::core::peer::PeerCore), one per peer under the
+//! peer's one lock (what the simulator, the blocking driver and the fuzzers run too): the task
+//! only moves bytes and time to it and its events to the application. When the
 //! peer ends, for whatever [`DisconnectReason`], the task stops, the stream is closed, every queued
 //! message's [`Completion`] resolves, the handler's `on_disconnect` runs once, and only then does
 //! [`Peer::wait_for_disconnect`] return.
