@@ -6,7 +6,7 @@
 //! then runs on one tokio task, which performs the handshake, then reads and dispatches messages to
 //! the application's [`Handler`] and drains the outbound queue, both in that one task. The protocol
 //! itself — the handshake, Core's rules for each message, the byte-bounded queue, the deadlines,
-//! the statistics — is the core's [`PeerCore`](crate::core::peer::PeerCore), one per peer under the
+//! the statistics — is the core's `btcpeer::core::peer::PeerCore`, one per peer under the
 //! peer's one lock (what the simulator, the blocking driver and the fuzzers run too): the task
 //! only moves bytes and time to it and its events to the application. When the
 //! peer ends, for whatever [`DisconnectReason`], the task stops, the stream is closed, every queued
