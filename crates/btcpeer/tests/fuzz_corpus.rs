@@ -29,13 +29,7 @@ fn replay(dir: &Path, target: fn(&[u8])) -> Option<usize> {
             return None;
         }
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.') && !n.ends_with(".md")))
-        .collect();
-    files.sort();
+    let files = harness::corpus_files(entries);
     let mut failed = Vec::new();
     for f in &files {
         let data = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));

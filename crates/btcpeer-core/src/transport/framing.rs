@@ -78,6 +78,13 @@ enum State {
     Over,
 }
 
+/// The v1 header of `payload` under `command` (its checksum computed unless `known`).
+fn v1_header(codec: &V1Codec, command: Command, payload: &[u8], known: Option<[u8; 4]>) -> FrameHeader {
+    let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let checksum = known.unwrap_or_else(|| checksum(payload));
+    FrameHeader { magic: codec.network().magic(), command, length, checksum }
+}
+
 /// What a [`Framing`] needs only until its transport is settled.
 struct Setup {
     opts: V2Options,
@@ -320,10 +327,7 @@ impl Framing {
     ) -> Option<usize> {
         match &mut self.state {
             State::V1(codec) => {
-                let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-                let checksum = known.unwrap_or_else(|| checksum(payload));
-                let header = FrameHeader { magic: codec.network().magic(), command, length, checksum };
-                out.extend_from_slice(&header.to_bytes());
+                out.extend_from_slice(&v1_header(codec, command, payload, known).to_bytes());
                 out.extend_from_slice(payload);
                 Some(payload.len().saturating_add(HEADER_LEN))
             }
@@ -348,10 +352,7 @@ impl Framing {
         out: &mut BytesMut,
     ) -> Option<usize> {
         let State::V1(codec) = &self.state else { return None };
-        let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let checksum = known.unwrap_or_else(|| checksum(payload));
-        let header = FrameHeader { magic: codec.network().magic(), command, length, checksum };
-        out.extend_from_slice(&header.to_bytes());
+        out.extend_from_slice(&v1_header(codec, command, payload, known).to_bytes());
         Some(payload.len().saturating_add(HEADER_LEN))
     }
 

@@ -315,14 +315,8 @@ pub(crate) fn corpus_dir() -> PathBuf {
 /// The corpus inputs as scripts, sorted by name; the names of inputs not run (with why).
 pub(crate) fn corpus() -> (Vec<Script>, Vec<String>) {
     let dir = corpus_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.') && !n.ends_with(".md")))
-        .collect();
-    files.sort();
+    let files =
+        crate::harness::corpus_files(std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
     let (mut scripts, mut skipped) = (Vec::new(), Vec::new());
     for f in files {
         let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();

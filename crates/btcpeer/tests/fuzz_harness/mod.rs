@@ -168,3 +168,17 @@ pub use v2_targets::{Ciphers, ciphers, v2_cipher, v2_packet};
 // Each target's helpers, visible to the others (`use super::*` in each file).
 #[allow(unused_imports)]
 use {handshake_target::*, peer_target::*, v1_targets::*, v2_targets::*};
+
+/// The input files of a corpus directory's listing, sorted by name (hidden files and notes left
+/// out): what the corpus replay and the differential test both run.
+#[allow(dead_code)]
+pub fn corpus_files(entries: std::fs::ReadDir) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.') && !n.ends_with(".md")))
+        .collect();
+    files.sort();
+    files
+}
