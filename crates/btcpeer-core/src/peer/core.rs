@@ -319,6 +319,7 @@ impl PeerCore {
         if self.events.len() >= MAX_EVENTS {
             self.dropped = self.dropped.saturating_add(1);
         } else {
+            framed::unpark_events(&mut self.events);
             self.events.push_back((event, payload));
         }
     }

@@ -178,6 +178,11 @@ where
 }
 
 thread_local! {
+    /// One spare event list per thread: a peer that goes quiet after every message (a ping-pong)
+    /// reuses it instead of allocating its list anew, and idle peers hold none.
+    static SPARE_TAKEN: std::cell::Cell<Vec<(Event, Option<Bytes>)>> = const { std::cell::Cell::new(Vec::new()) };
+    /// One spare write buffer per thread, likewise.
+    static SPARE_WRITE_BUFFER: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
     /// One spare read buffer per thread: see the reader.
     static SPARE_READ_BUFFER: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
 }
@@ -192,17 +197,13 @@ async fn read_some<R: AsyncRead + Unpin>(
     if buf.is_empty() && buf.capacity() == 0 {
         let mut first = [0u8; IDLE_READ];
         let n = rd.read(&mut first).await?;
-        buf.extend_from_slice(first.get(..n).unwrap_or_default());
         *caught_up = n < IDLE_READ;
-        if !*caught_up {
-            // More is coming: the thread's spare buffer (a large frame's, let go by a peer that
-            // went quiet) is taken back before growing one anew.
-            let spare = SPARE_READ_BUFFER.with(std::cell::Cell::take);
-            let mut reuse = spare;
-            reuse.reserve(buf.len().max(READ_STEP));
-            reuse.extend_from_slice(buf);
-            *buf = reuse;
-        }
+        // The thread's spare buffer (let go by a peer that went quiet, perhaps this one) is taken
+        // back before one is allocated anew; a large frame's comes back whole once it is dropped.
+        let mut reuse = SPARE_READ_BUFFER.with(std::cell::Cell::take);
+        reuse.reserve(if *caught_up { n } else { READ_STEP });
+        reuse.extend_from_slice(first.get(..n).unwrap_or_default());
+        *buf = reuse;
         return Ok(n);
     }
     if buf.capacity() == buf.len() {
@@ -259,6 +260,9 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
             // A channel takes events one at a time: read no further than it keeps up.
             let batch = if peer.handler().is_some() { 64 } else { 1 };
             more = st.core.handle_bytes_until(&mut buf, at, wall, batch);
+            if taken.events.capacity() == 0 && st.core.has_events() {
+                taken.events = SPARE_TAKEN.with(std::cell::Cell::take);
+            }
             let mut rtt = None;
             while let Some((event, raw)) = st.core.poll_event_with_payload() {
                 match event {
@@ -345,7 +349,9 @@ async fn read_loop<R: AsyncRead + Unpin>(peer: &Peer, mut rd: R, mut nonce: Opti
             });
         }
         if idle {
-            taken = Taken::default();
+            // The (empty) event list goes to the thread's spare slot for the next pass to take.
+            let list = std::mem::take(&mut taken.events);
+            SPARE_TAKEN.with(|spare| spare.set(list));
         }
         if ended || peer.with_core(|c| c.is_ended()) {
             end_of_input(peer).await;
@@ -521,6 +527,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
             if st.core.poll_timeout(now).is_some_and(|at| at <= now) {
                 st.core.handle_timeout(now);
             }
+            if out.capacity() == 0 && st.core.wants_transmit() {
+                out = SPARE_WRITE_BUFFER.with(std::cell::Cell::take);
+            }
             let large = st.core.poll_transmit_batch(now, WRITE_BATCH, &mut out, DIRECT_WRITE);
             let idle = out.is_empty() && large.is_none();
             // An end with nothing left to write (a reject is written first).
@@ -578,8 +587,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(peer: &Peer, mut wr: W) {
                     st.last_send = Some(wall);
                     if st.core.queue_depth().0 == 0 {
                         st.core.release_writer();
-                        // Nothing waits: an idle peer keeps no write buffer.
-                        out = BytesMut::new();
+                        // Nothing waits: an idle peer keeps no write buffer (the thread's spare
+                        // slot does, for the next write on this thread).
+                        let parked = std::mem::take(&mut out);
+                        if parked.capacity() <= WRITE_BATCH.saturating_mul(2) {
+                            SPARE_WRITE_BUFFER.with(|spare| spare.set(parked));
+                        }
                     }
                     st.core.progress().written
                 };

@@ -157,7 +157,7 @@ impl PeerCore {
         if let Some(f) = self.framing.as_mut() {
             f.release_reader();
         }
-        release(&mut self.events);
+        SPARE_EVENTS.with(|spare| park(&mut self.events, spare));
     }
 
     /// Everything was written: let go of what can be rebuilt (the v2 encoder's cipher state, the
@@ -167,7 +167,7 @@ impl PeerCore {
             f.release_writer();
         }
         release(&mut self.control);
-        release(&mut self.inflight);
+        SPARE_INFLIGHT.with(|spare| park(&mut self.inflight, spare));
     }
 
     /// The stream ended (`error`, if a read or write failed): the reason follows the transport's
@@ -182,6 +182,43 @@ impl PeerCore {
             },
         };
         self.end(reason);
+    }
+}
+
+type EventQueue = std::collections::VecDeque<(crate::peer::Event, Option<bytes::Bytes>)>;
+type InflightQueue = std::collections::VecDeque<super::output::Inflight>;
+
+thread_local! {
+    /// One spare event queue per thread: a connection that goes quiet parks its (empty) queue here
+    /// and the next connection on the thread to need one takes it, so that a busy peer that goes
+    /// quiet after every message (a ping-pong) does not allocate it anew each time, while idle
+    /// connections hold none.
+    static SPARE_EVENTS: std::cell::Cell<EventQueue> = const { std::cell::Cell::new(EventQueue::new()) };
+    /// The same for the queue of messages being written.
+    static SPARE_INFLIGHT: std::cell::Cell<InflightQueue> = const { std::cell::Cell::new(InflightQueue::new()) };
+}
+
+/// Parks an empty queue's buffer in the thread's spare slot (keeping the larger of the two, at
+/// most a few kilobytes: the queues are bounded).
+fn park<T>(queue: &mut std::collections::VecDeque<T>, spare: &std::cell::Cell<std::collections::VecDeque<T>>) {
+    if queue.is_empty() && queue.capacity() > 0 {
+        let parked = std::mem::take(queue);
+        let kept = spare.take();
+        spare.set(if parked.capacity() >= kept.capacity() { parked } else { kept });
+    }
+}
+
+/// Takes the thread's spare buffer for an empty queue that has none.
+pub(super) fn unpark_events(queue: &mut EventQueue) {
+    if queue.capacity() == 0 {
+        *queue = SPARE_EVENTS.with(std::cell::Cell::take);
+    }
+}
+
+/// [`unpark_events`] for the queue of messages being written.
+pub(super) fn unpark_inflight(queue: &mut InflightQueue) {
+    if queue.capacity() == 0 {
+        *queue = SPARE_INFLIGHT.with(std::cell::Cell::take);
     }
 }
 

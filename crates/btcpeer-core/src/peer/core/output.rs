@@ -280,6 +280,10 @@ impl PeerCore {
         if !framing.is_ready() {
             return None;
         }
+        if !self.control.is_empty() || (self.established && !self.queue.is_empty()) {
+            // Only when something is taken: a connection that finds nothing keeps no buffer.
+            super::framed::unpark_inflight(&mut self.inflight);
+        }
         let mut scratch = BytesMut::new();
         while let Some(message) = self.control.pop_front() {
             scratch.clear();
