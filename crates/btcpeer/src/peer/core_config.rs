@@ -1,11 +1,16 @@
 //! [`PeerConfig`] as the core's [`CoreConfig`]: the library keeps one set of defaults, the core's,
-//! which [`PeerConfig::builder`] starts from; this is the way back.
+//! which [`PeerConfig::builder`] starts from; this is the way back, and the [`PeerCore`] each peer
+//! runs, built from it.
 
+use std::time::SystemTime;
+
+use bitcoin::p2p::{Address, ServiceFlags};
 use btcpeer_core::peer::rules::BloomPolicy;
-use btcpeer_core::peer::{CoreConfig, Direction, HandshakeRules};
+use btcpeer_core::peer::{CoreConfig, Direction, HandshakeRules, PeerCore};
+use btcpeer_core::transport::framing::{Framing, TransportPolicy};
 
 use super::config::{ConfigInner, PeerConfig, V2Policy};
-use btcpeer_core::transport::framing::TransportPolicy;
+use super::{PeerAddr, now};
 
 impl PeerConfig {
     /// The core's configuration for a connection in `direction` under these settings (its
@@ -85,5 +90,73 @@ impl ConfigInner {
     /// Bloom messages are refused when enforcement is on and we do not offer `NODE_BLOOM` (BIP111).
     pub(crate) fn bloom_policy(&self) -> BloomPolicy {
         BloomPolicy { refuse: self.enforce_bloom && !self.services.has(bitcoin::p2p::ServiceFlags::BLOOM) }
+    }
+}
+
+/// The core for a peer built from `config`: the library's configuration as the core's, our version
+/// addressed to `addr`, the framing its v2 policy asks for. The driver decides on the remote's
+/// version itself (the node's nonce registry, the application's `on_version`) and shows reads to
+/// the handler.
+pub(crate) fn new_core(config: &PeerConfig, direction: Direction, addr: &PeerAddr) -> PeerCore {
+    let cfg = &config.inner;
+    let slot = usize::from(direction == Direction::Inbound);
+    let shared = cfg.shared_cores.0.get(slot).map(|cell| {
+        cell.get_or_init(|| {
+            let mut core_config = config.core_config_seeded(direction, 0);
+            core_config.version_decision = true;
+            core_config.report_reads = true;
+            core_config.sender = cfg.advertised_address.map(|a| Address::new(&a, cfg.services));
+            std::sync::Arc::new(core_config)
+        })
+        .clone()
+    });
+    let shared = shared.unwrap_or_else(|| std::sync::Arc::new(config.core_config_seeded(direction, 0)));
+    // Each connection draws its own seed (nonces and delays must not repeat across connections),
+    // unless the configuration fixes one for reproducible runs.
+    let seed = cfg.seed.unwrap_or_else(connection_seed);
+    let (at, wall) = (now(), SystemTime::now());
+    let mut core = match Framing::new(cfg.network.clone(), direction, cfg.transport_policy(), cfg.v2_options.clone()) {
+        Ok(framing) => PeerCore::framed_shared(shared, seed, framing, at, wall),
+        Err(reason) => {
+            // No key could be drawn: the peer ends as soon as it starts.
+            let framing = Framing::v1(cfg.network.clone(), direction);
+            let mut core = PeerCore::framed_shared(shared, seed, framing, at, wall);
+            core.closed(Some(reason));
+            core
+        }
+    };
+    // Our version names the remote (written anew when the stream is connected).
+    core.set_receiver(receiver_address(config, addr));
+    core
+}
+
+/// A seed for one connection's generator (its ping nonces and trickle delays): a process-wide
+/// secret drawn from the OS once, mixed with a counter, so that every connection's differs
+/// without a system call each (the version nonce is still drawn from the OS, by the registry).
+fn connection_seed() -> u64 {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SECRET: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let secret = *SECRET.get_or_init(|| getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15));
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // splitmix64's finalizer over the secret and the count: distinct inputs, well-mixed outputs.
+    let mut z = secret ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The remote's address as we put it in our version: blanked when it is the proxy's, or a
+/// name (an onion or DNS name reached through a proxy), keeping only the port.
+fn receiver_address(config: &PeerConfig, addr: &PeerAddr) -> Address {
+    let proxy = config.inner.proxy;
+    let blank = |port: u16| {
+        Address::new(&std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)), ServiceFlags::NONE)
+    };
+    match addr {
+        PeerAddr::Socket(a) if proxy.is_some_and(|p| p.ip() == a.ip()) => crate::wire::blank_address(),
+        PeerAddr::Socket(a) => Address::new(a, ServiceFlags::NONE),
+        PeerAddr::Host(h) => blank(h.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(0)),
     }
 }

@@ -8,19 +8,17 @@
 
 use std::time::{Duration, SystemTime};
 
-use bitcoin::p2p::{Address, ServiceFlags};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::Instrument;
 
 use btcpeer_core::peer::{Event, PeerCore, Read};
-use btcpeer_core::transport::framing::Framing;
 
 use super::error::DisconnectReason;
 use super::handler::ReadEvent;
 use super::nonce::NonceEntry;
 use super::panic::{CatchPanic, panic_message};
-use super::{Direction, Peer, PeerAddr, PeerConfig, now};
+use super::{Peer, now};
 use crate::wire::{Command, Message};
 
 /// Bytes the writer takes from the core for one write.
@@ -33,74 +31,6 @@ const IDLE_READ: usize = 64;
 const READ_STEP: usize = 16 * 1024;
 /// How long a last `reject` (before a disconnect) may take to be written.
 const REJECT_GRACE: Duration = Duration::from_secs(2);
-
-/// The core for a peer built from `config`: the library's configuration as the core's, our version
-/// addressed to `addr`, the framing its v2 policy asks for. The driver decides on the remote's
-/// version itself (the node's nonce registry, the application's `on_version`) and shows reads to
-/// the handler.
-pub(crate) fn new_core(config: &PeerConfig, direction: Direction, addr: &PeerAddr) -> PeerCore {
-    let cfg = &config.inner;
-    let slot = usize::from(direction == Direction::Inbound);
-    let shared = cfg.shared_cores.0.get(slot).map(|cell| {
-        cell.get_or_init(|| {
-            let mut core_config = config.core_config_seeded(direction, 0);
-            core_config.version_decision = true;
-            core_config.report_reads = true;
-            core_config.sender = cfg.advertised_address.map(|a| Address::new(&a, cfg.services));
-            std::sync::Arc::new(core_config)
-        })
-        .clone()
-    });
-    let shared = shared.unwrap_or_else(|| std::sync::Arc::new(config.core_config_seeded(direction, 0)));
-    // Each connection draws its own seed (nonces and delays must not repeat across connections),
-    // unless the configuration fixes one for reproducible runs.
-    let seed = cfg.seed.unwrap_or_else(connection_seed);
-    let (at, wall) = (now(), SystemTime::now());
-    let mut core = match Framing::new(cfg.network.clone(), direction, cfg.transport_policy(), cfg.v2_options.clone()) {
-        Ok(framing) => PeerCore::framed_shared(shared, seed, framing, at, wall),
-        Err(reason) => {
-            // No key could be drawn: the peer ends as soon as it starts.
-            let framing = Framing::v1(cfg.network.clone(), direction);
-            let mut core = PeerCore::framed_shared(shared, seed, framing, at, wall);
-            core.closed(Some(reason));
-            core
-        }
-    };
-    // Our version names the remote (written anew when the stream is connected).
-    core.set_receiver(receiver_address(config, addr));
-    core
-}
-
-/// A seed for one connection's generator (its ping nonces and trickle delays): a process-wide
-/// secret drawn from the OS once, mixed with a counter, so that every connection's differs
-/// without a system call each (the version nonce is still drawn from the OS, by the registry).
-fn connection_seed() -> u64 {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SECRET: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let secret = *SECRET.get_or_init(|| getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15));
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // splitmix64's finalizer over the secret and the count: distinct inputs, well-mixed outputs.
-    let mut z = secret ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// The remote's address as we put it in our version: blanked when it is the proxy's, or a
-/// name (an onion or DNS name reached through a proxy), keeping only the port.
-fn receiver_address(config: &PeerConfig, addr: &PeerAddr) -> Address {
-    let proxy = config.inner.proxy;
-    let blank = |port: u16| {
-        Address::new(&std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)), ServiceFlags::NONE)
-    };
-    match addr {
-        PeerAddr::Socket(a) if proxy.is_some_and(|p| p.ip() == a.ip()) => crate::wire::blank_address(),
-        PeerAddr::Socket(a) => Address::new(a, ServiceFlags::NONE),
-        PeerAddr::Host(h) => blank(h.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(0)),
-    }
-}
 
 pub(crate) fn spawn<S>(peer: Peer, stream: S)
 where
